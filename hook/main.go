@@ -1,0 +1,143 @@
+// Command nvidiaprep-hook is the Proxmox VE hookscript of GPU containers.
+// Proxmox calls it as `nvidiaprep-hook <vmid> <phase>` on every start and
+// stop (register it with `pct set <vmid> --hookscript local:snippets/nvidiaprep-hook`).
+// It parses its arguments, wires the real host, runs the phase and maps the
+// outcome to an exit status: 0 done, 1 failed (pre-start: the start is
+// aborted), 2 wrong usage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/logging"
+	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/nvmlgpu"
+	"nvidiaprep/nvidiaprep/prestart"
+)
+
+const usage = `usage: nvidiaprep-hook <vmid> <phase>
+
+Proxmox VE hookscript: gives the container the NVIDIA devices of this node.
+phase is one of pre-start, post-start, pre-stop, post-stop.
+Register it: pct set <vmid> --hookscript local:snippets/nvidiaprep-hook
+Configuration: /etc/nvidiaprep/nvidiaprep.toml (or $NVIDIAPREP_CONFIG),
+after the cluster-wide /etc/pve/nvidiaprep.toml.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if len(args) != 2 {
+		fmt.Fprintf(stderr, "nvidiaprep-hook: want 2 arguments, got %d\n%s", len(args), usage)
+		return 2
+	}
+	vmid, err := config.ParseVMID(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "nvidiaprep-hook: %v\n%s", err, usage)
+		return 2
+	}
+	phase := args[1]
+	switch phase {
+	case "pre-start", "post-start", "pre-stop", "post-stop":
+	default:
+		fmt.Fprintf(stderr, "nvidiaprep-hook: CT %d: unknown phase %q\n%s", vmid, phase, usage)
+		return 2
+	}
+	if phase == "pre-stop" || phase == "post-stop" {
+		return 0 // nothing to undo: the LXC config is regenerated at every start
+	}
+	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", phase).Logger()
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		log.Error().Msgf("CT %d: configuration: %v", vmid, err)
+		return 1
+	}
+	switch phase {
+	case "pre-start":
+		return preStart(cfg, vmid, log)
+	default: // post-start: provisioning comes with the next capability
+		return 0
+	}
+}
+
+func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
+	ct := cfg.Container(vmid)
+	req := prestart.Request{VMID: vmid, Required: ct.Required}
+	if !ct.GPUs.All {
+		req.GPUs = ct.GPUs.Selectors
+	}
+	res, err := prestart.Run(realHost(cfg.Paths, vmid, log), req, log)
+	if err != nil {
+		log.Error().Msg(err.Error())
+		return 1
+	}
+	if len(res.GPUs) > 0 {
+		names := make([]string, len(res.Nodes))
+		for i, n := range res.Nodes {
+			names[i] = n.Name
+		}
+		log.Info().Msgf("CT %d: driver %s, GPUs %s: %s", vmid, res.Version, gpuList(res.GPUs), strings.Join(names, " "))
+	}
+	return 0
+}
+
+// realHost wires the host's paths, NVML (only when the paths are the real
+// host's: NVML describes this machine, not a relocated tree) and nvidia-modprobe.
+func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
+	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys,
+		GPUs: nvdev.ProcGPUs{Proc: p.Proc}}
+	if p.Proc == "/proc" && p.Dev == "/dev" {
+		h.GPUs = nvdev.Fallback{Primary: nvmlgpu.New(), Secondary: h.GPUs, OnFallback: func(err error) {
+			if !errors.Is(err, nvmlgpu.ErrLibraryNotFound) {
+				log.Warn().Err(err).Msg("NVML failed; reading GPUs from /proc/driver/nvidia/gpus")
+			}
+		}}
+		if path, err := findModprobe(); err == nil {
+			h.Modprobe = modprobe(path)
+		}
+	}
+	return h
+}
+
+// modprobe runs nvidia-modprobe, which loads modules and creates their nodes.
+type modprobe string
+
+func (m modprobe) Modprobe(args ...string) error {
+	out, err := exec.Command(string(m), args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", m, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// findModprobe looks in fixed places: a hookscript gets no reliable PATH.
+func findModprobe() (string, error) {
+	for _, p := range []string{"/usr/bin/nvidia-modprobe", "/usr/sbin/nvidia-modprobe", "/usr/local/bin/nvidia-modprobe"} {
+		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", os.ErrNotExist
+}
+
+func gpuList(gpus []nvdev.GPU) string {
+	parts := make([]string, len(gpus))
+	for i, g := range gpus {
+		parts[i] = fmt.Sprintf("%d (%s)", g.Index, g.PCIBusID)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,68 @@
+// Package devplan turns the device nodes a container is given into a plan
+// (bind mounts and cgroup2 device rules) and renders it as lxc.* lines. A plan
+// is plain data: one place, Lines, decides how it looks in an LXC config.
+package devplan
+
+import (
+	"fmt"
+	"strings"
+
+	"nvidiaprep/nvidiaprep/nvdev"
+)
+
+// Mount is a bind mount of a host path into the container.
+type Mount struct {
+	Source   string // host path
+	Target   string // relative to the container's root: "dev/nvidia0"
+	Dir      bool   // a directory (create=dir) rather than a file node
+	ReadOnly bool
+}
+
+// Rule allows read and write access to one character device.
+type Rule struct {
+	Major, Minor uint32
+}
+
+// Plan is what a container gets: the rules, then the mounts.
+type Plan struct {
+	Rules  []Rule
+	Mounts []Mount
+}
+
+// ForNodes plans a bind mount and an allow rule for each node.
+func ForNodes(nodes []nvdev.Node) Plan {
+	var p Plan
+	for _, n := range nodes {
+		p.Rules = append(p.Rules, Rule{Major: n.Major, Minor: n.Minor})
+		p.Mounts = append(p.Mounts, Mount{Source: n.Path, Target: "dev/" + n.Name})
+	}
+	return p
+}
+
+// Empty reports whether the plan adds nothing.
+func (p Plan) Empty() bool { return len(p.Rules) == 0 && len(p.Mounts) == 0 }
+
+// Lines renders the plan as LXC config lines.
+func (p Plan) Lines() []string {
+	lines := make([]string, 0, len(p.Rules)+len(p.Mounts))
+	for _, r := range p.Rules {
+		lines = append(lines, fmt.Sprintf("lxc.cgroup2.devices.allow = c %d:%d rw", r.Major, r.Minor))
+	}
+	for _, m := range p.Mounts {
+		opts := "bind,optional,create=file"
+		if m.Dir {
+			opts = "bind,optional,create=dir"
+		}
+		if m.ReadOnly {
+			opts += ",ro"
+		}
+		lines = append(lines, fmt.Sprintf("lxc.mount.entry = %s %s none %s", fstabEscape(m.Source), fstabEscape(m.Target), opts))
+	}
+	return lines
+}
+
+// fstabEscape escapes what fstab fields cannot hold, as LXC's parser expects.
+func fstabEscape(s string) string {
+	r := strings.NewReplacer(" ", `\040`, "\t", `\011`, "\n", `\012`, `\`, `\134`)
+	return r.Replace(s)
+}

@@ -1,0 +1,122 @@
+// Package lxcconf edits a generated LXC config (/var/lib/lxc/<vmid>/config)
+// as text: it finds the key = value lines that are not ours and replaces the
+// one marked block that nvidiaprep owns. Every line outside the block comes
+// out byte for byte; applying the same block twice equals applying it once.
+package lxcconf
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// The markers around nvidiaprep's block.
+const (
+	Begin = "# BEGIN nvidiaprep: written by nvidiaprep-hook at every start; edits here are lost"
+	End   = "# END nvidiaprep"
+)
+
+// Entry is one "key = value" line outside nvidiaprep's block.
+type Entry struct {
+	Line  int // 1-based
+	Key   string
+	Value string
+	Raw   string
+}
+
+// Entries returns the key = value lines outside nvidiaprep's block.
+func Entries(config []byte) ([]Entry, error) {
+	if _, _, err := findBlock(config); err != nil {
+		return nil, err
+	}
+	var out []Entry
+	inBlock := false
+	for i, raw := range strings.Split(string(config), "\n") {
+		line := strings.TrimSpace(raw)
+		switch {
+		case line == Begin:
+			inBlock = true
+			continue
+		case line == End:
+			inBlock = false
+			continue
+		case inBlock || line == "" || strings.HasPrefix(line, "#"):
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		out = append(out, Entry{Line: i + 1, Key: strings.TrimSpace(key), Value: strings.TrimSpace(value), Raw: raw})
+	}
+	return out, nil
+}
+
+// Apply returns config without any earlier nvidiaprep block and, when lines
+// is not empty, with a new block of lines appended at the end. It refuses a
+// config whose markers are broken (a BEGIN without its END, or the reverse),
+// since it cannot tell which lines are whose.
+func Apply(config []byte, lines []string) ([]byte, error) {
+	start, end, err := findBlock(config)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	out.Grow(len(config) + 64*len(lines))
+	if start < 0 {
+		out.Write(config)
+	} else {
+		out.Write(config[:start])
+		out.Write(config[end:])
+	}
+	if len(lines) == 0 {
+		return out.Bytes(), nil
+	}
+	if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
+		out.WriteByte('\n')
+	}
+	out.WriteString(Begin + "\n")
+	for _, l := range lines {
+		if strings.ContainsAny(l, "\n\r") {
+			return nil, fmt.Errorf("block line %q contains a line break", l)
+		}
+		if t := strings.TrimSpace(l); t == Begin || t == End {
+			return nil, fmt.Errorf("block line %q is a marker", l)
+		}
+		out.WriteString(l + "\n")
+	}
+	out.WriteString(End + "\n")
+	return out.Bytes(), nil
+}
+
+// findBlock returns the byte range of the block, lines and trailing newline
+// included, or -1, -1 when there is none.
+func findBlock(config []byte) (start, end int, err error) {
+	start, end = -1, -1
+	pos := 0
+	for lineNo := 1; pos < len(config); lineNo++ {
+		next := bytes.IndexByte(config[pos:], '\n')
+		lineEnd := len(config)
+		if next >= 0 {
+			lineEnd = pos + next + 1
+		}
+		line := strings.TrimSpace(string(config[pos:lineEnd]))
+		switch line {
+		case Begin:
+			if start >= 0 {
+				return -1, -1, fmt.Errorf("line %d: a second %q marker; remove nvidiaprep's lines by hand", lineNo, Begin)
+			}
+			start = pos
+		case End:
+			if start < 0 || end >= 0 {
+				return -1, -1, fmt.Errorf("line %d: %q without its BEGIN marker; remove nvidiaprep's lines by hand", lineNo, End)
+			}
+			end = lineEnd
+		}
+		pos = lineEnd
+	}
+	if start >= 0 && end < 0 {
+		return -1, -1, fmt.Errorf("nvidiaprep's BEGIN marker has no END marker; remove nvidiaprep's lines by hand")
+	}
+	return start, end, nil
+}

@@ -1,0 +1,87 @@
+package nvdev
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// UnmatchedError lists selectors that matched no GPU on this host.
+type UnmatchedError struct {
+	Selectors []string
+	Available []GPU
+}
+
+func (e *UnmatchedError) Error() string {
+	var have []string
+	for _, g := range e.Available {
+		have = append(have, fmt.Sprintf("%d (%s, %s)", g.Index, g.UUID, g.PCIBusID))
+	}
+	if len(have) == 0 {
+		have = []string{"none"}
+	}
+	return fmt.Sprintf("GPU selector %s matches no GPU on this node; GPUs here: %s",
+		strings.Join(quote(e.Selectors), ", "), strings.Join(have, "; "))
+}
+
+// Select returns the GPUs that selectors name, in host order, each once.
+// A selector is "all", an NVML index ("0"), a GPU UUID ("GPU-...") or a PCI
+// bus id. MIG device UUIDs ("MIG-...") are not resolved yet: they match nothing. A nil
+// selector list means all GPUs; an empty one means none. Selectors that
+// match nothing are reported in an *UnmatchedError alongside the GPUs that
+// did match.
+func Select(gpus []GPU, selectors []string) ([]GPU, error) {
+	if selectors == nil {
+		return gpus, nil
+	}
+	picked := make([]bool, len(gpus))
+	var unmatched []string
+	for _, s := range selectors {
+		if s == "all" {
+			for i := range picked {
+				picked[i] = true
+			}
+			continue
+		}
+		found := false
+		for i, g := range gpus {
+			if matches(g, s) {
+				picked[i], found = true, true
+			}
+		}
+		if !found {
+			unmatched = append(unmatched, s)
+		}
+	}
+	var out []GPU
+	for i, g := range gpus {
+		if picked[i] {
+			out = append(out, g)
+		}
+	}
+	if len(unmatched) > 0 {
+		return out, &UnmatchedError{Selectors: unmatched, Available: gpus}
+	}
+	return out, nil
+}
+
+func matches(g GPU, sel string) bool {
+	if n, err := strconv.Atoi(sel); err == nil {
+		return n == g.Index
+	}
+	if strings.HasPrefix(sel, "GPU-") {
+		return strings.EqualFold(sel, g.UUID)
+	}
+	if strings.Contains(sel, ":") {
+		return NormalizePCIBusID(sel) == g.PCIBusID
+	}
+	return false
+}
+
+func quote(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}

@@ -1,0 +1,168 @@
+// Package prestart is the hook's pre-start phase: from the host as it is now
+// (driver, GPUs, device nodes and their live numbers) it plans what a
+// container gets and writes that plan as nvidiaprep's block into the LXC
+// config Proxmox generated for this start, atomically.
+package prestart
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"nvidiaprep/nvidiaprep/devplan"
+	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/lxcconf"
+	"nvidiaprep/nvidiaprep/nvdev"
+)
+
+// Host is what pre-start reads and touches on the host.
+type Host struct {
+	// LXCConfig is the generated config, /var/lib/lxc/<vmid>/config.
+	LXCConfig string
+	Dev       string
+	Proc      string
+	Sys       string
+	GPUs      nvdev.GPULister
+	Modprobe  nvdev.Modprober // nil where nvidia-modprobe must not run
+}
+
+// Request is one container's choice.
+type Request struct {
+	VMID int
+	// GPUs are the selectors: nil means all GPUs, empty means none.
+	GPUs     []string
+	Required bool
+}
+
+// RequiredError means the container requires its GPU and cannot have it;
+// the start must fail.
+type RequiredError struct {
+	VMID int
+	Why  string
+	Fix  string
+}
+
+func (e *RequiredError) Error() string {
+	return fmt.Sprintf("CT %d requires its GPU (required = true in [containers.%d]) but %s. %s To start it without a GPU, set required = false.",
+		e.VMID, e.VMID, e.Why, e.Fix)
+}
+
+// Result says what the container was given.
+type Result struct {
+	Version string
+	GPUs    []nvdev.GPU
+	Nodes   []nvdev.Node
+	Lines   []string // the block's lines; empty when it gets nothing
+}
+
+// Run plans and writes the block. For a container that does not require its
+// GPU, trouble with the driver or GPUs is logged and the container starts
+// without GPU; for one that does, it is a *RequiredError. Errors about the
+// config file itself are returned either way: nothing is written then.
+func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
+	config, err := os.ReadFile(h.LXCConfig)
+	if errors.Is(err, os.ErrNotExist) {
+		return Result{}, fmt.Errorf("CT %d: no generated LXC config at %s: pre-start runs as the container's Proxmox hookscript (pct start %d), after Proxmox writes that file; check the vmid", req.VMID, h.LXCConfig, req.VMID)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("CT %d: reading %s: %w", req.VMID, h.LXCConfig, err)
+	}
+	entries, err := lxcconf.Entries(config)
+	if err != nil {
+		return Result{}, fmt.Errorf("CT %d: %s: %w", req.VMID, h.LXCConfig, err)
+	}
+	res, err := plan(h, req, entries, log)
+	var reqErr *RequiredError
+	if errors.As(err, &reqErr) {
+		return Result{}, err
+	}
+	if err != nil {
+		log.Warn().Err(err).Msgf("CT %d starts without GPU", req.VMID)
+		res = Result{}
+	}
+	updated, err := lxcconf.Apply(config, res.Lines)
+	if err != nil {
+		return Result{}, fmt.Errorf("CT %d: %s: %w", req.VMID, h.LXCConfig, err)
+	}
+	if !bytes.Equal(updated, config) {
+		if err := fsutil.WriteFileAtomic(h.LXCConfig, updated, 0o644); err != nil {
+			return Result{}, fmt.Errorf("CT %d: %w", req.VMID, err)
+		}
+	}
+	return res, nil
+}
+
+func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Result, error) {
+	if req.GPUs != nil && len(req.GPUs) == 0 {
+		log.Info().Msgf("CT %d: no GPUs configured (gpus = []), adding nothing", req.VMID)
+		return Result{}, nil
+	}
+	fail := func(why, fix string) error {
+		if req.Required {
+			return &RequiredError{VMID: req.VMID, Why: why, Fix: fix}
+		}
+		return fmt.Errorf("%s. %s", why, fix)
+	}
+	version, err := nvdev.LoadedVersion(h.Sys, h.Proc)
+	if errors.Is(err, nvdev.ErrNoDriver) {
+		return Result{}, fail("no NVIDIA driver is loaded on this node",
+			"Load it with `modprobe nvidia`, or install it with `systemctl start nvidiaprep-host-driver`; `nvidiaprep doctor` shows what is wrong.")
+	}
+	if err != nil {
+		return Result{}, fail(err.Error(), "Check the driver with `nvidiaprep doctor`.")
+	}
+	finder := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Modprobe: h.Modprobe,
+		Warn: func(msg string) { log.Warn().Msgf("CT %d: %s", req.VMID, msg) }}
+	majors, err := finder.Majors()
+	if err != nil {
+		return Result{}, fail(err.Error(), "Check the driver with `nvidiaprep doctor`.")
+	}
+	all, err := h.GPUs.GPUs()
+	if err != nil {
+		return Result{}, fail("listing the GPUs failed: "+err.Error(), "Check the driver with `nvidiaprep doctor`.")
+	}
+	gpus, err := nvdev.Select(all, req.GPUs)
+	var unmatched *nvdev.UnmatchedError
+	if errors.As(err, &unmatched) {
+		if req.Required {
+			return Result{}, fail(err.Error(), fmt.Sprintf("Fix gpus in [containers.%d].", req.VMID))
+		}
+		log.Warn().Msgf("CT %d: %v; fix gpus in [containers.%d]", req.VMID, err, req.VMID)
+	}
+	if len(gpus) == 0 {
+		return Result{}, fail("no GPU on this node matches its selection", "List the GPUs with `nvidia-smi -L` and fix gpus in [containers.N].")
+	}
+	control, majors, err := finder.ControlNodes(majors)
+	if err != nil {
+		return Result{}, fail(err.Error(), "Check the driver with `nvidiaprep doctor`.")
+	}
+	gpuNodes, err := finder.GPUNodes(majors, gpus)
+	if err != nil {
+		return Result{}, fail(err.Error(), "Check the driver with `nvidiaprep doctor`.")
+	}
+	capNodes, err := finder.CapNodes(majors, gpus)
+	if err != nil {
+		return Result{}, fail(err.Error(), "Check MIG with `nvidia-smi mig -lgi`.")
+	}
+	nodes := append(append(control, gpuNodes...), capNodes...)
+	pveConf := fmt.Sprintf("/etc/pve/lxc/%d.conf", req.VMID)
+	for _, w := range devplan.StaleWarnings(entries, majors, h.Dev, pveConf) {
+		log.Warn().Msgf("CT %d: %s", req.VMID, w)
+	}
+	p := devplan.ForNodes(nodes).WithoutHandWritten(entries)
+	lines := append([]string{header(version, gpus)}, p.Lines()...)
+	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines}, nil
+}
+
+// header is the block's first line: what it gives, for a reader of the config.
+func header(version string, gpus []nvdev.GPU) string {
+	ids := make([]string, len(gpus))
+	for i, g := range gpus {
+		ids[i] = fmt.Sprintf("%d=%s", g.Index, g.PCIBusID)
+	}
+	return fmt.Sprintf("# driver %s; GPUs %s", version, strings.Join(ids, " "))
+}

@@ -1,0 +1,192 @@
+package prestart
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/lxcconf"
+	"nvidiaprep/nvidiaprep/nvdev"
+)
+
+const generated = "lxc.arch = amd64\nlxc.rootfs.path = /var/lib/lxc/101/rootfs\nlxc.cgroup2.devices.allow = c 509:* rwm\nlxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\n"
+
+var driver = standin.Driver{Version: "580.159.04", UVMMajor: 507, GPUs: []standin.GPU{
+	{PCIBusID: "0000:01:00.0", UUID: "GPU-aaaaaaaa-0000-0000-0000-000000000001", Minor: 0},
+	{PCIBusID: "0000:41:00.0", UUID: "GPU-bbbbbbbb-0000-0000-0000-000000000002", Minor: 1},
+}}
+
+type fixture struct {
+	host Host
+	sh   *standin.Host
+	log  *bytes.Buffer
+}
+
+func setup(t *testing.T, loaded bool) fixture {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("device nodes need root")
+	}
+	sh, err := standin.NewHost(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded {
+		if err := sh.LoadDriver(driver); err != nil {
+			t.Fatal(err)
+		}
+		if err := sh.MakeNodes(driver); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(sh.Root, "lxc/101/config")
+	os.MkdirAll(filepath.Dir(cfg), 0o755)
+	if err := os.WriteFile(cfg, []byte(generated), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return fixture{
+		host: Host{LXCConfig: cfg, Dev: sh.Dev, Proc: sh.Proc, Sys: sh.Sys, GPUs: nvdev.ProcGPUs{Proc: sh.Proc}},
+		sh:   sh, log: &bytes.Buffer{},
+	}
+}
+
+func (f fixture) logger() zerolog.Logger { return zerolog.New(f.log) }
+
+func (f fixture) config(t *testing.T) string {
+	b, err := os.ReadFile(f.host.LXCConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestGPU1GetsItsNodesWithLiveNumbers(t *testing.T) {
+	f := setup(t, true)
+	res, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}}, f.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.config(t)
+	if !strings.HasPrefix(got, generated) {
+		t.Fatalf("generated lines changed:\n%s", got)
+	}
+	for _, want := range []string{
+		"c 195:255 rw", "c 507:0 rw", "c 507:1 rw", "c 195:1 rw",
+		f.sh.Dev + "/nvidia1 dev/nvidia1 ", f.sh.Dev + "/nvidia-uvm dev/nvidia-uvm ", "# driver 580.159.04; GPUs 1=0000:41:00.0",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("block lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "c 195:0 rw") {
+		t.Errorf("GPU 0 given to a container that asked for GPU 1:\n%s", got)
+	}
+	if res.Version != "580.159.04" || len(res.GPUs) != 1 {
+		t.Errorf("result %+v", res)
+	}
+	if !strings.Contains(f.log.String(), "509") || !strings.Contains(f.log.String(), "nvidia-uvm is 507") {
+		t.Errorf("no warning about the stale hand-written uvm rule:\n%s", f.log)
+	}
+	if st, _ := os.Stat(f.host.LXCConfig); st.Mode().Perm() != 0o640 {
+		t.Errorf("config mode changed to %v", st.Mode().Perm())
+	}
+}
+
+func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
+	f := setup(t, true)
+	var first string
+	for i := 0; i < 5; i++ {
+		if _, err := Run(f.host, Request{VMID: 101}, f.logger()); err != nil {
+			t.Fatal(err)
+		}
+		got := f.config(t)
+		if i == 0 {
+			first = got
+		}
+		if got != first || strings.Count(got, lxcconf.Begin) != 1 {
+			t.Fatalf("run %d changed the block:\n%s", i, got)
+		}
+	}
+	// The hand-written mount of nvidia0 is not duplicated.
+	if strings.Count(first, "dev/nvidia0 none") != 1 {
+		t.Fatalf("nvidia0 mounted twice:\n%s", first)
+	}
+}
+
+func TestNoGPUsGetsNothing(t *testing.T) {
+	f := setup(t, true)
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{}}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.config(t); got != generated {
+		t.Fatalf("config changed for gpus = []:\n%s", got)
+	}
+}
+
+func TestNoDriver(t *testing.T) {
+	f := setup(t, false)
+	_, err := Run(f.host, Request{VMID: 101, Required: true}, f.logger())
+	var reqErr *RequiredError
+	if !errors.As(err, &reqErr) || !strings.Contains(err.Error(), "no NVIDIA driver is loaded") ||
+		!strings.Contains(err.Error(), "modprobe nvidia") || !strings.Contains(err.Error(), "CT 101") {
+		t.Fatalf("required: got %v", err)
+	}
+	if got := f.config(t); got != generated {
+		t.Fatalf("a refused start changed the config:\n%s", got)
+	}
+	if _, err := Run(f.host, Request{VMID: 101}, f.logger()); err != nil {
+		t.Fatalf("not required: %v", err)
+	}
+	if !strings.Contains(f.log.String(), "starts without GPU") {
+		t.Fatalf("the log does not say the container starts without GPU:\n%s", f.log)
+	}
+}
+
+func TestUnmatchedSelector(t *testing.T) {
+	f := setup(t, true)
+	_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"GPU-nope"}, Required: true}, f.logger())
+	if err == nil || !strings.Contains(err.Error(), `"GPU-nope"`) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0", "7"}}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.config(t); !strings.Contains(got, "c 195:0 rw") || !strings.Contains(f.log.String(), `selector \"7\" matches no GPU`) {
+		t.Fatalf("want GPU 0 given and a warning about \"7\":\n%s\n%s", got, f.log)
+	}
+}
+
+func TestMissingConfigIsAnErrorNamingTheContainer(t *testing.T) {
+	f := setup(t, true)
+	f.host.LXCConfig = filepath.Join(f.sh.Root, "lxc/102/config")
+	_, err := Run(f.host, Request{VMID: 102}, f.logger())
+	if err == nil || !strings.Contains(err.Error(), "CT 102") || !strings.Contains(err.Error(), "no generated LXC config") {
+		t.Fatalf("got %v", err)
+	}
+	if _, statErr := os.Stat(f.host.LXCConfig); !os.IsNotExist(statErr) {
+		t.Fatal("a config was created")
+	}
+}
+
+func BenchmarkPreStart(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("device nodes need root")
+	}
+	sh, _ := standin.NewHost(b.TempDir())
+	sh.LoadDriver(driver)
+	sh.MakeNodes(driver)
+	cfg := filepath.Join(sh.Root, "config")
+	h := Host{LXCConfig: cfg, Dev: sh.Dev, Proc: sh.Proc, Sys: sh.Sys, GPUs: nvdev.ProcGPUs{Proc: sh.Proc}}
+	for i := 0; i < b.N; i++ {
+		os.WriteFile(cfg, []byte(generated), 0o644)
+		if _, err := Run(h, Request{VMID: 101}, zerolog.Nop()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
