@@ -1,0 +1,50 @@
+# nvidiaprep: `make demo` and `make test` set up everything they need.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+export CGO_CFLAGS ?= -Wno-deprecated-declarations
+GO ?= go
+BIN := bin
+# Go test's own timeout for the real-container tests.
+INTEGRATION_TIMEOUT ?= 40m
+
+.PHONY: all deps build demo test unit integration fuzz bench vet clean
+
+all: build
+
+## deps: Debian packages (LXC, debootstrap, ...), the cached container root
+## file system, and the Go modules.
+deps:
+	bash integration/setup.sh
+	$(GO) mod download
+
+build:
+	$(GO) build -trimpath -o $(BIN)/nvidiaprep-hook ./hook
+
+## demo: a real LXC container started the way Proxmox starts it, with
+## stand-in GPU nodes, and what it sees.
+demo: deps build
+	$(GO) run ./integration/demo -hook $(BIN)/nvidiaprep-hook
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./integration/...
+
+unit:
+	$(GO) test ./...
+
+## fuzz: each fuzz target for a fixed budget; the corpus lives in testdata/.
+fuzz:
+	$(GO) test ./nvidiaprep/lxcconf -run '^$$' -fuzz FuzzApply -fuzztime 20s
+	$(GO) test ./nvidiaprep/config -run '^$$' -fuzz FuzzLoad -fuzztime 20s
+
+integration: build
+	$(GO) test -tags integration -count=1 -timeout $(INTEGRATION_TIMEOUT) ./integration/...
+
+## test: everything, real containers included.
+test: deps vet unit fuzz integration
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./nvidiaprep/prestart
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,106 @@
+//go:build integration
+
+// Scenario tests on real LXC containers under pure cgroup v2, started the
+// way Proxmox starts them, with the real nvidiaprep binaries. Run them as
+// root after integration/setup.sh: go test -tags integration ./integration/
+package integration_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/scenario"
+)
+
+// hook is the hookscript binary built once for all tests.
+var hook string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "nvidiaprep-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		root, err := scenario.ModuleRoot()
+		if err == nil {
+			hook, err = scenario.BuildHook(root, dir)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// newNode makes a bed and a node with two stand-in GPUs and the given
+// container tables.
+func newNode(t *testing.T, tables string) *scenario.Node {
+	t.Helper()
+	bed := lxctest.NewTestBed(t)
+	d, err := scenario.TwoGPUs("580.159.04")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := scenario.NewNode(bed, hook, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WriteConfig(tables); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func newCT(t *testing.T, n *scenario.Node, vmid int, o lxctest.Options) *lxctest.CT {
+	t.Helper()
+	ct, err := n.Bed.NewContainer(vmid, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ct
+}
+
+func start(t *testing.T, n *scenario.Node, ct *lxctest.CT) lxctest.Start {
+	t.Helper()
+	s, err := ct.ProxmoxStart(n.Hook, n.Env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ct.Stop(n.Hook, n.Env()) })
+	return s
+}
+
+func sh(t *testing.T, ct *lxctest.CT, script string) (string, int) {
+	t.Helper()
+	out, code, err := scenario.Sh(ct, script)
+	if err != nil {
+		t.Fatalf("CT %d: %s: %v", ct.VMID, script, err)
+	}
+	return out, code
+}
+
+// wantOpen checks what opening path inside the container gives: "No such
+// device or address" means the cgroup let it through to a missing driver,
+// "Operation not permitted" that the cgroup refused it.
+func wantOpen(t *testing.T, ct *lxctest.CT, path, want string) {
+	t.Helper()
+	out, code := sh(t, ct, "cat "+path+" </dev/null")
+	if code == 0 || !strings.Contains(out, want) {
+		t.Errorf("CT %d: cat %s: exit %d %q, want %q", ct.VMID, path, code, out, want)
+	}
+}
+
+// runHook runs the hook binary by hand, as Proxmox would.
+func runHook(hook string, env []string, args ...string) (string, error) {
+	cmd := exec.Command(hook, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,150 @@
+//go:build integration
+
+package integration_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/nvidiaprep/lxcconf"
+)
+
+// A privileged container given GPU 0 reaches nvidia0 and the control nodes
+// as far as the (absent) driver, and the device cgroup refuses GPU 1, even
+// through a node the container makes itself.
+func TestPrivilegedContainerSeesOnlyItsGPU(t *testing.T) {
+	n := newNode(t, "[containers.101]\ngpus = [\"0\"]\n")
+	ct := newCT(t, n, 101, lxctest.Options{})
+	s := start(t, n, ct)
+	if !s.PreStart.OK() {
+		t.Fatalf("pre-start: %s", s.PreStart.Output)
+	}
+	for _, p := range []string{"/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"} {
+		wantOpen(t, ct, p, "No such device or address")
+	}
+	if out, code := sh(t, ct, "ls /dev/nvidia1"); code == 0 {
+		t.Errorf("nvidia1 is mounted in a container given GPU 0: %s", out)
+	}
+	out, code := sh(t, ct, "mknod /tmp/nvidia1 c 195 1 && cat /tmp/nvidia1")
+	if code == 0 || !strings.Contains(out, "Operation not permitted") {
+		t.Errorf("a self-made nvidia1 node: exit %d %q, want Operation not permitted", code, out)
+	}
+}
+
+func TestUnprivilegedContainerGetsItsGPU(t *testing.T) {
+	n := newNode(t, "[containers.102]\ngpus = [\"GPU-1d2a0c41-7c39-4a3b-9d35-000000000000\"]\n")
+	ct := newCT(t, n, 102, lxctest.Options{Unprivileged: true})
+	start(t, n, ct)
+	for _, p := range []string{"/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm"} {
+		wantOpen(t, ct, p, "No such device or address")
+	}
+	if out, code := sh(t, ct, "ls /dev/nvidia1"); code == 0 {
+		t.Errorf("nvidia1 is mounted in a container given GPU 0: %s", out)
+	}
+}
+
+// Five restarts leave one identical block; a second pre-start on the same
+// generated config (a hook run twice) changes nothing.
+func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
+	n := newNode(t, "")
+	ct := newCT(t, n, 103, lxctest.Options{})
+	var first string
+	for i := 0; i < 5; i++ {
+		if _, err := ct.ProxmoxStart(n.Hook, n.Env()); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(ct.ConfigPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = string(b)
+		}
+		if string(b) != first || strings.Count(first, lxcconf.Begin) != 1 {
+			t.Fatalf("start %d: block differs or repeats:\n%s", i, b)
+		}
+		wantOpen(t, ct, "/dev/nvidia1", "No such device or address") // all GPUs by default
+		if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ct.WriteGeneratedConfig(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if out, err := runHook(n.Hook, n.Env(), "103", "pre-start"); err != nil {
+			t.Fatalf("pre-start: %v\n%s", err, out)
+		}
+	}
+	b, _ := os.ReadFile(ct.ConfigPath())
+	if string(b) != first {
+		t.Fatalf("pre-start twice differs from a start:\n%s", b)
+	}
+}
+
+func TestNoGPUsGetsNothing(t *testing.T) {
+	n := newNode(t, "[containers.104]\ngpus = []\n")
+	ct := newCT(t, n, 104, lxctest.Options{})
+	start(t, n, ct)
+	if out, code := sh(t, ct, "ls /dev/ | grep nvidia"); code == 0 {
+		t.Errorf("a container with gpus = [] has NVIDIA nodes: %s", out)
+	}
+	b, _ := os.ReadFile(ct.ConfigPath())
+	if strings.Contains(string(b), lxcconf.Begin) {
+		t.Errorf("a block was written for gpus = []:\n%s", b)
+	}
+}
+
+// With no driver loaded, a container that requires its GPU does not start
+// and the task log says why and what to run; another starts without GPU.
+func TestNoDriverRequiredRefusesToStart(t *testing.T) {
+	n := newNode(t, "[containers.105]\nrequired = true\n")
+	if err := n.Host.UnloadDriver(); err != nil {
+		t.Fatal(err)
+	}
+	ct := newCT(t, n, 105, lxctest.Options{})
+	s, err := ct.ProxmoxStart(n.Hook, n.Env())
+	t.Cleanup(func() { ct.Stop("", nil) })
+	if err == nil || ct.Running() {
+		t.Fatal("a container that requires its GPU started without a driver")
+	}
+	for _, want := range []string{"CT 105 requires its GPU", "no NVIDIA driver is loaded", "modprobe nvidia"} {
+		if !strings.Contains(s.PreStart.Output, want) {
+			t.Errorf("task log lacks %q:\n%s", want, s.PreStart.Output)
+		}
+	}
+
+	other := newCT(t, n, 106, lxctest.Options{})
+	s = start(t, n, other)
+	if !strings.Contains(s.PreStart.Output, "starts without GPU") {
+		t.Errorf("task log does not say CT 106 starts without GPU:\n%s", s.PreStart.Output)
+	}
+	if out, code := sh(t, other, "ls /dev/ | grep nvidia"); code == 0 {
+		t.Errorf("NVIDIA nodes without a driver: %s", out)
+	}
+}
+
+// A hand-written rule with an old uvm major gets a warning naming it and
+// the fix; hand-written mounts of the same node are not duplicated.
+func TestHandWrittenLines(t *testing.T) {
+	n := newNode(t, "")
+	stale := "lxc.cgroup2.devices.allow = c 1:99 rwm" // major 1 is mem: registered, so not stale
+	old := "lxc.cgroup2.devices.allow = c 99:* rwm"
+	ct := newCT(t, n, 107, lxctest.Options{ExtraConfig: []string{
+		stale, old,
+		"lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file",
+	}})
+	s := start(t, n, ct)
+	if !strings.Contains(s.PreStart.Output, `c 99:* rwm`) || !strings.Contains(s.PreStart.Output, "/etc/pve/lxc/107.conf") {
+		t.Errorf("no warning about the stale rule:\n%s", s.PreStart.Output)
+	}
+	if strings.Contains(s.PreStart.Output, "c 1:99") {
+		t.Errorf("warned about a rule for a registered major:\n%s", s.PreStart.Output)
+	}
+	b, _ := os.ReadFile(ct.ConfigPath())
+	if c := strings.Count(string(b), " dev/nvidia0 none"); c != 1 {
+		t.Errorf("nvidia0 mounted %d times:\n%s", c, b)
+	}
+}
