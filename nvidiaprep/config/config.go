@@ -1,0 +1,281 @@
+// Package config loads nvidiaprep's configuration: TOML files that say where
+// the host's paths are, which containers get which GPUs, how post-start
+// provisioning behaves and, later, which NVIDIA driver to install.
+//
+// Two files are read, the cluster-wide one first, then the node's:
+//
+//	/etc/pve/nvidiaprep.toml          (or $NVIDIAPREP_CLUSTER_CONFIG)
+//	/etc/nvidiaprep/nvidiaprep.toml   (or $NVIDIAPREP_CONFIG)
+//
+// Either may be missing at its default path; a file named by an environment
+// variable must exist, and a variable set to the empty string means "no such
+// file". With no file at all the defaults apply: every container that uses
+// the hook gets every GPU.
+//
+// Keys in the node file override the same keys in the cluster file, one key
+// at a time, with one exception: a [containers.N] table in the node file
+// replaces the cluster's [containers.N] as a whole (keys it leaves out take
+// their defaults, not the cluster's values). Other containers' tables are
+// kept.
+//
+// A file with a syntax error, an unknown key, a value of the wrong type or an
+// invalid value is an error of type *Error, which names the file, the line
+// and the key:
+//
+//	/etc/nvidiaprep/nvidiaprep.toml:7: containers.101.gpu: unknown key (known keys: gpus, required, install)
+//
+// An example file:
+//
+//	[paths]
+//	lxc = "/var/lib/lxc"
+//	cache = "/var/cache/nvidiaprep"
+//
+//	[provision]
+//	systemd_timeout = "2m"
+//	max_concurrent = 2
+//
+//	[containers.101]
+//	gpus = ["0", "GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d", "0000:01:00.0"]
+//	required = true
+//
+//	[containers.102]
+//	gpus = []         # no GPU
+//	install = false
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// File names and environment variables that Load uses.
+const (
+	// NodeFile is the node's configuration file.
+	NodeFile = "/etc/nvidiaprep/nvidiaprep.toml"
+	// ClusterFile is the cluster-wide file, read before the node's.
+	ClusterFile = "/etc/pve/nvidiaprep.toml"
+	// EnvNode, when set, names the node's file instead of NodeFile.
+	EnvNode = "NVIDIAPREP_CONFIG"
+	// EnvCluster, when set, names the cluster file instead of ClusterFile.
+	EnvCluster = "NVIDIAPREP_CLUSTER_CONFIG"
+)
+
+// Accepted values of Driver.KernelModule and Driver.Reboot.
+const (
+	KernelModuleOpen        = "open"
+	KernelModuleProprietary = "proprietary"
+	KernelModuleAuto        = "auto"
+
+	RebootNever = "never"
+	RebootAuto  = "auto"
+)
+
+// Config is the configuration in effect: defaults, overridden by the files.
+type Config struct {
+	Paths     Paths
+	Provision Provision
+	Driver    Driver
+	// Containers holds the containers that have a [containers.N] table, by
+	// vmid. Use Container to look one up with defaults.
+	Containers map[int]Container
+	// Files are the files that were read, in the order they were read.
+	Files []string
+}
+
+// Paths are the host paths the program touches. Each is absolute and clean,
+// so that tests and unusual hosts can relocate them.
+type Paths struct {
+	LXC   string `toml:"lxc"`   // LXC configs: <lxc>/<vmid>/config
+	Dev   string `toml:"dev"`   // device nodes
+	Proc  string `toml:"proc"`  // procfs
+	Sys   string `toml:"sys"`   // sysfs
+	Cache string `toml:"cache"` // downloads and other re-creatable files
+	State string `toml:"state"` // state that must survive reboots
+}
+
+// LXCConfig is the path of the LXC config that Proxmox writes for a container.
+func (p Paths) LXCConfig(vmid int) string {
+	return filepath.Join(p.LXC, strconv.Itoa(vmid), "config")
+}
+
+// Provision controls how post-start provisions a container's user-space
+// driver libraries.
+type Provision struct {
+	SystemdTimeout  time.Duration // wait this long for the container's systemd
+	DpkgLockTimeout time.Duration // wait this long for the dpkg lock
+	InstallTimeout  time.Duration // give up on an install after this long
+	MaxConcurrent   int           // node-wide limit on concurrent installs, >= 1
+}
+
+// Driver says which NVIDIA driver the node should have. It is decoded and
+// checked, but nothing acts on it yet.
+type Driver struct {
+	Version      string `toml:"version"`       // e.g. "550.54.14"; "" means none configured
+	Run          string `toml:"run"`           // the .run installer: an absolute path or an http(s) URL
+	SHA256       string `toml:"sha256"`        // the installer's SHA-256 in hex; "" means unchecked
+	KernelModule string `toml:"kernel_module"` // KernelModuleOpen, KernelModuleProprietary or KernelModuleAuto
+	Reboot       string `toml:"reboot"`        // RebootNever or RebootAuto
+}
+
+// Container is the configuration of one container.
+type Container struct {
+	GPUs     Selection // which GPUs it gets
+	Required bool      // whether it must not start without them
+	Install  bool      // whether post-start provisions the user-space libraries
+}
+
+// Selection is the set of GPUs a container gets.
+type Selection struct {
+	// All is true when the container gets every GPU of the node (gpus absent,
+	// or gpus = ["all"]). Selectors is then nil.
+	All bool
+	// Selectors, when All is false, are the GPUs as written in the file, each
+	// a GPU index ("0"), a UUID ("GPU-…", "MIG-…") or a PCI bus id
+	// ("0000:01:00.0"). The slice is non-nil, and empty for none, so that it
+	// can be passed as it is to code where nil means all.
+	Selectors []string
+}
+
+// None reports whether the selection has no GPU at all.
+func (s Selection) None() bool { return !s.All && len(s.Selectors) == 0 }
+
+// Default is the configuration in effect when no file exists.
+func Default() Config {
+	return Config{
+		Paths: Paths{
+			LXC:   "/var/lib/lxc",
+			Dev:   "/dev",
+			Proc:  "/proc",
+			Sys:   "/sys",
+			Cache: "/var/cache/nvidiaprep",
+			State: "/var/lib/nvidiaprep",
+		},
+		Provision: Provision{
+			SystemdTimeout:  2 * time.Minute,
+			DpkgLockTimeout: 5 * time.Minute,
+			InstallTimeout:  15 * time.Minute,
+			MaxConcurrent:   2,
+		},
+		Driver:     Driver{KernelModule: KernelModuleAuto, Reboot: RebootNever},
+		Containers: map[int]Container{},
+	}
+}
+
+// defaultContainer is the configuration of a container without a table.
+func defaultContainer() Container {
+	return Container{GPUs: Selection{All: true}, Install: true}
+}
+
+// Container returns the configuration of a container: its table, or the
+// defaults (all GPUs, not required, install) when it has none.
+func (c Config) Container(vmid int) Container {
+	if ct, ok := c.Containers[vmid]; ok {
+		return ct
+	}
+	return defaultContainer()
+}
+
+// File names a configuration file to read.
+type File struct {
+	Path     string // "" means no file
+	Optional bool   // a missing file is skipped rather than an error
+}
+
+// Sources returns the files Load reads, in order: the cluster file, then the
+// node's. getenv is os.LookupEnv in production.
+func Sources(getenv func(string) (string, bool)) []File {
+	source := func(env, def string) File {
+		if p, ok := getenv(env); ok {
+			return File{Path: p}
+		}
+		return File{Path: def, Optional: true}
+	}
+	return []File{source(EnvCluster, ClusterFile), source(EnvNode, NodeFile)}
+}
+
+// Load reads the configuration from the files that Sources names. Pass
+// os.LookupEnv as getenv.
+func Load(getenv func(string) (string, bool)) (Config, error) {
+	return LoadFiles(Sources(getenv)...)
+}
+
+// LoadFiles reads the given files in order onto the defaults; each file's keys
+// override those of the files before it (see the package documentation).
+func LoadFiles(files ...File) (Config, error) {
+	l := newLoader()
+	var read []string
+	for _, f := range files {
+		if f.Path == "" {
+			continue
+		}
+		text, err := os.ReadFile(f.Path)
+		if err != nil {
+			if f.Optional && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return Config{}, fmt.Errorf("read config file: %w", err)
+		}
+		if err := l.add(f.Path, text); err != nil {
+			return Config{}, err
+		}
+		read = append(read, f.Path)
+	}
+	cfg := l.cfg
+	cfg.Files = read
+	return cfg, nil
+}
+
+// Error is a problem in a configuration file.
+type Error struct {
+	File string // the file's path
+	Line int    // 1-based; 0 when unknown
+	Key  string // dotted key, as in "containers.101.gpus"; "" when none applies
+	Msg  string // what is wrong, and what would be accepted
+	Err  error  // the underlying error, if any
+}
+
+func (e *Error) Error() string {
+	s := e.File
+	if e.Line > 0 {
+		s += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Key != "" {
+		s += ": " + e.Key
+	}
+	return s + ": " + e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Proxmox's range of vmids.
+const (
+	MinVMID = 100
+	MaxVMID = 999999999
+)
+
+// ParseVMID parses a Proxmox vmid: decimal digits only, no sign, spaces or
+// leading zero, from MinVMID to MaxVMID.
+func ParseVMID(s string) (int, error) {
+	const want = "want a number from 100 to 999999999, digits only"
+	if s == "" {
+		return 0, fmt.Errorf("invalid vmid %q: empty; %s", s, want)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("invalid vmid %q: not a decimal number; %s", s, want)
+		}
+	}
+	if s[0] == '0' {
+		return 0, fmt.Errorf("invalid vmid %q: leading zero; %s", s, want)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < MinVMID || n > MaxVMID {
+		return 0, fmt.Errorf("invalid vmid %q: out of range; %s", s, want)
+	}
+	return n, nil
+}

@@ -1,0 +1,427 @@
+package config
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// fileData is what the files decode into. Every file is decoded into the same
+// fileData, so a key in a later file overrides the same key of an earlier one.
+// BurntSushi/toml sets a struct's fields one by one, but a map entry (one
+// [containers.N] table) is decoded into a fresh value that replaces the old
+// entry; fileContainer's pointers tell a key that was left out from one set to
+// its zero value.
+type fileData struct {
+	Paths      Paths                    `toml:"paths"`
+	Provision  fileProvision            `toml:"provision"`
+	Driver     Driver                   `toml:"driver"`
+	Containers map[string]fileContainer `toml:"containers"`
+}
+
+type fileProvision struct {
+	SystemdTimeout  string `toml:"systemd_timeout"`
+	DpkgLockTimeout string `toml:"dpkg_lock_timeout"`
+	InstallTimeout  string `toml:"install_timeout"`
+	MaxConcurrent   int    `toml:"max_concurrent"`
+}
+
+type fileContainer struct {
+	GPUs     *[]any `toml:"gpus"` // elements are checked to be strings
+	Required *bool  `toml:"required"`
+	Install  *bool  `toml:"install"`
+}
+
+// TOML types as toml.MetaData.Type names them.
+const (
+	tString  = "String"
+	tInteger = "Integer"
+	tBool    = "Bool"
+	tArray   = "Array"
+	tTable   = "Hash"
+)
+
+// keySpec describes a key that a file may hold.
+type keySpec struct {
+	name string    // the key; "" stands for any vmid
+	typ  string    // its TOML type
+	sub  []keySpec // a table's keys, in the order error messages list them
+	desc string    // what the value must be, if more than its type says
+}
+
+func (s keySpec) want() string {
+	if s.desc != "" {
+		return s.desc
+	}
+	return typeName(s.typ)
+}
+
+// schema describes every key a file may hold.
+func schema() []keySpec {
+	leaves := func(typ string, names ...string) []keySpec {
+		var s []keySpec
+		for _, n := range names {
+			s = append(s, keySpec{name: n, typ: typ})
+		}
+		return s
+	}
+	provision := append(leaves(tString, "systemd_timeout", "dpkg_lock_timeout", "install_timeout"),
+		keySpec{name: "max_concurrent", typ: tInteger})
+	container := append([]keySpec{{name: "gpus", typ: tArray, desc: "an array of GPU selectors (strings)"}},
+		leaves(tBool, "required", "install")...)
+	return []keySpec{
+		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state")},
+		{name: "provision", typ: tTable, sub: provision},
+		{name: "driver", typ: tTable, sub: leaves(tString, "version", "run", "sha256", "kernel_module", "reboot")},
+		{name: "containers", typ: tTable, sub: []keySpec{{typ: tTable, sub: container}}},
+	}
+}
+
+// problem is something wrong with a key of one file.
+type problem struct {
+	key toml.Key
+	msg string
+	err error
+}
+
+// loader accumulates files onto the defaults.
+type loader struct {
+	data fileData
+	cfg  Config
+}
+
+func newLoader() *loader {
+	d := Default()
+	return &loader{
+		cfg: d,
+		data: fileData{
+			Paths: d.Paths,
+			Provision: fileProvision{
+				SystemdTimeout:  d.Provision.SystemdTimeout.String(),
+				DpkgLockTimeout: d.Provision.DpkgLockTimeout.String(),
+				InstallTimeout:  d.Provision.InstallTimeout.String(),
+				MaxConcurrent:   d.Provision.MaxConcurrent,
+			},
+			Driver: d.Driver,
+		},
+	}
+}
+
+// add decodes one file, named name, over what the loader holds. On error the
+// loader must not be used again.
+func (l *loader) add(name string, text []byte) error {
+	md, err := toml.Decode(string(text), &l.data)
+	if err != nil && len(md.Keys()) == 0 {
+		// The file did not parse: a syntax error, a duplicate key, invalid UTF-8.
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message, Err: err}
+		}
+		return &Error{File: name, Msg: err.Error(), Err: err}
+	}
+	p := checkKeys(md)
+	if p == nil && err != nil {
+		// Not expected: checkKeys rejects every value that fileData cannot hold.
+		return &Error{File: name, Msg: err.Error(), Err: err}
+	}
+	if p == nil {
+		l.cfg, p = l.data.config()
+	}
+	if p != nil {
+		return &Error{File: name, Line: keyLines(text).line(p.key), Key: p.key.String(), Msg: p.msg, Err: p.err}
+	}
+	return nil
+}
+
+// checkKeys returns the first key, in the file's order, that the schema does
+// not know or that has the wrong type.
+func checkKeys(md toml.MetaData) *problem {
+	for _, k := range md.Keys() {
+		if p := checkKey(md, k); p != nil {
+			return p
+		}
+	}
+	// A safety net: the schema should know every key that fileData decodes.
+	if u := md.Undecoded(); len(u) > 0 {
+		return &problem{key: u[0], msg: "unknown key"}
+	}
+	return nil
+}
+
+func checkKey(md toml.MetaData, k toml.Key) *problem {
+	specs := schema()
+	for i, name := range k {
+		key := k[:i+1]
+		var spec *keySpec
+		for j := range specs {
+			if specs[j].name == name {
+				spec = &specs[j]
+			} else if specs[j].name == "" {
+				if _, err := ParseVMID(name); err != nil {
+					return &problem{key: key, msg: err.Error(), err: err}
+				}
+				spec = &specs[j]
+			}
+		}
+		if spec == nil {
+			var known []string
+			for _, s := range specs {
+				known = append(known, s.name)
+			}
+			return &problem{key: key, msg: "unknown key (known keys: " + strings.Join(known, ", ") + ")"}
+		}
+		typ := md.Type(key...)
+		if typ == "" {
+			typ = tTable // the table that a dotted key implies
+		}
+		if typ != spec.typ {
+			return &problem{key: key, msg: "must be " + spec.want() + ", not " + typeName(typ)}
+		}
+		if i < len(k)-1 && len(spec.sub) == 0 { // a table inside an array
+			return &problem{key: key, msg: "must be " + spec.want()}
+		}
+		specs = spec.sub
+	}
+	return nil
+}
+
+// typeName spells a TOML type for error messages.
+func typeName(typ string) string {
+	switch typ {
+	case tString:
+		return "a string"
+	case tInteger:
+		return "an integer"
+	case tBool:
+		return "a boolean (true or false)"
+	case tArray:
+		return "an array"
+	case tTable:
+		return "a table"
+	case "ArrayHash":
+		return "an array of tables"
+	case "Float":
+		return "a float"
+	case "Datetime":
+		return "a date-time"
+	}
+	return strings.ToLower(typ)
+}
+
+// config checks the decoded values and turns them into a Config. It reports
+// the first invalid value.
+func (f *fileData) config() (Config, *problem) {
+	cfg := Config{Containers: make(map[int]Container, len(f.Containers))}
+	bad := func(msg string, key ...string) *problem { return &problem{key: key, msg: msg} }
+
+	paths := []struct {
+		name string
+		p    *string
+		out  *string
+	}{
+		{"lxc", &f.Paths.LXC, &cfg.Paths.LXC},
+		{"dev", &f.Paths.Dev, &cfg.Paths.Dev},
+		{"proc", &f.Paths.Proc, &cfg.Paths.Proc},
+		{"sys", &f.Paths.Sys, &cfg.Paths.Sys},
+		{"cache", &f.Paths.Cache, &cfg.Paths.Cache},
+		{"state", &f.Paths.State, &cfg.Paths.State},
+	}
+	for _, p := range paths {
+		if !filepath.IsAbs(*p.p) {
+			return Config{}, bad(fmt.Sprintf("must be an absolute path, not %q", *p.p), "paths", p.name)
+		}
+		*p.out = filepath.Clean(*p.p)
+	}
+
+	durations := []struct {
+		name string
+		s    string
+		out  *time.Duration
+	}{
+		{"systemd_timeout", f.Provision.SystemdTimeout, &cfg.Provision.SystemdTimeout},
+		{"dpkg_lock_timeout", f.Provision.DpkgLockTimeout, &cfg.Provision.DpkgLockTimeout},
+		{"install_timeout", f.Provision.InstallTimeout, &cfg.Provision.InstallTimeout},
+	}
+	for _, d := range durations {
+		v, err := time.ParseDuration(d.s)
+		if err != nil || v <= 0 {
+			return Config{}, bad(fmt.Sprintf(`invalid duration %q: must be a positive duration such as "90s", "2m" or "1h30m"`, d.s),
+				"provision", d.name)
+		}
+		*d.out = v
+	}
+	if f.Provision.MaxConcurrent < 1 {
+		return Config{}, bad(fmt.Sprintf("must be at least 1, not %d", f.Provision.MaxConcurrent), "provision", "max_concurrent")
+	}
+	cfg.Provision.MaxConcurrent = f.Provision.MaxConcurrent
+
+	if p := checkDriver(f.Driver); p != nil {
+		return Config{}, p
+	}
+	cfg.Driver = f.Driver
+
+	vmids := make([]string, 0, len(f.Containers))
+	for id := range f.Containers {
+		vmids = append(vmids, id)
+	}
+	slices.SortFunc(vmids, func(a, b string) int { // in numeric order: no leading zeros
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+	})
+	for _, id := range vmids {
+		vmid, err := ParseVMID(id) // checkKeys has checked it already
+		if err != nil {
+			return Config{}, &problem{key: toml.Key{"containers", id}, msg: err.Error(), err: err}
+		}
+		fc := f.Containers[id]
+		c := defaultContainer()
+		if fc.GPUs != nil {
+			sel, msg := selection(*fc.GPUs)
+			if msg != "" {
+				return Config{}, bad(msg, "containers", id, "gpus")
+			}
+			c.GPUs = sel
+		}
+		if fc.Required != nil {
+			c.Required = *fc.Required
+		}
+		if fc.Install != nil {
+			c.Install = *fc.Install
+		}
+		cfg.Containers[vmid] = c
+	}
+	return cfg, nil
+}
+
+func checkDriver(d Driver) *problem {
+	bad := func(key, msg string) *problem { return &problem{key: toml.Key{"driver", key}, msg: msg} }
+	if d.Version != "" && !isVersion(d.Version) {
+		return bad("version", fmt.Sprintf(`invalid version %q: want numbers separated by dots, such as "550.54.14"`, d.Version))
+	}
+	if d.Run != "" && !filepath.IsAbs(d.Run) {
+		u, err := url.Parse(d.Run)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("run", fmt.Sprintf("invalid installer %q: want an absolute path or an http(s) URL", d.Run))
+		}
+	}
+	if d.SHA256 != "" && (len(d.SHA256) != 64 || !isHex(d.SHA256)) {
+		return bad("sha256", fmt.Sprintf("invalid SHA-256 %q: want 64 hexadecimal digits", d.SHA256))
+	}
+	if !slices.Contains([]string{KernelModuleOpen, KernelModuleProprietary, KernelModuleAuto}, d.KernelModule) {
+		return bad("kernel_module", fmt.Sprintf(`invalid kernel module %q: want "open", "proprietary" or "auto"`, d.KernelModule))
+	}
+	if d.Reboot != RebootNever && d.Reboot != RebootAuto {
+		return bad("reboot", fmt.Sprintf(`invalid reboot policy %q: want "never" or "auto"`, d.Reboot))
+	}
+	return nil
+}
+
+// selection checks a gpus array. It returns a message saying what is wrong,
+// or "".
+func selection(gpus []any) (Selection, string) {
+	sel := Selection{Selectors: make([]string, 0, len(gpus))}
+	for _, v := range gpus {
+		s, ok := v.(string)
+		if !ok {
+			return Selection{}, fmt.Sprintf("must be an array of GPU selectors (strings); %v is not a string", v)
+		}
+		if s == "all" {
+			if len(gpus) != 1 {
+				return Selection{}, `"all" must be the only selector: use ["all"] or a list of GPUs`
+			}
+			return Selection{All: true}, ""
+		}
+		if !validSelector(s) {
+			return Selection{}, fmt.Sprintf(`invalid GPU selector %q: want a GPU index ("0"), a UUID ("GPU-…" or "MIG-…"), `+
+				`a PCI bus id ("0000:01:00.0" or "01:00.0") or "all"`, s)
+		}
+		sel.Selectors = append(sel.Selectors, s)
+	}
+	return sel, ""
+}
+
+// validSelector reports whether s is a GPU index, a GPU or MIG UUID, or a PCI
+// bus id.
+func validSelector(s string) bool {
+	switch {
+	case strings.HasPrefix(s, "GPU-"):
+		return isUUID(s[len("GPU-"):])
+	case strings.HasPrefix(s, "MIG-GPU-"):
+		// The old MIG form: MIG-GPU-<uuid>/<gpu instance>/<compute instance>.
+		parts := strings.Split(s[len("MIG-GPU-"):], "/")
+		return len(parts) == 3 && isUUID(parts[0]) && isDecimal(parts[1]) && isDecimal(parts[2])
+	case strings.HasPrefix(s, "MIG-"):
+		return isUUID(s[len("MIG-"):])
+	case strings.Contains(s, ":"):
+		return isPCIBusID(s)
+	}
+	return isDecimal(s)
+}
+
+// isDecimal reports whether s is a non-negative decimal integer without
+// leading zeros.
+func isDecimal(s string) bool {
+	if s == "" || len(s) > 1 && s[0] == '0' {
+		return false
+	}
+	_, err := strconv.Atoi(s)
+	return err == nil && s[0] != '+' && s[0] != '-'
+}
+
+// isUUID reports whether s has the form 8-4-4-4-12 hexadecimal digits.
+func isUUID(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) != 5 {
+		return false
+	}
+	for i, n := range []int{8, 4, 4, 4, 12} {
+		if len(parts[i]) != n || !isHex(parts[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isPCIBusID reports whether s is [[dddd]dddd:]bb:dd.f in hexadecimal.
+func isPCIBusID(s string) bool {
+	parts := strings.Split(s, ":")
+	switch {
+	case len(parts) == 3 && (len(parts[0]) == 4 || len(parts[0]) == 8) && isHex(parts[0]):
+		parts = parts[1:]
+	case len(parts) != 2:
+		return false
+	}
+	dev, fn, ok := strings.Cut(parts[1], ".")
+	if !ok || len(parts[0]) != 2 || !isHex(parts[0]) || len(dev) != 2 || !isHex(dev) || len(fn) != 1 {
+		return false
+	}
+	d, _ := strconv.ParseUint(dev, 16, 8)
+	return d <= 0x1f && fn[0] >= '0' && fn[0] <= '7'
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isVersion reports whether s is dot-separated decimal numbers.
+func isVersion(s string) bool {
+	for _, p := range strings.Split(s, ".") {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}

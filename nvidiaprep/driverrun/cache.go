@@ -1,0 +1,166 @@
+package driverrun
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"nvidiaprep/nvidiaprep/filelock"
+)
+
+// Cache is the node's driver cache below one directory (config paths.cache):
+//
+//	runs/*.run           the driver packages, found by their header's version
+//	drivers/<version>/   each version's extracted tree, made once
+//
+// Containers get drivers/ read-only; a version extracted after a container
+// started still appears there, since a bind mount shows the live directory.
+type Cache struct {
+	Dir string
+}
+
+// RunsDir is where .run files are kept.
+func (c Cache) RunsDir() string { return filepath.Join(c.Dir, "runs") }
+
+// DriversDir holds the extracted trees, one directory per version.
+func (c Cache) DriversDir() string { return filepath.Join(c.Dir, "drivers") }
+
+// Tree is the extracted tree of version.
+func (c Cache) Tree(version string) string { return filepath.Join(c.DriversDir(), version) }
+
+// NotCachedError means no .run of the version is in the cache.
+type NotCachedError struct {
+	Version string
+	Dir     string
+}
+
+func (e *NotCachedError) Error() string {
+	return fmt.Sprintf("no NVIDIA driver .run for version %s in %s: put NVIDIA-Linux-x86_64-%s.run there (the host driver unit does this for the configured version)", e.Version, e.Dir, e.Version)
+}
+
+// FindRun returns the .run in RunsDir whose header says version. Files that
+// are not NVIDIA .runs are skipped.
+func (c Cache) FindRun(version string) (string, error) {
+	entries, err := os.ReadDir(c.RunsDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("looking for the %s .run: %w", version, err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".run") {
+			continue
+		}
+		path := filepath.Join(c.RunsDir(), e.Name())
+		h, err := readHeaderFile(path)
+		if err == nil && h.Version == version {
+			return path, nil
+		}
+	}
+	return "", &NotCachedError{Version: version, Dir: c.RunsDir()}
+}
+
+func readHeaderFile(path string) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	return ReadHeader(f)
+}
+
+// SHA256 returns the hex sha256 of a file.
+func SHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("checksum: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("checksum of %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Verify checks a .run against a pinned sha256 ("" pins nothing).
+func Verify(path, pinned string) error {
+	if pinned == "" {
+		return nil
+	}
+	sum, err := SHA256(path)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(sum, pinned) {
+		return fmt.Errorf("%s has sha256 %s, but the configuration pins %s: the file is damaged or not the configured driver; replace it with NVIDIA's file or fix [driver] sha256", path, sum, pinned)
+	}
+	return nil
+}
+
+// Extract makes sure version's tree exists, extracting the cached .run once
+// (under a lock, into a temporary directory renamed into place, so that a
+// reader never sees half a tree). pinned is the sha256 the configuration pins
+// for this version, or "".
+func (c Cache) Extract(ctx context.Context, version, pinned string) (string, error) {
+	tree := c.Tree(version)
+	if done(tree) {
+		return tree, nil
+	}
+	if err := os.MkdirAll(c.DriversDir(), 0o755); err != nil {
+		return "", fmt.Errorf("driver cache: %w", err)
+	}
+	lock, err := filelock.Wait(ctx, filepath.Join(c.DriversDir(), "."+version+".lock"))
+	if err != nil {
+		return "", fmt.Errorf("driver cache: %w", err)
+	}
+	defer lock.Unlock()
+	if done(tree) { // another process extracted it while we waited
+		return tree, nil
+	}
+	run, err := c.FindRun(version)
+	if err != nil {
+		return "", err
+	}
+	if err := Verify(run, pinned); err != nil {
+		return "", err
+	}
+	tmp := filepath.Join(c.DriversDir(), ".extract-"+version)
+	if err := os.RemoveAll(tmp); err != nil { // left by a crash
+		return "", fmt.Errorf("driver cache: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", run, "--extract-only", "--target", tmp)
+	cmd.Dir = c.DriversDir()
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + c.DriversDir()}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("extracting %s: %w: %s", run, err, lastLines(string(out), 5))
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "nvidia-installer")); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("extracting %s: no nvidia-installer in the tree: %w", run, err)
+	}
+	if err := os.Rename(tmp, tree); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("driver cache: %w", err)
+	}
+	return tree, nil
+}
+
+func done(tree string) bool {
+	_, err := os.Stat(filepath.Join(tree, "nvidia-installer"))
+	return err == nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

@@ -1,0 +1,151 @@
+package driverrun
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"nvidiaprep/integration/standin"
+)
+
+// built holds one stand-in .run per version for all tests (building one
+// compiles its libraries).
+var built sync.Map
+
+func standinRun(t *testing.T, version string) []byte {
+	t.Helper()
+	if b, ok := built.Load(version); ok {
+		return b.([]byte)
+	}
+	path := filepath.Join(t.TempDir(), "x.run")
+	if err := standin.BuildRun(path, standin.RunOptions{Version: version}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built.Store(version, b)
+	return b
+}
+
+func cacheWith(t *testing.T, versions ...string) Cache {
+	t.Helper()
+	c := Cache{Dir: t.TempDir()}
+	os.MkdirAll(c.RunsDir(), 0o755)
+	for _, v := range versions {
+		// Named unlike NVIDIA's file: the header, not the name, says the version.
+		if err := os.WriteFile(filepath.Join(c.RunsDir(), "driver-"+strings.ReplaceAll(v, ".", "_")+".run"), standinRun(t, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(c.RunsDir(), "notes.run"), []byte("#!/bin/sh\necho not nvidia\n"), 0o755)
+	return c
+}
+
+func TestReadHeaderOfStandIn(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	path, err := c.FindRun("580.159.04")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := readHeaderFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Version != "580.159.04" || h.TargetDir != "NVIDIA-Linux-x86_64-580.159.04" || h.Skip < 10 ||
+		h.Label != "NVIDIA Accelerated Graphics Driver for Linux-x86_64 580.159.04" {
+		t.Fatalf("header %+v", h)
+	}
+}
+
+func TestReadHeaderRejectsOtherFiles(t *testing.T) {
+	for _, in := range []string{
+		"",
+		"#!/bin/bash\necho hi\n",
+		"#! /bin/sh\nCRCsum=1\nMD5=2\nskip=10\nlabel=\"Something else 1.2\"\nversion_string=1.2\ntargetdir=x\n",
+		"#! /bin/sh\nCRCsum=1\nMD5=2\nskip=10\nlabel=\"NVIDIA Accelerated Graphics Driver for Linux-x86_64 x\"\nversion_string=../../x\ntargetdir=x\n",
+		"\x7fELF\x02\x01\x01",
+	} {
+		if _, err := ReadHeader(strings.NewReader(in)); !errors.Is(err, ErrNotNVIDIA) {
+			t.Errorf("%q: want ErrNotNVIDIA, got %v", in, err)
+		}
+	}
+}
+
+func TestFindRunByHeaderVersion(t *testing.T) {
+	c := cacheWith(t, "580.142", "580.159.04")
+	p, err := c.FindRun("580.142")
+	if err != nil || !strings.HasSuffix(p, "driver-580_142.run") {
+		t.Fatalf("got %q, %v", p, err)
+	}
+	var nc *NotCachedError
+	if _, err := c.FindRun("570.1"); !errors.As(err, &nc) || !strings.Contains(err.Error(), "NVIDIA-Linux-x86_64-570.1.run") {
+		t.Fatalf("missing version: %v", err)
+	}
+}
+
+func TestExtractOnceConcurrently(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = c.Extract(context.Background(), "580.159.04", "")
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.Tree("580.159.04"), "nvidia-installer")); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(c.DriversDir())
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".extract") {
+			t.Errorf("temporary tree left: %s", e.Name())
+		}
+	}
+}
+
+func TestPinnedChecksum(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	run, _ := c.FindRun("580.159.04")
+	sum, err := SHA256(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Extract(context.Background(), "580.159.04", strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "pins") {
+		t.Fatalf("a wrong pin must refuse: %v", err)
+	}
+	if _, err := os.Stat(c.Tree("580.159.04")); !os.IsNotExist(err) {
+		t.Fatal("a refused .run was extracted")
+	}
+	if _, err := c.Extract(context.Background(), "580.159.04", strings.ToUpper(sum)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTamperedRunIsNotExtracted(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	run, _ := c.FindRun("580.159.04")
+	b, _ := os.ReadFile(run)
+	b[len(b)-100] ^= 0xff // flip a payload byte; no pin: the stub's own MD5/CRC catches it
+	os.WriteFile(run, b, 0o755)
+	_, err := c.Extract(context.Background(), "580.159.04", "")
+	if err == nil {
+		t.Fatal("a tampered .run was extracted")
+	}
+	if _, statErr := os.Stat(c.Tree("580.159.04")); !os.IsNotExist(statErr) {
+		t.Fatal("a tampered tree is in place")
+	}
+}
