@@ -1,0 +1,120 @@
+// Package ctfs reads a running container's files from the host without
+// trusting them: every path is resolved with openat2(RESOLVE_IN_ROOT) under
+// the container's root (/proc/<init pid>/root), so the container's absolute
+// symlinks and ".." stay inside the container, and magic links are refused.
+// The host path /proc here is the kernel's process table, not a relocatable
+// NVIDIA procfs tree.
+package ctfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Root is a container's root directory, opened from the host.
+type Root struct {
+	fd int
+}
+
+// Open opens the root of the process pid (a container's init).
+func Open(pid int) (*Root, error) {
+	path := "/proc/" + strconv.Itoa(pid) + "/root"
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return &Root{fd: fd}, nil
+}
+
+// Close releases the root.
+func (r *Root) Close() error { return unix.Close(r.fd) }
+
+func (r *Root) open(path string, flags uint64) (*os.File, error) {
+	how := unix.OpenHow{
+		Flags:   flags | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	}
+	fd, err := unix.Openat2(r.fd, strings.TrimPrefix(path, "/"), &how)
+	if err != nil {
+		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// ReadFile reads at most max bytes of a regular file inside the container.
+func (r *Root) ReadFile(path string, max int64) ([]byte, error) {
+	f, err := r.open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, max))
+}
+
+// Readlink reads a symlink inside the container without following it.
+func (r *Root) Readlink(path string) (string, error) {
+	f, err := r.open(path, unix.O_PATH|unix.O_NOFOLLOW)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(int(f.Fd()), "", buf)
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: path, Err: err}
+	}
+	return string(buf[:n]), nil
+}
+
+// LockHolder tells whether a write lock on path would be refused because
+// another process holds an fcntl lock on it (as dpkg and apt do), and that
+// process's host pid when the kernel says (0 for open file description
+// locks). A missing file is not locked.
+func (r *Root) LockHolder(path string) (locked bool, pid int, err error) {
+	f, err := r.open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK)
+	if errors.Is(err, unix.ENOENT) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, 0, &os.PathError{Op: "fcntl F_OFD_GETLK", Path: path, Err: err}
+	}
+	if lk.Type == unix.F_UNLCK {
+		return false, 0, nil
+	}
+	if lk.Pid > 0 {
+		pid = int(lk.Pid)
+	}
+	return true, pid, nil
+}
+
+// ProcessName returns a host process's command line for log lines ("apt-get
+// install foo"), or its pid as text when it is gone.
+func ProcessName(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return "pid " + strconv.Itoa(pid)
+	}
+	s := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return fmt.Sprintf("%s (pid %d)", s, pid)
+}

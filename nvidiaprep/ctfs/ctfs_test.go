@@ -1,0 +1,126 @@
+package ctfs
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestMain lets the test binary (static: this package uses no cgo) serve as
+// the init of a stand-in container: a process chrooted into a directory, so
+// that /proc/<pid>/root is that directory, as for a container's init.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("CTFS_TEST_LOCK"); path != "" {
+		// Hold a process-associated fcntl write lock, as apt and dpkg do.
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			os.Exit(1)
+		}
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+		if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+			os.Exit(1)
+		}
+		os.Stdout.WriteString("ok\n")
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
+	if os.Getenv("CTFS_TEST_SLEEPER") == "1" {
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func chrooted(t *testing.T) (string, int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	root := t.TempDir()
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "sleeper"), self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/sleeper")
+	cmd.Env = []string{"CTFS_TEST_SLEEPER=1"}
+	cmd.SysProcAttr = &unix.SysProcAttr{Chroot: root}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting a chrooted process: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return root, cmd.Process.Pid
+}
+
+func TestSymlinksResolveInsideTheContainer(t *testing.T) {
+	root, pid := chrooted(t)
+	hostFile := filepath.Join(t.TempDir(), "shadow")
+	os.WriteFile(hostFile, []byte("HOST SECRET"), 0o600)
+	os.MkdirAll(filepath.Join(root, "var/lib/nvidia"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc-version"), []byte("580.142\n"), 0o644)
+	// The container points its log at the host's secret by absolute path.
+	os.Symlink(hostFile, filepath.Join(root, "var/lib/nvidia/log"))
+	os.Symlink("/etc-version", filepath.Join(root, "inside"))
+	r, err := Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if b, err := r.ReadFile("/var/lib/nvidia/log", 1024); err == nil && strings.Contains(string(b), "HOST SECRET") {
+		t.Fatal("read a host file through a container symlink")
+	}
+	b, err := r.ReadFile("/inside", 1024)
+	if err != nil || string(b) != "580.142\n" {
+		t.Fatalf("a link inside the container: %q, %v", b, err)
+	}
+	target, err := r.Readlink("/var/lib/nvidia/log")
+	if err != nil || target != hostFile {
+		t.Fatalf("readlink: %q, %v", target, err)
+	}
+	if _, err := r.ReadFile("/../../../../"+hostFile, 1024); err == nil {
+		t.Fatal("escaped with ..")
+	}
+}
+
+func TestLockHolder(t *testing.T) {
+	root, pid := chrooted(t)
+	lock := filepath.Join(root, "var/lib/dpkg/lock-frontend")
+	os.MkdirAll(filepath.Dir(lock), 0o755)
+	os.WriteFile(lock, nil, 0o640)
+	r, err := Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if locked, _, err := r.LockHolder("/var/lib/dpkg/lock-frontend"); err != nil || locked {
+		t.Fatalf("free lock: %v %v", locked, err)
+	}
+	// A process-associated fcntl lock, as apt takes it, held by a child.
+	holder := exec.Command(os.Args[0], "holding-the-dpkg-lock")
+	holder.Env = []string{"CTFS_TEST_LOCK=" + lock}
+	out, _ := holder.StdoutPipe()
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	buf := make([]byte, 3)
+	out.Read(buf)
+	time.Sleep(10 * time.Millisecond)
+	locked, who, err := r.LockHolder("/var/lib/dpkg/lock-frontend")
+	if err != nil || !locked || who != holder.Process.Pid {
+		t.Fatalf("held lock: locked=%v pid=%d (want %d) err=%v", locked, who, holder.Process.Pid, err)
+	}
+	if !strings.Contains(ProcessName(who), "holding-the-dpkg-lock") {
+		t.Fatalf("process name %q", ProcessName(who))
+	}
+	if locked, _, err := r.LockHolder("/var/lib/dpkg/missing"); err != nil || locked {
+		t.Fatalf("missing file: %v %v", locked, err)
+	}
+}
