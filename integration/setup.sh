@@ -1,0 +1,106 @@
+#!/bin/bash
+# Prepares a Debian 12 machine for nvidiaprep's real-LXC integration tests
+# (package nvidiaprep/integration/lxctest): installs LXC and friends, builds
+# the cached Debian bookworm root file system the test containers boot from,
+# and gives root the subordinate ids that unprivileged containers map to.
+#
+# Idempotent and quick when everything is already in place. Run as root.
+# NVIDIAPREP_TEST_CACHE overrides the cache directory.
+set -euo pipefail
+
+CACHE="${NVIDIAPREP_TEST_CACHE:-/var/cache/nvidiaprep-test}"
+ROOTFS="$CACHE/rootfs-bookworm"
+SUITE=bookworm
+PACKAGES=(lxc lxc-dev pkg-config debootstrap uidmap dpkg-dev)
+
+say() { echo "setup: $*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup: must run as root" >&2
+	exit 1
+fi
+
+# --- packages ---------------------------------------------------------------
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing+=("$p")
+	fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+	say "packages present"
+fi
+
+# --- Debian mirror that this machine's apt uses ----------------------------
+# Prints the first URI of the deb822 stanza (or one-line source) whose suites
+# include $SUITE itself (not bookworm-updates or bookworm-security).
+mirror_from_deb822() {
+	awk -v suite="$SUITE" '
+		function flush() { if (uri != "" && hit && !done) { print uri; done = 1 } uri = ""; hit = 0 }
+		/^[ \t]*$/ { flush(); next }
+		tolower($1) == "uris:" { uri = $2 }
+		tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == suite) hit = 1 }
+		END { flush() }
+	' "$1"
+}
+
+mirror_from_list() {
+	awk -v suite="$SUITE" '
+		$1 != "deb" { next }
+		{ i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ } }
+		$(i + 1) == suite { print $i; exit }
+	' "$1"
+}
+
+find_mirror() {
+	local f m
+	for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+		[ -r "$f" ] || continue
+		case "$f" in
+		*.sources) m="$(mirror_from_deb822 "$f")" ;;
+		*) m="$(mirror_from_list "$f")" ;;
+		esac
+		if [ -n "$m" ]; then
+			echo "$m"
+			return
+		fi
+	done
+	echo http://deb.debian.org/debian
+}
+
+# --- cached root file system -------------------------------------------------
+if [ -x "$ROOTFS/usr/lib/systemd/systemd" ]; then
+	say "root file system present: $ROOTFS"
+else
+	mirror="$(find_mirror)"
+	say "debootstrap $SUITE from $mirror into $ROOTFS (one to several minutes)"
+	mkdir -p "$CACHE"
+	tmp="$(mktemp -d "$CACHE/rootfs-$SUITE.tmp.XXXXXX")"
+	trap 'rm -rf --one-file-system "$tmp" "$tmp.log"' EXIT
+	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus "$SUITE" "$tmp" "$mirror" >"$tmp.log" 2>&1 || {
+		tail -n 30 "$tmp.log" >&2
+		exit 1
+	}
+	rm -f "$tmp.log"
+	chmod 0755 "$tmp"
+	rm -rf --one-file-system "$ROOTFS"
+	mv -T "$tmp" "$ROOTFS"
+	trap - EXIT
+	say "root file system ready"
+fi
+
+# --- subordinate ids for unprivileged containers -----------------------------
+for f in /etc/subuid /etc/subgid; do
+	touch "$f"
+	if ! grep -qx 'root:100000:65536' "$f"; then
+		echo 'root:100000:65536' >>"$f"
+		say "added root:100000:65536 to $f"
+	fi
+done
+
+say "done"

@@ -1,0 +1,88 @@
+// Package record keeps the host's record of each container's provisioning
+// (<state>/containers/<vmid>.json) for status tools, and parses NVIDIA's own
+// install record inside a container (/var/lib/nvidia/log).
+package record
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/nvdev"
+)
+
+// Outcomes of a provisioning run.
+const (
+	Running   = "running"
+	Installed = "installed"
+	Failed    = "failed"
+)
+
+// Provision is one container's last provisioning run.
+type Provision struct {
+	VMID     int           `json:"vmid"`
+	Version  string        `json:"version"`
+	Outcome  string        `json:"outcome"`
+	Started  time.Time     `json:"started"`
+	Finished time.Time     `json:"finished,omitzero"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Notes    []string      `json:"notes,omitempty"`
+}
+
+// Path is where the record of vmid lives under the state directory.
+func Path(stateDir string, vmid int) string {
+	return filepath.Join(stateDir, "containers", strconv.Itoa(vmid)+".json")
+}
+
+// Save writes the record durably and atomically.
+func Save(stateDir string, p Provision) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := Path(stateDir, p.VMID)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("saving the record of CT %d: %w", p.VMID, err)
+	}
+	if err := fsutil.WriteFileDurable(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("saving the record of CT %d: %w", p.VMID, err)
+	}
+	return nil
+}
+
+// Load reads the record of vmid; ok is false when there is none.
+func Load(stateDir string, vmid int) (p Provision, ok bool, err error) {
+	b, err := os.ReadFile(Path(stateDir, vmid))
+	if errors.Is(err, os.ErrNotExist) {
+		return Provision{}, false, nil
+	}
+	if err != nil {
+		return Provision{}, false, fmt.Errorf("reading the record of CT %d: %w", vmid, err)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Provision{}, false, fmt.Errorf("reading the record of CT %d: %s: %w", vmid, Path(stateDir, vmid), err)
+	}
+	return p, true, nil
+}
+
+// InstalledVersion reads the driver version from the first line of
+// nvidia-installer's record, /var/lib/nvidia/log: the version itself, or
+// backup.c's "1.0-<n> (<version>)" form. It returns "" when the line holds
+// no version.
+func InstalledVersion(log []byte) string {
+	line, _, _ := strings.Cut(string(log), "\n")
+	fields := strings.Fields(line)
+	for i := len(fields) - 1; i >= 0; i-- {
+		if v := strings.Trim(fields[i], "()"); nvdev.ValidVersion(v) {
+			return v
+		}
+	}
+	return ""
+}
