@@ -22,12 +22,12 @@ build:
 
 ## demo: a real LXC container started the way Proxmox starts it, with
 ## stand-in GPU nodes, and what it sees.
-demo: deps build
-	$(GO) run ./integration/demo -hook $(BIN)/nvidiaprep-hook
+demo: deps
+	$(GO) run ./integration/demo
 
 vet:
 	$(GO) vet ./...
-	$(GO) vet -tags integration ./integration/...
+	$(GO) vet -tags integration ./...
 
 unit:
 	$(GO) test ./...
@@ -37,11 +37,13 @@ fuzz:
 	$(GO) test ./nvidiaprep/lxcconf -run '^$$' -fuzz FuzzApply -fuzztime 20s
 	$(GO) test ./nvidiaprep/config -run '^$$' -fuzz FuzzLoad -fuzztime 20s
 
+## integration: every test, the real-container ones included (-p 1: containers
+## of all packages share the machine's vmids and cgroups).
 integration: build
-	$(GO) test -tags integration -count=1 -timeout $(INTEGRATION_TIMEOUT) ./integration/...
+	$(GO) test -tags integration -p 1 -count=1 -timeout $(INTEGRATION_TIMEOUT) ./...
 
 ## test: everything, real containers included.
-test: deps vet unit fuzz integration
+test: deps vet fuzz integration
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./nvidiaprep/prestart
