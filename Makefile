@@ -19,6 +19,7 @@ deps:
 
 build:
 	$(GO) build -trimpath -o $(BIN)/nvidiaprep-hook ./hook
+	$(GO) build -trimpath -o $(BIN)/nvidiaprep ./nvidiaprep
 
 ## demo: a real LXC container started the way Proxmox starts it, with
 ## stand-in GPU nodes, and what it sees.

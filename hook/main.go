@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/logging"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/nvmlgpu"
@@ -69,14 +70,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch phase {
 	case "pre-start":
 		return preStart(cfg, vmid, log)
-	default: // post-start: provisioning comes with the next capability
-		return 0
+	default:
+		return postStart(cfg, vmid, log)
 	}
 }
 
 func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	ct := cfg.Container(vmid)
-	req := prestart.Request{VMID: vmid, Required: ct.Required}
+	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install}
 	if !ct.GPUs.All {
 		req.GPUs = ct.GPUs.Selectors
 	}
@@ -99,7 +100,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 // host's: NVML describes this machine, not a relocated tree) and nvidia-modprobe.
 func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
 	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys,
-		GPUs: nvdev.ProcGPUs{Proc: p.Proc}}
+		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}.DriversDir()}
 	if p.Proc == "/proc" && p.Dev == "/dev" {
 		h.GPUs = nvdev.Fallback{Primary: nvmlgpu.New(), Secondary: h.GPUs, OnFallback: func(err error) {
 			if !errors.Is(err, nvmlgpu.ErrLibraryNotFound) {

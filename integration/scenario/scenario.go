@@ -10,22 +10,34 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/record"
 )
 
-// BuildHook builds the hookscript binary into dir and returns its path.
+// BuildHook builds the hookscript and, beside it, the nvidiaprep program
+// (which runs the provisioning worker) into dir, and returns the hook's path.
 // moduleRoot is the repository root.
 func BuildHook(moduleRoot, dir string) (string, error) {
-	out := filepath.Join(dir, "nvidiaprep-hook")
-	cmd := exec.Command("go", "build", "-o", out, "./hook")
-	cmd.Dir = moduleRoot
-	cmd.Env = append(os.Environ(), "CGO_CFLAGS=-Wno-deprecated-declarations")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the hook: %w\n%s", err, b)
+	for _, b := range [][2]string{{"nvidiaprep-hook", "./hook"}, {"nvidiaprep", "./nvidiaprep"}} {
+		if err := GoBuild(moduleRoot, filepath.Join(dir, b[0]), b[1], "CGO_CFLAGS=-Wno-deprecated-declarations"); err != nil {
+			return "", err
+		}
 	}
-	return out, nil
+	return filepath.Join(dir, "nvidiaprep-hook"), nil
+}
+
+// GoBuild builds package pkg of the module into out, with extra environment.
+func GoBuild(moduleRoot, out, pkg string, env ...string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = moduleRoot
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %w\n%s", pkg, err, b)
+	}
+	return nil
 }
 
 // ModuleRoot finds the repository root above the working directory.
@@ -109,6 +121,53 @@ state = %q
 // Env is the hook's environment on this node: the config, no cluster file.
 func (n *Node) Env() []string {
 	return []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NVIDIAPREP_CONFIG=" + n.Config, "NVIDIAPREP_CLUSTER_CONFIG="}
+}
+
+// CacheRun puts a stand-in .run of version into the node's driver cache,
+// under NVIDIA's file name.
+func (n *Node) CacheRun(version string, o standin.RunOptions) error {
+	dir := filepath.Join(n.Host.Root, "cache", "runs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	o.Version = version
+	return standin.BuildRun(filepath.Join(dir, standin.RunFileName(version)), o)
+}
+
+// SwitchDriver loads another driver version on the node, as after a host
+// driver upgrade and reboot: same GPUs and nodes, new version.
+func (n *Node) SwitchDriver(version string) error {
+	n.Driver.Version = version
+	return n.Host.LoadDriver(n.Driver)
+}
+
+// StateDir is the node's nvidiaprep state directory.
+func (n *Node) StateDir() string { return filepath.Join(n.Host.Root, "state") }
+
+// WorkerLog is the provisioning worker's log of a container on a node
+// without systemd.
+func (n *Node) WorkerLog(vmid int) string {
+	b, _ := os.ReadFile(filepath.Join(n.StateDir(), "log", fmt.Sprintf("%d.log", vmid)))
+	return string(b)
+}
+
+// WaitProvisioned waits until the host record of vmid shows a finished run
+// that started after since, and returns it.
+func (n *Node) WaitProvisioned(vmid int, since time.Time, timeout time.Duration) (record.Provision, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		p, ok, err := record.Load(n.StateDir(), vmid)
+		if err != nil {
+			return p, err
+		}
+		if ok && !p.Started.Before(since) && p.Outcome != record.Running {
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			return p, fmt.Errorf("CT %d: no finished provisioning after %v (record: %+v)\nworker log:\n%s", vmid, timeout, p, n.WorkerLog(vmid))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Sh runs a shell command inside the container and returns its stdout and

@@ -26,6 +26,11 @@ type Cache struct {
 	Dir string
 }
 
+// MountPoint is where a container sees DriversDir, read-only: pre-start
+// bind-mounts it there and the installer runs from MountPoint/<version>.
+// Not under /run, which systemd mounts over at boot.
+const MountPoint = "var/lib/nvidiaprep/drivers"
+
 // RunsDir is where .run files are kept.
 func (c Cache) RunsDir() string { return filepath.Join(c.Dir, "runs") }
 

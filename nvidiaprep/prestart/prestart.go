@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"nvidiaprep/nvidiaprep/devplan"
+	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -28,6 +29,9 @@ type Host struct {
 	Sys       string
 	GPUs      nvdev.GPULister
 	Modprobe  nvdev.Modprober // nil where nvidia-modprobe must not run
+	// DriverCache is the node's extracted driver trees (driverrun.Cache's
+	// DriversDir), mounted read-only into containers that get an install.
+	DriverCache string
 }
 
 // Request is one container's choice.
@@ -36,6 +40,8 @@ type Request struct {
 	// GPUs are the selectors: nil means all GPUs, empty means none.
 	GPUs     []string
 	Required bool
+	// Install mounts the node's driver cache for post-start's installer.
+	Install bool
 }
 
 // RequiredError means the container requires its GPU and cannot have it;
@@ -154,6 +160,14 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		log.Warn().Msgf("CT %d: %s", req.VMID, w)
 	}
 	p := devplan.ForNodes(nodes).WithoutHandWritten(entries)
+	if req.Install && h.DriverCache != "" {
+		// Created now if missing, so that a version extracted after the start
+		// still appears inside: a bind mount shows the live directory.
+		if err := os.MkdirAll(h.DriverCache, 0o755); err != nil {
+			return Result{}, fail(fmt.Sprintf("creating the driver cache: %v", err), "Check the [paths] cache directory.")
+		}
+		p.Mounts = append(p.Mounts, devplan.Mount{Source: h.DriverCache, Target: driverrun.MountPoint, Dir: true, ReadOnly: true})
+	}
 	lines := append([]string{header(version, gpus)}, p.Lines()...)
 	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines}, nil
 }

@@ -23,10 +23,10 @@ func TestSaveLoad(t *testing.T) {
 func TestInstalledVersion(t *testing.T) {
 	for in, want := range map[string]string{
 		"580.159.04\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n": "580.159.04",
-		"1.0-5801590 (580.159.04)\nNVIDIA ...\n":                           "580.159.04",
-		"580.142":                                                          "580.142",
-		"garbage\n580.1\n":                                                 "",
-		"":                                                                 "",
+		"1.0-5801590 (580.159.04)\nNVIDIA ...\n":                            "580.159.04",
+		"580.142":                                                           "580.142",
+		"garbage\n580.1\n":                                                  "",
+		"":                                                                  "",
 	} {
 		if got := InstalledVersion([]byte(in)); got != want {
 			t.Errorf("%q: got %q want %q", in, got, want)

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/launch"
+	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/provision"
+)
+
+// postStart returns at once when the container's user-space libraries match
+// the loaded driver, and otherwise starts the provisioning worker detached:
+// Proxmox waits for this phase, and so does every later guest at boot.
+func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
+	ct := cfg.Container(vmid)
+	if !ct.Install || ct.GPUs.None() {
+		return 0
+	}
+	version, err := nvdev.LoadedVersion(cfg.Paths.Sys, cfg.Paths.Proc)
+	if err != nil {
+		return 0 // pre-start has said what is missing
+	}
+	c, err := ctexec.Open(cfg.Paths.LXC, vmid)
+	if err != nil {
+		log.Error().Msgf("CT %d: %v", vmid, err)
+		return 1
+	}
+	pid := c.InitPID()
+	c.Close()
+	if pid <= 0 {
+		log.Warn().Msgf("CT %d is not running after its start; nothing to provision", vmid)
+		return 0
+	}
+	current, why, err := provision.Current(pid, version)
+	if err != nil {
+		why = err.Error()
+	}
+	if current {
+		log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s are current", vmid, version)
+		return 0
+	}
+	worker, err := workerPath()
+	if err != nil {
+		log.Error().Msgf("CT %d: %v", vmid, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	how, err := launch.Start(ctx, launch.Job{
+		VMID:   vmid,
+		Argv:   []string{worker, "provision", strconv.Itoa(vmid)},
+		Env:    passEnv(),
+		LogDir: filepath.Join(cfg.Paths.State, "log"),
+	})
+	if err != nil {
+		log.Error().Msgf("CT %d: %v", vmid, err)
+		return 1
+	}
+	log.Info().Msgf("CT %d: %s; installing NVIDIA user-space libraries %s in the background (%s)", vmid, why, version, how)
+	return 0
+}
+
+// workerPath finds the admin program, which runs the worker: beside this
+// binary (the package installs both together), else on the usual paths.
+func workerPath() (string, error) {
+	candidates := []string{"/usr/bin/nvidiaprep", "/usr/sbin/nvidiaprep"}
+	if self, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(self); err == nil {
+			candidates = append([]string{filepath.Join(filepath.Dir(real), "nvidiaprep")}, candidates...)
+		}
+	}
+	for _, p := range candidates {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("the nvidiaprep program, which runs the provisioning worker, is missing (looked for %v); reinstall the nvidiaprep package", candidates)
+}
+
+// passEnv hands the worker the configuration the hook was given.
+func passEnv() []string {
+	var env []string
+	for _, k := range []string{config.EnvNode, config.EnvCluster, "NVIDIAPREP_DEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}

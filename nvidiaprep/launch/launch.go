@@ -1,0 +1,124 @@
+// Package launch starts the provisioning worker of a container detached from
+// the hook, so that post-start returns in milliseconds. On a node run by
+// systemd the worker is a transient service, nvidiaprep-provision-<vmid>,
+// started through go-systemd: `systemctl status` and `journalctl -u` show
+// its progress (its STATUS= lines) and its result. Without systemd it is a
+// process in a session of its own, writing to a log file.
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// Job is a worker to start.
+type Job struct {
+	VMID int
+	Argv []string // absolute path first
+	Env  []string // extra environment, "KEY=value"
+	// LogDir receives <vmid>.log when there is no systemd.
+	LogDir string
+}
+
+// Unit is the transient unit's name for a container.
+func Unit(vmid int) string { return fmt.Sprintf("nvidiaprep-provision-%d.service", vmid) }
+
+// SystemdRunning reports whether systemd manages this machine (sd_booted).
+func SystemdRunning() bool {
+	_, err := os.Stat("/run/systemd/system")
+	return err == nil
+}
+
+// Start starts the job and returns a sentence saying where to follow it. A
+// worker already running for the container is left alone.
+func Start(ctx context.Context, j Job) (string, error) {
+	if SystemdRunning() {
+		return Transient(ctx, j)
+	}
+	return Detached(j)
+}
+
+// Transient starts the job as a transient systemd service.
+func Transient(ctx context.Context, j Job) (string, error) {
+	conn, err := sddbus.NewSystemdConnectionContext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("CT %d: connecting to systemd: %w", j.VMID, err)
+	}
+	defer conn.Close()
+	unit := Unit(j.VMID)
+	props := []sddbus.Property{
+		sddbus.PropDescription(fmt.Sprintf("nvidiaprep: NVIDIA user-space libraries for CT %d", j.VMID)),
+		sddbus.PropExecStart(j.Argv, true),
+		sddbus.PropType("exec"),
+		{Name: "NotifyAccess", Value: godbus.MakeVariant("all")},
+	}
+	if len(j.Env) > 0 {
+		props = append(props, sddbus.Property{Name: "Environment", Value: godbus.MakeVariant(j.Env)})
+	}
+	follow := fmt.Sprintf("follow it with: systemctl status %s; journalctl -u %s", unit, unit)
+	_, err = conn.StartTransientUnitContext(ctx, unit, "fail", props, nil)
+	if err == nil {
+		return "started " + unit + "; " + follow, nil
+	}
+	if !unitExists(err) {
+		return "", fmt.Errorf("CT %d: starting %s: %w", j.VMID, unit, err)
+	}
+	// A unit of that name is loaded: running now, or failed and kept for a look.
+	p, perr := conn.GetUnitPropertyContext(ctx, unit, "ActiveState")
+	if perr == nil {
+		switch strings.Trim(p.Value.String(), `"`) {
+		case "active", "activating", "reloading", "deactivating":
+			return unit + " is already running; " + follow, nil
+		}
+	}
+	if err := conn.ResetFailedUnitContext(ctx, unit); err != nil {
+		return "", fmt.Errorf("CT %d: clearing the earlier %s: %w", j.VMID, unit, err)
+	}
+	if _, err := conn.StartTransientUnitContext(ctx, unit, "fail", props, nil); err != nil {
+		return "", fmt.Errorf("CT %d: starting %s: %w", j.VMID, unit, err)
+	}
+	return "started " + unit + "; " + follow, nil
+}
+
+func unitExists(err error) bool {
+	var de godbus.Error
+	if errors.As(err, &de) {
+		return de.Name == "org.freedesktop.systemd1.UnitExists"
+	}
+	return strings.Contains(err.Error(), "already exists")
+}
+
+// Detached starts the job as a process in a new session, its output
+// appended to <LogDir>/<vmid>.log. The worker's own lock keeps a second
+// worker from doing anything.
+func Detached(j Job) (string, error) {
+	if err := os.MkdirAll(j.LogDir, 0o755); err != nil {
+		return "", fmt.Errorf("CT %d: worker log: %w", j.VMID, err)
+	}
+	logPath := filepath.Join(j.LogDir, fmt.Sprintf("%d.log", j.VMID))
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return "", fmt.Errorf("CT %d: worker log: %w", j.VMID, err)
+	}
+	defer log.Close()
+	cmd := exec.Command(j.Argv[0], j.Argv[1:]...)
+	cmd.Env = append(os.Environ(), j.Env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("CT %d: starting the worker %s: %w", j.VMID, j.Argv[0], err)
+	}
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+	return fmt.Sprintf("started worker pid %d; log %s", pid, logPath), nil
+}

@@ -1,0 +1,46 @@
+package provision
+
+import "strings"
+
+// distroDriverPrefixes name the NVIDIA driver packages of Debian, Ubuntu and
+// NVIDIA's own apt repositories, whose files fight a .run install.
+var distroDriverPrefixes = []string{
+	"nvidia-", "libnvidia-", "libcuda1", "libcudadebugger", "libnvcuvid", "libnvoptix",
+	"libgl1-nvidia", "libegl-nvidia", "libgles-nvidia", "libglx-nvidia", "libxnvctrl",
+	"xserver-xorg-video-nvidia", "firmware-nvidia-", "cuda-drivers",
+}
+
+// notDriver are NVIDIA packages that are not the driver and stay.
+var notDriver = []string{"nvidia-container-", "libnvidia-container", "nvidia-docker", "nvidiaprep", "nvidia-cuda-toolkit", "nvidia-cuda-dev"}
+
+// DriverPackages picks, from "<status> <package>" lines of
+// `dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`, the distribution's
+// NVIDIA driver packages that are installed or left as config files.
+func DriverPackages(dpkgQuery string) []string {
+	var out []string
+	for _, line := range strings.Split(dpkgQuery, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || (f[0][0] != 'i' && f[0] != "rc") {
+			continue
+		}
+		name := strings.SplitN(f[1], ":", 2)[0] // drop ":amd64"
+		if isDriverPackage(name) {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+func isDriverPackage(name string) bool {
+	for _, p := range notDriver {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	for _, p := range distroDriverPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}

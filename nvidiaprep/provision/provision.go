@@ -1,0 +1,427 @@
+// Package provision installs, inside a container, the NVIDIA user-space
+// libraries of exactly the host's loaded driver version, from the node's
+// cached driver tree, and records the outcome. It is the provisioning
+// worker's body; post-start only asks Current and starts the worker.
+//
+// Everything inside the container happens through attach (ctexec), so the
+// container's paths resolve inside it; the few reads from the host go
+// through openat2(RESOLVE_IN_ROOT) (ctfs). The installer runs from the
+// node's extracted tree, bind-mounted read-only by pre-start: no copy of the
+// .run or of the tree is made per container.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/filelock"
+	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/record"
+)
+
+// Paths inside the container.
+const (
+	nvidiaLog = "/var/lib/nvidia/log"                       // nvidia-installer's install record
+	marker    = "/var/lib/nvidiaprep/provisioning"          // present while an install is under way
+	ctRecord  = "/var/lib/nvidiaprep/installed"             // what nvidiaprep installed, for admins inside
+	altMarker = "/usr/lib/nvidia/alternate-install-present" // left by distribution packages
+)
+
+// libDirs are where nvidia-installer puts libraries, by distribution.
+var libDirs = []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"}
+
+// installerFlags make nvidia-installer install user space only, silently,
+// without touching what a container cannot have (kernel modules, X, the
+// host's nouveau, systemd units for suspend) and without backups.
+var installerFlags = []string{
+	"--silent", "--no-kernel-module", "--no-nvidia-modprobe", "--no-x-check",
+	"--no-nouveau-check", "--no-systemd", "--no-rpms", "--no-backup",
+	"--no-check-for-alternate-installs", "--install-libglvnd",
+	"--log-file-name=/var/log/nvidia-installer.log",
+}
+
+// Current tells whether the container whose init is pid already has
+// version's libraries, from nvidia-installer's record, read safely from the
+// host, and the absence of a half-done install. why says what differs.
+func Current(pid int, version string) (ok bool, why string, err error) {
+	root, err := ctfs.Open(pid)
+	if err != nil {
+		return false, "", err
+	}
+	defer root.Close()
+	if _, err := root.ReadFile(marker, 64); err == nil {
+		return false, "an earlier install did not finish", nil
+	}
+	log, err := root.ReadFile(nvidiaLog, 4096)
+	if err != nil {
+		return false, "no NVIDIA driver is installed from a .run", nil
+	}
+	if have := record.InstalledVersion(log); have != version {
+		return false, fmt.Sprintf("it has %s, the host runs %s", orNone(have), version), nil
+	}
+	return true, "", nil
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "an unreadable version"
+	}
+	return v
+}
+
+// Worker provisions one container.
+type Worker struct {
+	Config config.Config
+	VMID   int
+	Log    zerolog.Logger
+	// Status reports progress (sd_notify STATUS=); nil drops it.
+	Status func(string)
+}
+
+// ErrBusy means another worker is provisioning the container.
+var ErrBusy = errors.New("another worker is provisioning this container")
+
+// Run provisions the container once, under its lock, and records the
+// outcome on the host. It returns ErrBusy at once when another worker holds
+// the container.
+func (w Worker) Run(ctx context.Context) error {
+	p := w.Config.Paths
+	lock, err := filelock.TryLock(fmt.Sprintf("%s/locks/ct-%d.lock", p.State, w.VMID))
+	if errors.Is(err, filelock.ErrBusy) {
+		return ErrBusy
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	version, err := nvdev.LoadedVersion(p.Sys, p.Proc)
+	if err != nil {
+		return fmt.Errorf("CT %d: %w: nothing to install", w.VMID, err)
+	}
+	rec := record.Provision{VMID: w.VMID, Version: version, Outcome: record.Running, Started: time.Now().UTC()}
+	if err := record.Save(p.State, rec); err != nil {
+		return err
+	}
+	notes, err := w.provision(ctx, version)
+	rec.Finished = time.Now().UTC()
+	rec.Duration = rec.Finished.Sub(rec.Started)
+	rec.Notes = notes
+	rec.Outcome = record.Installed
+	if err != nil {
+		rec.Outcome, rec.Error = record.Failed, err.Error()
+	}
+	if saveErr := record.Save(p.State, rec); saveErr != nil && err == nil {
+		err = saveErr
+	}
+	return err
+}
+
+func (w Worker) status(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	w.Log.Info().Msgf("CT %d: %s", w.VMID, msg)
+	if w.Status != nil {
+		w.Status(msg)
+	}
+}
+
+func (w Worker) provision(ctx context.Context, version string) ([]string, error) {
+	cfg := w.Config
+	ctx, cancel := context.WithTimeout(ctx, cfg.Provision.InstallTimeout)
+	defer cancel()
+
+	w.status("waiting for one of %d install slots", cfg.Provision.MaxConcurrent)
+	slot, err := filelock.WaitAny(ctx, cfg.Paths.State+"/locks/install-slot", cfg.Provision.MaxConcurrent)
+	if err != nil {
+		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
+	}
+	defer slot.Unlock()
+
+	w.status("preparing driver %s in the node's cache", version)
+	pinned := ""
+	if cfg.Driver.Version == version {
+		pinned = cfg.Driver.SHA256
+	}
+	cache := driverrun.Cache{Dir: cfg.Paths.Cache}
+	if _, err := cache.Extract(ctx, version, pinned); err != nil {
+		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
+	}
+
+	ct, err := ctexec.Open(cfg.Paths.LXC, w.VMID)
+	if err != nil {
+		return nil, err
+	}
+	defer ct.Close()
+	s := session{w: w, ct: ct, version: version}
+	if err := s.checkShell(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.waitSystemd(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.waitDpkg(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.clean(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.install(ctx); err != nil {
+		return nil, err
+	}
+	return s.verify(ctx)
+}
+
+// session is one provisioning of one container.
+type session struct {
+	w       Worker
+	ct      *ctexec.Container
+	version string
+}
+
+func (s session) vmid() int { return s.w.VMID }
+
+// sh runs a shell script inside the container.
+func (s session) sh(ctx context.Context, script string) (ctexec.Result, error) {
+	return s.ct.Run(ctx, []string{"/bin/sh", "-c", script}, nil)
+}
+
+// checkShell makes sure the container has the POSIX shell every later step uses.
+func (s session) checkShell(ctx context.Context) error {
+	r, err := s.sh(ctx, "exit 0")
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d has no working /bin/sh (exit %d): nvidiaprep needs a POSIX shell and coreutils inside the container; nothing was changed", s.vmid(), r.Exit)
+	}
+	return nil
+}
+
+// waitSystemd waits until the container's systemd reports running or
+// degraded; a container whose init is not systemd is not waited for.
+func (s session) waitSystemd(ctx context.Context) error {
+	r, err := s.sh(ctx, "test -d /run/systemd/system")
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		s.w.Log.Info().Msgf("CT %d: init is not systemd; not waiting for it", s.vmid())
+		return nil
+	}
+	s.w.status("waiting for the container's systemd to finish booting")
+	wait, cancel := context.WithTimeout(ctx, s.w.Config.Provision.SystemdTimeout)
+	defer cancel()
+	state := ""
+	for {
+		r, err := s.ct.Run(wait, []string{"systemctl", "is-system-running", "--wait"}, nil)
+		if err == nil {
+			state = strings.TrimSpace(r.Stdout)
+			if state == "running" || state == "degraded" {
+				return nil
+			}
+		}
+		if errors.Is(err, ctexec.ErrStopped) {
+			return fmt.Errorf("CT %d stopped while booting: %w", s.vmid(), err)
+		}
+		select {
+		case <-wait.Done():
+			return fmt.Errorf("CT %d: systemd did not finish booting within %v (state %q); look at `pct exec %d -- systemctl list-jobs`, then restart the container", s.vmid(), s.w.Config.Provision.SystemdTimeout, state, s.vmid())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// dpkgLocks are the fcntl locks apt and dpkg hold.
+var dpkgLocks = []string{"/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/cache/apt/archives/lock", "/var/lib/apt/lists/lock"}
+
+// waitDpkg waits until no process holds apt's or dpkg's locks in the
+// container, saying every few seconds who holds them.
+func (s session) waitDpkg(ctx context.Context) error {
+	deadline := time.Now().Add(s.w.Config.Provision.DpkgLockTimeout)
+	lastSaid := time.Time{}
+	for {
+		held, who, err := s.lockHolder()
+		if err != nil {
+			return err
+		}
+		if held == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("CT %d: %s is still held by %s after %v; nothing was changed. Let it finish (or stop it), then restart the container", s.vmid(), held, who, s.w.Config.Provision.DpkgLockTimeout)
+		}
+		if time.Since(lastSaid) >= 5*time.Second {
+			s.w.status("waiting for %s, held by %s", held, who)
+			lastSaid = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("CT %d: waiting for %s: %w", s.vmid(), held, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (s session) lockHolder() (path, who string, err error) {
+	pid := s.ct.InitPID()
+	if pid <= 0 {
+		return "", "", fmt.Errorf("CT %d: %w", s.vmid(), ctexec.ErrStopped)
+	}
+	root, err := ctfs.Open(pid)
+	if err != nil {
+		return "", "", fmt.Errorf("CT %d: %w", s.vmid(), err)
+	}
+	defer root.Close()
+	for _, l := range dpkgLocks {
+		locked, holder, err := root.LockHolder(l)
+		if err != nil {
+			return "", "", fmt.Errorf("CT %d: probing %s: %w", s.vmid(), l, err)
+		}
+		if locked {
+			who := "another process"
+			if holder > 0 {
+				who = ctfs.ProcessName(holder)
+			}
+			return l, who, nil
+		}
+	}
+	return "", "", nil
+}
+
+// clean removes what would conflict with the install: the distribution's
+// NVIDIA driver packages, their alternate-install marker, and a .run
+// install of another version or one left half-done.
+func (s session) clean(ctx context.Context) error {
+	s.w.status("removing conflicting NVIDIA installs")
+	r, err := s.sh(ctx, `command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`)
+	if err != nil {
+		return err
+	}
+	if pkgs := DriverPackages(r.Stdout); len(pkgs) > 0 {
+		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
+		secs := int(s.w.Config.Provision.DpkgLockTimeout.Seconds())
+		script := fmt.Sprintf(`if command -v apt-get >/dev/null; then apt-get purge -y -q -o DPkg::Lock::Timeout=%d "$@"; else dpkg --purge "$@"; fi`, secs)
+		r, err := s.ct.Run(ctx, append([]string{"/bin/sh", "-c", script, "purge"}, pkgs...), nil)
+		if err != nil {
+			return err
+		}
+		if r.Exit != 0 {
+			return fmt.Errorf("CT %d: purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), strings.Join(pkgs, " "), r.Exit, lastLines(r.Stdout+r.Stderr, 5), s.vmid())
+		}
+	}
+	// Both the marker and an earlier version go; a half-done install of the
+	// same version is uninstalled too, so the install starts clean.
+	script := `set -e
+rm -f ` + altMarker + `
+mkdir -p /var/lib/nvidiaprep
+printf '%s\n' "$1" > ` + marker + `
+if [ -f ` + nvidiaLog + ` ] && [ -x /usr/bin/nvidia-uninstall ]; then
+	/usr/bin/nvidia-uninstall --silent --log-file-name=/var/log/nvidia-uninstall.log
+fi`
+	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", script, "clean", s.version}, nil)
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, lastLines(r.Stdout+r.Stderr, 5))
+	}
+	return nil
+}
+
+// install runs the version's nvidia-installer from the read-only tree.
+func (s session) install(ctx context.Context) error {
+	installer := path.Join("/", driverrun.MountPoint, s.version, "nvidia-installer")
+	r, err := s.sh(ctx, "test -x "+installer)
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: the node's driver cache is not mounted at /%s (the container started before nvidiaprep managed it, or with install = false): restart the container so that pre-start mounts it", s.vmid(), driverrun.MountPoint)
+	}
+	s.w.status("installing NVIDIA user-space libraries %s", s.version)
+	r, err = s.ct.Run(ctx, append([]string{installer}, installerFlags...), nil)
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; its log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, lastLines(r.Stderr+r.Stdout, 5))
+	}
+	return nil
+}
+
+// verify checks the install record and the libnvidia-ml.so.1 link, runs
+// nvidia-smi, and records the install inside the container.
+func (s session) verify(ctx context.Context) ([]string, error) {
+	s.w.status("verifying")
+	pid := s.ct.InitPID()
+	root, err := ctfs.Open(pid)
+	if err != nil {
+		return nil, fmt.Errorf("CT %d: %w", s.vmid(), err)
+	}
+	defer root.Close()
+	log, err := root.ReadFile(nvidiaLog, 4096)
+	if err != nil {
+		return nil, fmt.Errorf("CT %d: after the install: %w", s.vmid(), err)
+	}
+	if have := record.InstalledVersion(log); have != s.version {
+		return nil, fmt.Errorf("CT %d: after the install %s records version %q, want %s", s.vmid(), nvidiaLog, have, s.version)
+	}
+	want := "libnvidia-ml.so." + s.version
+	var target string
+	for _, d := range libDirs {
+		if t, err := root.Readlink(d + "/libnvidia-ml.so.1"); err == nil {
+			target = t
+			break
+		}
+	}
+	if path.Base(target) != want {
+		return nil, fmt.Errorf("CT %d: libnvidia-ml.so.1 points to %q, want %s", s.vmid(), target, want)
+	}
+	var notes []string
+	r, err := s.ct.Run(ctx, []string{"nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"}, nil)
+	switch {
+	case err != nil:
+		return nil, err
+	case r.Exit == 0:
+		for _, v := range strings.Fields(r.Stdout) {
+			if v != s.version {
+				return nil, fmt.Errorf("CT %d: nvidia-smi reports driver %s, want %s", s.vmid(), v, s.version)
+			}
+		}
+		notes = append(notes, "nvidia-smi: "+strings.Join(strings.Fields(r.Stdout), ", "))
+	default:
+		notes = append(notes, fmt.Sprintf("nvidia-smi cannot reach a GPU (no GPU given, or no driver behind the nodes): %s", firstLine(r.Stdout+r.Stderr)))
+	}
+	rec := fmt.Sprintf("version=%s\ninstalled=%s\nsource=nvidiaprep (host's cached NVIDIA .run, --no-kernel-module)\n", s.version, time.Now().UTC().Format(time.RFC3339))
+	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", "cat > " + ctRecord + ".tmp && mv -f " + ctRecord + ".tmp " + ctRecord + " && rm -f " + marker}, strings.NewReader(rec))
+	if err != nil {
+		return nil, err
+	}
+	if r.Exit != 0 {
+		return nil, fmt.Errorf("CT %d: recording the install: %s", s.vmid(), lastLines(r.Stderr, 3))
+	}
+	s.w.status("installed NVIDIA user-space libraries %s", s.version)
+	return notes, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
+}
