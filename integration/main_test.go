@@ -16,8 +16,9 @@ import (
 	"nvidiaprep/integration/scenario"
 )
 
-// hook is the hookscript binary built once for all tests.
-var hook string
+// hook is the hookscript binary built once for all tests (the nvidiaprep
+// program beside it); holdlock is integration/cmd/holdlock, static.
+var hook, holdlock string
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -30,6 +31,10 @@ func TestMain(m *testing.M) {
 		root, err := scenario.ModuleRoot()
 		if err == nil {
 			hook, err = scenario.BuildHook(root, dir)
+		}
+		if err == nil {
+			holdlock = dir + "/holdlock"
+			err = scenario.GoBuild(root, holdlock, "./integration/cmd/holdlock", "CGO_ENABLED=0")
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

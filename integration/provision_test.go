@@ -1,0 +1,261 @@
+//go:build integration
+
+package integration_test
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/scenario"
+	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/record"
+)
+
+const (
+	driverA = "580.142"
+	driverB = "580.159.04"
+	libDir  = "/usr/lib/x86_64-linux-gnu"
+)
+
+// provisionNode is a node running driver A with A's .run in its cache.
+func provisionNode(t *testing.T, tables string) *scenario.Node {
+	t.Helper()
+	n := newNode(t, tables)
+	if err := n.SwitchDriver(driverA); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.CacheRun(driverA, standin.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// startProvisioned starts ct and waits for its provisioning to finish.
+func startProvisioned(t *testing.T, n *scenario.Node, ct *lxctest.CT) (lxctest.Start, record.Provision, time.Time) {
+	t.Helper()
+	since := time.Now()
+	s := start(t, n, ct)
+	returned := time.Now()
+	if !s.PostStart.OK() {
+		t.Fatalf("post-start: %s", s.PostStart.Output)
+	}
+	p, err := n.WaitProvisioned(ct.VMID, since, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, p, returned
+}
+
+// wantInstalled checks that the container has exactly version's libraries.
+func wantInstalled(t *testing.T, ct *lxctest.CT, version string) {
+	t.Helper()
+	if out, _ := sh(t, ct, "readlink "+libDir+"/libnvidia-ml.so.1"); out != "libnvidia-ml.so."+version {
+		t.Errorf("libnvidia-ml.so.1 -> %q, want libnvidia-ml.so.%s", out, version)
+	}
+	if out, _ := sh(t, ct, "head -n1 /var/lib/nvidia/log"); !strings.Contains(out, "("+version+")") {
+		t.Errorf("/var/lib/nvidia/log line 1: %q, want version %s", out, version)
+	}
+	if out, _ := sh(t, ct, "cat /var/lib/nvidiaprep/installed"); !strings.Contains(out, "version="+version) {
+		t.Errorf("in-container record: %q", out)
+	}
+	if out, code := sh(t, ct, "test -e /var/lib/nvidiaprep/provisioning"); code == 0 {
+		t.Errorf("the in-progress marker is left: %s", out)
+	}
+}
+
+// A new container on a host with driver A ends with exactly A's libraries
+// and record; post-start returned before the install began; a restart with
+// matching versions starts no worker.
+func TestNewContainerGetsTheHostDriver(t *testing.T) {
+	n := provisionNode(t, "[containers.111]\ngpus = [\"0\"]\n")
+	ct := newCT(t, n, 111, lxctest.Options{})
+	s, p, returned := startProvisioned(t, n, ct)
+	if p.Outcome != record.Installed || p.Version != driverA {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(111))
+	}
+	if !strings.Contains(s.PostStart.Output, "in the background") {
+		t.Errorf("post-start does not say it provisions in the background:\n%s", s.PostStart.Output)
+	}
+	// The library was written after post-start had returned.
+	out, _ := sh(t, ct, "stat -c %.9Y "+libDir+"/libnvidia-ml.so."+driverA)
+	if written := parseUnix(t, out); !written.After(returned) {
+		t.Errorf("library written at %v, before post-start returned at %v: post-start waited for the install", written, returned)
+	}
+	wantInstalled(t, ct, driverA)
+	// No copy of the .run or of the tree in the container: the installer ran
+	// from the read-only mount.
+	if out, _ := sh(t, ct, "find / -xdev \\( -name '*.run' -o -name nvidia-installer -o -name .manifest \\) -not -path '/var/lib/nvidiaprep/drivers/*' -not -path /usr/bin/nvidia-installer"); out != "" {
+		t.Errorf("a copy of the driver package in the container: %s", out)
+	}
+	if out, code := sh(t, ct, "touch /var/lib/nvidiaprep/drivers/x"); code == 0 {
+		t.Errorf("the driver cache is writable from the container: %s", out)
+	}
+
+	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
+		t.Fatal(err)
+	}
+	s = start(t, n, ct)
+	if strings.Contains(s.PostStart.Output, "background") {
+		t.Errorf("a restart with matching versions started a worker:\n%s", s.PostStart.Output)
+	}
+	if again, _, _ := record.Load(n.StateDir(), 111); again.Started != p.Started {
+		t.Errorf("the record changed on a current restart: %+v", again)
+	}
+}
+
+// The host moves to driver B: the next start leaves only B's files.
+func TestHostDriverUpgradeReplacesTheLibraries(t *testing.T) {
+	n := provisionNode(t, "")
+	ct := newCT(t, n, 112, lxctest.Options{})
+	startProvisioned(t, n, ct)
+	wantInstalled(t, ct, driverA)
+	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SwitchDriver(driverB); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.CacheRun(driverB, standin.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, p, _ := startProvisioned(t, n, ct)
+	if p.Outcome != record.Installed || p.Version != driverB {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(112))
+	}
+	if !strings.Contains(s.PostStart.Output, "it has "+driverA+", the host runs "+driverB) {
+		t.Errorf("post-start does not say why:\n%s", s.PostStart.Output)
+	}
+	wantInstalled(t, ct, driverB)
+	if out, _ := sh(t, ct, "find / -xdev -name '*"+driverA+"*' -not -path '/var/lib/nvidiaprep/drivers/*'"); out != "" {
+		t.Errorf("files of driver A remain:\n%s", out)
+	}
+}
+
+// prepare runs a script in the container started without the hook, then
+// stops it: the container's state before the scenario.
+func prepare(t *testing.T, ct *lxctest.CT, script string) {
+	t.Helper()
+	if _, err := ct.ProxmoxStart("", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ct.WaitSystemd(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := sh(t, ct, script); code != 0 {
+		t.Fatalf("%s: %s", script, out)
+	}
+	if _, err := ct.Stop("", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// parseUnix reads stat's "%.9Y" (seconds.nanoseconds).
+func parseUnix(t *testing.T, s string) time.Time {
+	t.Helper()
+	sec, frac, _ := strings.Cut(strings.TrimSpace(s), ".")
+	secs, err1 := strconv.ParseInt(sec, 10, 64)
+	nanos, err2 := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("bad time %q", s)
+	}
+	return time.Unix(secs, nanos)
+}
+
+// A container whose dpkg lock is held (as by apt at boot) for 20 s waits,
+// says who holds it, then installs.
+func TestWaitsForTheDpkgLock(t *testing.T) {
+	n := provisionNode(t, "")
+	ct := newCT(t, n, 113, lxctest.Options{})
+	bin, err := os.ReadFile(holdlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := "[Unit]\nDescription=stand-in for apt-daily holding the dpkg lock\n[Service]\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 20\n[Install]\nWantedBy=multi-user.target\n"
+	for name, f := range map[string]struct {
+		data []byte
+		mode os.FileMode
+	}{
+		"usr/local/bin/holdlock":              {bin, 0o755},
+		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
+	} {
+		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepare(t, ct, "systemctl enable holdlock.service")
+	_, p, returned := startProvisioned(t, n, ct)
+	if p.Outcome != record.Installed {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(113))
+	}
+	log := n.WorkerLog(113)
+	if !strings.Contains(log, "waiting for /var/lib/dpkg/lock-frontend, held by /usr/local/bin/holdlock") {
+		t.Errorf("the worker log does not say who holds the lock:\n%s", log)
+	}
+	if p.Finished.Sub(returned) < 15*time.Second {
+		t.Errorf("installed %v after the start, while the lock was held for 20 s", p.Finished.Sub(returned))
+	}
+	wantInstalled(t, ct, driverA)
+}
+
+// A container with the distribution's NVIDIA packages (Debian's and
+// Ubuntu's names, with the alternate-install marker) is cleaned, then
+// installed.
+func TestDistributionPackagesArePurged(t *testing.T) {
+	n := provisionNode(t, "")
+	ct := newCT(t, n, 114, lxctest.Options{})
+	dir := t.TempDir()
+	debs := map[string]map[string]string{
+		"nvidia-driver-libs": {
+			"usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1": "Debian's libnvidia-ml\n",
+			"usr/lib/nvidia/alternate-install-present":   "",
+		},
+		"libnvidia-compute-550": {"usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15": "Ubuntu's libcuda\n"},
+		"nvidia-utils-550":      {"usr/bin/nvidia-smi": "#!/bin/sh\necho Ubuntu nvidia-smi\n"},
+	}
+	var names []string
+	for name, files := range debs {
+		deb, err := scenario.BuildDeb(dir, name, "1.0", files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(deb)
+		if err := ct.WriteFile("root/"+name+".deb", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, "/root/"+name+".deb")
+	}
+	// Installed by hand first, as an admin following a distribution guide would.
+	prepare(t, ct, "dpkg -i "+strings.Join(names, " "))
+	_, p, _ := startProvisioned(t, n, ct)
+	if p.Outcome != record.Installed {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(114))
+	}
+	if out, _ := sh(t, ct, "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n' | grep -i nvidia"); strings.Contains(out, "ii ") || strings.Contains(out, "rc ") {
+		t.Errorf("distribution NVIDIA packages remain:\n%s", out)
+	}
+	if out, code := sh(t, ct, "ls /usr/lib/nvidia/alternate-install-present"); code == 0 {
+		t.Errorf("the alternate-install marker remains: %s", out)
+	}
+	if out, _ := sh(t, ct, "nvidia-smi --version; ls "+libDir+"/libcuda.so.550.54.15"); strings.Contains(out, "Ubuntu") || !strings.Contains(out, "No such file") {
+		t.Errorf("distribution files remain: %s", out)
+	}
+	wantInstalled(t, ct, driverA)
+}
+
+// A container whose init is not systemd is provisioned without waiting for it.
+func TestContainerWithoutSystemd(t *testing.T) {
+	n := provisionNode(t, "")
+	ct := newCT(t, n, 115, lxctest.Options{Init: lxctest.ShLoop})
+	_, p, _ := startProvisioned(t, n, ct)
+	if p.Outcome != record.Installed {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(115))
+	}
+	if log := n.WorkerLog(115); !strings.Contains(log, "init is not systemd") {
+		t.Errorf("the worker log does not say it did not wait for systemd:\n%s", log)
+	}
+	wantInstalled(t, ct, driverA)
+}
