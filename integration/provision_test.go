@@ -107,10 +107,11 @@ func TestNewContainerGetsTheHostDriver(t *testing.T) {
 	}
 }
 
-// The host moves to driver B: the next start leaves only B's files.
+// The host moves to driver B: the next start leaves only B's files. The
+// container is unprivileged: the install runs as its mapped root.
 func TestHostDriverUpgradeReplacesTheLibraries(t *testing.T) {
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 112, lxctest.Options{})
+	ct := newCT(t, n, 112, lxctest.Options{Unprivileged: true})
 	startProvisioned(t, n, ct)
 	wantInstalled(t, ct, driverA)
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {

@@ -8,6 +8,15 @@
 // through openat2(RESOLVE_IN_ROOT) (ctfs). The installer runs from the
 // node's extracted tree, bind-mounted read-only by pre-start: no copy of the
 // .run or of the tree is made per container.
+//
+// nvidia-installer runs from a read-only tree with --no-kernel-module: in its
+// source (install-from-cwd.c, install_from_cwd) everything that writes into
+// the package directory, building or linking the kernel interface
+// (kernel.c) and DKMS registration (misc.c), is skipped when
+// op->no_kernel_modules is set; the manifest and the installed files are only
+// read (parse_manifest, files.c install_file, crc.c). Its temporary files go
+// to $TMPDIR or /tmp (files.c get_tmpdir), and its log must be an absolute
+// path, which installerFlags give.
 package provision
 
 import (
