@@ -1,34 +1,43 @@
-// Command nvidiaprep is the admin program of nvidiaprep. Today it runs the
-// provisioning worker that the hookscript's post-start starts:
-//
-//	nvidiaprep provision <vmid>
+// Command nvidiaprep is the admin program of nvidiaprep: it runs the
+// provisioning worker that the hookscript's post-start starts, and the
+// commands an admin uses (see usage).
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/coreos/go-systemd/v22/daemon"
-
-	"nvidiaprep/nvidiaprep/config"
-	"nvidiaprep/nvidiaprep/logging"
-	"nvidiaprep/nvidiaprep/provision"
+	"strings"
 )
 
-const usage = `usage: nvidiaprep <command> [arguments]
+// command is one subcommand: its name, a line of help, and its body, which
+// gets the arguments after the name and returns the exit status.
+type command struct {
+	name, args, help string
+	run              func(args []string, stdout, stderr io.Writer) int
+}
 
-commands:
-  provision <vmid>   install the NVIDIA user-space libraries of the loaded driver
-                     into the running container <vmid> (post-start runs this in
-                     the background; run it by hand to retry)
-  help               this text
+// commands lists the subcommands in the order help shows them. Each lives
+// in its own cmd_*.go file.
+func commands() []command {
+	return []command{
+		{"provision", "<vmid>", "install the NVIDIA user-space libraries of the loaded driver into\nthe running container <vmid> (post-start runs this in the background;\nrun it by hand to retry)", provisionCmd},
+	}
+}
 
-Configuration: /etc/nvidiaprep/nvidiaprep.toml (or $NVIDIAPREP_CONFIG), after
-the cluster-wide /etc/pve/nvidiaprep.toml (or $NVIDIAPREP_CLUSTER_CONFIG).
-`
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage: nvidiaprep <command> [arguments]\n\ncommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %s %s\n", c.name, c.args)
+		for _, l := range strings.Split(c.help, "\n") {
+			fmt.Fprintf(&b, "      %s\n", l)
+		}
+	}
+	b.WriteString("  help\n      this text\n\n")
+	b.WriteString("Configuration: /etc/nvidiaprep/nvidiaprep.toml (or $NVIDIAPREP_CONFIG), after\nthe cluster-wide /etc/pve/nvidiaprep.toml (or $NVIDIAPREP_CLUSTER_CONFIG).\n")
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -36,49 +45,19 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	switch args[0] {
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
-	case "provision":
-		return provisionCmd(args[1:], stderr)
-	default:
-		fmt.Fprintf(stderr, "nvidiaprep: unknown command %q\n%s", args[0], usage)
-		return 2
 	}
-}
-
-func provisionCmd(args []string, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintf(stderr, "nvidiaprep provision: want one vmid\n%s", usage)
-		return 2
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
 	}
-	vmid, err := config.ParseVMID(args[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep provision: %v\n", err)
-		return 2
-	}
-	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", "provision").Logger()
-	cfg, err := config.Load(os.LookupEnv)
-	if err != nil {
-		log.Error().Msgf("CT %d: configuration: %v", vmid, err)
-		return 1
-	}
-	w := provision.Worker{Config: cfg, VMID: vmid, Log: log, Status: func(s string) {
-		daemon.SdNotify(false, "STATUS="+s)
-	}}
-	err = w.Run(context.Background())
-	switch {
-	case errors.Is(err, provision.ErrBusy):
-		log.Info().Msgf("CT %d: another worker is provisioning it; leaving it to that one", vmid)
-		return 0
-	case err != nil:
-		daemon.SdNotify(false, "STATUS=failed: "+err.Error())
-		log.Error().Msg(err.Error())
-		return 1
-	}
-	return 0
+	fmt.Fprintf(stderr, "nvidiaprep: unknown command %q\n%s", args[0], usage())
+	return 2
 }

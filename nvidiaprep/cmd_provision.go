@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/logging"
+	"nvidiaprep/nvidiaprep/provision"
+)
+
+func provisionCmd(args []string, _, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "nvidiaprep provision: want one vmid\n%s", usage())
+		return 2
+	}
+	vmid, err := config.ParseVMID(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "nvidiaprep provision: %v\n", err)
+		return 2
+	}
+	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", "provision").Logger()
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		log.Error().Msgf("CT %d: configuration: %v", vmid, err)
+		return 1
+	}
+	w := provision.Worker{Config: cfg, VMID: vmid, Log: log, Status: func(s string) {
+		daemon.SdNotify(false, "STATUS="+s)
+	}}
+	err = w.Run(context.Background())
+	switch {
+	case errors.Is(err, provision.ErrBusy):
+		log.Info().Msgf("CT %d: another worker is provisioning it; leaving it to that one", vmid)
+		return 0
+	case err != nil:
+		daemon.SdNotify(false, "STATUS=failed: "+err.Error())
+		log.Error().Msg(err.Error())
+		return 1
+	}
+	return 0
+}
