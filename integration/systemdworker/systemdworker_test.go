@@ -262,8 +262,10 @@ func TestTransientWorker(t *testing.T) {
 		out, _ := run(t, ct, "systemctl", "is-failed", unit2)
 		return out == "failed", out
 	}); !ok {
-		j, _ := run(t, ct, "journalctl", "--no-pager", "-n", "30")
-		t.Fatalf("systemctl is-failed %s: %q, want failed (%v)\njournal:\n%s", unit2, out, show(t, ct, unit2, "LoadState", "ActiveState", "Result", "StatusText"), j)
+		j, _ := run(t, ct, "journalctl", "--no-pager", "-n", "8")
+		// go-systemd's PropExecStart(argv, true) sets systemd's
+		// ignore-failure flag ("-" before the path): exit 1 counts as success.
+		t.Fatalf("systemctl is-failed %s: %q, want failed (%v): was the exit status ignored (PropExecStart's second argument must be false)?\njournal:\n%s", unit2, out, show(t, ct, unit2, "LoadState", "ActiveState", "Result", "StatusText"), j)
 	}
 	p = show(t, ct, unit2, "ActiveState", "Result", "StatusText", "ExecMainStatus", "InvocationID")
 	t.Logf("failed: %v", p)

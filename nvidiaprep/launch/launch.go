@@ -57,7 +57,9 @@ func Transient(ctx context.Context, j Job) (string, error) {
 	unit := Unit(j.VMID)
 	props := []sddbus.Property{
 		sddbus.PropDescription(fmt.Sprintf("nvidiaprep: NVIDIA user-space libraries for CT %d", j.VMID)),
-		sddbus.PropExecStart(j.Argv, true),
+		// go-systemd calls this flag uncleanIsFailure, but systemd reads it as
+		// "ignore failure" (a "-" prefix): false keeps a failed worker failed.
+		sddbus.PropExecStart(j.Argv, false),
 		sddbus.PropType("exec"),
 		{Name: "NotifyAccess", Value: godbus.MakeVariant("all")},
 	}
