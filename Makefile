@@ -46,8 +46,11 @@ integration: build
 ## test: everything, real containers included.
 test: deps vet fuzz integration
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./nvidiaprep/prestart
+## bench: the start path and provisioning on real containers, side by side
+## with the usual way, as one table (also written to docs/bench.md).
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./nvidiaprep/...
+	$(GO) run ./integration/bench -o docs/bench.md
 
 clean:
 	rm -rf $(BIN)

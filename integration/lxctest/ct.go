@@ -336,3 +336,8 @@ func (c *CT) lxcOutput(tool string, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// WritableLayer is the host directory that takes the container's writes:
+// the overlayfs upper directory, or the full copy without overlayfs. Its
+// growth is what the container wrote.
+func (c *CT) WritableLayer() string { return c.disk.layers()[0] }

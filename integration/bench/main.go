@@ -1,0 +1,456 @@
+// Command bench measures nvidiaprep on the container start path and in
+// provisioning, side by side with what admins use today, and prints one
+// Markdown table (make bench). Run it as root after integration/setup.sh.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/scenario"
+	"nvidiaprep/integration/standin"
+)
+
+type row struct{ what, value, baseline, target string }
+
+func main() {
+	runs := flag.Int("runs", 200, "hook calls per measurement")
+	payload := flag.Int64("payload-mb", 300, "size of the stand-in .run for the provisioning measurement")
+	storm := flag.Int("storm", 10, "containers in the boot storm")
+	out := flag.String("o", "", "also write the table to this file")
+	flag.Parse()
+	if err := run(*runs, *payload<<20, *storm, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type env struct {
+	dir, bin, hook string
+	bed            *lxctest.Bed
+}
+
+func run(runs int, payload int64, storm int, out string) error {
+	dir, err := os.MkdirTemp("", "nvidiaprep-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := scenario.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	e := env{dir: dir, bin: filepath.Join(dir, "bin")}
+	if e.hook, err = scenario.BuildHook(root, e.bin); err != nil {
+		return err
+	}
+	var rows []row
+	for _, gpus := range []int{1, 8} {
+		r, err := e.preStart(root, gpus, runs)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	if e.bed, err = lxctest.NewBed(filepath.Join(dir, "bed")); err != nil {
+		return err
+	}
+	defer e.bed.Close()
+	r, err := e.postStart(runs / 4)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, r...)
+	r, err = e.provisioning(payload)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, r...)
+	r, err = e.bootStorm(storm)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, r...)
+	if r, err := e.hostDriverFastPath(runs); err == nil {
+		rows = append(rows, r)
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: host driver fast path not measured:", err)
+	}
+	table := render(rows)
+	fmt.Print(table)
+	if out != "" {
+		return os.WriteFile(out, []byte(table), 0o644)
+	}
+	return nil
+}
+
+func render(rows []row) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s on %s (%d CPUs, %s/%s), `make bench`.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	b.WriteString("| measurement | nvidiaprep | the usual way | target |\n| --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.what, r.value, r.baseline, r.target)
+	}
+	return b.String()
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// stats are the median and 95th percentile of durations.
+func stats(d []time.Duration) (median, p95 time.Duration) {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2], s[(len(s)*95)/100]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// timeCmd runs a command and returns its wall time; a failure is an error.
+func timeCmd(env []string, name string, args ...string) (time.Duration, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(t0)
+	if err != nil {
+		return d, fmt.Errorf("%s %v: %w\n%s", name, args, err, out)
+	}
+	return d, nil
+}
+
+// generatedConfig is a realistic /var/lib/lxc/<vmid>/config of about 60
+// lines, as Proxmox's update_lxc_config writes it for an unprivileged Debian
+// container with two network interfaces, mount points and raw lxc lines.
+func generatedConfig(vmid int) string {
+	l := []string{
+		"lxc.cgroup.relative = 0", fmt.Sprintf("lxc.cgroup.dir.monitor = lxc.monitor/%d", vmid),
+		fmt.Sprintf("lxc.cgroup.dir.container = lxc/%d", vmid), "lxc.cgroup.dir.container.inner = ns",
+		"lxc.arch = amd64", "lxc.include = /usr/share/lxc/config/debian.common.conf",
+		"lxc.include = /usr/share/lxc/config/debian.userns.conf",
+		fmt.Sprintf("lxc.seccomp.profile = /var/lib/lxc/%d/rules.seccomp", vmid),
+		"lxc.apparmor.profile = generated", "lxc.apparmor.raw = deny mount -> /proc/,", "lxc.apparmor.raw = deny mount -> /sys/,",
+		"lxc.mount.auto = sys:mixed", "lxc.monitor.unshare = 1",
+		"lxc.idmap = u 0 100000 65536", "lxc.idmap = g 0 100000 65536",
+		"lxc.tty.max = 2", "lxc.environment = TERM=linux", fmt.Sprintf("lxc.uts.name = ct%d", vmid),
+		"lxc.cgroup2.memory.max = 8589934592", "lxc.cgroup2.memory.swap.max = 536870912",
+		"lxc.cgroup2.cpu.weight = 100", "lxc.cgroup2.cpu.max = 800000 100000",
+		"lxc.rootfs.path = /var/lib/lxc/" + fmt.Sprint(vmid) + "/rootfs",
+	}
+	for i := 0; i < 2; i++ {
+		l = append(l, fmt.Sprintf("lxc.net.%d.type = veth", i), fmt.Sprintf("lxc.net.%d.veth.pair = veth%di%d", i, vmid, i),
+			fmt.Sprintf("lxc.net.%d.hwaddr = BC:24:11:00:00:0%d", i, i), fmt.Sprintf("lxc.net.%d.name = eth%d", i, i),
+			fmt.Sprintf("lxc.net.%d.mtu = 1500", i), fmt.Sprintf("lxc.net.%d.script.up = /usr/share/lxc/lxcnetaddbr", i))
+	}
+	l = append(l, "lxc.cgroup2.devices.allow = c 10:200 rwm",
+		"lxc.mount.entry = /dev/net dev/net none bind,create=dir",
+		"lxc.mount.entry = /srv/data srv/data none bind,create=dir",
+		"lxc.mount.entry = /srv/models srv/models none bind,ro,create=dir",
+		"lxc.prlimit.nofile = 1048576", "lxc.sysctl.net.ipv4.ip_forward = 1",
+		"lxc.hook.pre-start = /usr/share/lxc/hooks/lxc-pve-prestart-hook",
+		"lxc.hook.mount = /usr/share/lxc/hooks/lxc-pve-autodev-hook",
+		"lxc.hook.post-stop = /usr/share/lxc/hooks/lxc-pve-poststop-hook")
+	for len(l) < 60 {
+		l = append(l, fmt.Sprintf("lxc.environment = NVIDIAPREP_BENCH_%d=1", len(l)))
+	}
+	return strings.Join(l, "\n") + "\n"
+}
+
+// preStart times `nvidiaprep-hook <vmid> pre-start` on a stand-in node with
+// gpus GPUs against the hand-made shell hook on the same tree.
+func (e env) preStart(root string, gpus, runs int) (row, error) {
+	base := filepath.Join(e.dir, fmt.Sprintf("prestart-%d", gpus))
+	h, err := standin.NewHost(filepath.Join(base, "host"))
+	if err != nil {
+		return row{}, err
+	}
+	uvm, err := standin.FreeMajor("/proc/devices")
+	if err != nil {
+		return row{}, err
+	}
+	d := standin.Driver{Version: "580.159.04", UVMMajor: uvm}
+	for i := 0; i < gpus; i++ {
+		d.GPUs = append(d.GPUs, standin.GPU{PCIBusID: fmt.Sprintf("0000:%02x:00.0", 0x18+i*0x10), UUID: fmt.Sprintf("GPU-00000000-0000-0000-0000-%012d", i), Minor: i})
+	}
+	if err := h.LoadDriver(d); err != nil {
+		return row{}, err
+	}
+	if err := h.MakeNodes(d); err != nil {
+		return row{}, err
+	}
+	lxc := filepath.Join(base, "lxc")
+	cfgPath := filepath.Join(lxc, "101", "config")
+	if err := os.MkdirAll(filepath.Dir(cfgPath), 0o755); err != nil {
+		return row{}, err
+	}
+	node := filepath.Join(base, "nvidiaprep.toml")
+	toml := fmt.Sprintf("[paths]\nlxc = %q\ndev = %q\nproc = %q\nsys = %q\ncache = %q\nstate = %q\n", lxc, h.Dev, h.Proc, h.Sys, filepath.Join(base, "cache"), filepath.Join(base, "state"))
+	if err := os.WriteFile(node, []byte(toml), 0o644); err != nil {
+		return row{}, err
+	}
+	ours := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NVIDIAPREP_CONFIG=" + node, "NVIDIAPREP_CLUSTER_CONFIG="}
+	shell := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LXC=" + lxc, "DEV=" + h.Dev, "PROC=" + h.Proc}
+	handmade := filepath.Join(root, "integration/bench/handmade-hook.sh")
+	measure := func(env []string, name string, args ...string) ([]time.Duration, error) {
+		var ds []time.Duration
+		for i := 0; i < runs; i++ {
+			if err := os.WriteFile(cfgPath, []byte(generatedConfig(101)), 0o644); err != nil {
+				return nil, err
+			}
+			d, err := timeCmd(env, name, args...)
+			if err != nil {
+				return nil, err
+			}
+			ds = append(ds, d)
+		}
+		return ds, nil
+	}
+	a, err := measure(ours, e.hook, "101", "pre-start")
+	if err != nil {
+		return row{}, err
+	}
+	b, err := measure(shell, "/bin/sh", handmade, "101", "pre-start")
+	if err != nil {
+		return row{}, err
+	}
+	am, ap := stats(a)
+	bm, bp := stats(b)
+	return row{
+		what:     fmt.Sprintf("pre-start, %d GPU(s), 60-line config (%d runs)", gpus, runs),
+		value:    fmt.Sprintf("median %s, p95 %s", ms(am), ms(ap)),
+		baseline: fmt.Sprintf("shell hook: median %s, p95 %s (%.1f× slower)", ms(bm), ms(bp), float64(bm)/float64(am)),
+		target:   "≤ 10 ms median, ≥ 5× faster",
+	}, nil
+}
+
+// node makes a stand-in node with one GPU, driver 580.142 and its .run.
+func (e env) node(name string, payload int64) (*scenario.Node, error) {
+	d, err := scenario.TwoGPUs("580.142")
+	if err != nil {
+		return nil, err
+	}
+	bed, err := lxctest.NewBed(filepath.Join(e.dir, name))
+	if err != nil {
+		return nil, err
+	}
+	n, err := scenario.NewNode(bed, e.hook, d)
+	if err != nil {
+		return nil, err
+	}
+	return n, n.CacheRun("580.142", standin.RunOptions{PayloadBytes: payload})
+}
+
+func (e env) postStart(runs int) ([]row, error) {
+	n, err := e.node("poststart", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Bed.Close()
+	ct, err := n.Bed.NewContainer(9901, lxctest.Options{})
+	if err != nil {
+		return nil, err
+	}
+	since := time.Now()
+	if _, err := ct.ProxmoxStart(n.Hook, n.Env()); err != nil {
+		return nil, err
+	}
+	defer ct.Stop("", nil)
+	if _, err := n.WaitProvisioned(9901, since, 3*time.Minute); err != nil {
+		return nil, err
+	}
+	var current []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := timeCmd(n.Env(), n.Hook, "9901", "post-start")
+		if err != nil {
+			return nil, err
+		}
+		current = append(current, d)
+	}
+	// A container that needs an install: the host moves to a version whose
+	// .run is missing, so each worker ends at once and the next call again
+	// finds the container out of date.
+	if err := n.SwitchDriver("580.999"); err != nil {
+		return nil, err
+	}
+	var needs []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := timeCmd(n.Env(), n.Hook, "9901", "post-start")
+		if err != nil {
+			return nil, err
+		}
+		needs = append(needs, d)
+		time.Sleep(50 * time.Millisecond) // let the worker go
+	}
+	cm, cp := stats(current)
+	nm, np := stats(needs)
+	return []row{
+		{fmt.Sprintf("post-start, container current (%d runs)", runs), fmt.Sprintf("median %s, p95 %s", ms(cm), ms(cp)), "—", "≤ 50 ms"},
+		{fmt.Sprintf("post-start, install needed: returns after starting the worker (%d runs)", runs), fmt.Sprintf("median %s, p95 %s", ms(nm), ms(np)), "a script installing in post-start blocks the start for the whole install", "≤ 50 ms"},
+	}, nil
+}
+
+// provisioning: container start to verified install with a large .run,
+// against the same installer run by hand inside the same container.
+func (e env) provisioning(payload int64) ([]row, error) {
+	n, err := e.node("provisioning", payload)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Bed.Close()
+	ct, err := n.Bed.NewContainer(9902, lxctest.Options{})
+	if err != nil {
+		return nil, err
+	}
+	before, err := dirBytes(ct.WritableLayer())
+	if err != nil {
+		return nil, err
+	}
+	since := time.Now()
+	if _, err := ct.ProxmoxStart(n.Hook, n.Env()); err != nil {
+		return nil, err
+	}
+	defer ct.Stop("", nil)
+	p, err := n.WaitProvisioned(9902, since, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	ours := p.Finished.Sub(since)
+	after, err := dirBytes(ct.WritableLayer())
+	if err != nil {
+		return nil, err
+	}
+	installed, _, _ := scenario.Sh(ct, `sed -n 's/^1: //p' /var/lib/nvidia/log | xargs du -cb | tail -n1 | cut -f1`)
+	// By hand: the admin copies the .run into the container and runs it there.
+	run := filepath.Join(n.Host.Root, "cache/runs", standin.RunFileName("580.142"))
+	data, err := os.ReadFile(run)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := scenario.Sh(ct, "nvidia-uninstall -s >/dev/null"); err != nil {
+		return nil, err
+	}
+	if _, err := ct.Stop("", nil); err != nil {
+		return nil, err
+	}
+	if err := ct.WriteFile("root/NVIDIA.run", data, 0o755); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if _, err := ct.ProxmoxStart("", nil); err != nil {
+		return nil, err
+	}
+	if err := ct.WaitSystemd(time.Minute); err != nil {
+		return nil, err
+	}
+	out, code, err := scenario.Sh(ct, "sh /root/NVIDIA.run --silent --no-kernel-module --no-check-for-alternate-installs --install-libglvnd")
+	if err != nil || code != 0 {
+		return nil, fmt.Errorf("installing by hand: exit %d %v: %s", code, err, out)
+	}
+	hand := time.Since(t0)
+	return []row{
+		{fmt.Sprintf("provisioning, %d MB .run: container start → verified install", payload>>20), ms(ours), fmt.Sprintf("by hand (start, copy in, run the .run): %s (%+.0f%%)", ms(hand), 100*(float64(ours)/float64(hand)-1)), "≤ 20% slower than by hand"},
+		{"bytes written inside the container by provisioning", fmt.Sprintf("%d KiB (installed files: %s KiB)", (after-before)>>10, kib(installed)), fmt.Sprintf("by hand: the %d MB .run copied in, plus its extraction", payload>>20), "nothing beyond the installed files"},
+	}, nil
+}
+
+func kib(bytes string) string {
+	var n int64
+	fmt.Sscan(bytes, &n)
+	return fmt.Sprint(n >> 10)
+}
+
+func dirBytes(dir string) (int64, error) {
+	var total int64
+	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// bootStorm starts containers back to back, as pve-guests does at boot.
+func (e env) bootStorm(count int) ([]row, error) {
+	n, err := e.node("storm", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Bed.Close()
+	var cts []*lxctest.CT
+	for i := 0; i < count; i++ {
+		ct, err := n.Bed.NewContainer(9910+i, lxctest.Options{})
+		if err != nil {
+			return nil, err
+		}
+		cts = append(cts, ct)
+	}
+	since := time.Now()
+	var slowest time.Duration
+	for _, ct := range cts {
+		s, err := ct.ProxmoxStart(n.Hook, n.Env())
+		if err != nil {
+			return nil, err
+		}
+		defer ct.Stop("", nil)
+		slowest = max(slowest, s.PreStart.Duration, s.PostStart.Duration)
+	}
+	started := time.Since(since)
+	var last time.Time
+	for _, ct := range cts {
+		p, err := n.WaitProvisioned(ct.VMID, since, 10*time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		if p.Finished.After(last) {
+			last = p.Finished
+		}
+	}
+	return []row{
+		{fmt.Sprintf("boot storm, %d containers back to back: slowest hook call", count), ms(slowest), fmt.Sprintf("all %d started in %s", count, ms(started)), "≤ 50 ms"},
+		{fmt.Sprintf("boot storm: first start → all %d provisioned (max_concurrent 2)", count), ms(last.Sub(since)), "—", "—"},
+	}, nil
+}
+
+// hostDriverFastPath times `nvidiaprep host-driver` when the configured
+// driver is the loaded one.
+func (e env) hostDriverFastPath(runs int) (row, error) {
+	n, err := e.node("hostdriver", 0)
+	if err != nil {
+		return row{}, err
+	}
+	defer n.Bed.Close()
+	if err := n.WriteConfig("[driver]\nversion = \"580.142\"\n"); err != nil {
+		return row{}, err
+	}
+	prog := filepath.Join(e.bin, "nvidiaprep")
+	var ds []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := timeCmd(n.Env(), prog, "host-driver")
+		if err != nil {
+			return row{}, err
+		}
+		ds = append(ds, d)
+	}
+	m, p := stats(ds)
+	return row{fmt.Sprintf("host driver unit, nothing to do (%d runs)", runs), fmt.Sprintf("median %s, p95 %s", ms(m), ms(p)), "—", "≤ 100 ms"}, nil
+}
+
