@@ -6,6 +6,7 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/godbus/dbus/v5 v5.1.0
 	github.com/lxc/go-lxc v0.0.0-20230926171149-ccae595aa49e
 	github.com/rs/zerolog v1.35.1
 	golang.org/x/sys v0.50.0

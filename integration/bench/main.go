@@ -319,6 +319,17 @@ func (e env) provisioning(payload int64) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Boot once without the hook, so that what the container writes at every
+	// boot (its journal, above all) is there before the count starts.
+	if _, err := ct.ProxmoxStart("", nil); err != nil {
+		return nil, err
+	}
+	if err := ct.WaitSystemd(time.Minute); err != nil {
+		return nil, err
+	}
+	if _, err := ct.Stop("", nil); err != nil {
+		return nil, err
+	}
 	before, err := dirBytes(ct.WritableLayer())
 	if err != nil {
 		return nil, err
