@@ -1,0 +1,42 @@
+#!/bin/bash
+# integration/gpu/prepare.sh: fills the carry directory that
+# integration/gpu/run.sh needs on a GPU machine without Go, LXC or network.
+# Run it on a Debian 12 development machine (root for apt-get download is not
+# needed, but Go 1.26 with CGO, gcc and lxc-dev are: integration/setup.sh):
+#
+#   integration/gpu/prepare.sh [CARRY]     # default .gpucarry (keep it ignored)
+#
+#   CARRY/debs/  Debian 12 .debs of LXC 5.0 and its libraries: lxc, liblxc1,
+#                liblxc-common, lxc-templates (the distributions' configs),
+#                libseccomp2, libapparmor1, libcap2, libselinux1, libpcre2-8-0
+#                (run.sh unpacks a library only where the machine lacks it)
+#   CARRY/bin/   nvidiaprep-hook, nvidiaprep (CGO: they link liblxc.so.1)
+#                and gpuproof (CGO for NVML), built from this tree, x86-64
+#   CARRY/bin/BUILD  what was built from which commit
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+CARRY=${1:-$REPO/.gpucarry}
+export PATH=$PATH:/usr/local/go/bin
+export CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations GOARCH=amd64 GOOS=linux
+
+mkdir -p "$CARRY/debs" "$CARRY/bin"
+debs=(lxc liblxc1 liblxc-common lxc-templates libseccomp2 libapparmor1 libcap2 libselinux1 libpcre2-8-0)
+missing=()
+for p in "${debs[@]}"; do
+	ls "$CARRY/debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	(cd "$CARRY/debs" && apt-get download "${missing[@]}")
+fi
+
+cd "$REPO"
+go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep-hook" ./hook
+go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep" ./nvidiaprep
+go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/gpuproof" ./integration/gpu/gpuproof
+{
+	echo "built $(date -u +%FT%TZ) on $(. /etc/os-release && echo "$PRETTY_NAME"), $(go version)"
+	echo "from commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' with uncommitted changes')"
+	echo "nvidiaprep commands: $("$CARRY/bin/nvidiaprep" help 2>&1 | sed -n 's/^  \([a-z-]\+\).*/\1/p' | tr '\n' ' ')"
+} >"$CARRY/bin/BUILD"
+cat "$CARRY/bin/BUILD"
+du -sh "$CARRY"
