@@ -40,7 +40,8 @@ version=@VERSION@
 cuda=@CUDA@
 nvml=@NVML@
 
-if [ ! -e /dev/nvidiactl ] || ! { : <> /dev/nvidiactl; } 2> /dev/null; then
+# A subshell: a failed redirection on a special builtin ends a POSIX shell.
+if [ ! -e /dev/nvidiactl ] || ! ( : <> /dev/nvidiactl ) 2> /dev/null; then
     echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
     echo
     exit 9
