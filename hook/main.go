@@ -7,12 +7,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -64,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", phase).Logger()
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
-		log.Error().Msgf("CT %d: configuration: %v", vmid, err)
+		log.Error().Msgf("CT %d: configuration: %v; correct the file, then start the container again", vmid, err)
 		return 1
 	}
 	switch phase {
@@ -102,25 +105,72 @@ func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
 	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys,
 		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}.DriversDir()}
 	if p.Proc == "/proc" && p.Dev == "/dev" {
-		h.GPUs = nvdev.Fallback{Primary: nvmlgpu.New(), Secondary: h.GPUs, OnFallback: func(err error) {
+		nvml := deadlineLister{lister: nvmlgpu.New(), timeout: nvmlTimeout}
+		h.GPUs = nvdev.Fallback{Primary: nvml, Secondary: h.GPUs, OnFallback: func(err error) {
 			if !errors.Is(err, nvmlgpu.ErrLibraryNotFound) {
 				log.Warn().Err(err).Msg("NVML failed; reading GPUs from /proc/driver/nvidia/gpus")
 			}
 		}}
+		h.GPUs = nvdev.CachedGPUs{Lister: h.GPUs, Path: filepath.Join(p.State, "gpus.json"), Proc: p.Proc, Sys: p.Sys}
 		if path, err := findModprobe(); err == nil {
-			h.Modprobe = modprobe(path)
+			h.Modprobe = modprobe{path: path, timeout: modprobeTimeout}
 		}
 	}
 	return h
 }
 
-// modprobe runs nvidia-modprobe, which loads modules and creates their nodes.
-type modprobe string
+// Deadlines of pre-start's outside calls: a start must never hang on them.
+const (
+	// nvmlTimeout bounds listing GPUs through NVML, which can block on a
+	// wedged driver; pre-start then reads them from procfs.
+	nvmlTimeout = 30 * time.Second
+	// modprobeTimeout bounds one nvidia-modprobe run.
+	modprobeTimeout = 30 * time.Second
+)
+
+// deadlineLister gives up on a GPU listing that does not answer in time.
+// The call it gives up on goes on in the background until the hook exits.
+type deadlineLister struct {
+	lister  nvdev.GPULister
+	timeout time.Duration
+}
+
+func (d deadlineLister) GPUs() ([]nvdev.GPU, error) {
+	type result struct {
+		gpus []nvdev.GPU
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		g, err := d.lister.GPUs()
+		done <- result{g, err}
+	}()
+	select {
+	case r := <-done:
+		return r.gpus, r.err
+	case <-time.After(d.timeout):
+		return nil, fmt.Errorf("NVML did not answer within %v (a hung driver?)", d.timeout)
+	}
+}
+
+// modprobe runs nvidia-modprobe, which loads modules and creates their
+// nodes, for at most timeout.
+type modprobe struct {
+	path    string
+	timeout time.Duration
+}
 
 func (m modprobe) Modprobe(args ...string) error {
-	out, err := exec.Command(string(m), args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, m.path, args...)
+	cmd.WaitDelay = time.Second // a child left holding its output does not hold us
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s did not finish within %v: %w", m.path, strings.Join(args, " "), m.timeout, ctx.Err())
+	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", m, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("%s %s: %w: %s", m.path, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

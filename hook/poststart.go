@@ -29,23 +29,31 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	if err != nil {
 		return 0 // pre-start has said what is missing
 	}
-	c, err := ctexec.Open(cfg.Paths.LXC, vmid)
-	if err != nil {
-		log.Error().Msgf("CT %d: %v", vmid, err)
+	var st state
+	done := make(chan state, 1)
+	go func() { done <- look(cfg.Paths.LXC, vmid, version) }()
+	select {
+	case st = <-done:
+	case <-time.After(lookTimeout):
+		log.Error().Msgf("CT %d: the container did not answer within %v (its LXC monitor or its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", vmid, lookTimeout, vmid)
 		return 1
 	}
-	pid := c.InitPID()
-	c.Close()
-	if pid <= 0 {
+	if st.err != nil {
+		log.Error().Msgf("CT %d: %v", vmid, st.err)
+		return 1
+	}
+	if st.pid <= 0 {
 		log.Warn().Msgf("CT %d is not running after its start; nothing to provision", vmid)
 		return 0
 	}
-	current, why, err := provision.Current(pid, version)
-	if err != nil {
-		why = err.Error()
-	}
+	current, why := st.current, st.why
 	if current {
 		log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s are current", vmid, version)
+		if settled, err := provision.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
+			log.Warn().Msgf("CT %d: %v", vmid, err)
+		} else if settled {
+			log.Info().Msgf("CT %d: its last provisioning worker stopped before recording its outcome; the libraries %s are complete, and the record now says so", vmid, version)
+		}
 		return 0
 	}
 	worker, err := workerPath()
@@ -67,6 +75,35 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	log.Info().Msgf("CT %d: %s; installing NVIDIA user-space libraries %s in the background (%s)", vmid, why, version, how)
 	return 0
+}
+
+// lookTimeout bounds post-start's look at the container: liblxc asks the
+// container's monitor for its init, and files are read from its root.
+const lookTimeout = 20 * time.Second
+
+// state is what post-start sees of a container.
+type state struct {
+	pid     int // its init, <= 0 when not running
+	current bool
+	why     string // why it is not current
+	err     error
+}
+
+func look(lxcPath string, vmid int, version string) state {
+	c, err := ctexec.Open(lxcPath, vmid)
+	if err != nil {
+		return state{err: err}
+	}
+	pid := c.InitPID()
+	c.Close()
+	if pid <= 0 {
+		return state{pid: pid}
+	}
+	current, why, err := provision.Current(pid, version)
+	if err != nil {
+		why = err.Error()
+	}
+	return state{pid: pid, current: current, why: why}
 }
 
 // workerPath finds the admin program, which runs the worker: beside this

@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/logging"
 	"nvidiaprep/nvidiaprep/provision"
 )
@@ -27,7 +28,11 @@ func provisionCmd(args []string, _, stderr io.Writer) int {
 	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", "provision").Logger()
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
-		log.Error().Msgf("CT %d: configuration: %v", vmid, err)
+		log.Error().Msgf("CT %d: configuration: %v; correct the file, then run this again", vmid, err)
+		return 1
+	}
+	if why := notRunning(cfg.Paths.LXC, vmid); why != "" {
+		log.Error().Msg(why)
 		return 1
 	}
 	w := provision.Worker{Config: cfg, VMID: vmid, Log: log, Status: func(s string) {
@@ -44,4 +49,21 @@ func provisionCmd(args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// notRunning says why container vmid cannot be provisioned now, before the
+// worker writes anything, or "" when it runs.
+func notRunning(lxcPath string, vmid int) string {
+	c, err := ctexec.Open(lxcPath, vmid)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	switch {
+	case !c.Defined():
+		return fmt.Sprintf("CT %d is not running: there is no container %d in %s; check the vmid", vmid, vmid, lxcPath)
+	case c.InitPID() <= 0:
+		return fmt.Sprintf("CT %d is not running: start it (pct start %d), and its post-start provisions it", vmid, vmid)
+	}
+	return ""
 }

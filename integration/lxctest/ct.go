@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ShLoop is an Options.Init for a container without systemd: the bed
@@ -36,6 +38,12 @@ type Options struct {
 	// Init is the container's init (lxc.init.cmd); "" boots systemd.
 	// ShLoop gives a container without systemd.
 	Init string
+	// DiskSize, when > 0, is the size in bytes of the container's disk, as
+	// Proxmox's "rootfs: ...,size=": its writable layer is a tmpfs of that
+	// size, so writes beyond it fail with "No space left on device".
+	// Without overlayfs that layer holds a full copy of the root file
+	// system, which must fit.
+	DiskSize int64
 }
 
 // CT is one container of a Bed.
@@ -85,6 +93,16 @@ func (c *CT) prepare() error {
 	}
 	if err := os.MkdirAll(filepath.Join(c.dir(), "rootfs"), 0o755); err != nil {
 		return err
+	}
+	if c.opts.DiskSize > 0 {
+		// Below the bed's directory, so that Bed.Close unmounts it.
+		dir := c.Bed.diskDir(c.VMID)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", c.opts.DiskSize)); err != nil {
+			return fmt.Errorf("disk of %d bytes: %w", c.opts.DiskSize, err)
+		}
 	}
 	d, err := prepareDisk(c.Bed.diskDir(c.VMID), lower, c.Bed.overlay, owner)
 	if err != nil {

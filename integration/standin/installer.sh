@@ -23,7 +23,8 @@
 #     proprietary, --print-recommended-kernel-module-type (prints "open"),
 #     --uninstall, -i/--driver-info, --[no-]rebuild-initramfs,
 #     --[no-]allow-installation-with-running-driver, --tmpdir=,
-#     --skip-depmod, --skip-module-unload, -c/--no-ncurses-color,
+#     --skip-depmod, --skip-module-unload, --skip-module-load,
+#     -c/--no-ncurses-color,
 #     -N/--no-network, -j/--concurrency-level=, -k/--kernel-name=,
 #     --no-opengl-files, --no-wine-files, --no-distro-scripts, -e/--expert,
 #     -v/--version, -h/--help, -A/--advanced-options. The real program
@@ -95,6 +96,15 @@
 # NVIDIAPREP_STANDIN_INSTALL_DELAY=<seconds> (stand-in only): when
 # installing, sleep that long after the previous driver has been uninstalled
 # and the new /var/lib/nvidia/log started, before anything is copied.
+#
+# NVIDIAPREP_STANDIN_FAIL_INSTALL=1 (stand-in only): at that same point,
+# fail the installation ("ERROR: Stand-in: ...", exit 1), as a real install
+# that breaks half way.
+#
+# Both may also come from /etc/nvidiaprep-standin inside the system it
+# installs into, as NAME=VALUE lines (other lines are ignored; the
+# environment wins): nvidiaprep runs the installer through liblxc attach
+# with a clean environment, so tests of a container reach it that way.
 
 umask 022
 PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -194,7 +204,7 @@ print_help() {
       Do not check for alternate driver installations.
   -z, --no-nouveau-check, --no-x-check, --no-nvidia-modprobe, --no-drm,
   --no-peermem, --no-unified-memory, --no-rpms, --[no-]install-libglvnd,
-  --[no-]systemd, --[no-]rebuild-initramfs, --skip-depmod,
+  --[no-]systemd, --[no-]rebuild-initramfs, --skip-depmod, --skip-module-load,
   --[no-]allow-installation-with-running-driver
       Accepted; see nvidia-installer's own documentation.
 EOF
@@ -260,7 +270,7 @@ option_kind() {
         no-backup | no-kernel-module | no-kernel-modules | no-x-check | \
         no-nouveau-check | no-opengl-files | no-wine-files | \
         no-check-for-alternate-installs | no-unified-memory | no-drm | \
-        no-peermem | skip-depmod | skip-module-unload | \
+        no-peermem | skip-depmod | skip-module-unload | skip-module-load | \
         print-recommended-kernel-module-type | help | version | \
         advanced-options | no-network | no-distro-scripts)
             kind=flag ;;
@@ -1222,6 +1232,22 @@ install_entries() {
     done 3< .manifest
 }
 
+# standin_controls: the stand-in's test controls from /etc/nvidiaprep-standin
+# (NAME=VALUE lines) where the environment does not set them.
+standin_controls() {
+    [ -f /etc/nvidiaprep-standin ] || return 0
+    while IFS='=' read -r _sc_name _sc_value; do
+        case "$_sc_name" in
+            NVIDIAPREP_STANDIN_INSTALL_DELAY)
+                [ -n "$NVIDIAPREP_STANDIN_INSTALL_DELAY" ] || NVIDIAPREP_STANDIN_INSTALL_DELAY=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_FAIL_INSTALL)
+                [ -n "$NVIDIAPREP_STANDIN_FAIL_INSTALL" ] || NVIDIAPREP_STANDIN_FAIL_INSTALL=$_sc_value
+                ;;
+        esac
+    done < /etc/nvidiaprep-standin
+}
+
 # install_from_cwd: 0 installed, 1 failed, 2 stopped without the failure
 # message (exit_install).
 install_from_cwd() {
@@ -1285,9 +1311,14 @@ install_from_cwd() {
     run_existing_uninstaller || return 1
     init_backup || return 1
 
+    standin_controls
     if [ -n "$NVIDIAPREP_STANDIN_INSTALL_DELAY" ]; then
         ui_log "Stand-in: sleeping $NVIDIAPREP_STANDIN_INSTALL_DELAY s (NVIDIAPREP_STANDIN_INSTALL_DELAY)."
         sleep "$NVIDIAPREP_STANDIN_INSTALL_DELAY"
+    fi
+    if [ "$NVIDIAPREP_STANDIN_FAIL_INSTALL" = 1 ]; then
+        ui_error "Stand-in: the installation fails here (NVIDIAPREP_STANDIN_FAIL_INSTALL=1)."
+        return 1
     fi
 
     # Conflicting files: back up (or delete) each distinct one that is not

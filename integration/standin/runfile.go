@@ -89,6 +89,14 @@ package standin
 //     this long after the previous driver has been uninstalled and the new
 //     /var/lib/nvidia/log started (header only) and before any file is
 //     copied, so that a test can kill the installer in that window.
+//   - NVIDIAPREP_STANDIN_FAIL_INSTALL=1: at that same point, fail the
+//     install (exit 1), as a real install that breaks half way.
+//
+// Both may instead be set in the file /etc/nvidiaprep-standin of the system
+// being installed into, as NAME=VALUE lines (the environment wins): the
+// provisioning worker runs the installer through attach with a clean
+// environment, so a test of a container writes that file inside it
+// (StandinControls names it).
 
 import (
 	"archive/tar"
@@ -122,6 +130,11 @@ type RunOptions struct {
 	Libraries    []string // optional: real files to ship instead of generated stand-in libraries (e.g. a real machine's libnvidia-ml.so.<ver>); names must end in .so.<Version>
 	Binaries     []string // optional: real binaries (e.g. a real nvidia-smi) to ship instead of the generated stand-in
 }
+
+// StandinControls is the file, inside the system being installed into, from
+// which the stand-in installer also reads NVIDIAPREP_STANDIN_INSTALL_DELAY
+// and NVIDIAPREP_STANDIN_FAIL_INSTALL (NAME=VALUE lines).
+const StandinControls = "/etc/nvidiaprep-standin"
 
 // RunDescription is the package description NVIDIA puts on line 1 of
 // .manifest and the installer copies to line 2 of /var/lib/nvidia/log.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -244,6 +245,8 @@ func TestErrors(t *testing.T) {
 		msg  string // a part of the message
 	}{
 		{"syntax", "[paths]\nlxc = /var/lib\n", 2, "paths.lxc", "expected value"},
+		{"broken table header", "[paths]\nlxc = \"/x\"\n\n[containers.101\ngpus = []\n", 4, "", "expected '.' or ']' to end table name"},
+		{"unterminated string", "[paths]\nlxc = \"/x\ndev = \"/dev\"\n", 2, "paths.lxc", "strings cannot contain newlines"},
 		{"duplicate key", "[paths]\nlxc = \"/a\"\nlxc = \"/b\"\n", 3, "paths.lxc", "already been defined"},
 		{"unknown top-level key", "# c\nbogus = 1\n[paths]\n", 2, "bogus", "unknown key (known keys: paths, provision, driver, containers)"},
 		{"unknown key in paths", "[paths]\nlxc = \"/x\"\nlcx = \"/y\"\n", 3, "paths.lcx", "unknown key (known keys: lxc, dev, proc, sys, cache, state)"},
@@ -292,7 +295,11 @@ func TestErrors(t *testing.T) {
 			if e.File != p || e.Line != tc.line || e.Key != tc.key || !strings.Contains(e.Msg, tc.msg) {
 				t.Errorf("error = %+v, want file %s, line %d, key %s, message containing %q", e, p, tc.line, tc.key, tc.msg)
 			}
-			if prefix := p + ":" + strconv.Itoa(tc.line) + ": " + tc.key + ": "; !strings.HasPrefix(err.Error(), prefix) {
+			prefix := p + ":" + strconv.Itoa(tc.line) + ": "
+			if tc.key != "" {
+				prefix += tc.key + ": "
+			}
+			if !strings.HasPrefix(err.Error(), prefix) {
 				t.Errorf("error = %q, want it to start with %q", err, prefix)
 			}
 		})
@@ -393,6 +400,9 @@ func FuzzLoad(f *testing.F) {
 			var e *Error
 			if !errors.As(err, &e) || e.File != "fuzz.toml" {
 				t.Fatalf("error %v is not an *Error naming the file", err)
+			}
+			if e.Line < 0 || e.Line > bytes.Count(data, []byte("\n"))+1 {
+				t.Fatalf("error %v names line %d of a file of %d lines", err, e.Line, bytes.Count(data, []byte("\n"))+1)
 			}
 			return
 		}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -123,7 +124,8 @@ func (l *loader) add(name string, text []byte) error {
 		// The file did not parse: a syntax error, a duplicate key, invalid UTF-8.
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message, Err: err}
+			line, key := parseErrorPlace(text, pe)
+			return &Error{File: name, Line: line, Key: key, Msg: pe.Message, Err: err}
 		}
 		return &Error{File: name, Msg: err.Error(), Err: err}
 	}
@@ -139,6 +141,27 @@ func (l *loader) add(name string, text []byte) error {
 		return &Error{File: name, Line: keyLines(text).line(p.key), Key: p.key.String(), Msg: p.msg, Err: p.err}
 	}
 	return nil
+}
+
+// parseErrorPlace is the line of a syntax error and the key it concerns.
+// The line is counted from the error's byte offset: the parser's own count
+// has passed the newline when that newline is the error ("[containers.101"
+// then a line break). Its last parsed key is kept only when it appears on
+// that line: after a table header that breaks, it is the previous table's.
+func parseErrorPlace(text []byte, pe toml.ParseError) (int, string) {
+	line := pe.Position.Line
+	if s := pe.Position.Start; s >= 0 && s <= len(text) {
+		line = bytes.Count(text[:s], []byte("\n")) + 1
+	}
+	lines := bytes.Split(text, []byte("\n"))
+	key := pe.LastKey
+	if key != "" && line >= 1 && line <= len(lines) {
+		parts := strings.Split(key, ".")
+		if !bytes.Contains(lines[line-1], []byte(strings.Trim(parts[len(parts)-1], `"'`))) {
+			key = ""
+		}
+	}
+	return line, key
 }
 
 // checkKeys returns the first key, in the file's order, that the schema does

@@ -5,7 +5,6 @@
 package ctexec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	lxc "github.com/lxc/go-lxc"
 	"golang.org/x/sys/unix"
@@ -40,6 +40,10 @@ func Open(lxcpath string, vmid int) (*Container, error) {
 // Close releases liblxc's handle.
 func (c *Container) Close() { c.c.Release() }
 
+// Defined reports whether the container has an LXC config (Proxmox writes
+// <lxcpath>/<vmid>/config at every start).
+func (c *Container) Defined() bool { return c.c.Defined() }
+
 // Running reports whether the container runs.
 func (c *Container) Running() bool { return c.c.Running() }
 
@@ -57,16 +61,32 @@ var ErrStopped = errors.New("container is not running")
 
 // Run runs argv inside the container with Env, feeding it stdin (may be nil),
 // and waits for it until ctx ends; then the command is killed. A non-zero
-// exit is not an error: look at Result.Exit.
+// exit is not an error: look at Result.Exit. Of each output stream it keeps
+// the first MiB and the last 64 KiB.
 func (c *Container) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
-	var out, errOut bytes.Buffer
+	var out, errOut capped
 	exit, err := c.Stream(ctx, argv, stdin, &out, &errOut)
 	return Result{Stdout: out.String(), Stderr: errOut.String(), Exit: exit}, err
 }
 
-// Stream is Run with the command's output written to stdout and stderr as it comes.
+// Grace periods of Stream, once its deadline has passed or its command has
+// ended: a process stuck in the kernel cannot be waited for, and a process
+// the command left in the background may hold its output open for ever.
+const (
+	killGrace  = 5 * time.Second // for a killed command to be reaped
+	drainGrace = 2 * time.Second // for the output to close after the command ended
+)
+
+// Stream is Run with the command's output written to stdout and stderr as it
+// comes. Every step has a deadline: liblxc's attach and state queries (which
+// talk to the container's monitor, which may hang), the command itself, and
+// its output, which a background process it started may keep open.
 func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if !c.Running() {
+	running, err := c.running(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("CT %d: %s: asking liblxc whether the container runs: %w", c.VMID, argv[0], err)
+	}
+	if !running {
 		return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ErrStopped)
 	}
 	inR, inW, err := os.Pipe()
@@ -87,25 +107,48 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 		outW.Close()
 		return -1, err
 	}
+	closeChildEnds := func() { inR.Close(); outW.Close(); errW.Close() }
+	closeOurEnds := func() { inW.Close(); outR.Close(); errR.Close() }
 	opts := lxc.DefaultAttachOptions
 	opts.ClearEnv = true
 	opts.Env = Env
 	opts.StdinFd, opts.StdoutFd, opts.StderrFd = inR.Fd(), outW.Fd(), errW.Fd()
-	c.mu.Lock()
-	pid, err := c.c.RunCommandNoWait(argv, opts)
-	c.mu.Unlock()
-	inR.Close()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		inW.Close()
-		outR.Close()
-		errR.Close()
-		if !c.Running() {
+	type attached struct {
+		pid int
+		err error
+	}
+	attachDone := make(chan attached, 1)
+	go func() {
+		c.mu.Lock()
+		pid, err := c.c.RunCommandNoWait(argv, opts)
+		c.mu.Unlock()
+		attachDone <- attached{pid, err}
+	}()
+	var a attached
+	select {
+	case a = <-attachDone:
+	case <-ctx.Done():
+		// liblxc did not return: leave it a goroutine that cleans up after it.
+		go func() {
+			if a := <-attachDone; a.err == nil {
+				unix.Kill(a.pid, unix.SIGKILL)
+				var ws unix.WaitStatus
+				unix.Wait4(a.pid, &ws, 0, nil)
+			}
+			closeChildEnds()
+			closeOurEnds()
+		}()
+		return -1, fmt.Errorf("CT %d: attach to run %s did not return: %w", c.VMID, argv[0], ctx.Err())
+	}
+	closeChildEnds()
+	if a.err != nil {
+		closeOurEnds()
+		if running, rerr := c.running(ctx); rerr == nil && !running {
 			return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ErrStopped)
 		}
-		return -1, fmt.Errorf("CT %d: attach to run %s: %w", c.VMID, argv[0], err)
+		return -1, fmt.Errorf("CT %d: attach to run %s: %w", c.VMID, argv[0], a.err)
 	}
+	pid := a.pid
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -117,30 +160,60 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 	}()
 	go func() { defer wg.Done(); io.Copy(stdout, outR); outR.Close() }()
 	go func() { defer wg.Done(); io.Copy(stderr, errR); errR.Close() }()
+	copied := make(chan struct{})
+	go func() { wg.Wait(); close(copied) }()
 
-	done := make(chan struct{})
+	type reaped struct {
+		ws  unix.WaitStatus
+		err error
+	}
+	waitDone := make(chan reaped, 1)
 	go func() {
-		select {
-		case <-ctx.Done():
-			unix.Kill(pid, unix.SIGKILL)
-		case <-done:
-		}
+		var r reaped
+		_, r.err = unix.Wait4(pid, &r.ws, 0, nil)
+		waitDone <- r
 	}()
-	var ws unix.WaitStatus
-	_, werr := unix.Wait4(pid, &ws, 0, nil)
-	close(done)
-	wg.Wait()
-	if werr != nil {
-		return -1, fmt.Errorf("CT %d: waiting for %s: %w", c.VMID, argv[0], werr)
+	var r reaped
+	select {
+	case r = <-waitDone:
+	case <-ctx.Done():
+		unix.Kill(pid, unix.SIGKILL)
+		select {
+		case r = <-waitDone:
+		case <-time.After(killGrace):
+			closeOurEnds()
+			return -1, fmt.Errorf("CT %d: %s outlived its deadline and did not end within %v of SIGKILL (stuck in the kernel?): %w", c.VMID, argv[0], killGrace, ctx.Err())
+		}
+	}
+	select {
+	case <-copied:
+	case <-time.After(drainGrace):
+		closeOurEnds() // a background process holds the output: stop reading it
+		<-copied
+	}
+	if r.err != nil {
+		return -1, fmt.Errorf("CT %d: waiting for %s: %w", c.VMID, argv[0], r.err)
 	}
 	if ctx.Err() != nil {
 		return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ctx.Err())
 	}
-	if ws.Signaled() {
-		if !c.Running() {
+	if r.ws.Signaled() {
+		if running, err := c.running(ctx); err == nil && !running {
 			return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ErrStopped)
 		}
-		return 128 + int(ws.Signal()), nil
+		return 128 + int(r.ws.Signal()), nil
 	}
-	return ws.ExitStatus(), nil
+	return r.ws.ExitStatus(), nil
+}
+
+// running asks liblxc whether the container runs, until ctx ends.
+func (c *Container) running(ctx context.Context) (bool, error) {
+	done := make(chan bool, 1)
+	go func() { done <- c.c.Running() }()
+	select {
+	case r := <-done:
+		return r, nil
+	case <-ctx.Done():
+		return false, fmt.Errorf("liblxc did not answer: %w", ctx.Err())
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"nvidiaprep/nvidiaprep/filelock"
 )
@@ -29,7 +30,15 @@ type Cache struct {
 // MountPoint is where a container sees DriversDir, read-only: pre-start
 // bind-mounts it there and the installer runs from MountPoint/<version>.
 // Not under /run, which systemd mounts over at boot.
-const MountPoint = "var/lib/nvidiaprep/drivers"
+//
+// It is below /dev, the tmpfs LXC mounts afresh at every start (autodev, as
+// on Proxmox), like LXC's own /dev/.lxc: the container's root cannot leave
+// links on the way there. LXC 5 makes a mount entry's create=dir target with
+// mkdir(2) on the host, before the container runs, following links in the
+// container's file system: with LXC 5.0.2, a /var/lib/nvidiaprep linked to a
+// host path made <that path>/drivers on the host. (integration/hostile_test.go
+// sets such traps.)
+const MountPoint = "dev/.nvidiaprep/drivers"
 
 // RunsDir is where .run files are kept.
 func (c Cache) RunsDir() string { return filepath.Join(c.Dir, "runs") }
@@ -44,30 +53,48 @@ func (c Cache) Tree(version string) string { return filepath.Join(c.DriversDir()
 type NotCachedError struct {
 	Version string
 	Dir     string
+	// Others says what the cache's other .run files are: "<name>: <why it
+	// is not the one>", so that a damaged or foreign file is named.
+	Others []string
 }
 
 func (e *NotCachedError) Error() string {
-	return fmt.Sprintf("no NVIDIA driver .run for version %s in %s: put NVIDIA-Linux-x86_64-%s.run there (the host driver unit does this for the configured version)", e.Version, e.Dir, e.Version)
+	others := ""
+	if len(e.Others) > 0 {
+		others = " (" + strings.Join(e.Others, "; ") + ")"
+	}
+	return fmt.Sprintf("no NVIDIA driver .run for version %s in %s%s: put NVIDIA's NVIDIA-Linux-x86_64-%s.run there (the host driver unit does this for the configured version)", e.Version, e.Dir, others, e.Version)
 }
 
 // FindRun returns the .run in RunsDir whose header says version. Files that
-// are not NVIDIA .runs are skipped.
+// are not NVIDIA .runs are skipped, and named in the *NotCachedError when
+// none fits.
 func (c Cache) FindRun(version string) (string, error) {
 	entries, err := os.ReadDir(c.RunsDir())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("looking for the %s .run: %w", version, err)
 	}
+	var others []string
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".run") {
+		if !strings.HasSuffix(e.Name(), ".run") {
+			continue
+		}
+		if !e.Type().IsRegular() {
+			others = append(others, e.Name()+": not a regular file")
 			continue
 		}
 		path := filepath.Join(c.RunsDir(), e.Name())
 		h, err := readHeaderFile(path)
-		if err == nil && h.Version == version {
+		switch {
+		case err != nil:
+			others = append(others, e.Name()+": "+err.Error())
+		case h.Version != version:
+			others = append(others, e.Name()+": version "+h.Version)
+		default:
 			return path, nil
 		}
 	}
-	return "", &NotCachedError{Version: version, Dir: c.RunsDir()}
+	return "", &NotCachedError{Version: version, Dir: c.RunsDir(), Others: others}
 }
 
 func readHeaderFile(path string) (Header, error) {
@@ -142,6 +169,11 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 	cmd := exec.CommandContext(ctx, "/bin/sh", run, "--extract-only", "--target", tmp)
 	cmd.Dir = c.DriversDir()
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + c.DriversDir()}
+	// The extraction holds the version's lock too (as descriptor 3): when
+	// this process is killed, the next Extract waits until the orphaned
+	// extraction has stopped writing into tmp before it removes tmp.
+	cmd.ExtraFiles = []*os.File{lock.File()}
+	cmd.WaitDelay = 5 * time.Second // once ctx ends: a child left holding the output does not hold us
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("extracting %s: %w: %s", run, err, lastLines(string(out), 5))

@@ -89,6 +89,22 @@ func TestFindRunByHeaderVersion(t *testing.T) {
 	}
 }
 
+// A file with NVIDIA's name that is not a driver package is named in the
+// error, with why it was passed over, as are the other versions.
+func TestFindRunNamesWhatItPassedOver(t *testing.T) {
+	c := cacheWith(t, "580.142")
+	bad := filepath.Join(c.RunsDir(), "NVIDIA-Linux-x86_64-570.1.run")
+	if err := os.WriteFile(bad, []byte("<html>404 Not Found</html>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.FindRun("570.1")
+	for _, want := range []string{"NVIDIA-Linux-x86_64-570.1.run: not an NVIDIA driver .run", "driver-580_142.run: version 580.142", "put NVIDIA's NVIDIA-Linux-x86_64-570.1.run there"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
 func TestExtractOnceConcurrently(t *testing.T) {
 	c := cacheWith(t, "580.159.04")
 	var wg sync.WaitGroup

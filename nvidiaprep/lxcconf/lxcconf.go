@@ -80,6 +80,9 @@ func Apply(config []byte, lines []string) ([]byte, error) {
 		if strings.ContainsAny(l, "\n\r") {
 			return nil, fmt.Errorf("block line %q contains a line break", l)
 		}
+		if strings.ContainsRune(l, 0) {
+			return nil, fmt.Errorf("block line %q contains a NUL byte", l)
+		}
 		if t := strings.TrimSpace(l); t == Begin || t == End {
 			return nil, fmt.Errorf("block line %q is a marker", l)
 		}
@@ -90,8 +93,13 @@ func Apply(config []byte, lines []string) ([]byte, error) {
 }
 
 // findBlock returns the byte range of the block, lines and trailing newline
-// included, or -1, -1 when there is none.
+// included, or -1, -1 when there is none. A config with a NUL byte is
+// refused: liblxc stops reading a config there, so lines after it,
+// nvidiaprep's among them, would be ignored without a word.
 func findBlock(config []byte) (start, end int, err error) {
+	if i := bytes.IndexByte(config, 0); i >= 0 {
+		return -1, -1, fmt.Errorf("line %d: a NUL byte, where liblxc stops reading the config: the file is damaged; let Proxmox write it anew (pct start)", bytes.Count(config[:i], []byte("\n"))+1)
+	}
 	start, end = -1, -1
 	pos := 0
 	for lineNo := 1; pos < len(config); lineNo++ {

@@ -88,6 +88,19 @@ func TestApplyRejectsLineBreaksInLines(t *testing.T) {
 // FuzzApply: lines that are not ours come out byte for byte, applying twice
 // equals applying once, and removing the block gives back the input when the
 // input ended with a newline.
+// liblxc stops reading a config at a NUL byte: such a config is refused,
+// since the block after it would be ignored.
+func TestNULIsRefused(t *testing.T) {
+	config := []byte(generated + "lxc.arch = amd64\x00\n")
+	for _, err := range []error{second(Apply(config, []string{"x = y"})), second(Entries(config))} {
+		if err == nil || !strings.Contains(err.Error(), "line 8: a NUL byte") {
+			t.Errorf("error %v, want a NUL byte on line 8", err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
 func FuzzApply(f *testing.F) {
 	f.Add([]byte(generated), "lxc.cgroup2.devices.allow = c 195:0 rw")
 	f.Add([]byte(""), "x = y")

@@ -40,9 +40,11 @@ import (
 
 // Paths inside the container.
 const (
-	nvidiaLog = "/var/lib/nvidia/log"                       // nvidia-installer's install record
-	marker    = "/var/lib/nvidiaprep/provisioning"          // present while an install is under way
-	ctRecord  = "/var/lib/nvidiaprep/installed"             // what nvidiaprep installed, for admins inside
+	nvidiaDir = "/var/lib/nvidia"                           // nvidia-installer's own directory
+	nvidiaLog = nvidiaDir + "/log"                          // nvidia-installer's install record
+	ctDir     = "/var/lib/nvidiaprep"                       // nvidiaprep's directory inside
+	marker    = ctDir + "/provisioning"                     // present while an install is under way
+	ctRecord  = ctDir + "/installed"                        // what nvidiaprep installed, for admins inside
 	altMarker = "/usr/lib/nvidia/alternate-install-present" // left by distribution packages
 )
 
@@ -105,7 +107,7 @@ var ErrBusy = errors.New("another worker is provisioning this container")
 // the container.
 func (w Worker) Run(ctx context.Context) error {
 	p := w.Config.Paths
-	lock, err := filelock.TryLock(fmt.Sprintf("%s/locks/ct-%d.lock", p.State, w.VMID))
+	lock, err := filelock.TryLock(lockPath(p.State, w.VMID))
 	if errors.Is(err, filelock.ErrBusy) {
 		return ErrBusy
 	}
@@ -116,6 +118,11 @@ func (w Worker) Run(ctx context.Context) error {
 	version, err := nvdev.LoadedVersion(p.Sys, p.Proc)
 	if err != nil {
 		return fmt.Errorf("CT %d: %w: nothing to install", w.VMID, err)
+	}
+	if w.current(version) {
+		w.Log.Info().Msgf("CT %d already has the NVIDIA user-space libraries %s; nothing to do", w.VMID, version)
+		_, err := settleLocked(p.State, w.VMID, version)
+		return err
 	}
 	rec := record.Provision{VMID: w.VMID, Version: version, Outcome: record.Running, Started: time.Now().UTC()}
 	if err := record.Save(p.State, rec); err != nil {
@@ -292,6 +299,10 @@ func (s session) lockHolder() (path, who string, err error) {
 	defer root.Close()
 	for _, l := range dpkgLocks {
 		locked, holder, err := root.LockHolder(l)
+		var nr *ctfs.NotRegularError
+		if errors.As(err, &nr) {
+			return "", "", fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Remove it (pct exec %d -- rm %s), then restart the container", s.vmid(), err, s.vmid(), l)
+		}
 		if err != nil {
 			return "", "", fmt.Errorf("CT %d: probing %s: %w", s.vmid(), l, err)
 		}
@@ -327,16 +338,20 @@ func (s session) clean(ctx context.Context) error {
 			return fmt.Errorf("CT %d: purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), strings.Join(pkgs, " "), r.Exit, lastLines(r.Stdout+r.Stderr, 5), s.vmid())
 		}
 	}
-	// Both the marker and an earlier version go; a half-done install of the
-	// same version is uninstalled too, so the install starts clean.
+	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", markScript, "mark", s.version}, nil)
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", s.vmid(), path.Dir(marker), r.Exit, lastLines(r.Stdout+r.Stderr, 5))
+	}
+	// An earlier version goes; a half-done install of the same version is
+	// uninstalled too, so the install starts clean.
 	script := `set -e
-rm -f ` + altMarker + `
-mkdir -p /var/lib/nvidiaprep
-printf '%s\n' "$1" > ` + marker + `
 if [ -f ` + nvidiaLog + ` ] && [ -x /usr/bin/nvidia-uninstall ]; then
 	/usr/bin/nvidia-uninstall --silent --log-file-name=/var/log/nvidia-uninstall.log
 fi`
-	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", script, "clean", s.version}, nil)
+	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", script, "clean"}, nil)
 	if err != nil {
 		return err
 	}
@@ -345,6 +360,31 @@ fi`
 	}
 	return nil
 }
+
+// markScript removes the distribution's alternate-install marker and marks
+// an install as under way ($1 is the version). nvidiaprep's directory inside
+// the container is made a directory again when it is not one (a link that
+// leads nowhere, a file), and its files are replaced, never written through:
+// what the container left there is not trusted. (All of it runs inside the
+// container, so its links resolve there anyway.) A link that leads nowhere
+// in place of nvidia-installer's directory goes too: the installer could
+// not recreate it.
+const markScript = `set -e
+rm -rf ` + altMarker + `
+if [ -L ` + nvidiaDir + ` ] && [ ! -d ` + nvidiaDir + ` ]; then rm -f ` + nvidiaDir + `; fi
+d=` + ctDir + `
+if [ ! -d "$d" ]; then rm -f "$d"; mkdir -p "$d"; fi
+rm -rf ` + marker + `
+printf '%s\n' "$1" > ` + marker
+
+// recordScript stores stdin as the in-container record, replacing whatever
+// is there, and clears the marker: the install is complete.
+const recordScript = `set -e
+rm -rf ` + ctRecord + `.tmp
+cat > ` + ctRecord + `.tmp
+if [ -L ` + ctRecord + ` ] || [ -d ` + ctRecord + ` ]; then rm -rf ` + ctRecord + `; fi
+mv -f ` + ctRecord + `.tmp ` + ctRecord + `
+rm -rf ` + marker
 
 // install runs the version's nvidia-installer from the read-only tree.
 func (s session) install(ctx context.Context) error {
@@ -358,11 +398,14 @@ func (s session) install(ctx context.Context) error {
 	}
 	s.w.status("installing NVIDIA user-space libraries %s", s.version)
 	r, err = s.ct.Run(ctx, append([]string{installer}, installerFlags...), nil)
+	if errors.Is(err, ctexec.ErrStopped) {
+		return fmt.Errorf("CT %d stopped during the install of %s; its next start installs again: %w", s.vmid(), s.version, err)
+	}
 	if err != nil {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; its log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, lastLines(r.Stderr+r.Stdout, 5))
+		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; %sits log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, lastLines(r.Stderr+r.Stdout, 5), s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))))
 	}
 	return nil
 }
@@ -411,7 +454,7 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		notes = append(notes, fmt.Sprintf("nvidia-smi cannot reach a GPU (no GPU given, or no driver behind the nodes): %s", firstLine(r.Stdout+r.Stderr)))
 	}
 	rec := fmt.Sprintf("version=%s\ninstalled=%s\nsource=nvidiaprep (host's cached NVIDIA .run, --no-kernel-module)\n", s.version, time.Now().UTC().Format(time.RFC3339))
-	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", "cat > " + ctRecord + ".tmp && mv -f " + ctRecord + ".tmp " + ctRecord + " && rm -f " + marker}, strings.NewReader(rec))
+	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", recordScript}, strings.NewReader(rec))
 	if err != nil {
 		return nil, err
 	}

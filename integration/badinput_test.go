@@ -1,0 +1,511 @@
+//go:build integration
+
+package integration_test
+
+// Bad input: each case runs the built binaries the way Proxmox or an admin
+// would, and checks the exit status, the message (what failed, for which
+// container, what to do) and that nothing changed on disk: the generated
+// config, the host's trees, and the container's files, checksummed before
+// and after. Where provisioning fails, the host record says failed with the
+// error, and the container is left as it was, or in a state the next start
+// repairs.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/scenario"
+	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/record"
+)
+
+// admin is the nvidiaprep program the hook was built beside.
+func admin() string { return filepath.Join(filepath.Dir(hook), "nvidiaprep") }
+
+// runBin runs a binary with env and returns its output and exit status.
+func runBin(t *testing.T, bin string, env []string, args ...string) (string, int) {
+	t.Helper()
+	out, code, err := runExit(bin, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, code
+}
+
+// runExit is runBin for other goroutines than the test's: err says why the
+// binary could not be run at all.
+func runExit(bin string, env []string, args ...string) (string, int, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Dir = "/"
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0, nil
+	case errors.As(err, &exit):
+		return string(out), exit.ExitCode(), nil
+	}
+	return string(out), -1, fmt.Errorf("%s %q: %w", bin, args, err)
+}
+
+// treeSums lists every file below roots (links not followed) with its type,
+// mode, size and content checksum (or link target, or device numbers).
+// Lock files, empty files that only serialize processes, are left out.
+func treeSums(t *testing.T, roots ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) && p == root {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if strings.HasSuffix(p, ".lock") || strings.Contains(filepath.Base(p), "install-slot-") {
+				return nil
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				return err
+			}
+			s := fmt.Sprintf("%o %d", st.Mode, st.Size)
+			switch st.Mode & unix.S_IFMT {
+			case unix.S_IFREG:
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				sum := sha256.Sum256(b)
+				s += " " + hex.EncodeToString(sum[:])
+			case unix.S_IFLNK:
+				target, _ := os.Readlink(p)
+				s += " -> " + target
+			case unix.S_IFCHR, unix.S_IFBLK:
+				s += fmt.Sprintf(" %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+			case unix.S_IFDIR:
+				s = fmt.Sprintf("%o", st.Mode) // a directory's size changes with its entries
+			}
+			out[p] = s
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// wantSameTree reports every file of what that differs between two treeSums.
+func wantSameTree(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	for p, b := range before {
+		if a, ok := after[p]; !ok {
+			t.Errorf("%s: %s was removed", what, p)
+		} else if a != b {
+			t.Errorf("%s: %s changed: %s, was %s", what, p, a, b)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%s: %s was created", what, p)
+		}
+	}
+}
+
+// ctFilesScript lists, with checksums, the files inside a container that
+// nvidiaprep and the installer write: libraries, binaries, NVIDIA's and
+// nvidiaprep's records, the loader cache and the installer logs. It runs
+// with bash, which works where /bin/sh is gone. The read-only driver cache
+// mount is left out.
+const ctFilesScript = `for d in /usr/lib/x86_64-linux-gnu /usr/bin /usr/lib/nvidia /var/lib/nvidia /var/lib/nvidiaprep /etc/ld.so.cache /var/log/nvidia-installer.log /var/log/nvidia-uninstall.log /etc/nvidiaprep-standin; do
+	[ -e "$d" ] || [ -L "$d" ] || continue
+	find "$d" -xdev -path /var/lib/nvidiaprep/drivers -prune -o \( -type f -o -type l \) -printf '%p %y %m %s %l\n'
+	find "$d" -xdev -path /var/lib/nvidiaprep/drivers -prune -o -type f -exec md5sum {} +
+done | LC_ALL=C sort`
+
+// ctFiles runs ctFilesScript in the running container.
+func ctFiles(t *testing.T, ct *lxctest.CT) string {
+	t.Helper()
+	out, errOut, code, err := ct.Exec("/bin/bash", "-c", ctFilesScript)
+	if err != nil || code != 0 {
+		t.Fatalf("CT %d: listing its files: exit %d %v: %s", ct.VMID, code, err, errOut)
+	}
+	return out
+}
+
+// wantSameCT reports the lines of two ctFiles listings that differ.
+func wantSameCT(t *testing.T, ct *lxctest.CT, before, after string) {
+	t.Helper()
+	if before == after {
+		return
+	}
+	b, a := lineSet(before), lineSet(after)
+	for l := range b {
+		if !a[l] {
+			t.Errorf("CT %d: changed or removed: %s", ct.VMID, l)
+		}
+	}
+	for l := range a {
+		if !b[l] {
+			t.Errorf("CT %d: changed or created: %s", ct.VMID, l)
+		}
+	}
+}
+
+func lineSet(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range strings.Split(s, "\n") {
+		m[l] = true
+	}
+	return m
+}
+
+// wantAll reports the wanted strings that out lacks.
+func wantAll(t *testing.T, what, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, out)
+		}
+	}
+}
+
+// lineOf is the 1-based line of path that starts with prefix.
+func lineOf(t *testing.T, path, prefix string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s has no line %q", path, prefix)
+	return 0
+}
+
+// Arguments, configuration and GPU selection: refused with the right exit
+// status and a message saying what, for which container and what to do,
+// before anything is written. Container 9701 has a generated config and is
+// never started; 9702 has none.
+func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
+	n := newNode(t, "")
+	ct := newCT(t, n, 9701, lxctest.Options{})
+	if err := ct.WriteGeneratedConfig(); err != nil {
+		t.Fatal(err)
+	}
+	usage := "usage: nvidiaprep-hook <vmid> <phase>"
+	vmidRule := "want a number from 100 to 999999999"
+	notTOML := "[containers.9701\ngpus = [\"0\"]\n"
+	for _, c := range []struct {
+		name   string
+		config string // the node config's tables
+		admin  bool   // run the nvidiaprep program, not the hook
+		args   []string
+		exit   int
+		want   []string
+		// line, when set, is the config line that the message must name
+		// ("nvidiaprep.toml:<n>"): the first one starting with it.
+		line string
+	}{
+		{name: "vmid abc", args: []string{"abc", "pre-start"}, exit: 2, want: []string{`invalid vmid "abc": not a decimal number`, vmidRule, usage}},
+		{name: "vmid path", args: []string{"../../etc", "pre-start"}, exit: 2, want: []string{`invalid vmid "../../etc"`, vmidRule}},
+		{name: "vmid empty", args: []string{"", "pre-start"}, exit: 2, want: []string{`invalid vmid "": empty`, vmidRule}},
+		{name: "vmid negative", args: []string{"-9701", "pre-start"}, exit: 2, want: []string{`invalid vmid "-9701"`, vmidRule}},
+		{name: "vmid huge", args: []string{"99999999999999999999999", "post-start"}, exit: 2, want: []string{`invalid vmid "99999999999999999999999": out of range`, vmidRule}},
+		{name: "vmid above Proxmox's range", args: []string{"1000000000", "pre-start"}, exit: 2, want: []string{"out of range", vmidRule}},
+		{name: "unknown phase", args: []string{"9701", "boot"}, exit: 2, want: []string{`CT 9701: unknown phase "boot"`, "pre-start, post-start, pre-stop, post-stop"}},
+		{name: "no arguments", args: nil, exit: 2, want: []string{"want 2 arguments, got 0", usage}},
+		{name: "one argument", args: []string{"9701"}, exit: 2, want: []string{"want 2 arguments, got 1", usage}},
+		{name: "three arguments", args: []string{"9701", "pre-start", "x"}, exit: 2, want: []string{"want 2 arguments, got 3", usage}},
+		{name: "no generated config", args: []string{"9702", "pre-start"}, exit: 1, want: []string{"CT 9702: no generated LXC config at " + filepath.Join(n.Bed.LXCPath, "9702", "config"), "pct start 9702", "check the vmid"}},
+		{name: "post-start without a container", args: []string{"9702", "post-start"}, exit: 0, want: []string{"CT 9702 is not running after its start; nothing to provision"}},
+		{name: "config not TOML", config: notTOML, args: []string{"9701", "pre-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
+		{name: "config not TOML post-start", config: notTOML, args: []string{"9701", "post-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
+		{name: "unknown key", config: "[containers.9701]\ngpu = [\"0\"]\n", args: []string{"9701", "pre-start"}, exit: 1, line: "gpu =",
+			want: []string{"CT 9701: configuration: ", "containers.9701.gpu: unknown key (known keys: gpus, required, install)"}},
+		{name: "no GPU matches, required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = true\n", args: []string{"9701", "pre-start"}, exit: 1,
+			want: []string{"CT 9701 requires its GPU", `GPU selector "7" matches no GPU on this node`, "GPUs here: 0 (GPU-", "Fix gpus in [containers.9701]", "set required = false"}},
+		{name: "no GPU matches, not required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = false\n", args: []string{"9701", "pre-start"}, exit: 0,
+			want: []string{`CT 9701: GPU selector "7" matches no GPU on this node`, "fix gpus in [containers.9701]", "CT 9701 starts without GPU"}},
+		{name: "worker vmid abc", admin: true, args: []string{"provision", "abc"}, exit: 2, want: []string{`nvidiaprep provision: invalid vmid "abc"`, vmidRule}},
+		{name: "worker without vmid", admin: true, args: []string{"provision"}, exit: 2, want: []string{"nvidiaprep provision: want one vmid", "usage: nvidiaprep <command>"}},
+		{name: "worker two vmids", admin: true, args: []string{"provision", "9701", "9702"}, exit: 2, want: []string{"want one vmid"}},
+		{name: "worker unknown command", admin: true, args: []string{"provison", "9701"}, exit: 2, want: []string{`nvidiaprep: unknown command "provison"`, "usage: nvidiaprep <command>"}},
+		{name: "worker config not TOML", admin: true, config: notTOML, args: []string{"provision", "9701"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: "}},
+		{name: "worker for a stopped container", admin: true, args: []string{"provision", "9701"}, exit: 1, want: []string{"CT 9701 is not running", "pct start 9701"}},
+		{name: "worker for no container", admin: true, args: []string{"provision", "9702"}, exit: 1, want: []string{"CT 9702 is not running", "there is no container 9702 in " + n.Bed.LXCPath}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := n.WriteConfig(c.config); err != nil {
+				t.Fatal(err)
+			}
+			want := c.want
+			if c.line != "" {
+				want = append(want, fmt.Sprintf("%s:%d:", n.Config, lineOf(t, n.Config, c.line)))
+			}
+			before := treeSums(t, n.Host.Root, n.Bed.LXCPath)
+			bin := hook
+			if c.admin {
+				bin = admin()
+			}
+			out, code := runBin(t, bin, n.Env(), c.args...)
+			if code != c.exit {
+				t.Errorf("exit %d, want %d:\n%s", code, c.exit, out)
+			}
+			wantAll(t, "the message", out, want...)
+			wantSameTree(t, "host", before, treeSums(t, n.Host.Root, n.Bed.LXCPath))
+		})
+	}
+}
+
+// failedProvision waits for the worker's record since since and checks
+// that it failed with an error that holds want.
+func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, want ...string) record.Provision {
+	t.Helper()
+	p, err := n.WaitProvisioned(vmid, since, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Outcome != record.Failed {
+		t.Fatalf("CT %d: record %+v, want failed\nworker log:\n%s", vmid, p, n.WorkerLog(vmid))
+	}
+	wantAll(t, "the record's error", p.Error, append([]string{fmt.Sprintf("CT %d", vmid)}, want...)...)
+	// The worker logs its error after it has saved the record.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.WorkerLog(vmid), p.Error) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantAll(t, "the worker log", n.WorkerLog(vmid), p.Error)
+	return p
+}
+
+// postStart runs the post-start phase by hand on a running container, as
+// Proxmox does at its start, and checks that it started a worker.
+func postStart(t *testing.T, n *scenario.Node, ct *lxctest.CT) {
+	t.Helper()
+	out, code := runBin(t, n.Hook, n.Env(), strconv.Itoa(ct.VMID), "post-start")
+	if code != 0 || !strings.Contains(out, "in the background") {
+		t.Fatalf("post-start: exit %d:\n%s", code, out)
+	}
+}
+
+// baseline starts the container without the hook, runs script in it with
+// bash (if any), lists its files, and stops it: the container as it was.
+func baseline(t *testing.T, ct *lxctest.CT, script string) string {
+	t.Helper()
+	if _, err := ct.ProxmoxStart("", nil); err != nil {
+		t.Fatal(err)
+	}
+	if script != "" {
+		if _, errOut, code, err := ct.Exec("/bin/bash", "-c", script); err != nil || code != 0 {
+			t.Fatalf("CT %d: %s: exit %d %v %s", ct.VMID, script, code, err, errOut)
+		}
+	}
+	files := ctFiles(t, ct)
+	if _, err := ct.Stop("", nil); err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// The node's driver package is missing, not NVIDIA's, or fails its pinned
+// sha256; then the installer fails half way. Each is said in the worker's
+// record and log, with what to do; the first three change nothing in the
+// container, the generated config or the driver cache; the failed install
+// leaves a state that the next start repairs.
+func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
+	n := newNode(t, "")
+	if err := n.SwitchDriver(driverA); err != nil {
+		t.Fatal(err)
+	}
+	ct := newCT(t, n, 9710, lxctest.Options{Init: lxctest.ShLoop})
+	files := baseline(t, ct, "")
+	runs := filepath.Join(n.Host.Root, "cache", "runs")
+	tree := filepath.Join(n.Host.Root, "cache", "drivers", driverA)
+	runName := standin.RunFileName(driverA)
+	var config []byte
+	var cache map[string]string
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		wantSameCT(t, ct, files, ctFiles(t, ct))
+		if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
+			t.Errorf("the generated config changed:\n%s\nwas:\n%s", b, config)
+		}
+		wantSameTree(t, "driver cache", cache, treeSums(t, filepath.Join(n.Host.Root, "cache")))
+		if _, err := os.Stat(tree); err == nil {
+			t.Errorf("the driver tree %s was extracted", tree)
+		}
+	}
+
+	since := time.Now()
+	s := start(t, n, ct)
+	if !s.PostStart.OK() || !strings.Contains(s.PostStart.Output, "in the background") {
+		t.Fatalf("post-start:\n%s", s.PostStart.Output)
+	}
+	config, _ = os.ReadFile(ct.ConfigPath())
+	t.Run("missing .run", func(t *testing.T) {
+		failedProvision(t, n, 9710, since, "no NVIDIA driver .run for version "+driverA+" in "+runs,
+			"put NVIDIA's "+runName+" there")
+		cache = treeSums(t, filepath.Join(n.Host.Root, "cache")) // pre-start made drivers/ for its mount
+		unchanged(t)
+	})
+	t.Run("not NVIDIA's format", func(t *testing.T) {
+		if err := os.MkdirAll(runs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(runs, runName), []byte("<html><body>404 Not Found</body></html>\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cache = treeSums(t, filepath.Join(n.Host.Root, "cache"))
+		since := time.Now()
+		postStart(t, n, ct)
+		failedProvision(t, n, 9710, since, runName+": not an NVIDIA driver .run", "put NVIDIA's "+runName+" there")
+		unchanged(t)
+	})
+	t.Run("sha256 mismatch", func(t *testing.T) {
+		if err := n.CacheRun(driverA, standin.RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pin := strings.Repeat("0", 64)
+		if err := n.WriteConfig(fmt.Sprintf("[driver]\nversion = %q\nsha256 = %q\n", driverA, pin)); err != nil {
+			t.Fatal(err)
+		}
+		cache = treeSums(t, filepath.Join(n.Host.Root, "cache"))
+		since := time.Now()
+		postStart(t, n, ct)
+		failedProvision(t, n, 9710, since, filepath.Join(runs, runName)+" has sha256 ", "but the configuration pins "+pin,
+			"replace it with NVIDIA's file or fix [driver] sha256")
+		unchanged(t)
+	})
+	t.Run("installer exits 1", func(t *testing.T) {
+		if err := n.WriteConfig(""); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := sh(t, ct, "echo NVIDIAPREP_STANDIN_FAIL_INSTALL=1 > "+standin.StandinControls); code != 0 {
+			t.Fatal(out)
+		}
+		since := time.Now()
+		postStart(t, n, ct)
+		failedProvision(t, n, 9710, since, "nvidia-installer "+driverA+" failed (exit 1)",
+			"Stand-in: the installation fails here", "its log is /var/log/nvidia-installer.log inside the container")
+		if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
+			t.Errorf("the generated config changed:\n%s", b)
+		}
+		// The next start repairs it.
+		if out, code := sh(t, ct, "rm "+standin.StandinControls); code != 0 {
+			t.Fatal(out)
+		}
+		if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
+			t.Fatal(err)
+		}
+		s, p, _ := startProvisioned(t, n, ct)
+		if p.Outcome != record.Installed {
+			t.Fatalf("record %+v\n%s", p, n.WorkerLog(9710))
+		}
+		wantAll(t, "post-start", s.PostStart.Output, "an earlier install did not finish")
+		wantInstalled(t, ct, driverA)
+	})
+}
+
+// bashInit is the init of a container without /bin/sh: a bash loop that
+// sleeps until LXC stops it.
+const bashInit = "#!/bin/bash\ntrap 'exit 0' PWR TERM INT\nwhile :; do sleep 1 & wait $!; done\n"
+
+// A container without /bin/sh is refused with a message that says so;
+// nothing in it changes.
+func TestContainerWithoutShell(t *testing.T) {
+	n := provisionNode(t, "")
+	ct := newCT(t, n, 9711, lxctest.Options{Init: "/usr/local/sbin/bash-init"})
+	if err := ct.WriteFile("/usr/local/sbin/bash-init", []byte(bashInit), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := baseline(t, ct, "rm /usr/bin/sh")
+	since := time.Now()
+	start(t, n, ct)
+	failedProvision(t, n, 9711, since, "CT 9711 has no working /bin/sh", "nvidiaprep needs a POSIX shell", "nothing was changed")
+	wantSameCT(t, ct, files, ctFiles(t, ct))
+}
+
+// fillScript fills the container's disk but for 64 KiB: room for the
+// worker's marker and the installer's record, not for the libraries.
+const fillScript = `dd if=/dev/zero of=/reserve bs=64k count=1 2>/dev/null
+dd if=/dev/zero of=/filler bs=64k 2>/dev/null
+test -s /filler && rm /reserve`
+
+// A container whose disk is full: the worker says so, with what to do, and
+// the container is left in a state the next start repairs once space has
+// been freed.
+func TestContainerWithAFullDisk(t *testing.T) {
+	n := provisionNode(t, "")
+	ct := newCT(t, n, 9712, lxctest.Options{Init: lxctest.ShLoop, DiskSize: 16 << 20})
+	baseline(t, ct, fillScript)
+	since := time.Now()
+	start(t, n, ct)
+	config, _ := os.ReadFile(ct.ConfigPath())
+	failedProvision(t, n, 9712, since, "nvidia-installer "+driverA+" failed (exit 1)", "Cannot install ",
+		"the container's file system is full: /usr/lib/x86_64-linux-gnu has ", "free space in CT 9712 (or grow its disk: pct resize 9712 rootfs +1G), then restart it")
+	if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
+		t.Errorf("the generated config changed:\n%s", b)
+	}
+	if out, code := sh(t, ct, "rm /filler"); code != 0 {
+		t.Fatal(out)
+	}
+	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
+		t.Fatal(err)
+	}
+	s, p, _ := startProvisioned(t, n, ct)
+	if p.Outcome != record.Installed {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(9712))
+	}
+	wantAll(t, "post-start", s.PostStart.Output, "an earlier install did not finish")
+	wantInstalled(t, ct, driverA)
+}
+
+// A dpkg lock that is never released: the worker gives up at its deadline
+// and says who holds the lock; nothing in the container changed.
+func TestDpkgLockNeverReleased(t *testing.T) {
+	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"3s\"\n")
+	ct := newCT(t, n, 9713, lxctest.Options{})
+	bin, err := os.ReadFile(holdlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := "[Unit]\nDescription=stand-in for an apt that never ends\n[Service]\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
+	for name, f := range map[string]struct {
+		data []byte
+		mode os.FileMode
+	}{
+		"usr/local/bin/holdlock":              {bin, 0o755},
+		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
+		// Enabled without a symlink (WriteFile writes files): a drop-in.
+		"etc/systemd/system/multi-user.target.d/holdlock.conf": {[]byte("[Unit]\nWants=holdlock.service\n"), 0o644},
+	} {
+		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := time.Now()
+	start(t, n, ct)
+	// The worker cannot change anything before it has the lock.
+	files := ctFiles(t, ct)
+	failedProvision(t, n, 9713, since, "/var/lib/dpkg/lock-frontend is still held by /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600 (pid ",
+		"after 3s; nothing was changed", "Let it finish (or stop it), then restart the container")
+	wantSameCT(t, ct, files, ctFiles(t, ct))
+}

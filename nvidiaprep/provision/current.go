@@ -1,0 +1,20 @@
+package provision
+
+import "nvidiaprep/nvidiaprep/ctexec"
+
+// current tells whether the running container already has version's
+// libraries: a worker that takes the lock just after another one finished
+// has nothing left to do.
+func (w Worker) current(version string) bool {
+	ct, err := ctexec.Open(w.Config.Paths.LXC, w.VMID)
+	if err != nil {
+		return false
+	}
+	pid := ct.InitPID()
+	ct.Close()
+	if pid <= 0 {
+		return false
+	}
+	ok, _, err := Current(pid, version)
+	return err == nil && ok
+}

@@ -1,0 +1,55 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// installSize is about how many bytes an install writes: the regular files
+// at the top of the version's extracted tree (libraries and programs; the
+// kernel sources below it are not installed with --no-kernel-module).
+func installSize(tree string) int64 {
+	entries, err := os.ReadDir(tree)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// spaceScript prints "<dir> <KiB available>" for the directories the
+// installer writes to: the first library directory it finds, /usr/bin and
+// /var/lib.
+const spaceScript = `for d in /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib; do [ -d "$d" ] && break; done
+for d in "$d" /usr/bin /var/lib; do
+	[ -d "$d" ] || continue
+	printf '%s ' "$d"; df -Pk "$d" | awk 'NR == 2 { print $4 }'
+done`
+
+// fullHint explains a failed install when a directory the installer
+// writes to has less room than the install needs: "" when none is short,
+// else a sentence with what to do, ending in "; ".
+func (s session) fullHint(ctx context.Context, need int64) string {
+	r, err := s.sh(ctx, spaceScript)
+	if err != nil || r.Exit != 0 {
+		return ""
+	}
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		dir, avail, ok := strings.Cut(line, " ")
+		kib, err := strconv.ParseInt(strings.TrimSpace(avail), 10, 64)
+		if !ok || err != nil || kib*1024 >= need {
+			continue
+		}
+		return fmt.Sprintf("the container's file system is full: %s has %d KiB free, the driver needs about %d KiB: free space in CT %d (or grow its disk: pct resize %d rootfs +1G), then restart it; ",
+			dir, kib, (need+1023)/1024, s.vmid(), s.vmid())
+	}
+	return ""
+}
