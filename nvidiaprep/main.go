@@ -22,6 +22,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"provision", "<vmid>", "install the NVIDIA user-space libraries of the loaded driver into\nthe running container <vmid> (post-start runs this in the background;\nrun it by hand to retry)", provisionCmd},
+		{"host-driver", "", "keep the node's NVIDIA driver at [driver] version: fast when it is\nloaded; otherwise fetch, verify and install it, then ask for a reboot\n(nvidiaprep-host-driver.service runs this at every boot)", hostDriverCmd},
+		{"enable", "<vmid> [--gpus LIST] [--required] [--install=false]", "record the container's GPUs in [containers.<vmid>] of the node's\nconfiguration (comments and other tables kept) and set its hookscript\n(pct set <vmid> --hookscript local:snippets/nvidiaprep-hook; without pct,\nprint it). LIST: comma-separated GPU indexes, UUIDs or PCI bus ids, all\nor none; --required: refuse to start without them; --install=false: leave\nits user-space libraries alone", enableCmd},
+		{"disable", "<vmid>", "remove [containers.<vmid>] from the node's configuration and the\ncontainer's hookscript (pct set <vmid> --delete hookscript)", disableCmd},
+		{"status", "[--json]", "the node's driver (configured, installed, loaded, reboot pending,\ndevice nodes) and each container that uses the hookscript (GPUs,\nuser-space version, last provisioning: outcome, when, how long)", statusCmd},
+		{"doctor", "[--json]", "check what breaks GPU containers and print each problem with its fix;\nexit status 0 when all is well, 1 when something needs fixing", doctorCmd},
 	}
 }
 

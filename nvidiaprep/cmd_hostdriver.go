@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/coreos/go-systemd/v22/journal"
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/logging"
+)
+
+// hostDriverCmd is the body of nvidiaprep-host-driver.service: exit 0 when
+// the node has (or, after a reboot, will have) the configured driver, 1 when
+// a step failed, 2 for wrong usage.
+func hostDriverCmd(args []string, _, stderr io.Writer) int {
+	if len(args) != 0 {
+		fmt.Fprintf(stderr, "nvidiaprep host-driver: takes no arguments\n%s", usage())
+		return 2
+	}
+	// Under systemd stderr is the journal already, and logging.New writes
+	// there too: once is enough.
+	console := stderr
+	if stderrIsJournal(stderr) && journal.Enabled() {
+		console = io.Discard
+	}
+	log := logging.New(console, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Str("phase", "host-driver").Logger()
+	status := func(s string) { daemon.SdNotify(false, "STATUS="+s) }
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		log.Error().Msgf("host driver: configuration: %v", err)
+		status("failed: configuration: " + err.Error())
+		return 1
+	}
+	o := hostdriver.Options{Config: cfg, Root: "/", Runner: hostdriver.Exec{}, Log: log, Status: status}
+	// nvidia-modprobe acts on the real /dev and modules: only for the real
+	// host's paths, as in the hookscript.
+	if cfg.Paths.Proc == "/proc" && cfg.Paths.Dev == "/dev" {
+		if p := hostdriver.FindModprobe("/"); p != "" {
+			o.Modprobe = hostdriver.Modprobe{Runner: o.Runner, Path: p}
+		}
+	}
+	// Run reports its outcome itself (log and STATUS).
+	if _, err := hostdriver.Run(context.Background(), o); err != nil {
+		status("failed: " + err.Error())
+		log.Error().Msgf("host driver %s: %v", cfg.Driver.Version, err)
+		return 1
+	}
+	return 0
+}
+
+// stderrIsJournal tells whether w is this process's stderr and systemd
+// connected it to the journal: $JOURNAL_STREAM names its device and inode
+// (systemd.exec(5)).
+func stderrIsJournal(w io.Writer) bool {
+	if w != os.Stderr {
+		return false
+	}
+	var dev, ino uint64
+	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Fstat(int(os.Stderr.Fd()), &st) == nil && st.Dev == dev && st.Ino == ino
+}

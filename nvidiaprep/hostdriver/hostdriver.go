@@ -1,0 +1,361 @@
+// Package hostdriver keeps the node's NVIDIA driver at the configured
+// version ([driver] in the configuration). It is the body of the host driver
+// unit (`nvidiaprep host-driver`, nvidiaprep-host-driver.service), which
+// runs on every boot before the guests start, so it takes one of three
+// paths and the common one costs milliseconds:
+//
+//   - Fast path: the loaded kernel module (sysfs, else procfs) is the
+//     configured version. Make sure the device nodes that containers need
+//     exist (nvidiactl, nvidia-uvm, nvidia-uvm-tools and, when its module is
+//     loaded, nvidia-modeset; nvidia-modprobe loads missing modules on the
+//     real host), make sure the version's extracted tree is in the cache
+//     (fetching the .run first if it is missing), record, report.
+//   - Pending: nvidia-installer's own record (/var/lib/nvidia/log) says the
+//     configured version is installed and no install of it was cut off, but
+//     another module (or none) is loaded: a reboot is required. Say so (state
+//     file, STATUS line, /run/reboot-required) and change nothing.
+//   - Install, in six steps, each announced through Options.Status:
+//     1. get the .run into the cache, verified, and extract it for the
+//     containers; then make sure step 3's packages can be had (apt
+//     downloads them now), so that a dead network or a kernel without
+//     headers fails before anything is removed;
+//     2. purge the distribution's NVIDIA driver packages (never nvidiaprep's
+//     own, and never anything else apt would take along), uninstall an
+//     earlier .run install, remove every DKMS nvidia module left;
+//     3. install the running kernel's headers (proxmox-headers-<release>,
+//     else pve-headers-, else Debian's linux-headers-), dkms, gcc and make,
+//     with apt's lock timeout and without recommends (dkms recommends
+//     Debian's own kernel headers, wrong on Proxmox);
+//     4. blacklist nouveau and rebuild the initramfs (update-initramfs -u,
+//     when installed);
+//     5. run the .run: --silent --dkms, the configured module type, and
+//     --skip-module-load: the module loads at the next boot, never next to
+//     nouveau or an older nvidia (the installer would roll back when its
+//     test load fails); with a module loaded it also gets
+//     --allow-installation-with-running-driver and --skip-module-unload, so
+//     no module that containers use is ever unloaded; a failed install is
+//     rolled back with the .run's own --uninstall;
+//     6. mark the reboot required; with reboot = "auto" reboot now, but only
+//     when no process holds the nvidia module (refcnt 0).
+//
+// A failure ends in a *StepError naming the step and where its log is. Up to
+// the end of step 1 nothing on the node has changed; after that the state
+// file says an install is under way, so the next run installs again (and a
+// record of the configured version left by a cut-off install is not taken
+// for an installed driver): every failure leaves the node as it was or in a
+// state the next run repairs.
+//
+// Every host path is joined onto an injectable root: the configuration's
+// [paths] (dev, proc, sys, cache, state) and Options.Root for the host's own
+// files (/etc/modprobe.d, /var/lib/nvidia, /run, the programs looked for),
+// so the same code runs against t.TempDir() trees. Commands run through the
+// one-method Runner.
+package hostdriver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/filelock"
+	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/record"
+)
+
+// Options wire one run to a host.
+type Options struct {
+	Config config.Config
+	// Root is the host's root file system, "/" in production: the host's
+	// own files (/etc/modprobe.d, /var/lib/nvidia, /run, /usr/bin) are
+	// looked for below it. Commands still run in the real root.
+	Root   string
+	Runner Runner
+	Log    zerolog.Logger
+	// Status reports progress (sd_notify STATUS=); nil drops it.
+	Status func(string)
+	// Modprobe loads missing modules on the fast path (nvidia-modprobe);
+	// wire it only on the real host, as the hookscript does.
+	Modprobe nvdev.Modprober
+	// KernelRelease is `uname -r`; "" reads it from the kernel.
+	KernelRelease string
+	// HTTP fetches the .run; nil uses a client with connect and header
+	// timeouts.
+	HTTP *http.Client
+	// DownloadAttempts (default 4) and DownloadBackoff (default 1 s, doubled
+	// after each failed attempt) shape the download's retries.
+	DownloadAttempts int
+	DownloadBackoff  time.Duration
+}
+
+// Paths taken by a run.
+const (
+	PathUnconfigured = "unconfigured" // no [driver] version: nothing to do
+	PathFast         = "fast"         // the configured driver is loaded
+	PathPending      = "pending"      // installed, waiting for a reboot
+	PathInstalled    = "installed"    // installed by this run
+)
+
+// Report says what a successful run found and did.
+type Report struct {
+	Path                          string
+	Configured, Loaded, Installed string
+	Nodes                         []string // the device nodes ensured (fast path)
+	Tree                          string   // the extracted tree for containers
+	Rebooting                     bool     // reboot = "auto" asked for a reboot
+	Duration                      time.Duration
+	Summary                       string // one line for people
+}
+
+// Files the unit reads and writes below Options.Root, and the logs of the
+// programs it runs (real paths: the programs write them).
+const (
+	nvidiaLog         = "var/lib/nvidia/log"                       // nvidia-installer's install record
+	altMarker         = "usr/lib/nvidia/alternate-install-present" // left by distribution packages
+	BlacklistFile     = "etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf"
+	InstallerLog      = "/var/log/nvidia-installer.log"
+	UninstallerLog    = "/var/log/nvidia-uninstall.log"
+	aptLog            = "/var/log/apt/term.log"
+	blacklistContents = "# Written by nvidiaprep host-driver: nouveau must not take the GPUs that the\n# NVIDIA driver drives. It is written again by each install while [driver]\n# is configured.\nblacklist nouveau\noptions nouveau modeset=0\n"
+)
+
+// Run brings the node to the configured driver, or reports why it need not
+// or cannot. See the package documentation.
+func Run(ctx context.Context, o Options) (Report, error) {
+	r := &runner{o: o, start: time.Now()}
+	r.defaults()
+	return r.run(ctx)
+}
+
+// runner is one run.
+type runner struct {
+	o     Options
+	start time.Time
+	cache driverrun.Cache
+	st    State
+	rep   Report
+}
+
+func (r *runner) defaults() {
+	if r.o.Root == "" {
+		r.o.Root = "/"
+	}
+	if r.o.Runner == nil {
+		r.o.Runner = Exec{}
+	}
+	if r.o.HTTP == nil {
+		r.o.HTTP = defaultClient()
+	}
+	if r.o.DownloadAttempts <= 0 {
+		r.o.DownloadAttempts = defaultAttempts
+	}
+	if r.o.DownloadBackoff <= 0 {
+		r.o.DownloadBackoff = defaultBackoff
+	}
+	r.cache = driverrun.Cache{Dir: r.o.Config.Paths.Cache}
+}
+
+func (r *runner) driver() config.Driver { return r.o.Config.Driver }
+func (r *runner) paths() config.Paths   { return r.o.Config.Paths }
+func (r *runner) host(rel string) string {
+	return filepath.Join(r.o.Root, rel)
+}
+
+// status announces progress: the log and the unit's STATUS line.
+func (r *runner) status(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.o.Log.Info().Msg(msg)
+	if r.o.Status != nil {
+		r.o.Status(msg)
+	}
+}
+
+func (r *runner) logf(format string, args ...any) { r.o.Log.Info().Msgf(format, args...) }
+func (r *runner) warnf(format string, args ...any) {
+	r.o.Log.Warn().Msgf(format, args...)
+}
+
+func (r *runner) run(ctx context.Context) (Report, error) {
+	p, d := r.paths(), r.driver()
+	loaded, err := nvdev.LoadedVersion(p.Sys, p.Proc)
+	if err != nil && !errors.Is(err, nvdev.ErrNoDriver) {
+		return r.rep, err
+	}
+	r.rep.Configured, r.rep.Loaded = d.Version, loaded
+	if d.Version == "" {
+		r.rep.Path = PathUnconfigured
+		r.rep.Summary = fmt.Sprintf("no [driver] version is configured, so the host driver is not managed (loaded: %s)", orNone(loaded))
+		r.status("%s", r.rep.Summary)
+		r.finish()
+		return r.rep, nil
+	}
+	lock, err := filelock.TryLock(filepath.Join(p.State, "locks", "host-driver.lock"))
+	if errors.Is(err, filelock.ErrBusy) {
+		r.status("another host-driver run is under way; waiting for it")
+		lock, err = filelock.Wait(ctx, filepath.Join(p.State, "locks", "host-driver.lock"))
+	}
+	if err != nil {
+		return r.rep, err
+	}
+	defer lock.Unlock()
+
+	prev, _, err := LoadState(p.State)
+	if err != nil {
+		r.warnf("%v; ignoring it", err)
+	}
+	installed := r.installedVersion()
+	r.rep.Installed = installed
+	r.st = State{Configured: d.Version, Loaded: loaded, Installed: installed, Partial: prev.Partial}
+
+	switch {
+	case loaded == d.Version:
+		return r.fastPath(ctx)
+	case installed == d.Version && !prev.Partial:
+		return r.pending(prev)
+	default:
+		if installed == d.Version {
+			r.logf("the record of driver %s in /%s is from an install that did not finish (%s at step %s); installing again", d.Version, nvidiaLog, prev.Outcome, prev.Step)
+		}
+		return r.install(ctx)
+	}
+}
+
+// installedVersion reads nvidia-installer's record; "" when there is none.
+func (r *runner) installedVersion() string {
+	b, err := os.ReadFile(r.host(nvidiaLog))
+	if err != nil {
+		return ""
+	}
+	return record.InstalledVersion(b)
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
+}
+
+// finish stamps the duration.
+func (r *runner) finish() { r.rep.Duration = time.Since(r.start) }
+
+// fastPath: the configured driver is loaded.
+func (r *runner) fastPath(ctx context.Context) (Report, error) {
+	p, d := r.paths(), r.driver()
+	f := nvdev.Finder{Dev: p.Dev, Proc: p.Proc, Sys: p.Sys, Modprobe: r.o.Modprobe, Warn: func(msg string) { r.warnf("%s", msg) }}
+	majors, err := f.Majors()
+	if err != nil {
+		return r.rep, r.fastFail("device nodes", err)
+	}
+	nodes, _, err := f.ControlNodes(majors)
+	if err != nil {
+		return r.rep, r.fastFail("device nodes", err)
+	}
+	for _, n := range nodes {
+		r.rep.Nodes = append(r.rep.Nodes, n.Name)
+	}
+	tree, err := r.cache.Extract(ctx, d.Version, d.SHA256)
+	var missing *driverrun.NotCachedError
+	if errors.As(err, &missing) {
+		// Installed some other way, or the cache was cleared: fetch it once.
+		r.status("driver %s is loaded, but its .run is not in the cache: fetching it for the containers", d.Version)
+		if _, err = r.fetcher().fetch(ctx); err == nil {
+			tree, err = r.cache.Extract(ctx, d.Version, d.SHA256)
+		}
+	}
+	if err != nil {
+		return r.rep, r.fastFail("driver tree for containers", err)
+	}
+	r.rep.Tree = tree
+	if err := clearRebootRequired(r.o.Root); err != nil {
+		r.warnf("%v", err)
+	}
+	r.rep.Path = PathFast
+	r.finish()
+	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s is loaded; device nodes %s ready; containers' driver tree %s ready (%v)",
+		d.Version, strings.Join(r.rep.Nodes, " "), tree, r.rep.Duration.Round(time.Microsecond))
+	r.st.Outcome, r.st.Time, r.st.Duration = OutcomeCurrent, time.Now().UTC(), r.rep.Duration
+	if err := saveState(p.State, r.st, false); err != nil {
+		r.warnf("%v", err)
+	}
+	r.status("%s", r.rep.Summary)
+	return r.rep, nil
+}
+
+func (r *runner) fastFail(what string, err error) error {
+	e := &StepError{Name: what, Err: err}
+	r.st.Outcome, r.st.Step, r.st.Error, r.st.Time = OutcomeFailed, what, e.Error(), time.Now().UTC()
+	if serr := saveState(r.paths().State, r.st, true); serr != nil {
+		r.warnf("%v", serr)
+	}
+	return e
+}
+
+// pending: installed, not loaded.
+func (r *runner) pending(prev State) (Report, error) {
+	d := r.driver()
+	r.rep.Path = PathPending
+	why := fmt.Sprintf("NVIDIA driver %s is installed but not loaded (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
+	if prev.Configured == d.Version && (prev.Outcome == OutcomeRebootRequired || prev.Outcome == OutcomeRebooting) && r.bootedAfter(prev.Time) {
+		why = fmt.Sprintf("NVIDIA driver %s was installed at %s and is still not loaded after a reboot (loaded: %s): look at `dkms status`, `journalctl -k -g nvidia` and Secure Boot (`mokutil --sb-state`); reboot required",
+			d.Version, prev.Time.Format(time.RFC3339), orNone(r.rep.Loaded))
+	}
+	if err := markRebootRequired(r.o.Root); err != nil {
+		return r.rep, err
+	}
+	r.st.Outcome, r.st.Time = OutcomeRebootRequired, time.Now().UTC()
+	if prev.Configured == d.Version && !prev.Time.IsZero() && prev.Outcome == OutcomeRebootRequired {
+		r.st.Time = prev.Time // when it was installed
+	}
+	r.finish()
+	r.st.Duration = r.rep.Duration
+	if err := saveState(r.paths().State, r.st, false); err != nil {
+		return r.rep, err
+	}
+	r.rep.Summary = why
+	r.status("%s", why)
+	return r.rep, nil
+}
+
+// bootedAfter tells whether the node booted after t (btime in <proc>/stat).
+func (r *runner) bootedAfter(t time.Time) bool {
+	b, err := os.ReadFile(filepath.Join(r.paths().Proc, "stat"))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "btime "); ok {
+			secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return err == nil && time.Unix(secs, 0).After(t)
+		}
+	}
+	return false
+}
+
+func (r *runner) fetcher() fetcher {
+	d := r.driver()
+	return fetcher{cache: r.cache, version: d.Version, source: d.Run, sha256: d.SHA256,
+		client: r.o.HTTP, attempts: r.o.DownloadAttempts, backoff: r.o.DownloadBackoff,
+		log: func(format string, args ...any) { r.logf(format, args...) }}
+}
+
+func (r *runner) kernelRelease() (string, error) {
+	if r.o.KernelRelease != "" {
+		return r.o.KernelRelease, nil
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", fmt.Errorf("uname: %w", err)
+	}
+	return unix.ByteSliceToString(u.Release[:]), nil
+}

@@ -1,0 +1,625 @@
+package hostdriver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/config"
+)
+
+const (
+	verOld  = "535.54.03"
+	verWant = "580.159.04"
+	release = "6.8.12-4-pve"
+)
+
+// runs holds a stand-in .run per version, built once for the package.
+var runs = struct {
+	sync.Mutex
+	dir   string
+	paths map[string]string
+}{paths: map[string]string{}}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hostdriver-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	runs.dir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// standinRun returns a stand-in NVIDIA .run of version (shared: do not change it).
+func standinRun(t testing.TB, version string) string {
+	t.Helper()
+	runs.Lock()
+	defer runs.Unlock()
+	if p, ok := runs.paths[version]; ok {
+		return p
+	}
+	p := filepath.Join(runs.dir, RunFileName(version))
+	if err := standin.BuildRun(p, standin.RunOptions{Version: version}); err != nil {
+		t.Fatal(err)
+	}
+	runs.paths[version] = p
+	return p
+}
+
+func sha(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// node is a host tree for one test: a root file system, a stand-in
+// sys/proc/dev tree and the cache and state directories.
+type node struct {
+	t      *testing.T
+	root   string
+	host   *standin.Host
+	cfg    config.Config
+	runner *fakeRunner
+	status []string
+	log    bytes.Buffer
+}
+
+func newNode(t *testing.T) *node {
+	t.Helper()
+	dir := t.TempDir()
+	h, err := standin.NewHost(filepath.Join(dir, "host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, root: filepath.Join(dir, "root"), host: h, cfg: config.Default()}
+	n.cfg.Paths = config.Paths{LXC: filepath.Join(dir, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys,
+		Cache: filepath.Join(dir, "cache"), State: filepath.Join(dir, "state")}
+	n.cfg.Driver = config.Driver{Version: verWant, KernelModule: config.KernelModuleOpen, Reboot: config.RebootNever}
+	n.runner = &fakeRunner{n: n}
+	for _, d := range []string{"usr/bin", "usr/sbin", "run", "etc"} {
+		if err := os.MkdirAll(filepath.Join(n.root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+// tool puts an (empty) executable where lookPath finds it.
+func (n *node) tool(path string) {
+	n.t.Helper()
+	if err := os.WriteFile(filepath.Join(n.root, path), nil, 0o755); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *node) file(path string) string {
+	b, err := os.ReadFile(filepath.Join(n.root, path))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func (n *node) write(path, content string) {
+	n.t.Helper()
+	p := filepath.Join(n.root, path)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// installed writes nvidia-installer's record of version.
+func (n *node) installed(version string) {
+	n.write(nvidiaLog, "1.0-1234 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n")
+}
+
+func (n *node) run() (Report, error) {
+	n.t.Helper()
+	return Run(context.Background(), Options{Config: n.cfg, Root: n.root, Runner: n.runner,
+		Log: zerolog.New(&n.log), Status: func(s string) { n.status = append(n.status, s) },
+		KernelRelease: release, DownloadAttempts: 2, DownloadBackoff: time.Millisecond})
+}
+
+func (n *node) state() State {
+	n.t.Helper()
+	s, ok, err := LoadState(n.cfg.Paths.State)
+	if err != nil || !ok {
+		n.t.Fatalf("state file: %v %v", ok, err)
+	}
+	return s
+}
+
+// fakeRunner is a recording Runner that answers like a Debian node with
+// the given packages. It stands in for apt, dpkg, dkms and the .run, whose
+// real behaviour the integration tests (integration/hostdriver_test.go)
+// check in a container.
+type fakeRunner struct {
+	n     *node
+	calls []string
+	// dpkg is `dpkg-query -W` output of the whole node.
+	dpkg string
+	// known are the packages that dpkg knows ("ii", "rc" ...), by name.
+	known map[string]string
+	// candidates apt knows; afterUpdate joins them after apt-get update.
+	candidates, afterUpdate []string
+	dkms                    string // `dkms status -m nvidia` output
+	simulate                string // `apt-get -s purge` output
+	installerExit           int    // the .run's exit status
+	fail                    map[string]int
+}
+
+func (f *fakeRunner) Run(_ context.Context, c Command) (Result, error) {
+	line := c.String()
+	f.calls = append(f.calls, line)
+	for prefix, code := range f.fail {
+		if strings.HasPrefix(line, prefix) {
+			return Result{Stderr: "E: " + prefix + " failed", Exit: code}, nil
+		}
+	}
+	switch {
+	case c.Name == "dpkg-query" && len(c.Args) == 2:
+		return Result{Stdout: f.dpkg}, nil
+	case c.Name == "dpkg-query":
+		var out strings.Builder
+		exit := 0
+		for _, name := range c.Args[2:] {
+			if st, ok := f.known[name]; ok {
+				fmt.Fprintf(&out, "%s %s\n", st, name)
+			} else {
+				exit = 1
+			}
+		}
+		return Result{Stdout: out.String(), Exit: exit}, nil
+	case c.Name == "apt-cache":
+		var out strings.Builder
+		for _, name := range c.Args[1:] {
+			if slices.Contains(f.candidates, name) {
+				fmt.Fprintf(&out, "%s:\n  Installed: (none)\n  Candidate: 1.0\n  Version table:\n     1.0 500\n", name)
+			}
+		}
+		return Result{Stdout: out.String()}, nil
+	case c.Name == "apt-get" && slices.Contains(c.Args, "update"):
+		f.candidates = append(f.candidates, f.afterUpdate...)
+		return Result{}, nil
+	case c.Name == "apt-get" && slices.Contains(c.Args, "-s"):
+		return Result{Stdout: f.simulate}, nil
+	case c.Name == "dkms" && c.Args[0] == "status":
+		return Result{Stdout: f.dkms}, nil
+	case c.Name == "/bin/sh" && slices.Contains(c.Args, "--uninstall"), strings.HasSuffix(c.Name, "nvidia-uninstall"):
+		os.RemoveAll(filepath.Join(f.n.root, "var/lib/nvidia"))
+		return Result{}, nil
+	case c.Name == "/bin/sh" && slices.Contains(c.Args, "--dkms"):
+		// The installer records the version first, then installs.
+		f.n.installed(verWant)
+		f.n.write("usr/lib/x86_64-linux-gnu/libnvidia-ml.so."+verWant, "lib")
+		if f.installerExit != 0 {
+			return Result{Stderr: "\nERROR: Installation has failed.  Please see the file '/var/log/nvidia-installer.log' for details.\n", Exit: f.installerExit}, nil
+		}
+		return Result{}, nil
+	}
+	return Result{}, nil
+}
+
+// called tells whether a call starting with prefix was made, and where.
+func (f *fakeRunner) called(prefix string) int { return f.calledFrom(0, prefix) }
+
+// calledFrom is called from the from'th call on.
+func (f *fakeRunner) calledFrom(from int, prefix string) int {
+	for i := from; i < len(f.calls); i++ {
+		if strings.HasPrefix(f.calls[i], prefix) {
+			return i
+		}
+	}
+	return -1
+}
+
+// debianNode is a node with the distribution's NVIDIA packages, a stale
+// DKMS module, an earlier .run install and nvidiaprep's own package, whose
+// apt has Debian's headers only.
+func debianNode(t *testing.T) *node {
+	n := newNode(t)
+	run := standinRun(t, verWant)
+	n.cfg.Driver.Run, n.cfg.Driver.SHA256 = run, sha(t, run)
+	for _, p := range []string{"usr/bin/dpkg-query", "usr/sbin/dkms", "usr/sbin/update-initramfs", "usr/bin/nvidia-uninstall"} {
+		n.tool(p)
+	}
+	n.installed(verOld)
+	n.write(altMarker, "")
+	n.runner.dpkg = "ii  bash\nii  nvidia-driver-libs:amd64\nrc  nvidia-kernel-dkms\nii  nvidiaprep\nii  nvidia-container-toolkit\n"
+	n.runner.simulate = "Purg nvidia-driver-libs [1.0]\nPurg nvidia-kernel-dkms [1.0]\n"
+	n.runner.known = map[string]string{"dkms": "ii", "gcc": "ii"}
+	n.runner.candidates = []string{"linux-headers-" + release, "make"}
+	n.runner.dkms = "nvidia/" + verOld + ": added\nnvidia/" + verWant + ", " + release + ", x86_64: installed\n"
+	return n
+}
+
+func TestInstallRunsTheStepsInOrder(t *testing.T) {
+	n := debianNode(t)
+	rep, err := n.run()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, n.log.String())
+	}
+	if rep.Path != PathInstalled || rep.Installed != verWant {
+		t.Errorf("report %+v", rep)
+	}
+	want := []string{
+		"apt-get -q -y -o DPkg::Lock::Timeout=300 install --download-only --no-install-recommends linux-headers-" + release + " make",
+		"dpkg-query -W -f=${db:Status-Abbrev} ${Package}",
+		"apt-get -s -q purge nvidia-driver-libs:amd64 nvidia-kernel-dkms",
+		"apt-get -q -y -o DPkg::Lock::Timeout=300 purge nvidia-driver-libs:amd64 nvidia-kernel-dkms",
+		"/usr/bin/nvidia-uninstall --silent --log-file-name=/var/log/nvidia-uninstall.log",
+		"dkms remove -m nvidia -v " + verOld + " --all",
+		"dkms remove -m nvidia -v " + verWant + " --all",
+		"apt-get -q -y -o DPkg::Lock::Timeout=300 install --no-install-recommends linux-headers-" + release + " make",
+		"/usr/sbin/update-initramfs -u",
+		"/bin/sh " + n.cfg.Paths.Cache + "/runs/" + RunFileName(verWant) + " --silent --dkms --no-nouveau-check --skip-module-load --log-file-name=/var/log/nvidia-installer.log --kernel-module-type=open",
+	}
+	next := 0
+	for _, w := range want {
+		i := n.runner.calledFrom(next, w)
+		if i < 0 {
+			t.Errorf("no call %q after call %d", w, next)
+			continue
+		}
+		next = i + 1
+	}
+	if t.Failed() {
+		t.Logf("calls:\n%s", strings.Join(n.runner.calls, "\n"))
+	}
+	for _, c := range n.runner.calls {
+		if strings.Contains(c, "purge") && (strings.Contains(c, "nvidiaprep") || strings.Contains(c, "container-toolkit")) {
+			t.Errorf("purges a package that is not the driver: %s", c)
+		}
+		if strings.Contains(c, "rmmod") || strings.Contains(c, "modprobe -r") || strings.Contains(c, "reboot") {
+			t.Errorf("unexpected %s", c)
+		}
+	}
+	if got := n.file(BlacklistFile); !strings.Contains(got, "blacklist nouveau\n") || !strings.Contains(got, "options nouveau modeset=0\n") {
+		t.Errorf("blacklist: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(n.root, altMarker)); err == nil {
+		t.Error("the alternate-install marker is left")
+	}
+	if n.file(rebootRequired) != rebootRequiredText || n.file(rebootRequiredPkgs) != "nvidiaprep\n" {
+		t.Errorf("/run/reboot-required: %q %q", n.file(rebootRequired), n.file(rebootRequiredPkgs))
+	}
+	if _, err := os.Stat(filepath.Join(n.cfg.Paths.Cache, "drivers", verWant, "nvidia-installer")); err != nil {
+		t.Errorf("the containers' tree was not extracted: %v", err)
+	}
+	st := n.state()
+	if st.Outcome != OutcomeRebootRequired || st.Installed != verWant || st.Configured != verWant || st.Partial {
+		t.Errorf("state %+v", st)
+	}
+	wantStatus := []string{"step 1/6 (fetch)", "step 2/6 (remove)", "step 3/6 (headers)", "step 4/6 (nouveau)", "step 5/6 (install)", "step 6/6 (reboot)", "reboot required"}
+	all := strings.Join(n.status, "\n")
+	for _, w := range wantStatus {
+		if !strings.Contains(all, w) {
+			t.Errorf("no STATUS %q in:\n%s", w, all)
+		}
+	}
+
+	// The next boot, still without the new module: reboot required, nothing run.
+	n.runner.calls = nil
+	n.status = nil
+	rep, err = n.run()
+	if err != nil || rep.Path != PathPending {
+		t.Fatalf("second run: %+v %v", rep, err)
+	}
+	if len(n.runner.calls) != 0 {
+		t.Errorf("a pending reboot ran commands: %v", n.runner.calls)
+	}
+	if !strings.Contains(strings.Join(n.status, "\n"), "reboot required") {
+		t.Errorf("status %v", n.status)
+	}
+}
+
+func TestHeadersFallBackAndUpdateLists(t *testing.T) {
+	n := debianNode(t)
+	n.runner.candidates = nil
+	n.runner.afterUpdate = []string{"pve-headers-" + release, "linux-headers-" + release, "make"}
+	if _, err := n.run(); err != nil {
+		t.Fatalf("%v\n%s", err, n.log.String())
+	}
+	if n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 update") < 0 {
+		t.Error("apt-get update was not run")
+	}
+	if n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 install --no-install-recommends pve-headers-"+release+" make") < 0 {
+		t.Errorf("pve-headers not preferred over Debian's:\n%s", strings.Join(n.runner.calls, "\n"))
+	}
+}
+
+func TestProxmoxHeadersAlreadyInstalled(t *testing.T) {
+	n := debianNode(t)
+	n.runner.known["proxmox-headers-"+release] = "ii"
+	n.runner.known["make"] = "ii"
+	if _, err := n.run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range n.runner.calls {
+		if strings.HasPrefix(c, "apt-get") && strings.Contains(c, "install") {
+			t.Errorf("installs although everything is there: %s", c)
+		}
+	}
+}
+
+// Failures before step 2 change nothing on the node.
+func TestFailuresBeforeRemovingChangeNothing(t *testing.T) {
+	cases := map[string]struct {
+		setup func(n *node)
+		step  Step
+		want  []string
+	}{
+		"sha256 mismatch": {func(n *node) { n.cfg.Driver.SHA256 = strings.Repeat("0", 64) }, StepFetch,
+			[]string{"step 1/6 (get the driver package) failed", "sha256", strings.Repeat("0", 64), "nothing on the node was changed"}},
+		"missing local file": {func(n *node) { n.cfg.Driver.Run = "/nonexistent/NVIDIA.run" }, StepFetch,
+			[]string{"/nonexistent/NVIDIA.run", "no such file"}},
+		"wrong version": {func(n *node) {
+			other := standinRun(n.t, "580.142")
+			n.cfg.Driver.Run, n.cfg.Driver.SHA256 = other, sha(n.t, other)
+		}, StepFetch, []string{"is driver 580.142, but [driver] version is " + verWant}},
+		"no headers": {func(n *node) { n.runner.candidates = []string{"make"} }, StepHeaders,
+			[]string{"step 3/6", "no headers package for the running kernel " + release, "proxmox-headers-" + release, "pve-headers-" + release, "linux-headers-" + release}},
+		"download of packages fails": {func(n *node) {
+			n.runner.fail = map[string]int{"apt-get -q -y -o DPkg::Lock::Timeout=300 install --download-only": 100}
+		}, StepHeaders,
+			[]string{"step 3/6", "exited 100", "/var/log/apt/term.log"}},
+		"purge takes more along": {func(n *node) {
+			n.runner.simulate += "Remv nvidia-container-toolkit [1.0]\n"
+		}, StepRemove, []string{"would also remove nvidia-container-toolkit"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			n := debianNode(t)
+			tc.setup(n)
+			_, err := n.run()
+			var se *StepError
+			if !errors.As(err, &se) || se.Step != tc.step {
+				t.Fatalf("want a step %d error, got %v", tc.step, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			for _, c := range n.runner.calls {
+				if strings.Contains(c, " purge ") && !strings.Contains(c, " -s ") || strings.HasPrefix(c, "dkms remove") || strings.Contains(c, "nvidia-uninstall") || strings.Contains(c, "--dkms") {
+					t.Errorf("changed the node: %s", c)
+				}
+			}
+			if got := n.file(nvidiaLog); !strings.Contains(got, verOld) {
+				t.Errorf("the earlier install is gone: %q", got)
+			}
+			if n.file(BlacklistFile) != "" || n.file(rebootRequired) != "" {
+				t.Error("blacklist or reboot marker written")
+			}
+			if entries, _ := os.ReadDir(filepath.Join(n.cfg.Paths.Cache, "runs")); len(entries) > 0 && tc.step == StepFetch {
+				t.Errorf("left in the cache: %v", entries)
+			}
+			if st := n.state(); st.Outcome != OutcomeFailed || st.Step != tc.step.Name() {
+				t.Errorf("state %+v", st)
+			}
+		})
+	}
+}
+
+// A failing installer is rolled back; the next run installs again rather
+// than trusting the record the failed install left.
+func TestFailingInstallerIsRolledBack(t *testing.T) {
+	n := debianNode(t)
+	n.runner.installerExit = 1
+	_, err := n.run()
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepInstall {
+		t.Fatalf("want a step 5 error, got %v", err)
+	}
+	for _, w := range []string{"step 5/6 (run the NVIDIA installer) failed", "exited 1", "Installation has failed", "its log is /var/log/nvidia-installer.log", "rolled back", "installs again"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
+		}
+	}
+	if n.runner.called("/bin/sh "+n.cfg.Paths.Cache+"/runs/"+RunFileName(verWant)+" --uninstall --silent") < 0 {
+		t.Errorf("no rollback:\n%s", strings.Join(n.runner.calls, "\n"))
+	}
+	if n.file(nvidiaLog) != "" || n.file(rebootRequired) != "" {
+		t.Error("half an install is left, or a reboot asked for")
+	}
+	if st := n.state(); st.Outcome != OutcomeFailed || st.Step != "install" || st.Log != InstallerLog {
+		t.Errorf("state %+v", st)
+	}
+
+	// Cut off with the record left: the next run must not take it for an install.
+	n.installed(verWant)
+	st := n.state()
+	st.Partial = true
+	if err := saveState(n.cfg.Paths.State, st, false); err != nil {
+		t.Fatal(err)
+	}
+	n.runner.installerExit = 0
+	n.runner.calls = nil
+	rep, err := n.run()
+	if err != nil || rep.Path != PathInstalled {
+		t.Fatalf("repair run: %+v %v\n%s", rep, err, n.log.String())
+	}
+}
+
+func TestRebootAuto(t *testing.T) {
+	n := debianNode(t)
+	n.cfg.Driver.Reboot = config.RebootAuto
+	rep, err := n.run()
+	if err != nil || !rep.Rebooting {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if n.runner.called("systemctl --no-block reboot") < 0 {
+		t.Errorf("no reboot: %v", n.runner.calls)
+	}
+	if st := n.state(); st.Outcome != OutcomeRebooting {
+		t.Errorf("state %+v", st)
+	}
+	// The next boot, without the module: no second reboot.
+	n.runner.calls = nil
+	if rep, err := n.run(); err != nil || rep.Path != PathPending || rep.Rebooting || len(n.runner.calls) != 0 {
+		t.Errorf("pending run %+v %v %v", rep, err, n.runner.calls)
+	}
+}
+
+func TestRebootAutoNotWhileGPUsAreInUse(t *testing.T) {
+	n := debianNode(t)
+	n.cfg.Driver.Reboot = config.RebootAuto
+	// A process of a container holding /dev/nvidia0.
+	fd := filepath.Join(n.cfg.Paths.Proc, "4242", "fd")
+	if err := os.MkdirAll(fd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/nvidia0", filepath.Join(fd, "3")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := n.run()
+	if err != nil || rep.Rebooting || !strings.Contains(rep.Summary, "1 processes have an NVIDIA device open") {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if n.runner.called("systemctl") >= 0 {
+		t.Error("rebooted")
+	}
+}
+
+// With an older driver loaded the installer is told not to unload it.
+func TestUpgradeNeverUnloadsTheLoadedModule(t *testing.T) {
+	n := debianNode(t)
+	if err := n.host.LoadDriver(standin.Driver{Version: verOld}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := n.run()
+	if err != nil || rep.Loaded != verOld {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if n.runner.called("/usr/bin/nvidia-uninstall --silent --log-file-name=/var/log/nvidia-uninstall.log --skip-module-unload") < 0 {
+		t.Errorf("uninstall may unload: %v", n.runner.calls)
+	}
+	i := n.runner.called("/bin/sh " + n.cfg.Paths.Cache + "/runs/")
+	if i < 0 || !strings.HasSuffix(n.runner.calls[i], "--allow-installation-with-running-driver --skip-module-unload") {
+		t.Errorf("installer call: %v", n.runner.calls)
+	}
+	if !strings.Contains(rep.Summary, "loaded: "+verOld+"): reboot required") {
+		t.Errorf("summary %q", rep.Summary)
+	}
+}
+
+func TestUnconfigured(t *testing.T) {
+	n := newNode(t)
+	n.cfg.Driver.Version = ""
+	rep, err := n.run()
+	if err != nil || rep.Path != PathUnconfigured || len(n.runner.calls) != 0 {
+		t.Fatalf("%+v %v %v", rep, err, n.runner.calls)
+	}
+}
+
+// Nothing to fetch from: the error says what to set.
+func TestNoSource(t *testing.T) {
+	n := debianNode(t)
+	n.cfg.Driver.Run = ""
+	_, err := n.run()
+	if err == nil || !strings.Contains(err.Error(), "set [driver] run") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("device nodes need root")
+	}
+}
+
+// fastNode is a node whose stand-in driver is the configured one, with its
+// .run in the cache.
+func fastNode(t *testing.T) *node {
+	n := newNode(t)
+	needRoot(t)
+	d := standin.Driver{Version: verWant, UVMMajor: 509, GPUs: []standin.GPU{{PCIBusID: "0000:01:00.0", UUID: "GPU-aaaaaaaa-0000-0000-0000-000000000001", Minor: 0}}}
+	if err := n.host.LoadDriver(d); err != nil {
+		t.Fatal(err)
+	}
+	run := standinRun(t, verWant)
+	n.cfg.Driver.Run, n.cfg.Driver.SHA256 = run, sha(t, run)
+	return n
+}
+
+func TestFastPathMakesNodesAndTree(t *testing.T) {
+	n := fastNode(t)
+	n.write(rebootRequired, rebootRequiredText)
+	n.write(rebootRequiredPkgs, "nvidiaprep\n")
+	rep, err := n.run()
+	if err != nil || rep.Path != PathFast {
+		t.Fatalf("%+v %v\n%s", rep, err, n.log.String())
+	}
+	if !slices.Equal(rep.Nodes, []string{"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}) {
+		t.Errorf("nodes %v", rep.Nodes)
+	}
+	for _, name := range rep.Nodes {
+		if st, err := os.Stat(filepath.Join(n.host.Dev, name)); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(rep.Tree, "nvidia-installer")); err != nil {
+		t.Errorf("tree: %v", err)
+	}
+	if len(n.runner.calls) != 0 {
+		t.Errorf("commands on the fast path: %v", n.runner.calls)
+	}
+	if n.file(rebootRequired) != "" {
+		t.Error("our reboot request was not withdrawn")
+	}
+	if st := n.state(); st.Outcome != OutcomeCurrent || st.Loaded != verWant {
+		t.Errorf("state %+v", st)
+	}
+}
+
+// Another package's reboot request stays.
+func TestFastPathKeepsOthersRebootRequest(t *testing.T) {
+	n := fastNode(t)
+	n.write(rebootRequired, rebootRequiredText)
+	n.write(rebootRequiredPkgs, "linux-image-amd64\nnvidiaprep\n")
+	if _, err := n.run(); err != nil {
+		t.Fatal(err)
+	}
+	if n.file(rebootRequired) == "" || n.file(rebootRequiredPkgs) != "linux-image-amd64\n" {
+		t.Errorf("%q %q", n.file(rebootRequired), n.file(rebootRequiredPkgs))
+	}
+}
+
+func TestDKMSVersions(t *testing.T) {
+	got := dkmsVersions("nvidia/550.54.14, 6.8.12-1-pve, x86_64: installed\nnvidia/550.54.14, 6.8.8-2-pve, x86_64: installed\nnvidia/535.54.03: added\nzfs/2.2.6: added\nnvidia, 470.223.02, 5.15.0, x86_64: installed\n", "nvidia")
+	if want := []string{"550.54.14", "535.54.03", "470.223.02"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestAlsoRemoved(t *testing.T) {
+	sim := "NOTE: This is only a simulation!\nPurg nvidia-driver-libs:amd64 [1.0]\nRemv nvidia-smi [1.0]\nPurg libcuda1 [1]\n"
+	if got := alsoRemoved(sim, []string{"nvidia-driver-libs:amd64", "libcuda1"}); !slices.Equal(got, []string{"nvidia-smi"}) {
+		t.Errorf("got %v", got)
+	}
+}

@@ -1,0 +1,149 @@
+package hostdriver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Command is one program to run on the host.
+type Command struct {
+	Name string   // the program: an absolute path, or a name looked up in PATH
+	Args []string // its arguments
+	Env  []string // "KEY=value" added to the runner's clean environment
+}
+
+func (c Command) String() string {
+	return strings.TrimSpace(c.Name + " " + strings.Join(c.Args, " "))
+}
+
+// Result is how a command ended.
+type Result struct {
+	Stdout, Stderr string
+	Exit           int // the exit status; non-zero is not an error of Run
+}
+
+// Output is stdout and stderr together, for messages.
+func (r Result) Output() string { return r.Stdout + r.Stderr }
+
+// Runner runs commands on the host. Run returns an error only when the
+// command could not be run or was stopped (not found, context ended); a
+// command that ran and failed reports its status in Result.Exit.
+type Runner interface {
+	Run(ctx context.Context, c Command) (Result, error)
+}
+
+// Exec is the real Runner: it runs each command with a clean environment
+// (a fixed PATH, LC_ALL=C so that tools answer in the English this package
+// parses) in its own process group, which is killed as a whole when ctx
+// ends, so an installer's children do not outlive it.
+type Exec struct{}
+
+// execPath is the PATH of every command: the unit gets no reliable one.
+const execPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Run implements Runner.
+func (Exec) Run(ctx context.Context, c Command) (Result, error) {
+	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
+	cmd.Env = append([]string{execPath, "LC_ALL=C"}, c.Env...)
+	cmd.Dir = "/"
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return r, nil
+	case ctx.Err() != nil:
+		return r, fmt.Errorf("%s: %w", c.Name, ctx.Err())
+	case errors.As(err, &exit) && exit.Exited():
+		r.Exit = exit.ExitCode()
+		return r, nil
+	default:
+		return r, fmt.Errorf("running %s: %w", c.Name, err)
+	}
+}
+
+// binDirs are where lookPath looks, in PATH's order.
+var binDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+// lookPath finds an executable program below root and returns its path as
+// seen from root ("/usr/sbin/dkms"), or "" when there is none.
+func lookPath(root, name string) string {
+	for _, d := range binDirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(filepath.Join(root, p)); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// Modprobe is nvidia-modprobe run through a Runner: it loads a driver
+// module and creates its device nodes (nvdev.Modprober).
+type Modprobe struct {
+	Runner Runner
+	Path   string // from FindModprobe
+}
+
+// Modprobe implements nvdev.Modprober.
+func (m Modprobe) Modprobe(args ...string) error {
+	c := Command{Name: m.Path, Args: args}
+	r, err := m.Runner.Run(context.Background(), c)
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("%s: exit %d: %s", c, r.Exit, strings.TrimSpace(r.Output()))
+	}
+	return nil
+}
+
+// FindModprobe finds nvidia-modprobe below root in the places NVIDIA's
+// installer and packages put it; "" when there is none.
+func FindModprobe(root string) string {
+	return lookPath(root, "nvidia-modprobe")
+}
+
+// errorLines returns what a failed command's output says: its last few
+// error lines ("ERROR: ...", "E: ..."), or its last n lines when it has none.
+func errorLines(s string, n int) string {
+	var errs []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "ERROR") || strings.HasPrefix(l, "E:") || strings.HasPrefix(l, "Error") {
+			errs = append(errs, l)
+		}
+	}
+	if len(errs) == 0 {
+		return lastLines(s, n)
+	}
+	if len(errs) > 3 {
+		errs = errs[len(errs)-3:]
+	}
+	return strings.Join(errs, " | ")
+}
+
+// lastLines returns the last n non-empty lines of s, joined with " | ".
+func lastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
