@@ -7,8 +7,6 @@ import (
 	"os"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/coreos/go-systemd/v22/journal"
-	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/hostdriver"
@@ -23,13 +21,7 @@ func hostDriverCmd(args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nvidiaprep host-driver: takes no arguments\n%s", usage())
 		return 2
 	}
-	// Under systemd stderr is the journal already, and logging.New writes
-	// there too: once is enough.
-	console := stderr
-	if stderrIsJournal(stderr) && journal.Enabled() {
-		console = io.Discard
-	}
-	log := logging.New(console, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Str("phase", "host-driver").Logger()
+	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Str("phase", "host-driver").Logger()
 	status := func(s string) { daemon.SdNotify(false, "STATUS="+s) }
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
@@ -52,19 +44,4 @@ func hostDriverCmd(args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// stderrIsJournal tells whether w is this process's stderr and systemd
-// connected it to the journal: $JOURNAL_STREAM names its device and inode
-// (systemd.exec(5)).
-func stderrIsJournal(w io.Writer) bool {
-	if w != os.Stderr {
-		return false
-	}
-	var dev, ino uint64
-	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
-		return false
-	}
-	var st unix.Stat_t
-	return unix.Fstat(int(os.Stderr.Fd()), &st) == nil && st.Dev == dev && st.Ino == ino
 }

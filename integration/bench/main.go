@@ -464,4 +464,3 @@ func (e env) hostDriverFastPath(runs int) (row, error) {
 	m, p := stats(ds)
 	return row{fmt.Sprintf("host driver unit, nothing to do (%d runs)", runs), fmt.Sprintf("median %s, p95 %s", ms(m), ms(p)), "—", "≤ 100 ms"}, nil
 }
-

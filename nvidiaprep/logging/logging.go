@@ -4,25 +4,49 @@
 package logging
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/journald"
+	"golang.org/x/sys/unix"
 )
 
 // New returns a logger writing readable lines to stderr and, when the
-// systemd journal socket exists, structured records to the journal.
+// systemd journal socket exists, structured records to the journal. Under a
+// systemd unit, whose stderr already is the journal, only the structured
+// records are written, so that no line appears twice.
 func New(stderr io.Writer, debug bool) zerolog.Logger {
 	console := zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}
 	var w io.Writer = console
 	if journal.Enabled() {
-		w = zerolog.MultiLevelWriter(console, journald.NewJournalDWriter())
+		if stderrIsJournal(stderr) {
+			w = journald.NewJournalDWriter()
+		} else {
+			w = zerolog.MultiLevelWriter(console, journald.NewJournalDWriter())
+		}
 	}
 	level := zerolog.InfoLevel
 	if debug {
 		level = zerolog.DebugLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// stderrIsJournal tells whether w is this process's stderr and systemd
+// connected it to the journal: $JOURNAL_STREAM names its device and inode
+// (systemd.exec(5)).
+func stderrIsJournal(w io.Writer) bool {
+	if w != os.Stderr {
+		return false
+	}
+	var dev, ino uint64
+	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Fstat(int(os.Stderr.Fd()), &st) == nil && st.Dev == dev && st.Ino == ino
 }
