@@ -1,0 +1,217 @@
+//go:build integration
+
+package integration_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"nvidiaprep/integration/aptrepo"
+	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/scenario"
+)
+
+// vmids 9501-9549 belong to the package and cluster tests.
+const vmidDeb = 9501
+
+const (
+	debOld = "0.1.0"          // debian/changelog's version: the previous build
+	debNew = "0.1.0+upgrade1" // the same tree built as a newer version
+)
+
+// debTree copies the files of the work tree that git knows or does not
+// ignore into a git work tree at dir, so that both builds see the same
+// sources while the tree changes.
+func debTree(t *testing.T, dir string) {
+	t.Helper()
+	root, err := scenario.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := `git -C "$1" ls-files -z --cached --others --exclude-standard | (cd "$1" && tar --null --no-recursion -T - -cf -) | tar -xf - -C "$2" &&
+		cd "$2" && git init -q && git add -A`
+	if b, err := exec.Command("bash", "-c", script, "bash", root, dir).CombinedOutput(); err != nil {
+		t.Fatalf("snapshot of the tree: %v\n%s", err, b)
+	}
+}
+
+// buildDeb runs `make deb` in the tree src into out with version ("" for
+// the changelog's) and returns the .deb. make deb also runs lintian and
+// fails on any error or warning.
+func buildDeb(t *testing.T, src, out, version string) string {
+	t.Helper()
+	cmd := exec.Command("make", "deb", "DEB_OUT="+out, "DEB_VERSION="+version)
+	root := src
+	cmd.Dir = root
+	t0 := time.Now()
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make deb %s: %v\n%s", version, err, b)
+	}
+	v := version
+	if v == "" {
+		v = debOld
+	}
+	t.Logf("make deb %s: %v", v, time.Since(t0).Round(time.Second))
+	return filepath.Join(out, "nvidiaprep_"+v+"_amd64.deb")
+}
+
+// debFile extracts one file of a .deb and returns its sha256.
+func debFile(t *testing.T, deb, path string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if b, err := exec.Command("dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, b)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// The package, built twice (two versions, two build directories), installed
+// with apt in a systemd-booted Debian 12 container without network from a
+// local repository (liblxc1 and what it needs, as the host's apt downloads
+// them), upgraded, removed and purged.
+func TestDebInstallUpgradeRemovePurge(t *testing.T) {
+	bed := lxctest.NewTestBed(t)
+	src := filepath.Join(bed.Dir, "tree")
+	debTree(t, src)
+	old := buildDeb(t, src, filepath.Join(bed.Dir, "build-a"), "")
+	newer := buildDeb(t, src, filepath.Join(bed.Dir, "build-b-in-another-directory"), debNew)
+	// Reproducible: the binaries do not depend on where they were built.
+	for _, f := range []string{"usr/bin/nvidiaprep", "usr/lib/nvidiaprep/nvidiaprep-hook"} {
+		if a, b := debFile(t, old, f), debFile(t, newer, f); a != b {
+			t.Errorf("%s differs between the two builds: %s %s", f, a, b)
+		}
+	}
+
+	debs, err := aptrepo.Fetch(bed.Cache, filepath.Join(bed.Cache, "rootfs-bookworm"), "liblxc1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(bed.Dir, "repo")
+	if err := aptrepo.Build(repo, append(debs, old, newer)...); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := bed.NewContainer(vmidDeb, lxctest.Options{ExtraConfig: []string{
+		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.ProxmoxStart("", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ct.Stop("", nil) })
+	if err := ct.WaitSystemd(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	must := func(script string) string {
+		t.Helper()
+		out, code := sh(t, ct, script)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", script, code, out)
+		}
+		return out
+	}
+	// The recommended packages (dkms, build-essential, kernel headers) are
+	// for the host driver unit's installs, which this test does not make.
+	apt := "DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confold --no-install-recommends "
+	must("apt-get update -q")
+
+	// Install.
+	must(apt + "install nvidiaprep=" + debOld)
+	wantPackage(t, ct, debOld)
+	// The hook through the link, run as Proxmox runs a hookscript: it loads
+	// the packaged configuration and lets a container without a GPU start.
+	must("mkdir -p /var/lib/lxc/9501 && echo 'lxc.arch = amd64' > /var/lib/lxc/9501/config")
+	if out := must("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /var/lib/vz/snippets/nvidiaprep-hook 9501 pre-start 2>&1"); !strings.Contains(out, "no NVIDIA") {
+		t.Errorf("pre-start through the link:\n%s", out)
+	}
+	if out, code := sh(t, ct, "nvidiaprep doctor"); code != 1 || !strings.Contains(out, "PROBLEM driver-not-loaded") {
+		t.Errorf("doctor on a node without driver: exit %d\n%s", code, out)
+	}
+	// The admin records a container's choice (no pct here: it says what to run).
+	if out := must("nvidiaprep enable 9501 --gpus 0 --required"); !strings.Contains(out, "pct set 9501 --hookscript local:snippets/nvidiaprep-hook") {
+		t.Errorf("enable:\n%s", out)
+	}
+	// What the node's programs leave at run time, for purge to remove.
+	must("mkdir -p /var/lib/nvidiaprep/containers /var/cache/nvidiaprep/runs && echo '{}' > /var/lib/nvidiaprep/containers/9501.json && touch /var/cache/nvidiaprep/runs/NVIDIA-Linux-x86_64-580.142.run")
+
+	// Upgrade: the admin's edit of the conffile stays, so do the unit's
+	// enablement and the link.
+	must(apt + "install nvidiaprep=" + debNew)
+	wantPackage(t, ct, debNew)
+	conf := must("cat /etc/nvidiaprep/nvidiaprep.toml")
+	if !strings.Contains(conf, "[containers.9501]\ngpus = [\"0\"]\nrequired = true\n") || !strings.Contains(conf, "# nvidiaprep: this node's configuration.") {
+		t.Errorf("the configuration after the upgrade:\n%s", conf)
+	}
+	if out := must("find /etc/nvidiaprep -name '*.dpkg-*'"); out != "" {
+		t.Errorf("dpkg left conffile copies: %s", out)
+	}
+
+	// Remove: the programs and the link go, the configuration stays.
+	must(apt + "remove nvidiaprep")
+	if out := must("dpkg-query -W -f '${db:Status-Abbrev}' nvidiaprep"); strings.TrimSpace(out) != "rc" {
+		t.Errorf("after remove: status %q", out)
+	}
+	if out, code := sh(t, ct, "ls -d /usr/bin/nvidiaprep /usr/lib/nvidiaprep /var/lib/vz/snippets/nvidiaprep-hook /lib/systemd/system/nvidiaprep-host-driver.service 2>&1"); code == 0 || strings.Count(out, "No such file") != 4 {
+		t.Errorf("after remove:\n%s", out)
+	}
+	must("test -f /etc/nvidiaprep/nvidiaprep.toml")
+
+	// Purge: nothing of ours is left.
+	must(apt + "purge nvidiaprep")
+	if out := must("dpkg-query -W -f '${db:Status-Abbrev}' nvidiaprep 2>&1; true"); strings.Contains(out, "rc") || strings.Contains(out, "ii") {
+		t.Errorf("after purge: status %q", out)
+	}
+	if out := must("find / -xdev \\( -path /proc -o -path /sys -o -path /srv -o -path /var/lib/apt/lists \\) -prune -o -name '*nvidiaprep*' -print"); out != "" {
+		t.Errorf("purge left:\n%s", out)
+	}
+	if out, _ := sh(t, ct, "systemctl is-enabled nvidiaprep-host-driver.service 2>&1"); !strings.Contains(out, "not-found") && !strings.Contains(out, "No such file") {
+		t.Errorf("the unit after purge: %s", out)
+	}
+}
+
+// wantPackage checks an installed package: version, every unit enabled,
+// the hook's link, the conffile, the man page, both programs running.
+func wantPackage(t *testing.T, ct *lxctest.CT, version string) {
+	t.Helper()
+	root, _ := scenario.ModuleRoot()
+	units, _ := filepath.Glob(filepath.Join(root, "packaging", "*.service"))
+	if len(units) == 0 {
+		t.Fatal("no unit in packaging/")
+	}
+	checks := map[string]string{
+		"dpkg-query -W -f '${Version} ${db:Status-Abbrev}' nvidiaprep":  version + " ii",
+		"readlink /var/lib/vz/snippets/nvidiaprep-hook":                 "/usr/lib/nvidiaprep/nvidiaprep-hook",
+		"dpkg-query -W -f '${Conffiles}' nvidiaprep | awk '{print $1}'": "/etc/nvidiaprep/nvidiaprep.toml",
+		"ls /usr/share/man/man8/nvidiaprep.8.gz":                        "/usr/share/man/man8/nvidiaprep.8.gz",
+		"/var/lib/vz/snippets/nvidiaprep-hook --help | head -n1":        "usage: nvidiaprep-hook <vmid> <phase>",
+		"nvidiaprep help | head -n1":                                    "usage: nvidiaprep <command> [arguments]",
+		// The hook finds the worker program where post-start looks for it.
+		"test -x /usr/bin/nvidiaprep && test ! -e /usr/lib/nvidiaprep/nvidiaprep && echo ok": "ok",
+	}
+	for _, u := range units {
+		checks["systemctl is-enabled "+filepath.Base(u)] = "enabled"
+	}
+	for script, want := range checks {
+		if out, _ := sh(t, ct, script); out != want {
+			t.Errorf("%s: %q, want %q", script, out, want)
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/doctor"
+)
+
+func doctorCmd(args []string, stdout, stderr io.Writer) int {
+	return realHost().doctor(args, stdout, stderr)
+}
+
+// doctor prints each problem with its fix; the exit status is 0 when all is
+// well and 1 when something needs fixing.
+func (h host) doctor(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("nvidiaprep doctor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: nvidiaprep doctor [--json]")
+		return 2
+	}
+	cfg, err := config.Load(h.getenv)
+	if err != nil {
+		fmt.Fprintf(stdout, "PROBLEM config: %v\n  fix: correct the configuration (the file and line named); until then every container that uses the hookscript refuses to start\n", err)
+		return 1
+	}
+	r := doctor.Run(context.Background(), doctor.Options{Config: cfg, PVEDir: h.pveDir, Runner: h.runner})
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+	} else {
+		for _, p := range r.Problems {
+			fmt.Fprintf(stdout, "PROBLEM %s: %s\n  fix: %s\n", p.Check, p.What, p.Fix)
+		}
+		for _, n := range r.Notes {
+			fmt.Fprintf(stdout, "note: %s\n", n)
+		}
+		if r.OK() {
+			fmt.Fprintln(stdout, "All is well.")
+		} else {
+			fmt.Fprintf(stdout, "%d problem(s) found.\n", len(r.Problems))
+		}
+	}
+	if !r.OK() {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"nvidiaprep/nvidiaprep/config"
+)
+
+// recorder stands in for pct: it records the commands and fails those
+// named in fail.
+type recorder struct {
+	ran  []string
+	fail string
+}
+
+func (r *recorder) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	cmd := strings.Join(append([]string{name}, args...), " ")
+	r.ran = append(r.ran, cmd)
+	if r.fail != "" && strings.Contains(cmd, r.fail) {
+		return nil, errors.New("pct: script 'local:snippets/nvidiaprep-hook' does not exist")
+	}
+	return nil, nil
+}
+
+// testHost is a Proxmox node in a temporary directory with pct (a recorder)
+// or without.
+func testHost(t *testing.T, withPct bool) (host, *recorder, string) {
+	t.Helper()
+	dir := t.TempDir()
+	rec := &recorder{}
+	env := map[string]string{config.EnvNode: filepath.Join(dir, "nvidiaprep.toml"), config.EnvCluster: filepath.Join(dir, "cluster.toml")}
+	os.WriteFile(env[config.EnvCluster], []byte("[containers.9510]\ngpus = [\"1\"]\ninstall = false\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "pve/lxc"), 0o755)
+	h := host{
+		getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		lookPath: func(name string) (string, error) {
+			if withPct {
+				return "/usr/sbin/" + name, nil
+			}
+			return "", errors.New("not found")
+		},
+		runner: rec, pveDir: filepath.Join(dir, "pve"), now: time.Now,
+	}
+	return h, rec, dir
+}
+
+func call(f func([]string, *bytes.Buffer, *bytes.Buffer) int, args ...string) (int, string, string) {
+	var o, e bytes.Buffer
+	code := f(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestEnableRecordsAndSetsHookscript(t *testing.T) {
+	h, rec, dir := testHost(t, true)
+	conf := filepath.Join(dir, "nvidiaprep.toml")
+	os.WriteFile(conf, []byte("# my node\n[provision]\nmax_concurrent = 3 # slow disks\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "pve/lxc/9510.conf"), []byte("arch: amd64\n"), 0o644)
+	enable := func(a []string, o, e *bytes.Buffer) int { return h.enable(a, o, e) }
+	code, out, errOut := call(enable, "9510", "--required")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	b, _ := os.ReadFile(conf)
+	// The cluster's table is carried over: a node table replaces it whole.
+	want := "# my node\n[provision]\nmax_concurrent = 3 # slow disks\n\n[containers.9510]\ngpus = [\"1\"]\nrequired = true\ninstall = false\n"
+	if string(b) != want {
+		t.Errorf("file:\n%s\nwant:\n%s", b, want)
+	}
+	if len(rec.ran) != 1 || rec.ran[0] != "pct set 9510 --hookscript local:snippets/nvidiaprep-hook" {
+		t.Errorf("ran %q", rec.ran)
+	}
+	if !strings.Contains(out, "CT 9510: GPUs 1, required, libraries not installed; recorded in [containers.9510] of "+conf) || !strings.Contains(out, "pct reboot 9510") {
+		t.Errorf("output:\n%s", out)
+	}
+
+	// Bad input changes nothing and runs nothing.
+	for _, args := range [][]string{{"9510", "--gpus", "0,banana"}, {"9510", "--gpus"}, {"95x"}, {}, {"9510", "9511"}} {
+		rec.ran = nil
+		code, out, errOut = call(enable, args...)
+		if code == 0 || len(rec.ran) != 0 {
+			t.Errorf("%v: exit %d, ran %q: %s%s", args, code, rec.ran, out, errOut)
+		}
+		if after, _ := os.ReadFile(conf); string(after) != want {
+			t.Errorf("%v changed the file:\n%s", args, after)
+		}
+	}
+	if _, _, errOut = call(enable, "9510", "--gpus", "0,banana"); !strings.Contains(errOut, conf+":6: containers.9510.gpus: invalid GPU selector \"banana\"") {
+		t.Errorf("error: %s", errOut)
+	}
+	// A container this node does not have.
+	if code, _, errOut = call(enable, "9511"); code != 1 || !strings.Contains(errOut, "9511.conf") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	// pct fails: said, with the hint.
+	rec.fail = "--hookscript"
+	if code, _, errOut = call(enable, "9510"); code != 1 || !strings.Contains(errOut, "does not exist") || !strings.Contains(errOut, "/var/lib/vz/snippets/nvidiaprep-hook") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestEnableWithoutPctPrintsTheCommand(t *testing.T) {
+	h, rec, dir := testHost(t, false)
+	os.RemoveAll(filepath.Join(dir, "pve"))
+	code, out, errOut := call(func(a []string, o, e *bytes.Buffer) int { return h.enable(a, o, e) }, "--gpus", "0000:01:00.0,all-wrong", "9520")
+	if code != 1 {
+		t.Errorf("a bad selector: exit %d %s%s", code, out, errOut)
+	}
+	code, out, errOut = call(func(a []string, o, e *bytes.Buffer) int { return h.enable(a, o, e) }, "--gpus", "0000:01:00.0", "9520")
+	if code != 0 || len(rec.ran) != 0 || !strings.Contains(out, "on the node, run:\n  pct set 9520 --hookscript local:snippets/nvidiaprep-hook\n") {
+		t.Errorf("exit %d, ran %q:\n%s%s", code, rec.ran, out, errOut)
+	}
+	cfg, err := config.Load(h.getenv)
+	if err != nil || cfg.Containers[9520].GPUs.Selectors[0] != "0000:01:00.0" || !cfg.Containers[9520].Install {
+		t.Errorf("%v %+v", err, cfg.Containers)
+	}
+}
+
+func TestDisable(t *testing.T) {
+	h, rec, dir := testHost(t, true)
+	conf := filepath.Join(dir, "nvidiaprep.toml")
+	os.WriteFile(conf, []byte("[containers.9530]\ngpus = [\"0\"]\n\n[containers.9531]\ngpus = []\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "pve/lxc/9530.conf"), []byte("hookscript: local:snippets/nvidiaprep-hook\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "pve/lxc/9531.conf"), []byte("hookscript: local:snippets/mine.sh\n"), 0o644)
+	disable := func(a []string, o, e *bytes.Buffer) int { return h.disable(a, o, e) }
+	code, out, errOut := call(disable, "9530")
+	if code != 0 || len(rec.ran) != 1 || rec.ran[0] != "pct set 9530 --delete hookscript" {
+		t.Errorf("exit %d, ran %q: %s%s", code, rec.ran, out, errOut)
+	}
+	if b, _ := os.ReadFile(conf); string(b) != "[containers.9531]\ngpus = []\n" {
+		t.Errorf("file:\n%s", b)
+	}
+	// Another hookscript is left alone.
+	rec.ran = nil
+	code, out, _ = call(disable, "9531")
+	if code != 0 || len(rec.ran) != 0 || !strings.Contains(out, "not nvidiaprep's: left alone") {
+		t.Errorf("exit %d, ran %q: %s", code, rec.ran, out)
+	}
+	// The cluster's table is named.
+	if _, out, _ = call(disable, "9510"); !strings.Contains(out, "cluster file") {
+		t.Errorf("%s", out)
+	}
+}
+
+// The package's default configuration loads, and means the defaults.
+func TestPackagedConfigLoads(t *testing.T) {
+	cfg, err := config.LoadFiles(config.File{Path: "../packaging/nvidiaprep.toml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := config.Default()
+	if cfg.Paths != def.Paths || cfg.Provision != def.Provision || cfg.Driver != def.Driver || len(cfg.Containers) != 0 {
+		t.Errorf("%+v", cfg)
+	}
+	// Every commented line, uncommented, is a valid file too.
+	b, _ := os.ReadFile("../packaging/nvidiaprep.toml")
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "#[") || strings.HasPrefix(l, "#") && strings.Contains(l, " = ") {
+			l = l[1:]
+		}
+		lines = append(lines, l)
+	}
+	p := filepath.Join(t.TempDir(), "n.toml")
+	os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644)
+	if _, err := config.LoadFiles(config.File{Path: p}); err != nil {
+		t.Errorf("uncommented: %v", err)
+	}
+}
+
+// The man page documents every command.
+func TestManPageHasEveryCommand(t *testing.T) {
+	raw, err := os.ReadFile("../packaging/nvidiaprep.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := strings.ReplaceAll(string(raw), `\-`, "-")
+	for _, c := range commands() {
+		if !strings.Contains(b, ".B nvidiaprep "+c.name) || !strings.Contains(b, "\n.BI \""+c.name+" ") && !strings.Contains(b, "\n.B "+c.name) && !strings.Contains(b, "\n.BR "+c.name) {
+			t.Errorf("the man page lacks %s", c.name)
+		}
+	}
+}

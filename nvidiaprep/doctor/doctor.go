@@ -1,0 +1,363 @@
+// Package doctor checks what breaks GPU containers in practice on a node and
+// says, for each problem, how to fix it. Every check reads through injectable
+// roots (the configured paths, Proxmox's directory, a host root for storage
+// paths) and a runner for the kernel log, so that tests run it against
+// stand-in trees.
+package doctor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/devplan"
+	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/pve"
+	"nvidiaprep/nvidiaprep/record"
+	"nvidiaprep/nvidiaprep/status"
+)
+
+// Problem is one thing that is wrong, and its fix.
+type Problem struct {
+	Check string `json:"check"` // which check found it, e.g. "nouveau"
+	What  string `json:"what"`
+	Fix   string `json:"fix"`
+}
+
+// Options say where to look. Zero paths mean the real host's.
+type Options struct {
+	Config config.Config
+	// PVEDir is Proxmox's configuration directory (/etc/pve).
+	PVEDir string
+	// HostRoot is joined onto the host paths that Proxmox's storage.cfg
+	// names (the snippets directories); "" or "/" for the real host.
+	HostRoot string
+	// Runner runs journalctl and dmesg for the kernel log.
+	Runner pve.Runner
+}
+
+// Report is what Run found: problems, and notes about checks that could
+// not run (they do not count as problems).
+type Report struct {
+	Problems []Problem `json:"problems"`
+	Notes    []string  `json:"notes,omitempty"`
+}
+
+// OK tells whether all is well.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+type run struct {
+	o      Options
+	rep    Report
+	loaded string
+	majors nvdev.Majors
+	cts    []pve.CT
+}
+
+func (r *run) problem(check, what, fix string) {
+	r.rep.Problems = append(r.rep.Problems, Problem{Check: check, What: what, Fix: fix})
+}
+
+func (r *run) note(format string, args ...any) {
+	r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(format, args...))
+}
+
+// Run runs every check.
+func Run(ctx context.Context, o Options) Report {
+	if o.PVEDir == "" {
+		o.PVEDir = pve.DefaultDir
+	}
+	if o.Runner == nil {
+		o.Runner = pve.ExecRunner{}
+	}
+	r := &run{o: o}
+	p := o.Config.Paths
+	if v, err := nvdev.LoadedVersion(p.Sys, p.Proc); err == nil {
+		r.loaded = v
+	} else if !errors.Is(err, nvdev.ErrNoDriver) {
+		r.note("reading the loaded driver: %v", err)
+	}
+	r.majors = nvdev.Majors{}
+	if f, err := os.Open(filepath.Join(p.Proc, "devices")); err == nil {
+		if m, err := nvdev.ParseDevices(f); err == nil {
+			r.majors = m
+		}
+		f.Close()
+	}
+	cts, err := pve.ReadCTs(o.PVEDir)
+	if err != nil {
+		r.note("%v", err)
+	}
+	r.cts = cts
+	for _, check := range []func(){
+		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
+		r.hookscripts, r.handWritten, func() { r.kernelLog(ctx) },
+	} {
+		check()
+	}
+	return r.rep
+}
+
+// driverLoaded: without a loaded module no container gets a GPU.
+func (r *run) driverLoaded() {
+	if r.loaded != "" {
+		return
+	}
+	d := r.o.Config.Driver
+	fix := "set [driver] version in /etc/nvidiaprep/nvidiaprep.toml and run `systemctl start nvidiaprep-host-driver.service`, which installs it (or load an installed driver: `modprobe nvidia`)"
+	if d.Version != "" {
+		fix = fmt.Sprintf("run `systemctl start nvidiaprep-host-driver.service`, which installs driver %s ([driver] version) and says what it needs (`journalctl -u nvidiaprep-host-driver.service`); a reboot may be needed to load it", d.Version)
+	}
+	r.problem("driver-not-loaded", "no NVIDIA kernel module is loaded: containers start without GPU, those with required = true not at all", fix)
+}
+
+// hostDriver: the host driver unit's last run failed, or waits for a reboot.
+func (r *run) hostDriver() {
+	h, err := status.ReadHostDriver(r.o.Config.Paths.State)
+	if err != nil {
+		r.note("%v", err)
+		return
+	}
+	if h == nil {
+		return
+	}
+	switch h.Outcome {
+	case "failed":
+		fix := "see `journalctl -u nvidiaprep-host-driver.service`"
+		if h.Log != "" {
+			fix += " and " + h.Log
+		}
+		r.problem("host-driver-failed", fmt.Sprintf("the host driver unit failed to install driver %s: %s", h.Configured, h.Error),
+			fix+"; fix the cause, then `systemctl restart nvidiaprep-host-driver.service`")
+	case "reboot-required":
+		if h.Installed != "" && h.Installed != r.loaded {
+			r.problem("reboot-pending", fmt.Sprintf("driver %s is installed but %s is loaded: containers get the old one until the node reboots", h.Installed, orNone(r.loaded)),
+				"reboot the node when its guests allow it (`reboot`)")
+		}
+	}
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
+}
+
+// nodes: the control, uvm and modeset nodes exist with the driver's numbers.
+func (r *run) nodes() {
+	if r.loaded == "" {
+		return
+	}
+	p := r.o.Config.Paths
+	check := func(name string, major, minor uint32, fix string) {
+		var st unix.Stat_t
+		path := filepath.Join(p.Dev, name)
+		err := unix.Stat(path, &st)
+		switch {
+		case err != nil:
+			r.problem("device-nodes", fmt.Sprintf("/dev/%s is missing: containers get no %s", name, name), fix)
+		case st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != major || unix.Minor(st.Rdev) != minor:
+			r.problem("device-nodes", fmt.Sprintf("/dev/%s is %d:%d, but the driver has %d:%d (a node left by an older driver)", name, unix.Major(st.Rdev), unix.Minor(st.Rdev), major, minor),
+				"remove it and let the driver's tool make it again: `rm /dev/"+name+"` then "+fix)
+		}
+	}
+	ctl, ok := r.majors["nvidiactl"]
+	if !ok {
+		ctl = r.majors["nvidia"]
+	}
+	if ctl != 0 {
+		check("nvidiactl", ctl, 255, "`nvidia-modprobe -c=0` (or start any container: pre-start creates it)")
+	}
+	if uvm, ok := r.majors["nvidia-uvm"]; ok {
+		check("nvidia-uvm", uvm, 0, "`nvidia-modprobe -u -c=0`")
+		check("nvidia-uvm-tools", uvm, 1, "`nvidia-modprobe -u -c=0`")
+	} else {
+		r.problem("device-nodes", "the nvidia-uvm module is not loaded: CUDA fails in every container",
+			"`modprobe nvidia-uvm && nvidia-modprobe -u -c=0`; to load it at every boot: `echo nvidia-uvm > /etc/modules-load.d/nvidia-uvm.conf`")
+	}
+	if _, err := os.Stat(filepath.Join(p.Sys, "module/nvidia_modeset")); err == nil && ctl != 0 {
+		check("nvidia-modeset", ctl, 254, "`nvidia-modprobe -m`")
+	}
+}
+
+// nouveau: the in-kernel driver holds the GPU and the NVIDIA module cannot.
+func (r *run) nouveau() {
+	f, err := os.Open(filepath.Join(r.o.Config.Paths.Proc, "modules"))
+	if err != nil {
+		r.note("reading the loaded modules: %v", err)
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if name, _, _ := strings.Cut(sc.Text(), " "); name == "nouveau" {
+			r.problem("nouveau", "the nouveau driver is loaded: it holds the GPUs, and the NVIDIA driver cannot load while it does",
+				"blacklist it and reboot: `printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /etc/modprobe.d/blacklist-nouveau.conf && update-initramfs -u && reboot` (the host driver unit does this when it installs the driver)")
+			return
+		}
+	}
+}
+
+// skew: containers whose libraries are not the loaded driver's, or whose
+// last provisioning failed.
+func (r *run) skew() {
+	state := r.o.Config.Paths.State
+	files, _ := filepath.Glob(filepath.Join(state, "containers", "*.json"))
+	for _, f := range files {
+		vmid, err := config.ParseVMID(strings.TrimSuffix(filepath.Base(f), ".json"))
+		if err != nil {
+			continue
+		}
+		if r.elsewhere(vmid) {
+			continue // migrated away: its record here is history
+		}
+		rec, ok, err := record.Load(state, vmid)
+		if err != nil {
+			r.note("%v", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		switch {
+		case rec.Outcome == record.Failed:
+			r.problem("provisioning-failed", fmt.Sprintf("CT %d: installing the user-space libraries %s failed: %s", vmid, rec.Version, rec.Error),
+				fmt.Sprintf("fix the cause, then `nvidiaprep provision %d` while it runs (or restart it: `pct reboot %d`)", vmid, vmid))
+		case rec.Outcome == record.Installed && r.loaded != "" && rec.Version != r.loaded:
+			r.problem("version-skew", fmt.Sprintf("CT %d has the user-space libraries of driver %s, but the host runs %s: CUDA there fails with \"Driver/library version mismatch\"", vmid, rec.Version, r.loaded),
+				fmt.Sprintf("restart it (`pct reboot %d`): its post-start installs %s; or run `nvidiaprep provision %d` while it runs", vmid, r.loaded, vmid))
+		}
+	}
+}
+
+// elsewhere tells whether this is a Proxmox node that does not have the
+// container (it lives on another node of the cluster, or is gone).
+func (r *run) elsewhere(vmid int) bool {
+	if _, err := os.Stat(filepath.Join(r.o.PVEDir, "lxc")); err != nil {
+		return false
+	}
+	return !slices.ContainsFunc(r.cts, func(c pve.CT) bool { return c.VMID == vmid })
+}
+
+// runCached: the loaded driver's .run, which provisioning installs from.
+func (r *run) runCached() {
+	if r.loaded == "" {
+		return
+	}
+	cache := driverrun.Cache{Dir: r.o.Config.Paths.Cache}
+	if _, err := os.Stat(filepath.Join(cache.Tree(r.loaded), "nvidia-installer")); err == nil {
+		return // extracted already: provisioning needs no .run
+	}
+	if _, err := cache.FindRun(r.loaded); err != nil {
+		var nc *driverrun.NotCachedError
+		if errors.As(err, &nc) {
+			r.problem("run-not-cached", fmt.Sprintf("no .run of the loaded driver %s in %s: containers cannot get its user-space libraries", r.loaded, nc.Dir),
+				fmt.Sprintf("put NVIDIA's NVIDIA-Linux-x86_64-%s.run there (the host driver unit keeps the [driver] version's .run there)", r.loaded))
+			return
+		}
+		r.note("%v", err)
+	}
+}
+
+// hookscripts: each container's hookscript resolves to an executable file
+// in a snippets directory, and configured containers have one.
+func (r *run) hookscripts() {
+	storages, err := pve.ReadStorage(r.o.PVEDir)
+	if err != nil {
+		r.note("%v", err)
+		return
+	}
+	root := r.o.HostRoot
+	for _, ct := range r.cts {
+		_, configured := r.o.Config.Containers[ct.VMID]
+		if ct.Hookscript == "" || !ct.UsesHook() && !strings.Contains(ct.Hookscript, "nvidiaprep") {
+			if configured {
+				r.problem("hookscript", fmt.Sprintf("CT %d has a [containers.%d] table but no hookscript: nvidiaprep never runs for it", ct.VMID, ct.VMID),
+					fmt.Sprintf("`nvidiaprep enable %d`", ct.VMID))
+			}
+			continue
+		}
+		fix := fmt.Sprintf("`pct set %d --hookscript %s`", ct.VMID, pve.HookVolume)
+		path, err := pve.HookscriptPath(ct.Hookscript, storages)
+		if err != nil {
+			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript: %v: Proxmox refuses to start it", ct.VMID, err), fix)
+			continue
+		}
+		st, err := os.Stat(filepath.Join(root, path))
+		switch {
+		case err != nil:
+			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path),
+				"reinstall nvidiaprep (`apt install --reinstall nvidiaprep`; its postinst links "+filepath.Join("/var/lib/vz/snippets", pve.HookName)+"), then "+fix)
+		case !st.Mode().IsRegular() || st.Mode()&0o111 == 0:
+			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s (%s) is not an executable file: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path),
+				"reinstall nvidiaprep (`apt install --reinstall nvidiaprep`), then "+fix)
+		}
+	}
+}
+
+// handWritten: NVIDIA lines an admin wrote into a container's config that
+// cannot work on this node now.
+func (r *run) handWritten() {
+	for _, ct := range r.cts {
+		for _, w := range devplan.StaleWarnings(ct.LXC, r.majors, r.o.Config.Paths.Dev, ct.Path) {
+			what, fix := w, ""
+			if i := strings.LastIndex(w, ": delete "); i >= 0 {
+				what, fix = w[:i], w[i+2:]
+			}
+			r.problem("hand-written-lines", fmt.Sprintf("CT %d: %s", ct.VMID, what), fix)
+		}
+		for _, d := range ct.Devices {
+			if !strings.HasPrefix(d.Path, "/dev/nvidia") {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(r.o.Config.Paths.Dev, strings.TrimPrefix(d.Path, "/dev/"))); err != nil {
+				r.problem("hand-written-lines", fmt.Sprintf("CT %d: %s: %s does not exist on this node: Proxmox refuses to start the container", ct.VMID, d.Key, d.Path),
+					fmt.Sprintf("`pct set %d --delete %s` (nvidiaprep gives the nodes that exist at every start)", ct.VMID, d.Key))
+			}
+		}
+	}
+}
+
+// apiMismatch is what the kernel module logs when a user-space library of
+// another version talks to it.
+const apiMismatch = "NVRM: API mismatch"
+
+// kernelLog: the module and the host's user-space libraries disagree.
+func (r *run) kernelLog(ctx context.Context) {
+	var text string
+	var errs []string
+	for _, argv := range [][]string{{"journalctl", "-k", "-b", "--no-pager", "-q", "-o", "cat"}, {"dmesg"}} {
+		out, err := r.o.Runner.Run(ctx, argv[0], argv[1:]...)
+		if err == nil {
+			text = string(out)
+			errs = nil
+			break
+		}
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		r.note("could not read the kernel log: %s", strings.Join(errs, "; "))
+		return
+	}
+	var seen []string
+	for _, l := range strings.Split(text, "\n") {
+		if i := strings.Index(l, apiMismatch); i >= 0 && !slices.Contains(seen, l[i:]) {
+			seen = append(seen, l[i:])
+		}
+	}
+	if len(seen) == 0 {
+		return
+	}
+	r.problem("api-mismatch", fmt.Sprintf("the kernel log says %q: a user-space NVIDIA library on the host is not the loaded module's version (a driver was installed without reloading the module)", seen[len(seen)-1]),
+		"reboot the node; or stop everything that uses the GPUs and reload the module: `rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && modprobe nvidia`")
+}

@@ -1,0 +1,314 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/record"
+)
+
+const version = "580.159.04"
+
+// kernelLog stands in for journalctl and dmesg: it answers with a fixed log,
+// or fails for the commands in fail.
+type kernelLog struct {
+	log  string
+	fail map[string]bool
+	ran  []string
+}
+
+func (k *kernelLog) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	k.ran = append(k.ran, name+" "+strings.Join(args, " "))
+	if k.fail[name] {
+		return nil, errors.New(name + ": not found")
+	}
+	return []byte(k.log), nil
+}
+
+// node is a healthy stand-in node: driver loaded with its nodes, the
+// driver's tree extracted in the cache, no nouveau, CT 101 with the hook.
+type node struct {
+	t    *testing.T
+	host *standin.Host
+	drv  standin.Driver
+	opts Options
+	log  *kernelLog
+}
+
+func newNode(t *testing.T) *node {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("device nodes need root")
+	}
+	root := t.TempDir()
+	h, err := standin.NewHost(filepath.Join(root, "host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := standin.Driver{Version: version, UVMMajor: 509, GPUs: []standin.GPU{{PCIBusID: "0000:01:00.0", UUID: "GPU-1d2a0c41-7c39-4a3b-9d35-000000000000", Minor: 0}}}
+	if err := h.LoadDriver(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.MakeNodes(d); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Cache: filepath.Join(root, "cache"), State: filepath.Join(root, "state")}
+	cfg.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true}
+	n := &node{t: t, host: h, drv: d, log: &kernelLog{log: "nvidia: loading out-of-tree module taints kernel.\nNVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  580.159.04\n"}}
+	n.opts = Options{Config: cfg, PVEDir: filepath.Join(root, "pve"), HostRoot: filepath.Join(root, "hostroot"), Runner: n.log}
+	n.write(filepath.Join(h.Proc, "modules"), "nvidia_uvm 1 0 - Live 0x0\nnvidia 2 1 nvidia_uvm, Live 0x0\n", 0o644)
+	n.write(filepath.Join(cfg.Paths.Cache, "drivers", version, "nvidia-installer"), "#!/bin/sh\n", 0o755)
+	n.write(filepath.Join(n.opts.HostRoot, "usr/lib/nvidiaprep/nvidiaprep-hook"), "#!/bin/sh\n", 0o755)
+	if err := os.MkdirAll(filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(n.opts.HostRoot, "usr/lib/nvidiaprep/nvidiaprep-hook"), filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets/nvidiaprep-hook")); err != nil {
+		t.Fatal(err)
+	}
+	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\n")
+	return n
+}
+
+func (n *node) write(path, text string, mode os.FileMode) {
+	n.t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), mode); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *node) ct(vmid int, conf string) {
+	n.write(filepath.Join(n.opts.PVEDir, "lxc", strconv.Itoa(vmid)+".conf"), "arch: amd64\n"+conf, 0o644)
+}
+
+func (n *node) run() Report {
+	n.t.Helper()
+	return Run(context.Background(), n.opts)
+}
+
+// want checks that the report holds exactly the given checks, each problem
+// naming its fix.
+func (n *node) want(r Report, checks ...string) {
+	n.t.Helper()
+	var got []string
+	for _, p := range r.Problems {
+		got = append(got, p.Check)
+		if p.What == "" || p.Fix == "" {
+			n.t.Errorf("problem without what or fix: %+v", p)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(checks, " ") {
+		n.t.Errorf("checks %v, want %v; report:\n%s", got, checks, dump(r))
+	}
+}
+
+func dump(r Report) string {
+	var b strings.Builder
+	for _, p := range r.Problems {
+		b.WriteString(p.Check + ": " + p.What + "\n  fix: " + p.Fix + "\n")
+	}
+	for _, s := range r.Notes {
+		b.WriteString("note: " + s + "\n")
+	}
+	return b.String()
+}
+
+func fixOf(r Report, check string) string {
+	for _, p := range r.Problems {
+		if p.Check == check {
+			return p.What + " | " + p.Fix
+		}
+	}
+	return ""
+}
+
+func TestHealthyNode(t *testing.T) {
+	n := newNode(t)
+	r := n.run()
+	n.want(r)
+	if !r.OK() || len(r.Notes) != 0 {
+		t.Errorf("%s", dump(r))
+	}
+}
+
+func TestDriverNotLoaded(t *testing.T) {
+	n := newNode(t)
+	if err := n.host.UnloadDriver(); err != nil {
+		t.Fatal(err)
+	}
+	n.opts.Config.Driver.Version = version
+	r := n.run()
+	n.want(r, "driver-not-loaded")
+	if !strings.Contains(fixOf(r, "driver-not-loaded"), "systemctl start nvidiaprep-host-driver.service") {
+		t.Error(dump(r))
+	}
+}
+
+func TestVersionSkewAndFailedProvisioning(t *testing.T) {
+	n := newNode(t)
+	state := n.opts.Config.Paths.State
+	now := time.Now()
+	for _, rec := range []record.Provision{
+		{VMID: 101, Version: "580.142", Outcome: record.Installed, Started: now},
+		{VMID: 102, Version: version, Outcome: record.Failed, Started: now, Error: "CT 102: installer failed"},
+		{VMID: 103, Version: version, Outcome: record.Installed, Started: now},
+	} {
+		if err := record.Save(state, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.ct(102, "")
+	n.ct(103, "")
+	r := n.run()
+	n.want(r, "version-skew", "provisioning-failed")
+	if f := fixOf(r, "version-skew"); !strings.Contains(f, "CT 101 has the user-space libraries of driver 580.142, but the host runs 580.159.04") || !strings.Contains(f, "pct reboot 101") {
+		t.Error(f)
+	}
+	if f := fixOf(r, "provisioning-failed"); !strings.Contains(f, "installer failed") || !strings.Contains(f, "nvidiaprep provision 102") {
+		t.Error(f)
+	}
+	// A container that moved to another node of the cluster: its record
+	// here is history.
+	os.Remove(filepath.Join(n.opts.PVEDir, "lxc", "101.conf"))
+	n.want(n.run(), "provisioning-failed")
+}
+
+func TestMissingNodes(t *testing.T) {
+	n := newNode(t)
+	os.Remove(filepath.Join(n.host.Dev, "nvidia-uvm"))
+	n.write(filepath.Join(n.host.Sys, "module/nvidia_modeset/version"), version+"\n", 0o644)
+	r := n.run()
+	n.want(r, "device-nodes", "device-nodes")
+	if f := dump(r); !strings.Contains(f, "/dev/nvidia-uvm is missing") || !strings.Contains(f, "nvidia-modprobe -u -c=0") ||
+		!strings.Contains(f, "/dev/nvidia-modeset is missing") || !strings.Contains(f, "nvidia-modprobe -m") {
+		t.Error(f)
+	}
+	// A node left with an older driver's major.
+	if err := standin.MakeNode(filepath.Join(n.host.Dev, "nvidia-uvm"), 508, 0, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(n.host.Sys, "module/nvidia_modeset"))
+	r = n.run()
+	n.want(r, "device-nodes")
+	if f := dump(r); !strings.Contains(f, "/dev/nvidia-uvm is 508:0, but the driver has 509:0") {
+		t.Error(f)
+	}
+	// nvidia-uvm not loaded at all.
+	n.drv.UVMMajor = 0
+	if err := n.host.LoadDriver(n.drv); err != nil {
+		t.Fatal(err)
+	}
+	r = n.run()
+	n.want(r, "device-nodes")
+	if f := dump(r); !strings.Contains(f, "nvidia-uvm module is not loaded") || !strings.Contains(f, "modprobe nvidia-uvm") {
+		t.Error(f)
+	}
+}
+
+func TestNouveau(t *testing.T) {
+	n := newNode(t)
+	n.write(filepath.Join(n.host.Proc, "modules"), "drm 1 1 nouveau, Live 0x0\nnouveau 2 0 - Live 0x0\n", 0o644)
+	r := n.run()
+	n.want(r, "nouveau")
+	if !strings.Contains(fixOf(r, "nouveau"), "blacklist nouveau") {
+		t.Error(dump(r))
+	}
+}
+
+func TestHookscripts(t *testing.T) {
+	n := newNode(t)
+	n.write(filepath.Join(n.opts.PVEDir, "storage.cfg"), "dir: local\n\tpath /var/lib/vz\n\tcontent iso\n\nlvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n", 0o644)
+	n.ct(102, "hookscript: local-lvm:snippets/nvidiaprep-hook\n")
+	n.ct(103, "hookscript: local:snippets/my-own.sh\n") // not ours: not checked
+	n.ct(104, "")
+	n.opts.Config.Containers[104] = config.Container{GPUs: config.Selection{All: true}}
+	r := n.run()
+	n.want(r, "hookscript", "hookscript")
+	f := dump(r)
+	if !strings.Contains(f, "CT 102's hookscript") || !strings.Contains(f, "keeps no files") || !strings.Contains(f, "pct set 102 --hookscript local:snippets/nvidiaprep-hook") {
+		t.Error(f)
+	}
+	if !strings.Contains(f, "CT 104 has a [containers.104] table but no hookscript") || !strings.Contains(f, "nvidiaprep enable 104") {
+		t.Error(f)
+	}
+	// The package's link is gone.
+	os.Remove(filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets/nvidiaprep-hook"))
+	r = n.run()
+	if f := fixOf(r, "hookscript"); !strings.Contains(f, "CT 101's hookscript local:snippets/nvidiaprep-hook is /var/lib/vz/snippets/nvidiaprep-hook, which does not exist") || !strings.Contains(f, "reinstall nvidiaprep") {
+		t.Error(dump(r))
+	}
+}
+
+func TestHandWrittenLines(t *testing.T) {
+	n := newNode(t)
+	n.ct(105, "lxc.cgroup2.devices.allow: c 195:* rwm\nlxc.cgroup2.devices.allow: c 237:* rwm\nlxc.mount.entry: /dev/nvidia-uvm dev/nvidia-uvm none bind,optional,create=file\ndev0: /dev/nvidia7\n")
+	r := n.run()
+	n.want(r, "hand-written-lines", "hand-written-lines")
+	f := dump(r)
+	if !strings.Contains(f, `CT 105: hand-written line "lxc.cgroup2.devices.allow: c 237:* rwm" allows major 237`) || !strings.Contains(f, "fix: delete it from "+filepath.Join(n.opts.PVEDir, "lxc/105.conf")) {
+		t.Error(f)
+	}
+	if !strings.Contains(f, "dev0: /dev/nvidia7 does not exist") || !strings.Contains(f, "pct set 105 --delete dev0") {
+		t.Error(f)
+	}
+}
+
+func TestKernelLogAPIMismatch(t *testing.T) {
+	n := newNode(t)
+	n.log.log += "NVRM: API mismatch: the client has the version 580.142, but\nNVRM: this kernel module has the version 580.159.04.\n"
+	r := n.run()
+	n.want(r, "api-mismatch")
+	if !strings.Contains(fixOf(r, "api-mismatch"), "the client has the version 580.142") || n.log.ran[0] != "journalctl -k -b --no-pager -q -o cat" {
+		t.Error(dump(r), n.log.ran)
+	}
+	// Without journalctl, dmesg is read.
+	n.log.fail = map[string]bool{"journalctl": true}
+	n.log.ran = nil
+	r = n.run()
+	n.want(r, "api-mismatch")
+	if len(n.log.ran) != 2 || n.log.ran[1] != "dmesg " {
+		t.Errorf("ran %q", n.log.ran)
+	}
+	// Neither: a note, not a problem.
+	n.log.fail["dmesg"] = true
+	r = n.run()
+	n.want(r)
+	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "could not read the kernel log") {
+		t.Errorf("notes %q", r.Notes)
+	}
+}
+
+func TestRunNotCached(t *testing.T) {
+	n := newNode(t)
+	os.RemoveAll(filepath.Join(n.opts.Config.Paths.Cache, "drivers"))
+	r := n.run()
+	n.want(r, "run-not-cached")
+	if !strings.Contains(fixOf(r, "run-not-cached"), "NVIDIA-Linux-x86_64-580.159.04.run") {
+		t.Error(dump(r))
+	}
+}
+
+func TestHostDriverState(t *testing.T) {
+	n := newNode(t)
+	state := n.opts.Config.Paths.State
+	n.write(filepath.Join(state, "host-driver.json"), `{"configured":"590.1","outcome":"failed","error":"dkms build failed","log":"/var/lib/nvidiaprep/log/host-driver.log","time":"2025-11-26T09:00:00Z","extra":{"x":1}}`, 0o644)
+	r := n.run()
+	n.want(r, "host-driver-failed")
+	if f := fixOf(r, "host-driver-failed"); !strings.Contains(f, "590.1: dkms build failed") || !strings.Contains(f, "/var/lib/nvidiaprep/log/host-driver.log") {
+		t.Error(f)
+	}
+	n.write(filepath.Join(state, "host-driver.json"), `{"configured":"590.1","installed":"590.1","loaded":"580.159.04","outcome":"reboot-required"}`, 0o644)
+	r = n.run()
+	n.want(r, "reboot-pending")
+}

@@ -1,0 +1,282 @@
+// Package nodeconf edits the node's configuration file the way an admin
+// would: as text. It rewrites one container's [containers.N] table and leaves
+// every other line, comments and other tables included, byte for byte, then
+// checks that the result loads before it replaces the file atomically.
+package nodeconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/filelock"
+	"nvidiaprep/nvidiaprep/fsutil"
+)
+
+// Settings are what enable sets in a container's table; a nil field leaves
+// that key as it is.
+type Settings struct {
+	GPUs     *config.Selection
+	Required *bool
+	Install  *bool
+}
+
+// SetContainer returns text with a [containers.vmid] table holding s. An
+// existing table is edited in place: each key that s sets is rewritten (a
+// comment at its end kept), everything else stays. A new table is appended
+// with all three keys, base supplying those s leaves nil: a node table
+// replaces the cluster's table for that container as a whole, so it must
+// say everything the container had.
+func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]byte, error) {
+	lines, at, err := find(text, vmid)
+	if err != nil {
+		return nil, err
+	}
+	want := []struct{ key, value string }{}
+	if s.GPUs != nil {
+		want = append(want, struct{ key, value string }{"gpus", gpusValue(*s.GPUs)})
+	}
+	if s.Required != nil {
+		want = append(want, struct{ key, value string }{"required", strconv.FormatBool(*s.Required)})
+	}
+	if s.Install != nil {
+		want = append(want, struct{ key, value string }{"install", strconv.FormatBool(*s.Install)})
+	}
+	raw := rawLines(text)
+	if at < 0 {
+		c := base
+		if s.GPUs != nil {
+			c.GPUs = *s.GPUs
+		}
+		if s.Required != nil {
+			c.Required = *s.Required
+		}
+		if s.Install != nil {
+			c.Install = *s.Install
+		}
+		if len(raw) > 0 && strings.TrimSpace(raw[len(raw)-1]) != "" {
+			raw = append(raw, "")
+		}
+		raw = append(raw, fmt.Sprintf("[containers.%d]", vmid),
+			"gpus = "+gpusValue(c.GPUs),
+			"required = "+strconv.FormatBool(c.Required),
+			"install = "+strconv.FormatBool(c.Install))
+		return join(raw), nil
+	}
+	end := tableEnd(lines, at)
+	for _, w := range want {
+		i := keyLine(lines, at+1, end, w.key)
+		if i < 0 {
+			insert := lastContent(lines, at, end) + 1
+			raw = append(raw[:insert], append([]string{w.key + " = " + w.value}, raw[insert:]...)...)
+			lines = append(lines[:insert], append([]line{{key: w.key, span: 1, comment: -1}}, lines[insert:]...)...)
+			end++
+			continue
+		}
+		l := lines[i]
+		last := i + l.span - 1
+		indent := l.text[:len(l.text)-len(strings.TrimLeft(l.text, " \t"))]
+		repl := indent + w.key + " = " + w.value
+		if l.comment >= 0 {
+			repl += "  " + lines[last].text[l.comment:]
+		}
+		raw = append(raw[:i], append([]string{repl}, raw[last+1:]...)...)
+		lines = append(lines[:i], append([]line{{text: repl, key: w.key, span: 1, comment: -1}}, lines[last+1:]...)...)
+		end -= l.span - 1
+	}
+	return join(raw), nil
+}
+
+// RemoveContainer returns text without the [containers.vmid] table: its
+// header, its keys and the comments among them (a comment block after its
+// last key, and one above its header, stay). found is false when the file
+// has no such table.
+func RemoveContainer(text []byte, vmid int) (out []byte, found bool, err error) {
+	lines, at, err := find(text, vmid)
+	if err != nil || at < 0 {
+		return text, false, err
+	}
+	last := lastContent(lines, at, tableEnd(lines, at))
+	raw := rawLines(text)
+	cut := last + 1
+	// Keep one blank line between what was before and what follows.
+	if cut < len(raw) && strings.TrimSpace(raw[cut]) == "" && (at == 0 || strings.TrimSpace(raw[at-1]) == "") {
+		cut++
+	}
+	raw = append(raw[:at], raw[cut:]...)
+	for len(raw) > 0 && strings.TrimSpace(raw[len(raw)-1]) == "" {
+		raw = raw[:len(raw)-1]
+	}
+	return join(raw), true, nil
+}
+
+// find checks that text parses and returns its lines and the index of the
+// [containers.vmid] header, -1 when there is none. A container defined in
+// another form (dotted keys, an inline table) cannot be edited safely.
+func find(text []byte, vmid int) ([]line, int, error) {
+	var v map[string]any
+	md, err := toml.Decode(string(text), &v)
+	if err != nil {
+		return nil, 0, fmt.Errorf("the file does not parse: %w", err)
+	}
+	id := strconv.Itoa(vmid)
+	defined := false
+	for _, k := range md.Keys() {
+		if len(k) >= 2 && k[0] == "containers" && k[1] == id {
+			defined = true
+		}
+	}
+	lines := scan(string(text))
+	for i, l := range lines {
+		if l.isHeader && !l.isArray && len(l.header) == 2 && l.header[0] == "containers" && l.header[1] == id {
+			return lines, i, nil
+		}
+	}
+	if defined {
+		return nil, 0, fmt.Errorf("CT %d is configured there in a form other than a [containers.%d] table (dotted keys or an inline table), which this command does not edit: write it as a [containers.%d] table, or edit it by hand", vmid, vmid, vmid)
+	}
+	return lines, -1, nil
+}
+
+// tableEnd is the index of the header after the table at, or len(lines).
+func tableEnd(lines []line, at int) int {
+	for i := at + 1; i < len(lines); i++ {
+		if lines[i].isHeader {
+			return i
+		}
+	}
+	return len(lines)
+}
+
+// lastContent is the last line of the last key of the table at (at itself
+// when it has none).
+func lastContent(lines []line, at, end int) int {
+	last := at
+	for i := at + 1; i < end; i++ {
+		if lines[i].key != "" {
+			last = i + lines[i].span - 1
+		}
+	}
+	return last
+}
+
+func keyLine(lines []line, from, to int, key string) int {
+	for i := from; i < to; i++ {
+		if lines[i].key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+func rawLines(text []byte) []string {
+	s := string(text)
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+func join(raw []string) []byte {
+	if len(raw) == 0 {
+		return nil
+	}
+	return []byte(strings.Join(raw, "\n") + "\n")
+}
+
+// gpusValue writes a selection as the gpus array.
+func gpusValue(s config.Selection) string {
+	if s.All {
+		return `["all"]`
+	}
+	q := make([]string, len(s.Selectors))
+	for i, sel := range s.Selectors {
+		q[i] = strconv.Quote(sel)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// ParseGPUs reads enable's --gpus value: comma-separated selectors, "all",
+// or "none" (or "") for no GPU. Selectors are checked when the edited file
+// is loaded.
+func ParseGPUs(s string) config.Selection {
+	switch strings.TrimSpace(s) {
+	case "all":
+		return config.Selection{All: true}
+	case "", "none":
+		return config.Selection{Selectors: []string{}}
+	}
+	sel := config.Selection{Selectors: []string{}}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			sel.Selectors = append(sel.Selectors, p)
+		}
+	}
+	return sel
+}
+
+// Edit changes the node file at path: under a lock beside it, it reads the
+// file (a missing one is empty), applies change, checks that the result
+// loads after the cluster file, as every reader will load it, and only then
+// replaces the file atomically and durably. A result that does not load is
+// an error naming the line, and the file stays as it was.
+func Edit(ctx context.Context, path string, cluster config.File, change func([]byte) ([]byte, error)) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("editing %s: %w", path, err)
+	}
+	lock, err := filelock.Wait(ctx, filepath.Join(dir, "."+filepath.Base(path)+".lock"))
+	if err != nil {
+		return fmt.Errorf("editing %s: %w", path, err)
+	}
+	defer lock.Unlock()
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("editing %s: %w", path, err)
+	}
+	text, err := change(old)
+	if err != nil {
+		return fmt.Errorf("%s: %w; nothing was changed", path, err)
+	}
+	if err := check(path, cluster, text); err != nil {
+		return err
+	}
+	if string(text) == string(old) && old != nil {
+		return nil
+	}
+	if err := fsutil.WriteFileDurable(path, text, 0o644); err != nil {
+		return fmt.Errorf("editing %s: %w", path, err)
+	}
+	return nil
+}
+
+// check loads the cluster file and text as the node file; errors name path.
+func check(path string, cluster config.File, text []byte) error {
+	tmp, err := os.MkdirTemp("", "nvidiaprep-edit-")
+	if err != nil {
+		return fmt.Errorf("checking the edit of %s: %w", path, err)
+	}
+	defer os.RemoveAll(tmp)
+	cand := filepath.Join(tmp, filepath.Base(path))
+	if err := os.WriteFile(cand, text, 0o600); err != nil {
+		return fmt.Errorf("checking the edit of %s: %w", path, err)
+	}
+	_, err = config.LoadFiles(cluster, config.File{Path: cand})
+	var ce *config.Error
+	if errors.As(err, &ce) && ce.File == cand {
+		c := *ce
+		c.File = path
+		return fmt.Errorf("the edit would make %w; nothing was changed", &c)
+	}
+	if err != nil {
+		return fmt.Errorf("%w; %s was not changed", err, path)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package nodeconf
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nvidiaprep/nvidiaprep/config"
+)
+
+const adminFile = `# my node
+[paths]
+cache = "/srv/nvidia"   # big disk
+
+# Plex
+[containers.101]
+# the A100 only
+gpus = [
+  "0",   # A100
+]
+install = false  # we ship our own
+
+[containers.102]
+gpus = []
+`
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSetContainerEditsInPlace(t *testing.T) {
+	sel := ParseGPUs("1,GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d")
+	out, err := SetContainer([]byte(adminFile), 101, Settings{GPUs: &sel, Required: ptr(true)}, config.Container{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(adminFile, "gpus = [\n  \"0\",   # A100\n]\ninstall = false  # we ship our own\n",
+		"gpus = [\"1\", \"GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d\"]\ninstall = false  # we ship our own\nrequired = true\n", 1)
+	if string(out) != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+	cfg := load(t, out)
+	ct := cfg.Containers[101]
+	if !ct.Required || ct.Install || len(ct.GPUs.Selectors) != 2 || len(cfg.Containers[102].GPUs.Selectors) != 0 || cfg.Paths.Cache != "/srv/nvidia" {
+		t.Errorf("loaded %+v", cfg)
+	}
+	// The same edit again changes nothing.
+	again, err := SetContainer(out, 101, Settings{GPUs: &sel, Required: ptr(true)}, config.Container{})
+	if err != nil || string(again) != string(out) {
+		t.Errorf("second edit: %v\n%s", err, again)
+	}
+}
+
+func TestSetContainerKeepsTrailingComment(t *testing.T) {
+	out, err := SetContainer([]byte("[containers.101]\nrequired = false # why\n"), 101, Settings{Required: ptr(true)}, config.Container{})
+	if err != nil || string(out) != "[containers.101]\nrequired = true  # why\n" {
+		t.Errorf("%v\n%q", err, out)
+	}
+}
+
+func TestSetContainerAppendsFullTable(t *testing.T) {
+	base := config.Container{GPUs: config.Selection{Selectors: []string{"0"}}, Install: true} // from the cluster file
+	out, err := SetContainer([]byte(adminFile), 103, Settings{Required: ptr(true)}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := adminFile + "\n[containers.103]\ngpus = [\"0\"]\nrequired = true\ninstall = true\n"
+	if string(out) != want {
+		t.Errorf("got:\n%s", out)
+	}
+	out, err = SetContainer(nil, 104, Settings{}, config.Container{GPUs: config.Selection{All: true}, Install: true})
+	if err != nil || string(out) != "[containers.104]\ngpus = [\"all\"]\nrequired = false\ninstall = true\n" {
+		t.Errorf("%v %q", err, out)
+	}
+}
+
+func TestRemoveContainer(t *testing.T) {
+	out, found, err := RemoveContainer([]byte(adminFile), 101)
+	if err != nil || !found {
+		t.Fatal(found, err)
+	}
+	// The comment above the header stays: it may be about more than the table.
+	want := "# my node\n[paths]\ncache = \"/srv/nvidia\"   # big disk\n\n# Plex\n\n[containers.102]\ngpus = []\n"
+	if string(out) != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+	out, found, err = RemoveContainer([]byte(adminFile), 102)
+	if err != nil || !found || string(out) != strings.TrimSuffix(adminFile, "\n[containers.102]\ngpus = []\n") {
+		t.Errorf("%v %v\n%q", found, err, out)
+	}
+	if _, found, _ := RemoveContainer([]byte(adminFile), 999); found {
+		t.Error("found a table that does not exist")
+	}
+}
+
+func TestOtherFormsAreRefused(t *testing.T) {
+	for _, text := range []string{
+		"containers.101.gpus = [\"0\"]\n",
+		"[containers]\n101 = { gpus = [\"0\"] }\n",
+	} {
+		if _, err := SetContainer([]byte(text), 101, Settings{Required: ptr(true)}, config.Container{}); err == nil || !strings.Contains(err.Error(), "form other than a [containers.101] table") {
+			t.Errorf("%q: %v", text, err)
+		}
+	}
+	if _, err := SetContainer([]byte("[paths\n"), 101, Settings{}, config.Container{}); err == nil || !strings.Contains(err.Error(), "does not parse") {
+		t.Errorf("broken file: %v", err)
+	}
+}
+
+func TestScanIgnoresBracketsInValues(t *testing.T) {
+	text := "[provision]\nx = \"\"\"\n[containers.101]\n\"\"\"\n[containers.101]\ngpus = [\n[\"a\"],\n]\n"
+	lines := scan(text)
+	var headers []int
+	for i, l := range lines {
+		if l.isHeader {
+			headers = append(headers, i)
+		}
+	}
+	if len(headers) != 2 || headers[1] != 4 || lines[5].span != 3 {
+		t.Errorf("headers %v, spans %+v", headers, lines)
+	}
+}
+
+func TestEditChecksBeforeReplacing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nvidiaprep.toml")
+	if err := os.WriteFile(path, []byte(adminFile), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	bad := ParseGPUs("0,banana")
+	err := Edit(context.Background(), path, config.File{}, func(b []byte) ([]byte, error) {
+		return SetContainer(b, 101, Settings{GPUs: &bad}, config.Container{})
+	})
+	if err == nil || !strings.Contains(err.Error(), path+":8: containers.101.gpus: invalid GPU selector \"banana\"") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("error %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != adminFile {
+		t.Errorf("the file changed:\n%s", b)
+	}
+	good := ParseGPUs("all")
+	if err := Edit(context.Background(), path, config.File{}, func(b []byte) ([]byte, error) {
+		return SetContainer(b, 101, Settings{GPUs: &good}, config.Container{})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the file's 0640", st.Mode().Perm())
+	}
+	// A missing file is created.
+	fresh := filepath.Join(dir, "sub", "n.toml")
+	if err := Edit(context.Background(), fresh, config.File{}, func(b []byte) ([]byte, error) {
+		return SetContainer(b, 101, Settings{}, config.Container{GPUs: config.Selection{All: true}, Install: true})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := config.LoadFiles(config.File{Path: fresh}); err != nil || !cfg.Containers[101].GPUs.All {
+		t.Errorf("%v %+v", err, cfg)
+	}
+}
+
+func load(t *testing.T, text []byte) config.Config {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "n.toml")
+	if err := os.WriteFile(p, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadFiles(config.File{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}

@@ -1,0 +1,322 @@
+// Package status gathers what `nvidiaprep status` shows: the node's driver
+// (configured, installed, loaded, a pending reboot, the device nodes) and
+// every container that uses the hookscript, with its last provisioning. It
+// only reads: the configuration, sysfs/procfs/dev below the configured
+// paths, the host records, the host driver unit's state file, the generated
+// LXC configs and, on a Proxmox node, the containers' configs.
+package status
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/lxcconf"
+	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/pve"
+	"nvidiaprep/nvidiaprep/record"
+)
+
+// Options say where to look; the zero values of the paths are the real
+// host's.
+type Options struct {
+	Config config.Config
+	// PVEDir is Proxmox's configuration (/etc/pve); its lxc/*.conf tell
+	// which containers have the hookscript. A missing directory is skipped.
+	PVEDir string
+	// InstallRecord is nvidia-installer's record on the host
+	// (/var/lib/nvidia/log), read when the host driver unit has no state.
+	InstallRecord string
+	// RebootRequired is Debian's /run/reboot-required.pkgs.
+	RebootRequired string
+}
+
+func (o Options) withDefaults() Options {
+	if o.PVEDir == "" {
+		o.PVEDir = pve.DefaultDir
+	}
+	if o.InstallRecord == "" {
+		o.InstallRecord = "/var/lib/nvidia/log"
+	}
+	if o.RebootRequired == "" {
+		o.RebootRequired = "/run/reboot-required.pkgs"
+	}
+	return o
+}
+
+// Report is the whole status.
+type Report struct {
+	Node       Node        `json:"node"`
+	Containers []Container `json:"containers"`
+	// Problems are things that could not be read; the rest is still shown.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Node is the host's driver.
+type Node struct {
+	Configured    string       `json:"configured_version,omitempty"`
+	Installed     string       `json:"installed_version,omitempty"`
+	Loaded        string       `json:"loaded_version,omitempty"`
+	RebootPending bool         `json:"reboot_pending"`
+	HostDriver    *HostDriver  `json:"host_driver,omitempty"`
+	GPUs          []nvdev.GPU  `json:"gpus,omitempty"`
+	DeviceNodes   []DeviceNode `json:"device_nodes"`
+}
+
+// HostDriver is the host driver unit's last run, from its state file.
+type HostDriver struct {
+	Configured string        `json:"configured,omitempty"`
+	Installed  string        `json:"installed,omitempty"`
+	Loaded     string        `json:"loaded,omitempty"`
+	Outcome    string        `json:"outcome,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	Log        string        `json:"log,omitempty"`
+	Time       time.Time     `json:"time,omitzero"`
+	Duration   time.Duration `json:"duration_ns,omitempty"`
+}
+
+// HostDriverStatePath is the host driver unit's state file below the state
+// directory.
+func HostDriverStatePath(stateDir string) string { return filepath.Join(stateDir, "host-driver.json") }
+
+// ReadHostDriver reads the host driver unit's state file loosely (unknown
+// fields are ignored, missing ones stay empty); nil when there is none.
+func ReadHostDriver(stateDir string) (*HostDriver, error) {
+	b, err := os.ReadFile(HostDriverStatePath(stateDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the host driver state: %w", err)
+	}
+	var h HostDriver
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("reading the host driver state %s: %w", HostDriverStatePath(stateDir), err)
+	}
+	return &h, nil
+}
+
+// DeviceNode is one node a container needs.
+type DeviceNode struct {
+	Name    string `json:"name"`
+	Present bool   `json:"present"`
+	Device  string `json:"device,omitempty"` // "195:255" as it is
+	Want    string `json:"want,omitempty"`   // what the driver registered, when it differs
+}
+
+// Container is one container that uses the hookscript.
+type Container struct {
+	VMID int `json:"vmid"`
+	// Hookscript is its hookscript volume from Proxmox's config; "" when it
+	// has none or this is no Proxmox node (HookKnown false).
+	Hookscript string `json:"hookscript,omitempty"`
+	HookKnown  bool   `json:"hookscript_known"`
+	// GPUs is the configured selection: "all", "none" or the selectors.
+	GPUs     string `json:"gpus"`
+	Required bool   `json:"required"`
+	Install  bool   `json:"install"`
+	// Given is what its last pre-start gave ("0=0000:01:00.0 ..."), from the
+	// generated LXC config; "" when unknown.
+	Given string `json:"given,omitempty"`
+	// Version is the user-space driver its last provisioning installed.
+	Version  string        `json:"userspace_version,omitempty"`
+	Outcome  string        `json:"outcome,omitempty"`
+	When     time.Time     `json:"when,omitzero"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Gather reads everything. It does not fail on what cannot be read: that
+// becomes a line of Report.Problems.
+func Gather(o Options) Report {
+	o = o.withDefaults()
+	p := o.Config.Paths
+	var r Report
+	problem := func(err error) { r.Problems = append(r.Problems, err.Error()) }
+
+	r.Node.Configured = o.Config.Driver.Version
+	loaded, err := nvdev.LoadedVersion(p.Sys, p.Proc)
+	if err == nil {
+		r.Node.Loaded = loaded
+	} else if !errors.Is(err, nvdev.ErrNoDriver) {
+		problem(err)
+	}
+	hd, err := ReadHostDriver(p.State)
+	if err != nil {
+		problem(err)
+	}
+	r.Node.HostDriver = hd
+	if hd != nil && hd.Installed != "" {
+		r.Node.Installed = hd.Installed
+	} else if b, err := os.ReadFile(o.InstallRecord); err == nil {
+		r.Node.Installed = record.InstalledVersion(b)
+	}
+	r.Node.RebootPending = hd != nil && (hd.Outcome == "reboot-required" || hd.Outcome == "rebooting") ||
+		r.Node.Installed != "" && r.Node.Loaded != "" && r.Node.Installed != r.Node.Loaded
+	if b, err := os.ReadFile(o.RebootRequired); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {
+		r.Node.RebootPending = true
+	}
+	if r.Node.Loaded != "" {
+		gpus, err := nvdev.ProcGPUs{Proc: p.Proc}.GPUs()
+		if err != nil {
+			problem(err)
+		}
+		r.Node.GPUs = gpus
+	}
+	r.Node.DeviceNodes = deviceNodes(p, r.Node.GPUs, problem)
+	r.Containers = containers(o, problem)
+	return r
+}
+
+// deviceNodes checks the nodes a container needs against /proc/devices:
+// nvidiactl, nvidia-uvm, nvidia-uvm-tools, nvidia-modeset when its module
+// is loaded, and one per GPU. It creates nothing.
+func deviceNodes(p config.Paths, gpus []nvdev.GPU, problem func(error)) []DeviceNode {
+	majors := nvdev.Majors{}
+	if f, err := os.Open(filepath.Join(p.Proc, "devices")); err == nil {
+		m, err := nvdev.ParseDevices(f)
+		f.Close()
+		if err != nil {
+			problem(err)
+		}
+		majors = m
+	}
+	type want struct {
+		name         string
+		major, minor uint32
+		known        bool
+	}
+	ctl, hasCtl := majors["nvidiactl"]
+	if !hasCtl {
+		ctl, hasCtl = majors["nvidia"]
+	}
+	uvm, hasUVM := majors["nvidia-uvm"]
+	ws := []want{{"nvidiactl", ctl, 255, hasCtl}, {"nvidia-uvm", uvm, 0, hasUVM}, {"nvidia-uvm-tools", uvm, 1, hasUVM}}
+	if _, err := os.Stat(filepath.Join(p.Sys, "module/nvidia_modeset")); err == nil {
+		ws = append(ws, want{"nvidia-modeset", ctl, 254, hasCtl})
+	}
+	for _, g := range gpus {
+		ws = append(ws, want{fmt.Sprintf("nvidia%d", g.Minor), majors["nvidia"], uint32(g.Minor), majors["nvidia"] != 0})
+	}
+	out := make([]DeviceNode, 0, len(ws))
+	for _, w := range ws {
+		n := DeviceNode{Name: w.name}
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(p.Dev, w.name), &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR {
+			n.Present = true
+			n.Device = fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		}
+		if w.known {
+			if wd := fmt.Sprintf("%d:%d", w.major, w.minor); wd != n.Device {
+				n.Want = wd
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// containers lists every container that uses the hook: configured in a
+// table, recorded on the host, or with nvidiaprep's hookscript in Proxmox's
+// config.
+func containers(o Options, problem func(error)) []Container {
+	p := o.Config.Paths
+	ids := map[int]bool{}
+	for id := range o.Config.Containers {
+		ids[id] = true
+	}
+	recs, _ := filepath.Glob(filepath.Join(p.State, "containers", "*.json"))
+	for _, f := range recs {
+		if id, err := config.ParseVMID(strings.TrimSuffix(filepath.Base(f), ".json")); err == nil {
+			ids[id] = true
+		}
+	}
+	cts, err := pve.ReadCTs(o.PVEDir)
+	if err != nil {
+		problem(err)
+	}
+	pveByID := map[int]pve.CT{}
+	_, statErr := os.Stat(filepath.Join(o.PVEDir, "lxc"))
+	hookKnown := statErr == nil
+	for _, ct := range cts {
+		pveByID[ct.VMID] = ct
+		if ct.UsesHook() {
+			ids[ct.VMID] = true
+		}
+	}
+	var out []Container
+	for _, ct := range cts {
+		pveByID[ct.VMID] = ct
+	}
+	for id := range ids {
+		_, local := pveByID[id]
+		_, configured := o.Config.Containers[id]
+		if hookKnown && !local && !configured {
+			continue // only a record: the container moved to another node, or is gone
+		}
+		cfg := o.Config.Container(id)
+		c := Container{VMID: id, GPUs: selection(cfg.GPUs), Required: cfg.Required, Install: cfg.Install, HookKnown: hookKnown}
+		if ct, ok := pveByID[id]; ok {
+			c.Hookscript = ct.Hookscript
+		}
+		c.Given = given(p.LXCConfig(id))
+		rec, ok, err := record.Load(p.State, id)
+		if err != nil {
+			problem(err)
+		}
+		if ok {
+			c.Version, c.Outcome, c.Error = rec.Version, rec.Outcome, rec.Error
+			c.When, c.Duration = rec.Finished, rec.Duration
+			if c.When.IsZero() {
+				c.When = rec.Started
+			}
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Container) int { return a.VMID - b.VMID })
+	return out
+}
+
+func selection(s config.Selection) string {
+	switch {
+	case s.All:
+		return "all"
+	case len(s.Selectors) == 0:
+		return "none"
+	}
+	return strings.Join(s.Selectors, ",")
+}
+
+// given reads the "# driver V; GPUs ..." line that pre-start writes at the
+// top of its block in the generated config.
+func given(lxcConfig string) string {
+	b, err := os.ReadFile(lxcConfig)
+	if err != nil {
+		return ""
+	}
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == lxcconf.Begin:
+			in = true
+		case in && strings.HasPrefix(l, "# driver "):
+			_, gpus, _ := strings.Cut(l, "; GPUs ")
+			if gpus = strings.TrimSpace(gpus); gpus == "" {
+				return "none"
+			}
+			return gpus
+		case l == lxcconf.End:
+			return ""
+		}
+	}
+	return ""
+}

@@ -1,0 +1,127 @@
+package status
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/lxcconf"
+	"nvidiaprep/nvidiaprep/record"
+)
+
+func write(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGatherAndWrite(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("device nodes need root")
+	}
+	root := t.TempDir()
+	h, err := standin.NewHost(filepath.Join(root, "host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := standin.Driver{Version: "580.142", UVMMajor: 509, GPUs: []standin.GPU{
+		{PCIBusID: "0000:01:00.0", UUID: "GPU-1d2a0c41-7c39-4a3b-9d35-000000000000", Minor: 0},
+		{PCIBusID: "0000:41:00.0", UUID: "GPU-1d2a0c41-7c39-4a3b-9d35-000000000001", Minor: 1},
+	}}
+	if err := h.LoadDriver(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.MakeNodes(d); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(h.Dev, "nvidia1"))
+	cfg := config.Default()
+	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Cache: filepath.Join(root, "cache"), State: filepath.Join(root, "state")}
+	cfg.Driver.Version = "580.159.04"
+	cfg.Containers[9501] = config.Container{GPUs: config.Selection{Selectors: []string{"0"}}, Required: true, Install: true}
+	started := time.Date(2025, 11, 26, 9, 0, 0, 0, time.UTC)
+	if err := record.Save(cfg.Paths.State, record.Provision{VMID: 9501, Version: "580.142", Outcome: record.Installed, Started: started, Finished: started.Add(42 * time.Second), Duration: 42 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := record.Save(cfg.Paths.State, record.Provision{VMID: 9502, Version: "580.142", Outcome: record.Failed, Started: started, Error: "CT 9502: no space left on device"}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, cfg.Paths.LXCConfig(9501), "lxc.arch = amd64\n"+lxcconf.Begin+"\n# driver 580.142; GPUs 0=0000:01:00.0\nlxc.cgroup2.devices.allow = c 195:0 rw\n"+lxcconf.End+"\n")
+	write(t, filepath.Join(cfg.Paths.State, "host-driver.json"), `{"configured":"580.159.04","installed":"580.159.04","loaded":"580.142","outcome":"reboot-required","time":"2025-11-26T08:00:00Z","future_field":true}`)
+	pveDir := filepath.Join(root, "pve")
+	write(t, filepath.Join(pveDir, "lxc/9501.conf"), "hookscript: local:snippets/nvidiaprep-hook\n")
+	write(t, filepath.Join(pveDir, "lxc/9503.conf"), "hookscript: local:snippets/nvidiaprep-hook\n")
+	write(t, filepath.Join(pveDir, "lxc/9502.conf"), "arch: amd64\n")
+	write(t, filepath.Join(pveDir, "lxc/9504.conf"), "arch: amd64\n") // no hook: not listed
+	// Only a record, and not on this node (migrated): not listed.
+	if err := record.Save(cfg.Paths.State, record.Provision{VMID: 9505, Version: "580.142", Outcome: record.Installed, Started: started}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := Gather(Options{Config: cfg, PVEDir: pveDir, InstallRecord: filepath.Join(root, "none"), RebootRequired: filepath.Join(root, "none")})
+	n := r.Node
+	if n.Configured != "580.159.04" || n.Installed != "580.159.04" || n.Loaded != "580.142" || !n.RebootPending || len(n.GPUs) != 2 {
+		t.Errorf("node %+v", n)
+	}
+	var missing []string
+	for _, d := range n.DeviceNodes {
+		if !d.Present {
+			missing = append(missing, d.Name)
+		}
+	}
+	if strings.Join(missing, " ") != "nvidia1" || len(n.DeviceNodes) != 5 {
+		t.Errorf("device nodes %+v", n.DeviceNodes)
+	}
+	if len(r.Containers) != 3 || r.Containers[0].VMID != 9501 || r.Containers[1].VMID != 9502 || r.Containers[2].VMID != 9503 {
+		t.Fatalf("containers %+v", r.Containers)
+	}
+	c := r.Containers[0]
+	if c.GPUs != "0" || !c.Required || c.Given != "0=0000:01:00.0" || c.Version != "580.142" || c.Outcome != "installed" || c.Duration != 42*time.Second || c.Hookscript == "" {
+		t.Errorf("CT 9501 %+v", c)
+	}
+	if c := r.Containers[1]; c.Hookscript != "" || !c.HookKnown || c.Outcome != "failed" || c.GPUs != "all" {
+		t.Errorf("CT 9502 %+v", c)
+	}
+	if len(r.Problems) != 0 {
+		t.Errorf("problems %q", r.Problems)
+	}
+
+	var b bytes.Buffer
+	if err := Write(&b, r, started.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"driver configured  580.159.04", "driver loaded      580.142", "reboot pending     yes",
+		"host driver unit   reboot-required", "nvidia1 MISSING", "nvidiactl 195:255",
+		"9501  local:snippets/nvidiaprep-hook  0 (required)  0=0000:01:00.0", "580.142", "installed", "(1h ago)", "42s",
+		"9502  NOT SET", "failed: CT 9502: no space left on device", "9503",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestNoDriverNoContainers(t *testing.T) {
+	root := t.TempDir()
+	cfg := config.Default()
+	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: root, Proc: root, Sys: root, Cache: root, State: root}
+	r := Gather(Options{Config: cfg, PVEDir: filepath.Join(root, "pve"), InstallRecord: filepath.Join(root, "x"), RebootRequired: filepath.Join(root, "x")})
+	var b bytes.Buffer
+	Write(&b, r, time.Now())
+	for _, want := range []string{"none (no NVIDIA kernel module is loaded)", "device nodes       none (no driver)", "No container uses the hookscript"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+}
