@@ -21,8 +21,13 @@ func hostDriverCmd(args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nvidiaprep host-driver: takes no arguments\n%s", usage())
 		return 2
 	}
-	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Str("phase", "host-driver").Logger()
-	status := func(s string) { daemon.SdNotify(false, "STATUS="+s) }
+	line := progressFor(stderr)
+	defer line.Stop()
+	log := logging.New(line.Writer(stderr), os.Getenv("NVIDIAPREP_DEBUG") != "").With().Str("phase", "host-driver").Logger()
+	status := func(s string) {
+		line.Step(s)
+		daemon.SdNotify(false, "STATUS="+s)
+	}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		log.Error().Msgf("host driver: configuration: %v", err)

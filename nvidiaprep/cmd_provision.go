@@ -12,6 +12,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/logging"
+	"nvidiaprep/nvidiaprep/progress"
 	"nvidiaprep/nvidiaprep/provision"
 )
 
@@ -25,7 +26,11 @@ func provisionCmd(args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nvidiaprep provision: %v\n", err)
 		return 2
 	}
-	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", "provision").Logger()
+	// Run by hand on a terminal, a status line shows the current step; in
+	// logs and the journal the log lines alone tell it.
+	line := progressFor(stderr)
+	defer line.Stop()
+	log := logging.New(line.Writer(stderr), os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", "provision").Logger()
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		log.Error().Msgf("CT %d: configuration: %v; correct the file, then run this again", vmid, err)
@@ -36,6 +41,7 @@ func provisionCmd(args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	w := provision.Worker{Config: cfg, VMID: vmid, Log: log, Status: func(s string) {
+		line.Step(s)
 		daemon.SdNotify(false, "STATUS="+s)
 	}}
 	err = w.Run(context.Background())
@@ -66,4 +72,13 @@ func notRunning(lxcPath string, vmid int) string {
 		return fmt.Sprintf("CT %d is not running: start it (pct start %d), and its post-start provisions it", vmid, vmid)
 	}
 	return ""
+}
+
+// progressFor returns a status line on the process's stderr when that is a
+// terminal, and one that draws nothing otherwise.
+func progressFor(stderr io.Writer) *progress.Line {
+	if f, ok := stderr.(*os.File); ok && f == os.Stderr {
+		return progress.New(f)
+	}
+	return nil
 }
