@@ -24,6 +24,11 @@ func (l *Lock) Unlock() {
 	}
 }
 
+// File is the lock's open file. A child process given it (exec.Cmd's
+// ExtraFiles) holds the lock too, until it and every process it starts that
+// keeps it have exited, even when this process dies first.
+func (l *Lock) File() *os.File { return l.f }
+
 // ErrBusy means another process holds the lock.
 var ErrBusy = errors.New("held by another process")
 
