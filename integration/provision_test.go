@@ -88,10 +88,10 @@ func TestNewContainerGetsTheHostDriver(t *testing.T) {
 	wantInstalled(t, ct, driverA)
 	// No copy of the .run or of the tree in the container: the installer ran
 	// from the read-only mount.
-	if out, _ := sh(t, ct, "find / -xdev \\( -name '*.run' -o -name nvidia-installer -o -name .manifest \\) -not -path '/var/lib/nvidiaprep/drivers/*' -not -path /usr/bin/nvidia-installer"); out != "" {
+	if out, _ := sh(t, ct, "find / -xdev \\( -name '*.run' -o -name nvidia-installer -o -name .manifest \\) -not -path '/dev/.nvidiaprep/drivers/*' -not -path /usr/bin/nvidia-installer"); out != "" {
 		t.Errorf("a copy of the driver package in the container: %s", out)
 	}
-	if out, code := sh(t, ct, "touch /var/lib/nvidiaprep/drivers/x"); code == 0 {
+	if out, code := sh(t, ct, "touch /dev/.nvidiaprep/drivers/x"); code == 0 {
 		t.Errorf("the driver cache is writable from the container: %s", out)
 	}
 
@@ -131,7 +131,7 @@ func TestHostDriverUpgradeReplacesTheLibraries(t *testing.T) {
 		t.Errorf("post-start does not say why:\n%s", s.PostStart.Output)
 	}
 	wantInstalled(t, ct, driverB)
-	if out, _ := sh(t, ct, "find / -xdev -name '*"+driverA+"*' -not -path '/var/lib/nvidiaprep/drivers/*'"); out != "" {
+	if out, _ := sh(t, ct, "find / -xdev -name '*"+driverA+"*' -not -path '/dev/.nvidiaprep/drivers/*'"); out != "" {
 		t.Errorf("files of driver A remain:\n%s", out)
 	}
 }

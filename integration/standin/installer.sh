@@ -97,6 +97,10 @@
 # installing, sleep that long after the previous driver has been uninstalled
 # and the new /var/lib/nvidia/log started, before anything is copied.
 #
+# NVIDIAPREP_STANDIN_FILE_DELAY=<seconds> (stand-in only): when installing,
+# sleep that long before each file and each symlink it installs, so that a
+# test can stop it between two files.
+#
 # NVIDIAPREP_STANDIN_FAIL_INSTALL=1 (stand-in only): at that same point,
 # fail the installation ("ERROR: Stand-in: ...", exit 1), as a real install
 # that breaks half way.
@@ -1204,6 +1208,7 @@ install_entries() {
         [ $_ml_n -gt 8 ] || continue
         manifest_entry "$_ml" || continue
         [ "$e_kind" = file ] || continue
+        [ -z "$NVIDIAPREP_STANDIN_FILE_DELAY" ] || sleep "$NVIDIAPREP_STANDIN_FILE_DELAY"
         ui_log "Installing: $e_name --> $e_dest"
         if ! mkdir_logged "${e_dest%/*}"; then
             ui_error "Unable to create directory '${e_dest%/*}'."
@@ -1223,6 +1228,7 @@ install_entries() {
         [ $_ml_n -gt 8 ] || continue
         manifest_entry "$_ml" || continue
         [ "$e_kind" = link ] || continue
+        [ -z "$NVIDIAPREP_STANDIN_FILE_DELAY" ] || sleep "$NVIDIAPREP_STANDIN_FILE_DELAY"
         ui_log "Creating symlink: $e_dest -> $e_target"
         if ! mkdir_logged "${e_dest%/*}" || ! ln -s -- "$e_target" "$e_dest" 2> /dev/null; then
             ui_error "Cannot create symlink $e_dest ($e_target)"
@@ -1243,6 +1249,9 @@ standin_controls() {
                 ;;
             NVIDIAPREP_STANDIN_FAIL_INSTALL)
                 [ -n "$NVIDIAPREP_STANDIN_FAIL_INSTALL" ] || NVIDIAPREP_STANDIN_FAIL_INSTALL=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_FILE_DELAY)
+                [ -n "$NVIDIAPREP_STANDIN_FILE_DELAY" ] || NVIDIAPREP_STANDIN_FILE_DELAY=$_sc_value
                 ;;
         esac
     done < /etc/nvidiaprep-standin

@@ -91,8 +91,11 @@ package standin
 //     copied, so that a test can kill the installer in that window.
 //   - NVIDIAPREP_STANDIN_FAIL_INSTALL=1: at that same point, fail the
 //     install (exit 1), as a real install that breaks half way.
+//   - NVIDIAPREP_STANDIN_FILE_DELAY=<seconds>: during an install, sleep
+//     this long before each file and symlink, so that a test can stop the
+//     install between two files.
 //
-// Both may instead be set in the file /etc/nvidiaprep-standin of the system
+// All may instead be set in the file /etc/nvidiaprep-standin of the system
 // being installed into, as NAME=VALUE lines (the environment wins): the
 // provisioning worker runs the installer through attach with a clean
 // environment, so a test of a container writes that file inside it
@@ -132,8 +135,9 @@ type RunOptions struct {
 }
 
 // StandinControls is the file, inside the system being installed into, from
-// which the stand-in installer also reads NVIDIAPREP_STANDIN_INSTALL_DELAY
-// and NVIDIAPREP_STANDIN_FAIL_INSTALL (NAME=VALUE lines).
+// which the stand-in installer also reads NVIDIAPREP_STANDIN_INSTALL_DELAY,
+// NVIDIAPREP_STANDIN_FAIL_INSTALL and NVIDIAPREP_STANDIN_FILE_DELAY
+// (NAME=VALUE lines).
 const StandinControls = "/etc/nvidiaprep-standin"
 
 // RunDescription is the package description NVIDIA puts on line 1 of

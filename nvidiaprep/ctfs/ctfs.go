@@ -47,20 +47,68 @@ func (r *Root) open(path string, flags uint64) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// ReadFile reads at most max bytes of a regular file inside the container.
+// NotRegularError means a path inside the container is not a regular file
+// (after its links, resolved inside the container): the host did not open it.
+type NotRegularError struct {
+	Path string
+	Kind string // "a directory", "a character device", ...
+}
+
+func (e *NotRegularError) Error() string {
+	return fmt.Sprintf("%s is %s, not a regular file", e.Path, e.Kind)
+}
+
+// openRegular opens a regular file inside the container for reading. The
+// path is first opened with O_PATH, which opens nothing behind it (no device
+// driver's open, no FIFO), and only a regular file is then reopened for
+// reading through that descriptor: a container cannot make the host open
+// one of its device nodes or FIFOs.
+func (r *Root) openRegular(path string) (*os.File, error) {
+	p, err := r.open(path, unix.O_PATH)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(p.Fd()), &st); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &NotRegularError{Path: path, Kind: kind(st.Mode)}
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(p.Fd())), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "reopen", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+func kind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	}
+	return "of an unknown type"
+}
+
+// ReadFile reads at most max bytes of a regular file inside the container;
+// anything else is a *NotRegularError.
 func (r *Root) ReadFile(path string, max int64) ([]byte, error) {
-	f, err := r.open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK)
+	f, err := r.openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
 	return io.ReadAll(io.LimitReader(f, max))
 }
 
@@ -82,9 +130,10 @@ func (r *Root) Readlink(path string) (string, error) {
 // LockHolder tells whether a write lock on path would be refused because
 // another process holds an fcntl lock on it (as dpkg and apt do), and that
 // process's host pid when the kernel says (0 for open file description
-// locks). A missing file is not locked.
+// locks). A missing file is not locked; one that is not a regular file is a
+// *NotRegularError (the host does not open it, and cannot tell).
 func (r *Root) LockHolder(path string) (locked bool, pid int, err error) {
-	f, err := r.open(path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK)
+	f, err := r.openRegular(path)
 	if errors.Is(err, unix.ENOENT) {
 		return false, 0, nil
 	}

@@ -1,6 +1,7 @@
 package ctfs
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,5 +123,55 @@ func TestLockHolder(t *testing.T) {
 	}
 	if locked, _, err := r.LockHolder("/var/lib/dpkg/missing"); err != nil || locked {
 		t.Fatalf("missing file: %v %v", locked, err)
+	}
+}
+
+// A container's device node or FIFO where the host reads a file or probes a
+// lock is refused without being opened: opening a device runs its driver's
+// open on the host, outside the container's device cgroup.
+func TestDeviceNodesAndFIFOsAreNeverOpened(t *testing.T) {
+	root, pid := chrooted(t)
+	dir := filepath.Join(root, "var/lib/dpkg")
+	os.MkdirAll(dir, 0o755)
+	nodes := map[string]string{"dev": "a character device", "fifo": "a FIFO", "sub": "a directory"}
+	if err := unix.Mknod(filepath.Join(dir, "dev"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	// The container's link to its own device node.
+	os.Symlink("/var/lib/dpkg/dev", filepath.Join(dir, "link"))
+	nodes["link"] = "a character device"
+	in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	for _, n := range []string{"dev", "fifo", "sub"} {
+		if _, err := unix.InotifyAddWatch(in, filepath.Join(dir, n), unix.IN_OPEN); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for name, kind := range nodes {
+		p := "/var/lib/dpkg/" + name
+		_, err := r.ReadFile(p, 64)
+		var nr *NotRegularError
+		if !errors.As(err, &nr) || nr.Kind != kind || !strings.Contains(err.Error(), p+" is "+kind) {
+			t.Errorf("ReadFile(%s): %v, want it refused as %s", p, err, kind)
+		}
+		if _, _, err := r.LockHolder(p); !errors.As(err, &nr) {
+			t.Errorf("LockHolder(%s): %v, want it refused", p, err)
+		}
+	}
+	buf := make([]byte, 4096)
+	if n, _ := unix.Read(in, buf); n > 0 {
+		t.Errorf("the host opened a device node, FIFO or directory of the container (%d bytes of inotify events)", n)
 	}
 }

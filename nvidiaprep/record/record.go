@@ -41,7 +41,8 @@ func Path(stateDir string, vmid int) string {
 	return filepath.Join(stateDir, "containers", strconv.Itoa(vmid)+".json")
 }
 
-// Save writes the record durably and atomically.
+// Save writes the record durably and atomically, and removes what an earlier
+// Save killed mid-write left. Its callers hold the container's lock.
 func Save(stateDir string, p Provision) error {
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
@@ -53,6 +54,12 @@ func Save(stateDir string, p Provision) error {
 	}
 	if err := fsutil.WriteFileDurable(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("saving the record of CT %d: %w", p.VMID, err)
+	}
+	// A writer killed mid-write left its temporary file (fsutil's naming);
+	// the record's writers take the container's lock, so none is live.
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	for _, f := range left {
+		os.Remove(f)
 	}
 	return nil
 }

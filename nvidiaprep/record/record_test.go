@@ -1,6 +1,8 @@
 package record
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -31,5 +33,28 @@ func TestInstalledVersion(t *testing.T) {
 		if got := InstalledVersion([]byte(in)); got != want {
 			t.Errorf("%q: got %q want %q", in, got, want)
 		}
+	}
+}
+
+// A Save killed mid-write leaves its temporary file; the next Save of that
+// record removes it, and leaves other records' alone.
+func TestSaveRemovesAKilledSavesLeftover(t *testing.T) {
+	dir := t.TempDir()
+	p := Provision{VMID: 101, Version: "580.159.04", Outcome: Running, Started: time.Unix(100, 0).UTC()}
+	if err := Save(dir, p); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, "containers", ".101.json.tmp-123")
+	other := filepath.Join(dir, "containers", ".1010.json.tmp-123")
+	os.WriteFile(left, []byte("{"), 0o644)
+	os.WriteFile(other, []byte("{"), 0o644)
+	if err := Save(dir, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); err == nil {
+		t.Error("the killed Save's temporary file is left")
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Error("another record's temporary file was removed")
 	}
 }
