@@ -62,7 +62,7 @@ func FuzzLines(f *testing.F) {
 		}
 		node := nvdev.Node{Name: name, Path: path.Join("/", dev, name), Major: major, Minor: minor}
 		p := ForNodes([]nvdev.Node{node})
-		p.Mounts = append(p.Mounts, Mount{Source: path.Join("/", cache), Target: "var/lib/nvidiaprep/drivers", Dir: true, ReadOnly: true})
+		p.Mounts = append(p.Mounts, Mount{Source: path.Join("/", cache), Target: "dev/.nvidiaprep/drivers", Dir: true, ReadOnly: true})
 		lines := p.Lines()
 		if len(lines) != 3 {
 			t.Fatalf("%d lines for one node and one mount: %q", len(lines), lines)
