@@ -56,6 +56,11 @@ func run(runs int, payload int64, storm int, out string) error {
 		return err
 	}
 	var rows []row
+	floor, err := e.startFloor(runs)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, floor)
 	for _, gpus := range []int{1, 8} {
 		r, err := e.preStart(root, gpus, runs)
 		if err != nil {
@@ -238,6 +243,32 @@ func (e env) preStart(root string, gpus, runs int) (row, error) {
 		value:    fmt.Sprintf("median %s, p95 %s", ms(am), ms(ap)),
 		baseline: fmt.Sprintf("shell hook: median %s, p95 %s (%.1f× slower)", ms(bm), ms(bp), float64(bm)/float64(am)),
 		target:   "≤ 10 ms median, ≥ 5× faster",
+	}, nil
+}
+
+// startFloor measures what every hook call pays before doing anything on
+// this machine: starting a process (/bin/true) and starting the hook itself
+// (--help: the dynamic loader, liblxc and the Go runtime, no work).
+func (e env) startFloor(runs int) (row, error) {
+	var tr, hk []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := timeCmd(nil, "/bin/true")
+		if err != nil {
+			return row{}, err
+		}
+		tr = append(tr, d)
+		if d, err = timeCmd(nil, e.hook, "--help"); err != nil {
+			return row{}, err
+		}
+		hk = append(hk, d)
+	}
+	tm, _ := stats(tr)
+	hm, hp := stats(hk)
+	return row{
+		what:     fmt.Sprintf("floor: starting the hook, no work (`--help`, %d runs)", runs),
+		value:    fmt.Sprintf("median %s, p95 %s", ms(hm), ms(hp)),
+		baseline: fmt.Sprintf("`/bin/true`: median %s", ms(tm)),
+		target:   "—",
 	}, nil
 }
 
