@@ -1,7 +1,8 @@
 // Command demo shows nvidiaprep on a real LXC container started the way
 // Proxmox starts it (generated config, hookscript pre-start, lxc-start under
 // pure cgroup v2, hookscript post-start), on a stand-in node with two GPUs
-// (device nodes made with mknod, no driver behind them). Run it as root after
+// (device nodes made with mknod, no driver behind them) and a stand-in
+// driver .run in its cache, which the worker installs in the container. Run it as root after
 // integration/setup.sh, or simply `make demo`.
 package main
 
@@ -9,9 +10,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/scenario"
+	"nvidiaprep/integration/standin"
 )
 
 func main() {
@@ -56,6 +59,9 @@ func run() error {
 	if err := node.WriteConfig(tables); err != nil {
 		return err
 	}
+	if err := node.CacheRun(d.Version, standin.RunOptions{}); err != nil {
+		return err
+	}
 	step(fmt.Sprintf("stand-in node: driver %s, GPUs 0 and 1 (/dev/nvidia0 195:0, /dev/nvidia1 195:1), nvidia-uvm major %d", d.Version, d.UVMMajor))
 	fmt.Printf("nvidiaprep.toml (relocated into %s):\n%s\n", node.Host.Root, indent(tables))
 
@@ -64,6 +70,7 @@ func run() error {
 		return err
 	}
 	step("pct start 101: generated config, hookscript pre-start, lxc-start (pure cgroup v2), hookscript post-start")
+	since := time.Now()
 	s, err := ct.ProxmoxStart(hook, node.Env())
 	if err != nil {
 		return err
@@ -76,6 +83,13 @@ func run() error {
 	}
 	_, block, _ := strings.Cut(string(cfg), "# BEGIN nvidiaprep")
 	fmt.Printf("the block in %s:\n%s\n", ct.ConfigPath(), indent("# BEGIN nvidiaprep"+block))
+	fmt.Printf("post-start (%v, exit %d):\n%s\n", s.PostStart.Duration.Round(100000), s.PostStart.ExitCode, indent(s.PostStart.Output))
+	step("the provisioning worker, in the background (its log)")
+	p, err := node.WaitProvisioned(101, since, 3*time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s\nrecord: %s %s in %v\n", indent(node.WorkerLog(101)), p.Outcome, p.Version, p.Duration.Round(time.Millisecond))
 	if err := ct.WaitSystemd(60e9); err != nil {
 		return err
 	}
@@ -85,6 +99,8 @@ func run() error {
 		"cat /dev/nvidia0      # allowed by the cgroup: ENXIO, no driver behind the stand-in",
 		"cat /dev/nvidia-uvm   # allowed",
 		"mknod /tmp/nvidia1 c 195 1; cat /tmp/nvidia1   # GPU 1 was not given: the cgroup refuses it",
+		"readlink /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1; head -1 /var/lib/nvidia/log",
+		"nvidia-smi   # the stand-in's: installed, but no driver behind the stand-in nodes",
 	} {
 		out, _, err := scenario.Sh(ct, cmd)
 		if err != nil {
