@@ -307,13 +307,21 @@ func (e env) postStart(runs int) ([]row, error) {
 	if _, err := n.WaitProvisioned(9901, since, 3*time.Minute); err != nil {
 		return nil, err
 	}
-	var current []time.Duration
-	for i := 0; i < runs; i++ {
-		d, err := timeCmd(n.Env(), n.Hook, "9901", "post-start")
-		if err != nil {
-			return nil, err
+	postStart := func(pause time.Duration) ([]time.Duration, error) {
+		var ds []time.Duration
+		for i := 0; i < runs; i++ {
+			d, err := timeCmd(n.Env(), n.Hook, "9901", "post-start")
+			if err != nil {
+				return nil, err
+			}
+			ds = append(ds, d)
+			time.Sleep(pause)
 		}
-		current = append(current, d)
+		return ds, nil
+	}
+	current, err := postStart(0)
+	if err != nil {
+		return nil, err
 	}
 	// A container that needs an install: the host moves to a version whose
 	// .run is missing, so each worker ends at once and the next call again
@@ -321,14 +329,9 @@ func (e env) postStart(runs int) ([]row, error) {
 	if err := n.SwitchDriver("580.999"); err != nil {
 		return nil, err
 	}
-	var needs []time.Duration
-	for i := 0; i < runs; i++ {
-		d, err := timeCmd(n.Env(), n.Hook, "9901", "post-start")
-		if err != nil {
-			return nil, err
-		}
-		needs = append(needs, d)
-		time.Sleep(50 * time.Millisecond) // let the worker go
+	needs, err := postStart(50 * time.Millisecond) // let each worker go
+	if err != nil {
+		return nil, err
 	}
 	cm, cp := stats(current)
 	nm, np := stats(needs)

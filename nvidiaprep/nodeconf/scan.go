@@ -60,26 +60,27 @@ func scan(text string) []line {
 // headerKey parses "[a.b]" or "[[a.b]]" (with blanks and quoted parts).
 func headerKey(t string) []string {
 	t = strings.TrimLeft(t, "[")
-	if i := closing(t); i >= 0 {
+	if i := indexUnquoted(t, ']'); i >= 0 {
 		t = t[:i]
 	}
 	return splitDotted(t)
 }
 
-// closing returns the index of the first ']' outside quotes.
-func closing(s string) int {
+// indexUnquoted returns the index of the first c in s outside TOML quoted
+// strings, or -1.
+func indexUnquoted(s string, c byte) int {
 	var q byte
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
+		switch ch := s[i]; {
 		case q != 0:
-			if c == '\\' && q == '"' {
+			if ch == '\\' && q == '"' {
 				i++
-			} else if c == q {
+			} else if ch == q {
 				q = 0
 			}
-		case c == '"' || c == '\'':
-			q = c
-		case c == ']':
+		case ch == '"' || ch == '\'':
+			q = ch
+		case ch == c:
 			return i
 		}
 	}
@@ -119,23 +120,11 @@ func splitDotted(s string) []string {
 // splitKey splits "key = value" into the key's first part and what follows
 // the '='.
 func splitKey(s string) (key, rest string, ok bool) {
-	var q byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case q != 0:
-			if c == '\\' && q == '"' {
-				i++
-			} else if c == q {
-				q = 0
-			}
-		case c == '"' || c == '\'':
-			q = c
-		case c == '=':
-			return splitDotted(s[:i])[0], s[i+1:], true
-		}
+	i := indexUnquoted(s, '=')
+	if i < 0 {
+		return "", "", false
 	}
-	return "", "", false
+	return splitDotted(s[:i])[0], s[i+1:], true
 }
 
 // valueEnd finds the line where the value that starts with rest on line i
