@@ -18,6 +18,7 @@ import (
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 )
 
 // Job is a worker to start.
@@ -28,6 +29,9 @@ type Job struct {
 	// LogDir receives <vmid>.log when there is no systemd.
 	LogDir string
 }
+
+// workerNice is the worker's scheduling niceness.
+const workerNice = 10
 
 // Unit is the transient unit's name for a container.
 func Unit(vmid int) string { return fmt.Sprintf("nvidiaprep-provision-%d.service", vmid) }
@@ -62,6 +66,11 @@ func Transient(ctx context.Context, j Job) (string, error) {
 		sddbus.PropExecStart(j.Argv, false),
 		sddbus.PropType("exec"),
 		{Name: "NotifyAccess", Value: godbus.MakeVariant("all")},
+		// Installs yield the CPU and disk to the start path (the hooks of
+		// the guests starting after this one) and to the guests themselves.
+		{Name: "Nice", Value: godbus.MakeVariant(int32(workerNice))},
+		{Name: "IOSchedulingClass", Value: godbus.MakeVariant(int32(2))},    // best effort,
+		{Name: "IOSchedulingPriority", Value: godbus.MakeVariant(int32(7))}, // its lowest level
 	}
 	if len(j.Env) > 0 {
 		props = append(props, sddbus.Property{Name: "Environment", Value: godbus.MakeVariant(j.Env)})
@@ -121,6 +130,9 @@ func Detached(j Job) (string, error) {
 		return "", fmt.Errorf("CT %d: starting the worker %s: %w", j.VMID, j.Argv[0], err)
 	}
 	pid := cmd.Process.Pid
+	// As the transient unit's Nice=: installs yield the CPU to the start
+	// path. Set before the worker starts anything of its own, which inherits it.
+	_ = unix.Setpriority(unix.PRIO_PROCESS, pid, workerNice) // best effort: a slower start path only
 	cmd.Process.Release()
 	return fmt.Sprintf("started worker pid %d; log %s", pid, logPath), nil
 }
