@@ -7,12 +7,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -112,8 +110,8 @@ func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
 			}
 		}}
 		h.GPUs = nvdev.CachedGPUs{Lister: h.GPUs, Path: filepath.Join(p.State, "gpus.json"), Proc: p.Proc, Sys: p.Sys}
-		if path, err := findModprobe(); err == nil {
-			h.Modprobe = modprobe{path: path, timeout: modprobeTimeout}
+		if path := nvdev.FindModprobe(); path != "" {
+			h.Modprobe = nvdev.ExecModprobe{Path: path, Timeout: modprobeTimeout}
 		}
 	}
 	return h
@@ -151,38 +149,6 @@ func (d deadlineLister) GPUs() ([]nvdev.GPU, error) {
 	case <-time.After(d.timeout):
 		return nil, fmt.Errorf("NVML did not answer within %v (a hung driver?)", d.timeout)
 	}
-}
-
-// modprobe runs nvidia-modprobe, which loads modules and creates their
-// nodes, for at most timeout.
-type modprobe struct {
-	path    string
-	timeout time.Duration
-}
-
-func (m modprobe) Modprobe(args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, m.path, args...)
-	cmd.WaitDelay = time.Second // a child left holding its output does not hold us
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s %s did not finish within %v: %w", m.path, strings.Join(args, " "), m.timeout, ctx.Err())
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", m.path, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// findModprobe looks in fixed places: a hookscript gets no reliable PATH.
-func findModprobe() (string, error) {
-	for _, p := range []string{"/usr/bin/nvidia-modprobe", "/usr/sbin/nvidia-modprobe", "/usr/local/bin/nvidia-modprobe"} {
-		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", os.ErrNotExist
 }
 
 func gpuList(gpus []nvdev.GPU) string {

@@ -46,8 +46,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		log.Warn().Msgf("CT %d is not running after its start; nothing to provision", vmid)
 		return 0
 	}
-	current, why := st.current, st.why
-	if current {
+	if st.current {
 		log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s are current", vmid, version)
 		if settled, err := provision.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
 			log.Warn().Msgf("CT %d: %v", vmid, err)
@@ -73,7 +72,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		log.Error().Msgf("CT %d: %v", vmid, err)
 		return 1
 	}
-	log.Info().Msgf("CT %d: %s; installing NVIDIA user-space libraries %s in the background (%s)", vmid, why, version, how)
+	log.Info().Msgf("CT %d: %s; installing NVIDIA user-space libraries %s in the background (%s)", vmid, st.why, version, how)
 	return 0
 }
 

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/hostdriver"
 	"nvidiaprep/nvidiaprep/logging"
+	"nvidiaprep/nvidiaprep/nvdev"
 )
 
 // hostDriverCmd is the body of nvidiaprep-host-driver.service: exit 0 when
@@ -38,8 +40,8 @@ func hostDriverCmd(args []string, _, stderr io.Writer) int {
 	// nvidia-modprobe acts on the real /dev and modules: only for the real
 	// host's paths, as in the hookscript.
 	if cfg.Paths.Proc == "/proc" && cfg.Paths.Dev == "/dev" {
-		if p := hostdriver.FindModprobe("/"); p != "" {
-			o.Modprobe = hostdriver.Modprobe{Runner: o.Runner, Path: p}
+		if p := nvdev.FindModprobe(); p != "" {
+			o.Modprobe = nvdev.ExecModprobe{Path: p, Timeout: time.Minute}
 		}
 	}
 	// Run reports its outcome itself (log and STATUS).

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/filelock"
 )
 
@@ -176,7 +177,7 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 	cmd.WaitDelay = 5 * time.Second // once ctx ends: a child left holding the output does not hold us
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
-		return "", fmt.Errorf("extracting %s: %w: %s", run, err, lastLines(string(out), 5))
+		return "", fmt.Errorf("extracting %s: %w: %s", run, err, cmdout.LastLines(string(out), 5))
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "nvidia-installer")); err != nil {
 		os.RemoveAll(tmp)
@@ -192,12 +193,4 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 func done(tree string) bool {
 	_, err := os.Stat(filepath.Join(tree, "nvidia-installer"))
 	return err == nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/provision"
@@ -174,7 +175,7 @@ func (r *runner) dpkgStatus(ctx context.Context, names ...string) (map[string]st
 	}
 	// Exit 1 only means some names are unknown.
 	if res.Exit > 1 {
-		return nil, fmt.Errorf("dpkg-query exited %d: %s", res.Exit, lastLines(res.Output(), 4))
+		return nil, fmt.Errorf("dpkg-query exited %d: %s", res.Exit, cmdout.LastLines(res.Output(), 4))
 	}
 	out := map[string]string{}
 	for _, l := range strings.Split(res.Stdout, "\n") {

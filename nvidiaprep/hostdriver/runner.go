@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"nvidiaprep/nvidiaprep/cmdout"
 )
 
 // Command is one program to run on the host.
@@ -90,32 +92,6 @@ func lookPath(root, name string) string {
 	return ""
 }
 
-// Modprobe is nvidia-modprobe run through a Runner: it loads a driver
-// module and creates its device nodes (nvdev.Modprober).
-type Modprobe struct {
-	Runner Runner
-	Path   string // from FindModprobe
-}
-
-// Modprobe implements nvdev.Modprober.
-func (m Modprobe) Modprobe(args ...string) error {
-	c := Command{Name: m.Path, Args: args}
-	r, err := m.Runner.Run(context.Background(), c)
-	if err != nil {
-		return err
-	}
-	if r.Exit != 0 {
-		return fmt.Errorf("%s: exit %d: %s", c, r.Exit, strings.TrimSpace(r.Output()))
-	}
-	return nil
-}
-
-// FindModprobe finds nvidia-modprobe below root in the places NVIDIA's
-// installer and packages put it; "" when there is none.
-func FindModprobe(root string) string {
-	return lookPath(root, "nvidia-modprobe")
-}
-
 // errorLines returns what a failed command's output says: its last few
 // error lines ("ERROR: ...", "E: ..."), or its last n lines when it has none.
 func errorLines(s string, n int) string {
@@ -126,24 +102,10 @@ func errorLines(s string, n int) string {
 		}
 	}
 	if len(errs) == 0 {
-		return lastLines(s, n)
+		return cmdout.LastLines(s, n)
 	}
 	if len(errs) > 3 {
 		errs = errs[len(errs)-3:]
 	}
 	return strings.Join(errs, " | ")
-}
-
-// lastLines returns the last n non-empty lines of s, joined with " | ".
-func lastLines(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }

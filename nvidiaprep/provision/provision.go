@@ -29,6 +29,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/ctfs"
@@ -335,7 +336,7 @@ func (s session) clean(ctx context.Context) error {
 			return err
 		}
 		if r.Exit != 0 {
-			return fmt.Errorf("CT %d: purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), strings.Join(pkgs, " "), r.Exit, lastLines(r.Stdout+r.Stderr, 5), s.vmid())
+			return fmt.Errorf("CT %d: purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), strings.Join(pkgs, " "), r.Exit, cmdout.LastLines(r.Stdout+r.Stderr, 5), s.vmid())
 		}
 	}
 	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", markScript, "mark", s.version}, nil)
@@ -343,7 +344,7 @@ func (s session) clean(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", s.vmid(), path.Dir(marker), r.Exit, lastLines(r.Stdout+r.Stderr, 5))
+		return fmt.Errorf("CT %d: marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", s.vmid(), path.Dir(marker), r.Exit, cmdout.LastLines(r.Stdout+r.Stderr, 5))
 	}
 	// An earlier version goes; a half-done install of the same version is
 	// uninstalled too, so the install starts clean.
@@ -356,7 +357,7 @@ fi`
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, lastLines(r.Stdout+r.Stderr, 5))
+		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, cmdout.LastLines(r.Stdout+r.Stderr, 5))
 	}
 	return nil
 }
@@ -405,7 +406,7 @@ func (s session) install(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; %sits log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, lastLines(r.Stderr+r.Stdout, 5), s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))))
+		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; %sits log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, cmdout.LastLines(r.Stderr+r.Stdout, 5), s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))))
 	}
 	return nil
 }
@@ -459,18 +460,10 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	if r.Exit != 0 {
-		return nil, fmt.Errorf("CT %d: recording the install: %s", s.vmid(), lastLines(r.Stderr, 3))
+		return nil, fmt.Errorf("CT %d: recording the install: %s", s.vmid(), cmdout.LastLines(r.Stderr, 3))
 	}
 	s.w.status("installed NVIDIA user-space libraries %s", s.version)
 	return notes, nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }
 
 func firstLine(s string) string {

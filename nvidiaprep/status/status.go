@@ -7,7 +7,6 @@
 package status
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hostdriver"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -72,36 +72,15 @@ type Node struct {
 }
 
 // HostDriver is the host driver unit's last run, from its state file.
-type HostDriver struct {
-	Configured string        `json:"configured,omitempty"`
-	Installed  string        `json:"installed,omitempty"`
-	Loaded     string        `json:"loaded,omitempty"`
-	Outcome    string        `json:"outcome,omitempty"`
-	Error      string        `json:"error,omitempty"`
-	Log        string        `json:"log,omitempty"`
-	Time       time.Time     `json:"time,omitzero"`
-	Duration   time.Duration `json:"duration_ns,omitempty"`
-}
+type HostDriver = hostdriver.State
 
-// HostDriverStatePath is the host driver unit's state file below the state
-// directory.
-func HostDriverStatePath(stateDir string) string { return filepath.Join(stateDir, "host-driver.json") }
-
-// ReadHostDriver reads the host driver unit's state file loosely (unknown
-// fields are ignored, missing ones stay empty); nil when there is none.
+// ReadHostDriver reads the host driver unit's state file; nil when there is none.
 func ReadHostDriver(stateDir string) (*HostDriver, error) {
-	b, err := os.ReadFile(HostDriverStatePath(stateDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	s, ok, err := hostdriver.LoadState(stateDir)
+	if err != nil || !ok {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the host driver state: %w", err)
-	}
-	var h HostDriver
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, fmt.Errorf("reading the host driver state %s: %w", HostDriverStatePath(stateDir), err)
-	}
-	return &h, nil
+	return &s, nil
 }
 
 // DeviceNode is one node a container needs.
