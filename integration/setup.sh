@@ -11,7 +11,7 @@ set -euo pipefail
 CACHE="${NVIDIAPREP_TEST_CACHE:-/var/cache/nvidiaprep-test}"
 ROOTFS="$CACHE/rootfs-bookworm"
 SUITE=bookworm
-PACKAGES=(lxc lxc-dev pkg-config debootstrap uidmap dpkg-dev debhelper lintian)
+PACKAGES=(lxc lxc-templates lxc-dev pkg-config debootstrap uidmap dpkg-dev debhelper lintian)
 
 say() { echo "setup: $*"; }
 
