@@ -20,6 +20,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
 	"nvidiaprep/nvidiaprep/record"
@@ -50,6 +51,10 @@ type Options struct {
 type Report struct {
 	Problems []Problem `json:"problems"`
 	Notes    []string  `json:"notes,omitempty"`
+	// Dependents are the containers whose hookscript is nvidiaprep's: on a
+	// node without the package (a migration, a restore) Proxmox refuses to
+	// start them.
+	Dependents []int `json:"hookscript_dependents,omitempty"`
 }
 
 // OK tells whether all is well.
@@ -100,7 +105,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.cts = cts
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
-		r.hookscripts, r.handWritten, func() { r.kernelLog(ctx) },
+		r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
 	} {
 		check()
 	}
@@ -270,16 +275,16 @@ func (r *run) runCached() {
 }
 
 // hookscripts: each container's hookscript resolves to an executable file
-// in a snippets directory, and configured containers have one.
+// in a snippets directory, and configured containers have one; a chained
+// hookscript (the admin's own, run first) is there too.
 func (r *run) hookscripts() {
 	storages, err := pve.ReadStorage(r.o.PVEDir)
 	if err != nil {
 		r.note("%v", err)
 		return
 	}
-	root := r.o.HostRoot
 	for _, ct := range r.cts {
-		_, configured := r.o.Config.Containers[ct.VMID]
+		cfg, configured := r.o.Config.Containers[ct.VMID]
 		if ct.Hookscript == "" || !ct.UsesHook() && !strings.Contains(ct.Hookscript, "nvidiaprep") {
 			if configured {
 				r.problem("hookscript", fmt.Sprintf("CT %d has a [containers.%d] table but no hookscript: nvidiaprep never runs for it", ct.VMID, ct.VMID),
@@ -287,20 +292,94 @@ func (r *run) hookscripts() {
 			}
 			continue
 		}
+		r.rep.Dependents = append(r.rep.Dependents, ct.VMID)
 		fix := fmt.Sprintf("`pct set %d --hookscript %s`", ct.VMID, pve.HookVolume)
-		path, err := pve.HookscriptPath(ct.Hookscript, storages)
-		if err != nil {
+		reinstall := "reinstall nvidiaprep (`apt install --reinstall nvidiaprep`; its postinst links " + filepath.Join("/var/lib/vz/snippets", pve.HookName) + "), then " + fix
+		switch path, err := r.volume(ct.Hookscript, storages); {
+		case errors.Is(err, errNoScript):
+			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
+		case errors.Is(err, errNotExecutable):
+			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s (%s) is not an executable file: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
+		case err != nil:
 			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript: %v: Proxmox refuses to start it", ct.VMID, err), fix)
+		}
+		if !configured || cfg.Chain == "" {
 			continue
 		}
-		st, err := os.Stat(filepath.Join(root, path))
-		switch {
-		case err != nil:
-			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path),
-				"reinstall nvidiaprep (`apt install --reinstall nvidiaprep`; its postinst links "+filepath.Join("/var/lib/vz/snippets", pve.HookName)+"), then "+fix)
-		case !st.Mode().IsRegular() || st.Mode()&0o111 == 0:
-			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s (%s) is not an executable file: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path),
-				"reinstall nvidiaprep (`apt install --reinstall nvidiaprep`), then "+fix)
+		if path, err := r.volume(cfg.Chain, storages); err != nil {
+			where := ""
+			if path != "" {
+				where = " (" + path + ")"
+			}
+			r.problem("chained-hookscript", fmt.Sprintf("CT %d's own hookscript %s%s, which nvidiaprep's hook runs first: %v: its pre-start fails, so the container does not start", ct.VMID, cfg.Chain, where, err),
+				fmt.Sprintf("put the script back, or delete the chain line of [containers.%d] to start it without", ct.VMID))
+		}
+	}
+}
+
+// Why a hookscript volume cannot run.
+var (
+	errNoScript      = errors.New("does not exist")
+	errNotExecutable = errors.New("is not an executable file")
+)
+
+// volume resolves a hookscript volume to its file below HostRoot, as
+// Proxmox checks it before running it.
+func (r *run) volume(volid string, storages []pve.Storage) (string, error) {
+	path, err := pve.HookscriptPath(volid, storages)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(filepath.Join(r.o.HostRoot, path))
+	switch {
+	case err != nil:
+		return path, errNoScript
+	case !st.Mode().IsRegular() || st.Mode()&0o111 == 0:
+		return path, errNotExecutable
+	}
+	return path, nil
+}
+
+// unitDropIns are the package's drop-ins that apply pre-start on a restart
+// of Proxmox's container units (a reboot from inside a container).
+var unitDropIns = []string{
+	"lib/systemd/system/pve-container@.service.d/nvidiaprep.conf",
+	"lib/systemd/system/pve-container-debug@.service.d/nvidiaprep.conf",
+}
+
+// lostBlocks: a container with nvidiaprep's hookscript whose generated
+// config has no block started on a path that skipped pre-start, and so
+// without its GPUs; the drop-ins that close that path are installed.
+func (r *run) lostBlocks() {
+	uses := false
+	for _, ct := range r.cts {
+		if !ct.UsesHook() {
+			continue
+		}
+		uses = true
+		if r.loaded == "" || r.o.Config.Container(ct.VMID).GPUs.None() {
+			continue
+		}
+		path := r.o.Config.Paths.LXCConfig(ct.VMID)
+		if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
+			continue // never started here
+		}
+		text, err := os.ReadFile(path)
+		if err != nil || lxcconf.HasBlock(text) {
+			continue
+		}
+		r.problem("lost-block", fmt.Sprintf("CT %d's generated config %s has no nvidiaprep block: it last started on a path that skipped nvidiaprep's pre-start (a reboot from inside the container without the unit drop-in?), so if it runs, it runs without its GPUs", ct.VMID, path),
+			fmt.Sprintf("`pct reboot %d`; if it happens again after a reboot from inside, check the drop-ins below", ct.VMID))
+	}
+	if !uses {
+		return
+	}
+	for _, d := range unitDropIns {
+		if _, err := os.Stat(filepath.Join(r.o.HostRoot, d)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.note("checking %s: %v", d, err)
+		} else if err != nil {
+			r.problem("unit-drop-in", fmt.Sprintf("/%s is missing: a container that reboots from inside starts again without its GPUs", d),
+				"reinstall nvidiaprep (`apt install --reinstall nvidiaprep`), then `systemctl daemon-reload`")
 		}
 	}
 }

@@ -67,6 +67,9 @@ func Write(w io.Writer, r Report, now time.Time) error {
 			if c.HookKnown {
 				hook = orDash(c.Hookscript, "NOT SET")
 			}
+			if c.Chain != "" {
+				hook += " (runs " + c.Chain + " first)"
+			}
 			gpus := c.GPUs
 			if c.Required {
 				gpus += " (required)"
@@ -91,6 +94,7 @@ func Write(w io.Writer, r Report, now time.Time) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		fmt.Fprintln(w, "\nA container with nvidiaprep's hookscript starts only on a node with the nvidiaprep package: install it on every node it can move to.")
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "could not read: %s\n", p)
