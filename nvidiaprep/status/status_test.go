@@ -106,7 +106,7 @@ func TestGatherAndWrite(t *testing.T) {
 		"host driver unit   reboot-required", "nvidia1 MISSING", "nvidiactl 195:255",
 		"9501  local:snippets/nvidiaprep-hook  0 (required)  0=0000:01:00.0", "580.142", "installed", "(1h ago)", "42s",
 		"9502  NOT SET", "failed: CT 9502: no space left on device",
-		"9503  local:snippets/nvidiaprep-hook (runs local:snippets/mount-nfs.sh first)",
+		"CT 9503: nvidiaprep's hook runs its own hookscript local:snippets/mount-nfs.sh first",
 		"install it on every node it can move to",
 	} {
 		if !strings.Contains(out, want) {
