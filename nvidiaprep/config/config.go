@@ -133,6 +133,9 @@ type Container struct {
 	// every phase, with the same arguments: Proxmox allows one hookscript
 	// per guest, so enable keeps the admin's this way. "" for none.
 	Chain string
+	// Strict refuses the start when hand-written lines in the container's
+	// config reach GPUs its selection does not give it (else a warning).
+	Strict bool
 }
 
 // Selection is the set of GPUs a container gets.

@@ -251,7 +251,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "# c\nbogus = 1\n[paths]\n", 2, "bogus", "unknown key (known keys: paths, provision, driver, containers)"},
 		{"unknown key in paths", "[paths]\nlxc = \"/x\"\nlcx = \"/y\"\n", 3, "paths.lcx", "unknown key (known keys: lxc, dev, proc, sys, cache, state, pve)"},
 		{"key in the wrong case", "[paths]\nLXC = \"/x\"\n", 2, "paths.LXC", "unknown key"},
-		{"unknown key in container", "\n[containers.101]\ngpus = []\ngpu = [\"0\"]\n", 4, "containers.101.gpu", "unknown key (known keys: gpus, required, install, chain)"},
+		{"unknown key in container", "\n[containers.101]\ngpus = []\ngpu = [\"0\"]\n", 4, "containers.101.gpu", "unknown key (known keys: gpus, required, install, chain, strict)"},
 		{"unknown dotted key", "[provision]\nmax_concurrent = 1\n[paths]\ndev.x = \"/x\"\n", 4, "paths.dev", "must be a string, not a table"},
 		{"unknown key in inline table", "\npaths = { lxc = \"/x\", bogus = \"/y\" }\n", 2, "paths.bogus", "unknown key"},
 		{"unknown key in multi-line inline table", "paths = {\n lxc = \"/x\",\n  bogus = 1 }\n", 3, "paths.bogus", "unknown key"},
@@ -311,7 +311,7 @@ func TestErrorMessage(t *testing.T) {
 	cluster := writeFile(t, dir, "cluster.toml", "[containers.101]\ngpus = [\"0\"]\n")
 	node := writeFile(t, dir, "node.toml", "# node\n\n[paths]\nlxc = \"/var/lib/lxc\"\n\n[containers.101]\ngpu = [\"0\"]\n")
 	_, err := LoadFiles(File{Path: cluster}, File{Path: node})
-	want := node + ":7: containers.101.gpu: unknown key (known keys: gpus, required, install, chain)"
+	want := node + ":7: containers.101.gpu: unknown key (known keys: gpus, required, install, chain, strict)"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v\nwant    %s", err, want)
 	}

@@ -40,6 +40,7 @@ type fileContainer struct {
 	Required *bool   `toml:"required"`
 	Install  *bool   `toml:"install"`
 	Chain    *string `toml:"chain"`
+	Strict   *bool   `toml:"strict"`
 }
 
 // TOML types as toml.MetaData.Type names them.
@@ -79,7 +80,8 @@ func schema() []keySpec {
 		keySpec{name: "max_concurrent", typ: tInteger})
 	container := append([]keySpec{{name: "gpus", typ: tArray, desc: "an array of GPU selectors (strings)"}},
 		leaves(tBool, "required", "install")...)
-	container = append(container, keySpec{name: "chain", typ: tString, desc: `a hookscript volume id such as "local:snippets/my-hook.sh"`})
+	container = append(container, keySpec{name: "chain", typ: tString, desc: `a hookscript volume id such as "local:snippets/my-hook.sh"`},
+		keySpec{name: "strict", typ: tBool})
 	return []keySpec{
 		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state", "pve")},
 		{name: "provision", typ: tTable, sub: provision},
@@ -326,6 +328,9 @@ func (f *fileData) config() (Config, *problem) {
 				return Config{}, bad(msg, "containers", id, "chain")
 			}
 			c.Chain = *fc.Chain
+		}
+		if fc.Strict != nil {
+			c.Strict = *fc.Strict
 		}
 		cfg.Containers[vmid] = c
 	}

@@ -385,15 +385,13 @@ func (r *run) lostBlocks() {
 }
 
 // handWritten: NVIDIA lines an admin wrote into a container's config that
-// cannot work on this node now.
+// cannot work on this node now, or that reach GPUs the container's
+// selection does not give it.
 func (r *run) handWritten() {
+	gpus, _ := nvdev.ProcGPUs{Proc: r.o.Config.Paths.Proc}.GPUs()
 	for _, ct := range r.cts {
-		for _, w := range devplan.StaleWarnings(ct.LXC, r.majors, r.o.Config.Paths.Dev, ct.Path) {
-			what, fix := w, ""
-			if i := strings.LastIndex(w, ": delete "); i >= 0 {
-				what, fix = w[:i], w[i+2:]
-			}
-			r.problem("hand-written-lines", fmt.Sprintf("CT %d: %s", ct.VMID, what), fix)
+		for _, f := range devplan.Stale(ct.LXC, r.majors, r.o.Config.Paths.Dev, ct.Path) {
+			r.problem("hand-written-lines", fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What), f.Fix)
 		}
 		for _, d := range ct.Devices {
 			if !strings.HasPrefix(d.Path, "/dev/nvidia") {
@@ -403,6 +401,28 @@ func (r *run) handWritten() {
 				r.problem("hand-written-lines", fmt.Sprintf("CT %d: %s: %s does not exist on this node: Proxmox refuses to start the container", ct.VMID, d.Key, d.Path),
 					fmt.Sprintf("`pct set %d --delete %s` (nvidiaprep gives the nodes that exist at every start)", ct.VMID, d.Key))
 			}
+		}
+		if !ct.UsesHook() {
+			continue
+		}
+		cfg := r.o.Config.Container(ct.VMID)
+		sel := devplan.Selection{VMID: ct.VMID, All: cfg.GPUs.All, Privileged: !ct.Unprivileged, PVEConf: ct.Path}
+		if !cfg.GPUs.All {
+			given, _ := nvdev.Select(gpus, cfg.GPUs.Selectors)
+			for _, g := range given {
+				sel.Given = append(sel.Given, uint32(g.Minor))
+			}
+		}
+		devices := make([]devplan.Passthrough, len(ct.Devices))
+		for i, d := range ct.Devices {
+			devices[i] = devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw}
+		}
+		for _, f := range devplan.Bypasses(ct.LXC, devices, sel) {
+			what := fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What)
+			if cfg.Strict {
+				what += "; with strict = true it does not start"
+			}
+			r.problem("gpu-bypass", what, f.Fix)
 		}
 	}
 }

@@ -348,3 +348,23 @@ func TestRestartPaths(t *testing.T) {
 		t.Errorf("problems after the fixes: %+v", r.Problems)
 	}
 }
+
+// Hand-written lines that reach a GPU the selection does not give are
+// named, each with its fix, and a strict container is said not to start.
+func TestGPUBypass(t *testing.T) {
+	n := newNode(t)
+	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{}}, Strict: true}
+	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\nlxc.cgroup2.devices.allow: c 195:* rwm\ndev0: /dev/nvidia0\n")
+	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n# BEGIN nvidiaprep: written by nvidiaprep-hook at every start; edits here are lost\n# END nvidiaprep\n", 0o644)
+	r := n.run()
+	n.want(r, "gpu-bypass", "gpu-bypass")
+	f := dump(r)
+	for _, want := range []string{`CT 101: hand-written line "lxc.cgroup2.devices.allow: c 195:* rwm" allows every NVIDIA node`, `"dev0: /dev/nvidia0" passes /dev/nvidia0 through`, "with strict = true it does not start", "pct set 101 --delete dev0"} {
+		if !strings.Contains(f, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, f)
+		}
+	}
+	// Given every GPU, the same lines bypass nothing.
+	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}}
+	n.want(n.run())
+}

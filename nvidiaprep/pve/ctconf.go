@@ -43,6 +43,8 @@ type CT struct {
 	LXC []lxcconf.Entry
 	// Devices are the devN: passthrough paths ("/dev/nvidia0").
 	Devices []Device
+	// Unprivileged is "unprivileged: 1".
+	Unprivileged bool
 }
 
 // Device is a "devN: /dev/...[,options]" line.
@@ -50,6 +52,7 @@ type Device struct {
 	Line int
 	Key  string // "dev0"
 	Path string
+	Raw  string // the line as written
 }
 
 // UsesHook tells whether the container's hookscript is nvidiaprep's, on any
@@ -81,6 +84,8 @@ func ParseCT(vmid int, path string, text []byte) CT {
 		switch {
 		case key == "hookscript":
 			ct.Hookscript = value
+		case key == "unprivileged":
+			ct.Unprivileged = value == "1"
 		case strings.HasPrefix(key, "lxc."):
 			ct.LXC = append(ct.LXC, lxcconf.Entry{Line: n, Key: key, Value: value, Raw: raw})
 		case strings.HasPrefix(key, "dev") && isDigits(key[3:]):
@@ -88,7 +93,7 @@ func ParseCT(vmid int, path string, text []byte) CT {
 			if k, v, ok := strings.Cut(p, "="); ok && k == "path" {
 				p = v
 			}
-			ct.Devices = append(ct.Devices, Device{Line: n, Key: key, Path: p})
+			ct.Devices = append(ct.Devices, Device{Line: n, Key: key, Path: p, Raw: line})
 		}
 	}
 	return ct
