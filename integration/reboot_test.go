@@ -39,7 +39,7 @@ func TestRebootFromInsideKeepsTheGPU(t *testing.T) {
 		name string
 		vmid int
 		o    lxctest.Options
-	}{{"privileged", 104, lxctest.Options{}}, {"unprivileged", 105, lxctest.Options{Unprivileged: true}}} {
+	}{{"privileged", 9811, lxctest.Options{}}, {"unprivileged", 9812, lxctest.Options{Unprivileged: true}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNode(t, "[containers."+strconv.Itoa(tc.vmid)+"]\ngpus = [\"0\"]\ninstall = false\n")
 			if err := n.SetHookscript(tc.vmid); err != nil {
@@ -49,9 +49,13 @@ func TestRebootFromInsideKeepsTheGPU(t *testing.T) {
 			start(t, n, ct)
 			givenOnlyGPU0(t, ct, "after pct start")
 			for i := 1; i <= 3; i++ {
+				init := ct.InitPID()
 				run, err := ct.RebootFromInside(n.UnitPreStart(), n.Env())
 				if err != nil {
 					t.Fatal(err)
+				}
+				if now := ct.InitPID(); now == init || now == 0 {
+					t.Fatalf("reboot %d: init pid %d, before %d: the container did not restart", i, now, init)
 				}
 				if err := ct.WaitSystemd(time.Minute); err != nil {
 					t.Fatal(err)
@@ -77,7 +81,7 @@ func TestRebootFromInsideKeepsTheGPU(t *testing.T) {
 // hookscript, or another one; it starts as it would without nvidiaprep.
 func TestRebootFromInsideOfAnotherContainer(t *testing.T) {
 	n := newNode(t, "")
-	ct := newCT(t, n, 106, lxctest.Options{})
+	ct := newCT(t, n, 9813, lxctest.Options{})
 	if _, err := ct.ProxmoxStart("", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +103,8 @@ func TestRebootFromInsideOfAnotherContainer(t *testing.T) {
 // dynamic major moves with kernels and module load order): the next start
 // gives the live numbers, and the container reaches uvm again.
 func TestHostRebootWithNewUVMMajor(t *testing.T) {
-	n := newNode(t, "[containers.107]\ngpus = [\"0\"]\ninstall = false\n")
-	ct := newCT(t, n, 107, lxctest.Options{})
+	n := newNode(t, "[containers.9814]\ngpus = [\"0\"]\ninstall = false\n")
+	ct := newCT(t, n, 9814, lxctest.Options{})
 	start(t, n, ct)
 	givenOnlyGPU0(t, ct, "before the host reboot")
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
