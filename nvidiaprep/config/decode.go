@@ -342,9 +342,12 @@ func (f *fileData) config() (Config, *problem) {
 const ChainSelf = "nvidiaprep-hook"
 
 // checkChain says what is wrong with a chained hookscript's volume id, ""
-// when nothing: "<storage>:snippets/<file>", as Proxmox's hookscript option
+// when nothing ("" itself is none): "<storage>:snippets/<file>", as Proxmox's hookscript option
 // takes it, and not nvidiaprep's own hook.
 func checkChain(v string) string {
+	if v == "" {
+		return "" // none
+	}
 	id, vol, ok := strings.Cut(v, ":")
 	name, inSnippets := strings.CutPrefix(vol, "snippets/")
 	switch {
