@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Root is a container's root directory, opened from the host.
@@ -112,19 +114,20 @@ func (r *Root) ReadFile(path string, max int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, max))
 }
 
-// Readlink reads a symlink inside the container without following it.
-func (r *Root) Readlink(path string) (string, error) {
+// Readlink reads a symlink inside the container without following it; the
+// target is the container's text.
+func (r *Root) Readlink(path string) (untrusted.Text, error) {
 	f, err := r.open(path, unix.O_PATH|unix.O_NOFOLLOW)
 	if err != nil {
-		return "", err
+		return untrusted.Text{}, err
 	}
 	defer f.Close()
 	buf := make([]byte, 4096)
 	n, err := unix.Readlinkat(int(f.Fd()), "", buf)
 	if err != nil {
-		return "", &os.PathError{Op: "readlink", Path: path, Err: err}
+		return untrusted.Text{}, &os.PathError{Op: "readlink", Path: path, Err: err}
 	}
-	return string(buf[:n]), nil
+	return untrusted.Bytes(buf[:n]), nil
 }
 
 // LockHolder tells whether a write lock on path would be refused because
@@ -154,16 +157,18 @@ func (r *Root) LockHolder(path string) (locked bool, pid int, err error) {
 	return true, pid, nil
 }
 
-// ProcessName returns a host process's command line for log lines ("apt-get
-// install foo"), or its pid as text when it is gone.
-func ProcessName(pid int) string {
+// ProcessName returns a process's command line for log lines ("apt-get
+// install foo (pid 42)"), or its pid as text when it is gone. The process
+// (a container's, or any on the host) chose its command line: it is
+// untrusted text, at most 120 bytes of it kept.
+func ProcessName(pid int) untrusted.Text {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil || len(b) == 0 {
-		return "pid " + strconv.Itoa(pid)
+		return untrusted.New("pid " + strconv.Itoa(pid))
 	}
 	s := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
 	if len(s) > 120 {
 		s = s[:120] + "..."
 	}
-	return fmt.Sprintf("%s (pid %d)", s, pid)
+	return untrusted.New(fmt.Sprintf("%s (pid %d)", s, pid))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Outcomes recorded in the state file.
@@ -55,6 +56,8 @@ func LoadState(stateDir string) (s State, ok bool, err error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return State{}, false, fmt.Errorf("reading the host driver state %s: %w", StatePath(stateDir), err)
 	}
+	// Its error quotes commands' output: one line for status and doctor.
+	s.Error = untrusted.Escape(s.Error, 4096)
 	return s, true, nil
 }
 
