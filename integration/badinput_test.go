@@ -16,11 +16,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -508,4 +510,85 @@ func TestDpkgLockNeverReleased(t *testing.T) {
 	failedProvision(t, n, 9713, since, "/var/lib/dpkg/lock-frontend is still held by /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600 (pid ",
 		"after 3s; nothing was changed", "Let it finish (or stop it), then restart the container")
 	wantSameCT(t, ct, files, ctFiles(t, ct))
+}
+
+// A process inside the container holds the dpkg lock under a command line
+// that would forge sd_notify assignments and log lines and clear the
+// admin's terminal: the worker's STATUS= datagrams, its log and its record
+// name the holder, escaped, on one line each.
+func TestLockHolderNameCannotForgeLines(t *testing.T) {
+	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"6s\"\n")
+	ct := newCT(t, n, 9714, lxctest.Options{})
+	bin, err := os.ReadFile(holdlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger := "#!/bin/bash\nexec -a $'apt\\nSTATUS=forged\\nMAINPID=1\\n\\x1b[2J' /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
+	unit := "[Unit]\nDescription=a lock holder with a forging name\n[Service]\nExecStart=/usr/local/bin/forger\n"
+	for name, f := range map[string]struct {
+		data []byte
+		mode os.FileMode
+	}{
+		"usr/local/bin/holdlock":                             {bin, 0o755},
+		"usr/local/bin/forger":                               {[]byte(forger), 0o755},
+		"etc/systemd/system/forger.service":                  {[]byte(unit), 0o644},
+		"etc/systemd/system/multi-user.target.d/forger.conf": {[]byte("[Unit]\nWants=forger.service\n"), 0o644},
+	} {
+		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The worker's sd_notify socket: what `systemctl status` would show.
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mu sync.Mutex
+	var datagrams []string
+	go func() {
+		buf := make([]byte, 1<<16)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			datagrams = append(datagrams, string(buf[:k]))
+			mu.Unlock()
+		}
+	}()
+	since := time.Now()
+	s, err := ct.ProxmoxStart(n.Hook, append(n.Env(), "NOTIFY_SOCKET="+sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ct.Stop(n.Hook, n.Env()) })
+	_ = s
+	p := failedProvision(t, n, 9714, since, `is still held by apt\nSTATUS=forged\nMAINPID=1\n\x1b[2J /var/lib/dpkg/lock-frontend 3600 (pid `)
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	held := false
+	for _, d := range datagrams {
+		for _, line := range strings.Split(d, "\n") {
+			if !strings.HasPrefix(line, "STATUS=") || strings.HasPrefix(line, "STATUS=forged") || strings.Contains(line, "\x1b") {
+				t.Errorf("a forged or raw notify line %q in the datagram %q", line, d)
+			}
+		}
+		held = held || strings.Contains(d, `held by apt\nSTATUS=forged`)
+	}
+	if !held {
+		t.Errorf("no STATUS= line names the holder; datagrams: %q", datagrams)
+	}
+	log := n.WorkerLog(9714)
+	for _, line := range strings.Split(log, "\n") {
+		if strings.HasPrefix(line, "STATUS=") || strings.HasPrefix(line, "MAINPID=") || strings.Contains(line, "\x1b") {
+			t.Errorf("a forged or raw line in the worker log: %q", line)
+		}
+	}
+	if strings.ContainsAny(p.Error, "\n\x1b") {
+		t.Errorf("the record's error holds control characters: %q", p.Error)
+	}
 }
