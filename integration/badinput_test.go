@@ -11,6 +11,7 @@ package integration_test
 // repairs.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -591,4 +592,90 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	if strings.ContainsAny(p.Error, "\n\x1b") {
 		t.Errorf("the record's error holds control characters: %q", p.Error)
 	}
+}
+
+// A FIFO or a device where the node config, a container's LXC config or its
+// record belongs: the hook, status and doctor neither hang nor read an
+// endless stream; they finish within seconds, naming the path and what is
+// there instead of a file.
+func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
+	n := newNode(t, "")
+	ct := newCT(t, n, 9715, lxctest.Options{})
+	if err := ct.WriteGeneratedConfig(); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withConfig := func(path string) []string {
+		var env []string
+		for _, e := range n.Env() {
+			if !strings.HasPrefix(e, "NVIDIAPREP_CONFIG=") {
+				env = append(env, e)
+			}
+		}
+		return append(env, "NVIDIAPREP_CONFIG="+path)
+	}
+	run := func(t *testing.T, env []string, bin string, args ...string) (string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env, cmd.Dir = env, "/"
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("%s %q hangs:\n%s", bin, args, out)
+		}
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	for _, c := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"config /dev/zero", withConfig("/dev/zero"), "/dev/zero is a character device, not a regular file"},
+		{"config a FIFO", withConfig(fifo), fifo + " is a FIFO, not a regular file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, args := range [][]string{{"9715", "pre-start"}, {"9715", "post-start"}} {
+				out, code := run(t, c.env, hook, args...)
+				if code != 1 || !strings.Contains(out, c.want) {
+					t.Errorf("hook %v: exit %d, want 1 naming %q:\n%s", args, code, c.want, out)
+				}
+			}
+			for _, cmd := range []string{"status", "doctor"} {
+				out, code := run(t, c.env, admin(), cmd)
+				if code == 0 || !strings.Contains(out, c.want) {
+					t.Errorf("%s: exit %d, want a failure naming %q:\n%s", cmd, code, c.want, out)
+				}
+			}
+		})
+	}
+	t.Run("LXC config and record FIFOs", func(t *testing.T) {
+		if err := n.WriteConfig("[containers.9715]\ngpus = [\"0\"]\n"); err != nil {
+			t.Fatal(err)
+		}
+		lxcConfig := filepath.Join(n.Bed.LXCPath, "9715", "config")
+		os.Remove(lxcConfig)
+		rec := record.Path(n.StateDir(), 9715)
+		os.MkdirAll(filepath.Dir(rec), 0o755)
+		os.Remove(rec)
+		for _, p := range []string{lxcConfig, rec} {
+			if err := unix.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, code := run(t, n.Env(), hook, "9715", "pre-start")
+		if code != 1 || !strings.Contains(out, lxcConfig+" is a FIFO, not a regular file") {
+			t.Errorf("pre-start: exit %d, want 1 naming the LXC config:\n%s", code, out)
+		}
+		out, _ = run(t, n.Env(), admin(), "status")
+		wantAll(t, "status", out, rec+" is a FIFO, not a regular file")
+		run(t, n.Env(), admin(), "doctor")
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/nodeconf"
 	"nvidiaprep/nvidiaprep/pve"
 )
@@ -205,7 +206,7 @@ func (h host) readCT(vmid int) (*pve.CT, error) {
 		return nil, nil
 	}
 	path := pve.CTPath(h.pveDir, vmid)
-	text, err := os.ReadFile(path)
+	text, err := fsutil.ReadRegular(path, 4<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w (no %s): run this on the node that has it", errNoCT, path)
 	}

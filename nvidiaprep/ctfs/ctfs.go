@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
@@ -51,14 +52,7 @@ func (r *Root) open(path string, flags uint64) (*os.File, error) {
 
 // NotRegularError means a path inside the container is not a regular file
 // (after its links, resolved inside the container): the host did not open it.
-type NotRegularError struct {
-	Path string
-	Kind string // "a directory", "a character device", ...
-}
-
-func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s is %s, not a regular file", e.Path, e.Kind)
-}
+type NotRegularError = fsutil.NotRegularError
 
 // openRegular opens a regular file inside the container for reading. The
 // path is first opened with O_PATH, which opens nothing behind it (no device
@@ -71,36 +65,7 @@ func (r *Root) openRegular(path string) (*os.File, error) {
 		return nil, err
 	}
 	defer p.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(p.Fd()), &st); err != nil {
-		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &NotRegularError{Path: path, Kind: kind(st.Mode)}
-	}
-	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(p.Fd())), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "reopen", Path: path, Err: err}
-	}
-	return os.NewFile(uintptr(fd), path), nil
-}
-
-func kind(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	case unix.S_IFIFO:
-		return "a FIFO"
-	case unix.S_IFSOCK:
-		return "a socket"
-	case unix.S_IFLNK:
-		return "a symbolic link"
-	}
-	return "of an unknown type"
+	return fsutil.ReopenRegular(int(p.Fd()), path)
 }
 
 // ReadFile reads at most max bytes of a regular file inside the container;

@@ -20,6 +20,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
 	"nvidiaprep/nvidiaprep/record"
@@ -87,7 +88,7 @@ func Run(ctx context.Context, o Options) Report {
 		r.note("reading the loaded driver: %v", err)
 	}
 	r.majors = nvdev.Majors{}
-	if f, err := os.Open(filepath.Join(p.Proc, "devices")); err == nil {
+	if f, err := fsutil.OpenRegular(filepath.Join(p.Proc, "devices")); err == nil {
 		if m, err := nvdev.ParseDevices(f); err == nil {
 			r.majors = m
 		}
@@ -192,7 +193,7 @@ func (r *run) nodes() {
 
 // nouveau: the in-kernel driver holds the GPU and the NVIDIA module cannot.
 func (r *run) nouveau() {
-	f, err := os.Open(filepath.Join(r.o.Config.Paths.Proc, "modules"))
+	f, err := fsutil.OpenRegular(filepath.Join(r.o.Config.Paths.Proc, "modules"))
 	if err != nil {
 		r.note("reading the loaded modules: %v", err)
 		return

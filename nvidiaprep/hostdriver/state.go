@@ -46,7 +46,7 @@ func StatePath(stateDir string) string { return filepath.Join(stateDir, "host-dr
 
 // LoadState reads the state file; ok is false when there is none.
 func LoadState(stateDir string) (s State, ok bool, err error) {
-	b, err := os.ReadFile(StatePath(stateDir))
+	b, err := fsutil.ReadRegular(StatePath(stateDir), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return State{}, false, nil
 	}
@@ -134,7 +134,7 @@ func clearRebootRequired(root string) error {
 }
 
 func readLines(path string) []string {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadRegular(path, 1<<20)
 	if err != nil {
 		return nil
 	}

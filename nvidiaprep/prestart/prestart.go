@@ -70,7 +70,7 @@ type Result struct {
 // without GPU; for one that does, it is a *RequiredError. Errors about the
 // config file itself are returned either way: nothing is written then.
 func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
-	config, err := os.ReadFile(h.LXCConfig)
+	config, err := fsutil.ReadRegular(h.LXCConfig, lxcconf.MaxSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return Result{}, fmt.Errorf("CT %d: no generated LXC config at %s: pre-start runs as the container's Proxmox hookscript (pct start %d), after Proxmox writes that file; check the vmid", req.VMID, h.LXCConfig, req.VMID)
 	}

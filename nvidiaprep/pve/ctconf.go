@@ -17,8 +17,13 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/lxcconf"
 )
+
+// maxConfig is the largest Proxmox config file read (a container's config
+// with its snapshots is a few KiB).
+const maxConfig = 4 << 20
 
 // DefaultDir is the cluster file system's mount point on a node.
 const DefaultDir = "/etc/pve"
@@ -120,7 +125,7 @@ func ReadCTs(dir string) ([]CT, error) {
 			continue
 		}
 		path := filepath.Join(lxcDir, e.Name())
-		text, err := os.ReadFile(path)
+		text, err := fsutil.ReadRegular(path, maxConfig)
 		if err != nil {
 			return nil, fmt.Errorf("reading CT %d's config: %w", vmid, err)
 		}

@@ -70,7 +70,7 @@ func Save(stateDir string, p Provision) error {
 
 // Load reads the record of vmid; ok is false when there is none.
 func Load(stateDir string, vmid int) (p Provision, ok bool, err error) {
-	b, err := os.ReadFile(Path(stateDir, vmid))
+	b, err := fsutil.ReadRegular(Path(stateDir, vmid), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return Provision{}, false, nil
 	}
