@@ -224,15 +224,13 @@ func (h host) readCT(vmid int) (*pve.CT, error) {
 	if _, err := os.Stat(h.pveDir + "/lxc"); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	path := pve.CTPath(h.pveDir, vmid)
-	text, err := os.ReadFile(path)
+	ct, err := pve.ReadCT(h.pveDir, vmid)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w (no %s): run this on the node that has it", errNoCT, path)
+		return nil, fmt.Errorf("%w (no %s): run this on the node that has it", errNoCT, pve.CTPath(h.pveDir, vmid))
 	}
 	if err != nil {
 		return nil, err
 	}
-	ct := pve.ParseCT(vmid, path, text)
 	return &ct, nil
 }
 

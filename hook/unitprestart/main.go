@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/pve"
 )
@@ -66,14 +67,14 @@ func run(args []string, stderr io.Writer, now time.Time, hookDir string, exec fu
 	if cfgErr == nil {
 		pveDir = cfg.Paths.PVE
 	}
-	text, err := os.ReadFile(pve.CTPath(pveDir, vmid))
+	ct, err := pve.ReadCT(pveDir, vmid)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "nvidiaprep: CT %d: cannot read its Proxmox config, so nvidiaprep's pre-start is not applied: %v\n", vmid, err)
 		}
 		return 0
 	}
-	if !pve.ParseCT(vmid, pve.CTPath(pveDir, vmid), text).UsesHook() {
+	if !ct.UsesHook() {
 		return 0
 	}
 	if cfgErr == nil && blockIsFresh(cfg.Paths.LXCConfig(vmid), now) {
@@ -93,14 +94,19 @@ func run(args []string, stderr io.Writer, now time.Time, hookDir string, exec fu
 // blockIsFresh tells whether the LXC config holds nvidiaprep's block,
 // written less than freshBlock ago: this start's hookscript has run.
 func blockIsFresh(path string, now time.Time) bool {
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() {
+	f, err := fsutil.OpenRegular(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
 		return false
 	}
 	if age := now.Sub(st.ModTime()); age < 0 || age > freshBlock {
 		return false
 	}
-	text, err := os.ReadFile(path)
+	text, err := io.ReadAll(io.LimitReader(f, lxcconf.MaxSize))
 	return err == nil && lxcconf.HasBlock(text)
 }
 

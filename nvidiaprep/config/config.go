@@ -47,10 +47,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // File names and environment variables that Load uses.
@@ -214,6 +215,9 @@ func Load(getenv func(string) (string, bool)) (Config, error) {
 	return LoadFiles(Sources(getenv)...)
 }
 
+// MaxFileSize is the largest configuration file Load reads.
+const MaxFileSize = 1 << 20
+
 // LoadFiles reads the given files in order onto the defaults; each file's keys
 // override those of the files before it (see the package documentation).
 func LoadFiles(files ...File) (Config, error) {
@@ -223,7 +227,7 @@ func LoadFiles(files ...File) (Config, error) {
 		if f.Path == "" {
 			continue
 		}
-		text, err := os.ReadFile(f.Path)
+		text, err := fsutil.ReadRegular(f.Path, MaxFileSize)
 		if err != nil {
 			if f.Optional && errors.Is(err, fs.ErrNotExist) {
 				continue

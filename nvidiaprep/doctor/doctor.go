@@ -20,6 +20,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -92,7 +93,7 @@ func Run(ctx context.Context, o Options) Report {
 		r.note("reading the loaded driver: %v", err)
 	}
 	r.majors = nvdev.Majors{}
-	if f, err := os.Open(filepath.Join(p.Proc, "devices")); err == nil {
+	if f, err := fsutil.OpenRegular(filepath.Join(p.Proc, "devices")); err == nil {
 		if m, err := nvdev.ParseDevices(f); err == nil {
 			r.majors = m
 		}
@@ -197,7 +198,7 @@ func (r *run) nodes() {
 
 // nouveau: the in-kernel driver holds the GPU and the NVIDIA module cannot.
 func (r *run) nouveau() {
-	f, err := os.Open(filepath.Join(r.o.Config.Paths.Proc, "modules"))
+	f, err := fsutil.OpenRegular(filepath.Join(r.o.Config.Paths.Proc, "modules"))
 	if err != nil {
 		r.note("reading the loaded modules: %v", err)
 		return
@@ -361,12 +362,9 @@ func (r *run) lostBlocks() {
 			continue
 		}
 		path := r.o.Config.Paths.LXCConfig(ct.VMID)
-		if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
-			continue // never started here
-		}
-		text, err := os.ReadFile(path)
+		text, err := fsutil.ReadRegular(path, lxcconf.MaxSize)
 		if err != nil || lxcconf.HasBlock(text) {
-			continue
+			continue // never started here, or unreadable (another check says so)
 		}
 		r.problem("lost-block", fmt.Sprintf("CT %d's generated config %s has no nvidiaprep block: it last started on a path that skipped nvidiaprep's pre-start (a reboot from inside the container without the unit drop-in?), so if it runs, it runs without its GPUs", ct.VMID, path),
 			fmt.Sprintf("`pct reboot %d`; if it happens again after a reboot from inside, check the drop-ins below", ct.VMID))

@@ -219,6 +219,31 @@ func TestMissingNodes(t *testing.T) {
 	}
 }
 
+// A record whose error holds what a container printed (a newline, terminal
+// escapes) gives one problem, printed on one line without the escapes: the
+// container cannot forge a PROBLEM line nor drive the admin's terminal.
+func TestContainerTextCannotForgeProblems(t *testing.T) {
+	n := newNode(t)
+	state := n.opts.Config.Paths.State
+	hostile := "installer failed\x1b[2J\x1b]0;pwned\x07\nPROBLEM all-clear: nothing to see\n  fix: none"
+	if err := record.Save(state, record.Provision{VMID: 102, Version: version, Outcome: record.Failed, Started: time.Now(), Error: hostile, Notes: []string{"a\x1b[31mred\nnote: forged"}}); err != nil {
+		t.Fatal(err)
+	}
+	n.ct(102, "")
+	r := n.run()
+	n.want(r, "provisioning-failed")
+	for _, p := range r.Problems {
+		for _, s := range []string{p.What, p.Fix} {
+			if strings.ContainsAny(s, "\n\r\x1b\x07") {
+				t.Errorf("problem %s carries control characters: %q", p.Check, s)
+			}
+		}
+	}
+	if w := fixOf(r, "provisioning-failed"); !strings.Contains(w, `installer failed\x1b[2J`) {
+		t.Errorf("the container's text should show, escaped: %q", w)
+	}
+}
+
 func TestNouveau(t *testing.T) {
 	n := newNode(t)
 	n.write(filepath.Join(n.host.Proc, "modules"), "drm 1 1 nouveau, Live 0x0\nnouveau 2 0 - Live 0x0\n", 0o644)

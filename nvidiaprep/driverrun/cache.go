@@ -15,6 +15,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/filelock"
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // Cache is the node's driver cache below one directory (config paths.cache):
@@ -99,7 +100,7 @@ func (c Cache) FindRun(version string) (string, error) {
 }
 
 func readHeaderFile(path string) (Header, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return Header{}, err
 	}
@@ -109,7 +110,7 @@ func readHeaderFile(path string) (Header, error) {
 
 // SHA256 returns the hex sha256 of a file.
 func SHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return "", fmt.Errorf("checksum: %w", err)
 	}

@@ -358,7 +358,7 @@ func (r *runner) uninstallArgs() []string {
 // nvidia-uninstall, or with the configured .run's --uninstall when that is
 // gone (both read /var/lib/nvidia/log).
 func (r *runner) uninstallRun(ctx context.Context, run string) error {
-	b, err := os.ReadFile(r.host(nvidiaLog))
+	b, err := fsutil.ReadRegular(r.host(nvidiaLog), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -441,7 +441,7 @@ func (r *runner) installPackages(ctx context.Context, pkgs []string) error {
 func (r *runner) blacklistNouveau(ctx context.Context) error {
 	r.step(StepNouveau, "blacklisting nouveau in /%s", BlacklistFile)
 	path := r.host(BlacklistFile)
-	old, err := os.ReadFile(path)
+	old, err := fsutil.ReadRegular(path, 1<<20)
 	if bytes.Equal(old, []byte(blacklistContents)) {
 		r.logf("/%s is in place", BlacklistFile)
 		return nil

@@ -16,6 +16,10 @@ const (
 	End   = "# END nvidiaprep"
 )
 
+// MaxSize is the largest LXC config nvidiaprep reads: Proxmox writes a
+// few KiB; anything near this is not a container's config.
+const MaxSize = 4 << 20
+
 // Entry is one "key = value" line outside nvidiaprep's block.
 type Entry struct {
 	Line  int // 1-based

@@ -247,7 +247,7 @@ func Edit(ctx context.Context, path string, cluster config.File, change func([]b
 		return fmt.Errorf("editing %s: %w", path, err)
 	}
 	defer lock.Unlock()
-	old, err := os.ReadFile(path)
+	old, err := fsutil.ReadRegular(path, config.MaxFileSize)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("editing %s: %w", path, err)
 	}

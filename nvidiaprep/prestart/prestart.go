@@ -33,9 +33,10 @@ type Host struct {
 	// DriverCache is the node's extracted driver trees (driverrun.Cache's
 	// DriversDir), mounted read-only into containers that get an install.
 	DriverCache string
-	// PVEConf is the container's Proxmox config (/etc/pve/lxc/<vmid>.conf):
-	// where hand-written lines come from, and its devN: entries.
-	PVEConf string
+	// PVE is Proxmox's configuration (/etc/pve): the container's
+	// lxc/<vmid>.conf is where hand-written lines come from, with its devN:
+	// entries.
+	PVE string
 }
 
 // Request is one container's choice.
@@ -93,7 +94,7 @@ type Result struct {
 // without GPU; for one that does, it is a *RequiredError. Errors about the
 // config file itself are returned either way: nothing is written then.
 func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
-	config, err := os.ReadFile(h.LXCConfig)
+	config, err := fsutil.ReadRegular(h.LXCConfig, lxcconf.MaxSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return Result{}, fmt.Errorf("CT %d: no generated LXC config at %s: pre-start runs as the container's Proxmox hookscript (pct start %d), after Proxmox writes that file; check the vmid", req.VMID, h.LXCConfig, req.VMID)
 	}
@@ -186,7 +187,7 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		return Result{}, fail(err.Error(), "Check MIG with `nvidia-smi mig -lgi`.")
 	}
 	nodes := append(append(control, gpuNodes...), capNodes...)
-	for _, f := range devplan.Stale(entries, majors, h.Dev, h.PVEConf) {
+	for _, f := range devplan.Stale(entries, majors, h.Dev, h.pveConf(req.VMID)) {
 		log.Warn().Msgf("CT %d: %s", req.VMID, f)
 	}
 	p := devplan.ForNodes(nodes).WithoutHandWritten(entries)
@@ -202,10 +203,20 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines}, nil
 }
 
+// pveConf is the container's Proxmox config, where hand-written lines come
+// from.
+func (h Host) pveConf(vmid int) string {
+	dir := h.PVE
+	if dir == "" {
+		dir = pve.DefaultDir
+	}
+	return pve.CTPath(dir, vmid)
+}
+
 // bypasses names the hand-written lines that reach GPUs other than gpus,
 // those the container is given (nil selectors: all of them).
 func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []devplan.Finding {
-	sel := devplan.Selection{VMID: req.VMID, All: req.GPUs == nil, Privileged: true, PVEConf: h.PVEConf}
+	sel := devplan.Selection{VMID: req.VMID, All: req.GPUs == nil, Privileged: true, PVEConf: h.pveConf(req.VMID)}
 	for _, g := range gpus {
 		sel.Given = append(sel.Given, uint32(g.Minor))
 	}
@@ -215,9 +226,11 @@ func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []
 		}
 	}
 	var devices []devplan.Passthrough
-	if text, err := os.ReadFile(h.PVEConf); err == nil {
-		for _, d := range pve.ParseCT(req.VMID, h.PVEConf, text).Devices {
-			devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw})
+	if h.PVE != "" {
+		if ct, err := pve.ReadCT(h.PVE, req.VMID); err == nil {
+			for _, d := range ct.Devices {
+				devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw})
+			}
 		}
 	}
 	return devplan.Bypasses(entries, devices, sel)

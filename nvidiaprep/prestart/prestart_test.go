@@ -196,15 +196,16 @@ func BenchmarkPreStart(b *testing.B) {
 // refused and the config is left as it was.
 func TestHandWrittenLinesThatBypassTheSelection(t *testing.T) {
 	f := setup(t, true)
-	f.host.PVEConf = filepath.Join(f.sh.Root, "pve/lxc/101.conf")
-	os.MkdirAll(filepath.Dir(f.host.PVEConf), 0o755)
-	os.WriteFile(f.host.PVEConf, []byte("arch: amd64\ndev0: /dev/nvidia0,mode=0666\nlxc.mount.entry: /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\n"), 0o644)
+	f.host.PVE = filepath.Join(f.sh.Root, "pve")
+	pveConf := filepath.Join(f.host.PVE, "lxc/101.conf")
+	os.MkdirAll(filepath.Dir(pveConf), 0o755)
+	os.WriteFile(pveConf, []byte("arch: amd64\ndev0: /dev/nvidia0,mode=0666\nlxc.mount.entry: /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\n"), 0o644)
 	// generated mounts nvidia0 by hand; the container asks for GPU 1.
 	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`hand-written line \"lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\" mounts /dev/nvidia0, a GPU the container is not given: delete it from ` + f.host.PVEConf,
+		`hand-written line \"lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\" mounts /dev/nvidia0, a GPU the container is not given: delete it from ` + pveConf,
 		`hand-written line \"dev0: /dev/nvidia0,mode=0666\" passes /dev/nvidia0 through`, "pct set 101 --delete dev0", "strict = true",
 	} {
 		if !strings.Contains(f.log.String(), want) {

@@ -29,7 +29,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/ctfs"
@@ -37,6 +36,7 @@ import (
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/record"
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Paths inside the container.
@@ -237,12 +237,12 @@ func (s session) waitSystemd(ctx context.Context) error {
 	s.w.status("waiting for the container's systemd to finish booting")
 	wait, cancel := context.WithTimeout(ctx, s.w.Config.Provision.SystemdTimeout)
 	defer cancel()
-	state := ""
+	var state untrusted.Text
 	for {
 		r, err := s.ct.Run(wait, []string{"systemctl", "is-system-running", "--wait"}, nil)
 		if err == nil {
-			state = strings.TrimSpace(r.Stdout)
-			if state == "running" || state == "degraded" {
+			state = untrusted.New(strings.TrimSpace(r.Stdout.Raw()))
+			if state.Raw() == "running" || state.Raw() == "degraded" {
 				return nil
 			}
 		}
@@ -288,34 +288,35 @@ func (s session) waitDpkg(ctx context.Context) error {
 	}
 }
 
-func (s session) lockHolder() (path, who string, err error) {
+// lockHolder names a held lock and its holder, whose name the container chose.
+func (s session) lockHolder() (path string, who untrusted.Text, err error) {
 	pid := s.ct.InitPID()
 	if pid <= 0 {
-		return "", "", fmt.Errorf("CT %d: %w", s.vmid(), ctexec.ErrStopped)
+		return "", who, fmt.Errorf("CT %d: %w", s.vmid(), ctexec.ErrStopped)
 	}
 	root, err := ctfs.Open(pid)
 	if err != nil {
-		return "", "", fmt.Errorf("CT %d: %w", s.vmid(), err)
+		return "", who, fmt.Errorf("CT %d: %w", s.vmid(), err)
 	}
 	defer root.Close()
 	for _, l := range dpkgLocks {
 		locked, holder, err := root.LockHolder(l)
 		var nr *ctfs.NotRegularError
 		if errors.As(err, &nr) {
-			return "", "", fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Remove it (pct exec %d -- rm %s), then restart the container", s.vmid(), err, s.vmid(), l)
+			return "", who, fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Remove it (pct exec %d -- rm %s), then restart the container", s.vmid(), err, s.vmid(), l)
 		}
 		if err != nil {
-			return "", "", fmt.Errorf("CT %d: probing %s: %w", s.vmid(), l, err)
+			return "", who, fmt.Errorf("CT %d: probing %s: %w", s.vmid(), l, err)
 		}
 		if locked {
-			who := "another process"
+			who := untrusted.New("another process")
 			if holder > 0 {
 				who = ctfs.ProcessName(holder)
 			}
 			return l, who, nil
 		}
 	}
-	return "", "", nil
+	return "", who, nil
 }
 
 // clean removes what would conflict with the install: the distribution's
@@ -327,7 +328,7 @@ func (s session) clean(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if pkgs := DriverPackages(r.Stdout); len(pkgs) > 0 {
+	if pkgs := DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
 		secs := int(s.w.Config.Provision.DpkgLockTimeout.Seconds())
 		script := fmt.Sprintf(`if command -v apt-get >/dev/null; then apt-get purge -y -q -o DPkg::Lock::Timeout=%d "$@"; else dpkg --purge "$@"; fi`, secs)
@@ -336,7 +337,7 @@ func (s session) clean(ctx context.Context) error {
 			return err
 		}
 		if r.Exit != 0 {
-			return fmt.Errorf("CT %d: purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), strings.Join(pkgs, " "), r.Exit, cmdout.LastLines(r.Stdout+r.Stderr, 5), s.vmid())
+			return fmt.Errorf("CT %d: purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), strings.Join(pkgs, " "), r.Exit, r.Output().LastLines(5), s.vmid())
 		}
 	}
 	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", markScript, "mark", s.version}, nil)
@@ -344,7 +345,7 @@ func (s session) clean(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", s.vmid(), path.Dir(marker), r.Exit, cmdout.LastLines(r.Stdout+r.Stderr, 5))
+		return fmt.Errorf("CT %d: marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", s.vmid(), path.Dir(marker), r.Exit, r.Output().LastLines(5))
 	}
 	// An earlier version goes; a half-done install of the same version is
 	// uninstalled too, so the install starts clean.
@@ -357,7 +358,7 @@ fi`
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, cmdout.LastLines(r.Stdout+r.Stderr, 5))
+		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, r.Output().LastLines(5))
 	}
 	return nil
 }
@@ -406,7 +407,7 @@ func (s session) install(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; %sits log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, cmdout.LastLines(r.Stderr+r.Stdout, 5), s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))))
+		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; %sits log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, untrusted.Concat(r.Stderr, r.Stdout).LastLines(5), s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))))
 	}
 	return nil
 }
@@ -429,14 +430,14 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("CT %d: after the install %s records version %q, want %s", s.vmid(), nvidiaLog, have, s.version)
 	}
 	want := "libnvidia-ml.so." + s.version
-	var target string
+	var target untrusted.Text
 	for _, d := range libDirs {
 		if t, err := root.Readlink(d + "/libnvidia-ml.so.1"); err == nil {
 			target = t
 			break
 		}
 	}
-	if path.Base(target) != want {
+	if path.Base(target.Raw()) != want {
 		return nil, fmt.Errorf("CT %d: libnvidia-ml.so.1 points to %q, want %s", s.vmid(), target, want)
 	}
 	var notes []string
@@ -445,14 +446,15 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 	case err != nil:
 		return nil, err
 	case r.Exit == 0:
-		for _, v := range strings.Fields(r.Stdout) {
+		versions := strings.Fields(r.Stdout.Raw())
+		for _, v := range versions {
 			if v != s.version {
-				return nil, fmt.Errorf("CT %d: nvidia-smi reports driver %s, want %s", s.vmid(), v, s.version)
+				return nil, fmt.Errorf("CT %d: nvidia-smi reports driver %s, want %s", s.vmid(), untrusted.New(v), s.version)
 			}
 		}
-		notes = append(notes, "nvidia-smi: "+strings.Join(strings.Fields(r.Stdout), ", "))
+		notes = append(notes, "nvidia-smi: "+strings.Join(versions, ", ")) // each one is s.version
 	default:
-		notes = append(notes, fmt.Sprintf("nvidia-smi cannot reach a GPU (no GPU given, or no driver behind the nodes): %s", firstLine(r.Stdout+r.Stderr)))
+		notes = append(notes, fmt.Sprintf("nvidia-smi cannot reach a GPU (no GPU given, or no driver behind the nodes): %s", r.Output().FirstLine()))
 	}
 	rec := fmt.Sprintf("version=%s\ninstalled=%s\nsource=nvidiaprep (host's cached NVIDIA .run, --no-kernel-module)\n", s.version, time.Now().UTC().Format(time.RFC3339))
 	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", recordScript}, strings.NewReader(rec))
@@ -460,13 +462,8 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	if r.Exit != 0 {
-		return nil, fmt.Errorf("CT %d: recording the install: %s", s.vmid(), cmdout.LastLines(r.Stderr, 3))
+		return nil, fmt.Errorf("CT %d: recording the install: %s", s.vmid(), r.Stderr.LastLines(3))
 	}
 	s.w.status("installed NVIDIA user-space libraries %s", s.version)
 	return notes, nil
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return l
 }

@@ -17,8 +17,13 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/lxcconf"
 )
+
+// maxConfig is the largest Proxmox config file read (a container's config
+// with its snapshots is a few KiB).
+const maxConfig = 4 << 20
 
 // DefaultDir is the cluster file system's mount point on a node.
 const DefaultDir = "/etc/pve"
@@ -125,7 +130,7 @@ func ReadCTs(dir string) ([]CT, error) {
 			continue
 		}
 		path := filepath.Join(lxcDir, e.Name())
-		text, err := os.ReadFile(path)
+		text, err := fsutil.ReadRegular(path, maxConfig)
 		if err != nil {
 			return nil, fmt.Errorf("reading CT %d's config: %w", vmid, err)
 		}
@@ -133,6 +138,17 @@ func ReadCTs(dir string) ([]CT, error) {
 	}
 	slices.SortFunc(cts, func(a, b CT) int { return a.VMID - b.VMID })
 	return cts, nil
+}
+
+// ReadCT reads container vmid's config below dir (a regular file only, of
+// at most 4 MiB); a missing one is an error matching os.ErrNotExist.
+func ReadCT(dir string, vmid int) (CT, error) {
+	path := CTPath(dir, vmid)
+	text, err := fsutil.ReadRegular(path, maxConfig)
+	if err != nil {
+		return CT{}, err
+	}
+	return ParseCT(vmid, path, text), nil
 }
 
 // CTPath is where container vmid's config lives below dir.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // Storage is one storage of storage.cfg.
@@ -77,7 +79,7 @@ func ParseStorage(text []byte) []Storage {
 // ReadStorage reads <dir>/storage.cfg; without it, Proxmox's default
 // (local, a directory at /var/lib/vz).
 func ReadStorage(dir string) ([]Storage, error) {
-	text, err := os.ReadFile(filepath.Join(dir, "storage.cfg"))
+	text, err := fsutil.ReadRegular(filepath.Join(dir, "storage.cfg"), maxConfig)
 	if errors.Is(err, os.ErrNotExist) {
 		return defaultStorage(), nil
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostdriver"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -137,12 +138,12 @@ func Gather(o Options) Report {
 	r.Node.HostDriver = hd
 	if hd != nil && hd.Installed != "" {
 		r.Node.Installed = hd.Installed
-	} else if b, err := os.ReadFile(o.InstallRecord); err == nil {
+	} else if b, err := fsutil.ReadRegular(o.InstallRecord, 1<<20); err == nil {
 		r.Node.Installed = record.InstalledVersion(b)
 	}
 	r.Node.RebootPending = hd != nil && (hd.Outcome == "reboot-required" || hd.Outcome == "rebooting") ||
 		r.Node.Installed != "" && r.Node.Loaded != "" && r.Node.Installed != r.Node.Loaded
-	if b, err := os.ReadFile(o.RebootRequired); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {
+	if b, err := fsutil.ReadRegular(o.RebootRequired, 1<<16); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {
 		r.Node.RebootPending = true
 	}
 	if r.Node.Loaded != "" {
@@ -162,7 +163,7 @@ func Gather(o Options) Report {
 // is loaded, and one per GPU. It creates nothing.
 func deviceNodes(p config.Paths, gpus []nvdev.GPU, problem func(error)) []DeviceNode {
 	majors := nvdev.Majors{}
-	if f, err := os.Open(filepath.Join(p.Proc, "devices")); err == nil {
+	if f, err := fsutil.OpenRegular(filepath.Join(p.Proc, "devices")); err == nil {
 		m, err := nvdev.ParseDevices(f)
 		f.Close()
 		if err != nil {
@@ -279,7 +280,7 @@ func selection(s config.Selection) string {
 // given reads the "# driver V; GPUs ..." line that pre-start writes at the
 // top of its block in the generated config.
 func given(lxcConfig string) string {
-	b, err := os.ReadFile(lxcConfig)
+	b, err := fsutil.ReadRegular(lxcConfig, lxcconf.MaxSize)
 	if err != nil {
 		return ""
 	}
