@@ -116,8 +116,8 @@ func TestStandinFlagsByBranch(t *testing.T) {
 		extract(t, run, trees[v])
 	}
 	known := map[string][]string{ // flag: the branches above that know it
-		"--no-systemd":                             {"535.216.01", "550.40.07", verA},
-		"--skip-module-load":                       {"550.40.07", verA},
+		"--no-systemd":       {"535.216.01", "550.40.07", verA},
+		"--skip-module-load": {"550.40.07", verA},
 		"--allow-installation-with-running-driver": {"550.40.07", verA},
 		"--kernel-module-type=open":                {verA},
 		"-M":                                       {verA},
