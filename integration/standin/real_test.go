@@ -220,3 +220,30 @@ func TestStandinTmpdirFirmwareLibdir(t *testing.T) {
 /mnt/a/nvidia-installer `+flagsLikeNvidiaprep+` --tmpdir=/root; echo "rc=$?"; readlink /usr/lib64/libnvidia-ml.so.1`)
 	mustContain(t, "library directory from the ldconfig cache", r, "rc=0\n", "libnvidia-ml.so."+verA+"\n")
 }
+
+// The makeself stub: an unquoted $0, the decompressor in $TMPDIR as it is
+// before the options, and on a tar failure a message to /dev/tty and a kill
+// that leaves the partial tree.
+func TestStandinRunStubLimits(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mount namespaces, tmpfs)")
+	}
+	run := testRun(t, verA)
+	spaced := filepath.Join(t.TempDir(), "with space")
+	os.MkdirAll(spaced, 0o755)
+	b, _ := os.ReadFile(run)
+	os.WriteFile(filepath.Join(spaced, "x.run"), b, 0o755)
+	r := runIn(t, spaced, nil, "sh", filepath.Join(spaced, "x.run"), "-x", "--target", filepath.Join(t.TempDir(), "t"))
+	if r.code == 0 {
+		t.Errorf("a .run at a path with a space extracted:\n%s", r.out)
+	}
+
+	dir := t.TempDir()
+	script := `set -e; mkdir -p noexec good small; mount -t tmpfs -o noexec tmpfs noexec; mount -t tmpfs -o size=64k tmpfs small
+set +e
+TMPDIR=$PWD/noexec sh "$RUN" -x --tmpdir $PWD/good --target $PWD/t1; echo "rc=$?"
+TMPDIR=$PWD/good setsid sh "$RUN" -x --target $PWD/small/t2 </dev/null; echo "rc=$?"; ls small/t2 | head -n 1`
+	r = runIn(t, dir, []string{"RUN=" + run}, "unshare", "-m", "--propagation", "private", "sh", "-c", script)
+	mustContain(t, "stub", r, "ERROR: Temporary directory "+dir+"/noexec is not executable", "rc=1\n",
+		"cannot create /dev/tty", "rc=143\n", "LICENSE\n")
+}
