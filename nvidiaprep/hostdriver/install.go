@@ -14,8 +14,8 @@ import (
 
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
-	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/provision"
 	"nvidiaprep/nvidiaprep/record"
 )
