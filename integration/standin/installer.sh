@@ -66,7 +66,7 @@
 #     /usr/bin/nvidia-uninstall -> nvidia-installer); logs each as the real
 #     one does: "1: <path>" + CRC line for files, "0: <path>" + target line
 #     for symlinks, directories it created in /var/lib/nvidia/dirs; runs
-#     ldconfig if present.
+#     ldconfig.
 #   * Without --no-kernel-module (so with --dkms or --kernel-source-path)
 #     it installs the kernel module sources (kernel-open/ for -M open, the
 #     default, kernel/ for -M proprietary) to /usr/src/nvidia-<ver> and,
@@ -76,7 +76,8 @@
 #     symlink the log lists (a file only if its CRC still matches, a symlink
 #     only if its target does, as the real one), restores backed-up files,
 #     removes the directories it created if empty, `dkms remove -m nvidia -v
-#     <ver> --all` if dkms exists, then /var/lib/nvidia, and runs ldconfig.
+#     <ver> --all` if dkms exists, then /var/lib/nvidia, unloads modules and
+#     runs depmod and ldconfig (see below).
 #     With nothing installed it says "There is no NVIDIA driver currently
 #     installed." and exits 0, like the real one (uninstall_existing_driver
 #     returns TRUE).
@@ -84,14 +85,36 @@
 #     (version: <ver>)." or "There is no NVIDIA driver currently installed."
 #     (exit 1). Like all normal messages it is not printed with --silent.
 #
+#   * Also as the real one (integration/standin/README.md has the table of
+#     behaviours, the source function each was read from, and the tests):
+#     find_system_utils/find_module_utils (refuses without ldconfig, grep,
+#     dmesg, tail, modprobe, rmmod, lsmod, depmod, even with
+#     --no-kernel-module; looked up in $PATH, then EXTRA_PATH);
+#     --[no-]install-libglvnd and libglvnd's conflicting files
+#     (command-list.c find_conflicting_files); a file that cannot be
+#     installed is skipped and the install exits 0 (continue_after_error);
+#     options unknown to the version's branch (option_table.h by tag);
+#     uninstall's rmmod of sixteen modules with the printk log level,
+#     depmod -a, ldconfig, systemctl daemon-reload, and its 0700/0600
+#     checks (backup.c do_uninstall, read_backup_log_file); the temporary
+#     directory (files.c get_tmpdir: --tmpdir, $TMPDIR, /tmp, ., $HOME);
+#     firmware to /lib/firmware/nvidia/<version>; the library directory
+#     from the ldconfig cache (find_libdir_and_fall_back); "not found"
+#     (127) without glibc's loader.
+#
 # Not imitated: the ncurses UI and questions (every question takes its
 # default answer), X server, nouveau, SELinux, RPM and distro-hook checks,
-# module signing, firmware, OpenGL/Vulkan/EGL files, precompiled interfaces,
-# unloading modules, depmod, initramfs. CRCs of backed-up and installed files
-# are computed the real way (crc.c), derived from cksum(1) in sh.
+# module signing, OpenGL/Vulkan/EGL files other than libglvnd, precompiled
+# interfaces, building or loading modules, initramfs. CRCs of backed-up and
+# installed files are computed the real way (crc.c), derived from cksum(1)
+# in sh.
 #
 # It writes nothing into its own directory (the package may be a read-only
-# mount) and creates no temporary files; --tmpdir is accepted and ignored.
+# mount); its one temporary file goes where get_tmpdir says.
+#
+# NVIDIAPREP_STANDIN_FAIL_FILE=<name> (stand-in only): the install of that
+# package file fails as a real I/O error would ("Cannot install ..."), and
+# the install goes on and exits 0 as the real one does.
 #
 # NVIDIAPREP_STANDIN_INSTALL_DELAY=<seconds> (stand-in only): when
 # installing, sleep that long after the previous driver has been uninstalled

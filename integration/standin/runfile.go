@@ -60,8 +60,9 @@ package standin
 //     with an error, the second is handed to the installer, which rejects it).
 //   - The help texts are short and written for this stand-in.
 //   - The tree is small: nvidia-installer (a POSIX sh script, see
-//     installer.sh), .manifest in NVIDIA's format, the libraries, nvidia-smi
-//     (an sh script), LICENSE, and kernel/ and kernel-open/ each with a dummy
+//     installer.sh), .manifest in NVIDIA's format, the libraries, libglvnd's
+//     (plain files), nvidia-smi (an sh script), firmware/ (two plain files),
+//     LICENSE, and kernel/ and kernel-open/ each with a dummy
 //     module source (Makefile, dkms.conf, nvidia/nv.c). RunOptions.PayloadBytes
 //     pads kernel/nvidia/nv-kernel.o_binary (the name of the real package's
 //     largest kernel blob) with incompressible bytes so that the file and its
@@ -82,8 +83,15 @@ package standin
 // nvidia-installer's command line, exit statuses, messages, install record
 // (/var/lib/nvidia/log in backup.c's format), upgrade (runs the installed
 // nvidia-uninstall first) and uninstall, for user-space installs
-// (--no-kernel-module). It writes nothing into its own directory, so it runs
-// from a read-only tree. Environment variables only the stand-in reads:
+// (--no-kernel-module), and the behaviours README.md lists with the source
+// functions they were read from (utilities it refuses to run without,
+// libglvnd conflicts, partial installs that exit 0, options by branch,
+// module unloading on uninstall, ...). It writes nothing into its own
+// directory, so it runs from a read-only tree. Environment variables only
+// the stand-in reads:
+//
+//   - NVIDIAPREP_STANDIN_FAIL_FILE=<name>: the install of that package file
+//     fails as an I/O error would; the install goes on and exits 0.
 //
 //   - NVIDIAPREP_STANDIN_INSTALL_DELAY=<seconds>: during an install, sleep
 //     this long after the previous driver has been uninstalled and the new
@@ -136,7 +144,7 @@ type RunOptions struct {
 
 // StandinControls is the file, inside the system being installed into, from
 // which the stand-in installer also reads NVIDIAPREP_STANDIN_INSTALL_DELAY,
-// NVIDIAPREP_STANDIN_FAIL_INSTALL and NVIDIAPREP_STANDIN_FILE_DELAY
+// NVIDIAPREP_STANDIN_FAIL_INSTALL, NVIDIAPREP_STANDIN_FILE_DELAY and NVIDIAPREP_STANDIN_FAIL_FILE
 // (NAME=VALUE lines).
 const StandinControls = "/etc/nvidiaprep-standin"
 
