@@ -581,7 +581,11 @@ func (s session) checkManifest(ctx context.Context, libDir string) ([]string, er
 		if len(shown) > 5 {
 			shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(files)-5))
 		}
-		return nil, fmt.Errorf("CT %d: the install of %s is incomplete although nvidia-installer exited 0: %d of the %d files of its manifest are missing or differ (%s); /var/log/nvidia-installer.log inside the container says why (\"Cannot install\"); free the space or fix the directory, then restart the container", s.vmid(), s.version, len(files), len(want), strings.Join(shown, ", "))
+		hint := s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version)))
+		if hint == "" {
+			hint = "fix what it names, then restart the container; "
+		}
+		return nil, fmt.Errorf("CT %d: the install of %s is incomplete although nvidia-installer exited 0: %d of the %d files of its manifest are missing or differ (%s); %sits log, /var/log/nvidia-installer.log inside the container, has a \"Cannot install ...\" line for each", s.vmid(), s.version, len(files), len(want), strings.Join(shown, ", "), hint)
 	}
 	var notes []string
 	if len(firmware) > 0 {
