@@ -1,6 +1,7 @@
 package lxctest
 
 import (
+	"context"
 	"bytes"
 	"errors"
 	"fmt"
@@ -356,9 +357,18 @@ func (c *CT) lxc(tool string, args ...string) error {
 	return err
 }
 
+// lxcToolTimeout bounds one run of an lxc-* tool: they block on a hung
+// monitor, or on a config that is a FIFO.
+const lxcToolTimeout = 2 * time.Minute
+
 func (c *CT) lxcOutput(tool string, args ...string) (string, error) {
 	a := append([]string{"-n", strconv.Itoa(c.VMID), "-P", c.Bed.LXCPath}, args...)
-	out, err := exec.Command(tool, a...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), lxcToolTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, tool, a...).CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("%s %v: no answer within %v", tool, a, lxcToolTimeout)
+	}
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %w: %s", tool, err, strings.TrimSpace(string(out)))
 	}
