@@ -1,8 +1,8 @@
 package lxctest
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
