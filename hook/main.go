@@ -26,7 +26,7 @@ import (
 	"nvidiaprep/nvidiaprep/prestart"
 )
 
-const usage = `usage: nvidiaprep-hook [--no-chain] <vmid> <phase>
+const usage = `usage: nvidiaprep-hook <vmid> <phase>
 
 Proxmox VE hookscript: gives the container the NVIDIA devices of this node.
 phase is one of pre-start, post-start, pre-stop, post-stop.
@@ -34,8 +34,8 @@ Register it: nvidiaprep enable <vmid> (or pct set <vmid> --hookscript local:snip
 Configuration: /etc/nvidiaprep/nvidiaprep.toml (or $NVIDIAPREP_CONFIG),
 after the cluster-wide /etc/pve/nvidiaprep.toml.
 A container's own hookscript ([containers.N] chain) runs first, in every
-phase; --no-chain runs nvidiaprep's part alone (the container units'
-drop-in does, on the paths where Proxmox runs no hookscript).
+phase; --no-chain before <vmid> runs nvidiaprep's part alone (the container
+units' drop-in does, on the paths where Proxmox runs no hookscript).
 `
 
 func main() {
@@ -73,10 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		if !starting {
 			// A stop never waits on nvidiaprep's configuration.
-			log.Error().Err(err).Msgf("CT %d: configuration is broken, so its own hookscript (if any) is not run for %s; correct the file", vmid, phase)
+			log.Error().Msgf("CT %d: configuration: %v; its own hookscript (if any) is not run for %s: correct the file", vmid, err, phase)
 			return 0
 		}
-		log.Error().Err(err).Msgf("CT %d: configuration is broken; correct the file, then start the container again", vmid)
+		log.Error().Msgf("CT %d: configuration: %v; correct the file, then start the container again", vmid, err)
 		return 1
 	}
 	var chainErr error
