@@ -28,7 +28,11 @@ func main() {
 	payload := flag.Int64("payload-mb", 300, "size of the stand-in .run for the provisioning measurement")
 	storm := flag.Int("storm", 10, "containers in the boot storm")
 	out := flag.String("o", "", "also write the table to this file")
+	dropIn := flag.Bool("dropin-only", false, "measure only what the container units' drop-in adds (no containers)")
 	flag.Parse()
+	if *dropIn {
+		*out, *storm, *payload = "", -1, -1
+	}
 	if err := run(*runs, *payload<<20, *storm, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -68,6 +72,10 @@ func run(runs int, payload int64, storm int, out string) error {
 		return err
 	}
 	rows = append(rows, r...)
+	if storm < 0 {
+		fmt.Print(render(rows))
+		return nil
+	}
 	for _, gpus := range []int{1, 8} {
 		r, err := e.preStart(root, gpus, runs)
 		if err != nil {
