@@ -211,9 +211,8 @@ func (nb *nodeBed) running(t *testing.T, g *pvenode.Guest) {
 	if g.State() == "RUNNING" {
 		return
 	}
-	since := time.Now()
 	nb.startGuest(t, g)
-	nb.waitProvisioned(t, g, since, nb.driver.Version)
+	nb.waitLibs(t, g, nb.driver.Version)
 }
 
 // TestNode runs the Proxmox VE 9 node scenarios on one booted node, in
@@ -388,6 +387,7 @@ func TestNode(t *testing.T) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		nb.startGuest(t, g)
+		nb.waitLibs(t, g, nb.driver.Version)
 		nb.wantGPU0(t, g, nb.driver.Version)
 	})
 
@@ -421,6 +421,24 @@ func TestNode(t *testing.T) {
 			t.Errorf("hookscript after disable: %q, want the admin's back", out)
 		}
 	})
+}
+
+// waitLibs waits until the guest has the NVIDIA libraries of version (a
+// start that reprovisions installs them in the background) and no install
+// is in progress.
+func (nb *nodeBed) waitLibs(t *testing.T, g *pvenode.Guest, version string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, _, _ := g.Sh("test -e /var/lib/nvidiaprep/provisioning || cat /var/lib/nvidiaprep/installed")
+		if strings.Contains(out, "version="+version+"\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CT %d: no libraries %s after 3 minutes (installed: %q)\n%s", g.VMID, version, out, nb.journal(g))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // stop stops the guest with pct stop (a no-op when stopped).

@@ -44,7 +44,15 @@ mkdir -p %[1]s/upper %[1]s/work %[2]s
 chown %[5]d:%[5]d %[1]s/upper
 mount -t overlay overlay -o lowerdir=%[3]s,upperdir=%[1]s/upper,workdir=%[1]s/work %[2]s
 echo ct%[4]d > %[2]s/etc/hostname
-chown %[5]d:%[5]d %[2]s/etc/hostname`, vol, sub, CacheDir+"/"+filepath.Base(lower), vmid, owner)
+chown %[5]d:%[5]d %[2]s/etc/hostname
+# The cached Debian 13 tree is the node's too and has LXC; in a guest its
+# units would hold the boot up (lxc.service waits ~30 s).
+for u in lxc.service lxc-net.service lxc-monitord.service; do
+	if [ -e %[2]s/usr/lib/systemd/system/$u ]; then
+		ln -sfn /dev/null %[2]s/etc/systemd/system/$u
+		chown -h %[5]d:%[5]d %[2]s/etc/systemd/system/$u
+	fi
+done`, vol, sub, CacheDir+"/"+filepath.Base(lower), vmid, owner)
 	if out, code, err := n.Sh(script); err != nil || code != 0 {
 		return nil, fmt.Errorf("node %s: guest %d volume: exit %d %v\n%s", n.Name, vmid, code, err, out)
 	}
