@@ -11,16 +11,19 @@ package integration_test
 // repairs.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,7 +243,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "config not TOML", config: notTOML, args: []string{"9701", "pre-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
 		{name: "config not TOML post-start", config: notTOML, args: []string{"9701", "post-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
 		{name: "unknown key", config: "[containers.9701]\ngpu = [\"0\"]\n", args: []string{"9701", "pre-start"}, exit: 1, line: "gpu =",
-			want: []string{"CT 9701: configuration: ", "containers.9701.gpu: unknown key (known keys: gpus, required, install)"}},
+			want: []string{"CT 9701: configuration: ", "containers.9701.gpu: unknown key (known keys: gpus, required, install, chain, strict)"}},
 		{name: "no GPU matches, required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = true\n", args: []string{"9701", "pre-start"}, exit: 1,
 			want: []string{"CT 9701 requires its GPU", `GPU selector "7" matches no GPU on this node`, "GPUs here: 0 (GPU-", "Fix gpus in [containers.9701]", "set required = false"}},
 		{name: "no GPU matches, not required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = false\n", args: []string{"9701", "pre-start"}, exit: 0,
@@ -459,7 +462,9 @@ func TestContainerWithAFullDisk(t *testing.T) {
 	since := time.Now()
 	start(t, n, ct)
 	config, _ := os.ReadFile(ct.ConfigPath())
-	failedProvision(t, n, 9712, since, "nvidia-installer "+driverA+" failed (exit 1)", "Cannot install ",
+	// NVIDIA's installer goes on after a file it cannot install and exits 0
+	// (continue_after_error): the manifest check finds what is missing.
+	failedProvision(t, n, 9712, since, "the install of "+driverA+" is incomplete although nvidia-installer exited 0", "Cannot install ",
 		"the container's file system is full: /usr/lib/x86_64-linux-gnu has ", "free space in CT 9712 (or grow its disk: pct resize 9712 rootfs +1G), then restart it")
 	if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
 		t.Errorf("the generated config changed:\n%s", b)
@@ -508,4 +513,171 @@ func TestDpkgLockNeverReleased(t *testing.T) {
 	failedProvision(t, n, 9713, since, "/var/lib/dpkg/lock-frontend is still held by /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600 (pid ",
 		"after 3s; nothing was changed", "Let it finish (or stop it), then restart the container")
 	wantSameCT(t, ct, files, ctFiles(t, ct))
+}
+
+// A process inside the container holds the dpkg lock under a command line
+// that would forge sd_notify assignments and log lines and clear the
+// admin's terminal: the worker's STATUS= datagrams, its log and its record
+// name the holder, escaped, on one line each.
+func TestLockHolderNameCannotForgeLines(t *testing.T) {
+	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"6s\"\n")
+	ct := newCT(t, n, 9714, lxctest.Options{})
+	bin, err := os.ReadFile(holdlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger := "#!/bin/bash\nexec -a $'apt\\nSTATUS=forged\\nMAINPID=1\\n\\x1b[2J' /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
+	unit := "[Unit]\nDescription=a lock holder with a forging name\n[Service]\nExecStart=/usr/local/bin/forger\n"
+	for name, f := range map[string]struct {
+		data []byte
+		mode os.FileMode
+	}{
+		"usr/local/bin/holdlock":                             {bin, 0o755},
+		"usr/local/bin/forger":                               {[]byte(forger), 0o755},
+		"etc/systemd/system/forger.service":                  {[]byte(unit), 0o644},
+		"etc/systemd/system/multi-user.target.d/forger.conf": {[]byte("[Unit]\nWants=forger.service\n"), 0o644},
+	} {
+		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The worker's sd_notify socket: what `systemctl status` would show.
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mu sync.Mutex
+	var datagrams []string
+	go func() {
+		buf := make([]byte, 1<<16)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			datagrams = append(datagrams, string(buf[:k]))
+			mu.Unlock()
+		}
+	}()
+	since := time.Now()
+	s, err := ct.ProxmoxStart(n.Hook, append(n.Env(), "NOTIFY_SOCKET="+sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ct.Stop(n.Hook, n.Env()) })
+	_ = s
+	p := failedProvision(t, n, 9714, since, `is still held by apt\nSTATUS=forged\nMAINPID=1\n\x1b[2J /var/lib/dpkg/lock-frontend 3600 (pid `)
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	held := false
+	for _, d := range datagrams {
+		for _, line := range strings.Split(d, "\n") {
+			if !strings.HasPrefix(line, "STATUS=") || strings.HasPrefix(line, "STATUS=forged") || strings.Contains(line, "\x1b") {
+				t.Errorf("a forged or raw notify line %q in the datagram %q", line, d)
+			}
+		}
+		held = held || strings.Contains(d, `held by apt\nSTATUS=forged`)
+	}
+	if !held {
+		t.Errorf("no STATUS= line names the holder; datagrams: %q", datagrams)
+	}
+	log := n.WorkerLog(9714)
+	for _, line := range strings.Split(log, "\n") {
+		if strings.HasPrefix(line, "STATUS=") || strings.HasPrefix(line, "MAINPID=") || strings.Contains(line, "\x1b") {
+			t.Errorf("a forged or raw line in the worker log: %q", line)
+		}
+	}
+	if strings.ContainsAny(p.Error, "\n\x1b") {
+		t.Errorf("the record's error holds control characters: %q", p.Error)
+	}
+}
+
+// A FIFO or a device where the node config, a container's LXC config or its
+// record belongs: the hook, status and doctor neither hang nor read an
+// endless stream; they finish within seconds, naming the path and what is
+// there instead of a file.
+func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
+	n := newNode(t, "")
+	ct := newCT(t, n, 9715, lxctest.Options{})
+	if err := ct.WriteGeneratedConfig(); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withConfig := func(path string) []string {
+		var env []string
+		for _, e := range n.Env() {
+			if !strings.HasPrefix(e, "NVIDIAPREP_CONFIG=") {
+				env = append(env, e)
+			}
+		}
+		return append(env, "NVIDIAPREP_CONFIG="+path)
+	}
+	run := func(t *testing.T, env []string, bin string, args ...string) (string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env, cmd.Dir = env, "/"
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("%s %q hangs:\n%s", bin, args, out)
+		}
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	for _, c := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"config /dev/zero", withConfig("/dev/zero"), "/dev/zero is a character device, not a regular file"},
+		{"config a FIFO", withConfig(fifo), fifo + " is a FIFO, not a regular file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, args := range [][]string{{"9715", "pre-start"}, {"9715", "post-start"}} {
+				out, code := run(t, c.env, hook, args...)
+				if code != 1 || !strings.Contains(out, c.want) {
+					t.Errorf("hook %v: exit %d, want 1 naming %q:\n%s", args, code, c.want, out)
+				}
+			}
+			for _, cmd := range []string{"status", "doctor"} {
+				out, code := run(t, c.env, admin(), cmd)
+				if code == 0 || !strings.Contains(out, c.want) {
+					t.Errorf("%s: exit %d, want a failure naming %q:\n%s", cmd, code, c.want, out)
+				}
+			}
+		})
+	}
+	t.Run("LXC config and record FIFOs", func(t *testing.T) {
+		if err := n.WriteConfig("[containers.9715]\ngpus = [\"0\"]\n"); err != nil {
+			t.Fatal(err)
+		}
+		lxcConfig := filepath.Join(n.Bed.LXCPath, "9715", "config")
+		os.Remove(lxcConfig)
+		rec := record.Path(n.StateDir(), 9715)
+		os.MkdirAll(filepath.Dir(rec), 0o755)
+		os.Remove(rec)
+		for _, p := range []string{lxcConfig, rec} {
+			if err := unix.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, code := run(t, n.Env(), hook, "9715", "pre-start")
+		if code != 1 || !strings.Contains(out, lxcConfig+" is a FIFO, not a regular file") {
+			t.Errorf("pre-start: exit %d, want 1 naming the LXC config:\n%s", code, out)
+		}
+		out, _ = run(t, n.Env(), admin(), "status")
+		wantAll(t, "status", out, rec+" is a FIFO, not a regular file")
+		run(t, n.Env(), admin(), "doctor")
+	})
 }

@@ -245,10 +245,20 @@ func (c *CT) kill() error {
 
 // runHook runs "<hook> <vmid> <phase>" on the host.
 func (c *CT) runHook(hook, phase string, env []string) *HookRun {
+	return c.run(phase, env, hook, strconv.Itoa(c.VMID), phase)
+}
+
+// runProgram runs "<program> <vmid>" on the host, as a unit's
+// ExecStartPre=<program> %i does.
+func (c *CT) runProgram(program string, env []string) *HookRun {
+	return c.run(filepath.Base(program), env, program, strconv.Itoa(c.VMID))
+}
+
+func (c *CT) run(phase string, env []string, argv ...string) *HookRun {
 	if env == nil {
 		env = []string{cleanPath}
 	}
-	cmd := exec.Command(hook, strconv.Itoa(c.VMID), phase)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = "/"
 	t0 := time.Now()

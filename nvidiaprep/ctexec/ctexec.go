@@ -16,6 +16,8 @@ import (
 
 	lxc "github.com/lxc/go-lxc"
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Env is the whole environment of commands run inside a container.
@@ -50,11 +52,15 @@ func (c *Container) Running() bool { return c.c.Running() }
 // InitPID is the host pid of the container's init, or -1.
 func (c *Container) InitPID() int { return c.c.InitPid() }
 
-// Result is what a command did.
+// Result is what a command did. Its output is the container's text: parse
+// it with Raw, print it as it is (its String escapes it).
 type Result struct {
-	Stdout, Stderr string
+	Stdout, Stderr untrusted.Text
 	Exit           int
 }
+
+// Output is stdout followed by stderr.
+func (r Result) Output() untrusted.Text { return untrusted.Concat(r.Stdout, r.Stderr) }
 
 // ErrStopped means the container stopped while a command ran or before it.
 var ErrStopped = errors.New("container is not running")
@@ -66,7 +72,7 @@ var ErrStopped = errors.New("container is not running")
 func (c *Container) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
 	var out, errOut capped
 	exit, err := c.Stream(ctx, argv, stdin, &out, &errOut)
-	return Result{Stdout: out.String(), Stderr: errOut.String(), Exit: exit}, err
+	return Result{Stdout: untrusted.New(out.String()), Stderr: untrusted.New(errOut.String()), Exit: exit}, err
 }
 
 // Grace periods of Stream, once its deadline has passed or its command has

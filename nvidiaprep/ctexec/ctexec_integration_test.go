@@ -34,7 +34,7 @@ func TestRunInsideARealContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Exit != 3 || res.Stdout != "in\nct201\n" || res.Stderr != "err\n" {
+	if res.Exit != 3 || res.Stdout.Raw() != "in\nct201\n" || res.Stderr.Raw() != "err\n" {
 		t.Fatalf("got %+v", res)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

@@ -32,7 +32,7 @@ func TestRunDoesNotWaitForBackgroundProcesses(t *testing.T) {
 
 	t0 := time.Now()
 	r, err := c.Run(context.Background(), []string{"sh", "-c", "sleep 60 & echo started; exit 4"}, nil)
-	if err != nil || r.Exit != 4 || r.Stdout != "started\n" {
+	if err != nil || r.Exit != 4 || r.Stdout.Raw() != "started\n" {
 		t.Fatalf("got %+v, %v", r, err)
 	}
 	if took := time.Since(t0); took > 10*time.Second {

@@ -15,6 +15,9 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Root is a container's root directory, opened from the host.
@@ -49,14 +52,7 @@ func (r *Root) open(path string, flags uint64) (*os.File, error) {
 
 // NotRegularError means a path inside the container is not a regular file
 // (after its links, resolved inside the container): the host did not open it.
-type NotRegularError struct {
-	Path string
-	Kind string // "a directory", "a character device", ...
-}
-
-func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s is %s, not a regular file", e.Path, e.Kind)
-}
+type NotRegularError = fsutil.NotRegularError
 
 // openRegular opens a regular file inside the container for reading. The
 // path is first opened with O_PATH, which opens nothing behind it (no device
@@ -69,36 +65,7 @@ func (r *Root) openRegular(path string) (*os.File, error) {
 		return nil, err
 	}
 	defer p.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(p.Fd()), &st); err != nil {
-		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &NotRegularError{Path: path, Kind: kind(st.Mode)}
-	}
-	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(p.Fd())), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "reopen", Path: path, Err: err}
-	}
-	return os.NewFile(uintptr(fd), path), nil
-}
-
-func kind(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFCHR:
-		return "a character device"
-	case unix.S_IFBLK:
-		return "a block device"
-	case unix.S_IFIFO:
-		return "a FIFO"
-	case unix.S_IFSOCK:
-		return "a socket"
-	case unix.S_IFLNK:
-		return "a symbolic link"
-	}
-	return "of an unknown type"
+	return fsutil.ReopenRegular(int(p.Fd()), path)
 }
 
 // ReadFile reads at most max bytes of a regular file inside the container;
@@ -112,19 +79,20 @@ func (r *Root) ReadFile(path string, max int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, max))
 }
 
-// Readlink reads a symlink inside the container without following it.
-func (r *Root) Readlink(path string) (string, error) {
+// Readlink reads a symlink inside the container without following it; the
+// target is the container's text.
+func (r *Root) Readlink(path string) (untrusted.Text, error) {
 	f, err := r.open(path, unix.O_PATH|unix.O_NOFOLLOW)
 	if err != nil {
-		return "", err
+		return untrusted.Text{}, err
 	}
 	defer f.Close()
 	buf := make([]byte, 4096)
 	n, err := unix.Readlinkat(int(f.Fd()), "", buf)
 	if err != nil {
-		return "", &os.PathError{Op: "readlink", Path: path, Err: err}
+		return untrusted.Text{}, &os.PathError{Op: "readlink", Path: path, Err: err}
 	}
-	return string(buf[:n]), nil
+	return untrusted.Bytes(buf[:n]), nil
 }
 
 // LockHolder tells whether a write lock on path would be refused because
@@ -154,16 +122,18 @@ func (r *Root) LockHolder(path string) (locked bool, pid int, err error) {
 	return true, pid, nil
 }
 
-// ProcessName returns a host process's command line for log lines ("apt-get
-// install foo"), or its pid as text when it is gone.
-func ProcessName(pid int) string {
+// ProcessName returns a process's command line for log lines ("apt-get
+// install foo (pid 42)"), or its pid as text when it is gone. The process
+// (a container's, or any on the host) chose its command line: it is
+// untrusted text, at most 120 bytes of it kept.
+func ProcessName(pid int) untrusted.Text {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil || len(b) == 0 {
-		return "pid " + strconv.Itoa(pid)
+		return untrusted.New("pid " + strconv.Itoa(pid))
 	}
 	s := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
 	if len(s) > 120 {
 		s = s[:120] + "..."
 	}
-	return fmt.Sprintf("%s (pid %d)", s, pid)
+	return untrusted.New(fmt.Sprintf("%s (pid %d)", s, pid))
 }

@@ -11,10 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/filelock"
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // Cache is the node's driver cache below one directory (config paths.cache):
@@ -46,6 +48,11 @@ func (c Cache) RunsDir() string { return filepath.Join(c.Dir, "runs") }
 
 // DriversDir holds the extracted trees, one directory per version.
 func (c Cache) DriversDir() string { return filepath.Join(c.Dir, "drivers") }
+
+// TmpDir is the cache's private working directory (the .run stub's
+// $TMPDIR and the extraction in progress), beside DriversDir on the same
+// file system, never visible to containers.
+func (c Cache) TmpDir() string { return filepath.Join(c.Dir, "tmp") }
 
 // Tree is the extracted tree of version.
 func (c Cache) Tree(version string) string { return filepath.Join(c.DriversDir(), version) }
@@ -99,7 +106,7 @@ func (c Cache) FindRun(version string) (string, error) {
 }
 
 func readHeaderFile(path string) (Header, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return Header{}, err
 	}
@@ -109,7 +116,7 @@ func readHeaderFile(path string) (Header, error) {
 
 // SHA256 returns the hex sha256 of a file.
 func SHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return "", fmt.Errorf("checksum: %w", err)
 	}
@@ -163,13 +170,26 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 	if err := Verify(run, pinned); err != nil {
 		return "", err
 	}
-	tmp := filepath.Join(c.DriversDir(), ".extract-"+version)
+	if strings.ContainsAny(run, " \t\n") {
+		return "", fmt.Errorf("extracting %s: NVIDIA's .run reads itself through an unquoted $0, so its path must not contain whitespace; set paths.cache to a directory without spaces", run)
+	}
+	// NVIDIA's stub puts its decompressor into $TMPDIR (which must allow
+	// execution) and, when tar fails, writes to /dev/tty and kills itself,
+	// leaving what it extracted. Both go to the cache's private tmp/, never
+	// into drivers/, which every container sees; the stub runs in a session
+	// of its own, without a terminal.
+	work := c.TmpDir()
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return "", fmt.Errorf("driver cache: %w", err)
+	}
+	tmp := filepath.Join(work, "extract-"+version)
 	if err := os.RemoveAll(tmp); err != nil { // left by a crash
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", run, "--extract-only", "--target", tmp)
-	cmd.Dir = c.DriversDir()
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + c.DriversDir()}
+	cmd.Dir = work
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + work}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// The extraction holds the version's lock too (as descriptor 3): when
 	// this process is killed, the next Extract waits until the orphaned
 	// extraction has stopped writing into tmp before it removes tmp.

@@ -165,3 +165,38 @@ func TestTamperedRunIsNotExtracted(t *testing.T) {
 		t.Fatal("a tampered tree is in place")
 	}
 }
+
+// The stub's temporary files and the extraction in progress stay in the
+// cache's private tmp/: drivers/, which every container sees, gets only
+// finished trees.
+func TestExtractionWorksOutsideTheDriversDir(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	if _, err := c.Extract(context.Background(), "580.159.04", ""); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(c.DriversDir())
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != ".580.159.04.lock 580.159.04" {
+		t.Errorf("drivers/ holds %v", names)
+	}
+	if st, err := os.Stat(c.TmpDir()); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("tmp/: %v %v", st, err)
+	}
+}
+
+// NVIDIA's stub reads itself through an unquoted $0.
+func TestRunPathWithSpacesIsRefused(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	spaced := Cache{Dir: filepath.Join(t.TempDir(), "my cache")}
+	os.MkdirAll(spaced.RunsDir(), 0o755)
+	run, _ := c.FindRun("580.159.04")
+	b, _ := os.ReadFile(run)
+	os.WriteFile(filepath.Join(spaced.RunsDir(), "x.run"), b, 0o755)
+	_, err := spaced.Extract(context.Background(), "580.159.04", "")
+	if err == nil || !strings.Contains(err.Error(), "must not contain whitespace") {
+		t.Fatalf("a path with a space: %v", err)
+	}
+}

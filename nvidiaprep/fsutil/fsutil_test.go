@@ -1,9 +1,14 @@
 package fsutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteFileAtomicKeepsModeAndLeavesNoTemp(t *testing.T) {
@@ -30,5 +35,42 @@ func TestWriteFileAtomicMissingDirChangesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing", "config")
 	if err := WriteFileAtomic(path, []byte("x"), 0o644); err == nil {
 		t.Fatal("want an error for a missing directory")
+	}
+}
+
+// A FIFO (no writer), a device and a directory where a file belongs are
+// refused at once, naming the path and what it is; a larger file than the
+// reader accepts is refused; a link to a regular file is read.
+func TestReadRegularRefusesWhatIsNoFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for path, kind := range map[string]string{fifo: "a FIFO", "/dev/zero": "a character device", dir: "a directory"} {
+		done := make(chan error, 1)
+		go func() { _, err := ReadRegular(path, 1<<20); done <- err }()
+		select {
+		case err := <-done:
+			var nr *NotRegularError
+			if !errors.As(err, &nr) || !strings.Contains(err.Error(), path+" is "+kind+", not a regular file") {
+				t.Errorf("%s: %v", path, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("reading %s hangs", path)
+		}
+	}
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, make([]byte, 2048), 0o644)
+	if _, err := ReadRegular(big, 1024); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), big) {
+		t.Errorf("a file over the cap: %v", err)
+	}
+	link := filepath.Join(dir, "link")
+	os.Symlink(big, link)
+	if b, err := ReadRegular(link, 4096); err != nil || len(b) != 2048 {
+		t.Errorf("a link to a file: %d bytes, %v", len(b), err)
+	}
+	if _, err := ReadRegular(filepath.Join(dir, "missing"), 10); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing file: %v", err)
 	}
 }

@@ -57,7 +57,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -69,6 +68,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/filelock"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -232,7 +232,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 
 // installedVersion reads nvidia-installer's record; "" when there is none.
 func (r *runner) installedVersion() string {
-	b, err := os.ReadFile(r.host(nvidiaLog))
+	b, err := fsutil.ReadRegular(r.host(nvidiaLog), 1<<20)
 	if err != nil {
 		return ""
 	}
@@ -329,7 +329,7 @@ func (r *runner) pending(prev State) (Report, error) {
 
 // bootedAfter tells whether the node booted after t (btime in <proc>/stat).
 func (r *runner) bootedAfter(t time.Time) bool {
-	b, err := os.ReadFile(filepath.Join(r.paths().Proc, "stat"))
+	b, err := fsutil.ReadRegular(filepath.Join(r.paths().Proc, "stat"), 1<<20)
 	if err != nil {
 		return false
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Outcomes recorded in the state file.
@@ -45,7 +46,7 @@ func StatePath(stateDir string) string { return filepath.Join(stateDir, "host-dr
 
 // LoadState reads the state file; ok is false when there is none.
 func LoadState(stateDir string) (s State, ok bool, err error) {
-	b, err := os.ReadFile(StatePath(stateDir))
+	b, err := fsutil.ReadRegular(StatePath(stateDir), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return State{}, false, nil
 	}
@@ -55,6 +56,8 @@ func LoadState(stateDir string) (s State, ok bool, err error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return State{}, false, fmt.Errorf("reading the host driver state %s: %w", StatePath(stateDir), err)
 	}
+	// Its error quotes commands' output: one line for status and doctor.
+	s.Error = untrusted.Escape(s.Error, 4096)
 	return s, true, nil
 }
 
@@ -131,7 +134,7 @@ func clearRebootRequired(root string) error {
 }
 
 func readLines(path string) []string {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadRegular(path, 1<<20)
 	if err != nil {
 		return nil
 	}

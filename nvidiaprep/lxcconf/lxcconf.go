@@ -16,6 +16,10 @@ const (
 	End   = "# END nvidiaprep"
 )
 
+// MaxSize is the largest LXC config nvidiaprep reads: Proxmox writes a
+// few KiB; anything near this is not a container's config.
+const MaxSize = 4 << 20
+
 // Entry is one "key = value" line outside nvidiaprep's block.
 type Entry struct {
 	Line  int // 1-based
@@ -127,4 +131,10 @@ func findBlock(config []byte) (start, end int, err error) {
 		return -1, -1, fmt.Errorf("nvidiaprep's BEGIN marker has no END marker; remove nvidiaprep's lines by hand")
 	}
 	return start, end, nil
+}
+
+// HasBlock tells whether config holds a whole nvidiaprep block.
+func HasBlock(config []byte) bool {
+	start, _, err := findBlock(config)
+	return err == nil && start >= 0
 }

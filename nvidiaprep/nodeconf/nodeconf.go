@@ -26,6 +26,7 @@ type Settings struct {
 	GPUs     *config.Selection
 	Required *bool
 	Install  *bool
+	Chain    *string // the container's own hookscript, run first; "" removes none
 }
 
 // SetContainer returns text with a [containers.vmid] table holding s. An
@@ -49,6 +50,9 @@ func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]b
 	if s.Install != nil {
 		want = append(want, struct{ key, value string }{"install", strconv.FormatBool(*s.Install)})
 	}
+	if s.Chain != nil && *s.Chain != "" {
+		want = append(want, struct{ key, value string }{"chain", strconv.Quote(*s.Chain)})
+	}
 	raw := rawLines(text)
 	if at < 0 {
 		c := base
@@ -61,6 +65,9 @@ func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]b
 		if s.Install != nil {
 			c.Install = *s.Install
 		}
+		if s.Chain != nil && *s.Chain != "" {
+			c.Chain = *s.Chain
+		}
 		if len(raw) > 0 && strings.TrimSpace(raw[len(raw)-1]) != "" {
 			raw = append(raw, "")
 		}
@@ -68,6 +75,9 @@ func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]b
 			"gpus = "+gpusValue(c.GPUs),
 			"required = "+strconv.FormatBool(c.Required),
 			"install = "+strconv.FormatBool(c.Install))
+		if c.Chain != "" {
+			raw = append(raw, "chain = "+strconv.Quote(c.Chain))
+		}
 		return join(raw), nil
 	}
 	end := tableEnd(lines, at)
@@ -237,7 +247,7 @@ func Edit(ctx context.Context, path string, cluster config.File, change func([]b
 		return fmt.Errorf("editing %s: %w", path, err)
 	}
 	defer lock.Unlock()
-	old, err := os.ReadFile(path)
+	old, err := fsutil.ReadRegular(path, config.MaxFileSize)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("editing %s: %w", path, err)
 	}

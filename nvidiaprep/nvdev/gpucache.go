@@ -30,7 +30,7 @@ type gpuCache struct {
 func (c CachedGPUs) GPUs() ([]GPU, error) {
 	key, keyErr := c.key()
 	if keyErr == nil {
-		if b, err := os.ReadFile(c.Path); err == nil {
+		if b, err := fsutil.ReadRegular(c.Path, 1<<20); err == nil {
 			var cached gpuCache
 			if json.Unmarshal(b, &cached) == nil && cached.Key == key {
 				return cached.GPUs, nil
@@ -50,7 +50,7 @@ func (c CachedGPUs) GPUs() ([]GPU, error) {
 }
 
 func (c CachedGPUs) key() (string, error) {
-	boot, err := os.ReadFile(filepath.Join(c.Proc, "sys/kernel/random/boot_id"))
+	boot, err := fsutil.ReadRegular(filepath.Join(c.Proc, "sys/kernel/random/boot_id"), 4096)
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // GPU is one physical GPU as the driver knows it.
@@ -45,7 +47,7 @@ func (p ProcGPUs) GPUs() ([]GPU, error) {
 	var gpus []GPU
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name(), "information")
-		f, err := os.Open(path)
+		f, err := fsutil.OpenRegular(path)
 		if err != nil {
 			return nil, fmt.Errorf("listing GPUs: %w", err)
 		}

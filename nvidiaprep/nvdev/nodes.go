@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // Fixed numbers of the NVIDIA driver (see shared/reference/nvidia.md).
@@ -52,7 +54,7 @@ type Finder struct {
 
 // Majors reads <proc>/devices.
 func (f Finder) Majors() (Majors, error) {
-	file, err := os.Open(filepath.Join(f.Proc, procDevicesRel))
+	file, err := fsutil.OpenRegular(filepath.Join(f.Proc, procDevicesRel))
 	if err != nil {
 		return nil, fmt.Errorf("reading device majors: %w", err)
 	}
@@ -173,7 +175,7 @@ func (f Finder) CapNodes(majors Majors, gpus []GPU) ([]Node, error) {
 }
 
 func readCapAccess(path string) (minor, mode uint32, err error) {
-	f, err := os.Open(path)
+	f, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading MIG capability: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // ErrNoDriver means that no NVIDIA kernel module is loaded on this host.
@@ -17,7 +19,7 @@ var ErrNoDriver = errors.New("no NVIDIA kernel module is loaded")
 // from <sys>/module/nvidia/version (cheapest) or the "NVRM version:" line of
 // <proc>/driver/nvidia/version. It returns ErrNoDriver when neither exists.
 func LoadedVersion(sysRoot, procRoot string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(sysRoot, "module/nvidia/version"))
+	b, err := fsutil.ReadRegular(filepath.Join(sysRoot, "module/nvidia/version"), 4096)
 	if err == nil {
 		if v := strings.TrimSpace(string(b)); ValidVersion(v) {
 			return v, nil
@@ -25,7 +27,7 @@ func LoadedVersion(sysRoot, procRoot string) (string, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("reading loaded driver version: %w", err)
 	}
-	f, err := os.Open(filepath.Join(procRoot, "driver/nvidia/version"))
+	f, err := fsutil.OpenRegular(filepath.Join(procRoot, "driver/nvidia/version"))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", ErrNoDriver
 	}

@@ -1,6 +1,14 @@
 package provision
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
+
+// packageName is a Debian package name (Debian Policy 5.6.1), with an
+// optional ":arch". The container prints the list: anything else in it
+// (a name with escapes, an option for apt) is no package and is skipped.
+var packageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$`)
 
 // distroDriverPrefixes name the NVIDIA driver packages of Debian, Ubuntu and
 // NVIDIA's own apt repositories, whose files fight a .run install.
@@ -20,7 +28,7 @@ func DriverPackages(dpkgQuery string) []string {
 	var out []string
 	for _, line := range strings.Split(dpkgQuery, "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 || (f[0][0] != 'i' && f[0] != "rc") {
+		if len(f) != 2 || (f[0][0] != 'i' && f[0] != "rc") || !packageName.MatchString(f[1]) {
 			continue
 		}
 		name := strings.SplitN(f[1], ":", 2)[0] // drop ":amd64"

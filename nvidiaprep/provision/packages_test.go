@@ -18,7 +18,7 @@ ii  firmware-nvidia-gsp
 ii  nvidiaprep
 ii  nvidia-cuda-toolkit
 iU  xserver-xorg-video-nvidia
-`
+` + "ii  nvidia-x\x1b[2J\nii  nvidia-\u202ekcatta\nii  nvidia-y;reboot\n" // not package names
 	got := strings.Join(DriverPackages(q), " ")
 	want := "nvidia-driver libnvidia-compute-550:amd64 nvidia-utils-550 libcuda1:amd64 firmware-nvidia-gsp xserver-xorg-video-nvidia"
 	if got != want {

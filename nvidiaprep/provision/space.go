@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // installSize is about how many bytes an install writes: the regular files
@@ -42,14 +44,14 @@ func (s session) fullHint(ctx context.Context, need int64) string {
 	if err != nil || r.Exit != 0 {
 		return ""
 	}
-	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout.Raw()), "\n") {
 		dir, avail, ok := strings.Cut(line, " ")
 		kib, err := strconv.ParseInt(strings.TrimSpace(avail), 10, 64)
 		if !ok || err != nil || kib*1024 >= need {
 			continue
 		}
 		return fmt.Sprintf("the container's file system is full: %s has %d KiB free, the driver needs about %d KiB: free space in CT %d (or grow its disk: pct resize %d rootfs +1G), then restart it; ",
-			dir, kib, (need+1023)/1024, s.vmid(), s.vmid())
+			untrusted.New(dir), kib, (need+1023)/1024, s.vmid(), s.vmid())
 	}
 	return ""
 }

@@ -15,6 +15,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Outcomes of a provisioning run.
@@ -35,6 +36,9 @@ type Provision struct {
 	Error    string        `json:"error,omitempty"`
 	Notes    []string      `json:"notes,omitempty"`
 }
+
+// maxText is the most bytes of a record's error or note that Load returns.
+const maxText = 4096
 
 // Path is where the record of vmid lives under the state directory.
 func Path(stateDir string, vmid int) string {
@@ -66,7 +70,7 @@ func Save(stateDir string, p Provision) error {
 
 // Load reads the record of vmid; ok is false when there is none.
 func Load(stateDir string, vmid int) (p Provision, ok bool, err error) {
-	b, err := os.ReadFile(Path(stateDir, vmid))
+	b, err := fsutil.ReadRegular(Path(stateDir, vmid), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return Provision{}, false, nil
 	}
@@ -75,6 +79,12 @@ func Load(stateDir string, vmid int) (p Provision, ok bool, err error) {
 	}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return Provision{}, false, fmt.Errorf("reading the record of CT %d: %s: %w", vmid, Path(stateDir, vmid), err)
+	}
+	// Its texts hold what the container printed (an installer's last
+	// lines): data for status and doctor, each one line, however written.
+	p.Error = untrusted.Escape(p.Error, maxText)
+	for i, n := range p.Notes {
+		p.Notes[i] = untrusted.Escape(n, maxText)
 	}
 	return p, true, nil
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostdriver"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -98,6 +99,8 @@ type Container struct {
 	// has none or this is no Proxmox node (HookKnown false).
 	Hookscript string `json:"hookscript,omitempty"`
 	HookKnown  bool   `json:"hookscript_known"`
+	// Chain is its own hookscript, which nvidiaprep's hook runs first.
+	Chain string `json:"chained_hookscript,omitempty"`
 	// GPUs is the configured selection: "all", "none" or the selectors.
 	GPUs     string `json:"gpus"`
 	Required bool   `json:"required"`
@@ -135,12 +138,12 @@ func Gather(o Options) Report {
 	r.Node.HostDriver = hd
 	if hd != nil && hd.Installed != "" {
 		r.Node.Installed = hd.Installed
-	} else if b, err := os.ReadFile(o.InstallRecord); err == nil {
+	} else if b, err := fsutil.ReadRegular(o.InstallRecord, 1<<20); err == nil {
 		r.Node.Installed = record.InstalledVersion(b)
 	}
 	r.Node.RebootPending = hd != nil && (hd.Outcome == "reboot-required" || hd.Outcome == "rebooting") ||
 		r.Node.Installed != "" && r.Node.Loaded != "" && r.Node.Installed != r.Node.Loaded
-	if b, err := os.ReadFile(o.RebootRequired); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {
+	if b, err := fsutil.ReadRegular(o.RebootRequired, 1<<16); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {
 		r.Node.RebootPending = true
 	}
 	if r.Node.Loaded != "" {
@@ -160,7 +163,7 @@ func Gather(o Options) Report {
 // is loaded, and one per GPU. It creates nothing.
 func deviceNodes(p config.Paths, gpus []nvdev.GPU, problem func(error)) []DeviceNode {
 	majors := nvdev.Majors{}
-	if f, err := os.Open(filepath.Join(p.Proc, "devices")); err == nil {
+	if f, err := fsutil.OpenRegular(filepath.Join(p.Proc, "devices")); err == nil {
 		m, err := nvdev.ParseDevices(f)
 		f.Close()
 		if err != nil {
@@ -242,7 +245,7 @@ func containers(o Options, problem func(error)) []Container {
 			continue // only a record: the container moved to another node, or is gone
 		}
 		cfg := o.Config.Container(id)
-		c := Container{VMID: id, GPUs: selection(cfg.GPUs), Required: cfg.Required, Install: cfg.Install, HookKnown: hookKnown}
+		c := Container{VMID: id, GPUs: selection(cfg.GPUs), Required: cfg.Required, Install: cfg.Install, HookKnown: hookKnown, Chain: cfg.Chain}
 		if ct, ok := pveByID[id]; ok {
 			c.Hookscript = ct.Hookscript
 		}
@@ -277,7 +280,7 @@ func selection(s config.Selection) string {
 // given reads the "# driver V; GPUs ..." line that pre-start writes at the
 // top of its block in the generated config.
 func given(lxcConfig string) string {
-	b, err := os.ReadFile(lxcConfig)
+	b, err := fsutil.ReadRegular(lxcConfig, lxcconf.MaxSize)
 	if err != nil {
 		return ""
 	}
