@@ -416,6 +416,16 @@ func TestNode(t *testing.T) {
 		if want := "103 pre-start\n103 post-start\n103 pre-stop\n103 post-stop"; out != want {
 			t.Errorf("the admin's hookscript ran:\n%s\nwant:\n%s", out, want)
 		}
+		// A poweroff inside: no pct, the LXC post-stop hook runs the
+		// post-stop phase (through nvidiaprep's hook, chained).
+		nodeMust(t, n, "rm -f /var/log/admin-hook.log")
+		nb.startGuest(t, g)
+		g.Sh("poweroff")
+		nb.waitStopped(t, g)
+		out, _, _ = n.Sh("cat /var/log/admin-hook.log")
+		if want := "103 pre-start\n103 post-start\n103 post-stop"; out != want {
+			t.Errorf("the admin's hookscript around a poweroff inside ran:\n%s\nwant:\n%s", out, want)
+		}
 		nodeMust(t, n, "nvidiaprep disable 103")
 		if out := nodeMust(t, n, "pct config 103 | sed -n 's/^hookscript: //p'"); out != "local:snippets/admin-hook" {
 			t.Errorf("hookscript after disable: %q, want the admin's back", out)
