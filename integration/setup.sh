@@ -1,7 +1,8 @@
 #!/bin/bash
 # Prepares a Debian 12 machine for nvidiaprep's real-LXC integration tests
 # (package nvidiaprep/integration/lxctest): installs LXC and friends, builds
-# the cached Debian bookworm root file system the test containers boot from,
+# the cached Debian bookworm and trixie root file systems the test containers
+# (and the Proxmox VE 9-like node) boot from,
 # and gives root the subordinate ids that unprivileged containers map to.
 #
 # Idempotent and quick when everything is already in place. Run as root.
@@ -9,8 +10,6 @@
 set -euo pipefail
 
 CACHE="${NVIDIAPREP_TEST_CACHE:-/var/cache/nvidiaprep-test}"
-ROOTFS="$CACHE/rootfs-bookworm"
-SUITE=bookworm
 PACKAGES=(lxc lxc-templates lxc-dev pkg-config debootstrap uidmap dpkg-dev debhelper lintian)
 
 say() { echo "setup: $*"; }
@@ -38,9 +37,10 @@ fi
 
 # --- Debian mirror that this machine's apt uses ----------------------------
 # Prints the first URI of the deb822 stanza (or one-line source) whose suites
-# include $SUITE itself (not bookworm-updates or bookworm-security).
+# include bookworm itself (not bookworm-updates or bookworm-security); the
+# same mirror serves trixie.
 mirror_from_deb822() {
-	awk -v suite="$SUITE" '
+	awk -v suite=bookworm '
 		function flush() { if (uri != "" && hit && !done) { print uri; done = 1 } uri = ""; hit = 0 }
 		/^[ \t]*$/ { flush(); next }
 		tolower($1) == "uris:" { uri = $2 }
@@ -50,7 +50,7 @@ mirror_from_deb822() {
 }
 
 mirror_from_list() {
-	awk -v suite="$SUITE" '
+	awk -v suite=bookworm '
 		$1 != "deb" { next }
 		{ i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ } }
 		$(i + 1) == suite { print $i; exit }
@@ -73,26 +73,36 @@ find_mirror() {
 	echo http://deb.debian.org/debian
 }
 
-# --- cached root file system -------------------------------------------------
-if [ -x "$ROOTFS/usr/lib/systemd/systemd" ]; then
-	say "root file system present: $ROOTFS"
-else
+# --- cached root file systems -----------------------------------------------
+# build_root SUITE INCLUDES: debootstrap SUITE (minbase plus INCLUDES) into
+# $CACHE/rootfs-SUITE, only when it is missing. bookworm is the Debian 12
+# guest; trixie is both the Proxmox VE 9-like node (LXC 6.0 inside) and the
+# Debian 13 guest.
+build_root() {
+	local suite="$1" include="$2" root="$CACHE/rootfs-$1" mirror tmp
+	if [ -x "$root/usr/lib/systemd/systemd" ]; then
+		say "root file system present: $root"
+		return
+	fi
 	mirror="$(find_mirror)"
-	say "debootstrap $SUITE from $mirror into $ROOTFS (one to several minutes)"
+	say "debootstrap $suite from $mirror into $root (one to several minutes)"
 	mkdir -p "$CACHE"
-	tmp="$(mktemp -d "$CACHE/rootfs-$SUITE.tmp.XXXXXX")"
+	tmp="$(mktemp -d "$CACHE/rootfs-$suite.tmp.XXXXXX")"
 	trap 'rm -rf --one-file-system "$tmp" "$tmp.log"' EXIT
-	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus "$SUITE" "$tmp" "$mirror" >"$tmp.log" 2>&1 || {
+	debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$tmp.log" 2>&1 || {
 		tail -n 30 "$tmp.log" >&2
 		exit 1
 	}
 	rm -f "$tmp.log"
 	chmod 0755 "$tmp"
-	rm -rf --one-file-system "$ROOTFS"
-	mv -T "$tmp" "$ROOTFS"
+	rm -rf --one-file-system "$root"
+	mv -T "$tmp" "$root"
 	trap - EXIT
-	say "root file system ready"
-fi
+	say "root file system ready: $root"
+}
+
+build_root bookworm systemd,systemd-sysv,dbus
+build_root trixie systemd,systemd-sysv,dbus,lxc,lxc-templates,iproute2,procps
 
 # --- subordinate ids for unprivileged containers -----------------------------
 for f in /etc/subuid /etc/subgid; do

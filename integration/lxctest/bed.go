@@ -94,7 +94,7 @@ func NewBed(dir string) (*Bed, error) {
 	if err := b.writePostStopHook(); err != nil {
 		return nil, err
 	}
-	b.overlay = probeOverlay(b.lowerDir(false), filepath.Join(dir, "disk", ".overlay-probe")) == nil
+	b.overlay = probeOverlay(b.lowerDir("", false), filepath.Join(dir, "disk", ".overlay-probe")) == nil
 	return b, nil
 }
 

@@ -45,6 +45,10 @@ type Options struct {
 	// Without overlayfs that layer holds a full copy of the root file
 	// system, which must fit.
 	DiskSize int64
+	// Root is the cached tree (a directory name in the cache, such as
+	// "rootfs-trixie") the root file system starts from; "" is Debian
+	// bookworm.
+	Root string
 }
 
 // CT is one container of a Bed.
@@ -84,12 +88,12 @@ func (b *Bed) NewContainer(vmid int, o Options) (*CT, error) {
 }
 
 func (c *CT) prepare() error {
-	lower, owner := c.Bed.lowerDir(false), 0
+	lower, err := c.Bed.LowerDir(c.opts.Root, c.opts.Unprivileged)
+	if err != nil {
+		return err
+	}
+	owner := 0
 	if c.opts.Unprivileged {
-		var err error
-		if lower, err = c.Bed.ensureShifted(); err != nil {
-			return err
-		}
 		owner = IDShift
 	}
 	if err := os.MkdirAll(filepath.Join(c.dir(), "rootfs"), 0o755); err != nil {

@@ -21,21 +21,37 @@ const IDShift = 100000
 const idRange = 65536
 
 // lowerDir is the cached tree a container's root file system starts from:
-// the debootstrap tree, or for unprivileged containers its copy with every
-// owner shifted by IDShift.
-func (b *Bed) lowerDir(unprivileged bool) string {
-	if unprivileged {
-		return filepath.Join(b.Cache, fmt.Sprintf("%s-%d", rootfsName, IDShift))
+// the debootstrap tree root ("" for rootfsName), or for unprivileged
+// containers its copy with every owner shifted by IDShift.
+func (b *Bed) lowerDir(root string, unprivileged bool) string {
+	if root == "" {
+		root = rootfsName
 	}
-	return filepath.Join(b.Cache, rootfsName)
+	if unprivileged {
+		return filepath.Join(b.Cache, fmt.Sprintf("%s-%d", root, IDShift))
+	}
+	return filepath.Join(b.Cache, root)
+}
+
+// LowerDir returns the cached tree root (a directory name in Cache, ""
+// for Debian bookworm) for a privileged or, owner-shifted, an unprivileged
+// container, building the shifted copy first when it is missing.
+func (b *Bed) LowerDir(root string, unprivileged bool) (string, error) {
+	if _, err := os.Stat(filepath.Join(b.lowerDir(root, false), "usr/lib/systemd/systemd")); err != nil {
+		return "", fmt.Errorf("lxctest: no cached root file system %s (run integration/setup.sh): %w", b.lowerDir(root, false), err)
+	}
+	if unprivileged {
+		return b.ensureShifted(root)
+	}
+	return b.lowerDir(root, false), nil
 }
 
 // ensureShifted builds the shifted copy of the cached root file system
 // once. It holds a lock on Cache/.lock while it looks and builds, and builds
 // into a temporary directory that it renames, so test processes that race
 // see either no copy or a complete one.
-func (b *Bed) ensureShifted() (string, error) {
-	dst := b.lowerDir(true)
+func (b *Bed) ensureShifted(root string) (string, error) {
+	dst := b.lowerDir(root, true)
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
@@ -54,7 +70,7 @@ func (b *Bed) ensureShifted() (string, error) {
 	if err := os.RemoveAll(tmp); err != nil { // a crashed build's leftovers
 		return "", fmt.Errorf("lxctest: shifted root file system: %w", err)
 	}
-	if err := copyTree(b.lowerDir(false), tmp); err != nil {
+	if err := copyTree(b.lowerDir(root, false), tmp); err != nil {
 		os.RemoveAll(tmp)
 		return "", err
 	}
