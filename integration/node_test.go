@@ -431,6 +431,50 @@ func TestNode(t *testing.T) {
 			t.Errorf("hookscript after disable: %q, want the admin's back", out)
 		}
 	})
+
+	// The package on Debian 13: Debian 13's lintian finds nothing, it
+	// upgrades to a newer build (the drop-ins and the hook link stay) and
+	// purges without a trace. Last: the node has no nvidiaprep afterwards.
+	t.Run("PackageOnDebian13", func(t *testing.T) {
+		n := nb.node
+		if out, code, err := n.Sh("lintian --fail-on error,warning " + n.DebPath() + " 2>&1"); err != nil || code != 0 {
+			t.Errorf("Debian 13's lintian on %s: exit %d %v\n%s", n.DebPath(), code, err, out)
+		}
+		for _, g := range nb.guests {
+			nb.stop(t, g)
+		}
+		root, err := scenario.ModuleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "upgrade")
+		cmd := exec.Command("make", "deb", "DEB_OUT="+dir, "DEB_VERSION=0.1.0+upgrade1")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make deb: %v\n%s", err, b)
+		}
+		debs, _ := filepath.Glob(filepath.Join(dir, "nvidiaprep_*_amd64.deb"))
+		if len(debs) != 1 {
+			t.Fatalf("make deb: %v", debs)
+		}
+		if err := n.UseDeb(debs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := n.InstallDeb(); err != nil {
+			t.Fatalf("upgrade: %v\n%s", err, out)
+		}
+		nodeMust(t, n, "dpkg-query -W -f '${Version} ${db:Status-Abbrev}' nvidiaprep | grep -qx '0.1.0+upgrade1 ii '")
+		nodeMust(t, n, "test -x /usr/lib/nvidiaprep/nvidiaprep-unit-prestart && test -f /usr/lib/systemd/system/pve-container@.service.d/nvidiaprep.conf && test \"$(readlink /var/lib/vz/snippets/nvidiaprep-hook)\" = /usr/lib/nvidiaprep/nvidiaprep-hook")
+		nodeMust(t, n, "systemctl show -p DropInPaths pve-container@101.service | grep -q nvidiaprep.conf")
+		nodeMust(t, n, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q nvidiaprep")
+		out, _, _ := n.Sh("ls -d /etc/nvidiaprep /var/lib/nvidiaprep /var/cache/nvidiaprep /usr/lib/nvidiaprep /var/lib/vz/snippets/nvidiaprep-hook /usr/lib/systemd/system/pve-container@.service.d/nvidiaprep.conf /lib/systemd/system/pve-container@.service.d/nvidiaprep.conf 2>&1; dpkg-query -W -f '${db:Status-Abbrev}' nvidiaprep 2>&1")
+		if strings.Count(out, "No such file") != 7 || strings.Contains(out, "ii") {
+			t.Errorf("after the purge something of nvidiaprep is left:\n%s", out)
+		}
+		if out, code, _ := n.Sh("systemctl show -p DropInPaths pve-container@101.service"); code != 0 || strings.Contains(out, "nvidiaprep") {
+			t.Errorf("the unit still has nvidiaprep's drop-in after the purge: %s", out)
+		}
+	})
 }
 
 // waitLibs waits until the guest has the NVIDIA libraries of version (a

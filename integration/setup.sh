@@ -80,7 +80,8 @@ find_mirror() {
 # Debian 13 guest.
 build_root() {
 	local suite="$1" include="$2" root="$CACHE/rootfs-$1" mirror tmp
-	if [ -x "$root/usr/lib/systemd/systemd" ]; then
+	# The tree records what it was built with: another list builds it anew.
+	if [ -x "$root/usr/lib/systemd/systemd" ] && [ "$(cat "$root/.nvidiaprep-include" 2>/dev/null)" = "$include" ]; then
 		say "root file system present: $root"
 		return
 	fi
@@ -95,14 +96,17 @@ build_root() {
 	}
 	rm -f "$tmp.log"
 	chmod 0755 "$tmp"
-	rm -rf --one-file-system "$root"
+	printf '%s' "$include" >"$tmp/.nvidiaprep-include"
+	# Owner-shifted copies (unprivileged containers) follow the new tree.
+	rm -rf --one-file-system "$root" "$root"-[0-9]*
 	mv -T "$tmp" "$root"
 	trap - EXIT
 	say "root file system ready: $root"
 }
 
 build_root bookworm systemd,systemd-sysv,dbus
-build_root trixie systemd,systemd-sysv,dbus,lxc,lxc-templates,iproute2,procps
+# lintian: the node checks the package with Debian 13's lintian too.
+build_root trixie systemd,systemd-sysv,dbus,lxc,lxc-templates,iproute2,procps,lintian
 
 # --- subordinate ids for unprivileged containers -----------------------------
 for f in /etc/subuid /etc/subgid; do

@@ -181,6 +181,20 @@ func (n *Node) InstallDeb() (string, error) {
 	return out, err
 }
 
+// UseDeb makes the package file at path (on the host) the one InstallDeb
+// installs, as an admin copies a new version onto the node.
+func (n *Node) UseDeb(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	n.deb = filepath.Base(path)
+	return os.WriteFile(filepath.Join(n.debDir, n.deb), b, 0o644)
+}
+
+// DebPath is the package file InstallDeb installs, as the node sees it.
+func (n *Node) DebPath() string { return DebDir + "/" + n.deb }
+
 // hasMemoryController tells whether the cgroup2 hierarchy the node starts
 // in has the memory controller (not on a hybrid layout's host).
 func hasMemoryController() bool {
