@@ -79,9 +79,9 @@ find_mirror() {
 # guest; trixie is both the Proxmox VE 9-like node (LXC 6.0 inside) and the
 # Debian 13 guest.
 build_root() {
-	local suite="$1" include="$2" root="$CACHE/rootfs-$1" mirror tmp
+	local suite="$1" include="$2" extra="${3:-}" root="$CACHE/rootfs-$1" mirror tmp
 	# The tree records what it was built with: another list builds it anew.
-	if [ -x "$root/usr/lib/systemd/systemd" ] && [ "$(cat "$root/.nvidiaprep-include" 2>/dev/null)" = "$include" ]; then
+	if [ -x "$root/usr/lib/systemd/systemd" ] && [ "$(cat "$root/.nvidiaprep-include" 2>/dev/null)" = "$include $extra" ]; then
 		say "root file system present: $root"
 		return
 	fi
@@ -94,9 +94,20 @@ build_root() {
 		tail -n 30 "$tmp.log" >&2
 		exit 1
 	}
+	# Packages debootstrap cannot configure itself (lintian's Perl
+	# modules) come with apt in the new tree, from the same mirror.
+	if [ -n "$extra" ]; then
+		cp /etc/resolv.conf "$tmp/etc/resolv.conf"
+		# shellcheck disable=SC2086
+		chroot "$tmp" sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $extra && apt-get clean" >"$tmp.log" 2>&1 || {
+			tail -n 30 "$tmp.log" >&2
+			exit 1
+		}
+		: >"$tmp/etc/resolv.conf"
+	fi
 	rm -f "$tmp.log"
 	chmod 0755 "$tmp"
-	printf '%s' "$include" >"$tmp/.nvidiaprep-include"
+	printf '%s' "$include $extra" >"$tmp/.nvidiaprep-include"
 	# Owner-shifted copies (unprivileged containers) follow the new tree.
 	rm -rf --one-file-system "$root" "$root"-[0-9]*
 	mv -T "$tmp" "$root"
@@ -106,7 +117,7 @@ build_root() {
 
 build_root bookworm systemd,systemd-sysv,dbus
 # lintian: the node checks the package with Debian 13's lintian too.
-build_root trixie systemd,systemd-sysv,dbus,lxc,lxc-templates,iproute2,procps,lintian
+build_root trixie systemd,systemd-sysv,dbus,lxc,lxc-templates,iproute2,procps lintian
 
 # --- subordinate ids for unprivileged containers -----------------------------
 for f in /etc/subuid /etc/subgid; do
