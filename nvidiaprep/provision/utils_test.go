@@ -50,3 +50,28 @@ func TestUtilsScript(t *testing.T) {
 		t.Errorf("exit 3: %v %s", err, out)
 	}
 }
+
+// preflightScript: exit 3 without glibc's loader, 4 naming the utilities
+// found neither on the PATH nor in the installer's EXTRA_PATH.
+func TestPreflightScript(t *testing.T) {
+	run := func(script string, utils ...string) (string, int) {
+		cmd := exec.Command("/bin/sh", append([]string{"-c", script, "preflight"}, utils...)...)
+		cmd.Env = []string{"PATH=/nonexistent"}
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		return string(out), 0
+	}
+	if out, code := run(preflightScript, "ldconfig", "grep", "dmesg", "tail"); code != 0 {
+		t.Errorf("this machine: exit %d %s", code, out)
+	}
+	if out, code := run(preflightScript, "grep", "nvidiaprep-no-such-utility", "tail"); code != 4 || strings.TrimSpace(out) != "nvidiaprep-no-such-utility" {
+		t.Errorf("a missing utility: exit %d %q", code, out)
+	}
+	musl := strings.Replace(preflightScript, "/lib64/ld-linux-x86-64.so.2", filepath.Join(t.TempDir(), "ld-linux-x86-64.so.2"), 1)
+	if _, code := run(musl, "grep"); code != 3 {
+		t.Errorf("without glibc's loader: exit %d", code)
+	}
+}
