@@ -461,10 +461,11 @@ var systemUtils = []struct{ name, pkg string }{{"ldconfig", "libc-bin"}, {"grep"
 // EXTRA_PATH (misc.c find_system_util).
 const preflightScript = `[ -e /lib64/ld-linux-x86-64.so.2 ] || exit 3
 missing=
+dirs=${PATH:-}:/bin:/usr/bin:/sbin:/usr/sbin:/usr/X11R6/bin:/usr/bin/X11
 for u in "$@"; do
 	found=
 	IFS=:
-	for p in ${PATH:-}:/bin:/usr/bin:/sbin:/usr/sbin:/usr/X11R6/bin:/usr/bin/X11; do
+	for p in $dirs; do
 		if [ -f "$p/$u" ] && [ -x "$p/$u" ]; then found=1; break; fi
 	done
 	unset IFS
