@@ -55,7 +55,7 @@ var killPoints = []killPoint{
 		return ok && p.Outcome == record.Running && !p.Started.Before(o.since)
 	}},
 	{name: "extracting the driver tree", worker: true, fresh: true, at: func(o *progress) bool {
-		_, err := os.Stat(filepath.Join(o.n.Host.Root, "cache", "drivers", ".extract-"+o.version))
+		_, err := os.Stat(filepath.Join(o.n.Host.Root, "cache", "tmp", "extract-"+o.version))
 		return err == nil
 	}},
 	{name: "tree ready", worker: true, at: func(o *progress) bool { return o.logged("preparing driver") }},
@@ -265,7 +265,7 @@ func converge(t *testing.T, n *scenario.Node, ct *lxctest.CT, version, old strin
 	if out, _ := sh(t, ct, "ls -A /var/lib/nvidiaprep"); out != "installed" {
 		t.Errorf("/var/lib/nvidiaprep holds %q, want only the record", out)
 	}
-	if left, _ := filepath.Glob(filepath.Join(n.Host.Root, "cache", "drivers", ".extract-*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(n.Host.Root, "cache", "tmp", "extract-*")); len(left) > 0 {
 		t.Errorf("half-extracted trees are left: %v", left)
 	}
 	if left, _ := filepath.Glob(filepath.Join(n.StateDir(), "containers", ".*")); len(left) > 0 {

@@ -458,8 +458,12 @@ func (e env) provisioning(payload int64) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := scenario.Sh(ct, "nvidia-uninstall -s >/dev/null"); err != nil {
-		return nil, err
+	// NVIDIA's installer refuses to run without kmod's utilities, which a
+	// minbase container lacks: by hand, as by nvidiaprep, stand-ins that do
+	// nothing go first on the PATH.
+	const kmod = `mkdir -p /root/kmod && for u in modprobe rmmod lsmod depmod; do printf '#!/bin/sh\nexit 1\n' > /root/kmod/$u && chmod 755 /root/kmod/$u; done; PATH=/root/kmod:$PATH; `
+	if out, code, err := scenario.Sh(ct, kmod+"nvidia-uninstall -s --skip-module-unload >/dev/null"); err != nil || code != 0 {
+		return nil, fmt.Errorf("uninstalling: exit %d %v: %s", code, err, out)
 	}
 	if _, err := ct.Stop("", nil); err != nil {
 		return nil, err
@@ -474,7 +478,7 @@ func (e env) provisioning(payload int64) ([]row, error) {
 	if err := ct.WaitSystemd(time.Minute); err != nil {
 		return nil, err
 	}
-	out, code, err := scenario.Sh(ct, "sh /root/NVIDIA.run --silent --no-kernel-module --no-check-for-alternate-installs --install-libglvnd")
+	out, code, err := scenario.Sh(ct, kmod+"sh /root/NVIDIA.run --silent --no-kernel-module --no-check-for-alternate-installs --no-install-libglvnd --skip-module-unload")
 	if err != nil || code != 0 {
 		return nil, fmt.Errorf("installing by hand: exit %d %v: %s", code, err, out)
 	}

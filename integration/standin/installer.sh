@@ -1136,7 +1136,7 @@ CONFLICTING_KERNEL_MODULES="nv_peer_mem nvidia-peermem nvidia-vgpu-vfio nvidia-u
 # level set to KERN_ALERT (1) in /proc/sys/kernel/printk, then restored.
 rmmod_kernel_module() {
     _old_level=""
-    if [ -f /proc/sys/kernel/printk ] && { : >> /proc/sys/kernel/printk; } 2> /dev/null; then
+    if [ -f /proc/sys/kernel/printk ] && [ -r /proc/sys/kernel/printk ] && [ -w /proc/sys/kernel/printk ]; then
         read -r _old_level _rest < /proc/sys/kernel/printk 2> /dev/null
         case "$_old_level" in
             '' | *[!0-9]*) _old_level="" ;;

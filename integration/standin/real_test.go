@@ -197,7 +197,22 @@ func TestStandinUninstall(t *testing.T) {
 		}
 	})
 
+	t.Run("a read-only printk (a container's /proc/sys) is left alone", func(t *testing.T) {
+		install()
+		ro := t.TempDir()
+		os.WriteFile(filepath.Join(ro, "printk"), []byte("7\t4\t1\t7\n"), 0o644)
+		saved := c.binds
+		c.binds = append(c.binds, ro+" /proc/sys/kernel ro")
+		defer func() { c.binds = saved }()
+		r := c.sh(t, `nvidia-uninstall -s 2>/dev/null; echo "rc=$?"; test -e /var/lib/nvidia || echo removed`)
+		mustContain(t, "uninstall", r, "rc=0\n", "removed")
+		if got := c.modcalls(t); !strings.Contains(got, "rmmod nvidia printk=7\n") || !strings.Contains(got, "depmod -a printk=7\n") {
+			t.Errorf("module commands: %q", got)
+		}
+	})
+
 	t.Run("/var/lib/nvidia not 0700: ERROR, nothing removed, exit 0", func(t *testing.T) {
+		install()
 		r := c.sh(t, `chmod 755 /var/lib/nvidia; nvidia-uninstall -s --skip-module-unload --skip-depmod; echo "rc=$?"; ls `+lib+`/libnvidia-ml.so.1 /var/lib/nvidia/log`)
 		mustContain(t, "uninstall", r, "ERROR: The directory permissions of /var/lib/nvidia have been changed sincethe directory was created!",
 			"ERROR: Uninstallation failed.", "rc=0\n", lib+"/libnvidia-ml.so.1\n/var/lib/nvidia/log\n")

@@ -131,9 +131,11 @@ func (n *node) write(path, content string) {
 	}
 }
 
-// installed writes nvidia-installer's record of version.
+// installed writes nvidia-installer's record of version and the kernel
+// module sources a --dkms install leaves.
 func (n *node) installed(version string) {
 	n.write(nvidiaLog, "1.0-1234 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n")
+	n.write("usr/src/nvidia-"+version+"/dkms.conf", "PACKAGE_NAME=\"nvidia\"\n")
 }
 
 func (n *node) run() (Report, error) {

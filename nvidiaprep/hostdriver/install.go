@@ -523,6 +523,14 @@ func (r *runner) runInstaller(ctx context.Context, run string) error {
 		}
 	}
 	if err == nil {
+		// NVIDIA's installer goes on after a file it cannot install and
+		// exits 0 (command-list.c execute_command_list, continue_after_error).
+		src := filepath.Join("/usr/src", "nvidia-"+d.Version, "dkms.conf")
+		if st, serr := os.Stat(r.host(src)); serr != nil || !st.Mode().IsRegular() {
+			err = fmt.Errorf("the installer exited 0, but %s is not there: it went on after files it could not install (\"Cannot install\" in %s), and DKMS has no module to build", src, InstallerLog)
+		}
+	}
+	if err == nil {
 		r.st.Partial = false
 		return nil
 	}

@@ -427,13 +427,18 @@ d=` + ctDir + `
 rm -rf "$d"/run.*
 t=$(mktemp -d "$d/run.XXXXXX") || exit 120
 trap 'rm -rf "$t"' EXIT
-trap 'exit 143' TERM INT HUP
+for s in TERM INT HUP; do trap "rm -rf \"\$t\"; trap - $s EXIT; kill -$s \$\$" $s; done
 for u in modprobe rmmod lsmod depmod; do
 	printf '#!/bin/sh\necho "nvidiaprep: %s is a placeholder here: nvidia-installer does not load or unload kernel modules inside a container" >&2\nexit 1\n' "$u" > "$t/$u" && chmod 755 "$t/$u" || exit 120
 done
 mkdir "$t/tmp" || exit 120
 [ "$mode" = tmpdir ] && set -- "$@" --tmpdir="$t/tmp"
-PATH="$t:${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}" TMPDIR="$t/tmp" "$@"`
+PATH="$t:${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}" TMPDIR="$t/tmp" "$@"
+rc=$?
+# A command killed by a signal (the container stopping): die of it too, so
+# that the caller sees the signal, not an exit status.
+if [ $rc -gt 128 ] && [ $rc -lt 160 ]; then rm -rf "$t"; trap - EXIT; kill -$((rc - 128)) $$; fi
+exit $rc`
 
 // withUtils runs argv inside the container under utilsScript.
 func (s session) withUtils(ctx context.Context, tmpdir bool, argv ...string) (ctexec.Result, error) {
@@ -457,10 +462,11 @@ var systemUtils = []struct{ name, pkg string }{{"ldconfig", "libc-bin"}, {"grep"
 // EXTRA_PATH (misc.c find_system_util).
 const preflightScript = `[ -e /lib64/ld-linux-x86-64.so.2 ] || exit 3
 missing=
+dirs=${PATH:-}:/bin:/usr/bin:/sbin:/usr/sbin:/usr/X11R6/bin:/usr/bin/X11
 for u in "$@"; do
 	found=
 	IFS=:
-	for p in ${PATH:-}:/bin:/usr/bin:/sbin:/usr/sbin:/usr/X11R6/bin:/usr/bin/X11; do
+	for p in $dirs; do
 		if [ -f "$p/$u" ] && [ -x "$p/$u" ]; then found=1; break; fi
 	done
 	unset IFS

@@ -1,0 +1,77 @@
+package provision
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// utilsScript, run here with its directory moved to a temporary one: the
+// placeholders come first on the PATH, the command gets --tmpdir, nothing
+// is left, and a command killed by a signal kills the script with it.
+func TestUtilsScript(t *testing.T) {
+	d := t.TempDir()
+	script := strings.ReplaceAll(utilsScript, ctDir, d)
+	os.Mkdir(filepath.Join(d, "run.stale"), 0o755) // left by a killed run
+	run := func(mode string, argv ...string) (string, error) {
+		cmd := exec.Command("/bin/sh", append([]string{"-c", script, "nvidiaprep", mode}, argv...)...)
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("tmpdir", "/bin/sh", "-c", `for u in modprobe rmmod lsmod depmod; do command -v $u; done; modprobe nvidia; echo "rc=$? args=$*"; test -d "$TMPDIR" && echo tmp`, "x")
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, u := range []string{"modprobe", "rmmod", "lsmod", "depmod"} {
+		if !strings.Contains(out, filepath.Join(d, "run.")) || !strings.Contains(out, "/"+u+"\n") {
+			t.Errorf("%s is not a placeholder first on the PATH:\n%s", u, out)
+		}
+	}
+	if !strings.Contains(out, "placeholder here") || !strings.Contains(out, "rc=1 args=--tmpdir="+d+"/run.") || !strings.Contains(out, "tmp\n") {
+		t.Errorf("output:\n%s", out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(d, "*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	_, err = run("plain", "/bin/sh", "-c", "kill -9 $$")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("a killed command: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(d, "*")); len(left) > 0 {
+		t.Errorf("left behind after a kill: %v", left)
+	}
+	if out, err := run("plain", "/bin/sh", "-c", "exit 3"); err == nil || err.(*exec.ExitError).ExitCode() != 3 {
+		t.Errorf("exit 3: %v %s", err, out)
+	}
+}
+
+// preflightScript: exit 3 without glibc's loader, 4 naming the utilities
+// found neither on the PATH nor in the installer's EXTRA_PATH.
+func TestPreflightScript(t *testing.T) {
+	run := func(script string, utils ...string) (string, int) {
+		cmd := exec.Command("/bin/sh", append([]string{"-c", script, "preflight"}, utils...)...)
+		cmd.Env = []string{"PATH=/nonexistent"}
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		return string(out), 0
+	}
+	if out, code := run(preflightScript, "ldconfig", "grep", "dmesg", "tail"); code != 0 {
+		t.Errorf("this machine: exit %d %s", code, out)
+	}
+	if out, code := run(preflightScript, "grep", "nvidiaprep-no-such-utility", "tail"); code != 4 || strings.TrimSpace(out) != "nvidiaprep-no-such-utility" {
+		t.Errorf("a missing utility: exit %d %q", code, out)
+	}
+	musl := strings.Replace(preflightScript, "/lib64/ld-linux-x86-64.so.2", filepath.Join(t.TempDir(), "ld-linux-x86-64.so.2"), 1)
+	if _, code := run(musl, "grep"); code != 3 {
+		t.Errorf("without glibc's loader: exit %d", code)
+	}
+}
