@@ -623,6 +623,7 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env, cmd.Dir = env, "/"
+		cmd.WaitDelay = time.Second
 		out, err := cmd.CombinedOutput()
 		if ctx.Err() != nil {
 			t.Fatalf("%s %q hangs:\n%s", bin, args, out)
@@ -670,6 +671,8 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// LXC's own tools, which the test bed's clean-up runs, would hang on it.
+		t.Cleanup(func() { os.Remove(lxcConfig); os.Remove(rec); ct.WriteGeneratedConfig() })
 		out, code := run(t, n.Env(), hook, "9715", "pre-start")
 		if code != 1 || !strings.Contains(out, lxcConfig+" is a FIFO, not a regular file") {
 			t.Errorf("pre-start: exit %d, want 1 naming the LXC config:\n%s", code, out)
