@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
@@ -71,12 +72,22 @@ func Current(pid int, version string) (ok bool, why string, err error) {
 		return false, "", err
 	}
 	defer root.Close()
-	if _, err := root.ReadFile(marker, 64); err == nil {
+	// Only a missing file is an answer; what cannot be read leaves the
+	// question open, and an open question is "not current": the worker
+	// installs and verifies.
+	_, err = root.ReadFile(marker, 64)
+	switch {
+	case err == nil:
 		return false, "an earlier install did not finish", nil
+	case !errors.Is(err, unix.ENOENT):
+		return false, fmt.Sprintf("whether an earlier install finished is unknown (%v)", err), nil
 	}
 	log, err := root.ReadFile(nvidiaLog, 4096)
-	if err != nil {
+	switch {
+	case errors.Is(err, unix.ENOENT):
 		return false, "no NVIDIA driver is installed from a .run", nil
+	case err != nil:
+		return false, fmt.Sprintf("its install record cannot be read (%v)", err), nil
 	}
 	if have := record.InstalledVersion(log); have != version {
 		return false, fmt.Sprintf("it has %s, the host runs %s", orNone(have), version), nil
@@ -328,6 +339,9 @@ func (s session) clean(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
+	}
 	if pkgs := DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
 		secs := int(s.w.Config.Provision.DpkgLockTimeout.Seconds())
@@ -447,6 +461,9 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		return nil, err
 	case r.Exit == 0:
 		versions := strings.Fields(r.Stdout.Raw())
+		if len(versions) == 0 {
+			return nil, fmt.Errorf("CT %d: nvidia-smi succeeded but printed no driver version (%s), so the install is not verified; run `pct exec %d -- nvidia-smi` to see why", s.vmid(), r.Output().FirstLine(), s.vmid())
+		}
 		for _, v := range versions {
 			if v != s.version {
 				return nil, fmt.Errorf("CT %d: nvidia-smi reports driver %s, want %s", s.vmid(), untrusted.New(v), s.version)
