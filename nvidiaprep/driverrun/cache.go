@@ -11,7 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/filelock"
@@ -178,7 +181,7 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 	cmd.WaitDelay = 5 * time.Second // once ctx ends: a child left holding the output does not hold us
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
-		return "", fmt.Errorf("extracting %s: %w: %s", run, err, cmdout.LastLines(string(out), 5))
+		return "", c.extractError(ctx, run, err, string(out))
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "nvidia-installer")); err != nil {
 		os.RemoveAll(tmp)
@@ -195,3 +198,38 @@ func done(tree string) bool {
 	_, err := os.Stat(filepath.Join(tree, "nvidia-installer"))
 	return err == nil
 }
+
+// extractError says why an extraction failed and what to do. The .run's
+// self-extractor (makeself) answers a failed unpack by killing itself
+// (SIGTERM), whatever the cause, so "signal: terminated" alone says
+// nothing: a file system too small for the tree is told apart by its free
+// space, and anything else points at the file.
+func (c Cache) extractError(ctx context.Context, run string, err error, out string) error {
+	last := cmdout.LastLines(out, 5)
+	if ctx.Err() != nil {
+		return fmt.Errorf("extracting %s did not finish in time: %w: %s", run, ctx.Err(), last)
+	}
+	var need int64
+	if st, serr := os.Stat(run); serr == nil {
+		need = extractFactor * st.Size()
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(c.DriversDir(), &fs) == nil {
+		free := int64(fs.Bavail) * int64(fs.Bsize)
+		if strings.Contains(out, "No space left on device") || free < need {
+			return fmt.Errorf("extracting %s failed: the file system of %s has %d MiB free, and the extracted driver needs about %d MiB: free space there (old trees in %s can go), or set [paths] cache to a larger disk, then run this again (%w: %s)",
+				run, c.DriversDir(), free>>20, (need+1<<20-1)>>20, c.DriversDir(), err, last)
+		}
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ProcessState != nil {
+		if ws, ok := exit.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			return fmt.Errorf("extracting %s failed: its self-extractor stopped itself, as it does when unpacking fails (a damaged or truncated file?): compare its sha256 with NVIDIA's, or download it again (%w: %s)", run, err, last)
+		}
+	}
+	return fmt.Errorf("extracting %s: %w: %s", run, err, last)
+}
+
+// extractFactor is about how many times its .run's size a driver's
+// extracted tree takes, with room to spare.
+const extractFactor = 3

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"nvidiaprep/integration/standin"
 )
 
@@ -163,5 +165,32 @@ func TestTamperedRunIsNotExtracted(t *testing.T) {
 	}
 	if _, statErr := os.Stat(c.Tree("580.159.04")); !os.IsNotExist(statErr) {
 		t.Fatal("a tampered tree is in place")
+	}
+}
+
+// A file system too small for the tree: the extraction fails (makeself
+// kills itself: "signal: terminated"), and the error says the disk is
+// full, how much is free and needed, and what to do; no half tree is left.
+func TestExtractOnAFullDiskSaysSo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small file system needs root")
+	}
+	c := cacheWith(t, "580.159.04")
+	os.MkdirAll(c.DriversDir(), 0o755)
+	if err := unix.Mount("tmpfs", c.DriversDir(), "tmpfs", 0, "size=96k"); err != nil {
+		t.Skipf("mounting a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(c.DriversDir(), unix.MNT_DETACH) })
+	_, err := c.Extract(context.Background(), "580.159.04", "")
+	if err == nil {
+		t.Fatal("extracted onto a full disk")
+	}
+	for _, w := range []string{"the file system of " + c.DriversDir() + " has 0 MiB free, and the extracted driver needs about 1 MiB", "free space there", "[paths] cache"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%v\nlacks %q", err, w)
+		}
+	}
+	if entries, _ := os.ReadDir(c.DriversDir()); len(entries) > 1 { // its lock file stays
+		t.Errorf("left behind: %v", entries)
 	}
 }
