@@ -277,7 +277,7 @@ func (s session) waitDpkg(ctx context.Context) error {
 	deadline := time.Now().Add(s.w.Config.Provision.DpkgLockTimeout)
 	lastSaid := time.Time{}
 	for {
-		held, who, err := s.lockHolder()
+		held, who, err := s.lockHolder(ctx)
 		if err != nil {
 			return err
 		}
@@ -300,8 +300,11 @@ func (s session) waitDpkg(ctx context.Context) error {
 }
 
 // lockHolder names a held lock and its holder, whose name the container chose.
-func (s session) lockHolder() (path string, who untrusted.Text, err error) {
-	pid := s.ct.InitPID()
+func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Text, err error) {
+	pid, err := s.ct.InitPID(ctx)
+	if err != nil {
+		return "", who, err
+	}
 	if pid <= 0 {
 		return "", who, fmt.Errorf("CT %d: %w", s.vmid(), ctexec.ErrStopped)
 	}
@@ -430,7 +433,10 @@ func (s session) install(ctx context.Context) error {
 // nvidia-smi, and records the install inside the container.
 func (s session) verify(ctx context.Context) ([]string, error) {
 	s.w.status("verifying")
-	pid := s.ct.InitPID()
+	pid, err := s.ct.InitPID(ctx)
+	if err != nil {
+		return nil, err
+	}
 	root, err := ctfs.Open(pid)
 	if err != nil {
 		return nil, fmt.Errorf("CT %d: %w", s.vmid(), err)
