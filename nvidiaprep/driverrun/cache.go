@@ -134,19 +134,56 @@ func Verify(path, pinned string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.EqualFold(sum, pinned) {
+	return verifySum(path, sum, pinned)
+}
+
+// verifySum is Verify of a file whose sha256 is known.
+func verifySum(path, sum, pinned string) error {
+	if pinned != "" && !strings.EqualFold(sum, pinned) {
 		return fmt.Errorf("%s has sha256 %s, but the configuration pins %s: the file is damaged or not the configured driver; replace it with NVIDIA's file or fix [driver] sha256", path, sum, pinned)
 	}
 	return nil
 }
 
+// SourceFile, in an extracted tree, holds the sha256 of the .run the tree
+// came from: a tree is used for a pinned version only when it names the pin.
+const SourceFile = ".nvidiaprep-run-sha256"
+
+// TreeSource is the sha256 of the .run version's tree came from; "" when
+// the tree does not say (extracted by an older nvidiaprep) or is missing.
+func (c Cache) TreeSource(version string) (string, error) {
+	b, err := fsutil.ReadRegular(filepath.Join(c.Tree(version), SourceFile), 256)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// usable tells whether tree is complete and, when a sha256 is pinned,
+// provably extracted from the pinned .run.
+func (c Cache) usable(version, pinned string) bool {
+	if !done(c.Tree(version)) {
+		return false
+	}
+	if pinned == "" {
+		return true
+	}
+	sum, err := c.TreeSource(version)
+	return err == nil && strings.EqualFold(sum, pinned)
+}
+
 // Extract makes sure version's tree exists, extracting the cached .run once
 // (under a lock, into a temporary directory renamed into place, so that a
 // reader never sees half a tree). pinned is the sha256 the configuration pins
-// for this version, or "".
+// for this version, or "": a tree that does not come from the pinned .run
+// (one extracted before the pin was set, from another build) is extracted
+// again from the cached .run, once that matches the pin.
 func (c Cache) Extract(ctx context.Context, version, pinned string) (string, error) {
 	tree := c.Tree(version)
-	if done(tree) {
+	if c.usable(version, pinned) {
 		return tree, nil
 	}
 	if err := os.MkdirAll(c.DriversDir(), 0o755); err != nil {
@@ -157,14 +194,18 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
 	defer lock.Unlock()
-	if done(tree) { // another process extracted it while we waited
+	if c.usable(version, pinned) { // another process extracted it while we waited
 		return tree, nil
 	}
 	run, err := c.FindRun(version)
 	if err != nil {
 		return "", err
 	}
-	if err := Verify(run, pinned); err != nil {
+	sum, err := SHA256(run)
+	if err != nil {
+		return "", err
+	}
+	if err := verifySum(run, sum, pinned); err != nil {
 		return "", err
 	}
 	tmp := filepath.Join(c.DriversDir(), ".extract-"+version)
@@ -187,10 +228,26 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("extracting %s: no nvidia-installer in the tree: %w", run, err)
 	}
+	if err := os.WriteFile(filepath.Join(tmp, SourceFile), []byte(sum+"\n"), 0o644); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("driver cache: %w", err)
+	}
+	// A tree of another build goes aside first: the rename below needs the
+	// name free, and readers see the old tree or the new one, never neither
+	// for longer than between two renames.
+	old := filepath.Join(c.DriversDir(), ".replaced-"+version)
+	if _, err := os.Lstat(tree); err == nil {
+		os.RemoveAll(old)
+		if err := os.Rename(tree, old); err != nil {
+			os.RemoveAll(tmp)
+			return "", fmt.Errorf("driver cache: replacing the tree of another build: %w", err)
+		}
+	}
 	if err := os.Rename(tmp, tree); err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
+	os.RemoveAll(old)
 	return tree, nil
 }
 

@@ -194,3 +194,39 @@ func TestExtractOnAFullDiskSaysSo(t *testing.T) {
 		t.Errorf("left behind: %v", entries)
 	}
 }
+
+// A sha256 pin set after the tree was extracted: the tree is used only once
+// it provably comes from the pinned .run. A tree that does not say where it
+// came from is extracted again from the cached .run when that matches the
+// pin; with a .run that does not match, nothing is used.
+func TestPinAddedAfterExtraction(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	tree, err := c.Extract(context.Background(), "580.159.04", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As extracted by another build (or an older nvidiaprep): no source.
+	os.Remove(filepath.Join(tree, SourceFile))
+	os.WriteFile(filepath.Join(tree, "from-another-build"), nil, 0o644)
+	wrong := strings.Repeat("ab", 32)
+	if _, err := c.Extract(context.Background(), "580.159.04", wrong); err == nil || !strings.Contains(err.Error(), "but the configuration pins "+wrong) {
+		t.Fatalf("a pin the .run does not match: %v", err)
+	}
+	run, _ := c.FindRun("580.159.04")
+	sum, _ := SHA256(run)
+	if _, err := c.Extract(context.Background(), "580.159.04", sum); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(tree, "from-another-build")); err == nil {
+		t.Error("the tree of another build is still in use")
+	}
+	if got, err := c.TreeSource("580.159.04"); err != nil || got != sum {
+		t.Errorf("tree source %q, %v; want %s", got, err, sum)
+	}
+	entries, _ := os.ReadDir(c.DriversDir())
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".replaced") || strings.HasPrefix(e.Name(), ".extract") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}
