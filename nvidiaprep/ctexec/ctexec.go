@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lxc "github.com/lxc/go-lxc"
@@ -28,6 +29,8 @@ type Container struct {
 	VMID int
 	c    *lxc.Container
 	mu   sync.Mutex
+	// stuck is set once a liblxc query did not return in time.
+	stuck atomic.Bool
 }
 
 // Open opens container vmid under lxcpath (Proxmox: /var/lib/lxc).
@@ -39,8 +42,13 @@ func Open(lxcpath string, vmid int) (*Container, error) {
 	return &Container{VMID: vmid, c: c}, nil
 }
 
-// Close releases liblxc's handle.
-func (c *Container) Close() { c.c.Release() }
+// Close releases liblxc's handle; one that a query left stuck is left to
+// the process's end (releasing it would wait for that query).
+func (c *Container) Close() {
+	if !c.stuck.Load() {
+		c.c.Release()
+	}
+}
 
 // Defined reports whether the container has an LXC config (Proxmox writes
 // <lxcpath>/<vmid>/config at every start).
@@ -58,12 +66,14 @@ const QueryTimeout = 10 * time.Second
 // run. liblxc asks the container's monitor: when that does not answer
 // before ctx ends or QueryTimeout passes, it is an error.
 func (c *Container) InitPID(ctx context.Context) (int, error) {
-	return ask(ctx, c.VMID, "its init's pid", c.c.InitPid)
+	return ask(ctx, c, "its init's pid", c.c.InitPid)
 }
 
 // ask runs one liblxc query with a deadline. A query that does not return
-// is left to a goroutine: liblxc offers no way to cancel it.
-func ask[T any](ctx context.Context, vmid int, what string, query func() T) (T, error) {
+// is left to a goroutine (liblxc offers no way to cancel it), and the
+// container is marked stuck: go-lxc's handle stays locked by it.
+func ask[T any](ctx context.Context, c *Container, what string, query func() T) (T, error) {
+	vmid := c.VMID
 	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
 	defer cancel()
 	done := make(chan T, 1)
@@ -72,6 +82,7 @@ func ask[T any](ctx context.Context, vmid int, what string, query func() T) (T, 
 	case v := <-done:
 		return v, nil
 	case <-ctx.Done():
+		c.stuck.Store(true)
 		var zero T
 		return zero, fmt.Errorf("CT %d: asking LXC for %s: the container's monitor did not answer (%w); is its lxc-start process stopped or stuck? (`lxc-info -n %d`, `ps -o pid,stat,cmd -C lxc-start`)", vmid, what, ctx.Err(), vmid)
 	}
@@ -240,5 +251,5 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 // running asks liblxc whether the container runs, until ctx ends or
 // QueryTimeout passes.
 func (c *Container) running(ctx context.Context) (bool, error) {
-	return ask(ctx, c.VMID, "its state", c.c.Running)
+	return ask(ctx, c, "its state", c.c.Running)
 }
