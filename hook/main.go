@@ -7,6 +7,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,9 +30,12 @@ const usage = `usage: nvidiaprep-hook <vmid> <phase>
 
 Proxmox VE hookscript: gives the container the NVIDIA devices of this node.
 phase is one of pre-start, post-start, pre-stop, post-stop.
-Register it: pct set <vmid> --hookscript local:snippets/nvidiaprep-hook
+Register it: nvidiaprep enable <vmid> (or pct set <vmid> --hookscript local:snippets/nvidiaprep-hook)
 Configuration: /etc/nvidiaprep/nvidiaprep.toml (or $NVIDIAPREP_CONFIG),
 after the cluster-wide /etc/pve/nvidiaprep.toml.
+A container's own hookscript ([containers.N] chain) runs first, in every
+phase; --no-chain before <vmid> runs nvidiaprep's part alone (the container
+units' drop-in does, on the paths where Proxmox runs no hookscript).
 `
 
 func main() {
@@ -42,6 +46,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
 		fmt.Fprint(stdout, usage)
 		return 0
+	}
+	chain := true
+	if len(args) > 0 && args[0] == "--no-chain" {
+		chain, args = false, args[1:]
 	}
 	if len(args) != 2 {
 		fmt.Fprintf(stderr, "nvidiaprep-hook: want 2 arguments, got %d\n%s", len(args), usage)
@@ -59,26 +67,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nvidiaprep-hook: CT %d: unknown phase %q\n%s", vmid, phase, usage)
 		return 2
 	}
-	if phase == "pre-stop" || phase == "post-stop" {
-		return 0 // nothing to undo: the LXC config is regenerated at every start
-	}
+	starting := phase == "pre-start" || phase == "post-start"
 	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", phase).Logger()
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
+		if !starting {
+			// A stop never waits on nvidiaprep's configuration.
+			log.Error().Msgf("CT %d: configuration: %v; its own hookscript (if any) is not run for %s: correct the file", vmid, err, phase)
+			return 0
+		}
 		log.Error().Msgf("CT %d: configuration: %v; correct the file, then start the container again", vmid, err)
 		return 1
 	}
+	var chainErr error
+	if volid := cfg.Container(vmid).Chain; chain && volid != "" {
+		chainErr = runChained(context.Background(), cfg.Paths.PVE, volid, vmid, phase, stdout, stderr)
+		if chainErr != nil && phase == "pre-start" {
+			log.Error().Err(chainErr).Msgf("CT %d: its own hookscript failed in pre-start, so the start is aborted, as it would be without nvidiaprep; fix it, or remove chain from [containers.%d]", vmid, vmid)
+			return 1
+		}
+		if chainErr != nil {
+			log.Error().Err(chainErr).Msgf("CT %d: its own hookscript failed in %s", vmid, phase)
+		}
+	}
+	rc := 0
 	switch phase {
 	case "pre-start":
-		return preStart(cfg, vmid, log)
-	default:
-		return postStart(cfg, vmid, log)
+		rc = preStart(cfg, vmid, log)
+	case "post-start":
+		rc = postStart(cfg, vmid, log)
 	}
+	// pre-stop, post-stop: nothing of nvidiaprep's to undo (the LXC config
+	// is regenerated at every start).
+	if chainErr != nil {
+		rc = 1
+	}
+	return rc
 }
 
 func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	ct := cfg.Container(vmid)
-	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install}
+	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install, Strict: ct.Strict}
 	if !ct.GPUs.All {
 		req.GPUs = ct.GPUs.Selectors
 	}
@@ -101,7 +130,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 // host's: NVML describes this machine, not a relocated tree) and nvidia-modprobe.
 func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
 	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys,
-		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}.DriversDir()}
+		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}.DriversDir(), PVE: p.PVE}
 	if p.Proc == "/proc" && p.Dev == "/dev" {
 		nvml := deadlineLister{lister: nvmlgpu.New(), timeout: nvmlTimeout}
 		h.GPUs = nvdev.Fallback{Primary: nvml, Secondary: h.GPUs, OnFallback: func(err error) {

@@ -4,6 +4,7 @@ package integration_test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -137,7 +138,7 @@ func TestHandWrittenLines(t *testing.T) {
 		"lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file",
 	}})
 	s := start(t, n, ct)
-	if !strings.Contains(s.PreStart.Output, `c 99:* rwm`) || !strings.Contains(s.PreStart.Output, "/etc/pve/lxc/107.conf") {
+	if !strings.Contains(s.PreStart.Output, `c 99:* rwm`) || !strings.Contains(s.PreStart.Output, filepath.Join(n.PVEDir(), "lxc/107.conf")) {
 		t.Errorf("no warning about the stale rule:\n%s", s.PreStart.Output)
 	}
 	if strings.Contains(s.PreStart.Output, "c 1:99") {

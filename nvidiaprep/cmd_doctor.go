@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/doctor"
@@ -42,6 +44,9 @@ func (h host) doctor(args []string, stdout, stderr io.Writer) int {
 		for _, n := range r.Notes {
 			fmt.Fprintf(stdout, "note: %s\n", n)
 		}
+		if len(r.Dependents) > 0 {
+			fmt.Fprintf(stdout, "CT %s use nvidiaprep's hookscript: Proxmox refuses to start them on a node without the nvidiaprep package, so install it on every node they can move to (migration, restore).\n", joinInts(r.Dependents))
+		}
 		if r.OK() {
 			fmt.Fprintln(stdout, "All is well.")
 		} else {
@@ -52,4 +57,13 @@ func (h host) doctor(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// joinInts writes vmids as "101, 102".
+func joinInts(ids []int) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.Itoa(id)
+	}
+	return strings.Join(s, ", ")
 }

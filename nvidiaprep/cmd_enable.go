@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
-	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/nodeconf"
 	"nvidiaprep/nvidiaprep/pve"
 )
@@ -79,9 +78,15 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 			s.Install = install
 		}
 	})
-	if err := h.checkCT(vmid); err != nil {
+	ct, err := h.readCT(vmid)
+	if err != nil {
 		fmt.Fprintf(stderr, "nvidiaprep enable: %v\n", err)
 		return 1
+	}
+	// Proxmox allows one hookscript per guest: the admin's own is kept by
+	// having nvidiaprep's hook run it first.
+	if ct != nil && ct.Hookscript != "" && !ct.UsesHook() {
+		s.Chain = &ct.Hookscript
 	}
 	sources := config.Sources(h.getenv)
 	node := sources[1].Path
@@ -109,6 +114,9 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "CT %d: %s; recorded in [containers.%d] of %s\n", vmid, describe(cfg.Container(vmid)), vmid, node)
+	if s.Chain != nil {
+		fmt.Fprintf(stdout, "CT %d: its own hookscript %s is kept: nvidiaprep's hook runs it first, in every phase (chain in [containers.%d]); `nvidiaprep disable %d` puts it back\n", vmid, *s.Chain, vmid, vmid)
+	}
 	ran, err := h.pct(ctx, stdout, pve.SetHookscript(vmid))
 	if err != nil {
 		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: setting the hookscript failed: %v\n(is the nvidiaprep package installed? Its postinst links the hook as /var/lib/vz/snippets/%s.)\n", vmid, err, pve.HookName)
@@ -130,6 +138,11 @@ func (h host) disable(args []string, stdout, stderr io.Writer) int {
 	}
 	sources := config.Sources(h.getenv)
 	ctx := context.Background()
+	// The hookscript the container had before enable, to put back.
+	chain := ""
+	if cfg, err := config.LoadFiles(sources...); err == nil {
+		chain = cfg.Container(vmid).Chain
+	}
 	if node := sources[1].Path; node != "" {
 		if _, err := os.Stat(node); err == nil {
 			found := false
@@ -169,12 +182,18 @@ func (h host) disable(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "CT %d's hookscript is %s, not nvidiaprep's: left alone.\n", vmid, ct.Hookscript)
 		return 0
 	}
-	ran, err := h.pct(ctx, stdout, pve.DeleteHookscript(vmid))
+	argv := pve.DeleteHookscript(vmid)
+	if chain != "" {
+		argv = pve.SetHookscriptTo(vmid, chain)
+	}
+	ran, err := h.pct(ctx, stdout, argv)
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep disable: CT %d: removing the hookscript failed: %v\n", vmid, err)
+		fmt.Fprintf(stderr, "nvidiaprep disable: CT %d: %s failed: %v\n", vmid, strings.Join(argv, " "), err)
 		return 1
 	}
-	if ran {
+	if ran && chain != "" {
+		fmt.Fprintf(stdout, "CT %d: its own hookscript %s is its hookscript again; it starts without nvidiaprep from its next start on.\n", vmid, chain)
+	} else if ran {
 		fmt.Fprintf(stdout, "CT %d starts without nvidiaprep from its next start on.\n", vmid)
 	}
 	return 0
@@ -205,22 +224,14 @@ func (h host) readCT(vmid int) (*pve.CT, error) {
 	if _, err := os.Stat(h.pveDir + "/lxc"); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	path := pve.CTPath(h.pveDir, vmid)
-	text, err := fsutil.ReadRegular(path, 4<<20)
+	ct, err := pve.ReadCT(h.pveDir, vmid)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w (no %s): run this on the node that has it", errNoCT, path)
+		return nil, fmt.Errorf("%w (no %s): run this on the node that has it", errNoCT, pve.CTPath(h.pveDir, vmid))
 	}
 	if err != nil {
 		return nil, err
 	}
-	ct := pve.ParseCT(vmid, path, text)
 	return &ct, nil
-}
-
-// checkCT fails for a container this Proxmox node does not have.
-func (h host) checkCT(vmid int) error {
-	_, err := h.readCT(vmid)
-	return err
 }
 
 // describe says what a container's configuration gives it.

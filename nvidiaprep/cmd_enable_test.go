@@ -187,3 +187,45 @@ func TestManPageHasEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// enable keeps the admin's own hookscript (chained), and disable puts it back.
+func TestEnableChainsTheAdminsHookscript(t *testing.T) {
+	h, rec, dir := testHost(t, true)
+	conf := filepath.Join(dir, "nvidiaprep.toml")
+	ctConf := filepath.Join(dir, "pve/lxc/9540.conf")
+	os.WriteFile(ctConf, []byte("arch: amd64\nhookscript: local:snippets/mount-nfs.sh\n"), 0o644)
+	enable := func(a []string, o, e *bytes.Buffer) int { return h.enable(a, o, e) }
+	disable := func(a []string, o, e *bytes.Buffer) int { return h.disable(a, o, e) }
+	code, out, errOut := call(enable, "9540", "--gpus", "0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	cfg, err := config.Load(h.getenv)
+	if err != nil || cfg.Container(9540).Chain != "local:snippets/mount-nfs.sh" {
+		t.Fatalf("chain not recorded: %v %+v", err, cfg.Container(9540))
+	}
+	if len(rec.ran) != 1 || rec.ran[0] != "pct set 9540 --hookscript local:snippets/nvidiaprep-hook" {
+		t.Errorf("ran %q", rec.ran)
+	}
+	if !strings.Contains(out, "its own hookscript local:snippets/mount-nfs.sh is kept") {
+		t.Errorf("enable does not say the admin's hookscript is kept:\n%s", out)
+	}
+	// A second enable, now that the hookscript is nvidiaprep's, keeps the chain.
+	os.WriteFile(ctConf, []byte("arch: amd64\nhookscript: local:snippets/nvidiaprep-hook\n"), 0o644)
+	if code, out, errOut = call(enable, "9540", "--required"); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	if cfg, _ := config.Load(h.getenv); cfg.Container(9540).Chain != "local:snippets/mount-nfs.sh" || !cfg.Container(9540).Required {
+		t.Errorf("a second enable lost the chain: %+v", cfg.Container(9540))
+	}
+	rec.ran = nil
+	if code, out, errOut = call(disable, "9540"); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	if len(rec.ran) != 1 || rec.ran[0] != "pct set 9540 --hookscript local:snippets/mount-nfs.sh" {
+		t.Errorf("disable ran %q, want the admin's hookscript put back", rec.ran)
+	}
+	if b, _ := os.ReadFile(conf); strings.Contains(string(b), "9540") {
+		t.Errorf("the table is still there:\n%s", b)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/lxcconf"
 )
 
 type row struct{ what, value, baseline, target string }
@@ -27,7 +28,11 @@ func main() {
 	payload := flag.Int64("payload-mb", 300, "size of the stand-in .run for the provisioning measurement")
 	storm := flag.Int("storm", 10, "containers in the boot storm")
 	out := flag.String("o", "", "also write the table to this file")
+	dropIn := flag.Bool("dropin-only", false, "measure only what the container units' drop-in adds (no containers)")
 	flag.Parse()
+	if *dropIn {
+		*out, *storm, *payload = "", -1, -1
+	}
 	if err := run(*runs, *payload<<20, *storm, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -62,6 +67,15 @@ func run(runs int, payload int64, storm int, out string) error {
 		return err
 	}
 	rows = append(rows, floor)
+	r, err := e.unitDropIn(runs)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, r...)
+	if storm < 0 {
+		fmt.Print(render(rows))
+		return nil
+	}
 	for _, gpus := range []int{1, 8} {
 		r, err := e.preStart(root, gpus, runs)
 		if err != nil {
@@ -73,7 +87,7 @@ func run(runs int, payload int64, storm int, out string) error {
 		return err
 	}
 	defer e.bed.Close()
-	r, err := e.postStart(runs / 4)
+	r, err = e.postStart(runs / 4)
 	if err != nil {
 		return err
 	}
@@ -272,6 +286,58 @@ func (e env) startFloor(runs int) (row, error) {
 		value:    fmt.Sprintf("median %s, p95 %s", ms(hm), ms(hp)),
 		baseline: fmt.Sprintf("`/bin/true`: median %s", ms(tm)),
 		target:   "—",
+	}, nil
+}
+
+// unitDropIn measures what nvidiaprep's drop-in for pve-container@.service
+// adds to the start of a container (its ExecStartPre=
+// nvidiaprep-unit-prestart <vmid>, against /bin/true, which stands for
+// what systemd pays for any ExecStartPre= line): for a container that is
+// not nvidiaprep's, and for one whose pct start has just written the block.
+func (e env) unitDropIn(runs int) ([]row, error) {
+	root := filepath.Join(e.dir, "dropin")
+	files := map[string]string{
+		"pve/lxc/300.conf": "arch: amd64\ncores: 2\nhostname: web\nmemory: 2048\nnet0: name=eth0,bridge=vmbr0,ip=dhcp,type=veth\nostype: debian\nrootfs: local-lvm:vm-300-disk-0,size=8G\nunprivileged: 1\n",
+		"pve/lxc/301.conf": "arch: amd64\nhookscript: local:snippets/nvidiaprep-hook\nostype: debian\n",
+		"lxc/301/config":   generatedConfig(301) + lxcconf.Begin + "\n# driver 580.142; GPUs 0=0000:01:00.0\n" + lxcconf.End + "\n",
+		"nvidiaprep.toml":  "[paths]\nlxc = \"" + filepath.Join(root, "lxc") + "\"\npve = \"" + filepath.Join(root, "pve") + "\"\n",
+	}
+	for name, text := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	env := []string{"NVIDIAPREP_CONFIG=" + filepath.Join(root, "nvidiaprep.toml"), "NVIDIAPREP_CLUSTER_CONFIG="}
+	gate := filepath.Join(e.bin, "nvidiaprep-unit-prestart")
+	var tr, other, fresh []time.Duration
+	for i := 0; i < runs; i++ {
+		for _, m := range []struct {
+			out  *[]time.Duration
+			name string
+			arg  string
+		}{{&tr, "/bin/true", "300"}, {&other, gate, "300"}, {&fresh, gate, "301"}} {
+			if m.arg == "301" && i%20 == 0 { // keep the block younger than a minute
+				now := time.Now()
+				os.Chtimes(filepath.Join(root, "lxc/301/config"), now, now)
+			}
+			d, err := timeCmd(env, m.name, m.arg)
+			if err != nil {
+				return nil, err
+			}
+			*m.out = append(*m.out, d)
+		}
+	}
+	tm := median(tr)
+	om, op := stats(other)
+	fm, fp := stats(fresh)
+	added := func(d time.Duration) string { return ms(max(d-tm, 0)) }
+	return []row{
+		{fmt.Sprintf("unit drop-in, a container without nvidiaprep (%d runs)", runs), fmt.Sprintf("median %s (adds %s), p95 %s", ms(om), added(om), ms(op)), fmt.Sprintf("`/bin/true`: median %s", ms(tm)), "≤ 5 ms added"},
+		{fmt.Sprintf("unit drop-in, nvidiaprep's container after `pct start` (%d runs)", runs), fmt.Sprintf("median %s (adds %s), p95 %s", ms(fm), added(fm), ms(fp)), "—", "milliseconds"},
 	}, nil
 }
 

@@ -91,6 +91,9 @@ func NewBed(dir string) (*Bed, error) {
 	if err := b.makeDirs(); err != nil {
 		return nil, err
 	}
+	if err := b.writePostStopHook(); err != nil {
+		return nil, err
+	}
 	b.overlay = probeOverlay(b.lowerDir(false), filepath.Join(dir, "disk", ".overlay-probe")) == nil
 	return b, nil
 }

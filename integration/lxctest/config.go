@@ -32,7 +32,12 @@ func (c *CT) WriteGeneratedConfig() error {
 	if err := os.MkdirAll(filepath.Join(c.dir(), "rootfs"), 0o755); err != nil {
 		return fmt.Errorf("lxctest: container %d: %w", c.VMID, err)
 	}
-	if err := os.WriteFile(c.ConfigPath(), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+	text := []byte(strings.Join(lines, "\n") + "\n")
+	// The post-stop hook's copy, to write the config anew on a reboot.
+	if err := os.WriteFile(filepath.Join(c.dir(), "config.generated"), text, 0o644); err != nil {
+		return fmt.Errorf("lxctest: container %d: %w", c.VMID, err)
+	}
+	if err := os.WriteFile(c.ConfigPath(), text, 0o644); err != nil {
 		return fmt.Errorf("lxctest: container %d: %w", c.VMID, err)
 	}
 	return nil
@@ -69,7 +74,9 @@ func (c *CT) generatedConfig() ([]string, error) {
 	if unpriv {
 		l = append(l, "lxc.mount.auto = sys:mixed")
 	}
-	l = append(l, "lxc.monitor.unshare = 1")
+	l = append(l, "lxc.monitor.unshare = 1",
+		"# test bed: Proxmox's common.conf.d/01-pve.conf names its post-stop hook",
+		"lxc.hook.post-stop = "+c.Bed.postStopHookPath())
 	if unpriv {
 		l = append(l, fmt.Sprintf("lxc.idmap = u 0 %d %d", IDShift, idRange),
 			fmt.Sprintf("lxc.idmap = g 0 %d %d", IDShift, idRange))

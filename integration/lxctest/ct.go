@@ -2,6 +2,7 @@ package lxctest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -241,10 +242,20 @@ func (c *CT) kill() error {
 
 // runHook runs "<hook> <vmid> <phase>" on the host.
 func (c *CT) runHook(hook, phase string, env []string) *HookRun {
+	return c.run(phase, env, hook, strconv.Itoa(c.VMID), phase)
+}
+
+// runProgram runs "<program> <vmid>" on the host, as a unit's
+// ExecStartPre=<program> %i does.
+func (c *CT) runProgram(program string, env []string) *HookRun {
+	return c.run(filepath.Base(program), env, program, strconv.Itoa(c.VMID))
+}
+
+func (c *CT) run(phase string, env []string, argv ...string) *HookRun {
 	if env == nil {
 		env = []string{cleanPath}
 	}
-	cmd := exec.Command(hook, strconv.Itoa(c.VMID), phase)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = "/"
 	t0 := time.Now()
@@ -346,9 +357,18 @@ func (c *CT) lxc(tool string, args ...string) error {
 	return err
 }
 
+// lxcToolTimeout bounds one run of an lxc-* tool: they block on a hung
+// monitor, or on a config that is a FIFO.
+const lxcToolTimeout = 2 * time.Minute
+
 func (c *CT) lxcOutput(tool string, args ...string) (string, error) {
 	a := append([]string{"-n", strconv.Itoa(c.VMID), "-P", c.Bed.LXCPath}, args...)
-	out, err := exec.Command(tool, a...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), lxcToolTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, tool, a...).CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("%s %v: no answer within %v", tool, a, lxcToolTimeout)
+	}
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %w: %s", tool, err, strings.TrimSpace(string(out)))
 	}

@@ -18,15 +18,40 @@ import (
 )
 
 // BuildHook builds the hookscript and, beside it, the nvidiaprep program
-// (which runs the provisioning worker) into dir, and returns the hook's path.
-// moduleRoot is the repository root.
+// (which runs the provisioning worker) and the container units'
+// ExecStartPre= program (UnitPreStart) into dir, as the package installs
+// them, and returns the hook's path. moduleRoot is the repository root.
 func BuildHook(moduleRoot, dir string) (string, error) {
-	for _, b := range [][2]string{{"nvidiaprep-hook", "./hook"}, {"nvidiaprep", "./nvidiaprep"}} {
-		if err := GoBuild(moduleRoot, filepath.Join(dir, b[0]), b[1], "CGO_CFLAGS=-Wno-deprecated-declarations"); err != nil {
+	for _, b := range [][3]string{
+		{"nvidiaprep-hook", "./hook", "CGO_CFLAGS=-Wno-deprecated-declarations"},
+		{"nvidiaprep", "./nvidiaprep", "CGO_CFLAGS=-Wno-deprecated-declarations"},
+		{"nvidiaprep-unit-prestart", "./hook/unitprestart", "CGO_ENABLED=0"},
+	} {
+		if err := GoBuild(moduleRoot, filepath.Join(dir, b[0]), b[1], b[2]); err != nil {
 			return "", err
 		}
 	}
 	return filepath.Join(dir, "nvidiaprep-hook"), nil
+}
+
+// UnitPreStart is the ExecStartPre= program of nvidiaprep's drop-in for
+// pve-container@.service, built beside the hook.
+func (n *Node) UnitPreStart() string {
+	return filepath.Join(filepath.Dir(n.Hook), "nvidiaprep-unit-prestart")
+}
+
+// PVEDir stands for the node's /etc/pve.
+func (n *Node) PVEDir() string { return filepath.Join(n.Host.Root, "pve") }
+
+// SetHookscript writes container vmid's Proxmox config
+// (<PVEDir>/lxc/<vmid>.conf) with nvidiaprep's hookscript, as
+// `pct set <vmid> --hookscript local:snippets/nvidiaprep-hook` does.
+func (n *Node) SetHookscript(vmid int) error {
+	p := filepath.Join(n.PVEDir(), "lxc", fmt.Sprintf("%d.conf", vmid))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte("arch: amd64\nhookscript: local:snippets/nvidiaprep-hook\nostype: debian\n"), 0o644)
 }
 
 // GoBuild builds package pkg of the module into out, with extra environment.
@@ -113,8 +138,9 @@ proc = %q
 sys = %q
 cache = %q
 state = %q
+pve = %q
 
-%s`, n.Bed.LXCPath, n.Host.Dev, n.Host.Proc, n.Host.Sys, filepath.Join(root, "cache"), filepath.Join(root, "state"), extra)
+%s`, n.Bed.LXCPath, n.Host.Dev, n.Host.Proc, n.Host.Sys, filepath.Join(root, "cache"), filepath.Join(root, "state"), n.PVEDir(), extra)
 	return os.WriteFile(n.Config, []byte(cfg), 0o644)
 }
 

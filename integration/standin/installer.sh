@@ -66,7 +66,7 @@
 #     /usr/bin/nvidia-uninstall -> nvidia-installer); logs each as the real
 #     one does: "1: <path>" + CRC line for files, "0: <path>" + target line
 #     for symlinks, directories it created in /var/lib/nvidia/dirs; runs
-#     ldconfig if present.
+#     ldconfig.
 #   * Without --no-kernel-module (so with --dkms or --kernel-source-path)
 #     it installs the kernel module sources (kernel-open/ for -M open, the
 #     default, kernel/ for -M proprietary) to /usr/src/nvidia-<ver> and,
@@ -76,7 +76,8 @@
 #     symlink the log lists (a file only if its CRC still matches, a symlink
 #     only if its target does, as the real one), restores backed-up files,
 #     removes the directories it created if empty, `dkms remove -m nvidia -v
-#     <ver> --all` if dkms exists, then /var/lib/nvidia, and runs ldconfig.
+#     <ver> --all` if dkms exists, then /var/lib/nvidia, unloads modules and
+#     runs depmod and ldconfig (see below).
 #     With nothing installed it says "There is no NVIDIA driver currently
 #     installed." and exits 0, like the real one (uninstall_existing_driver
 #     returns TRUE).
@@ -84,14 +85,36 @@
 #     (version: <ver>)." or "There is no NVIDIA driver currently installed."
 #     (exit 1). Like all normal messages it is not printed with --silent.
 #
+#   * Also as the real one (integration/standin/README.md has the table of
+#     behaviours, the source function each was read from, and the tests):
+#     find_system_utils/find_module_utils (refuses without ldconfig, grep,
+#     dmesg, tail, modprobe, rmmod, lsmod, depmod, even with
+#     --no-kernel-module; looked up in $PATH, then EXTRA_PATH);
+#     --[no-]install-libglvnd and libglvnd's conflicting files
+#     (command-list.c find_conflicting_files); a file that cannot be
+#     installed is skipped and the install exits 0 (continue_after_error);
+#     options unknown to the version's branch (option_table.h by tag);
+#     uninstall's rmmod of sixteen modules with the printk log level,
+#     depmod -a, ldconfig, systemctl daemon-reload, and its 0700/0600
+#     checks (backup.c do_uninstall, read_backup_log_file); the temporary
+#     directory (files.c get_tmpdir: --tmpdir, $TMPDIR, /tmp, ., $HOME);
+#     firmware to /lib/firmware/nvidia/<version>; the library directory
+#     from the ldconfig cache (find_libdir_and_fall_back); "not found"
+#     (127) without glibc's loader.
+#
 # Not imitated: the ncurses UI and questions (every question takes its
 # default answer), X server, nouveau, SELinux, RPM and distro-hook checks,
-# module signing, firmware, OpenGL/Vulkan/EGL files, precompiled interfaces,
-# unloading modules, depmod, initramfs. CRCs of backed-up and installed files
-# are computed the real way (crc.c), derived from cksum(1) in sh.
+# module signing, OpenGL/Vulkan/EGL files other than libglvnd, precompiled
+# interfaces, building or loading modules, initramfs. CRCs of backed-up and
+# installed files are computed the real way (crc.c), derived from cksum(1)
+# in sh.
 #
 # It writes nothing into its own directory (the package may be a read-only
-# mount) and creates no temporary files; --tmpdir is accepted and ignored.
+# mount); its one temporary file goes where get_tmpdir says.
+#
+# NVIDIAPREP_STANDIN_FAIL_FILE=<name> (stand-in only): the install of that
+# package file fails as a real I/O error would ("Cannot install ..."), and
+# the install goes on and exits 0 as the real one does.
 #
 # NVIDIAPREP_STANDIN_INSTALL_DELAY=<seconds> (stand-in only): when
 # installing, sleep that long after the previous driver has been uninstalled
@@ -111,6 +134,20 @@
 # with a clean environment, so tests of a container reach it that way.
 
 umask 022
+# A glibc program (nvidia-installer is one): where glibc's loader is missing
+# (musl: Alpine), execve fails with ENOENT and the shell says "not found".
+if [ ! -e /lib64/ld-linux-x86-64.so.2 ]; then
+    printf '%s: not found\n' "$0" >&2
+    exit 127
+fi
+# The utilities nvidia-installer runs are looked up as find_system_util does
+# (misc.c): $PATH as the caller set it, then EXTRA_PATH. The stand-in's own
+# shell tools (cat, find, cksum, ...) come from a wider PATH.
+if [ "${PATH+set}" = set ]; then
+    UTIL_PATH="$PATH:/bin:/usr/bin:/sbin:/usr/sbin:/usr/X11R6/bin:/usr/bin/X11"
+else
+    UTIL_PATH="/bin:/usr/bin:/sbin:/usr/sbin:/usr/X11R6/bin:/usr/bin/X11"
+fi
 PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 export PATH
 
@@ -149,6 +186,10 @@ ui_log() {
 }
 # ui_choice QUESTION ANSWER: every question takes its default answer.
 ui_choice() { ui_log "$1 (Answer: $2)"; }
+# continue_after_error MSG (misc.c): the default answer is to continue.
+continue_after_error() {
+    ui_choice "The installer has encountered the following error during installation: '$1'.  Would you like to continue installation anyway?" "Continue installation"
+}
 
 print_version() {
     echo ""
@@ -197,21 +238,37 @@ print_help() {
       build a kernel module).
   --kernel-source-path=KERNEL-SOURCE-PATH
       The directory containing the kernel source files.
-  -M, --kernel-module-type=KERNEL-MODULE-TYPE
-      The type of kernel modules to build and install ("open" or
-      "proprietary").
-  --print-recommended-kernel-module-type
-      Print if "open" or "proprietary" modules should be used and exit.
+EOF
+    if version_at_least "$NV_VERSION" 555.42; then
+        echo '  -M, --kernel-module-type=KERNEL-MODULE-TYPE'
+        echo '      The type of kernel modules to build and install ("open" or'
+        echo '      "proprietary").'
+    fi
+    if version_at_least "$NV_VERSION" 570.86.16; then
+        echo '  --print-recommended-kernel-module-type'
+        echo '      Print if "open" or "proprietary" modules should be used and exit.'
+    fi
+    cat <<'EOF'
   -b, --no-backup
       Delete conflicting files instead of backing them up.
   --no-check-for-alternate-installs
       Do not check for alternate driver installations.
-  -z, --no-nouveau-check, --no-x-check, --no-nvidia-modprobe, --no-drm,
-  --no-peermem, --no-unified-memory, --no-rpms, --[no-]install-libglvnd,
-  --[no-]systemd, --[no-]rebuild-initramfs, --skip-depmod, --skip-module-load,
-  --[no-]allow-installation-with-running-driver
-      Accepted; see nvidia-installer's own documentation.
+  --install-libglvnd, --no-install-libglvnd
+      Install (and, as conflicting files, first remove or back up the
+      system's) libglvnd libraries, or never install them; by default only
+      when the system has none.
+  --skip-module-unload
+      Do not unload the NVIDIA kernel modules (uninstall).
+  --skip-depmod
+      Do not run depmod.
 EOF
+    for _o in rebuild-initramfs:545.23 allow-installation-with-running-driver:545.23 \
+        skip-module-load:550.40 systemd:465.19; do
+        version_at_least "$NV_VERSION" "${_o#*:}" && printf '  --%s\n      Accepted; see nvidia-installer'"'"'s own documentation.\n' "${_o%%:*}"
+    done
+    echo "  -z, --no-nouveau-check, --no-x-check, --no-nvidia-modprobe, --no-drm,"
+    echo "  --no-peermem, --no-unified-memory, --no-rpms"
+    echo "      Accepted; see nvidia-installer's own documentation."
     echo ""
 }
 
@@ -231,6 +288,9 @@ opt_kernel_source_path=""
 opt_kernel_module_type=""
 opt_allow_running=0
 opt_tmpdir=""
+opt_install_libglvnd=""
+opt_skip_module_unload=0
+opt_skip_depmod=0
 opt_print_recommended=0
 opt_help=0
 
@@ -289,9 +349,32 @@ option_kind() {
         no-*)
             option_kind "${1#no-}"
             if [ "$kind" = bool ]; then negate=1; else kind=""; fi
+            return
             ;;
         *) kind="" ;;
     esac
+    # Options a branch does not know yet (option_table.h by tag) are
+    # unrecognized there.
+    _since=""
+    case "$1" in
+        systemd) _since=465.19 ;;
+        no-kernel-modules) _since=515.43.04 ;;
+        allow-installation-with-running-driver | rebuild-initramfs) _since=545.23 ;;
+        skip-module-load) _since=550.40 ;;
+        kernel-module-type) _since=555.42 ;;
+        print-recommended-kernel-module-type) _since=570.86.16 ;;
+    esac
+    if [ -n "$_since" ] && ! version_at_least "$NV_VERSION" "$_since"; then
+        kind=""
+    fi
+}
+
+# version_at_least A B: whether driver version A is B or later.
+version_at_least() {
+    awk -v a="$1" -v b="$2" 'BEGIN { na = split(a, x, "."); nb = split(b, y, ".");
+        n = na > nb ? na : nb
+        for (i = 1; i <= n; i++) { if (x[i] + 0 > y[i] + 0) exit 0; if (x[i] + 0 < y[i] + 0) exit 1 }
+        exit 0 }'
 }
 
 parse_commandline() {
@@ -383,7 +466,10 @@ parse_commandline() {
                 ;;
         esac
         boolval=1
-        [ $negate = 1 ] && boolval=0
+        if [ $negate = 1 ]; then
+            boolval=0
+            long=${long#no-}
+        fi
         case "$long" in
             accept-license) ;;
             silent) opt_silent=1; opt_no_questions=1; opt_ui=none ;;
@@ -408,6 +494,9 @@ parse_commandline() {
                 esac
                 ;;
             allow-installation-with-running-driver) opt_allow_running=$boolval ;;
+            install-libglvnd) opt_install_libglvnd=$boolval ;;
+            skip-module-unload) opt_skip_module_unload=1 ;;
+            skip-depmod) opt_skip_depmod=1 ;;
             tmpdir) opt_tmpdir=$value ;;
             print-recommended-kernel-module-type) opt_print_recommended=1 ;;
             help | advanced-options) opt_help=1 ;;
@@ -491,14 +580,61 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# Where libraries go (get_default_prefixes_and_paths on Debian-like systems).
-if [ -d /usr/lib/x86_64-linux-gnu ]; then
-    LIBDIR=/usr/lib/x86_64-linux-gnu
-elif [ -d /usr/lib64 ]; then
-    LIBDIR=/usr/lib64
-else
-    LIBDIR=/usr/lib
+# find_system_util NAME: util_r = the first regular file NAME, executable by
+# someone, in $PATH then EXTRA_PATH (misc.c find_system_util).
+find_system_util() {
+    util_r=""
+    _fsu_ifs=$IFS
+    IFS=:
+    set -f
+    for _fsu_d in $UTIL_PATH; do
+        if [ -f "$_fsu_d/$1" ] && [ -x "$_fsu_d/$1" ]; then
+            util_r="$_fsu_d/$1"
+            break
+        fi
+    done
+    set +f
+    IFS=$_fsu_ifs
+    [ -n "$util_r" ]
+}
+
+# find_system_utils and find_module_utils (misc.c), run for every install,
+# uninstall and --driver-info, with or without --no-kernel-module.
+for _u in ldconfig:glibc grep:grep dmesg:util-linux tail:coreutils; do
+    if ! find_system_util "${_u%%:*}"; then
+        ui_error "Unable to find the system utility \`${_u%%:*}\`; please make sure you have the package '${_u#*:}' installed.  If you do have ${_u#*:} installed, then please check that \`${_u%%:*}\` is in your PATH."
+        exit 1
+    fi
+    eval "UTIL_$(echo "${_u%%:*}" | tr a-z A-Z)=\$util_r"
+done
+for _u in modprobe rmmod lsmod depmod; do
+    if ! find_system_util "$_u"; then
+        ui_error "Unable to find the module utility \`$_u\`; please make sure you have the package 'module-init-tools' or 'kmod' installed.  If you do have 'module-init-tools' or 'kmod' installed, then please check that \`$_u\` is in your PATH."
+        exit 1
+    fi
+    eval "UTIL_$(echo "$_u" | tr a-z A-Z)=\$util_r"
+done
+UTIL_DKMS=""
+find_system_util dkms && UTIL_DKMS=$util_r
+UTIL_SYSTEMCTL=""
+find_system_util systemctl && UTIL_SYSTEMCTL=$util_r
+
+# Where libraries go (files.c find_libdir_and_fall_back): the first of
+# lib/x86_64-linux-gnu, lib64, lib under /usr that the ldconfig cache
+# (`ldconfig -p`) names; when it names none, the first that exists; else lib.
+LIBDIR=""
+_cache=$("$UTIL_LDCONFIG" -p 2> /dev/null) || _cache=""
+for _d in /usr/lib/x86_64-linux-gnu/ /usr/lib64/ /usr/lib/; do
+    case "$_cache" in
+        *"$_d"*) LIBDIR=${_d%/}; break ;;
+    esac
+done
+if [ -z "$LIBDIR" ]; then
+    for _d in /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib; do
+        if [ -d "$_d" ]; then LIBDIR=$_d; break; fi
+    done
 fi
+[ -n "$LIBDIR" ] || LIBDIR=/usr/lib
 BINDIR=/usr/bin
 
 # ------------------------------------------------------------------ CRC
@@ -914,6 +1050,7 @@ do_uninstall() {
         ui_message "No driver backed up."
         return 1
     fi
+    check_permissions || return 1
     entries_ok=1
     bad_links=""
     ck_n=0
@@ -937,10 +1074,10 @@ do_uninstall() {
             ui_warn "Your driver installation has been altered since it was initially installed; this may happen, for example, if you have since installed the NVIDIA driver through a mechanism other than nvidia-installer (such as your distribution's native package management system).  nvidia-installer will attempt to uninstall as best it can."
         fi
     fi
-    if command -v dkms > /dev/null 2>&1; then
-        if dkms status -m nvidia -v "$1" 2> /dev/null | grep -q .; then
+    if [ -n "$UTIL_DKMS" ]; then
+        if "$UTIL_DKMS" status -m nvidia -v "$1" 2> /dev/null | grep -q .; then
             ui_log "DKMS module detected; removing..."
-            dkms remove -m nvidia -v "$1" --all > /dev/null 2>&1 ||
+            "$UTIL_DKMS" remove -m nvidia -v "$1" --all > /dev/null 2>&1 ||
                 ui_warn "Failed to remove installed DKMS module!"
         fi
     fi
@@ -957,16 +1094,80 @@ do_uninstall() {
         ui_warn "Failed to restore some backed up files/symlinks, and/or their attributes. See $log_file_name for details"
     rmdir_recursive
     rm -rf "$BACKUP_DIRECTORY"
+    if [ $opt_skip_module_unload = 0 ]; then
+        # Not checked: the kernel may not allow unloading, or the module may
+        # not be loaded at all.
+        for _m in $CONFLICTING_KERNEL_MODULES; do
+            rmmod_kernel_module "$_m"
+        done
+    fi
     if [ $opt_uninstall = 1 ]; then
-        ui_log "Running ldconfig:"
-        if command -v ldconfig > /dev/null 2>&1 && ldconfig > /dev/null 2>&1; then
+        _status=0
+        if [ $opt_skip_depmod = 1 ]; then
+            ui_log "Running ldconfig:"
+        else
+            ui_log "Running depmod and ldconfig:"
+            "$UTIL_DEPMOD" -a > /dev/null 2>&1 < /dev/null || _status=1
+        fi
+        "$UTIL_LDCONFIG" > /dev/null 2>&1 < /dev/null || _status=1
+        if [ $_status = 0 ]; then
             ui_log "done."
         else
             ui_log "error!"
             ui_warn "An error occurred while running depmod or ldconfig after uninstallation: your system may have stale state involving recently uninstalled files."
         fi
+        if [ -n "$UTIL_SYSTEMCTL" ]; then
+            ui_log "Running \`$UTIL_SYSTEMCTL daemon-reload\`:"
+            if "$UTIL_SYSTEMCTL" daemon-reload > /dev/null 2>&1 < /dev/null; then
+                ui_log "done."
+            else
+                ui_log "error!"
+                ui_warn "An error occurred while reloading the systemd daemon configuration."
+            fi
+        fi
     fi
     return 0
+}
+
+# conflicting-kernel-modules.c
+CONFLICTING_KERNEL_MODULES="nv_peer_mem nvidia-peermem nvidia-vgpu-vfio nvidia-uvm nvidia-drm nvidia-modeset nvidia nvidia0 nvidia1 nvidia2 nvidia3 nvidia4 nvidia5 nvidia6 nvidia7 nvidia-frontend"
+
+# rmmod_kernel_module NAME (kernel.c): `rmmod NAME` with the console log
+# level set to KERN_ALERT (1) in /proc/sys/kernel/printk, then restored.
+rmmod_kernel_module() {
+    _old_level=""
+    if [ -f /proc/sys/kernel/printk ] && { : >> /proc/sys/kernel/printk; } 2> /dev/null; then
+        read -r _old_level _rest < /proc/sys/kernel/printk 2> /dev/null
+        case "$_old_level" in
+            '' | *[!0-9]*) _old_level="" ;;
+            *) printf 1 1<> /proc/sys/kernel/printk 2> /dev/null || _old_level="" ;;
+        esac
+    fi
+    "$UTIL_RMMOD" "$1" > /dev/null 2>&1 < /dev/null
+    if [ -n "$_old_level" ]; then
+        printf '%s' "$_old_level" 1<> /proc/sys/kernel/printk 2> /dev/null
+    fi
+}
+
+# check_permissions: read_backup_log_file's checks of /var/lib/nvidia (0700)
+# and its log (0600), before anything is removed.
+check_permissions() {
+    _p=$(stat -c '%a' "$BACKUP_DIRECTORY" 2> /dev/null) || {
+        ui_error "Unable to get properties of $BACKUP_DIRECTORY (No such file or directory)."
+        return 1
+    }
+    if [ "$_p" != 700 ]; then
+        ui_error "The directory permissions of $BACKUP_DIRECTORY have been changed sincethe directory was created!"
+        return 1
+    fi
+    _p=$(stat -c '%a' "$BACKUP_LOG" 2> /dev/null) || {
+        ui_error "Failure opening $BACKUP_LOG (No such file or directory)."
+        return 1
+    }
+    if [ "$_p" != 600 ]; then
+        ui_error "The file permissions of $BACKUP_LOG have been changed since the file was written!"
+        return 1
+    fi
 }
 
 # uninstall_existing_driver INTERACTIVE: always succeeds, as the real one.
@@ -990,14 +1191,20 @@ uninstall_existing_driver() {
 # run_existing_uninstaller: the installed nvidia-uninstall if there is one,
 # else the backup log.
 run_existing_uninstaller() {
-    _u=$(command -v nvidia-uninstall 2> /dev/null)
-    if [ -n "$_u" ]; then
+    # Without kernel modules to install (and depmod after them), the
+    # uninstaller runs depmod itself; it is never told to skip unloading.
+    _skip_depmod=""
+    if find_system_util nvidia-uninstall; then
+        _u=$util_r
+        if [ $opt_no_kernel_modules = 0 ] && "$_u" -A 2> /dev/null < /dev/null | "$UTIL_GREP" -q '^ \+--skip-depmod$'; then
+            _skip_depmod=--skip-depmod
+        fi
         case "$log_file_name" in
             */*) _ulog="${log_file_name%/*}/nvidia-uninstall.log" ;;
             *) _ulog=./nvidia-uninstall.log ;;
         esac
-        ui_log "Uninstalling the previous installation: running \`$_u -s --log-file-name=$_ulog\`"
-        _out=$("$_u" -s --log-file-name="$_ulog" 2>&1 < /dev/null)
+        ui_log "Uninstalling the previous installation: running \`$_u -s --log-file-name=$_ulog $_skip_depmod\`"
+        _out=$("$_u" -s --log-file-name="$_ulog" $_skip_depmod 2>&1 < /dev/null)
         _rc=$?
         if [ $_rc = 0 ]; then
             return 0
@@ -1061,6 +1268,19 @@ manifest_entry() {
         CUDA_SYMLINK)
             [ "$1" = NATIVE ] || return 1
             e_kind=link e_dest=$LIBDIR${2%/}/$e_name e_target=$3
+            ;;
+        GLVND_LIB)
+            [ "$1" = NATIVE ] && [ "$glvnd_install" = 1 ] || return 1
+            e_kind=file e_dest=$LIBDIR/$e_name
+            ;;
+        GLVND_SYMLINK)
+            [ "$1" = NATIVE ] && [ "$glvnd_install" = 1 ] || return 1
+            e_kind=link e_dest=$LIBDIR/$e_name e_target=$2
+            ;;
+        FIRMWARE)
+            # files.c set_destinations: /lib/firmware/nvidia/<version>/,
+            # whether kernel modules are installed or not.
+            e_kind=file e_dest=/lib/firmware/nvidia/$pkg_version/${e_name#*/}
             ;;
         UTILITY_BINARY | INSTALLER_BINARY)
             e_kind=file e_dest=$BINDIR/$e_name
@@ -1168,7 +1388,7 @@ conflicting_files() {
             printf '%s\n' "$e_dest"
         fi
         case "$e_type" in
-            UTILITY_LIB | CUDA_LIB | ENCODEAPI_LIB | NVCUVID_LIB)
+            UTILITY_LIB | CUDA_LIB | ENCODEAPI_LIB | NVCUVID_LIB | GLVND_LIB)
                 _names="$_names ${e_name%%.so.*}.so"
                 ;;
         esac
@@ -1183,6 +1403,51 @@ conflicting_files() {
         find -L "$_d" \( -name source -o -name build -o -name nvidia-cg-toolkit \) -prune -o \
             \( -type f -o -type l \) \( "$@" \) -print 2> /dev/null
     done
+}
+
+# GLVND_LIBRARIES: the libglvnd libraries whose presence decides, without
+# --[no-]install-libglvnd, whether the package's copies are installed
+# (libOpenGL is the optional one).
+GLVND_LIBRARIES="libGLdispatch.so.0 libGLX.so.0 libGL.so.1 libEGL.so.1 libGLESv2.so.2 libOpenGL.so.0"
+
+# check_libglvnd_files (files.c): with --install-libglvnd the package's
+# libglvnd libraries are installed, and every libGL.so*, libEGL.so*, ...
+# under the library directories is a conflicting file; with
+# --no-install-libglvnd they are not installed; otherwise they are installed
+# when the system has no libglvnd, left out when it has all of it, and a
+# partial libglvnd missing an essential library aborts (the question's
+# default answer).
+glvnd_install=0
+check_libglvnd_files() {
+    glvnd_install=0
+    grep -q ' GLVND_LIB ' .manifest || return 0
+    case "$opt_install_libglvnd" in
+        1) glvnd_install=1; return 0 ;;
+        0) return 0 ;;
+    esac
+    _cache=$("$UTIL_LDCONFIG" -p 2> /dev/null)
+    _missing=""
+    _found=0
+    for _l in $GLVND_LIBRARIES; do
+        case "$_cache" in
+            *"	$_l "*) _found=1 ;;
+            *) _missing="$_missing $_l" ;;
+        esac
+    done
+    if [ -z "$_missing" ]; then
+        ui_log "libglvnd is installed on this system; its libraries will not be replaced."
+        return 0
+    fi
+    if [ $_found = 0 ]; then
+        glvnd_install=1
+        return 0
+    fi
+    if [ "$_missing" = " libOpenGL.so.0" ]; then
+        ui_choice "An incomplete installation of libglvnd was found. All of the essential libglvnd libraries are present, but one or more optional components are missing. Do you want to install a full copy of libglvnd? This will overwrite any existing libglvnd libraries." "Don't install libglvnd files"
+        return 0
+    fi
+    ui_choice "An incomplete installation of libglvnd was found. Do you want to install a full copy of libglvnd? This will overwrite any existing libglvnd libraries." "Abort installation."
+    return 1
 }
 
 # package_inodes: dev:inode of the package's own files (never conflicts).
@@ -1210,13 +1475,19 @@ install_entries() {
         [ "$e_kind" = file ] || continue
         [ -z "$NVIDIAPREP_STANDIN_FILE_DELAY" ] || sleep "$NVIDIAPREP_STANDIN_FILE_DELAY"
         ui_log "Installing: $e_name --> $e_dest"
+        # A file that cannot be installed is an error the default answer
+        # continues after (command-list.c execute_command_list,
+        # misc.c continue_after_error): it is not logged, and the
+        # installation goes on and exits 0.
         if ! mkdir_logged "${e_dest%/*}"; then
             ui_error "Unable to create directory '${e_dest%/*}'."
-            return 1
+            continue_after_error "Cannot install $e_dest"
+            continue
         fi
-        if ! install -m "$e_mode" -- "$e_name" "$e_dest" 2> /dev/null; then
-            ui_error "Cannot install $e_dest"
-            return 1
+        if [ "$NVIDIAPREP_STANDIN_FAIL_FILE" = "$e_name" ] || ! install -m "$e_mode" -- "$e_name" "$e_dest" 2> /dev/null; then
+            ui_error "Unable to copy '$e_name' to '$e_dest'."
+            continue_after_error "Cannot install $e_dest"
+            continue
         fi
         eval "_k=\$pk_idx_$_ml_n"
         eval "_crc=\$crc_$_k"
@@ -1230,9 +1501,10 @@ install_entries() {
         [ "$e_kind" = link ] || continue
         [ -z "$NVIDIAPREP_STANDIN_FILE_DELAY" ] || sleep "$NVIDIAPREP_STANDIN_FILE_DELAY"
         ui_log "Creating symlink: $e_dest -> $e_target"
-        if ! mkdir_logged "${e_dest%/*}" || ! ln -s -- "$e_target" "$e_dest" 2> /dev/null; then
-            ui_error "Cannot create symlink $e_dest ($e_target)"
-            return 1
+        if ! mkdir_logged "${e_dest%/*}" || ! _why=$(ln -s -- "$e_target" "$e_dest" 2>&1); then
+            _why=${_why##*: }
+            continue_after_error "Cannot create symlink $e_dest (${_why:-No such file or directory})"
+            continue
         fi
         printf '0: %s\n%s\n' "$e_dest" "$e_target" >> "$BACKUP_LOG"
     done 3< .manifest
@@ -1252,6 +1524,9 @@ standin_controls() {
                 ;;
             NVIDIAPREP_STANDIN_FILE_DELAY)
                 [ -n "$NVIDIAPREP_STANDIN_FILE_DELAY" ] || NVIDIAPREP_STANDIN_FILE_DELAY=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_FAIL_FILE)
+                [ -n "$NVIDIAPREP_STANDIN_FAIL_FILE" ] || NVIDIAPREP_STANDIN_FAIL_FILE=$_sc_value
                 ;;
         esac
     done < /etc/nvidiaprep-standin
@@ -1330,6 +1605,24 @@ install_from_cwd() {
         return 1
     fi
 
+    check_libglvnd_files || return 1
+
+    # Template files (files.c process_template_file) are written to the
+    # temporary directory first: --tmpdir, else the first of $TMPDIR, /tmp,
+    # "." (the package directory) and $HOME that exists (get_tmpdir).
+    _tmpdir=$opt_tmpdir
+    if [ -z "$_tmpdir" ]; then
+        for _d in "$TMPDIR" /tmp . "$HOME"; do
+            if [ -n "$_d" ] && [ -d "$_d" ]; then _tmpdir=$_d; break; fi
+        done
+    fi
+    if ! _tmpl=$(mktemp "$_tmpdir/template-XXXXXX" 2>&1); then
+        _why=${_tmpl##*: }
+        ui_error "Unable to create temporary file (${_why:-No such file or directory})"
+        return 1
+    fi
+    rm -f "$_tmpl"
+
     # Conflicting files: back up (or delete) each distinct one that is not
     # one of the package's own files.
     package_inodes=$(stat -c '%d:%i' .manifest * 2> /dev/null | tr '\n' ' ')
@@ -1352,9 +1645,9 @@ EOF
     install_entries || return 1
 
     if [ $opt_no_kernel_modules = 0 ] && [ $opt_dkms = 1 ]; then
-        if command -v dkms > /dev/null 2>&1; then
+        if [ -n "$UTIL_DKMS" ]; then
             ui_log "Registering the kernel modules with DKMS: dkms add -m nvidia -v $pkg_version"
-            if ! _out=$(dkms add -m nvidia -v "$pkg_version" 2>&1 < /dev/null); then
+            if ! _out=$("$UTIL_DKMS" add -m nvidia -v "$pkg_version" 2>&1 < /dev/null); then
                 log_printf "$_out"
                 ui_warn "Failed to register the NVIDIA kernel modules with DKMS. The NVIDIA kernel modules will be installed, but will not be automatically rebuilt if you change your kernel."
             fi
@@ -1363,10 +1656,8 @@ EOF
         fi
     fi
 
-    if command -v ldconfig > /dev/null 2>&1; then
-        ui_log "Executing: ldconfig"
-        ldconfig > /dev/null 2>&1 || ui_warn "ldconfig failed."
-    fi
+    ui_log "Executing: $UTIL_LDCONFIG"
+    "$UTIL_LDCONFIG" > /dev/null 2>&1 || ui_warn "ldconfig failed."
 
     ui_message "Installation of the $pkg_description (version: $pkg_version) is now complete."
     return 0

@@ -60,8 +60,9 @@ package standin
 //     with an error, the second is handed to the installer, which rejects it).
 //   - The help texts are short and written for this stand-in.
 //   - The tree is small: nvidia-installer (a POSIX sh script, see
-//     installer.sh), .manifest in NVIDIA's format, the libraries, nvidia-smi
-//     (an sh script), LICENSE, and kernel/ and kernel-open/ each with a dummy
+//     installer.sh), .manifest in NVIDIA's format, the libraries, libglvnd's
+//     (plain files), nvidia-smi (an sh script), firmware/ (two plain files),
+//     LICENSE, and kernel/ and kernel-open/ each with a dummy
 //     module source (Makefile, dkms.conf, nvidia/nv.c). RunOptions.PayloadBytes
 //     pads kernel/nvidia/nv-kernel.o_binary (the name of the real package's
 //     largest kernel blob) with incompressible bytes so that the file and its
@@ -82,8 +83,15 @@ package standin
 // nvidia-installer's command line, exit statuses, messages, install record
 // (/var/lib/nvidia/log in backup.c's format), upgrade (runs the installed
 // nvidia-uninstall first) and uninstall, for user-space installs
-// (--no-kernel-module). It writes nothing into its own directory, so it runs
-// from a read-only tree. Environment variables only the stand-in reads:
+// (--no-kernel-module), and the behaviours README.md lists with the source
+// functions they were read from (utilities it refuses to run without,
+// libglvnd conflicts, partial installs that exit 0, options by branch,
+// module unloading on uninstall, ...). It writes nothing into its own
+// directory, so it runs from a read-only tree. Environment variables only
+// the stand-in reads:
+//
+//   - NVIDIAPREP_STANDIN_FAIL_FILE=<name>: the install of that package file
+//     fails as an I/O error would; the install goes on and exits 0.
 //
 //   - NVIDIAPREP_STANDIN_INSTALL_DELAY=<seconds>: during an install, sleep
 //     this long after the previous driver has been uninstalled and the new
@@ -136,7 +144,7 @@ type RunOptions struct {
 
 // StandinControls is the file, inside the system being installed into, from
 // which the stand-in installer also reads NVIDIAPREP_STANDIN_INSTALL_DELAY,
-// NVIDIAPREP_STANDIN_FAIL_INSTALL and NVIDIAPREP_STANDIN_FILE_DELAY
+// NVIDIAPREP_STANDIN_FAIL_INSTALL, NVIDIAPREP_STANDIN_FILE_DELAY and NVIDIAPREP_STANDIN_FAIL_FILE
 // (NAME=VALUE lines).
 const StandinControls = "/etc/nvidiaprep-standin"
 
@@ -155,6 +163,21 @@ func RunFileName(version string) string { return RunTargetDir(version) + ".run" 
 
 // StandinLibraries are the libraries a stand-in .run generates, by base name.
 var StandinLibraries = []string{"libnvidia-ml", "libcuda", "libnvidia-ptxjitcompiler", "libnvidia-encode", "libnvcuvid"}
+
+// glvndLibraries are the libglvnd libraries a stand-in .run ships, with
+// their SONAME links.
+var glvndLibraries = []struct{ file, soname string }{
+	{"libGLdispatch.so.0", "libGLdispatch.so.0"},
+	{"libGLX.so.0", "libGLX.so.0"},
+	{"libGL.so.1.7.0", "libGL.so.1"},
+	{"libEGL.so.1.1.0", "libEGL.so.1"},
+	{"libGLESv2.so.2.1.0", "libGLESv2.so.2"},
+	{"libOpenGL.so.0", "libOpenGL.so.0"},
+}
+
+// StandinFirmware are the firmware files a stand-in .run ships (in
+// firmware/, installed to /lib/firmware/nvidia/<version>/).
+var StandinFirmware = []string{"gsp_ga10x.bin", "gsp_tu10x.bin"}
 
 //go:embed installer.sh
 var installerTemplate string
@@ -357,6 +380,25 @@ func runTree(work string, o RunOptions) ([]runEntry, error) {
 		add(runEntry{name: "nvidia-smi", mode: 0o755, data: []byte(smiScript(ver))})
 		binLines = append([]string{"nvidia-smi 0755 UTILITY_BINARY MODULE:utils"}, binLines...)
 	}
+	// libglvnd, as the real package ships it (installed only with
+	// --install-libglvnd or on a system without libglvnd); plain files
+	// here, not ELF objects.
+	var glvndLines []string
+	for _, g := range glvndLibraries {
+		add(runEntry{name: g.file, mode: 0o644, data: []byte("stand-in libglvnd library " + g.file + " (nvidiaprep; not an ELF object)\n")})
+		glvndLines = append(glvndLines, fmt.Sprintf("%s 0644 GLVND_LIB NATIVE MODULE:opengl", g.file))
+		if g.soname != g.file {
+			glvndLines = append(glvndLines, fmt.Sprintf("%s 0000 GLVND_SYMLINK NATIVE %s MODULE:opengl", g.soname, g.file))
+		}
+	}
+	// GSP firmware, installed to /lib/firmware/nvidia/<version>/ even with
+	// --no-kernel-module.
+	add(runEntry{name: "firmware", mode: 0o755, dir: true})
+	var fwLines []string
+	for _, f := range StandinFirmware {
+		add(runEntry{name: "firmware/" + f, mode: 0o644, data: []byte("stand-in GSP firmware " + f + " " + ver + "\n")})
+		fwLines = append(fwLines, fmt.Sprintf("firmware/%s 0644 FIRMWARE INHERIT_PATH_DEPTH:1 MODULE:resman", f))
+	}
 	add(runEntry{name: "nvidia-installer", mode: 0o755, data: []byte(strings.ReplaceAll(installerTemplate, "@VERSION@", ver))})
 	add(runEntry{name: "LICENSE", mode: 0o644, data: []byte(licenseText)})
 
@@ -418,7 +460,13 @@ func runTree(work string, o RunOptions) ([]runEntry, error) {
 	for _, l := range libLines {
 		m.WriteString(l + "\n")
 	}
+	for _, l := range glvndLines {
+		m.WriteString(l + "\n")
+	}
 	for _, l := range binLines {
+		m.WriteString(l + "\n")
+	}
+	for _, l := range fwLines {
 		m.WriteString(l + "\n")
 	}
 	m.WriteString("nvidia-installer 0755 INSTALLER_BINARY MODULE:installer\n")

@@ -51,6 +51,11 @@ TARGET_ARCH="x86_64"
 # line 4 to the end of the file. Do not edit by hand.
 #
 
+# As in NVIDIA's stub the file is read through an unquoted name: a path
+# with whitespace in it does not work. The (real) embedded decompressor goes
+# to $TMPDIR as it is before the options are read (--tmpdir comes later),
+# so that one must allow execution.
+decompress_dir=$TMPROOT
 runfile="$0"
 case "$runfile" in
     /*) ;;
@@ -183,7 +188,7 @@ if [ "$1" = "--info" ]; then
 fi
 if [ "$1" = "--list" ]; then
     echo "Target directory: $targetdir"
-    tail -n +$skip "$runfile" | gzip -cd | tar tvf - 2> /dev/null
+    tail -n +$skip $runfile | gzip -cd | tar tvf - 2> /dev/null
     exit 0
 fi
 if [ "$1" = "--extract-decompress" ]; then
@@ -202,14 +207,14 @@ standin_md5_path() {
 }
 
 if [ "$1" = "--check" ]; then
-    sum1=$(tail -n +4 "$runfile" | cksum | cut -d' ' -f1)
+    sum1=$(tail -n +4 $runfile | cksum | cut -d' ' -f1)
     if [ "$sum1" != "$CRCsum" ]; then
         echo "Error in checksums $sum1 $CRCsum"
         exit 2
     fi
     standin_md5_path
     if [ -n "$MD5_PATH" ]; then
-        md5sum=$(tail -n +4 "$runfile" | "$MD5_PATH/md5sum" | cut -b-32)
+        md5sum=$(tail -n +4 $runfile | "$MD5_PATH/md5sum" | cut -b-32)
         if [ "$md5sum" != "$MD5" ]; then
             echo "Error in md5 sums $md5sum $MD5"
             exit 2
@@ -277,14 +282,14 @@ if [ ! -d "$TMPROOT" ]; then
 fi
 TMPDIR="$TMPROOT"
 export TMPDIR
-TMPFILE=$(mktemp "$TMPDIR/makeself.XXXXXXXX" 2> /dev/null)
+TMPFILE=$(mktemp "$decompress_dir/makeself.XXXXXXXX" 2> /dev/null)
 if [ "a$TMPFILE" = "a" ]; then
-    echo "Unable to create temporary file in $TMPDIR"
+    echo "Unable to create temporary file in $decompress_dir"
     exit 1
 fi
 chmod +x "$TMPFILE"
 "$TMPFILE" > /dev/null 2>&1 || {
-    echo "ERROR: Temporary directory $TMPDIR is not executable - use the --tmpdir option to specify a different one."
+    echo "ERROR: Temporary directory $decompress_dir is not executable - use the --tmpdir option to specify a different one."
     rm -f "$TMPFILE"
     exit 1
 }
@@ -330,7 +335,7 @@ mkdir -p "$tmpdir" || {
 
 if [ x"$SETUP_NOCHECK" != x1 ]; then
     echo -n "Verifying archive integrity... "
-    sum1=$(tail -n +4 "$runfile" | cksum | cut -d' ' -f1)
+    sum1=$(tail -n +4 $runfile | cksum | cut -d' ' -f1)
     if [ "$sum1" != "$CRCsum" ]; then
         echo "Error in check sums $sum1 $CRCsum"
         exit 2
@@ -339,7 +344,7 @@ if [ x"$SETUP_NOCHECK" != x1 ]; then
 fi
 standin_md5_path
 if [ -n "$MD5_PATH" ]; then
-    md5sum=$(tail -n +4 "$runfile" | "$MD5_PATH/md5sum" | cut -b-32)
+    md5sum=$(tail -n +4 $runfile | "$MD5_PATH/md5sum" | cut -b-32)
     if [ "$md5sum" != "$MD5" ]; then
         echo "Error in md5 sums $md5sum $MD5"
         exit 2
@@ -348,7 +353,7 @@ fi
 
 standin_untar() {
     tar xvf - 2> /dev/null || {
-        echo "Extraction failed." >&2
+        echo "Extraction failed." > /dev/tty
         kill -15 $$
     }
 }
@@ -358,7 +363,7 @@ cd "$tmpdir" || exit 1
 res=3
 [ "$keep" = "y" ] || trap 'echo "Signal caught, cleaning up" >&2; cd "$TMPROOT"; rm -rf "$workingdir"; exit 15' 1 2 15
 
-if tail -n +$skip "$runfile" | gzip -cd | standin_untar | (while read a; do echo -n "."; done; echo); then
+if tail -n +$skip $runfile | gzip -cd | standin_untar | (while read a; do echo -n "."; done; echo); then
     chown -Rf "$(id -u):$(id -g)" .
     res=0
     if [ -n "$script" -a "$run_script" = "y" ]; then

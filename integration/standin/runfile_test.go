@@ -448,7 +448,15 @@ func TestInstallerCRC(t *testing.T) {
 type chroot struct {
 	lower, upperDir, work, mnt string
 	binds                      []string // "src dst ro|rw"
+	noKmod                     bool     // leave /root/kmod off the PATH
 }
+
+// kmodStub stands in for kmod's modprobe, rmmod, lsmod and depmod in a
+// chroot (a debootstrap minbase has no kmod): it records its command line in
+// /root/modcalls and does nothing else, so that a test sees which module
+// commands the installer ran without any reaching the host's kernel.
+// Each line also names the console log level then in /proc/sys/kernel/printk.
+const kmodStub = "#!/bin/sh\nl=\nread -r l _ < /proc/sys/kernel/printk 2>/dev/null\necho \"${0##*/} $* printk=$l\" >> /root/modcalls\n"
 
 func minbaseRoot() string {
 	if p := os.Getenv("NVIDIAPREP_TEST_ROOTFS"); p != "" {
@@ -479,12 +487,25 @@ func newChroot(t *testing.T) *chroot {
 	}
 	d := t.TempDir()
 	c := &chroot{lower: lower, upperDir: filepath.Join(d, "upper"), work: filepath.Join(d, "work"), mnt: filepath.Join(d, "mnt")}
-	for _, p := range []string{c.upperDir, c.work, c.mnt} {
-		if err := os.Mkdir(p, 0o755); err != nil {
+	for _, p := range []string{c.upperDir, c.work, c.mnt, c.upper("/root/kmod")} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"modprobe", "rmmod", "lsmod", "depmod"} {
+		if err := os.WriteFile(c.upper("/root/kmod/"+u), []byte(kmodStub), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return c
+}
+
+// modcalls returns and clears the module commands the stubs recorded.
+func (c *chroot) modcalls(t *testing.T) string {
+	t.Helper()
+	b, _ := os.ReadFile(c.upper("/root/modcalls"))
+	os.Remove(c.upper("/root/modcalls"))
+	return string(b)
 }
 
 // put copies a host file into the chroot (into the overlay's upper layer).
@@ -516,8 +537,12 @@ exec chroot "$CH_MNT" /bin/sh -c "$1"
 // sh runs a script with /bin/sh inside the chroot.
 func (c *chroot) sh(t *testing.T, script string) cmdResult {
 	t.Helper()
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if !c.noKmod {
+		path = "/root/kmod:" + path
+	}
 	env := []string{"CH_LOWER=" + c.lower, "CH_UPPER=" + c.upperDir, "CH_WORK=" + c.work, "CH_MNT=" + c.mnt,
-		"CH_BINDS=" + strings.Join(c.binds, "\n"), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR="}
+		"CH_BINDS=" + strings.Join(c.binds, "\n"), "PATH=" + path, "TMPDIR="}
 	return runIn(t, "/", env, "unshare", "-m", "--propagation", "private", "sh", "-c", chrootSetup, "chroot-step", script)
 }
 
@@ -581,10 +606,13 @@ func wantLog(t *testing.T, tree, ver string) string {
 			continue
 		}
 		switch f[2] {
-		case "UTILITY_LIB", "CUDA_LIB", "ENCODEAPI_LIB", "NVCUVID_LIB", "UTILITY_BINARY", "INSTALLER_BINARY":
+		case "UTILITY_LIB", "CUDA_LIB", "ENCODEAPI_LIB", "NVCUVID_LIB", "UTILITY_BINARY", "INSTALLER_BINARY", "FIRMWARE":
 			dst := lib + "/" + f[0]
 			if strings.HasSuffix(f[2], "BINARY") {
 				dst = "/usr/bin/" + f[0]
+			}
+			if f[2] == "FIRMWARE" {
+				dst = "/lib/firmware/nvidia/" + ver + "/" + strings.TrimPrefix(f[0], "firmware/")
 			}
 			data, err := os.ReadFile(filepath.Join(tree, f[0]))
 			if err != nil {
@@ -671,7 +699,7 @@ func TestInstallInChroot(t *testing.T) {
 	extract(t, runA, treeA)
 	extract(t, runB, treeB)
 	c.binds = []string{treeA + " /mnt/a ro", treeB + " /mnt/b ro"}
-	const flags = "--silent --no-kernel-module --no-check-for-alternate-installs --install-libglvnd"
+	const flags = "--silent --no-kernel-module --no-check-for-alternate-installs --no-install-libglvnd"
 	lib := "/usr/lib/x86_64-linux-gnu"
 	noLeftovers := func(t *testing.T) {
 		t.Helper()
@@ -775,7 +803,7 @@ kill -9 $pid; wait $pid; echo "rc=$?"; /mnt/b/nvidia-installer -i`)
 				t.Errorf("backup log lacks %q:\n%s", s, log)
 			}
 		}
-		r = c.sh(t, `nvidia-uninstall -s && cat `+lib+`/libnvidia-ml.so.535.00 && readlink `+lib+`/libnvidia-ml.so.1 && rm `+lib+`/libnvidia-ml.so.535.00 `+lib+`/libnvidia-ml.so.1`)
+		r = c.sh(t, `nvidia-uninstall -s 2>/dev/null && cat `+lib+`/libnvidia-ml.so.535.00 && readlink `+lib+`/libnvidia-ml.so.1 && rm `+lib+`/libnvidia-ml.so.535.00 `+lib+`/libnvidia-ml.so.1`)
 		if r.code != 0 || r.out != "distro\nlibnvidia-ml.so.535.00\n" {
 			t.Errorf("restored files: %d\n%s", r.code, r.out)
 		}

@@ -97,6 +97,7 @@ type Paths struct {
 	Sys   string `toml:"sys"`   // sysfs
 	Cache string `toml:"cache"` // downloads and other re-creatable files
 	State string `toml:"state"` // state that must survive reboots
+	PVE   string `toml:"pve"`   // Proxmox's cluster file system: <pve>/lxc/<vmid>.conf, <pve>/storage.cfg
 }
 
 // LXCConfig is the path of the LXC config that Proxmox writes for a container.
@@ -128,6 +129,14 @@ type Container struct {
 	GPUs     Selection // which GPUs it gets
 	Required bool      // whether it must not start without them
 	Install  bool      // whether post-start provisions the user-space libraries
+	// Chain is the container's own hookscript (a volume id such as
+	// "local:snippets/mount-nfs.sh") that nvidiaprep's hook runs first, in
+	// every phase, with the same arguments: Proxmox allows one hookscript
+	// per guest, so enable keeps the admin's this way. "" for none.
+	Chain string
+	// Strict refuses the start when hand-written lines in the container's
+	// config reach GPUs its selection does not give it (else a warning).
+	Strict bool
 }
 
 // Selection is the set of GPUs a container gets.
@@ -155,6 +164,7 @@ func Default() Config {
 			Sys:   "/sys",
 			Cache: "/var/cache/nvidiaprep",
 			State: "/var/lib/nvidiaprep",
+			PVE:   "/etc/pve",
 		},
 		Provision: Provision{
 			SystemdTimeout:  2 * time.Minute,

@@ -249,9 +249,9 @@ func TestErrors(t *testing.T) {
 		{"unterminated string", "[paths]\nlxc = \"/x\ndev = \"/dev\"\n", 2, "paths.lxc", "strings cannot contain newlines"},
 		{"duplicate key", "[paths]\nlxc = \"/a\"\nlxc = \"/b\"\n", 3, "paths.lxc", "already been defined"},
 		{"unknown top-level key", "# c\nbogus = 1\n[paths]\n", 2, "bogus", "unknown key (known keys: paths, provision, driver, containers)"},
-		{"unknown key in paths", "[paths]\nlxc = \"/x\"\nlcx = \"/y\"\n", 3, "paths.lcx", "unknown key (known keys: lxc, dev, proc, sys, cache, state)"},
+		{"unknown key in paths", "[paths]\nlxc = \"/x\"\nlcx = \"/y\"\n", 3, "paths.lcx", "unknown key (known keys: lxc, dev, proc, sys, cache, state, pve)"},
 		{"key in the wrong case", "[paths]\nLXC = \"/x\"\n", 2, "paths.LXC", "unknown key"},
-		{"unknown key in container", "\n[containers.101]\ngpus = []\ngpu = [\"0\"]\n", 4, "containers.101.gpu", "unknown key (known keys: gpus, required, install)"},
+		{"unknown key in container", "\n[containers.101]\ngpus = []\ngpu = [\"0\"]\n", 4, "containers.101.gpu", "unknown key (known keys: gpus, required, install, chain, strict)"},
 		{"unknown dotted key", "[provision]\nmax_concurrent = 1\n[paths]\ndev.x = \"/x\"\n", 4, "paths.dev", "must be a string, not a table"},
 		{"unknown key in inline table", "\npaths = { lxc = \"/x\", bogus = \"/y\" }\n", 2, "paths.bogus", "unknown key"},
 		{"unknown key in multi-line inline table", "paths = {\n lxc = \"/x\",\n  bogus = 1 }\n", 3, "paths.bogus", "unknown key"},
@@ -312,7 +312,7 @@ func TestErrorMessage(t *testing.T) {
 	cluster := writeFile(t, dir, "cluster.toml", "[containers.101]\ngpus = [\"0\"]\n")
 	node := writeFile(t, dir, "node.toml", "# node\n\n[paths]\nlxc = \"/var/lib/lxc\"\n\n[containers.101]\ngpu = [\"0\"]\n")
 	_, err := LoadFiles(File{Path: cluster}, File{Path: node})
-	want := node + ":7: containers.101.gpu: unknown key (known keys: gpus, required, install)"
+	want := node + ":7: containers.101.gpu: unknown key (known keys: gpus, required, install, chain, strict)"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v\nwant    %s", err, want)
 	}
@@ -419,4 +419,32 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestChain(t *testing.T) {
+	dir := t.TempDir()
+	load := func(text string) (Config, error) {
+		p := filepath.Join(dir, "node.toml")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return LoadFiles(File{Path: p})
+	}
+	cfg, err := load("[containers.101]\nchain = \"local:snippets/mount-nfs.sh\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Container(101).Chain; got != "local:snippets/mount-nfs.sh" {
+		t.Errorf("chain = %q", got)
+	}
+	if got := cfg.Container(102).Chain; got != "" {
+		t.Errorf("a container without a table chains %q", got)
+	}
+	for _, bad := range []string{"mount-nfs.sh", "local:mount-nfs.sh", "local:snippets/", "local:snippets/a/b", ":snippets/x", "local:snippets/nvidiaprep-hook"} {
+		_, err := load("[containers.101]\nchain = \"" + bad + "\"\n")
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != "containers.101.chain" || ce.Line != 2 {
+			t.Errorf("chain %q: error %v, want one for containers.101.chain at line 2", bad, err)
+		}
+	}
 }

@@ -38,9 +38,11 @@ type fileProvision struct {
 }
 
 type fileContainer struct {
-	GPUs     *[]any `toml:"gpus"` // elements are checked to be strings
-	Required *bool  `toml:"required"`
-	Install  *bool  `toml:"install"`
+	GPUs     *[]any  `toml:"gpus"` // elements are checked to be strings
+	Required *bool   `toml:"required"`
+	Install  *bool   `toml:"install"`
+	Chain    *string `toml:"chain"`
+	Strict   *bool   `toml:"strict"`
 }
 
 // TOML types as toml.MetaData.Type names them.
@@ -80,8 +82,10 @@ func schema() []keySpec {
 		keySpec{name: "max_concurrent", typ: tInteger})
 	container := append([]keySpec{{name: "gpus", typ: tArray, desc: "an array of GPU selectors (strings)"}},
 		leaves(tBool, "required", "install")...)
+	container = append(container, keySpec{name: "chain", typ: tString, desc: `a hookscript volume id such as "local:snippets/my-hook.sh"`},
+		keySpec{name: "strict", typ: tBool})
 	return []keySpec{
-		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state")},
+		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state", "pve")},
 		{name: "provision", typ: tTable, sub: provision},
 		{name: "driver", typ: tTable, sub: leaves(tString, "version", "run", "sha256", "kernel_module", "reboot")},
 		{name: "containers", typ: tTable, sub: []keySpec{{typ: tTable, sub: container}}},
@@ -258,6 +262,7 @@ func (f *fileData) config() (Config, *problem) {
 		{"sys", &f.Paths.Sys, &cfg.Paths.Sys},
 		{"cache", &f.Paths.Cache, &cfg.Paths.Cache},
 		{"state", &f.Paths.State, &cfg.Paths.State},
+		{"pve", &f.Paths.PVE, &cfg.Paths.PVE},
 	}
 	for _, p := range paths {
 		if !filepath.IsAbs(*p.p) {
@@ -320,9 +325,40 @@ func (f *fileData) config() (Config, *problem) {
 		if fc.Install != nil {
 			c.Install = *fc.Install
 		}
+		if fc.Chain != nil {
+			if msg := checkChain(*fc.Chain); msg != "" {
+				return Config{}, bad(msg, "containers", id, "chain")
+			}
+			c.Chain = *fc.Chain
+		}
+		if fc.Strict != nil {
+			c.Strict = *fc.Strict
+		}
 		cfg.Containers[vmid] = c
 	}
 	return cfg, nil
+}
+
+// ChainSelf is the file name of nvidiaprep's own hookscript, which a chain
+// must not name (it would run itself).
+const ChainSelf = "nvidiaprep-hook"
+
+// checkChain says what is wrong with a chained hookscript's volume id, ""
+// when nothing ("" itself is none): "<storage>:snippets/<file>", as Proxmox's hookscript option
+// takes it, and not nvidiaprep's own hook.
+func checkChain(v string) string {
+	if v == "" {
+		return "" // none
+	}
+	id, vol, ok := strings.Cut(v, ":")
+	name, inSnippets := strings.CutPrefix(vol, "snippets/")
+	switch {
+	case !ok || id == "" || strings.ContainsAny(id, "/ \t") || !inSnippets || name == "" || strings.ContainsAny(name, "/\x00\n"):
+		return fmt.Sprintf(`invalid hookscript %q: want a volume id "<storage>:snippets/<file>", as in pct set --hookscript`, v)
+	case name == ChainSelf:
+		return fmt.Sprintf(`%q is nvidiaprep's own hookscript: chain the container's other hookscript, or remove the key`, v)
+	}
+	return ""
 }
 
 func checkDriver(d Driver) *problem {

@@ -74,7 +74,7 @@ lxc.cgroup.devices.allow = c 195:* rwm
 lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file
 lxc.mount.entry = /dev/nvidia3 dev/nvidia3 none bind,optional,create=file
 `)
-	w := strings.Join(StaleWarnings(hand, majors, dev, "/etc/pve/lxc/101.conf"), "\n")
+	w := render(Stale(hand, majors, dev, "/etc/pve/lxc/101.conf"))
 	for _, want := range []string{"c 509:* rwm", "nvidia-uvm is 238", "cgroup v1 key", "/dev/nvidia3", "/etc/pve/lxc/101.conf"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("warnings lack %q:\n%s", want, w)
@@ -85,7 +85,60 @@ lxc.mount.entry = /dev/nvidia3 dev/nvidia3 none bind,optional,create=file
 	}
 	// Without NVIDIA lines, an unregistered major is somebody else's business.
 	other := entries(t, "lxc.cgroup2.devices.allow = c 509:* rwm\n")
-	if w := StaleWarnings(other, majors, dev, "x"); len(w) != 0 {
+	if w := Stale(other, majors, dev, "x"); len(w) != 0 {
 		t.Fatalf("unexpected warnings %v", w)
+	}
+}
+
+func render(fs []Finding) string {
+	var b strings.Builder
+	for _, f := range fs {
+		b.WriteString(f.String() + "\n")
+	}
+	return b.String()
+}
+
+// Lines that reach a GPU the container is not given are named, each with
+// its fix; what the selection gives, or what cannot reach a GPU, is not.
+func TestBypasses(t *testing.T) {
+	hand := entries(t, `lxc.cgroup2.devices.allow = c 195:* rwm
+lxc.cgroup2.devices.allow = a
+lxc.cgroup2.devices.allow = c *:* rwm
+lxc.cgroup2.devices.allow = c 195:0 rw
+lxc.cgroup2.devices.allow = c 195:3 rw
+lxc.cgroup2.devices.allow = c 195:255 rw
+lxc.cgroup2.devices.allow = c 238:* rwm
+lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file
+lxc.mount.entry = /dev/nvidia1 dev/nvidia1 none bind,optional,create=file
+lxc.mount.entry = /dev dev none rbind
+lxc.mount.entry = /dev/nvidiactl dev/nvidiactl none bind,optional,create=file
+`)
+	devs := []Passthrough{{Key: "dev0", Path: "/dev/nvidia2", Line: "dev0: /dev/nvidia2,mode=0666"}, {Key: "dev1", Path: "/dev/nvidia0", Line: "dev1: /dev/nvidia0"}}
+	sel := Selection{VMID: 101, Given: []uint32{0}, Privileged: true, PVEConf: "/etc/pve/lxc/101.conf"}
+	got := render(Bypasses(hand, devs, sel))
+	for _, want := range []string{
+		`"lxc.cgroup2.devices.allow = c 195:* rwm" allows every NVIDIA node`,
+		`"lxc.cgroup2.devices.allow = a" allows every device`,
+		`"lxc.cgroup2.devices.allow = c *:* rwm" allows every device`,
+		`"lxc.cgroup2.devices.allow = c 195:3 rw" allows /dev/nvidia3 (195:3), a GPU the container is not given: delete it from /etc/pve/lxc/101.conf, or give the container that GPU (gpus in [containers.101])`,
+		`"lxc.mount.entry = /dev/nvidia1 dev/nvidia1 none bind,optional,create=file" mounts /dev/nvidia1`,
+		`"lxc.mount.entry = /dev dev none rbind" mounts the host's whole /dev`,
+		`"dev0: /dev/nvidia2,mode=0666" passes /dev/nvidia2 through, a GPU the container is not given: ` + "`pct set 101 --delete dev0`",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("findings lack %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n"); n != 7 {
+		t.Errorf("%d findings, want 7 (the given GPU, nvidiactl and uvm reach no other GPU):\n%s", n, got)
+	}
+	// Unprivileged: Proxmox allows every device anyway; only mounts and devN count.
+	sel.Privileged = false
+	if got := render(Bypasses(hand, devs, sel)); strings.Count(got, "\n") != 3 || strings.Contains(got, "allows") {
+		t.Errorf("unprivileged findings:\n%s", got)
+	}
+	// A container given every GPU: nothing to bypass.
+	if got := Bypasses(hand, devs, Selection{VMID: 101, All: true, Privileged: true}); len(got) != 0 {
+		t.Errorf("a container with all GPUs: %v", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,45 +104,154 @@ func (p Plan) WithoutHandWritten(entries []lxcconf.Entry) Plan {
 	return out
 }
 
-// StaleWarnings names hand-written NVIDIA lines that cannot work on this node
-// as it is now, each with its fix: cgroup v1 device keys (ignored on cgroup
-// v2), allow rules for majors no driver has registered (typically an old
+// Finding is a hand-written line nvidiaprep has something to say about: the
+// line as written, what is wrong with it and the fix. String renders it for
+// the task log; doctor shows the parts.
+type Finding struct {
+	Line string // "lxc.cgroup2.devices.allow = c 195:* rwm", "dev0: /dev/nvidia1"
+	What string
+	Fix  string
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("hand-written line %q %s: %s", f.Line, f.What, f.Fix)
+}
+
+// Stale names hand-written NVIDIA lines that cannot work on this node as it
+// is now, each with its fix: cgroup v1 device keys (ignored on cgroup v2),
+// allow rules for majors no driver has registered (typically an old
 // nvidia-uvm major) and bind mounts of /dev/nvidia* nodes that do not exist.
-// devRoot maps "/dev/..." sources onto the host tree being examined.
-func StaleWarnings(entries []lxcconf.Entry, majors nvdev.Majors, devRoot, pveConf string) []string {
+// devRoot maps "/dev/..." sources onto the host tree being examined;
+// pveConf is the Proxmox config the lines come from.
+func Stale(entries []lxcconf.Entry, majors nvdev.Majors, devRoot, pveConf string) []Finding {
 	nvidiaLines := false
 	for _, e := range entries {
 		if src, _, ok := mountTarget(e.Value); ok && e.Key == "lxc.mount.entry" && strings.HasPrefix(src, "/dev/nvidia") {
 			nvidiaLines = true
 		}
-		if r, ok := parseAllow(e.Value); ok && strings.HasPrefix(e.Key, "lxc.cgroup") && r.major == 195 {
+		if r, ok := parseAllow(e.Value); ok && strings.HasPrefix(e.Key, "lxc.cgroup") && r.major == nvidiaMajor {
 			nvidiaLines = true
 		}
 	}
-	var warns []string
+	var out []Finding
+	add := func(e lxcconf.Entry, what, fix string) {
+		out = append(out, Finding{Line: strings.TrimSpace(e.Raw), What: what, Fix: fix})
+	}
 	for _, e := range entries {
 		switch e.Key {
 		case "lxc.cgroup.devices.allow":
-			warns = append(warns, fmt.Sprintf("hand-written line %q uses the cgroup v1 key, which does nothing on this cgroup v2 node: delete it from %s (nvidiaprep writes the lxc.cgroup2 rules at every start)", e.Raw, pveConf))
+			add(e, "uses the cgroup v1 key, which does nothing on this cgroup v2 node",
+				fmt.Sprintf("delete it from %s (nvidiaprep writes the lxc.cgroup2 rules at every start)", pveConf))
 		case "lxc.cgroup2.devices.allow":
 			r, ok := parseAllow(e.Value)
 			if !ok || !nvidiaLines || r.kind != "c" || r.major < 0 || majors.Registered(uint32(r.major)) {
 				continue
 			}
-			warns = append(warns, fmt.Sprintf("hand-written line %q allows major %d, which no driver on this node has registered (%s): delete it from %s; nvidiaprep writes the right rules at every start",
-				strings.TrimSpace(e.Raw), r.major, liveNVIDIAMajors(majors), pveConf))
+			add(e, fmt.Sprintf("allows major %d, which no driver on this node has registered (%s)", r.major, liveNVIDIAMajors(majors)),
+				fmt.Sprintf("delete it from %s; nvidiaprep writes the right rules at every start", pveConf))
 		case "lxc.mount.entry":
 			src, _, ok := mountTarget(e.Value)
 			if !ok || !strings.HasPrefix(src, "/dev/nvidia") {
 				continue
 			}
 			if _, err := os.Stat(filepath.Join(devRoot, strings.TrimPrefix(src, "/dev/"))); err != nil {
-				warns = append(warns, fmt.Sprintf("hand-written line %q mounts %s, which does not exist on this node: delete it from %s; nvidiaprep mounts the nodes that exist at every start",
-					strings.TrimSpace(e.Raw), src, pveConf))
+				add(e, fmt.Sprintf("mounts %s, which does not exist on this node", src),
+					fmt.Sprintf("delete it from %s; nvidiaprep mounts the nodes that exist at every start", pveConf))
 			}
 		}
 	}
-	return warns
+	return out
+}
+
+// nvidiaMajor is the NVIDIA driver's fixed character major: /dev/nvidia<N>
+// (minor N), nvidia-modeset (254) and nvidiactl (255).
+const nvidiaMajor = 195
+
+// Selection is what decides which GPUs hand-written lines may reach.
+type Selection struct {
+	VMID int
+	// Given are the minors of the GPUs the container is given; All means
+	// every GPU of the node, so no line can reach another.
+	Given []uint32
+	All   bool
+	// Privileged containers can mknod any node their device cgroup allows;
+	// in unprivileged ones Proxmox allows every device, and only the
+	// mounted nodes decide.
+	Privileged bool
+	PVEConf    string // the Proxmox config the lines come from
+}
+
+func (s Selection) given(minor int) bool {
+	return s.All || slices.Contains(s.Given, uint32(minor))
+}
+
+// Bypasses names the hand-written lines that let the container reach GPUs
+// its selection does not give it: device rules that allow every device,
+// every character device, every NVIDIA node or another GPU's minor (in a
+// privileged container, which can make the node itself); mounts of another
+// GPU's node or of the host's whole /dev; and Proxmox devN: entries that pass
+// another GPU through. entries are the generated config's lines, devices the
+// Proxmox config's devN: entries.
+func Bypasses(entries []lxcconf.Entry, devices []Passthrough, s Selection) []Finding {
+	if s.All {
+		return nil
+	}
+	fixLine := fmt.Sprintf("delete it from %s, or give the container that GPU (gpus in [containers.%d])", s.PVEConf, s.VMID)
+	var out []Finding
+	add := func(line, what, fix string) {
+		out = append(out, Finding{Line: strings.TrimSpace(line), What: what, Fix: fix})
+	}
+	for _, e := range entries {
+		switch e.Key {
+		case "lxc.cgroup2.devices.allow", "lxc.cgroup.devices.allow":
+			r, ok := parseAllow(e.Value)
+			if !ok || !s.Privileged || r.kind == "b" || !strings.Contains(r.access, "r") && !strings.Contains(r.access, "w") {
+				continue
+			}
+			switch {
+			case r.kind == "a" || r.major == -1:
+				add(e.Raw, "allows every device to this privileged container, so it can make and open any GPU's node", fixLine)
+			case r.major == nvidiaMajor && r.minor == -1:
+				add(e.Raw, "allows every NVIDIA node (195:*) to this privileged container, so it can make and open any GPU's node", fixLine)
+			case r.major == nvidiaMajor && r.minor < 254 && !s.given(r.minor):
+				add(e.Raw, fmt.Sprintf("allows /dev/nvidia%d (195:%d), a GPU the container is not given", r.minor, r.minor), fixLine)
+			}
+		case "lxc.mount.entry":
+			src, _, ok := mountTarget(e.Value)
+			if !ok {
+				continue
+			}
+			src = filepath.Clean(src)
+			if src == "/dev" {
+				add(e.Raw, "mounts the host's whole /dev, every GPU's node included", fixLine)
+			} else if m, ok := gpuMinor(src); ok && !s.given(m) {
+				add(e.Raw, fmt.Sprintf("mounts %s, a GPU the container is not given", src), fixLine)
+			}
+		}
+	}
+	for _, d := range devices {
+		if m, ok := gpuMinor(filepath.Clean(d.Path)); ok && !s.given(m) {
+			add(d.Line, fmt.Sprintf("passes %s through, a GPU the container is not given", d.Path),
+				fmt.Sprintf("`pct set %d --delete %s`, or give the container that GPU (gpus in [containers.%d])", s.VMID, d.Key, s.VMID))
+		}
+	}
+	return out
+}
+
+// Passthrough is a Proxmox devN: entry: its key ("dev0"), its path and the
+// line as written.
+type Passthrough struct {
+	Key, Path, Line string
+}
+
+// gpuMinor reads the minor out of a GPU node's path, /dev/nvidia<N>.
+func gpuMinor(path string) (int, bool) {
+	digits, ok := strings.CutPrefix(path, "/dev/nvidia")
+	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
+	return n, err == nil && n < 254
 }
 
 func liveNVIDIAMajors(m nvdev.Majors) string {

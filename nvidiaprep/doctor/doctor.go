@@ -21,6 +21,7 @@ import (
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
 	"nvidiaprep/nvidiaprep/record"
@@ -51,6 +52,10 @@ type Options struct {
 type Report struct {
 	Problems []Problem `json:"problems"`
 	Notes    []string  `json:"notes,omitempty"`
+	// Dependents are the containers whose hookscript is nvidiaprep's: on a
+	// node without the package (a migration, a restore) Proxmox refuses to
+	// start them.
+	Dependents []int `json:"hookscript_dependents,omitempty"`
 }
 
 // OK tells whether all is well.
@@ -101,7 +106,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.cts = cts
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
-		r.hookscripts, r.handWritten, func() { r.kernelLog(ctx) },
+		r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
 	} {
 		check()
 	}
@@ -283,16 +288,16 @@ func (r *run) runCached() {
 }
 
 // hookscripts: each container's hookscript resolves to an executable file
-// in a snippets directory, and configured containers have one.
+// in a snippets directory, and configured containers have one; a chained
+// hookscript (the admin's own, run first) is there too.
 func (r *run) hookscripts() {
 	storages, err := pve.ReadStorage(r.o.PVEDir)
 	if err != nil {
 		r.note("%v", err)
 		return
 	}
-	root := r.o.HostRoot
 	for _, ct := range r.cts {
-		_, configured := r.o.Config.Containers[ct.VMID]
+		cfg, configured := r.o.Config.Containers[ct.VMID]
 		if ct.Hookscript == "" || !ct.UsesHook() && !strings.Contains(ct.Hookscript, "nvidiaprep") {
 			if configured {
 				r.problem("hookscript", fmt.Sprintf("CT %d has a [containers.%d] table but no hookscript: nvidiaprep never runs for it", ct.VMID, ct.VMID),
@@ -300,34 +305,103 @@ func (r *run) hookscripts() {
 			}
 			continue
 		}
+		r.rep.Dependents = append(r.rep.Dependents, ct.VMID)
 		fix := fmt.Sprintf("`pct set %d --hookscript %s`", ct.VMID, pve.HookVolume)
-		path, err := pve.HookscriptPath(ct.Hookscript, storages)
-		if err != nil {
+		reinstall := "reinstall nvidiaprep (`apt install --reinstall nvidiaprep`; its postinst links " + filepath.Join("/var/lib/vz/snippets", pve.HookName) + "), then " + fix
+		switch path, err := r.volume(ct.Hookscript, storages); {
+		case errors.Is(err, errNoScript):
+			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
+		case errors.Is(err, errNotExecutable):
+			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s (%s) is not an executable file: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
+		case err != nil:
 			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript: %v: Proxmox refuses to start it", ct.VMID, err), fix)
+		}
+		if !configured || cfg.Chain == "" {
 			continue
 		}
-		st, err := os.Stat(filepath.Join(root, path))
-		switch {
-		case err != nil:
-			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path),
-				"reinstall nvidiaprep (`apt install --reinstall nvidiaprep`; its postinst links "+filepath.Join("/var/lib/vz/snippets", pve.HookName)+"), then "+fix)
-		case !st.Mode().IsRegular() || st.Mode()&0o111 == 0:
-			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s (%s) is not an executable file: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path),
-				"reinstall nvidiaprep (`apt install --reinstall nvidiaprep`), then "+fix)
+		if path, err := r.volume(cfg.Chain, storages); err != nil {
+			where := ""
+			if path != "" {
+				where = " (" + path + ")"
+			}
+			r.problem("chained-hookscript", fmt.Sprintf("CT %d's own hookscript %s%s, which nvidiaprep's hook runs first: %v: its pre-start fails, so the container does not start", ct.VMID, cfg.Chain, where, err),
+				fmt.Sprintf("put the script back, or delete the chain line of [containers.%d] to start it without", ct.VMID))
+		}
+	}
+}
+
+// Why a hookscript volume cannot run.
+var (
+	errNoScript      = errors.New("does not exist")
+	errNotExecutable = errors.New("is not an executable file")
+)
+
+// volume resolves a hookscript volume to its file below HostRoot, as
+// Proxmox checks it before running it.
+func (r *run) volume(volid string, storages []pve.Storage) (string, error) {
+	path, err := pve.HookscriptPath(volid, storages)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(filepath.Join(r.o.HostRoot, path))
+	switch {
+	case err != nil:
+		return path, errNoScript
+	case !st.Mode().IsRegular() || st.Mode()&0o111 == 0:
+		return path, errNotExecutable
+	}
+	return path, nil
+}
+
+// unitDropIns are the package's drop-ins that apply pre-start on a restart
+// of Proxmox's container units (a reboot from inside a container).
+var unitDropIns = []string{
+	"lib/systemd/system/pve-container@.service.d/nvidiaprep.conf",
+	"lib/systemd/system/pve-container-debug@.service.d/nvidiaprep.conf",
+}
+
+// lostBlocks: a container with nvidiaprep's hookscript whose generated
+// config has no block started on a path that skipped pre-start, and so
+// without its GPUs; the drop-ins that close that path are installed.
+func (r *run) lostBlocks() {
+	uses := false
+	for _, ct := range r.cts {
+		if !ct.UsesHook() {
+			continue
+		}
+		uses = true
+		if r.loaded == "" || r.o.Config.Container(ct.VMID).GPUs.None() {
+			continue
+		}
+		path := r.o.Config.Paths.LXCConfig(ct.VMID)
+		text, err := fsutil.ReadRegular(path, lxcconf.MaxSize)
+		if err != nil || lxcconf.HasBlock(text) {
+			continue // never started here, or unreadable (another check says so)
+		}
+		r.problem("lost-block", fmt.Sprintf("CT %d's generated config %s has no nvidiaprep block: it last started on a path that skipped nvidiaprep's pre-start (a reboot from inside the container without the unit drop-in?), so if it runs, it runs without its GPUs", ct.VMID, path),
+			fmt.Sprintf("`pct reboot %d`; if it happens again after a reboot from inside, check the drop-ins below", ct.VMID))
+	}
+	if !uses {
+		return
+	}
+	for _, d := range unitDropIns {
+		if _, err := os.Stat(filepath.Join(r.o.HostRoot, d)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.note("checking %s: %v", d, err)
+		} else if err != nil {
+			r.problem("unit-drop-in", fmt.Sprintf("/%s is missing: a container that reboots from inside starts again without its GPUs", d),
+				"reinstall nvidiaprep (`apt install --reinstall nvidiaprep`), then `systemctl daemon-reload`")
 		}
 	}
 }
 
 // handWritten: NVIDIA lines an admin wrote into a container's config that
-// cannot work on this node now.
+// cannot work on this node now, or that reach GPUs the container's
+// selection does not give it.
 func (r *run) handWritten() {
+	gpus, _ := nvdev.ProcGPUs{Proc: r.o.Config.Paths.Proc}.GPUs()
 	for _, ct := range r.cts {
-		for _, w := range devplan.StaleWarnings(ct.LXC, r.majors, r.o.Config.Paths.Dev, ct.Path) {
-			what, fix := w, ""
-			if i := strings.LastIndex(w, ": delete "); i >= 0 {
-				what, fix = w[:i], w[i+2:]
-			}
-			r.problem("hand-written-lines", fmt.Sprintf("CT %d: %s", ct.VMID, what), fix)
+		for _, f := range devplan.Stale(ct.LXC, r.majors, r.o.Config.Paths.Dev, ct.Path) {
+			r.problem("hand-written-lines", fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What), f.Fix)
 		}
 		for _, d := range ct.Devices {
 			if !strings.HasPrefix(d.Path, "/dev/nvidia") {
@@ -337,6 +411,28 @@ func (r *run) handWritten() {
 				r.problem("hand-written-lines", fmt.Sprintf("CT %d: %s: %s does not exist on this node: Proxmox refuses to start the container", ct.VMID, d.Key, d.Path),
 					fmt.Sprintf("`pct set %d --delete %s` (nvidiaprep gives the nodes that exist at every start)", ct.VMID, d.Key))
 			}
+		}
+		if !ct.UsesHook() {
+			continue
+		}
+		cfg := r.o.Config.Container(ct.VMID)
+		sel := devplan.Selection{VMID: ct.VMID, All: cfg.GPUs.All, Privileged: !ct.Unprivileged, PVEConf: ct.Path}
+		if !cfg.GPUs.All {
+			given, _ := nvdev.Select(gpus, cfg.GPUs.Selectors)
+			for _, g := range given {
+				sel.Given = append(sel.Given, uint32(g.Minor))
+			}
+		}
+		devices := make([]devplan.Passthrough, len(ct.Devices))
+		for i, d := range ct.Devices {
+			devices[i] = devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw}
+		}
+		for _, f := range devplan.Bypasses(ct.LXC, devices, sel) {
+			what := fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What)
+			if cfg.Strict {
+				what += "; with strict = true it does not start"
+			}
+			r.problem("gpu-bypass", what, f.Fix)
 		}
 	}
 }

@@ -75,6 +75,9 @@ func newNode(t *testing.T) *node {
 	if err := os.Symlink(filepath.Join(n.opts.HostRoot, "usr/lib/nvidiaprep/nvidiaprep-hook"), filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets/nvidiaprep-hook")); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range unitDropIns {
+		n.write(filepath.Join(n.opts.HostRoot, d), "[Service]\nExecStartPre=/usr/lib/nvidiaprep/nvidiaprep-unit-prestart %i\n", 0o644)
+	}
 	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\n")
 	return n
 }
@@ -354,5 +357,58 @@ func TestTreeNotFromThePinnedRun(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cache.Tree(version), driverrun.SourceFile), []byte(pin+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	n.want(n.run())
+}
+
+// The failure modes of the paths Proxmox takes: a chained hookscript gone,
+// a container that lost its block, the drop-ins missing.
+func TestRestartPaths(t *testing.T) {
+	n := newNode(t)
+	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
+	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
+	os.Remove(filepath.Join(n.opts.HostRoot, unitDropIns[0]))
+	r := Run(context.Background(), n.opts)
+	got := map[string]string{}
+	for _, p := range r.Problems {
+		got[p.Check] += p.What + " / " + p.Fix
+	}
+	for check, want := range map[string]string{
+		"chained-hookscript": "CT 101's own hookscript local:snippets/mount-nfs.sh (/var/lib/vz/snippets/mount-nfs.sh)",
+		"lost-block":         "CT 101's generated config " + n.opts.Config.Paths.LXCConfig(101) + " has no nvidiaprep block",
+		"unit-drop-in":       "/" + unitDropIns[0] + " is missing",
+	} {
+		if !strings.Contains(got[check], want) {
+			t.Errorf("%s: got %q, want it to say %q", check, got[check], want)
+		}
+	}
+	if len(r.Dependents) != 1 || r.Dependents[0] != 101 {
+		t.Errorf("the containers that depend on the hookscript: %v, want [101]", r.Dependents)
+	}
+	// Mended, all is well again.
+	n.write(filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets/mount-nfs.sh"), "#!/bin/sh\n", 0o755)
+	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n# BEGIN nvidiaprep: written by nvidiaprep-hook at every start; edits here are lost\n# END nvidiaprep\n", 0o644)
+	n.write(filepath.Join(n.opts.HostRoot, unitDropIns[0]), "[Service]\n", 0o644)
+	if r := Run(context.Background(), n.opts); !r.OK() {
+		t.Errorf("problems after the fixes: %+v", r.Problems)
+	}
+}
+
+// Hand-written lines that reach a GPU the selection does not give are
+// named, each with its fix, and a strict container is said not to start.
+func TestGPUBypass(t *testing.T) {
+	n := newNode(t)
+	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{}}, Strict: true}
+	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\nlxc.cgroup2.devices.allow: c 195:* rwm\ndev0: /dev/nvidia0\n")
+	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n# BEGIN nvidiaprep: written by nvidiaprep-hook at every start; edits here are lost\n# END nvidiaprep\n", 0o644)
+	r := n.run()
+	n.want(r, "gpu-bypass", "gpu-bypass")
+	f := dump(r)
+	for _, want := range []string{`CT 101: hand-written line "lxc.cgroup2.devices.allow: c 195:* rwm" allows every NVIDIA node`, `"dev0: /dev/nvidia0" passes /dev/nvidia0 through`, "with strict = true it does not start", "pct set 101 --delete dev0"} {
+		if !strings.Contains(f, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, f)
+		}
+	}
+	// Given every GPU, the same lines bypass nothing.
+	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}}
 	n.want(n.run())
 }

@@ -51,6 +51,11 @@ func (c Cache) RunsDir() string { return filepath.Join(c.Dir, "runs") }
 // DriversDir holds the extracted trees, one directory per version.
 func (c Cache) DriversDir() string { return filepath.Join(c.Dir, "drivers") }
 
+// TmpDir is the cache's private working directory (the .run stub's
+// $TMPDIR and the extraction in progress), beside DriversDir on the same
+// file system, never visible to containers.
+func (c Cache) TmpDir() string { return filepath.Join(c.Dir, "tmp") }
+
 // Tree is the extracted tree of version.
 func (c Cache) Tree(version string) string { return filepath.Join(c.DriversDir(), version) }
 
@@ -208,13 +213,26 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 	if err := verifySum(run, sum, pinned); err != nil {
 		return "", err
 	}
-	tmp := filepath.Join(c.DriversDir(), ".extract-"+version)
+	if strings.ContainsAny(run, " \t\n") {
+		return "", fmt.Errorf("extracting %s: NVIDIA's .run reads itself through an unquoted $0, so its path must not contain whitespace; set paths.cache to a directory without spaces", run)
+	}
+	// NVIDIA's stub puts its decompressor into $TMPDIR (which must allow
+	// execution) and, when tar fails, writes to /dev/tty and kills itself,
+	// leaving what it extracted. Both go to the cache's private tmp/, never
+	// into drivers/, which every container sees; the stub runs in a session
+	// of its own, without a terminal.
+	work := c.TmpDir()
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return "", fmt.Errorf("driver cache: %w", err)
+	}
+	tmp := filepath.Join(work, "extract-"+version)
 	if err := os.RemoveAll(tmp); err != nil { // left by a crash
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", run, "--extract-only", "--target", tmp)
-	cmd.Dir = c.DriversDir()
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + c.DriversDir()}
+	cmd.Dir = work
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + work}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// The extraction holds the version's lock too (as descriptor 3): when
 	// this process is killed, the next Extract waits until the orphaned
 	// extraction has stopped writing into tmp before it removes tmp.
@@ -271,11 +289,11 @@ func (c Cache) extractError(ctx context.Context, run string, err error, out stri
 		need = extractFactor * st.Size()
 	}
 	var fs unix.Statfs_t
-	if unix.Statfs(c.DriversDir(), &fs) == nil {
+	if unix.Statfs(c.TmpDir(), &fs) == nil { // where it extracts, on the drivers' file system
 		free := int64(fs.Bavail) * int64(fs.Bsize)
 		if strings.Contains(out, "No space left on device") || free < need {
 			return fmt.Errorf("extracting %s failed: the file system of %s has %d MiB free, and the extracted driver needs about %d MiB: free space there (old trees in %s can go), or set [paths] cache to a larger disk, then run this again (%w: %s)",
-				run, c.DriversDir(), free>>20, (need+1<<20-1)>>20, c.DriversDir(), err, last)
+				run, c.TmpDir(), free>>20, (need+1<<20-1)>>20, c.DriversDir(), err, last)
 		}
 	}
 	var exit *exec.ExitError

@@ -176,21 +176,21 @@ func TestExtractOnAFullDiskSaysSo(t *testing.T) {
 		t.Skip("mounting a small file system needs root")
 	}
 	c := cacheWith(t, "580.159.04")
-	os.MkdirAll(c.DriversDir(), 0o755)
-	if err := unix.Mount("tmpfs", c.DriversDir(), "tmpfs", 0, "size=96k"); err != nil {
+	os.MkdirAll(c.TmpDir(), 0o700) // where it extracts
+	if err := unix.Mount("tmpfs", c.TmpDir(), "tmpfs", 0, "size=96k"); err != nil {
 		t.Skipf("mounting a tmpfs: %v", err)
 	}
-	t.Cleanup(func() { unix.Unmount(c.DriversDir(), unix.MNT_DETACH) })
+	t.Cleanup(func() { unix.Unmount(c.TmpDir(), unix.MNT_DETACH) })
 	_, err := c.Extract(context.Background(), "580.159.04", "")
 	if err == nil {
 		t.Fatal("extracted onto a full disk")
 	}
-	for _, w := range []string{"the file system of " + c.DriversDir() + " has 0 MiB free, and the extracted driver needs about 1 MiB", "free space there", "[paths] cache"} {
+	for _, w := range []string{"the file system of " + c.TmpDir() + " has 0 MiB free, and the extracted driver needs about 1 MiB", "free space there", "[paths] cache"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("%v\nlacks %q", err, w)
 		}
 	}
-	if entries, _ := os.ReadDir(c.DriversDir()); len(entries) > 1 { // its lock file stays
+	if entries, _ := os.ReadDir(c.TmpDir()); len(entries) > 0 {
 		t.Errorf("left behind: %v", entries)
 	}
 }
@@ -228,5 +228,40 @@ func TestPinAddedAfterExtraction(t *testing.T) {
 		if strings.HasPrefix(e.Name(), ".replaced") || strings.HasPrefix(e.Name(), ".extract") {
 			t.Errorf("left behind: %s", e.Name())
 		}
+	}
+}
+
+// The stub's temporary files and the extraction in progress stay in the
+// cache's private tmp/: drivers/, which every container sees, gets only
+// finished trees.
+func TestExtractionWorksOutsideTheDriversDir(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	if _, err := c.Extract(context.Background(), "580.159.04", ""); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(c.DriversDir())
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != ".580.159.04.lock 580.159.04" {
+		t.Errorf("drivers/ holds %v", names)
+	}
+	if st, err := os.Stat(c.TmpDir()); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("tmp/: %v %v", st, err)
+	}
+}
+
+// NVIDIA's stub reads itself through an unquoted $0.
+func TestRunPathWithSpacesIsRefused(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	spaced := Cache{Dir: filepath.Join(t.TempDir(), "my cache")}
+	os.MkdirAll(spaced.RunsDir(), 0o755)
+	run, _ := c.FindRun("580.159.04")
+	b, _ := os.ReadFile(run)
+	os.WriteFile(filepath.Join(spaced.RunsDir(), "x.run"), b, 0o755)
+	_, err := spaced.Extract(context.Background(), "580.159.04", "")
+	if err == nil || !strings.Contains(err.Error(), "must not contain whitespace") {
+		t.Fatalf("a path with a space: %v", err)
 	}
 }

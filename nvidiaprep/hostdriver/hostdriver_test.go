@@ -716,3 +716,22 @@ func TestUnreadableStateInstallsAgain(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Lstat(p); return err == nil }
+
+// A branch gets only the flags its installer knows (option_table.h by tag).
+func TestInstallFlagsByBranch(t *testing.T) {
+	for _, c := range []struct {
+		version, km string
+		loaded      bool
+		want        string
+	}{
+		{"580.159.04", "open", true, "--silent --dkms --no-nouveau-check --skip-module-load --log-file-name=/var/log/nvidia-installer.log --kernel-module-type=open --allow-installation-with-running-driver --skip-module-unload"},
+		{"535.216.01", "open", true, "--silent --dkms --no-nouveau-check --log-file-name=/var/log/nvidia-installer.log --kernel-module-build-directory=kernel-open --skip-module-unload"},
+		{"535.216.01", "proprietary", false, "--silent --dkms --no-nouveau-check --log-file-name=/var/log/nvidia-installer.log"},
+		{"550.54.14", "auto", true, "--silent --dkms --no-nouveau-check --skip-module-load --log-file-name=/var/log/nvidia-installer.log --allow-installation-with-running-driver --skip-module-unload"},
+		{"545.29.06", "auto", true, "--silent --dkms --no-nouveau-check --log-file-name=/var/log/nvidia-installer.log --allow-installation-with-running-driver --skip-module-unload"},
+	} {
+		if got := strings.Join(installFlags(c.version, c.km, c.loaded), " "); got != c.want {
+			t.Errorf("%s %s loaded=%v:\n%s\nwant\n%s", c.version, c.km, c.loaded, got, c.want)
+		}
+	}
+}

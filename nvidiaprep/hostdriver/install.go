@@ -17,6 +17,7 @@ import (
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/provision"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -476,7 +477,7 @@ func (r *runner) blacklistNouveau(ctx context.Context) error {
 // runEnv gives the .run's stub a temporary directory in the cache, which
 // allows execution where /tmp may not.
 func (r *runner) runEnv() []string {
-	tmp := filepath.Join(r.cache.Dir, "tmp")
+	tmp := r.cache.TmpDir()
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil
 	}
@@ -485,13 +486,32 @@ func (r *runner) runEnv() []string {
 
 // installerArgs are the .run's arguments for a silent host install.
 func (r *runner) installerArgs(run string) []string {
-	a := []string{run, "--silent", "--dkms", "--no-nouveau-check", "--skip-module-load", "--log-file-name=" + InstallerLog}
-	switch km := r.driver().KernelModule; km {
-	case config.KernelModuleOpen, config.KernelModuleProprietary:
-		a = append(a, "--kernel-module-type="+km)
+	return append([]string{run}, installFlags(r.driver().Version, r.driver().KernelModule, r.rep.Loaded != "")...)
+}
+
+// installFlags are nvidia-installer's flags for a host install of version,
+// only those its branch knows (an unknown option is exit 1; nvflags):
+// --skip-module-load from 550.40.07 (before it the installer loads the new
+// module as its last step), --kernel-module-type from 555.42.02 (before it
+// "open" is the kernel-open build directory),
+// --allow-installation-with-running-driver from 545.23.06.
+func installFlags(version, kernelModule string, loaded bool) []string {
+	a := []string{"--silent", "--dkms", "--no-nouveau-check"}
+	if nvflags.Knows(version, nvflags.SkipModuleLoad) {
+		a = append(a, nvflags.SkipModuleLoad)
 	}
-	if r.rep.Loaded != "" {
-		a = append(a, "--allow-installation-with-running-driver", "--skip-module-unload")
+	a = append(a, "--log-file-name="+InstallerLog)
+	switch km := kernelModule; {
+	case (km == config.KernelModuleOpen || km == config.KernelModuleProprietary) && nvflags.Knows(version, nvflags.KernelModuleType):
+		a = append(a, nvflags.KernelModuleType+"="+km)
+	case km == config.KernelModuleOpen && nvflags.Knows(version, nvflags.KernelModuleBuildDirectory):
+		a = append(a, nvflags.KernelModuleBuildDirectory+"=kernel-open")
+	}
+	if loaded {
+		if nvflags.Knows(version, nvflags.AllowRunningDriver) {
+			a = append(a, nvflags.AllowRunningDriver)
+		}
+		a = append(a, "--skip-module-unload")
 	}
 	return a
 }

@@ -132,3 +132,9 @@ func findBlock(config []byte) (start, end int, err error) {
 	}
 	return start, end, nil
 }
+
+// HasBlock tells whether config holds a whole nvidiaprep block.
+func HasBlock(config []byte) bool {
+	start, _, err := findBlock(config)
+	return err == nil && start >= 0
+}

@@ -27,6 +27,7 @@ type Settings struct {
 	GPUs     *config.Selection
 	Required *bool
 	Install  *bool
+	Chain    *string // the container's own hookscript, run first; "" removes none
 }
 
 // SetContainer returns text with a [containers.vmid] table holding s. An
@@ -72,6 +73,9 @@ func setContainer(text []byte, vmid int, s Settings, base config.Container) ([]b
 	if s.Install != nil {
 		want = append(want, struct{ key, value string }{"install", strconv.FormatBool(*s.Install)})
 	}
+	if s.Chain != nil && *s.Chain != "" {
+		want = append(want, struct{ key, value string }{"chain", strconv.Quote(*s.Chain)})
+	}
 	raw := rawLines(text)
 	if at < 0 {
 		c := base
@@ -84,6 +88,9 @@ func setContainer(text []byte, vmid int, s Settings, base config.Container) ([]b
 		if s.Install != nil {
 			c.Install = *s.Install
 		}
+		if s.Chain != nil && *s.Chain != "" {
+			c.Chain = *s.Chain
+		}
 		if len(raw) > 0 && strings.TrimSpace(raw[len(raw)-1]) != "" {
 			raw = append(raw, "")
 		}
@@ -91,6 +98,9 @@ func setContainer(text []byte, vmid int, s Settings, base config.Container) ([]b
 			"gpus = "+gpusValue(c.GPUs),
 			"required = "+strconv.FormatBool(c.Required),
 			"install = "+strconv.FormatBool(c.Install))
+		if c.Chain != "" {
+			raw = append(raw, "chain = "+strconv.Quote(c.Chain))
+		}
 		return join(raw), nil
 	}
 	end := tableEnd(lines, at)

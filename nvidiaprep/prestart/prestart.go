@@ -19,6 +19,7 @@ import (
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/pve"
 )
 
 // Host is what pre-start reads and touches on the host.
@@ -33,6 +34,10 @@ type Host struct {
 	// DriverCache is the node's extracted driver trees (driverrun.Cache's
 	// DriversDir), mounted read-only into containers that get an install.
 	DriverCache string
+	// PVE is Proxmox's configuration (/etc/pve): the container's
+	// lxc/<vmid>.conf is where hand-written lines come from, with its devN:
+	// entries.
+	PVE string
 }
 
 // Request is one container's choice.
@@ -43,6 +48,9 @@ type Request struct {
 	Required bool
 	// Install mounts the node's driver cache for post-start's installer.
 	Install bool
+	// Strict refuses the start when hand-written lines reach GPUs the
+	// selection does not give; otherwise they are named in the task log.
+	Strict bool
 }
 
 // RequiredError means the container requires its GPU and cannot have it;
@@ -56,6 +64,22 @@ type RequiredError struct {
 func (e *RequiredError) Error() string {
 	return fmt.Sprintf("CT %d requires its GPU (required = true in [containers.%d]) but %s. %s To start it without a GPU, set required = false.",
 		e.VMID, e.VMID, e.Why, e.Fix)
+}
+
+// BypassError means hand-written lines of a container with strict = true
+// reach GPUs its selection does not give it; the start must fail.
+type BypassError struct {
+	VMID     int
+	Findings []devplan.Finding
+}
+
+func (e *BypassError) Error() string {
+	lines := make([]string, len(e.Findings))
+	for i, f := range e.Findings {
+		lines[i] = f.String()
+	}
+	return fmt.Sprintf("CT %d has strict = true in [containers.%d], and its config reaches GPUs it is not given: %s. Fix those lines, or set strict = false to start it with a warning.",
+		e.VMID, e.VMID, strings.Join(lines, "; "))
 }
 
 // Result says what the container was given.
@@ -94,6 +118,14 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 	if err != nil {
 		log.Warn().Err(err).Msgf("CT %d starts without GPU", req.VMID)
 		res = Result{}
+	}
+	if findings := bypasses(h, req, entries, res.GPUs); len(findings) > 0 {
+		if req.Strict {
+			return Result{}, &BypassError{VMID: req.VMID, Findings: findings}
+		}
+		for _, f := range findings {
+			log.Warn().Msgf("CT %d: %s (strict = true in [containers.%d] refuses the start instead)", req.VMID, f, req.VMID)
+		}
 	}
 	updated, err := lxcconf.Apply(config, res.Lines)
 	if err != nil {
@@ -168,9 +200,8 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		return Result{}, fail(err.Error(), "Check MIG with `nvidia-smi mig -lgi`.")
 	}
 	nodes := append(append(control, gpuNodes...), capNodes...)
-	pveConf := fmt.Sprintf("/etc/pve/lxc/%d.conf", req.VMID)
-	for _, w := range devplan.StaleWarnings(entries, majors, h.Dev, pveConf) {
-		log.Warn().Msgf("CT %d: %s", req.VMID, w)
+	for _, f := range devplan.Stale(entries, majors, h.Dev, h.pveConf(req.VMID)) {
+		log.Warn().Msgf("CT %d: %s", req.VMID, f)
 	}
 	p := devplan.ForNodes(nodes).WithoutHandWritten(entries)
 	if req.Install && h.DriverCache != "" {
@@ -183,6 +214,39 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	}
 	lines := append([]string{header(version, gpus)}, p.Lines()...)
 	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines}, nil
+}
+
+// pveConf is the container's Proxmox config, where hand-written lines come
+// from.
+func (h Host) pveConf(vmid int) string {
+	dir := h.PVE
+	if dir == "" {
+		dir = pve.DefaultDir
+	}
+	return pve.CTPath(dir, vmid)
+}
+
+// bypasses names the hand-written lines that reach GPUs other than gpus,
+// those the container is given (nil selectors: all of them).
+func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []devplan.Finding {
+	sel := devplan.Selection{VMID: req.VMID, All: req.GPUs == nil, Privileged: true, PVEConf: h.pveConf(req.VMID)}
+	for _, g := range gpus {
+		sel.Given = append(sel.Given, uint32(g.Minor))
+	}
+	for _, e := range entries {
+		if e.Key == "lxc.idmap" {
+			sel.Privileged = false
+		}
+	}
+	var devices []devplan.Passthrough
+	if h.PVE != "" {
+		if ct, err := pve.ReadCT(h.PVE, req.VMID); err == nil {
+			for _, d := range ct.Devices {
+				devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw})
+			}
+		}
+	}
+	return devplan.Bypasses(entries, devices, sel)
 }
 
 // header is the block's first line: what it gives, for a reader of the config.

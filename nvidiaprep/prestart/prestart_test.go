@@ -237,3 +237,40 @@ func TestStaleTemporaryConfigsAreRemoved(t *testing.T) {
 		t.Errorf("log: %s", f.log)
 	}
 }
+
+// A hand-written line that reaches a GPU the container is not given is
+// named in the task log with its fix; with strict = true the start is
+// refused and the config is left as it was.
+func TestHandWrittenLinesThatBypassTheSelection(t *testing.T) {
+	f := setup(t, true)
+	f.host.PVE = filepath.Join(f.sh.Root, "pve")
+	pveConf := filepath.Join(f.host.PVE, "lxc/101.conf")
+	os.MkdirAll(filepath.Dir(pveConf), 0o755)
+	os.WriteFile(pveConf, []byte("arch: amd64\ndev0: /dev/nvidia0,mode=0666\nlxc.mount.entry: /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\n"), 0o644)
+	// generated mounts nvidia0 by hand; the container asks for GPU 1.
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`hand-written line \"lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\" mounts /dev/nvidia0, a GPU the container is not given: delete it from ` + pveConf,
+		`hand-written line \"dev0: /dev/nvidia0,mode=0666\" passes /dev/nvidia0 through`, "pct set 101 --delete dev0", "strict = true",
+	} {
+		if !strings.Contains(f.log.String(), want) {
+			t.Errorf("the task log lacks %q:\n%s", want, f.log)
+		}
+	}
+	os.WriteFile(f.host.LXCConfig, []byte(generated), 0o640)
+	_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}, Strict: true}, f.logger())
+	var be *BypassError
+	if !errors.As(err, &be) || len(be.Findings) != 2 || !strings.Contains(err.Error(), "CT 101 has strict = true") {
+		t.Fatalf("strict: %v, want a *BypassError naming both lines", err)
+	}
+	if got := f.config(t); got != generated {
+		t.Errorf("a refused start changed the config:\n%s", got)
+	}
+	// Given GPU 0, the same lines bypass nothing.
+	f.log.Reset()
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}, Strict: true}, f.logger()); err != nil {
+		t.Errorf("GPU 0 given, strict: %v", err)
+	}
+}

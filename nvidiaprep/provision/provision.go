@@ -36,6 +36,7 @@ import (
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
@@ -55,12 +56,29 @@ var libDirs = []string{"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"}
 
 // installerFlags make nvidia-installer install user space only, silently,
 // without touching what a container cannot have (kernel modules, X, the
-// host's nouveau, systemd units for suspend) and without backups.
+// host's nouveau, systemd units for suspend) and without backups. The
+// container's own libglvnd is never replaced: with --install-libglvnd every
+// libGL.so*, libEGL.so*, ... under /usr/lib* is a conflicting file, deleted
+// with --no-backup whoever owns it (command-list.c find_conflicting_files),
+// and --no-install-libglvnd is what NVIDIA's own driver container passes.
+// No module is unloaded and depmod does not run (backup.c do_uninstall), and
+// temporary files go to a directory of nvidiaprep's (install adds
+// --tmpdir). All of them exist from 465.19.01 on (MinContainerVersion).
 var installerFlags = []string{
 	"--silent", "--no-kernel-module", "--no-nvidia-modprobe", "--no-x-check",
 	"--no-nouveau-check", "--no-systemd", "--no-rpms", "--no-backup",
-	"--no-check-for-alternate-installs", "--install-libglvnd",
+	"--no-check-for-alternate-installs", "--no-install-libglvnd",
+	"--skip-module-unload", "--skip-depmod",
 	"--log-file-name=/var/log/nvidia-installer.log",
+}
+
+// CheckVersion refuses driver versions whose installer cannot install into
+// a container.
+func CheckVersion(version string) error {
+	if !nvflags.AtLeast(version, nvflags.MinContainerVersion) {
+		return fmt.Errorf("driver %s is older than %s: its nvidia-installer has no --no-systemd, so nvidiaprep cannot install its libraries into a container; nothing was changed. Run a driver of %s or later on the host, or set install = false for the container and install the libraries yourself", version, nvflags.MinContainerVersion, nvflags.MinContainerVersion)
+	}
+	return nil
 }
 
 // Current tells whether the container whose init is pid already has
@@ -174,6 +192,9 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	}
 	defer slot.Unlock()
 
+	if err := CheckVersion(version); err != nil {
+		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
+	}
 	w.status("preparing driver %s in the node's cache", version)
 	pinned := ""
 	if cfg.Driver.Version == version {
@@ -191,6 +212,12 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	defer ct.Close()
 	s := session{w: w, ct: ct, version: version}
 	if err := s.checkShell(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.preflight(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.checkMount(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.waitSystemd(ctx); err != nil {
@@ -364,20 +391,139 @@ func (s session) clean(ctx context.Context) error {
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", s.vmid(), path.Dir(marker), r.Exit, r.Output().LastLines(5))
 	}
-	// An earlier version goes; a half-done install of the same version is
-	// uninstalled too, so the install starts clean.
-	script := `set -e
-if [ -f ` + nvidiaLog + ` ] && [ -x /usr/bin/nvidia-uninstall ]; then
-	/usr/bin/nvidia-uninstall --silent --log-file-name=/var/log/nvidia-uninstall.log
-fi`
-	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", script, "clean"}, nil)
+	return s.uninstall(ctx)
+}
+
+// uninstallScript removes an earlier .run install (or a half-done one of
+// the same version) explicitly, before the install: left to the installer,
+// its upgrade path runs the old `nvidia-uninstall -s`, which unloads
+// sixteen modules and runs depmod (backup.c run_existing_uninstaller,
+// do_uninstall). The old uninstaller is used when it is there, else the new
+// installer's --uninstall ($1); --skip-depmod only when it lists it, as
+// nvidia-installer's own check_skip_depmod_support asks.
+const uninstallScript = `[ -f ` + nvidiaLog + ` ] || exit 0
+if [ -x /usr/bin/nvidia-uninstall ]; then set -- /usr/bin/nvidia-uninstall; else set -- "$1" --uninstall; fi
+skip=
+if "$1" -A 2>/dev/null </dev/null | grep -q -- '^ \+--skip-depmod$'; then skip=--skip-depmod; fi
+"$@" --silent --skip-module-unload $skip --log-file-name=/var/log/nvidia-uninstall.log`
+
+// uninstall runs uninstallScript, then checks that the old install is gone:
+// nvidia-installer's uninstall exits 0 even when it removed nothing.
+func (s session) uninstall(ctx context.Context) error {
+	r, err := s.withUtils(ctx, false, "/bin/sh", "-c", uninstallScript, "uninstall", s.installer())
 	if err != nil {
 		return err
 	}
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, r.Output().LastLines(5))
 	}
+	pid, err := s.ct.InitPID(ctx)
+	if err != nil {
+		return err
+	}
+	root, err := ctfs.Open(pid)
+	if err != nil {
+		return fmt.Errorf("CT %d: %w", s.vmid(), err)
+	}
+	defer root.Close()
+	log, err := root.ReadFile(nvidiaLog, 4096)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("CT %d: after the uninstaller ran, whether the earlier NVIDIA driver is gone is unknown: %w; nothing more was changed: make %s a regular file or remove it (pct exec %d -- rm -rf %s), then restart the container", s.vmid(), err, nvidiaLog, s.vmid(), nvidiaLog)
+	}
+	if err == nil {
+		return fmt.Errorf("CT %d: the earlier NVIDIA driver %s is still installed after its uninstaller ran (it exits 0 either way); /var/log/nvidia-uninstall.log inside the container has its ERROR (it removes nothing when /var/lib/nvidia is not mode 0700 or its log not 0600: pct exec %d -- chmod 700 /var/lib/nvidia). Fix that, then restart the container", s.vmid(), orNone(record.InstalledVersion(log)), s.vmid())
+	}
 	return nil
+}
+
+// utilsScript runs "$@" with a temporary directory of placeholders for
+// kmod's modprobe, rmmod, lsmod and depmod first on the PATH: nvidia-installer
+// refuses to run without them, even with --no-kernel-module
+// (nvidia-installer.c main, misc.c find_module_utils, which looks in $PATH
+// before /bin:/usr/bin:/sbin:/usr/sbin), and a container need not have kmod
+// (a debootstrap minbase has not). They only exit 1: with the flags
+// nvidiaprep passes the installer runs none of them, and in a privileged
+// container none can reach the host's modules. With "tmpdir" as $1 the
+// command also gets --tmpdir, a directory in the same place. The directory
+// is removed afterwards (one left by a killed run goes at the next), so the
+// container keeps nothing of it.
+const utilsScript = `mode=$1; shift
+d=` + ctDir + `
+rm -rf "$d"/run.*
+t=$(mktemp -d "$d/run.XXXXXX") || exit 120
+trap 'rm -rf "$t"' EXIT
+trap 'exit 143' TERM INT HUP
+for u in modprobe rmmod lsmod depmod; do
+	printf '#!/bin/sh\necho "nvidiaprep: %s is a placeholder here: nvidia-installer does not load or unload kernel modules inside a container" >&2\nexit 1\n' "$u" > "$t/$u" && chmod 755 "$t/$u" || exit 120
+done
+mkdir "$t/tmp" || exit 120
+[ "$mode" = tmpdir ] && set -- "$@" --tmpdir="$t/tmp"
+PATH="$t:${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}" TMPDIR="$t/tmp" "$@"`
+
+// withUtils runs argv inside the container under utilsScript.
+func (s session) withUtils(ctx context.Context, tmpdir bool, argv ...string) (ctexec.Result, error) {
+	mode := "plain"
+	if tmpdir {
+		mode = "tmpdir"
+	}
+	r, err := s.ct.Run(ctx, append([]string{"/bin/sh", "-c", utilsScript, "nvidiaprep", mode}, argv...), nil)
+	if err == nil && r.Exit == 120 {
+		return r, fmt.Errorf("CT %d: making a temporary directory in %s failed: %s; nvidiaprep keeps its files there: make it a writable directory inside the container, then restart it", s.vmid(), ctDir, r.Stderr.LastLines(3))
+	}
+	return r, err
+}
+
+// systemUtils are what nvidia-installer's find_system_utils requires, with
+// the Debian packages that have them.
+var systemUtils = []struct{ name, pkg string }{{"ldconfig", "libc-bin"}, {"grep", "grep"}, {"dmesg", "util-linux"}, {"tail", "coreutils"}}
+
+// preflightScript exits 3 without glibc's loader and 4 (naming them) when a
+// utility of systemUtils is missing from $PATH and the installer's
+// EXTRA_PATH (misc.c find_system_util).
+const preflightScript = `[ -e /lib64/ld-linux-x86-64.so.2 ] || exit 3
+missing=
+for u in "$@"; do
+	found=
+	IFS=:
+	for p in ${PATH:-}:/bin:/usr/bin:/sbin:/usr/sbin:/usr/X11R6/bin:/usr/bin/X11; do
+		if [ -f "$p/$u" ] && [ -x "$p/$u" ]; then found=1; break; fi
+	done
+	unset IFS
+	[ -n "$found" ] || missing="$missing $u"
+done
+[ -z "$missing" ] || { echo $missing; exit 4; }`
+
+// preflight refuses, changing nothing, a container NVIDIA's installer
+// cannot run in: no glibc (musl, as Alpine: the installer and the libraries
+// are glibc programs), or no ldconfig, grep, dmesg or tail.
+func (s session) preflight(ctx context.Context) error {
+	argv := []string{"/bin/sh", "-c", preflightScript, "preflight"}
+	for _, u := range systemUtils {
+		argv = append(argv, u.name)
+	}
+	r, err := s.ct.Run(ctx, argv, nil)
+	if err != nil {
+		return err
+	}
+	switch r.Exit {
+	case 0:
+		return nil
+	case 3:
+		return fmt.Errorf("CT %d has no glibc (/lib64/ld-linux-x86-64.so.2): NVIDIA's installer and libraries are glibc programs and cannot run on a musl system such as Alpine; nothing was changed. Use a glibc distribution for GPU containers, or set install = false", s.vmid())
+	case 4:
+		var missing, pkgs []string
+		out := strings.Fields(r.Stdout.Raw())
+		for _, u := range systemUtils {
+			for _, m := range out {
+				if m == u.name { // only names nvidiaprep asked about reach the message
+					missing, pkgs = append(missing, u.name), append(pkgs, u.pkg)
+				}
+			}
+		}
+		return fmt.Errorf("CT %d lacks %s, which NVIDIA's installer requires; nothing was changed. Install them in the container (on Debian and Ubuntu: apt-get install %s), then restart it", s.vmid(), strings.Join(missing, ", "), strings.Join(pkgs, " "))
+	default:
+		return fmt.Errorf("CT %d: checking for glibc and the installer's utilities failed (exit %d): %s", s.vmid(), r.Exit, r.Output().LastLines(3))
+	}
 }
 
 // markScript removes the distribution's alternate-install marker and marks
@@ -405,18 +551,28 @@ if [ -L ` + ctRecord + ` ] || [ -d ` + ctRecord + ` ]; then rm -rf ` + ctRecord 
 mv -f ` + ctRecord + `.tmp ` + ctRecord + `
 rm -rf ` + marker
 
-// install runs the version's nvidia-installer from the read-only tree.
-func (s session) install(ctx context.Context) error {
-	installer := path.Join("/", driverrun.MountPoint, s.version, "nvidia-installer")
-	r, err := s.sh(ctx, "test -x "+installer)
+// installer is the version's nvidia-installer in the read-only tree.
+func (s session) installer() string {
+	return path.Join("/", driverrun.MountPoint, s.version, "nvidia-installer")
+}
+
+// checkMount makes sure pre-start mounted the node's driver trees.
+func (s session) checkMount(ctx context.Context) error {
+	r, err := s.sh(ctx, "test -x "+s.installer())
 	if err != nil {
 		return err
 	}
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: the node's driver cache is not mounted at /%s (the container started before nvidiaprep managed it, or with install = false): restart the container so that pre-start mounts it", s.vmid(), driverrun.MountPoint)
 	}
+	return nil
+}
+
+// install runs the version's nvidia-installer from the read-only tree.
+func (s session) install(ctx context.Context) error {
+	installer := s.installer()
 	s.w.status("installing NVIDIA user-space libraries %s", s.version)
-	r, err = s.ct.Run(ctx, append([]string{installer}, installerFlags...), nil)
+	r, err := s.withUtils(ctx, true, append([]string{installer}, installerFlags...)...)
 	if errors.Is(err, ctexec.ErrStopped) {
 		return fmt.Errorf("CT %d stopped during the install of %s; its next start installs again: %w", s.vmid(), s.version, err)
 	}
@@ -427,6 +583,41 @@ func (s session) install(ctx context.Context) error {
 		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; %sits log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, untrusted.Concat(r.Stderr, r.Stdout).LastLines(5), s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))))
 	}
 	return nil
+}
+
+// checkManifest compares what is in the container with the tree's
+// manifest: nvidia-installer exits 0 after files it could not install.
+// Missing firmware is only noted (the host's kernel loads firmware, not the
+// container's).
+func (s session) checkManifest(ctx context.Context, libDir string) ([]string, error) {
+	want, err := manifestEntries(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version), libDir)
+	if err != nil {
+		return nil, fmt.Errorf("CT %d: %w", s.vmid(), err)
+	}
+	r, err := s.ct.Run(ctx, []string{"/bin/sh", "-c", checkScript}, strings.NewReader(checkInput(want)))
+	if err != nil {
+		return nil, err
+	}
+	if r.Exit != 0 {
+		return nil, fmt.Errorf("CT %d: checking the installed files failed (exit %d): %s", s.vmid(), r.Exit, r.Stderr.LastLines(3))
+	}
+	files, firmware := missingOf(want, r.Stdout.Raw())
+	if len(files) > 0 {
+		shown := files
+		if len(shown) > 5 {
+			shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(files)-5))
+		}
+		hint := s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version)))
+		if hint == "" {
+			hint = "fix what it names, then restart the container; "
+		}
+		return nil, fmt.Errorf("CT %d: the install of %s is incomplete although nvidia-installer exited 0: %d of the %d files of its manifest are missing or differ (%s); %sits log, /var/log/nvidia-installer.log inside the container, has a \"Cannot install ...\" line for each", s.vmid(), s.version, len(files), len(want), strings.Join(shown, ", "), hint)
+	}
+	var notes []string
+	if len(firmware) > 0 {
+		notes = append(notes, fmt.Sprintf("%d firmware file(s) not installed (%s): unused in a container", len(firmware), firmware[0]))
+	}
+	return notes, nil
 }
 
 // verify checks the install record and the libnvidia-ml.so.1 link, runs
@@ -451,16 +642,20 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 	}
 	want := "libnvidia-ml.so." + s.version
 	var target untrusted.Text
+	var libDir string
 	for _, d := range libDirs {
 		if t, err := root.Readlink(d + "/libnvidia-ml.so.1"); err == nil {
-			target = t
+			target, libDir = t, d
 			break
 		}
 	}
 	if path.Base(target.Raw()) != want {
 		return nil, fmt.Errorf("CT %d: libnvidia-ml.so.1 points to %q, want %s", s.vmid(), target, want)
 	}
-	var notes []string
+	notes, err := s.checkManifest(ctx, libDir)
+	if err != nil {
+		return nil, err
+	}
 	r, err := s.ct.Run(ctx, []string{"nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"}, nil)
 	switch {
 	case err != nil:

@@ -48,6 +48,8 @@ type CT struct {
 	LXC []lxcconf.Entry
 	// Devices are the devN: passthrough paths ("/dev/nvidia0").
 	Devices []Device
+	// Unprivileged is "unprivileged: 1".
+	Unprivileged bool
 }
 
 // Device is a "devN: /dev/...[,options]" line.
@@ -55,6 +57,7 @@ type Device struct {
 	Line int
 	Key  string // "dev0"
 	Path string
+	Raw  string // the line as written
 }
 
 // UsesHook tells whether the container's hookscript is nvidiaprep's, on any
@@ -86,6 +89,8 @@ func ParseCT(vmid int, path string, text []byte) CT {
 		switch {
 		case key == "hookscript":
 			ct.Hookscript = value
+		case key == "unprivileged":
+			ct.Unprivileged = value == "1"
 		case strings.HasPrefix(key, "lxc."):
 			ct.LXC = append(ct.LXC, lxcconf.Entry{Line: n, Key: key, Value: value, Raw: raw})
 		case strings.HasPrefix(key, "dev") && isDigits(key[3:]):
@@ -93,7 +98,7 @@ func ParseCT(vmid int, path string, text []byte) CT {
 			if k, v, ok := strings.Cut(p, "="); ok && k == "path" {
 				p = v
 			}
-			ct.Devices = append(ct.Devices, Device{Line: n, Key: key, Path: p})
+			ct.Devices = append(ct.Devices, Device{Line: n, Key: key, Path: p, Raw: line})
 		}
 	}
 	return ct
@@ -133,6 +138,17 @@ func ReadCTs(dir string) ([]CT, error) {
 	}
 	slices.SortFunc(cts, func(a, b CT) int { return a.VMID - b.VMID })
 	return cts, nil
+}
+
+// ReadCT reads container vmid's config below dir (a regular file only, of
+// at most 4 MiB); a missing one is an error matching os.ErrNotExist.
+func ReadCT(dir string, vmid int) (CT, error) {
+	path := CTPath(dir, vmid)
+	text, err := fsutil.ReadRegular(path, maxConfig)
+	if err != nil {
+		return CT{}, err
+	}
+	return ParseCT(vmid, path, text), nil
 }
 
 // CTPath is where container vmid's config lives below dir.

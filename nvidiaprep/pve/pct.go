@@ -29,7 +29,12 @@ func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte,
 // SetHookscript is the pct command that makes nvidiaprep's hook vmid's
 // hookscript; DeleteHookscript the one that removes it.
 func SetHookscript(vmid int) []string {
-	return []string{"pct", "set", strconv.Itoa(vmid), "--hookscript", HookVolume}
+	return SetHookscriptTo(vmid, HookVolume)
+}
+
+// SetHookscriptTo makes volid vmid's hookscript.
+func SetHookscriptTo(vmid int, volid string) []string {
+	return []string{"pct", "set", strconv.Itoa(vmid), "--hookscript", volid}
 }
 
 // DeleteHookscript removes a container's hookscript.

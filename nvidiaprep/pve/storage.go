@@ -114,3 +114,26 @@ func HookscriptPath(volid string, storages []Storage) (string, error) {
 
 // HasContent tells whether the storage lists content type c.
 func (s Storage) HasContent(c string) bool { return slices.Contains(s.Content, c) }
+
+// CheckHookscript finds a hookscript volume's file as Proxmox does before it
+// runs one (GuestHelpers::check_hookscript): in a snippets directory, a
+// regular file (links followed, as Perl's -f does), executable. The error
+// says what is wrong in Proxmox's words.
+func CheckHookscript(pveDir, volid string) (string, error) {
+	storages, err := ReadStorage(pveDir)
+	if err != nil {
+		return "", err
+	}
+	p, err := HookscriptPath(volid, storages)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(p)
+	if err != nil || !st.Mode().IsRegular() {
+		return p, fmt.Errorf("script '%s' does not exist (%s)", volid, p)
+	}
+	if st.Mode()&0o111 == 0 {
+		return p, fmt.Errorf("script '%s' is not executable (%s)", volid, p)
+	}
+	return p, nil
+}

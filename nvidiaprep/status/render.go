@@ -67,6 +67,7 @@ func Write(w io.Writer, r Report, now time.Time) error {
 			if c.HookKnown {
 				hook = orDash(c.Hookscript, "NOT SET")
 			}
+
 			gpus := c.GPUs
 			if c.Required {
 				gpus += " (required)"
@@ -91,6 +92,12 @@ func Write(w io.Writer, r Report, now time.Time) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		for _, c := range r.Containers {
+			if c.Chain != "" {
+				fmt.Fprintf(w, "CT %d: nvidiaprep's hook runs its own hookscript %s first, in every phase.\n", c.VMID, c.Chain)
+			}
+		}
+		fmt.Fprintln(w, "\nA container with nvidiaprep's hookscript starts only on a node with the nvidiaprep package: install it on every node it can move to.")
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "could not read: %s\n", p)

@@ -99,6 +99,8 @@ type Container struct {
 	// has none or this is no Proxmox node (HookKnown false).
 	Hookscript string `json:"hookscript,omitempty"`
 	HookKnown  bool   `json:"hookscript_known"`
+	// Chain is its own hookscript, which nvidiaprep's hook runs first.
+	Chain string `json:"chained_hookscript,omitempty"`
 	// GPUs is the configured selection: "all", "none" or the selectors.
 	GPUs     string `json:"gpus"`
 	Required bool   `json:"required"`
@@ -243,7 +245,7 @@ func containers(o Options, problem func(error)) []Container {
 			continue // only a record: the container moved to another node, or is gone
 		}
 		cfg := o.Config.Container(id)
-		c := Container{VMID: id, GPUs: selection(cfg.GPUs), Required: cfg.Required, Install: cfg.Install, HookKnown: hookKnown}
+		c := Container{VMID: id, GPUs: selection(cfg.GPUs), Required: cfg.Required, Install: cfg.Install, HookKnown: hookKnown, Chain: cfg.Chain}
 		if ct, ok := pveByID[id]; ok {
 			c.Hookscript = ct.Hookscript
 		}

@@ -48,6 +48,7 @@ func TestGatherAndWrite(t *testing.T) {
 	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Cache: filepath.Join(root, "cache"), State: filepath.Join(root, "state")}
 	cfg.Driver.Version = "580.159.04"
 	cfg.Containers[9501] = config.Container{GPUs: config.Selection{Selectors: []string{"0"}}, Required: true, Install: true}
+	cfg.Containers[9503] = config.Container{GPUs: config.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
 	started := time.Date(2025, 11, 26, 9, 0, 0, 0, time.UTC)
 	if err := record.Save(cfg.Paths.State, record.Provision{VMID: 9501, Version: "580.142", Outcome: record.Installed, Started: started, Finished: started.Add(42 * time.Second), Duration: 42 * time.Second}); err != nil {
 		t.Fatal(err)
@@ -104,7 +105,9 @@ func TestGatherAndWrite(t *testing.T) {
 		"driver configured  580.159.04", "driver loaded      580.142", "reboot pending     yes",
 		"host driver unit   reboot-required", "nvidia1 MISSING", "nvidiactl 195:255",
 		"9501  local:snippets/nvidiaprep-hook  0 (required)  0=0000:01:00.0", "580.142", "installed", "(1h ago)", "42s",
-		"9502  NOT SET", "failed: CT 9502: no space left on device", "9503",
+		"9502  NOT SET", "failed: CT 9502: no space left on device",
+		"CT 9503: nvidiaprep's hook runs its own hookscript local:snippets/mount-nfs.sh first",
+		"install it on every node it can move to",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the table lacks %q:\n%s", want, out)

@@ -1,0 +1,120 @@
+// Command nvidiaprep-unit-prestart gives a container its GPUs on the paths
+// where Proxmox runs no hookscript. A reboot from inside a container (or an
+// unattended upgrade that reboots it) goes through Proxmox's LXC post-stop
+// hook, which writes /var/lib/lxc/<vmid>/config anew from
+// /etc/pve/lxc/<vmid>.conf, and the unit's stop wrapper, which restarts
+// pve-container@<vmid>.service: lxc-start then reads a config without
+// nvidiaprep's block. The package's drop-ins for pve-container@.service and
+// pve-container-debug@.service run this program as ExecStartPre=, so that
+// pre-start is applied before every lxc-start.
+//
+// It sits on the start of every container of the node, so it decides
+// quickly and never fails a container that is not nvidiaprep's: it is built
+// without cgo and reads only the container's Proxmox config. A container
+// whose hookscript is nvidiaprep's gets nvidiaprep's pre-start (without the
+// chained hookscript: Proxmox would not run one here), unless the config
+// already holds the block that this start's hookscript wrote moments ago.
+// Its exit status is then pre-start's: a container that requires its GPU
+// does not start without it, as with pct start.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/lxcconf"
+	"nvidiaprep/nvidiaprep/pve"
+)
+
+// freshBlock is how recent a block must be to count as this start's: the
+// hookscript's pre-start writes it and Proxmox's systemctl start follows
+// within moments; an older block may describe another driver.
+const freshBlock = time.Minute
+
+func main() {
+	dir := ""
+	if self, err := os.Executable(); err == nil {
+		dir = filepath.Dir(self)
+	}
+	os.Exit(run(os.Args[1:], os.Stderr, time.Now(), dir, execHook))
+}
+
+// execHook replaces this process with the hook's pre-start.
+func execHook(hook string, argv []string) error {
+	return syscall.Exec(hook, argv, os.Environ())
+}
+
+// run decides; hookDir holds the hookscript program (this program's own
+// directory), which exec replaces the process with.
+func run(args []string, stderr io.Writer, now time.Time, hookDir string, exec func(string, []string) error) int {
+	if len(args) != 1 {
+		fmt.Fprintf(stderr, "usage: nvidiaprep-unit-prestart <vmid>\n(ExecStartPre= of pve-container@.service: applies nvidiaprep's pre-start where Proxmox runs no hookscript)\n")
+		return 0 // a container's start is never held up by a wrong line in a unit
+	}
+	vmid, err := config.ParseVMID(args[0])
+	if err != nil {
+		return 0 // not a Proxmox container
+	}
+	cfg, cfgErr := config.Load(os.LookupEnv)
+	pveDir := pve.DefaultDir
+	if cfgErr == nil {
+		pveDir = cfg.Paths.PVE
+	}
+	ct, err := pve.ReadCT(pveDir, vmid)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(stderr, "nvidiaprep: CT %d: cannot read its Proxmox config, so nvidiaprep's pre-start is not applied: %v\n", vmid, err)
+		}
+		return 0
+	}
+	if !ct.UsesHook() {
+		return 0
+	}
+	if cfgErr == nil && blockIsFresh(cfg.Paths.LXCConfig(vmid), now) {
+		return 0
+	}
+	hook, err := hookPath(hookDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "nvidiaprep: CT %d: %v\n", vmid, err)
+		return 1
+	}
+	// The hook reports a broken configuration itself, as in pct start.
+	err = exec(hook, []string{hook, "--no-chain", args[0], "pre-start"})
+	fmt.Fprintf(stderr, "nvidiaprep: CT %d: running %s: %v; reinstall the nvidiaprep package\n", vmid, hook, err)
+	return 1
+}
+
+// blockIsFresh tells whether the LXC config holds nvidiaprep's block,
+// written less than freshBlock ago: this start's hookscript has run.
+func blockIsFresh(path string, now time.Time) bool {
+	f, err := fsutil.OpenRegular(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	if age := now.Sub(st.ModTime()); age < 0 || age > freshBlock {
+		return false
+	}
+	text, err := io.ReadAll(io.LimitReader(f, lxcconf.MaxSize))
+	return err == nil && lxcconf.HasBlock(text)
+}
+
+// hookPath is the hookscript program in dir.
+func hookPath(dir string) (string, error) {
+	p := filepath.Join(dir, pve.HookName)
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("the hookscript program %s is missing, so the container would start without its GPUs; reinstall the nvidiaprep package", p)
+	}
+	return p, nil
+}

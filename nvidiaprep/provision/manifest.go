@@ -1,0 +1,160 @@
+package provision
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// wantEntry is one file or symlink nvidia-installer must have installed.
+type wantEntry struct {
+	dest     string // absolute path inside the container
+	size     int64  // a file's size (the tree's file)
+	target   string // a symlink's target; "" for a file
+	firmware bool
+}
+
+// libTypes are the .manifest types of native libraries installed into the
+// library directory, with whether the entry carries a path below it
+// (manifest.c: has_path); symTypes the same for their symlinks.
+var (
+	libTypes = map[string]bool{"UTILITY_LIB": false, "ENCODEAPI_LIB": false, "NVCUVID_LIB": false, "CUDA_LIB": true, "OPENCL_LIB": true}
+	symTypes = map[string]bool{"UTILITY_LIB_SYMLINK": false, "ENCODEAPI_LIB_SYMLINK": false, "NVCUVID_LIB_SYMLINK": false, "CUDA_SYMLINK": true, "OPENCL_LIB_SYMLINK": true}
+)
+
+// plainName is what a manifest name or target must look like to be
+// checked (NVIDIA's names are; anything else is skipped, never passed on).
+var plainName = regexp.MustCompile(`^[A-Za-z0-9._+/-]+$`)
+
+// manifestEntries lists, from the extracted tree's .manifest (on the host,
+// in the node's cache), what an install with installerFlags puts into the
+// container with libDir as its library directory: the native libraries and
+// their symlinks, the utilities (/usr/bin) and the firmware
+// (/lib/firmware/nvidia/<version>/, files.c set_destinations). The
+// installer exits 0 when it could not install some of them (command-list.c
+// execute_command_list, misc.c continue_after_error), so this is what
+// verification compares the disk with.
+func manifestEntries(tree, libDir string) ([]wantEntry, error) {
+	f, err := os.Open(filepath.Join(tree, ".manifest"))
+	if err != nil {
+		return nil, fmt.Errorf("the driver tree's manifest: %w", err)
+	}
+	defer f.Close()
+	var version string
+	var out []wantEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		if n == 2 {
+			version = strings.TrimSpace(sc.Text())
+		}
+		if n <= 8 {
+			continue
+		}
+		fl := strings.Fields(sc.Text())
+		if len(fl) < 3 || !plainName.MatchString(fl[0]) {
+			continue
+		}
+		name, typ, rest := fl[0], fl[2], fl[3:]
+		dir := libDir
+		if hasPath, ok := libTypes[typ]; ok {
+			if len(rest) == 0 || rest[0] != "NATIVE" {
+				continue
+			}
+			if hasPath && len(rest) > 1 && !strings.HasPrefix(rest[1], "MODULE:") {
+				dir = path.Join(libDir, rest[1])
+			}
+			if e, ok := fileEntry(tree, name, path.Join(dir, name)); ok {
+				out = append(out, e)
+			}
+			continue
+		}
+		if hasPath, ok := symTypes[typ]; ok {
+			if len(rest) == 0 || rest[0] != "NATIVE" {
+				continue
+			}
+			rest = rest[1:]
+			if hasPath && len(rest) > 1 {
+				dir = path.Join(libDir, rest[0])
+				rest = rest[1:]
+			}
+			if len(rest) > 0 && plainName.MatchString(rest[0]) && !strings.HasPrefix(rest[0], "MODULE:") {
+				out = append(out, wantEntry{dest: path.Join(dir, name), target: rest[0]})
+			}
+			continue
+		}
+		switch typ {
+		case "UTILITY_BINARY":
+			if e, ok := fileEntry(tree, name, path.Join("/usr/bin", path.Base(name))); ok {
+				out = append(out, e)
+			}
+		case "FIRMWARE":
+			_, sub, _ := strings.Cut(name, "/")
+			if e, ok := fileEntry(tree, name, path.Join("/lib/firmware/nvidia", version, sub)); ok {
+				e.firmware = true
+				out = append(out, e)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("the driver tree's manifest: %w", err)
+	}
+	return out, nil
+}
+
+func fileEntry(tree, name, dest string) (wantEntry, bool) {
+	st, err := os.Stat(filepath.Join(tree, filepath.FromSlash(name)))
+	if err != nil || !st.Mode().IsRegular() {
+		return wantEntry{}, false
+	}
+	return wantEntry{dest: dest, size: st.Size()}, true
+}
+
+// checkScript prints, of the entries on stdin ("f PATH SIZE" or "l PATH
+// TARGET"), the paths that are not there as installed.
+const checkScript = `while read -r k p v; do
+	case $k in
+	f) if [ -L "$p" ] || [ ! -f "$p" ] || [ "$(stat -c %s "$p")" != "$v" ]; then echo "$p"; fi ;;
+	l) if [ "$(readlink "$p")" != "$v" ]; then echo "$p"; fi ;;
+	esac
+done`
+
+// checkInput renders the entries as checkScript's stdin.
+func checkInput(want []wantEntry) string {
+	var b strings.Builder
+	for _, e := range want {
+		if e.target != "" {
+			fmt.Fprintf(&b, "l %s %s\n", e.dest, e.target)
+		} else {
+			fmt.Fprintf(&b, "f %s %d\n", e.dest, e.size)
+		}
+	}
+	return b.String()
+}
+
+// missingOf sorts checkScript's output into missing libraries and
+// utilities, and missing firmware; only paths nvidiaprep asked about count.
+func missingOf(want []wantEntry, out string) (files, firmware []string) {
+	asked := map[string]bool{}
+	for _, e := range want {
+		asked[e.dest] = e.firmware
+	}
+	seen := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		fw, ok := asked[l]
+		if !ok || seen[l] {
+			continue
+		}
+		seen[l] = true
+		if fw {
+			firmware = append(firmware, l)
+		} else {
+			files = append(files, l)
+		}
+	}
+	return files, firmware
+}

@@ -1,0 +1,94 @@
+package provision
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"nvidiaprep/nvidiaprep/nvflags"
+)
+
+// A manifest in NVIDIA's format: 8 header lines, then entries (name, mode,
+// type, arch, [path], [target], module).
+const testManifest = `NVIDIA Accelerated Graphics Driver for Linux-x86_64
+580.159.04
+kernel
+nvidia nvidia-modeset nvidia-drm nvidia-uvm nvidia-peermem
+nvidia-frontend
+nvidia.ko nvidia-modeset.ko nvidia-drm.ko nvidia-uvm.ko nvidia-peermem.ko
+kernel
+precompiled
+libnvidia-ml.so.580.159.04 0755 UTILITY_LIB NATIVE MODULE:nvml
+libnvidia-ml.so.1 0000 UTILITY_LIB_SYMLINK NATIVE libnvidia-ml.so.580.159.04 MODULE:nvml
+libcuda.so.580.159.04 0755 CUDA_LIB NATIVE / MODULE:gpgpu
+libcuda.so.1 0000 CUDA_SYMLINK NATIVE / libcuda.so.580.159.04 MODULE:gpgpu
+32/libcuda.so.580.159.04 0755 CUDA_LIB COMPAT32 / MODULE:gpgpu
+libGL.so.1.7.0 0644 GLVND_LIB NATIVE MODULE:opengl
+nvidia-smi 0755 UTILITY_BINARY MODULE:utils
+firmware/gsp_ga10x.bin 0644 FIRMWARE INHERIT_PATH_DEPTH:1 MODULE:resman
+kernel/nvidia/nv.c 0644 KERNEL_MODULE_SRC INHERIT_PATH_DEPTH:1 MODULE:resman
+odd name 0644 UTILITY_BINARY MODULE:utils
+`
+
+func TestManifestEntries(t *testing.T) {
+	tree := t.TempDir()
+	files := map[string]string{".manifest": testManifest, "libnvidia-ml.so.580.159.04": "ml", "libcuda.so.580.159.04": "cuda!",
+		"32/libcuda.so.580.159.04": "x", "libGL.so.1.7.0": "gl", "nvidia-smi": "smi", "firmware/gsp_ga10x.bin": "fw"}
+	for n, c := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(tree, n)), 0o755)
+		if err := os.WriteFile(filepath.Join(tree, n), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lib := "/usr/lib/x86_64-linux-gnu"
+	got, err := manifestEntries(tree, lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []wantEntry{
+		{dest: lib + "/libnvidia-ml.so.580.159.04", size: 2},
+		{dest: lib + "/libnvidia-ml.so.1", target: "libnvidia-ml.so.580.159.04"},
+		{dest: lib + "/libcuda.so.580.159.04", size: 5},
+		{dest: lib + "/libcuda.so.1", target: "libcuda.so.580.159.04"},
+		{dest: "/usr/bin/nvidia-smi", size: 3},
+		{dest: "/lib/firmware/nvidia/580.159.04/gsp_ga10x.bin", size: 2, firmware: true},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("entries:\n%+v\nwant\n%+v", got, want)
+	}
+	in := checkInput(want)
+	if !strings.Contains(in, "f /usr/bin/nvidia-smi 3\n") || !strings.Contains(in, "l "+lib+"/libcuda.so.1 libcuda.so.580.159.04\n") {
+		t.Errorf("check input:\n%s", in)
+	}
+	// Only paths nvidiaprep asked about count; firmware apart.
+	missing, fw := missingOf(want, "/usr/bin/nvidia-smi\n/etc/shadow\n\x1b[31mred\n/lib/firmware/nvidia/580.159.04/gsp_ga10x.bin\n/usr/bin/nvidia-smi\n")
+	if !reflect.DeepEqual(missing, []string{"/usr/bin/nvidia-smi"}) || len(fw) != 1 {
+		t.Errorf("missing %q, firmware %q", missing, fw)
+	}
+	if _, err := manifestEntries(t.TempDir(), lib); err == nil {
+		t.Error("a tree without .manifest was accepted")
+	}
+}
+
+func TestCheckVersion(t *testing.T) {
+	for v, ok := range map[string]bool{"460.91.03": false, "465.19.01": true, "535.216.01": true, "580.159.04": true} {
+		err := CheckVersion(v)
+		if (err == nil) != ok {
+			t.Errorf("CheckVersion(%s): %v", v, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--no-systemd") {
+			t.Errorf("CheckVersion(%s): %v", v, err)
+		}
+	}
+}
+
+// Every flag the worker passes is known to every branch it accepts.
+func TestInstallerFlagsKnownFromTheMinimum(t *testing.T) {
+	for _, f := range installerFlags {
+		if !nvflags.Knows(nvflags.MinContainerVersion, f) {
+			t.Errorf("%s is unknown to %s's installer", f, nvflags.MinContainerVersion)
+		}
+	}
+}
