@@ -93,8 +93,11 @@ func look(lxcPath string, vmid int, version string) state {
 	if err != nil {
 		return state{err: err}
 	}
-	pid := c.InitPID()
+	pid, err := c.InitPID(context.Background())
 	c.Close()
+	if err != nil {
+		return state{err: err}
+	}
 	if pid <= 0 {
 		return state{pid: pid}
 	}

@@ -625,6 +625,7 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env, cmd.Dir = env, "/"
+		cmd.WaitDelay = time.Second
 		out, err := cmd.CombinedOutput()
 		if ctx.Err() != nil {
 			t.Fatalf("%s %q hangs:\n%s", bin, args, out)
@@ -675,6 +676,8 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 			// looks at the container at its end.
 			t.Cleanup(func() { os.Remove(p) })
 		}
+		// LXC's own tools, which the test bed's clean-up runs, would hang on it.
+		t.Cleanup(func() { os.Remove(lxcConfig); os.Remove(rec); ct.WriteGeneratedConfig() })
 		out, code := run(t, n.Env(), hook, "9715", "pre-start")
 		if code != 1 || !strings.Contains(out, lxcConfig+" is a FIFO, not a regular file") {
 			t.Errorf("pre-start: exit %d, want 1 naming the LXC config:\n%s", code, out)
@@ -683,4 +686,62 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 		wantAll(t, "status", out, rec+" is a FIFO, not a regular file")
 		run(t, n.Env(), admin(), "doctor")
 	})
+}
+
+// The container's LXC monitor does not answer (SIGSTOP): the worker gives
+// up within its query deadline with a message naming the monitor, and
+// releases the container's lock: a second run says the same, not "another
+// worker is provisioning it".
+func TestProvisionWithAStoppedMonitorEnds(t *testing.T) {
+	n := newNode(t, "")
+	ct := newCT(t, n, 9716, lxctest.Options{Init: lxctest.ShLoop})
+	if _, err := ct.ProxmoxStart("", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ct.Stop("", nil) })
+	init := ct.InitPID()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", init))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	monitor, err := strconv.Atoi(f[1]) // the init's parent: lxc-start's monitor
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Kill(monitor, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
+	for i := range 2 {
+		t0 := time.Now()
+		out, code, err := runExitTimeout(90*time.Second, admin(), n.Env(), "provision", "9716")
+		took := time.Since(t0)
+		if err != nil {
+			t.Fatalf("run %d: %v after %v:\n%s", i, err, took, out)
+		}
+		if code != 1 || !strings.Contains(out, "CT 9716: asking LXC for its init's pid: the container's monitor did not answer") {
+			t.Errorf("run %d: exit %d, want 1 naming the monitor:\n%s", i, code, out)
+		}
+		if took > 30*time.Second {
+			t.Errorf("run %d took %v", i, took)
+		}
+	}
+}
+
+// runExitTimeout is runExit that kills the binary after limit: an error then.
+func runExitTimeout(limit time.Duration, bin string, env []string, args ...string) (string, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env, cmd.Dir, cmd.WaitDelay = env, "/", time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), -1, fmt.Errorf("%s %q hangs: %w", bin, args, ctx.Err())
+	}
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		return string(out), -1, err
+	}
+	return string(out), cmd.ProcessState.ExitCode(), nil
 }

@@ -65,10 +65,14 @@ func notRunning(lxcPath string, vmid int) string {
 		return err.Error()
 	}
 	defer c.Close()
-	switch {
-	case !c.Defined():
+	if !c.Defined() {
 		return fmt.Sprintf("CT %d is not running: there is no container %d in %s; check the vmid", vmid, vmid, lxcPath)
-	case c.InitPID() <= 0:
+	}
+	pid, err := c.InitPID(context.Background())
+	switch {
+	case err != nil:
+		return err.Error()
+	case pid <= 0:
 		return fmt.Sprintf("CT %d is not running: start it (pct start %d), and its post-start provisions it", vmid, vmid)
 	}
 	return ""

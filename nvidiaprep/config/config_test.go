@@ -279,6 +279,7 @@ func TestErrors(t *testing.T) {
 		{"duration an integer", "[provision]\nsystemd_timeout = 120\n", 2, "provision.systemd_timeout", "must be a string, not an integer"},
 		{"max_concurrent 0", "[provision]\nmax_concurrent = 0\n", 2, "provision.max_concurrent", "must be at least 1"},
 		{"bad version", "[driver]\nversion = \"latest\"\n", 2, "driver.version", "invalid version"},
+		{"four-part version", "[driver]\nversion = \"580.159.04.1\"\n", 2, "driver.version", "it has 4 parts, but an NVIDIA driver version has two or three numbers"},
 		{"relative installer", "[driver]\nrun = \"NVIDIA.run\"\n", 2, "driver.run", "absolute path or an http(s) URL"},
 		{"ftp installer", "[driver]\nrun = \"ftp://example.com/NVIDIA.run\"\n", 2, "driver.run", "absolute path or an http(s) URL"},
 		{"bad sha256", "[driver]\nsha256 = \"abc\"\n", 2, "driver.sha256", "64 hexadecimal digits"},

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"nvidiaprep/nvidiaprep/nvdev"
 )
 
 // fileData is what the files decode into. Every file is decoded into the same
@@ -361,8 +363,10 @@ func checkChain(v string) string {
 
 func checkDriver(d Driver) *problem {
 	bad := func(key, msg string) *problem { return &problem{key: toml.Key{"driver", key}, msg: msg} }
-	if d.Version != "" && !isVersion(d.Version) {
-		return bad("version", fmt.Sprintf(`invalid version %q: want numbers separated by dots, such as "550.54.14"`, d.Version))
+	if d.Version != "" {
+		if why := nvdev.VersionProblem(d.Version); why != "" {
+			return bad("version", fmt.Sprintf(`invalid version %q: %s`, d.Version, why))
+		}
 	}
 	if d.Run != "" && !filepath.IsAbs(d.Run) {
 		u, err := url.Parse(d.Run)
@@ -473,14 +477,4 @@ func isHex(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// isVersion reports whether s is dot-separated decimal numbers.
-func isVersion(s string) bool {
-	for _, p := range strings.Split(s, ".") {
-		if p == "" || strings.Trim(p, "0123456789") != "" {
-			return false
-		}
-	}
-	return true
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lxc "github.com/lxc/go-lxc"
@@ -28,6 +29,8 @@ type Container struct {
 	VMID int
 	c    *lxc.Container
 	mu   sync.Mutex
+	// stuck is set once a liblxc query did not return in time.
+	stuck atomic.Bool
 }
 
 // Open opens container vmid under lxcpath (Proxmox: /var/lib/lxc).
@@ -39,8 +42,13 @@ func Open(lxcpath string, vmid int) (*Container, error) {
 	return &Container{VMID: vmid, c: c}, nil
 }
 
-// Close releases liblxc's handle.
-func (c *Container) Close() { c.c.Release() }
+// Close releases liblxc's handle; one that a query left stuck is left to
+// the process's end (releasing it would wait for that query).
+func (c *Container) Close() {
+	if !c.stuck.Load() {
+		c.c.Release()
+	}
+}
 
 // Defined reports whether the container has an LXC config (Proxmox writes
 // <lxcpath>/<vmid>/config at every start).
@@ -49,8 +57,36 @@ func (c *Container) Defined() bool { return c.c.Defined() }
 // Running reports whether the container runs.
 func (c *Container) Running() bool { return c.c.Running() }
 
-// InitPID is the host pid of the container's init, or -1.
-func (c *Container) InitPID() int { return c.c.InitPid() }
+// QueryTimeout bounds each question to the container's LXC monitor (its
+// state, its init's pid): a monitor that does not answer (stopped, stuck)
+// is an error after it, never a wait without end.
+const QueryTimeout = 10 * time.Second
+
+// InitPID is the host pid of the container's init, or -1 when it does not
+// run. liblxc asks the container's monitor: when that does not answer
+// before ctx ends or QueryTimeout passes, it is an error.
+func (c *Container) InitPID(ctx context.Context) (int, error) {
+	return ask(ctx, c, "its init's pid", c.c.InitPid)
+}
+
+// ask runs one liblxc query with a deadline. A query that does not return
+// is left to a goroutine (liblxc offers no way to cancel it), and the
+// container is marked stuck: go-lxc's handle stays locked by it.
+func ask[T any](ctx context.Context, c *Container, what string, query func() T) (T, error) {
+	vmid := c.VMID
+	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
+	done := make(chan T, 1)
+	go func() { done <- query() }()
+	select {
+	case v := <-done:
+		return v, nil
+	case <-ctx.Done():
+		c.stuck.Store(true)
+		var zero T
+		return zero, fmt.Errorf("CT %d: asking LXC for %s: the container's monitor did not answer (%w); is its lxc-start process stopped or stuck? (`lxc-info -n %d`, `ps -o pid,stat,cmd -C lxc-start`)", vmid, what, ctx.Err(), vmid)
+	}
+}
 
 // Result is what a command did. Its output is the container's text: parse
 // it with Raw, print it as it is (its String escapes it).
@@ -90,7 +126,7 @@ const (
 func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	running, err := c.running(ctx)
 	if err != nil {
-		return -1, fmt.Errorf("CT %d: %s: asking liblxc whether the container runs: %w", c.VMID, argv[0], err)
+		return -1, fmt.Errorf("%s: %w", argv[0], err)
 	}
 	if !running {
 		return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ErrStopped)
@@ -212,14 +248,8 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 	return r.ws.ExitStatus(), nil
 }
 
-// running asks liblxc whether the container runs, until ctx ends.
+// running asks liblxc whether the container runs, until ctx ends or
+// QueryTimeout passes.
 func (c *Container) running(ctx context.Context) (bool, error) {
-	done := make(chan bool, 1)
-	go func() { done <- c.c.Running() }()
-	select {
-	case r := <-done:
-		return r, nil
-	case <-ctx.Done():
-		return false, fmt.Errorf("liblxc did not answer: %w", ctx.Err())
-	}
+	return ask(ctx, c, "its state", c.c.Running)
 }

@@ -27,8 +27,8 @@ func TestRunInsideARealContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.InitPID() <= 0 {
-		t.Fatalf("init pid %d", c.InitPID())
+	if pid, err := c.InitPID(context.Background()); err != nil || pid <= 0 {
+		t.Fatalf("init pid %d, %v", pid, err)
 	}
 	res, err := c.Run(context.Background(), []string{"sh", "-c", "cat; echo err >&2; cat /etc/hostname; exit 3"}, strings.NewReader("in\n"))
 	if err != nil {

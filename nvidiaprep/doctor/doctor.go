@@ -262,7 +262,19 @@ func (r *run) runCached() {
 	}
 	cache := driverrun.Cache{Dir: r.o.Config.Paths.Cache}
 	if _, err := os.Stat(filepath.Join(cache.Tree(r.loaded), "nvidia-installer")); err == nil {
-		return // extracted already: provisioning needs no .run
+		d := r.o.Config.Driver
+		if d.Version != r.loaded || d.SHA256 == "" {
+			return // extracted already: provisioning needs no .run
+		}
+		if src, err := cache.TreeSource(r.loaded); err != nil || !strings.EqualFold(src, d.SHA256) {
+			from := "a .run it does not name"
+			if src != "" {
+				from = "the .run with sha256 " + src
+			}
+			r.problem("tree-not-pinned", fmt.Sprintf("the extracted tree %s of driver %s comes from %s, not from the .run that [driver] sha256 pins (%s): provisioning does not use it", cache.Tree(r.loaded), r.loaded, from, d.SHA256),
+				fmt.Sprintf("put the pinned .run in %s (or fix [driver] sha256); the next provisioning extracts it again", cache.RunsDir()))
+		}
+		return
 	}
 	if _, err := cache.FindRun(r.loaded); err != nil {
 		var nc *driverrun.NotCachedError

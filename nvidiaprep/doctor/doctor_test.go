@@ -12,6 +12,7 @@ import (
 
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/record"
 )
 
@@ -339,6 +340,24 @@ func TestHostDriverState(t *testing.T) {
 	n.write(filepath.Join(state, "host-driver.json"), `{"configured":"590.1","installed":"590.1","loaded":"580.159.04","outcome":"reboot-required"}`, 0o644)
 	r = n.run()
 	n.want(r, "reboot-pending")
+}
+
+// A [driver] sha256 pin set after the tree was extracted: doctor says the
+// tree does not come from the pinned .run, until it does.
+func TestTreeNotFromThePinnedRun(t *testing.T) {
+	n := newNode(t)
+	pin := strings.Repeat("ab", 32)
+	n.opts.Config.Driver.Version, n.opts.Config.Driver.SHA256 = version, pin
+	r := n.run()
+	n.want(r, "tree-not-pinned")
+	if w := fixOf(r, "tree-not-pinned"); !strings.Contains(w, "comes from a .run it does not name, not from the .run that [driver] sha256 pins ("+pin+")") {
+		t.Error(w)
+	}
+	cache := driverrun.Cache{Dir: n.opts.Config.Paths.Cache}
+	if err := os.WriteFile(filepath.Join(cache.Tree(version), driverrun.SourceFile), []byte(pin+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.want(n.run())
 }
 
 // The failure modes of the paths Proxmox takes: a chained hookscript gone,

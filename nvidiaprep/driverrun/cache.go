@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -137,19 +139,56 @@ func Verify(path, pinned string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.EqualFold(sum, pinned) {
+	return verifySum(path, sum, pinned)
+}
+
+// verifySum is Verify of a file whose sha256 is known.
+func verifySum(path, sum, pinned string) error {
+	if pinned != "" && !strings.EqualFold(sum, pinned) {
 		return fmt.Errorf("%s has sha256 %s, but the configuration pins %s: the file is damaged or not the configured driver; replace it with NVIDIA's file or fix [driver] sha256", path, sum, pinned)
 	}
 	return nil
 }
 
+// SourceFile, in an extracted tree, holds the sha256 of the .run the tree
+// came from: a tree is used for a pinned version only when it names the pin.
+const SourceFile = ".nvidiaprep-run-sha256"
+
+// TreeSource is the sha256 of the .run version's tree came from; "" when
+// the tree does not say (extracted by an older nvidiaprep) or is missing.
+func (c Cache) TreeSource(version string) (string, error) {
+	b, err := fsutil.ReadRegular(filepath.Join(c.Tree(version), SourceFile), 256)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// usable tells whether tree is complete and, when a sha256 is pinned,
+// provably extracted from the pinned .run.
+func (c Cache) usable(version, pinned string) bool {
+	if !done(c.Tree(version)) {
+		return false
+	}
+	if pinned == "" {
+		return true
+	}
+	sum, err := c.TreeSource(version)
+	return err == nil && strings.EqualFold(sum, pinned)
+}
+
 // Extract makes sure version's tree exists, extracting the cached .run once
 // (under a lock, into a temporary directory renamed into place, so that a
 // reader never sees half a tree). pinned is the sha256 the configuration pins
-// for this version, or "".
+// for this version, or "": a tree that does not come from the pinned .run
+// (one extracted before the pin was set, from another build) is extracted
+// again from the cached .run, once that matches the pin.
 func (c Cache) Extract(ctx context.Context, version, pinned string) (string, error) {
 	tree := c.Tree(version)
-	if done(tree) {
+	if c.usable(version, pinned) {
 		return tree, nil
 	}
 	if err := os.MkdirAll(c.DriversDir(), 0o755); err != nil {
@@ -160,14 +199,18 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
 	defer lock.Unlock()
-	if done(tree) { // another process extracted it while we waited
+	if c.usable(version, pinned) { // another process extracted it while we waited
 		return tree, nil
 	}
 	run, err := c.FindRun(version)
 	if err != nil {
 		return "", err
 	}
-	if err := Verify(run, pinned); err != nil {
+	sum, err := SHA256(run)
+	if err != nil {
+		return "", err
+	}
+	if err := verifySum(run, sum, pinned); err != nil {
 		return "", err
 	}
 	if strings.ContainsAny(run, " \t\n") {
@@ -197,16 +240,32 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 	cmd.WaitDelay = 5 * time.Second // once ctx ends: a child left holding the output does not hold us
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
-		return "", fmt.Errorf("extracting %s: %w: %s", run, err, cmdout.LastLines(string(out), 5))
+		return "", c.extractError(ctx, run, err, string(out))
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "nvidia-installer")); err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("extracting %s: no nvidia-installer in the tree: %w", run, err)
 	}
+	if err := os.WriteFile(filepath.Join(tmp, SourceFile), []byte(sum+"\n"), 0o644); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("driver cache: %w", err)
+	}
+	// A tree of another build goes aside first: the rename below needs the
+	// name free, and readers see the old tree or the new one, never neither
+	// for longer than between two renames.
+	old := filepath.Join(c.DriversDir(), ".replaced-"+version)
+	if _, err := os.Lstat(tree); err == nil {
+		os.RemoveAll(old)
+		if err := os.Rename(tree, old); err != nil {
+			os.RemoveAll(tmp)
+			return "", fmt.Errorf("driver cache: replacing the tree of another build: %w", err)
+		}
+	}
 	if err := os.Rename(tmp, tree); err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
+	os.RemoveAll(old)
 	return tree, nil
 }
 
@@ -214,3 +273,38 @@ func done(tree string) bool {
 	_, err := os.Stat(filepath.Join(tree, "nvidia-installer"))
 	return err == nil
 }
+
+// extractError says why an extraction failed and what to do. The .run's
+// self-extractor (makeself) answers a failed unpack by killing itself
+// (SIGTERM), whatever the cause, so "signal: terminated" alone says
+// nothing: a file system too small for the tree is told apart by its free
+// space, and anything else points at the file.
+func (c Cache) extractError(ctx context.Context, run string, err error, out string) error {
+	last := cmdout.LastLines(out, 5)
+	if ctx.Err() != nil {
+		return fmt.Errorf("extracting %s did not finish in time: %w: %s", run, ctx.Err(), last)
+	}
+	var need int64
+	if st, serr := os.Stat(run); serr == nil {
+		need = extractFactor * st.Size()
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(c.TmpDir(), &fs) == nil { // where it extracts, on the drivers' file system
+		free := int64(fs.Bavail) * int64(fs.Bsize)
+		if strings.Contains(out, "No space left on device") || free < need {
+			return fmt.Errorf("extracting %s failed: the file system of %s has %d MiB free, and the extracted driver needs about %d MiB: free space there (old trees in %s can go), or set [paths] cache to a larger disk, then run this again (%w: %s)",
+				run, c.TmpDir(), free>>20, (need+1<<20-1)>>20, c.DriversDir(), err, last)
+		}
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ProcessState != nil {
+		if ws, ok := exit.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			return fmt.Errorf("extracting %s failed: its self-extractor stopped itself, as it does when unpacking fails (a damaged or truncated file?): compare its sha256 with NVIDIA's, or download it again (%w: %s)", run, err, last)
+		}
+	}
+	return fmt.Errorf("extracting %s: %w: %s", run, err, last)
+}
+
+// extractFactor is about how many times its .run's size a driver's
+// extracted tree takes, with room to spare.
+const extractFactor = 3

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"nvidiaprep/integration/standin"
 )
 
@@ -163,6 +165,69 @@ func TestTamperedRunIsNotExtracted(t *testing.T) {
 	}
 	if _, statErr := os.Stat(c.Tree("580.159.04")); !os.IsNotExist(statErr) {
 		t.Fatal("a tampered tree is in place")
+	}
+}
+
+// A file system too small for the tree: the extraction fails (makeself
+// kills itself: "signal: terminated"), and the error says the disk is
+// full, how much is free and needed, and what to do; no half tree is left.
+func TestExtractOnAFullDiskSaysSo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small file system needs root")
+	}
+	c := cacheWith(t, "580.159.04")
+	os.MkdirAll(c.TmpDir(), 0o700) // where it extracts
+	if err := unix.Mount("tmpfs", c.TmpDir(), "tmpfs", 0, "size=96k"); err != nil {
+		t.Skipf("mounting a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(c.TmpDir(), unix.MNT_DETACH) })
+	_, err := c.Extract(context.Background(), "580.159.04", "")
+	if err == nil {
+		t.Fatal("extracted onto a full disk")
+	}
+	for _, w := range []string{"the file system of " + c.TmpDir() + " has 0 MiB free, and the extracted driver needs about 1 MiB", "free space there", "[paths] cache"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%v\nlacks %q", err, w)
+		}
+	}
+	if entries, _ := os.ReadDir(c.TmpDir()); len(entries) > 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+}
+
+// A sha256 pin set after the tree was extracted: the tree is used only once
+// it provably comes from the pinned .run. A tree that does not say where it
+// came from is extracted again from the cached .run when that matches the
+// pin; with a .run that does not match, nothing is used.
+func TestPinAddedAfterExtraction(t *testing.T) {
+	c := cacheWith(t, "580.159.04")
+	tree, err := c.Extract(context.Background(), "580.159.04", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As extracted by another build (or an older nvidiaprep): no source.
+	os.Remove(filepath.Join(tree, SourceFile))
+	os.WriteFile(filepath.Join(tree, "from-another-build"), nil, 0o644)
+	wrong := strings.Repeat("ab", 32)
+	if _, err := c.Extract(context.Background(), "580.159.04", wrong); err == nil || !strings.Contains(err.Error(), "but the configuration pins "+wrong) {
+		t.Fatalf("a pin the .run does not match: %v", err)
+	}
+	run, _ := c.FindRun("580.159.04")
+	sum, _ := SHA256(run)
+	if _, err := c.Extract(context.Background(), "580.159.04", sum); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(tree, "from-another-build")); err == nil {
+		t.Error("the tree of another build is still in use")
+	}
+	if got, err := c.TreeSource("580.159.04"); err != nil || got != sum {
+		t.Errorf("tree source %q, %v; want %s", got, err, sum)
+	}
+	entries, _ := os.ReadDir(c.DriversDir())
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".replaced") || strings.HasPrefix(e.Name(), ".extract") {
+			t.Errorf("left behind: %s", e.Name())
+		}
 	}
 }
 

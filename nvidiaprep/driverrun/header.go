@@ -62,8 +62,8 @@ func ReadHeader(r io.Reader) (Header, error) {
 	if !strings.HasPrefix(h.Label, "NVIDIA Accelerated Graphics Driver") {
 		return Header{}, fmt.Errorf("%w: label %q", ErrNotNVIDIA, h.Label)
 	}
-	if !nvdev.ValidVersion(h.Version) {
-		return Header{}, fmt.Errorf("%w: version_string %q", ErrNotNVIDIA, h.Version)
+	if why := nvdev.VersionProblem(h.Version); why != "" {
+		return Header{}, fmt.Errorf("%w: version_string %q: %s", ErrNotNVIDIA, h.Version, why)
 	}
 	skip, err := strconv.Atoi(vars["skip"])
 	if err != nil || skip < 2 {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 )
 
 // WriteFileAtomic replaces path with data: readers see the old or the new
@@ -33,7 +35,7 @@ func write(path string, data []byte, perm os.FileMode, durable bool) (err error)
 	} else if !errors.Is(statErr, os.ErrNotExist) {
 		return fmt.Errorf("writing %s: %w", path, statErr)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -73,4 +75,38 @@ func write(path string, data []byte, perm os.FileMode, durable bool) (err error)
 		d.Close()
 	}
 	return nil
+}
+
+// tempPrefix is how a temporary file of path is named before the random
+// digits os.CreateTemp adds.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// RemoveStaleTemps removes the temporary files that writers of path killed
+// mid-write left beside it: only names of this package's pattern (a dot,
+// the base name, ".tmp-", digits), only regular files (never a link, nor
+// what it points to), and only those last changed at least minAge ago, so
+// that a live writer's file stays (0: every one, for callers that hold the
+// lock of every writer). It returns what it removed.
+func RemoveStaleTemps(path string, minAge time.Duration) ([]string, error) {
+	dir, prefix := filepath.Dir(path), tempPrefix(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("looking for temporary files of %s: %w", path, err)
+	}
+	var removed []string
+	for _, e := range entries {
+		digits, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || time.Since(st.ModTime()) < minAge {
+			continue
+		}
+		if err := os.Remove(p); err == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed, nil
 }

@@ -57,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -209,34 +210,46 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	}
 	defer lock.Unlock()
 
-	prev, _, err := LoadState(p.State)
-	if err != nil {
-		r.warnf("%v; ignoring it", err)
+	prev, _, stateErr := LoadState(p.State)
+	if stateErr != nil {
+		r.warnf("%v; ignoring it", stateErr)
 	}
-	installed := r.installedVersion()
+	installed, err := r.installedVersion()
+	if err != nil {
+		return r.rep, fmt.Errorf("%w: which driver is installed is unknown, so nothing was changed; fix it or move it away (then the configured driver is installed again), then run this again", err)
+	}
 	r.rep.Installed = installed
-	r.st = State{Configured: d.Version, Loaded: loaded, Installed: installed, Partial: prev.Partial}
+	// Without the state, whether an install of this version finished is
+	// unknown: it is treated as one that did not, and installed again.
+	partial := prev.Partial || stateErr != nil && installed == d.Version && loaded != d.Version
+	r.st = State{Configured: d.Version, Loaded: loaded, Installed: installed, Partial: partial}
 
 	switch {
 	case loaded == d.Version:
 		return r.fastPath(ctx)
-	case installed == d.Version && !prev.Partial:
+	case installed == d.Version && !partial:
 		return r.pending(prev)
 	default:
-		if installed == d.Version {
+		if installed == d.Version && stateErr != nil {
+			r.logf("the host driver state cannot be read, so whether the install of driver %s recorded in /%s finished is unknown; installing again", d.Version, nvidiaLog)
+		} else if installed == d.Version {
 			r.logf("the record of driver %s in /%s is from an install that did not finish (%s at step %s); installing again", d.Version, nvidiaLog, prev.Outcome, prev.Step)
 		}
 		return r.install(ctx)
 	}
 }
 
-// installedVersion reads nvidia-installer's record; "" when there is none.
-func (r *runner) installedVersion() string {
+// installedVersion reads nvidia-installer's record; "" when there is none,
+// an error when there is one that cannot be read.
+func (r *runner) installedVersion() (string, error) {
 	b, err := fsutil.ReadRegular(r.host(nvidiaLog), 1<<20)
-	if err != nil {
-		return ""
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
 	}
-	return record.InstalledVersion(b)
+	if err != nil {
+		return "", fmt.Errorf("reading nvidia-installer's record: %w", err)
+	}
+	return record.InstalledVersion(b), nil
 }
 
 func orNone(v string) string {

@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
@@ -470,6 +472,12 @@ func TestFailingInstallerIsRolledBack(t *testing.T) {
 func TestRebootAuto(t *testing.T) {
 	n := debianNode(t)
 	n.cfg.Driver.Reboot = config.RebootAuto
+	// A process table with processes, none of them using a GPU.
+	for _, pid := range []string{"1", "77"} {
+		if err := os.MkdirAll(filepath.Join(n.cfg.Paths.Proc, pid, "fd"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rep, err := n.run()
 	if err != nil || !rep.Rebooting {
 		t.Fatalf("%+v %v", rep, err)
@@ -504,6 +512,44 @@ func TestRebootAutoNotWhileGPUsAreInUse(t *testing.T) {
 	}
 	if n.runner.called("systemctl") >= 0 {
 		t.Error("rebooted")
+	}
+}
+
+// When the process table cannot be read (no such directory, a process's
+// descriptors unreadable), whether a GPU is in use is unknown: no reboot,
+// and the summary says why and what to do.
+func TestRebootAutoNotWhenItCannotTell(t *testing.T) {
+	for name, prepare := range map[string]func(proc string) error{
+		"no process table": func(proc string) error { return os.RemoveAll(proc) },
+		"empty process table": func(proc string) error {
+			entries, _ := os.ReadDir(proc)
+			for _, e := range entries {
+				if _, err := strconv.Atoi(e.Name()); err == nil {
+					os.RemoveAll(filepath.Join(proc, e.Name()))
+				}
+			}
+			return nil
+		},
+		"unreadable descriptors": func(proc string) error {
+			os.MkdirAll(filepath.Join(proc, "1", "fd"), 0o755)
+			os.MkdirAll(filepath.Join(proc, "4242"), 0o755)
+			return os.WriteFile(filepath.Join(proc, "4242", "fd"), nil, 0o644) // ENOTDIR
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			n := debianNode(t)
+			n.cfg.Driver.Reboot = config.RebootAuto
+			if err := prepare(n.cfg.Paths.Proc); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := n.run()
+			if err != nil || rep.Rebooting || !strings.Contains(rep.Summary, "cannot tell whether a process has an NVIDIA device open") {
+				t.Fatalf("%+v %v", rep, err)
+			}
+			if n.runner.called("systemctl") >= 0 {
+				t.Error("rebooted")
+			}
+		})
 	}
 }
 
@@ -625,6 +671,53 @@ func TestAlsoRemoved(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+// An install record that cannot be read (a directory, a FIFO where
+// /var/lib/nvidia/log belongs) leaves which driver is installed unknown:
+// the unit changes nothing and says so, rather than taking it for "none".
+func TestUnreadableInstallRecordChangesNothing(t *testing.T) {
+	for name, plant := range map[string]func(p string) error{
+		"directory": func(p string) error { return os.Mkdir(p, 0o755) },
+		"fifo":      func(p string) error { return unix.Mkfifo(p, 0o644) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			n := debianNode(t)
+			p := filepath.Join(n.root, nvidiaLog)
+			os.Remove(p)
+			if err := plant(p); err != nil {
+				t.Fatal(err)
+			}
+			_, err := n.run()
+			if err == nil || !strings.Contains(err.Error(), "which driver is installed is unknown, so nothing was changed") {
+				t.Fatalf("got %v", err)
+			}
+			if len(n.runner.calls) != 0 {
+				t.Errorf("ran commands: %v", n.runner.calls)
+			}
+			if n.file(altMarker) != "" || !fileExists(filepath.Join(n.root, altMarker)) {
+				t.Errorf("the alternate-install marker was removed")
+			}
+		})
+	}
+}
+
+// A finished install whose state file is unreadable: whether it finished
+// is unknown, so it is installed again instead of being taken as done.
+func TestUnreadableStateInstallsAgain(t *testing.T) {
+	n := debianNode(t)
+	n.installed(verWant)
+	os.MkdirAll(n.cfg.Paths.State, 0o755)
+	os.WriteFile(StatePath(n.cfg.Paths.State), []byte("{not json"), 0o644)
+	rep, err := n.run()
+	if err != nil || rep.Path != PathInstalled {
+		t.Fatalf("%+v %v\n%s", rep, err, n.log.String())
+	}
+	if !strings.Contains(n.log.String(), "whether the install of driver "+verWant+" recorded in /var/lib/nvidia/log finished is unknown; installing again") {
+		t.Errorf("log: %s", n.log.String())
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
 // A branch gets only the flags its installer knows (option_table.h by tag).
 func TestInstallFlagsByBranch(t *testing.T) {

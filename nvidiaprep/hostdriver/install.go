@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -132,7 +134,7 @@ func (r *runner) step(s Step, format string, args ...any) {
 // fail records a failed step and returns its error.
 func (r *runner) fail(s Step, log string, changed bool, err error) error {
 	e := &StepError{Step: s, Log: log, Changed: changed, Err: err}
-	r.st.Installed = r.installedVersion()
+	r.st.Installed, _ = r.installedVersion() // for the record only; "" when unreadable
 	r.st.Step, r.st.Outcome, r.st.Error, r.st.Log = s.Name(), OutcomeFailed, e.Error(), log
 	r.st.Time, r.st.Duration = time.Now().UTC(), time.Since(r.start)
 	if serr := saveState(r.paths().State, r.st, true); serr != nil {
@@ -300,8 +302,8 @@ func (r *runner) remove(ctx context.Context, run string) error {
 // but only when apt would remove nothing else with them. changed tells
 // whether it got as far as purging.
 func (r *runner) purgeDistroPackages(ctx context.Context) (changed bool, err error) {
-	if lookPath(r.o.Root, "dpkg-query") == "" {
-		return false, nil
+	if p, err := findProgram(r.o.Root, "dpkg-query"); err != nil || p == "" {
+		return false, err // none: not a dpkg system; an error: cannot tell
 	}
 	res, err := r.sh(ctx, Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
 	if err != nil {
@@ -374,7 +376,10 @@ func (r *runner) uninstallRun(ctx context.Context, run string) error {
 	if _, err := r.sh(ctx, c); err != nil {
 		return err
 	}
-	if _, err := os.Stat(r.host(nvidiaLog)); err == nil {
+	if _, err := os.Stat(r.host(nvidiaLog)); !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
+			return fmt.Errorf("after %s, cannot tell whether /%s is gone: %w", c.Name, nvidiaLog, err)
+		}
 		return fmt.Errorf("%s left /%s behind", c.Name, nvidiaLog)
 	}
 	r.st.Partial = false
@@ -385,8 +390,8 @@ func (r *runner) uninstallRun(ctx context.Context, run string) error {
 // the installer registers its own again, and a stale one breaks the build
 // hooks of every later kernel.
 func (r *runner) removeDKMS(ctx context.Context) error {
-	if lookPath(r.o.Root, "dkms") == "" {
-		return nil
+	if p, err := findProgram(r.o.Root, "dkms"); err != nil || p == "" {
+		return err
 	}
 	res, err := r.sh(ctx, Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
 	if err != nil {
@@ -518,7 +523,9 @@ func (r *runner) runInstaller(ctx context.Context, run string) error {
 	r.step(StepInstall, "running %s --dkms", filepath.Base(run))
 	_, err := r.sh(ctx, Command{Name: "/bin/sh", Args: r.installerArgs(run), Env: r.runEnv()})
 	if err == nil {
-		if have := r.installedVersion(); have != d.Version {
+		if have, rerr := r.installedVersion(); rerr != nil {
+			err = fmt.Errorf("the installer succeeded, but its record cannot be read: %w", rerr)
+		} else if have != d.Version {
 			err = fmt.Errorf("the installer succeeded, but /%s records driver %q", nvidiaLog, have)
 		}
 	}
@@ -534,7 +541,13 @@ func (r *runner) runInstaller(ctx context.Context, run string) error {
 		r.st.Partial = false
 		return nil
 	}
-	if _, statErr := os.Stat(r.host(nvidiaLog)); statErr == nil {
+	_, statErr := os.Stat(r.host(nvidiaLog))
+	if statErr != nil && !errors.Is(statErr, os.ErrNotExist) {
+		// It may have installed files: left marked partial, the next run
+		// uninstalls them before it installs.
+		err = fmt.Errorf("%w; cannot tell whether it installed files (%v), so nothing was rolled back: the next run removes them first", err, statErr)
+	}
+	if statErr == nil {
 		r.status("step 5/6 (install) failed; rolling back what the installer installed")
 		c := Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
 		if _, uerr := r.sh(context.WithoutCancel(ctx), c); uerr != nil {
@@ -554,15 +567,19 @@ func (r *runner) markReboot(ctx context.Context) (Report, error) {
 	if err := markRebootRequired(r.o.Root); err != nil {
 		return r.rep, r.fail(StepReboot, "", true, err)
 	}
-	r.rep.Installed = r.installedVersion()
+	r.rep.Installed, _ = r.installedVersion() // verified by runInstaller
 	r.st.Installed = r.rep.Installed
 	r.rep.Path = PathInstalled
 	r.st.Outcome, r.st.Error, r.st.Log = OutcomeRebootRequired, "", ""
 	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
 	if d.Reboot == config.RebootAuto {
-		if users := r.gpuUsers(); users > 0 {
+		users, err := r.gpuUsers()
+		switch {
+		case err != nil:
+			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": cannot tell whether a process has an NVIDIA device open (%v); reboot when no container uses a GPU", err)
+		case users > 0:
 			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": %d processes have an NVIDIA device open", users)
-		} else {
+		default:
 			r.rep.Rebooting = true
 			r.st.Outcome = OutcomeRebooting
 			r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): rebooting now (reboot = \"auto\")", d.Version, orNone(r.rep.Loaded))
@@ -586,28 +603,38 @@ func (r *runner) markReboot(ctx context.Context) (Report, error) {
 // gpuUsers counts the processes that have an NVIDIA device node open
 // (a <proc>/<pid>/fd link to /dev/nvidia*, as the process sees it):
 // containers using a GPU, which a reboot would cut off. At boot, before the
-// guests start, there are none.
-func (r *runner) gpuUsers() int {
+// guests start, there are none. When it cannot read the process table, or
+// a process's descriptors for another reason than the process being gone,
+// it cannot tell, and says so: a reboot is then not safe.
+func (r *runner) gpuUsers() (int, error) {
 	proc := r.paths().Proc
 	entries, err := os.ReadDir(proc)
 	if err != nil {
-		return 0
+		return 0, fmt.Errorf("listing the processes: %w", err)
 	}
-	n := 0
+	n, pids := 0, 0
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
-		fds, err := os.ReadDir(filepath.Join(proc, e.Name(), "fd"))
+		pids++
+		dir := filepath.Join(proc, e.Name(), "fd")
+		fds, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+			continue // it ended meanwhile
+		}
 		if err != nil {
-			continue
+			return 0, fmt.Errorf("reading %s: %w", dir, err)
 		}
 		for _, fd := range fds {
-			if t, err := os.Readlink(filepath.Join(proc, e.Name(), "fd", fd.Name())); err == nil && strings.HasPrefix(t, "/dev/nvidia") {
+			if t, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && strings.HasPrefix(t, "/dev/nvidia") {
 				n++
 				break
 			}
 		}
 	}
-	return n
+	if pids == 0 {
+		return 0, fmt.Errorf("%s lists no process (not the kernel's process table?)", proc)
+	}
+	return n, nil
 }

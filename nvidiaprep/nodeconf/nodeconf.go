@@ -5,6 +5,7 @@
 package nodeconf
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,28 @@ type Settings struct {
 // replaces the cluster's table for that container as a whole, so it must
 // say everything the container had.
 func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]byte, error) {
+	mark, text := splitBOM(text)
+	out, err := setContainer(text, vmid, s, base)
+	if err != nil {
+		return nil, err
+	}
+	return append(mark, out...), nil
+}
+
+// bom is UTF-8's byte order mark, which editors on other systems put first
+// and TOML allows there.
+const bom = "\ufeff"
+
+// splitBOM splits a leading byte order mark off text, for edits to keep it
+// without reading it as part of the first line.
+func splitBOM(text []byte) (mark, rest []byte) {
+	if r, ok := bytes.CutPrefix(text, []byte(bom)); ok {
+		return []byte(bom), r
+	}
+	return nil, text
+}
+
+func setContainer(text []byte, vmid int, s Settings, base config.Container) ([]byte, error) {
 	lines, at, err := find(text, vmid)
 	if err != nil {
 		return nil, err
@@ -109,6 +132,15 @@ func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]b
 // last key, and one above its header, stay). found is false when the file
 // has no such table.
 func RemoveContainer(text []byte, vmid int) (out []byte, found bool, err error) {
+	mark, rest := splitBOM(text)
+	out, found, err = removeContainer(rest, vmid)
+	if err != nil || !found {
+		return text, found, err
+	}
+	return append(mark, out...), true, nil
+}
+
+func removeContainer(text []byte, vmid int) (out []byte, found bool, err error) {
 	lines, at, err := find(text, vmid)
 	if err != nil || at < 0 {
 		return text, false, err
@@ -237,7 +269,14 @@ func ParseGPUs(s string) config.Selection {
 // loads after the cluster file, as every reader will load it, and only then
 // replaces the file atomically and durably. A result that does not load is
 // an error naming the line, and the file stays as it was.
+//
+// A node file that is a symbolic link (to a file kept in a repository, say)
+// stays one: the file it points to is edited.
 func Edit(ctx context.Context, path string, cluster config.File, change func([]byte) ([]byte, error)) error {
+	path, err := resolve(path)
+	if err != nil {
+		return err
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("editing %s: %w", path, err)
@@ -265,6 +304,21 @@ func Edit(ctx context.Context, path string, cluster config.File, change func([]b
 		return fmt.Errorf("editing %s: %w", path, err)
 	}
 	return nil
+}
+
+// resolve follows path's symbolic links to the file they name; a missing
+// file is path itself, a link to nothing an error.
+func resolve(path string) (string, error) {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode()&os.ModeSymlink == 0 {
+		return path, nil
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		to, _ := os.Readlink(path)
+		return "", fmt.Errorf("editing %s: it is a symbolic link to %s, which cannot be followed (%w): create that file, or replace the link by a file; nothing was changed", path, to, err)
+	}
+	return target, nil
 }
 
 // check loads the cluster file and text as the node file; errors name path.

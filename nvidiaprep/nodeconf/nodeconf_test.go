@@ -170,3 +170,55 @@ func load(t *testing.T, text []byte) config.Config {
 	}
 	return cfg
 }
+
+// A node file saved with a UTF-8 byte order mark (the hook reads it fine)
+// is edited like any other, its mark kept; its table is found in place.
+func TestByteOrderMarkIsKept(t *testing.T) {
+	yes := true
+	for _, text := range []string{"\ufeff[containers.101]\ngpus = [\"0\"]\n", "\ufeff# node\n[containers.101]\ngpus = [\"0\"]\n"} {
+		out, err := SetContainer([]byte(text), 101, Settings{Required: &yes}, config.Container{})
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		if !strings.HasPrefix(string(out), "\ufeff") || strings.Count(string(out), "[containers.101]") != 1 || !strings.Contains(string(out), "required = true") {
+			t.Errorf("%q: got %q", text, out)
+		}
+		out, found, err := RemoveContainer([]byte(text), 101)
+		if err != nil || !found || strings.Contains(string(out), "containers") || (len(out) > 0 && !strings.HasPrefix(string(out), "\ufeff")) {
+			t.Errorf("remove %q: %q %v %v", text, out, found, err)
+		}
+	}
+}
+
+// A node file that is a symbolic link stays one: its target is edited; a
+// link to nothing is an error that changes nothing.
+func TestEditFollowsALinkedNodeFile(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "repo", "node.toml")
+	os.MkdirAll(filepath.Dir(target), 0o755)
+	os.WriteFile(target, []byte("[containers.101]\ngpus = [\"0\"]\n"), 0o644)
+	link := filepath.Join(dir, "nvidiaprep.toml")
+	os.Symlink("repo/node.toml", link)
+	yes := true
+	err := Edit(context.Background(), link, config.File{}, func(b []byte) ([]byte, error) {
+		return SetContainer(b, 101, Settings{Required: &yes}, config.Container{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to, err := os.Readlink(link); err != nil || to != "repo/node.toml" {
+		t.Fatalf("the link was replaced: %q %v", to, err)
+	}
+	if b, _ := os.ReadFile(target); !strings.Contains(string(b), "required = true") {
+		t.Fatalf("the target was not edited: %q", b)
+	}
+	dangling := filepath.Join(dir, "dangling.toml")
+	os.Symlink("missing/node.toml", dangling)
+	err = Edit(context.Background(), dangling, config.File{}, func(b []byte) ([]byte, error) { return []byte("x = 1\n"), nil })
+	if err == nil || !strings.Contains(err.Error(), "symbolic link to missing/node.toml") {
+		t.Fatalf("a link to nothing: %v", err)
+	}
+	if to, _ := os.Readlink(dangling); to != "missing/node.toml" {
+		t.Fatalf("the dangling link was replaced")
+	}
+}

@@ -55,6 +55,41 @@ func TestLoadedVersion(t *testing.T) {
 	}
 }
 
+// /sys and /proc disagreeing, or /sys holding no driver version (four
+// parts, text): which driver runs is unknown, and the error says what each
+// file says and what to do, instead of taking one or saying none is loaded.
+func TestLoadedVersionWhenItCannotTell(t *testing.T) {
+	for _, c := range []struct {
+		name, sys string
+		noProc    bool
+		want      []string
+	}{
+		{"disagree", "580.142\n", false, []string{"reports driver 580.142 in", "but 580.159.04 in", "must agree", "reload the module"}},
+		{"four parts", "580.159.04.1\n", false, []string{`reports version "580.159.04.1"`, "it has 4 parts, but an NVIDIA driver version has two or three numbers", "modinfo nvidia"}},
+		{"four parts, no procfs", "580.159.04.1\n", true, []string{"it has 4 parts"}},
+		{"garbage", "\x1b[2J\n", false, []string{`"\x1b[2J"`, "two or three numbers"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := host(t, standin.Driver{Version: "580.159.04", UVMMajor: 509, GPUs: twoGPUs})
+			if err := os.WriteFile(filepath.Join(h.Sys, "module/nvidia/version"), []byte(c.sys), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if c.noProc {
+				os.Remove(filepath.Join(h.Proc, "driver/nvidia/version"))
+			}
+			v, err := nvdev.LoadedVersion(h.Sys, h.Proc)
+			if err == nil || errors.Is(err, nvdev.ErrNoDriver) {
+				t.Fatalf("got %q, %v; want an error", v, err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v\nlacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestParseProcVersionRealLine(t *testing.T) {
 	v, err := nvdev.ParseProcVersion(strings.NewReader("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  (dvs-builder@U22-I3-AE18-23-3)  Wed Oct 15 2025\nGCC version:  gcc version 12.3.0\n"))
 	if err != nil || v != "580.159.04" {

@@ -16,30 +16,44 @@ import (
 var ErrNoDriver = errors.New("no NVIDIA kernel module is loaded")
 
 // LoadedVersion returns the version of the loaded NVIDIA kernel module, read
-// from <sys>/module/nvidia/version (cheapest) or the "NVRM version:" line of
-// <proc>/driver/nvidia/version. It returns ErrNoDriver when neither exists.
+// from <sys>/module/nvidia/version and the "NVRM version:" line of
+// <proc>/driver/nvidia/version (either may be missing). It returns
+// ErrNoDriver when neither exists, and an error that says what is wrong and
+// what to do when one holds no driver version or the two disagree: then it
+// cannot tell which driver runs.
 func LoadedVersion(sysRoot, procRoot string) (string, error) {
-	b, err := fsutil.ReadRegular(filepath.Join(sysRoot, "module/nvidia/version"), 4096)
-	if err == nil {
-		if v := strings.TrimSpace(string(b)); ValidVersion(v) {
-			return v, nil
+	sysPath := filepath.Join(sysRoot, "module/nvidia/version")
+	sysV := ""
+	b, err := fsutil.ReadRegular(sysPath, 4096)
+	switch {
+	case err == nil:
+		sysV = strings.TrimSpace(string(b))
+		if why := VersionProblem(sysV); why != "" {
+			return "", fmt.Errorf("the loaded NVIDIA kernel module reports version %q in %s: %s; nvidiaprep cannot tell which driver runs: check the module (`modinfo nvidia`, `dmesg | grep NVRM`), then reload it or reboot", sysV, sysPath, why)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	case !errors.Is(err, os.ErrNotExist):
 		return "", fmt.Errorf("reading loaded driver version: %w", err)
 	}
-	f, err := fsutil.OpenRegular(filepath.Join(procRoot, "driver/nvidia/version"))
+	procPath := filepath.Join(procRoot, "driver/nvidia/version")
+	f, err := fsutil.OpenRegular(procPath)
 	if errors.Is(err, os.ErrNotExist) {
+		if sysV != "" {
+			return sysV, nil
+		}
 		return "", ErrNoDriver
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading loaded driver version: %w", err)
 	}
 	defer f.Close()
-	v, err := ParseProcVersion(f)
+	procV, err := ParseProcVersion(f)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", f.Name(), err)
+		return "", fmt.Errorf("%s: %w", procPath, err)
 	}
-	return v, nil
+	if sysV != "" && sysV != procV {
+		return "", fmt.Errorf("the NVIDIA kernel module reports driver %s in %s but %s in %s: both come from the loaded module and must agree, so nvidiaprep cannot tell which driver runs; reload the module (`modprobe -r nvidia_uvm nvidia_drm nvidia_modeset nvidia && modprobe nvidia`) or reboot, then check `dmesg | grep NVRM`", sysV, sysPath, procV, procPath)
+	}
+	return procV, nil
 }
 
 // ParseProcVersion finds the driver version in the "NVRM version:" line of
@@ -67,15 +81,22 @@ func ParseProcVersion(r io.Reader) (string, error) {
 
 // ValidVersion reports whether v looks like an NVIDIA driver version: two or
 // three dot-separated decimal parts ("580.142", "580.159.04").
-func ValidVersion(v string) bool {
+func ValidVersion(v string) bool { return VersionProblem(v) == "" }
+
+// VersionProblem says why v is no NVIDIA driver version, "" when it is one.
+func VersionProblem(v string) string {
+	const want = "an NVIDIA driver version has two or three numbers separated by dots, such as 580.142 or 580.159.04"
 	parts := strings.Split(v, ".")
-	if len(parts) < 2 || len(parts) > 3 {
-		return false
+	if len(parts) > 3 {
+		return fmt.Sprintf("it has %d parts, but %s", len(parts), want)
+	}
+	if len(parts) < 2 {
+		return want
 	}
 	for _, p := range parts {
 		if p == "" || len(p) > 4 || strings.Trim(p, "0123456789") != "" {
-			return false
+			return want
 		}
 	}
-	return true
+	return ""
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -89,6 +90,10 @@ type Result struct {
 	Lines   []string // the block's lines; empty when it gets nothing
 }
 
+// staleTemp is the age after which a temporary file beside the LXC config
+// is an interrupted writer's: a write takes milliseconds.
+const staleTemp = 5 * time.Minute
+
 // Run plans and writes the block. For a container that does not require its
 // GPU, trouble with the driver or GPUs is logged and the container starts
 // without GPU; for one that does, it is a *RequiredError. Errors about the
@@ -130,6 +135,14 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 		if err := fsutil.WriteFileAtomic(h.LXCConfig, updated, 0o644); err != nil {
 			return Result{}, fmt.Errorf("CT %d: %w", req.VMID, err)
 		}
+	}
+	// A pre-start killed while writing the config left its temporary file.
+	// Pre-starts of one container take no common lock, so only files too
+	// old to be a live writer's go.
+	if gone, err := fsutil.RemoveStaleTemps(h.LXCConfig, staleTemp); err != nil {
+		log.Warn().Msgf("CT %d: %v", req.VMID, err)
+	} else if len(gone) > 0 {
+		log.Info().Msgf("CT %d: removed %d temporary file(s) that an interrupted start left beside %s", req.VMID, len(gone), h.LXCConfig)
 	}
 	return res, nil
 }

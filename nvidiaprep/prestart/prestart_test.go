@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/lxcconf"
@@ -188,6 +190,51 @@ func BenchmarkPreStart(b *testing.B) {
 		if _, err := Run(h, Request{VMID: 101}, zerolog.Nop()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A pre-start killed while writing the config left its temporary file: the
+// next start removes it when it is old, and nothing else: not a fresh one
+// (a live writer's), not a link of that name nor what it points to, not a
+// directory, not a file of another name.
+func TestStaleTemporaryConfigsAreRemoved(t *testing.T) {
+	f := setup(t, true)
+	dir := filepath.Dir(f.host.LXCConfig)
+	old := time.Now().Add(-time.Hour)
+	outside := filepath.Join(t.TempDir(), "host-file")
+	os.WriteFile(outside, []byte("keep"), 0o644)
+	files := map[string]bool{ // name: want it removed
+		".config.tmp-1234567": true, ".config.tmp-42": false /* fresh */, ".config.tmp-99": false, /* link */
+		".config.tmp-7": false /* directory */, ".config.tmp-x1": false, ".other.tmp-1": false, "config.tmp-1": false,
+	}
+	for name := range files {
+		p := filepath.Join(dir, name)
+		switch name {
+		case ".config.tmp-99":
+			os.Symlink(outside, p)
+		case ".config.tmp-7":
+			os.Mkdir(p, 0o755)
+		default:
+			os.WriteFile(p, make([]byte, 1<<20), 0o644)
+		}
+		if name != ".config.tmp-42" {
+			unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{unix.NsecToTimespec(old.UnixNano()), unix.NsecToTimespec(old.UnixNano())}, unix.AT_SYMLINK_NOFOLLOW)
+		}
+	}
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	for name, gone := range files {
+		_, err := os.Lstat(filepath.Join(dir, name))
+		if removed := errors.Is(err, os.ErrNotExist); removed != gone {
+			t.Errorf("%s: removed %v, want %v", name, removed, gone)
+		}
+	}
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "keep" {
+		t.Errorf("the link's target: %q %v", b, err)
+	}
+	if !strings.Contains(f.log.String(), "removed 1 temporary file(s) that an interrupted start left") {
+		t.Errorf("log: %s", f.log)
 	}
 }
 

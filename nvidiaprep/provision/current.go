@@ -1,6 +1,10 @@
 package provision
 
-import "nvidiaprep/nvidiaprep/ctexec"
+import (
+	"context"
+
+	"nvidiaprep/nvidiaprep/ctexec"
+)
 
 // current tells whether the running container already has version's
 // libraries: a worker that takes the lock just after another one finished
@@ -10,9 +14,9 @@ func (w Worker) current(version string) bool {
 	if err != nil {
 		return false
 	}
-	pid := ct.InitPID()
+	pid, err := ct.InitPID(context.Background())
 	ct.Close()
-	if pid <= 0 {
+	if err != nil || pid <= 0 {
 		return false
 	}
 	ok, _, err := Current(pid, version)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
@@ -89,12 +90,22 @@ func Current(pid int, version string) (ok bool, why string, err error) {
 		return false, "", err
 	}
 	defer root.Close()
-	if _, err := root.ReadFile(marker, 64); err == nil {
+	// Only a missing file is an answer; what cannot be read leaves the
+	// question open, and an open question is "not current": the worker
+	// installs and verifies.
+	_, err = root.ReadFile(marker, 64)
+	switch {
+	case err == nil:
 		return false, "an earlier install did not finish", nil
+	case !errors.Is(err, unix.ENOENT):
+		return false, fmt.Sprintf("whether an earlier install finished is unknown (%v)", err), nil
 	}
 	log, err := root.ReadFile(nvidiaLog, 4096)
-	if err != nil {
+	switch {
+	case errors.Is(err, unix.ENOENT):
 		return false, "no NVIDIA driver is installed from a .run", nil
+	case err != nil:
+		return false, fmt.Sprintf("its install record cannot be read (%v)", err), nil
 	}
 	if have := record.InstalledVersion(log); have != version {
 		return false, fmt.Sprintf("it has %s, the host runs %s", orNone(have), version), nil
@@ -293,7 +304,7 @@ func (s session) waitDpkg(ctx context.Context) error {
 	deadline := time.Now().Add(s.w.Config.Provision.DpkgLockTimeout)
 	lastSaid := time.Time{}
 	for {
-		held, who, err := s.lockHolder()
+		held, who, err := s.lockHolder(ctx)
 		if err != nil {
 			return err
 		}
@@ -316,8 +327,11 @@ func (s session) waitDpkg(ctx context.Context) error {
 }
 
 // lockHolder names a held lock and its holder, whose name the container chose.
-func (s session) lockHolder() (path string, who untrusted.Text, err error) {
-	pid := s.ct.InitPID()
+func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Text, err error) {
+	pid, err := s.ct.InitPID(ctx)
+	if err != nil {
+		return "", who, err
+	}
 	if pid <= 0 {
 		return "", who, fmt.Errorf("CT %d: %w", s.vmid(), ctexec.ErrStopped)
 	}
@@ -354,6 +368,9 @@ func (s session) clean(ctx context.Context) error {
 	r, err := s.sh(ctx, `command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`)
 	if err != nil {
 		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
 	}
 	if pkgs := DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
@@ -400,12 +417,20 @@ func (s session) uninstall(ctx context.Context) error {
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, r.Output().LastLines(5))
 	}
-	root, err := ctfs.Open(s.ct.InitPID())
+	pid, err := s.ct.InitPID(ctx)
+	if err != nil {
+		return err
+	}
+	root, err := ctfs.Open(pid)
 	if err != nil {
 		return fmt.Errorf("CT %d: %w", s.vmid(), err)
 	}
 	defer root.Close()
-	if log, err := root.ReadFile(nvidiaLog, 4096); err == nil {
+	log, err := root.ReadFile(nvidiaLog, 4096)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("CT %d: after the uninstaller ran, whether the earlier NVIDIA driver is gone is unknown: %w; nothing more was changed: make %s a regular file or remove it (pct exec %d -- rm -rf %s), then restart the container", s.vmid(), err, nvidiaLog, s.vmid(), nvidiaLog)
+	}
+	if err == nil {
 		return fmt.Errorf("CT %d: the earlier NVIDIA driver %s is still installed after its uninstaller ran (it exits 0 either way); /var/log/nvidia-uninstall.log inside the container has its ERROR (it removes nothing when /var/lib/nvidia is not mode 0700 or its log not 0600: pct exec %d -- chmod 700 /var/lib/nvidia). Fix that, then restart the container", s.vmid(), orNone(record.InstalledVersion(log)), s.vmid())
 	}
 	return nil
@@ -605,7 +630,10 @@ func (s session) checkManifest(ctx context.Context, libDir string) ([]string, er
 // nvidia-smi, and records the install inside the container.
 func (s session) verify(ctx context.Context) ([]string, error) {
 	s.w.status("verifying")
-	pid := s.ct.InitPID()
+	pid, err := s.ct.InitPID(ctx)
+	if err != nil {
+		return nil, err
+	}
 	root, err := ctfs.Open(pid)
 	if err != nil {
 		return nil, fmt.Errorf("CT %d: %w", s.vmid(), err)
@@ -640,6 +668,9 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		return nil, err
 	case r.Exit == 0:
 		versions := strings.Fields(r.Stdout.Raw())
+		if len(versions) == 0 {
+			return nil, fmt.Errorf("CT %d: nvidia-smi succeeded but printed no driver version (%s), so the install is not verified; run `pct exec %d -- nvidia-smi` to see why", s.vmid(), r.Output().FirstLine(), s.vmid())
+		}
 		for _, v := range versions {
 			if v != s.version {
 				return nil, fmt.Errorf("CT %d: nvidia-smi reports driver %s, want %s", s.vmid(), untrusted.New(v), s.version)

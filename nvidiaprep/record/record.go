@@ -59,12 +59,9 @@ func Save(stateDir string, p Provision) error {
 	if err := fsutil.WriteFileDurable(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("saving the record of CT %d: %w", p.VMID, err)
 	}
-	// A writer killed mid-write left its temporary file (fsutil's naming);
-	// the record's writers take the container's lock, so none is live.
-	left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
-	for _, f := range left {
-		os.Remove(f)
-	}
+	// A writer killed mid-write left its temporary file; the record's
+	// writers take the container's lock, so none is live.
+	fsutil.RemoveStaleTemps(path, 0)
 	return nil
 }
 

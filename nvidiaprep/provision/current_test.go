@@ -1,0 +1,79 @@
+package provision
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// chrooted starts a stand-in container init: a static program (Go's own
+// gofmt, reading a stdin that never ends) chrooted into a directory, so
+// that /proc/<pid>/root is that directory as for a container's init.
+func chrooted(t *testing.T) (string, int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	gofmt := filepath.Join(runtime.GOROOT(), "bin", "gofmt")
+	bin, err := os.ReadFile(gofmt)
+	if err != nil {
+		t.Skipf("no static program to chroot: %v", err)
+	}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "init"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/init")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &unix.SysProcAttr{Chroot: root}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting a chrooted process: %v", err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return root, cmd.Process.Pid
+}
+
+// Current says "current" only when it knows: an install marker or an
+// install record that exists but cannot be read (a directory, a FIFO)
+// leaves the question open, which is "not current" with the reason.
+func TestCurrentOnlyWhenItCanTell(t *testing.T) {
+	const v = "580.159.04"
+	for _, c := range []struct {
+		name  string
+		plant func(root string) error
+		ok    bool
+		why   string
+	}{
+		{"installed", func(string) error { return nil }, true, ""},
+		{"marker is a directory", func(root string) error { return os.Mkdir(filepath.Join(root, marker), 0o755) }, false, "whether an earlier install finished is unknown"},
+		{"marker is a FIFO", func(root string) error { return unix.Mkfifo(filepath.Join(root, marker), 0o644) }, false, "whether an earlier install finished is unknown"},
+		{"marker present", func(root string) error { return os.WriteFile(filepath.Join(root, marker), []byte(v+"\n"), 0o644) }, false, "an earlier install did not finish"},
+		{"record unreadable", func(root string) error {
+			os.Remove(filepath.Join(root, nvidiaLog))
+			return os.Mkdir(filepath.Join(root, nvidiaLog), 0o755)
+		}, false, "its install record cannot be read"},
+		{"no record", func(root string) error { return os.Remove(filepath.Join(root, nvidiaLog)) }, false, "no NVIDIA driver is installed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root, pid := chrooted(t)
+			os.MkdirAll(filepath.Join(root, ctDir), 0o755)
+			os.MkdirAll(filepath.Join(root, nvidiaDir), 0o755)
+			os.WriteFile(filepath.Join(root, nvidiaLog), []byte("1.0-1 ("+v+")\n"), 0o644)
+			if err := c.plant(root); err != nil {
+				t.Fatal(err)
+			}
+			ok, why, err := Current(pid, v)
+			if err != nil || ok != c.ok || !strings.Contains(why, c.why) {
+				t.Errorf("Current = %v, %q, %v; want %v, %q", ok, why, err, c.ok, c.why)
+			}
+		})
+	}
+}
