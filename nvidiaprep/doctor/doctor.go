@@ -356,8 +356,8 @@ func (r *run) volume(volid string, storages []pve.Storage) (string, error) {
 // unitDropIns are the package's drop-ins that apply pre-start on a restart
 // of Proxmox's container units (a reboot from inside a container).
 var unitDropIns = []string{
-	"lib/systemd/system/pve-container@.service.d/nvidiaprep.conf",
-	"lib/systemd/system/pve-container-debug@.service.d/nvidiaprep.conf",
+	"usr/lib/systemd/system/pve-container@.service.d/nvidiaprep.conf",
+	"usr/lib/systemd/system/pve-container-debug@.service.d/nvidiaprep.conf",
 }
 
 // lostBlocks: a container with nvidiaprep's hookscript whose generated
