@@ -80,8 +80,8 @@ find_mirror() {
 # Debian 13 guest.
 build_root() {
 	local suite="$1" include="$2" extra="${3:-}" root="$CACHE/rootfs-$1" mirror tmp
-	# The tree records what it was built with: another list builds it anew.
-	if [ -x "$root/usr/lib/systemd/systemd" ] && [ "$(cat "$root/.nvidiaprep-include" 2>/dev/null)" = "$include $extra" ]; then
+	# Beside the tree, what it was built with: another list builds it anew.
+	if [ -x "$root/usr/lib/systemd/systemd" ] && [ "$(cat "$root.packages" 2>/dev/null)" = "$include $extra" ]; then
 		say "root file system present: $root"
 		return
 	fi
@@ -107,10 +107,10 @@ build_root() {
 	fi
 	rm -f "$tmp.log"
 	chmod 0755 "$tmp"
-	printf '%s' "$include $extra" >"$tmp/.nvidiaprep-include"
 	# Owner-shifted copies (unprivileged containers) follow the new tree.
 	rm -rf --one-file-system "$root" "$root"-[0-9]*
 	mv -T "$tmp" "$root"
+	printf '%s' "$include $extra" >"$root.packages"
 	trap - EXIT
 	say "root file system ready: $root"
 }
