@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	lxc "github.com/lxc/go-lxc"
@@ -239,13 +240,38 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 	if ctx.Err() != nil {
 		return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ctx.Err())
 	}
+	code := r.ws.ExitStatus()
 	if r.ws.Signaled() {
-		if running, err := c.running(ctx); err == nil && !running {
+		code = 128 + int(r.ws.Signal())
+	}
+	// Killed, or a shell reporting its child killed: a container that is
+	// stopping kills what runs in it, and its state may still say RUNNING
+	// for a moment.
+	if code == 128+int(syscall.SIGKILL) || code == 128+int(syscall.SIGTERM) {
+		if c.stopsSoon(ctx) {
 			return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ErrStopped)
 		}
-		return 128 + int(r.ws.Signal()), nil
 	}
-	return r.ws.ExitStatus(), nil
+	return code, nil
+}
+
+// stopSettle is how long a killed command's container is watched for its
+// stop before the kill counts as the command's own failure.
+const stopSettle = 3 * time.Second
+
+// stopsSoon tells whether the container stops within stopSettle.
+func (c *Container) stopsSoon(ctx context.Context) bool {
+	deadline := time.Now().Add(stopSettle)
+	for {
+		running, err := c.running(ctx)
+		if err == nil && !running {
+			return true
+		}
+		if err != nil || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // running asks liblxc whether the container runs, until ctx ends or
