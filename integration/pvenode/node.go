@@ -239,15 +239,9 @@ func (n *Node) WriteFile(name string, data []byte, mode os.FileMode) error {
 // StateDir is a host path of the node's nvidiaprep state directory.
 func (n *Node) StateDir() string { return filepath.Join(n.CT.RootFS(), "var/lib/nvidiaprep") }
 
-// CacheRun puts a stand-in .run of version into the node's driver cache
-// (the host tree's cache/runs), under NVIDIA's file name.
+// CacheRun puts a stand-in .run of version into the node's driver cache.
 func (n *Node) CacheRun(version string, o standin.RunOptions) error {
-	dir := filepath.Join(n.Host.Root, "cache", "runs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	o.Version = version
-	return standin.BuildRun(filepath.Join(dir, standin.RunFileName(version)), o)
+	return n.Host.CacheRun(version, o)
 }
 
 // LoadDriver loads (or reloads, as after a host reboot) the stand-in driver

@@ -149,15 +149,9 @@ func (n *Node) Env() []string {
 	return []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NVIDIAPREP_CONFIG=" + n.Config, "NVIDIAPREP_CLUSTER_CONFIG="}
 }
 
-// CacheRun puts a stand-in .run of version into the node's driver cache,
-// under NVIDIA's file name.
+// CacheRun puts a stand-in .run of version into the node's driver cache.
 func (n *Node) CacheRun(version string, o standin.RunOptions) error {
-	dir := filepath.Join(n.Host.Root, "cache", "runs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	o.Version = version
-	return standin.BuildRun(filepath.Join(dir, standin.RunFileName(version)), o)
+	return n.Host.CacheRun(version, o)
 }
 
 // SwitchDriver loads another driver version on the node, as after a host

@@ -177,3 +177,14 @@ func writeFile(path, content string) error {
 	}
 	return nil
 }
+
+// CacheRun puts a stand-in .run of version into the tree's driver cache
+// (cache/runs), under NVIDIA's file name.
+func (h *Host) CacheRun(version string, o RunOptions) error {
+	dir := filepath.Join(h.Root, "cache", "runs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	o.Version = version
+	return BuildRun(filepath.Join(dir, RunFileName(version)), o)
+}

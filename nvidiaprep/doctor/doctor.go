@@ -308,10 +308,10 @@ func (r *run) hookscripts() {
 		r.rep.Dependents = append(r.rep.Dependents, ct.VMID)
 		fix := fmt.Sprintf("`pct set %d --hookscript %s`", ct.VMID, pve.HookVolume)
 		reinstall := "reinstall nvidiaprep (`apt install --reinstall nvidiaprep`; its postinst links " + filepath.Join("/var/lib/vz/snippets", pve.HookName) + "), then " + fix
-		switch path, err := r.volume(ct.Hookscript, storages); {
-		case errors.Is(err, errNoScript):
+		switch path, err := pve.FindHookscript(storages, r.o.HostRoot, ct.Hookscript); {
+		case errors.Is(err, pve.ErrNoScript):
 			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
-		case errors.Is(err, errNotExecutable):
+		case errors.Is(err, pve.ErrNotExecutable):
 			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s (%s) is not an executable file: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
 		case err != nil:
 			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript: %v: Proxmox refuses to start it", ct.VMID, err), fix)
@@ -319,7 +319,7 @@ func (r *run) hookscripts() {
 		if !configured || cfg.Chain == "" {
 			continue
 		}
-		if path, err := r.volume(cfg.Chain, storages); err != nil {
+		if path, err := pve.FindHookscript(storages, r.o.HostRoot, cfg.Chain); err != nil {
 			where := ""
 			if path != "" {
 				where = " (" + path + ")"
@@ -328,29 +328,6 @@ func (r *run) hookscripts() {
 				fmt.Sprintf("put the script back, or delete the chain line of [containers.%d] to start it without", ct.VMID))
 		}
 	}
-}
-
-// Why a hookscript volume cannot run.
-var (
-	errNoScript      = errors.New("does not exist")
-	errNotExecutable = errors.New("is not an executable file")
-)
-
-// volume resolves a hookscript volume to its file below HostRoot, as
-// Proxmox checks it before running it.
-func (r *run) volume(volid string, storages []pve.Storage) (string, error) {
-	path, err := pve.HookscriptPath(volid, storages)
-	if err != nil {
-		return "", err
-	}
-	st, err := os.Stat(filepath.Join(r.o.HostRoot, path))
-	switch {
-	case err != nil:
-		return path, errNoScript
-	case !st.Mode().IsRegular() || st.Mode()&0o111 == 0:
-		return path, errNotExecutable
-	}
-	return path, nil
 }
 
 // unitDropIns are the package's drop-ins that apply pre-start on a restart

@@ -115,25 +115,38 @@ func HookscriptPath(volid string, storages []Storage) (string, error) {
 // HasContent tells whether the storage lists content type c.
 func (s Storage) HasContent(c string) bool { return slices.Contains(s.Content, c) }
 
+// Why a hookscript volume cannot run, as Proxmox says it.
+var (
+	ErrNoScript      = errors.New("does not exist")
+	ErrNotExecutable = errors.New("is not executable")
+)
+
 // CheckHookscript finds a hookscript volume's file as Proxmox does before it
-// runs one (GuestHelpers::check_hookscript): in a snippets directory, a
-// regular file (links followed, as Perl's -f does), executable. The error
-// says what is wrong in Proxmox's words.
+// runs one (GuestHelpers::check_hookscript), with storage.cfg below pveDir.
 func CheckHookscript(pveDir, volid string) (string, error) {
 	storages, err := ReadStorage(pveDir)
 	if err != nil {
 		return "", err
 	}
+	return FindHookscript(storages, "", volid)
+}
+
+// FindHookscript resolves volid on storages and checks its file below root
+// ("" for the host itself): in a snippets directory, a regular file (links
+// followed, as Perl's -f does), executable. The error says what is wrong in
+// Proxmox's words and matches ErrNoScript or ErrNotExecutable; path is
+// returned whenever the volume resolved.
+func FindHookscript(storages []Storage, root, volid string) (string, error) {
 	p, err := HookscriptPath(volid, storages)
 	if err != nil {
 		return "", err
 	}
-	st, err := os.Stat(p)
+	st, err := os.Stat(filepath.Join(root, p))
 	if err != nil || !st.Mode().IsRegular() {
-		return p, fmt.Errorf("script '%s' does not exist (%s)", volid, p)
+		return p, fmt.Errorf("script '%s' %w (%s)", volid, ErrNoScript, p)
 	}
 	if st.Mode()&0o111 == 0 {
-		return p, fmt.Errorf("script '%s' is not executable (%s)", volid, p)
+		return p, fmt.Errorf("script '%s' %w (%s)", volid, ErrNotExecutable, p)
 	}
 	return p, nil
 }
