@@ -196,11 +196,14 @@ func killRound(t *testing.T, n *scenario.Node, ct *lxctest.CT, cache driverrun.C
 		// remove the temporary tree the orphan writes into).
 		orphans := findPIDs(func(argv []string) bool { return len(argv) > 2 && argv[2] == "--extract-only" })
 		lock, err := filelock.TryLock(filepath.Join(cache.DriversDir(), "."+version+".lock"))
+		if err == nil {
+			// Released at once: held, it would keep the next worker waiting.
+			lock.Unlock()
+		}
 		switch {
 		case len(orphans) == 0:
 			t.Log("the extraction ended with the worker")
 		case err == nil:
-			lock.Unlock()
 			t.Errorf("the extraction %v goes on after the worker was killed, and the version's lock is free", orphans)
 		case errors.Is(err, filelock.ErrBusy):
 			t.Logf("the orphaned extraction %v holds the version's lock", orphans)
@@ -246,9 +249,17 @@ func converge(t *testing.T, n *scenario.Node, ct *lxctest.CT, version, old strin
 	var p record.Provision
 	if strings.Contains(s.PostStart.Output, "in the background") {
 		if p, err = n.WaitProvisioned(ct.VMID, since, 2*time.Minute); err != nil {
-			ps, _ := exec.Command("ps", "-eo", "pid,ppid,stat,wchan:20,args").CombinedOutput()
+			ps, _ := exec.Command("ps", "--ppid", "2", "-N", "-o", "pid,ppid,stat,wchan:20,args").CombinedOutput()
 			lock := filepath.Join(n.Host.Root, "cache", "drivers", "."+version+".lock")
-			t.Fatalf("%v\n%s is open in: %s\nprocesses:\n%s", err, lock, holders(lock), ps)
+			held := holders(lock)
+			// A Go worker that hangs says where: SIGQUIT writes its
+			// goroutines to its log.
+			before := len(n.WorkerLog(ct.VMID))
+			for _, pid := range workerPIDs(ct.VMID) {
+				syscall.Kill(pid, syscall.SIGQUIT)
+			}
+			time.Sleep(time.Second)
+			t.Fatalf("%v\n%s is open in: %s\nprocesses:\n%s\nthe worker's goroutines:\n%s", err, lock, held, ps, n.WorkerLog(ct.VMID)[before:])
 		}
 	} else {
 		// The kill came after the install had completed inside.
