@@ -452,3 +452,54 @@ func watchOpens(t *testing.T, ct *lxctest.CT, paths []string) (opened func() int
 		return events
 	}
 }
+
+// treeAttacks are what a privileged container's root tries on the node's
+// shared driver tree, each printing "WROTE <how>" when it changed a file
+// there. @T@ is the tree of the version installed.
+var treeAttacks = []struct{ name, script string }{
+	{"bind remount read-write", `mount -o remount,bind,rw /dev/.nvidiaprep/drivers && echo "mounted: remount,bind,rw"`},
+	{"remount read-write", `mount -o remount,rw /dev/.nvidiaprep/drivers && echo "mounted: remount,rw"`},
+	{"a second mount of the same source", `mkdir -p /mnt/again && src=$(awk '$5 == "/dev/.nvidiaprep/drivers" {print $4}' /proc/self/mountinfo) &&
+mount --bind /dev/.nvidiaprep/drivers /mnt/again && mount -o remount,bind,rw /mnt/again && echo "mounted: a rw bind of $src" &&
+printf '#!/bin/sh\necho planted >/planted-ran\n' >/mnt/again/@V@/nvidia-installer && echo "WROTE through /mnt/again"`},
+}
+
+// A privileged container's root tries every way it has to make the node's
+// shared driver tree writable and plant an installer in it: each fails, the
+// host's tree is unchanged, and the next container provisioned from the tree
+// (an unprivileged victim) gets the real install, never the planted program.
+func TestPrivilegedContainerCannotChangeTheSharedDriverTree(t *testing.T) {
+	n := provisionNode(t, "")
+	cache := driverrun.Cache{Dir: filepath.Join(n.Host.Root, "cache")}
+	if _, err := cache.Extract(context.Background(), driverA, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(cache.EmptyLayer(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, cache.DriversDir(), cache.EmptyLayer())
+
+	attacker := newCT(t, n, 9731, lxctest.Options{})
+	_, _, _ = startProvisioned(t, n, attacker)
+	plant := `printf '#!/bin/sh\necho planted >/planted-ran\nexit 0\n' >/dev/.nvidiaprep/drivers/@V@/nvidia-installer && echo "WROTE the installer"
+mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
+	for _, a := range treeAttacks {
+		script := strings.ReplaceAll(a.script+"\n"+plant, "@V@", driverA)
+		out, _ := sh(t, attacker, script)
+		t.Logf("%s: %s", a.name, out)
+		if strings.Contains(out, "WROTE") {
+			t.Errorf("%s: the privileged container changed the shared driver tree:\n%s", a.name, out)
+		}
+	}
+	wantSame(t, before, snapshot(t, cache.DriversDir(), cache.EmptyLayer()))
+
+	victim := newCT(t, n, 9732, lxctest.Options{Unprivileged: true})
+	_, p, _ := startProvisioned(t, n, victim)
+	if p.Outcome != record.Installed {
+		t.Fatalf("the victim's record: %+v\n%s", p, n.WorkerLog(9732))
+	}
+	wantInstalled(t, victim, driverA)
+	if out, code := sh(t, victim, "cat /planted-ran"); code == 0 {
+		t.Errorf("the planted installer ran in the victim: %s", out)
+	}
+}

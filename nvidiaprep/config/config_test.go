@@ -266,6 +266,8 @@ func TestErrors(t *testing.T) {
 		{"all with others", "[containers.101]\ngpus = [\"all\", \"0\"]\n", 2, "containers.101.gpus", `"all" must be the only selector`},
 		{"relative path", "[paths]\ncache = \"var/cache\"\n", 2, "paths.cache", `must be an absolute path, not "var/cache"`},
 		{"empty path", "[paths]\n\nlxc = ''\n", 3, "paths.lxc", "must be an absolute path"},
+		{"cache path with a colon", "[paths]\ncache = \"/srv/a:b\"\n", 2, "paths.cache", `"/srv/a:b" must not contain whitespace, commas, colons`},
+		{"cache path with a space", "[paths]\ncache = \"/srv/nv cache\"\n", 2, "paths.cache", "must not contain whitespace"},
 		{"gpus a string", "[containers.101]\ngpus = \"0\"\n", 2, "containers.101.gpus", "must be an array of GPU selectors (strings), not a string"},
 		{"gpus of integers", "[containers.101]\ngpus = [0]\n", 2, "containers.101.gpus", "must be an array of GPU selectors (strings)"},
 		{"gpus of tables", "[containers.101]\ngpus = [{a = 1}]\n", 2, "containers.101.gpus", "must be an array of GPU selectors (strings)"},

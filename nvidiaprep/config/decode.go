@@ -270,6 +270,12 @@ func (f *fileData) config() (Config, *problem) {
 		}
 		*p.out = filepath.Clean(*p.p)
 	}
+	// NVIDIA's .run reads itself through an unquoted $0, and containers see
+	// the cache's trees through an overlay whose layers LXC and overlayfs
+	// split at commas and colons.
+	if strings.ContainsAny(cfg.Paths.Cache, " \t\n\r,:\\") {
+		return Config{}, bad(fmt.Sprintf("%q must not contain whitespace, commas, colons or backslashes (the driver's .run and the containers' read-only view of the cache cannot use such a path)", cfg.Paths.Cache), "paths", "cache")
+	}
 
 	durations := []struct {
 		name string

@@ -16,6 +16,26 @@ type Mount struct {
 	Target   string // relative to the container's root: "dev/nvidia0"
 	Dir      bool   // a directory (create=dir) rather than a file node
 	ReadOnly bool
+	// Layers, when set, make the mount an overlay of these host directories
+	// (top first) instead of a bind of Source. Without an upper layer its
+	// superblock is read-only: no remount inside the container, privileged
+	// or not, makes it writable, as one of a read-only bind would.
+	Layers []string
+}
+
+// ReadOnlyOverlay is a mount at target showing layers (top first, at least
+// two: overlayfs wants two lower layers when there is no upper one). A
+// layer's path must not hold what overlayfs or LXC read as separators.
+func ReadOnlyOverlay(target string, layers ...string) (Mount, error) {
+	if len(layers) < 2 {
+		return Mount{}, fmt.Errorf("a read-only overlay needs two layers, got %d", len(layers))
+	}
+	for _, l := range layers {
+		if !strings.HasPrefix(l, "/") || strings.ContainsAny(l, ",:\\ \t\n\r\x00") {
+			return Mount{}, fmt.Errorf("%q cannot be a layer of the overlay at /%s: it must be an absolute path without commas, colons, backslashes or whitespace", l, target)
+		}
+	}
+	return Mount{Target: target, Dir: true, ReadOnly: true, Layers: layers}, nil
 }
 
 // Rule allows read and write access to one character device.
@@ -49,6 +69,10 @@ func (p Plan) Lines() []string {
 		lines = append(lines, fmt.Sprintf("lxc.cgroup2.devices.allow = c %d:%d rw", r.Major, r.Minor))
 	}
 	for _, m := range p.Mounts {
+		if len(m.Layers) > 0 {
+			lines = append(lines, fmt.Sprintf("lxc.mount.entry = overlay %s overlay lowerdir=%s,ro,optional,create=dir", fstabEscape(m.Target), strings.Join(m.Layers, ":")))
+			continue
+		}
 		opts := "bind,optional,create=file"
 		if m.Dir {
 			opts = "bind,optional,create=dir"

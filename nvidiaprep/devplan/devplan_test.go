@@ -36,6 +36,29 @@ lxc.mount.entry = /srv/test\040dev/nvidia-caps/nvidia-cap12 dev/nvidia-caps/nvid
 	}
 }
 
+func TestReadOnlyOverlay(t *testing.T) {
+	m, err := ReadOnlyOverlay("dev/.x/drivers", "/var/cache/x/drivers", "/var/cache/x/empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Plan{Mounts: []Mount{m}}.Lines()[0]
+	if want := "lxc.mount.entry = overlay dev/.x/drivers overlay lowerdir=/var/cache/x/drivers:/var/cache/x/empty,ro,optional,create=dir"; got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	for _, layers := range [][]string{
+		{"/one"},
+		{"/a,upperdir=/tmp/u", "/b"},
+		{"/a:/etc", "/b"},
+		{"/a b", "/b"},
+		{`/a\`, "/b"},
+		{"relative", "/b"},
+	} {
+		if _, err := ReadOnlyOverlay("dev/x", layers...); err == nil {
+			t.Errorf("layers %q: no error", layers)
+		}
+	}
+}
+
 func entries(t *testing.T, config string) []lxcconf.Entry {
 	t.Helper()
 	e, err := lxcconf.Entries([]byte(config))

@@ -25,15 +25,17 @@ import (
 //
 //	runs/*.run           the driver packages, found by their header's version
 //	drivers/<version>/   each version's extracted tree, made once
+//	empty/               the overlay's empty bottom layer (EmptyLayer)
+//	tmp/                 the extraction in progress (TmpDir)
 //
-// Containers get drivers/ read-only; a version extracted after a container
-// started still appears there, since a bind mount shows the live directory.
+// Containers see drivers/ through a read-only overlay (see EmptyLayer); a
+// version extracted after a container started still appears there.
 type Cache struct {
 	Dir string
 }
 
 // MountPoint is where a container sees DriversDir, read-only: pre-start
-// bind-mounts it there and the installer runs from MountPoint/<version>.
+// mounts it there and the installer runs from MountPoint/<version>.
 // Not under /run, which systemd mounts over at boot.
 //
 // It is below /dev, the tmpfs LXC mounts afresh at every start (autodev, as
@@ -55,6 +57,10 @@ func (c Cache) DriversDir() string { return filepath.Join(c.Dir, "drivers") }
 // $TMPDIR and the extraction in progress), beside DriversDir on the same
 // file system, never visible to containers.
 func (c Cache) TmpDir() string { return filepath.Join(c.Dir, "tmp") }
+
+// EmptyLayer is an empty directory, host-private: the second, bottom layer
+// of the read-only overlay through which containers see DriversDir.
+func (c Cache) EmptyLayer() string { return filepath.Join(c.Dir, "empty") }
 
 // Tree is the extracted tree of version.
 func (c Cache) Tree(version string) string { return filepath.Join(c.DriversDir(), version) }

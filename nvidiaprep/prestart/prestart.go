@@ -31,9 +31,9 @@ type Host struct {
 	Sys       string
 	GPUs      nvdev.GPULister
 	Modprobe  nvdev.Modprober // nil where nvidia-modprobe must not run
-	// DriverCache is the node's extracted driver trees (driverrun.Cache's
-	// DriversDir), mounted read-only into containers that get an install.
-	DriverCache string
+	// DriverCache is the node's driver cache, whose extracted trees
+	// containers that get an install see read-only; Dir "": none.
+	DriverCache driverrun.Cache
 	// PVE is Proxmox's configuration (/etc/pve): the container's
 	// lxc/<vmid>.conf is where hand-written lines come from, with its devN:
 	// entries.
@@ -204,16 +204,36 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		log.Warn().Msgf("CT %d: %s", req.VMID, f)
 	}
 	p := devplan.ForNodes(nodes).WithoutHandWritten(entries)
-	if req.Install && h.DriverCache != "" {
-		// Created now if missing, so that a version extracted after the start
-		// still appears inside: a bind mount shows the live directory.
-		if err := os.MkdirAll(h.DriverCache, 0o755); err != nil {
-			return Result{}, fail(fmt.Sprintf("creating the driver cache: %v", err), "Check the [paths] cache directory.")
+	if req.Install && h.DriverCache.Dir != "" {
+		m, err := driverMount(h.DriverCache)
+		if err != nil {
+			return Result{}, fail(err.Error(), "Check the [paths] cache directory.")
 		}
-		p.Mounts = append(p.Mounts, devplan.Mount{Source: h.DriverCache, Target: driverrun.MountPoint, Dir: true, ReadOnly: true})
+		p.Mounts = append(p.Mounts, m)
 	}
 	lines := append([]string{header(version, gpus)}, p.Lines()...)
 	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines}, nil
+}
+
+// driverMount shows the cache's extracted trees inside the container as a
+// read-only overlay of the drivers directory and an empty one: an overlay
+// without an upper layer has a read-only superblock, which no remount inside
+// a privileged container makes writable (a read-only bind it would), so no
+// container can change a tree that another container's install then runs.
+// Both directories are made now if missing, so that a version extracted
+// after the start still appears inside (overlayfs looks names up in its
+// layers afresh, unless the name was looked up while missing).
+func driverMount(c driverrun.Cache) (devplan.Mount, error) {
+	for _, dir := range []string{c.DriversDir(), c.EmptyLayer()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return devplan.Mount{}, fmt.Errorf("creating the driver cache: %w", err)
+		}
+	}
+	m, err := devplan.ReadOnlyOverlay(driverrun.MountPoint, c.DriversDir(), c.EmptyLayer())
+	if err != nil {
+		return devplan.Mount{}, fmt.Errorf("the driver cache cannot be shown to containers: %w", err)
+	}
+	return m, nil
 }
 
 // pveConf is the container's Proxmox config, where hand-written lines come

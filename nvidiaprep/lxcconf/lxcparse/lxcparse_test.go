@@ -117,7 +117,11 @@ func FuzzLiblxcAcceptsTheBlock(f *testing.F) {
 			t.Fatalf("liblxc accepts the config but not without our old block:\n%q", config)
 		}
 		p := devplan.ForNodes([]nvdev.Node{{Name: name, Path: path.Join("/", dev, name), Major: major, Minor: minor}})
-		p.Mounts = append(p.Mounts, devplan.Mount{Source: path.Join("/", dev, "drivers"), Target: "dev/.nvidiaprep/drivers", Dir: true, ReadOnly: true})
+		m, err := devplan.ReadOnlyOverlay("dev/.nvidiaprep/drivers", path.Join("/", dev, "drivers"), path.Join("/", dev, "empty"))
+		if err != nil {
+			return // config refuses such a cache path
+		}
+		p.Mounts = append(p.Mounts, m)
 		lines := append([]string{"# driver 580.159.04; GPUs 0=0000:01:00.0"}, p.Lines()...)
 		out, err := lxcconf.Apply(config, lines)
 		if err != nil {
