@@ -37,6 +37,7 @@ var hostileTraps = []struct {
 	unopened     []string // paths inside that the host must not open
 	noStart      string   // LXC refuses to start the container, saying this
 	init         string   // the container's init (lxctest.Options.Init)
+	config       []string // the container's extra lxc.* lines
 }{{
 	name: "symlinks to host files",
 	script: `set -e
@@ -87,6 +88,21 @@ mkfifo /var/lib/dpkg/lock
 	// inside opens them before the refusal.
 	unopened: []string{"/var/lib/nvidia/log", "/var/lib/nvidiaprep/provisioning", "/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"},
 }, {
+	// The host reads across the container's own mounts, but not into the
+	// kernel's files: procfs and sysfs mounted inside, linked from where the
+	// host reads (the host's memory figures as the install record).
+	name: "links into procfs and sysfs mounted inside",
+	script: `set -e
+mkdir -p /var/lib/nvidia /var/lib/nvidiaprep /mnt/proc /mnt/sys
+rm -f /var/lib/nvidia/log /var/lib/dpkg/lock
+ln -s /mnt/proc/meminfo /var/lib/nvidia/log
+ln -s /mnt/sys/kernel/uevent_seqnum /var/lib/nvidiaprep/provisioning
+ln -s /mnt/proc/version /var/lib/dpkg/lock
+`,
+	refused: "/var/lib/dpkg/lock lies on a file system of type 0x9fa0 inside the container",
+	// mounted at every start, before anything looks
+	config: []string{"lxc.mount.entry = proc mnt/proc proc nosuid,nodev,noexec,create=dir 0 0", "lxc.mount.entry = sysfs mnt/sys sysfs ro,nosuid,nodev,noexec,create=dir 0 0"},
+}, {
 	// The driver tree's mount point is below /dev, which LXC mounts afresh:
 	// a container that replaces the /dev of its file system with a link to
 	// a host directory is not started.
@@ -108,7 +124,11 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"15s\"\n")
 	// The driver tree is extracted before the snapshot: it is host state the
 	// containers must not change.
-	if _, err := (driverrun.Cache{Dir: filepath.Join(n.Host.Root, "cache")}).Extract(context.Background(), driverA, ""); err != nil {
+	cache := driverrun.Cache{Dir: filepath.Join(n.Host.Root, "cache")}
+	if _, err := cache.Extract(context.Background(), driverA, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(cache.EmptyLayer(), 0o755); err != nil { // made by pre-start
 		t.Fatal(err)
 	}
 	h := newCanaries(t)
@@ -129,7 +149,7 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	for i, trap := range hostileTraps {
 		vmid := 9751 + i
 		t.Run(trap.name, func(t *testing.T) {
-			ct := newCT(t, n, vmid, lxctest.Options{Init: trap.init})
+			ct := newCT(t, n, vmid, lxctest.Options{Init: trap.init, ExtraConfig: trap.config})
 			prepareAny(t, ct, strings.ReplaceAll(trap.script, "@H@", h.dir), trap.init == "")
 			peak := watchWorkerMemory(t, vmid)
 			since := time.Now()

@@ -4,6 +4,8 @@ package integration_test
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -259,4 +261,38 @@ func TestContainerWithoutSystemd(t *testing.T) {
 		t.Errorf("the worker log does not say it did not wait for systemd:\n%s", log)
 	}
 	wantInstalled(t, ct, driverA)
+}
+
+// A container whose /var and /var/lib are mounts of its own, as Proxmox
+// mount points make them (mp0: ...,mp=/var): the host reads its records and
+// locks across them, and it gets a correct install.
+func TestContainerWithItsOwnVarMountsIsProvisioned(t *testing.T) {
+	n := provisionNode(t, "")
+	lower, err := n.Bed.LowerDir("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	volume := filepath.Join(t.TempDir(), "var")
+	if out, err := exec.Command("cp", "-a", filepath.Join(lower, "var"), volume).CombinedOutput(); err != nil {
+		t.Fatalf("copying /var: %v\n%s", err, out)
+	}
+	ct := newCT(t, n, 9733, lxctest.Options{ExtraConfig: []string{
+		"lxc.mount.entry = " + volume + " var none bind,create=dir 0 0",
+		"lxc.mount.entry = " + volume + "/lib var/lib none bind,create=dir 0 0",
+	}})
+	_, p, _ := startProvisioned(t, n, ct)
+	if out, _ := sh(t, ct, "awk '$5 == \"/var\" || $5 == \"/var/lib\" {print $5}' /proc/self/mountinfo"); out != "/var\n/var/lib" {
+		t.Fatalf("the container's mounts at /var and /var/lib: %q", out)
+	}
+	if p.Outcome != record.Installed || p.Version != driverA {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(ct.VMID))
+	}
+	wantInstalled(t, ct, driverA)
+	// The next start reads the record across the mounts: current, no worker.
+	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
+		t.Fatal(err)
+	}
+	if s := start(t, n, ct); strings.Contains(s.PostStart.Output, "background") {
+		t.Errorf("a restart with matching versions started a worker:\n%s", s.PostStart.Output)
+	}
 }

@@ -38,16 +38,59 @@ func Open(pid int) (*Root, error) {
 // Close releases the root.
 func (r *Root) Close() error { return unix.Close(r.fd) }
 
+// open resolves path inside the container. It crosses the container's own
+// mounts (a Proxmox mount point at /var/lib or /usr is one), but what it
+// opens must lie on a file system that holds plain files (fileSystems): a
+// container that mounts procfs, sysfs or a FUSE server of its own and links
+// a path into it does not make the host read the kernel's files or wait on
+// the container's server.
 func (r *Root) open(path string, flags uint64) (*os.File, error) {
 	how := unix.OpenHow{
 		Flags:   flags | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	fd, err := unix.Openat2(r.fd, strings.TrimPrefix(path, "/"), &how)
 	if err != nil {
 		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
 	}
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fstatfs", Path: path, Err: err}
+	}
+	if _, ok := fileSystems[fs.Type]; !ok {
+		unix.Close(fd)
+		return nil, &SpecialFSError{Path: path, Magic: fs.Type}
+	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// fileSystems are the file systems the host reads a container's files on,
+// by statfs magic: disk, memory and image file systems. Any other (procfs,
+// sysfs, cgroup, debugfs, FUSE, network file systems) is refused.
+var fileSystems = map[int64]string{
+	unix.EXT4_SUPER_MAGIC:      "ext4", // ext2 and ext3 too
+	unix.XFS_SUPER_MAGIC:       "xfs",
+	unix.BTRFS_SUPER_MAGIC:     "btrfs",
+	0x2fc12fc1:                 "zfs",
+	unix.TMPFS_MAGIC:           "tmpfs",
+	unix.RAMFS_MAGIC:           "ramfs",
+	unix.OVERLAYFS_SUPER_MAGIC: "overlay",
+	unix.F2FS_SUPER_MAGIC:      "f2fs",
+	unix.SQUASHFS_MAGIC:        "squashfs",
+	0xe0f5e1e2:                 "erofs",
+	0xca451a4e:                 "bcachefs",
+}
+
+// SpecialFSError means a path inside the container lies on a file system
+// the host does not read for it (see fileSystems): the host did not open it.
+type SpecialFSError struct {
+	Path  string
+	Magic int64
+}
+
+func (e *SpecialFSError) Error() string {
+	return fmt.Sprintf("%s lies on a file system of type 0x%x inside the container, not on one that holds plain files (ext4, xfs, btrfs, zfs, tmpfs, overlay, ...): the host does not read it; mount a regular file system there", e.Path, e.Magic)
 }
 
 // NotRegularError means a path inside the container is not a regular file

@@ -182,3 +182,47 @@ func TestDeviceNodesAndFIFOsAreNeverOpened(t *testing.T) {
 		t.Errorf("the host opened a device node, FIFO or directory of the container (%d bytes of inotify events)", n)
 	}
 }
+
+// A Proxmox mount point makes /var/lib a mount of the container's own: the
+// host reads across it. A procfs or sysfs the container mounts and links a
+// path into is refused, unread.
+func TestReadsCrossTheContainersMountsButNotIntoPseudoFileSystems(t *testing.T) {
+	root, pid := chrooted(t)
+	volume := t.TempDir()
+	os.MkdirAll(filepath.Join(volume, "nvidia"), 0o755)
+	os.WriteFile(filepath.Join(volume, "nvidia/log"), []byte("580.142\n"), 0o644)
+	mount := func(src, target, fstype string, flags uintptr) {
+		t.Helper()
+		os.MkdirAll(target, 0o755)
+		if err := unix.Mount(src, target, fstype, flags, ""); err != nil {
+			t.Fatalf("mount %s: %v", target, err)
+		}
+		t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
+	}
+	mount(volume, filepath.Join(root, "var/lib"), "", unix.MS_BIND)
+	mount("proc", filepath.Join(root, "mnt/proc"), "proc", 0)
+	mount("sysfs", filepath.Join(root, "mnt/sys"), "sysfs", 0)
+	os.Symlink("/mnt/proc/version", filepath.Join(root, "var/lib/nvidia/proc-link"))
+	r, err := Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if b, err := r.ReadFile("/var/lib/nvidia/log", 1024); err != nil || string(b) != "580.142\n" {
+		t.Fatalf("a file on the container's own /var/lib mount: %q, %v", b, err)
+	}
+	if locked, _, err := r.LockHolder("/var/lib/nvidia/log"); err != nil || locked {
+		t.Fatalf("a lock on the container's own /var/lib mount: %v, %v", locked, err)
+	}
+	for _, p := range []string{"/var/lib/nvidia/proc-link", "/mnt/proc/version", "/mnt/sys/kernel/uevent_seqnum"} {
+		b, err := r.ReadFile(p, 1024)
+		var special *SpecialFSError
+		if !errors.As(err, &special) {
+			t.Errorf("%s: read %q, %v; want a SpecialFSError", p, b, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "mount a regular file system there") {
+			t.Errorf("%s: the error does not name the path and the fix: %v", p, err)
+		}
+	}
+}

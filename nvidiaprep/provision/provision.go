@@ -343,7 +343,8 @@ func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Tex
 	for _, l := range dpkgLocks {
 		locked, holder, err := root.LockHolder(l)
 		var nr *ctfs.NotRegularError
-		if errors.As(err, &nr) {
+		var sp *ctfs.SpecialFSError
+		if errors.As(err, &nr) || errors.As(err, &sp) {
 			return "", who, fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Remove it (pct exec %d -- rm %s), then restart the container", s.vmid(), err, s.vmid(), l)
 		}
 		if err != nil {
