@@ -522,4 +522,26 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 	if out, code := sh(t, victim, "cat /planted-ran"); code == 0 {
 		t.Errorf("the planted installer ran in the victim: %s", out)
 	}
+
+	// A tree changed behind nvidiaprep's back (as through the read-only
+	// bind of an older nvidiaprep, or by a host tool): the next install
+	// says so and runs from the tree extracted again from the .run.
+	planted := "#!/bin/sh\necho planted >/planted-ran\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(cache.Tree(driverA), "nvidia-installer"), []byte(planted), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	next := newCT(t, n, 9734, lxctest.Options{Unprivileged: true})
+	if _, p, _ := startProvisioned(t, n, next); p.Outcome != record.Installed {
+		t.Fatalf("record after the tree changed: %+v\n%s", p, n.WorkerLog(9734))
+	}
+	wantInstalled(t, next, driverA)
+	if out, code := sh(t, next, "cat /planted-ran"); code == 0 {
+		t.Errorf("the installer planted in the node's tree ran: %s", out)
+	}
+	if log := n.WorkerLog(9734); !strings.Contains(log, `changed after its extraction ("nvidia-installer" changed); extracting it again from its .run`) {
+		t.Errorf("the worker does not say the tree changed:\n%s", log)
+	}
+	if b, _ := os.ReadFile(filepath.Join(cache.Tree(driverA), "nvidia-installer")); string(b) == planted {
+		t.Error("the planted installer is still in the node's tree")
+	}
 }

@@ -261,7 +261,19 @@ func (r *run) runCached() {
 		return
 	}
 	cache := driverrun.Cache{Dir: r.o.Config.Paths.Cache}
-	if _, err := os.Stat(filepath.Join(cache.Tree(r.loaded), "nvidia-installer")); err == nil {
+	if cache.Extracted(r.loaded) {
+		why, err := cache.Changed(r.loaded)
+		if err != nil {
+			r.note("%v", err)
+		}
+		if why != "" {
+			fix := "nothing to do when the .run is in " + cache.RunsDir() + ": the next provisioning extracts the tree again from it"
+			if _, err := cache.FindRun(r.loaded); err != nil {
+				fix = fmt.Sprintf("put NVIDIA's NVIDIA-Linux-x86_64-%s.run in %s: the next provisioning extracts the tree again from it", r.loaded, cache.RunsDir())
+			}
+			r.problem("tree-changed", fmt.Sprintf("the extracted tree %s of driver %s is not used: %s", cache.Tree(r.loaded), r.loaded, why), fix)
+			return
+		}
 		d := r.o.Config.Driver
 		if d.Version != r.loaded || d.SHA256 == "" {
 			return // extracted already: provisioning needs no .run

@@ -67,7 +67,17 @@ func newNode(t *testing.T) *node {
 	n := &node{t: t, host: h, drv: d, log: &kernelLog{log: "nvidia: loading out-of-tree module taints kernel.\nNVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  580.159.04\n"}}
 	n.opts = Options{Config: cfg, PVEDir: filepath.Join(root, "pve"), HostRoot: filepath.Join(root, "hostroot"), Runner: n.log}
 	n.write(filepath.Join(h.Proc, "modules"), "nvidia_uvm 1 0 - Live 0x0\nnvidia 2 1 nvidia_uvm, Live 0x0\n", 0o644)
-	n.write(filepath.Join(cfg.Paths.Cache, "drivers", version, "nvidia-installer"), "#!/bin/sh\n", 0o755)
+	// The loaded driver's tree, extracted from its (stand-in) .run.
+	cache := driverrun.Cache{Dir: cfg.Paths.Cache}
+	if err := os.MkdirAll(cache.RunsDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := standin.BuildRun(filepath.Join(cache.RunsDir(), "NVIDIA-Linux-x86_64-"+version+".run"), standin.RunOptions{Version: version}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Extract(context.Background(), version, ""); err != nil {
+		t.Fatal(err)
+	}
 	n.write(filepath.Join(n.opts.HostRoot, "usr/lib/nvidiaprep/nvidiaprep-hook"), "#!/bin/sh\n", 0o755)
 	if err := os.MkdirAll(filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets"), 0o755); err != nil {
 		t.Fatal(err)
@@ -320,7 +330,9 @@ func TestKernelLogAPIMismatch(t *testing.T) {
 
 func TestRunNotCached(t *testing.T) {
 	n := newNode(t)
-	os.RemoveAll(filepath.Join(n.opts.Config.Paths.Cache, "drivers"))
+	cache := driverrun.Cache{Dir: n.opts.Config.Paths.Cache}
+	os.RemoveAll(cache.DriversDir())
+	os.RemoveAll(cache.RunsDir())
 	r := n.run()
 	n.want(r, "run-not-cached")
 	if !strings.Contains(fixOf(r, "run-not-cached"), "NVIDIA-Linux-x86_64-580.159.04.run") {
@@ -346,18 +358,44 @@ func TestHostDriverState(t *testing.T) {
 // tree does not come from the pinned .run, until it does.
 func TestTreeNotFromThePinnedRun(t *testing.T) {
 	n := newNode(t)
+	cache := driverrun.Cache{Dir: n.opts.Config.Paths.Cache}
+	run, err := cache.FindRun(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := driverrun.SHA256(run)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pin := strings.Repeat("ab", 32)
 	n.opts.Config.Driver.Version, n.opts.Config.Driver.SHA256 = version, pin
 	r := n.run()
 	n.want(r, "tree-not-pinned")
-	if w := fixOf(r, "tree-not-pinned"); !strings.Contains(w, "comes from a .run it does not name, not from the .run that [driver] sha256 pins ("+pin+")") {
+	if w := fixOf(r, "tree-not-pinned"); !strings.Contains(w, "comes from the .run with sha256 "+sum+", not from the .run that [driver] sha256 pins ("+pin+")") {
 		t.Error(w)
 	}
-	cache := driverrun.Cache{Dir: n.opts.Config.Paths.Cache}
-	if err := os.WriteFile(filepath.Join(cache.Tree(version), driverrun.SourceFile), []byte(pin+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	n.opts.Config.Driver.SHA256 = sum
 	n.want(n.run())
+}
+
+// A tree changed after its extraction (a file planted in it) is named:
+// provisioning does not use it and extracts it again from the .run, or
+// asks for the .run when it is gone.
+func TestTreeChangedAfterExtraction(t *testing.T) {
+	n := newNode(t)
+	cache := driverrun.Cache{Dir: n.opts.Config.Paths.Cache}
+	n.write(filepath.Join(cache.Tree(version), "nvidia-installer"), "#!/bin/sh\necho planted\n", 0o755)
+	r := n.run()
+	n.want(r, "tree-changed")
+	if w := fixOf(r, "tree-changed"); !strings.Contains(w, `is not used: "nvidia-installer" changed`) || !strings.Contains(w, "nothing to do when the .run is in") {
+		t.Error(w)
+	}
+	os.RemoveAll(cache.RunsDir())
+	r = n.run()
+	n.want(r, "tree-changed")
+	if w := fixOf(r, "tree-changed"); !strings.Contains(w, "put NVIDIA's NVIDIA-Linux-x86_64-"+version+".run in "+cache.RunsDir()) {
+		t.Error(w)
+	}
 }
 
 // The failure modes of the paths Proxmox takes: a chained hookscript gone,

@@ -173,17 +173,26 @@ func (c Cache) TreeSource(version string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// usable tells whether tree is complete and, when a sha256 is pinned,
-// provably extracted from the pinned .run.
-func (c Cache) usable(version, pinned string) bool {
-	if !done(c.Tree(version)) {
-		return false
+// Unusable says why version's tree is not used as it is ("" when it is):
+// it is missing or incomplete, changed since its extraction (Changed), or,
+// when a sha256 is pinned, not provably extracted from the pinned .run.
+func (c Cache) Unusable(version, pinned string) string {
+	if !c.Extracted(version) {
+		return "it is not extracted"
+	}
+	if why, err := c.Changed(version); err != nil || why != "" {
+		if err != nil {
+			why = err.Error()
+		}
+		return "it changed after its extraction: " + why
 	}
 	if pinned == "" {
-		return true
+		return ""
 	}
-	sum, err := c.TreeSource(version)
-	return err == nil && strings.EqualFold(sum, pinned)
+	if sum, err := c.TreeSource(version); err != nil || !strings.EqualFold(sum, pinned) {
+		return "it does not come from the .run that [driver] sha256 pins"
+	}
+	return ""
 }
 
 // Extract makes sure version's tree exists, extracting the cached .run once
@@ -191,10 +200,11 @@ func (c Cache) usable(version, pinned string) bool {
 // reader never sees half a tree). pinned is the sha256 the configuration pins
 // for this version, or "": a tree that does not come from the pinned .run
 // (one extracted before the pin was set, from another build) is extracted
-// again from the cached .run, once that matches the pin.
+// again from the cached .run, once that matches the pin, and so is a tree
+// that changed after its extraction (Unusable says why).
 func (c Cache) Extract(ctx context.Context, version, pinned string) (string, error) {
 	tree := c.Tree(version)
-	if c.usable(version, pinned) {
+	if c.Unusable(version, pinned) == "" {
 		return tree, nil
 	}
 	if err := os.MkdirAll(c.DriversDir(), 0o755); err != nil {
@@ -205,7 +215,7 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
 	defer lock.Unlock()
-	if c.usable(version, pinned) { // another process extracted it while we waited
+	if c.Unusable(version, pinned) == "" { // another process extracted it while we waited
 		return tree, nil
 	}
 	run, err := c.FindRun(version)
@@ -256,7 +266,11 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
-	// A tree of another build goes aside first: the rename below needs the
+	if err := c.writeList(version, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	// A tree of another build (or a changed one) goes aside first: the rename below needs the
 	// name free, and readers see the old tree or the new one, never neither
 	// for longer than between two renames.
 	old := filepath.Join(c.DriversDir(), ".replaced-"+version)
@@ -274,6 +288,10 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 	os.RemoveAll(old)
 	return tree, nil
 }
+
+// Extracted tells whether version's tree is there, complete; Unusable
+// tells whether it may be used.
+func (c Cache) Extracted(version string) bool { return done(c.Tree(version)) }
 
 func done(tree string) bool {
 	_, err := os.Stat(filepath.Join(tree, "nvidia-installer"))

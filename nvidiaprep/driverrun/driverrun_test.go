@@ -265,3 +265,68 @@ func TestRunPathWithSpacesIsRefused(t *testing.T) {
 		t.Fatalf("a path with a space: %v", err)
 	}
 }
+
+// A tree changed after its extraction, however the change was made, is
+// named and extracted again from its .run before anything uses it; so is
+// one that has no file list (extracted before nvidiaprep kept one).
+func TestChangedTreeIsExtractedAgain(t *testing.T) {
+	const v = "580.159.04"
+	c := cacheWith(t, v)
+	tree, err := c.Extract(context.Background(), v, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	installer := filepath.Join(tree, "nvidia-installer")
+	real, err := os.ReadFile(installer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why, err := c.Changed(v); err != nil || why != "" {
+		t.Fatalf("a tree just extracted: %q, %v", why, err)
+	}
+	// The same size, the old times set back: only the ctime tells.
+	samesize := func() {
+		fi, _ := os.Stat(installer)
+		planted := append([]byte("#!/bin/sh\n# planted\n"), real...)[:len(real)]
+		if err := os.WriteFile(installer, planted, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(installer, fi.ModTime(), fi.ModTime())
+	}
+	for _, change := range []struct {
+		name, want string
+		do         func()
+	}{
+		{"overwritten in place", `"nvidia-installer" changed`, samesize},
+		{"replaced by a new file", `"nvidia-installer" changed`, func() {
+			os.Remove(installer)
+			os.WriteFile(installer, real, 0o755)
+		}},
+		{"mode changed", `"nvidia-installer" changed`, func() { os.Chmod(installer, 0o4755) }},
+		{"a file added", `"zz-planted" was added`, func() { os.WriteFile(filepath.Join(tree, "zz-planted"), nil, 0o755) }},
+		{"a file removed", `" is missing`, func() { os.Remove(filepath.Join(tree, SourceFile)) }},
+		{"no file list", "has no file list", func() { os.Remove(filepath.Join(c.ListsDir(), v)) }},
+	} {
+		change.do()
+		why, err := c.Changed(v)
+		if err != nil || !strings.Contains(why, change.want) {
+			t.Errorf("%s: Changed says %q, %v; want %q", change.name, why, err, change.want)
+		}
+		if u := c.Unusable(v, ""); !strings.Contains(u, "changed after its extraction") {
+			t.Errorf("%s: Unusable says %q", change.name, u)
+		}
+		if _, err := c.Extract(context.Background(), v, ""); err != nil {
+			t.Fatalf("%s: %v", change.name, err)
+		}
+		got, _ := os.ReadFile(installer)
+		if string(got) != string(real) {
+			t.Errorf("%s: the installer was not extracted again", change.name)
+		}
+		if why, err := c.Changed(v); err != nil || why != "" {
+			t.Errorf("%s: after the new extraction: %q, %v", change.name, why, err)
+		}
+		if _, err := os.Stat(filepath.Join(tree, "zz-planted")); err == nil {
+			t.Errorf("%s: the planted file is still in the tree", change.name)
+		}
+	}
+}

@@ -201,6 +201,11 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 		pinned = cfg.Driver.SHA256
 	}
 	cache := driverrun.Cache{Dir: cfg.Paths.Cache}
+	if cache.Extracted(version) {
+		if why, err := cache.Changed(version); err != nil || why != "" {
+			w.Log.Warn().Err(err).Msgf("CT %d: the node's tree of driver %s is not used: it changed after its extraction (%s); extracting it again from its .run", w.VMID, version, why)
+		}
+	}
 	if _, err := cache.Extract(ctx, version, pinned); err != nil {
 		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
 	}
