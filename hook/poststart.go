@@ -12,6 +12,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/launch"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/provision"
@@ -118,7 +119,7 @@ func workerPath() (string, error) {
 		}
 	}
 	for _, p := range candidates {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		if ok, _ := fsutil.IsExecutable(p); ok {
 			return p, nil
 		}
 	}

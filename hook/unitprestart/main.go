@@ -113,7 +113,7 @@ func blockIsFresh(path string, now time.Time) bool {
 // hookPath is the hookscript program in dir.
 func hookPath(dir string) (string, error) {
 	p := filepath.Join(dir, pve.HookName)
-	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+	if ok, _ := fsutil.IsExecutable(p); !ok {
 		return "", fmt.Errorf("the hookscript program %s is missing, so the container would start without its GPUs; reinstall the nvidiaprep package", p)
 	}
 	return p, nil

@@ -269,7 +269,7 @@ func (r *run) runCached() {
 		if why != "" {
 			fix := "nothing to do when the .run is in " + cache.RunsDir() + ": the next provisioning extracts the tree again from it"
 			if _, err := cache.FindRun(r.loaded); err != nil {
-				fix = fmt.Sprintf("put NVIDIA's NVIDIA-Linux-x86_64-%s.run in %s: the next provisioning extracts the tree again from it", r.loaded, cache.RunsDir())
+				fix = fmt.Sprintf("put NVIDIA's %s in %s: the next provisioning extracts the tree again from it", driverrun.RunFileName(r.loaded), cache.RunsDir())
 			}
 			r.problem("tree-changed", fmt.Sprintf("the extracted tree %s of driver %s is not used: %s", cache.Tree(r.loaded), r.loaded, why), fix)
 			return
@@ -292,7 +292,7 @@ func (r *run) runCached() {
 		var nc *driverrun.NotCachedError
 		if errors.As(err, &nc) {
 			r.problem("run-not-cached", fmt.Sprintf("no .run of the loaded driver %s in %s: containers cannot get its user-space libraries", r.loaded, nc.Dir),
-				fmt.Sprintf("put NVIDIA's NVIDIA-Linux-x86_64-%s.run there (the host driver unit keeps the [driver] version's .run there)", r.loaded))
+				fmt.Sprintf("put NVIDIA's %s there (the host driver unit keeps the [driver] version's .run there)", driverrun.RunFileName(r.loaded)))
 			return
 		}
 		r.note("%v", err)

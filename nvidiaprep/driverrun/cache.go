@@ -65,6 +65,9 @@ func (c Cache) EmptyLayer() string { return filepath.Join(c.Dir, "empty") }
 // Tree is the extracted tree of version.
 func (c Cache) Tree(version string) string { return filepath.Join(c.DriversDir(), version) }
 
+// RunFileName is the name NVIDIA gives a version's .run.
+func RunFileName(version string) string { return "NVIDIA-Linux-x86_64-" + version + ".run" }
+
 // NotCachedError means no .run of the version is in the cache.
 type NotCachedError struct {
 	Version string
@@ -79,7 +82,7 @@ func (e *NotCachedError) Error() string {
 	if len(e.Others) > 0 {
 		others = " (" + strings.Join(e.Others, "; ") + ")"
 	}
-	return fmt.Sprintf("no NVIDIA driver .run for version %s in %s%s: put NVIDIA's NVIDIA-Linux-x86_64-%s.run there (the host driver unit does this for the configured version)", e.Version, e.Dir, others, e.Version)
+	return fmt.Sprintf("no NVIDIA driver .run for version %s in %s%s: put NVIDIA's %s there (the host driver unit does this for the configured version)", e.Version, e.Dir, others, RunFileName(e.Version))
 }
 
 // FindRun returns the .run in RunsDir whose header says version. Files that

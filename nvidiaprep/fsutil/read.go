@@ -96,3 +96,14 @@ func ReadRegular(path string, max int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// IsExecutable tells whether path (links followed) is a regular file that
+// someone may execute; err is stat's, for callers that must tell "absent"
+// from "cannot look".
+func IsExecutable(path string) (bool, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
+	return st.Mode().IsRegular() && st.Mode()&0o111 != 0, nil
+}

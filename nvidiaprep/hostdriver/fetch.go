@@ -16,14 +16,10 @@ import (
 	"nvidiaprep/nvidiaprep/driverrun"
 )
 
-// RunFileName is NVIDIA's name of a version's .run, the name it gets in the
-// cache.
-func RunFileName(version string) string { return "NVIDIA-Linux-x86_64-" + version + ".run" }
-
 // partName is the download in progress of a version's .run: hidden and not
 // ending in .run, so the cache never mistakes it for a package. It stays
 // after a network failure, so that the next try (or the next boot) resumes.
-func partName(version string) string { return "." + RunFileName(version) + ".part" }
+func partName(version string) string { return "." + driverrun.RunFileName(version) + ".part" }
 
 // Download defaults.
 const (
@@ -62,7 +58,7 @@ type fetcher struct {
 // (sha256 and the version in its header), then renamed into place: a failed
 // fetch leaves no .run behind, only a partial download to resume.
 func (f fetcher) fetch(ctx context.Context) (string, error) {
-	final := filepath.Join(f.cache.RunsDir(), RunFileName(f.version))
+	final := filepath.Join(f.cache.RunsDir(), driverrun.RunFileName(f.version))
 	if _, err := os.Stat(final); err == nil {
 		if err := f.check(final); err == nil {
 			return final, nil

@@ -84,7 +84,7 @@ func testFetcher(t *testing.T, source, sum string) (fetcher, *bytes.Buffer) {
 
 func wantCached(t *testing.T, f fetcher, path string, data []byte) {
 	t.Helper()
-	if path != filepath.Join(f.cache.RunsDir(), RunFileName(verWant)) {
+	if path != filepath.Join(f.cache.RunsDir(), driverrun.RunFileName(verWant)) {
 		t.Errorf("path %s", path)
 	}
 	got, err := os.ReadFile(path)
@@ -102,7 +102,7 @@ func TestDownloadResumesWithRange(t *testing.T) {
 	data, _ := os.ReadFile(run)
 	s := newServer(t, data)
 	s.breakFirst = 1
-	f, log := testFetcher(t, s.URL+"/"+RunFileName(verWant), sha(t, run))
+	f, log := testFetcher(t, s.URL+"/"+driverrun.RunFileName(verWant), sha(t, run))
 	path, err := f.fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +218,7 @@ func TestDamagedCacheIsFetchedAgain(t *testing.T) {
 	s := newServer(t, data)
 	f, log := testFetcher(t, s.URL+"/x.run", sha(t, run))
 	os.MkdirAll(f.cache.RunsDir(), 0o755)
-	final := filepath.Join(f.cache.RunsDir(), RunFileName(verWant))
+	final := filepath.Join(f.cache.RunsDir(), driverrun.RunFileName(verWant))
 	os.WriteFile(final, data[:100], 0o755)
 	path, err := f.fetch(context.Background())
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/driverrun"
 )
 
 const (
@@ -56,7 +57,7 @@ func standinRun(t testing.TB, version string) string {
 	if p, ok := runs.paths[version]; ok {
 		return p
 	}
-	p := filepath.Join(runs.dir, RunFileName(version))
+	p := filepath.Join(runs.dir, driverrun.RunFileName(version))
 	if err := standin.BuildRun(p, standin.RunOptions{Version: version}); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func TestInstallRunsTheStepsInOrder(t *testing.T) {
 		"dkms remove -m nvidia -v " + verWant + " --all",
 		"apt-get -q -y -o DPkg::Lock::Timeout=300 install --no-install-recommends linux-headers-" + release + " make",
 		"/usr/sbin/update-initramfs -u",
-		"/bin/sh " + n.cfg.Paths.Cache + "/runs/" + RunFileName(verWant) + " --silent --dkms --no-nouveau-check --skip-module-load --log-file-name=/var/log/nvidia-installer.log --kernel-module-type=open",
+		"/bin/sh " + n.cfg.Paths.Cache + "/runs/" + driverrun.RunFileName(verWant) + " --silent --dkms --no-nouveau-check --skip-module-load --log-file-name=/var/log/nvidia-installer.log --kernel-module-type=open",
 	}
 	next := 0
 	for _, w := range want {
@@ -444,7 +445,7 @@ func TestFailingInstallerIsRolledBack(t *testing.T) {
 			t.Errorf("error lacks %q: %v", w, err)
 		}
 	}
-	if n.runner.called("/bin/sh "+n.cfg.Paths.Cache+"/runs/"+RunFileName(verWant)+" --uninstall --silent") < 0 {
+	if n.runner.called("/bin/sh "+n.cfg.Paths.Cache+"/runs/"+driverrun.RunFileName(verWant)+" --uninstall --silent") < 0 {
 		t.Errorf("no rollback:\n%s", strings.Join(n.runner.calls, "\n"))
 	}
 	if n.file(nvidiaLog) != "" || n.file(rebootRequired) != "" {

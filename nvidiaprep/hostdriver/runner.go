@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/cmdout"
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // Command is one program to run on the host.
@@ -93,8 +94,8 @@ func lookPath(root, name string) string {
 func findProgram(root, name string) (string, error) {
 	for _, d := range binDirs {
 		p := filepath.Join(d, name)
-		st, err := os.Stat(filepath.Join(root, p))
-		if err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		ok, err := fsutil.IsExecutable(filepath.Join(root, p))
+		if ok {
 			return p, nil
 		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {

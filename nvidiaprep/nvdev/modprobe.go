@@ -3,10 +3,11 @@ package nvdev
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"time"
+
+	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // ExecModprobe runs the real nvidia-modprobe, for at most Timeout. Wire it
@@ -37,7 +38,7 @@ func (m ExecModprobe) Modprobe(args ...string) error {
 // when there is none.
 func FindModprobe() string {
 	for _, p := range []string{"/usr/bin/nvidia-modprobe", "/usr/sbin/nvidia-modprobe", "/usr/local/bin/nvidia-modprobe", "/usr/local/sbin/nvidia-modprobe"} {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		if ok, _ := fsutil.IsExecutable(p); ok {
 			return p
 		}
 	}

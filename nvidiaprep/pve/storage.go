@@ -145,7 +145,7 @@ func FindHookscript(storages []Storage, root, volid string) (string, error) {
 	if err != nil || !st.Mode().IsRegular() {
 		return p, fmt.Errorf("script '%s' %w (%s)", volid, ErrNoScript, p)
 	}
-	if st.Mode()&0o111 == 0 {
+	if ok, _ := fsutil.IsExecutable(filepath.Join(root, p)); !ok {
 		return p, fmt.Errorf("script '%s' %w (%s)", volid, ErrNotExecutable, p)
 	}
 	return p, nil
