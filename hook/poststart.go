@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		log.Error().Msgf("CT %d: %v", vmid, st.err)
 		return 1
 	}
-	if st.pid <= 0 {
+	if !st.running {
 		log.Warn().Msgf("CT %d is not running after its start; nothing to provision", vmid)
 		return 0
 	}
@@ -83,7 +84,7 @@ const lookTimeout = 20 * time.Second
 
 // state is what post-start sees of a container.
 type state struct {
-	pid     int // its init, <= 0 when not running
+	running bool
 	current bool
 	why     string // why it is not current
 	err     error
@@ -94,19 +95,20 @@ func look(lxcPath string, vmid int, version string) state {
 	if err != nil {
 		return state{err: err}
 	}
-	pid, err := c.InitPID(context.Background())
-	c.Close()
+	defer c.Close()
+	root, err := c.Root(context.Background())
+	if errors.Is(err, ctexec.ErrStopped) {
+		return state{running: false}
+	}
 	if err != nil {
 		return state{err: err}
 	}
-	if pid <= 0 {
-		return state{pid: pid}
-	}
-	current, why, err := provision.Current(pid, version)
+	defer root.Close()
+	current, why, err := provision.Current(root, version)
 	if err != nil {
 		why = err.Error()
 	}
-	return state{pid: pid, current: current, why: why}
+	return state{running: true, current: current, why: why}
 }
 
 // workerPath finds the admin program, which runs the worker: beside this

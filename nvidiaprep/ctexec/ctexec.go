@@ -19,6 +19,7 @@ import (
 	lxc "github.com/lxc/go-lxc"
 	"golang.org/x/sys/unix"
 
+	"nvidiaprep/nvidiaprep/ctfs"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
@@ -28,8 +29,7 @@ var Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "DEBIAN_FRONT
 // Container is one LXC container, named by its vmid as Proxmox names them.
 type Container struct {
 	VMID int
-	c    *lxc.Container
-	mu   sync.Mutex
+	c    *lxc.Container // go-lxc locks it for each call
 	// stuck is set once a liblxc query did not return in time.
 	stuck atomic.Bool
 }
@@ -55,9 +55,6 @@ func (c *Container) Close() {
 // <lxcpath>/<vmid>/config at every start).
 func (c *Container) Defined() bool { return c.c.Defined() }
 
-// Running reports whether the container runs.
-func (c *Container) Running() bool { return c.c.Running() }
-
 // QueryTimeout bounds each question to the container's LXC monitor (its
 // state, its init's pid): a monitor that does not answer (stopped, stuck)
 // is an error after it, never a wait without end.
@@ -68,6 +65,36 @@ const QueryTimeout = 10 * time.Second
 // before ctx ends or QueryTimeout passes, it is an error.
 func (c *Container) InitPID(ctx context.Context) (int, error) {
 	return ask(ctx, c, "its init's pid", c.c.InitPid)
+}
+
+// Root opens the running container's root from the host (ctfs), through
+// its init's pidfd, so that the root is its init's even if the init ends
+// meanwhile and its pid is reused. A container that does not run is
+// ErrStopped.
+func (c *Container) Root(ctx context.Context) (*ctfs.Root, error) {
+	type pidfd struct {
+		f   *os.File
+		err error
+	}
+	got, err := ask(ctx, c, "its init's pidfd", func() pidfd {
+		f, err := c.c.InitPidFd()
+		return pidfd{f, err}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if got.err != nil {
+		if running, rerr := c.running(ctx); rerr == nil && !running {
+			return nil, fmt.Errorf("CT %d: %w", c.VMID, ErrStopped)
+		}
+		return nil, fmt.Errorf("CT %d: asking LXC for its init's pidfd: %w", c.VMID, got.err)
+	}
+	defer got.f.Close()
+	r, err := ctfs.OpenProcess(int(got.f.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("CT %d: opening its root: %w", c.VMID, err)
+	}
+	return r, nil
 }
 
 // ask runs one liblxc query with a deadline. A query that does not return
@@ -162,9 +189,7 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 	}
 	attachDone := make(chan attached, 1)
 	go func() {
-		c.mu.Lock()
 		pid, err := c.c.RunCommandNoWait(argv, opts)
-		c.mu.Unlock()
 		attachDone <- attached{pid, err}
 	}()
 	var a attached

@@ -35,6 +35,46 @@ func Open(pid int) (*Root, error) {
 	return &Root{fd: fd}, nil
 }
 
+// OpenProcess opens the root of the process a pidfd refers to (liblxc's
+// init_pidfd of a container): unlike a pid read first and opened after,
+// a pidfd cannot come to name another process, so the root opened is that
+// of the container's init, or it is an error once the init has ended.
+func OpenProcess(pidfd int) (*Root, error) {
+	pid, err := pidOf(pidfd)
+	if err != nil {
+		return nil, err
+	}
+	r, err := Open(pid)
+	if err != nil {
+		return nil, err
+	}
+	// Alive now, so alive when its root was opened: the pid was its own.
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("the process %d ended while its root was opened: %w", pid, err)
+	}
+	return r, nil
+}
+
+// pidOf reads a pidfd's pid from its fdinfo ("Pid:\t<pid>", Linux 5.3+).
+func pidOf(pidfd int) (int, error) {
+	path := "/proc/self/fdinfo/" + strconv.Itoa(pidfd)
+	b, err := fsutil.ReadRegular(path, 4096)
+	if err != nil {
+		return 0, fmt.Errorf("reading the pidfd's pid: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Pid:"); ok {
+			pid, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || pid <= 0 {
+				return 0, fmt.Errorf("the pidfd's process has ended (%s says Pid: %s)", path, strings.TrimSpace(v))
+			}
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("%s has no Pid: line (a kernel before 5.3?)", path)
+}
+
 // Close releases the root.
 func (r *Root) Close() error { return unix.Close(r.fd) }
 

@@ -226,3 +226,32 @@ func TestReadsCrossTheContainersMountsButNotIntoPseudoFileSystems(t *testing.T) 
 		}
 	}
 }
+
+// Through a pidfd the root opened is the process's own, and once the
+// process has ended it is an error, never the root of whatever process got
+// its pid since.
+func TestOpenProcessFollowsThePidfd(t *testing.T) {
+	root, pid := chrooted(t)
+	os.WriteFile(filepath.Join(root, "inside"), []byte("the container's"), 0o644)
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	r, err := OpenProcess(pidfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.ReadFile("/inside", 64)
+	r.Close()
+	if err != nil || string(b) != "the container's" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	unix.Kill(pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	unix.Wait4(pid, &ws, 0, nil)
+	if r, err := OpenProcess(pidfd); err == nil {
+		r.Close()
+		t.Fatal("opened the root of a process that has ended")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/coreos/go-systemd/v22/util"
 	godbus "github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 )
@@ -36,16 +37,10 @@ const workerNice = 10
 // Unit is the transient unit's name for a container.
 func Unit(vmid int) string { return fmt.Sprintf("nvidiaprep-provision-%d.service", vmid) }
 
-// SystemdRunning reports whether systemd manages this machine (sd_booted).
-func SystemdRunning() bool {
-	_, err := os.Stat("/run/systemd/system")
-	return err == nil
-}
-
 // Start starts the job and returns a sentence saying where to follow it. A
 // worker already running for the container is left alone.
 func Start(ctx context.Context, j Job) (string, error) {
-	if SystemdRunning() {
+	if util.IsRunningSystemd() { // sd_booted
 		return Transient(ctx, j)
 	}
 	return Detached(j)

@@ -4,7 +4,6 @@
 package logging
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/journald"
-	"golang.org/x/sys/unix"
 )
 
 // New returns a logger writing readable lines to stderr and, when the
@@ -37,16 +35,11 @@ func New(stderr io.Writer, debug bool) zerolog.Logger {
 }
 
 // stderrIsJournal tells whether w is this process's stderr and systemd
-// connected it to the journal: $JOURNAL_STREAM names its device and inode
-// (systemd.exec(5)).
+// connected it to the journal ($JOURNAL_STREAM, systemd.exec(5)).
 func stderrIsJournal(w io.Writer) bool {
 	if w != os.Stderr {
 		return false
 	}
-	var dev, ino uint64
-	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
-		return false
-	}
-	var st unix.Stat_t
-	return unix.Fstat(int(os.Stderr.Fd()), &st) == nil && st.Dev == dev && st.Ino == ino
+	ok, err := journal.StderrIsJournalStream()
+	return err == nil && ok
 }

@@ -14,11 +14,12 @@ func (w Worker) current(version string) bool {
 	if err != nil {
 		return false
 	}
-	pid, err := ct.InitPID(context.Background())
-	ct.Close()
-	if err != nil || pid <= 0 {
+	defer ct.Close()
+	root, err := ct.Root(context.Background())
+	if err != nil {
 		return false
 	}
-	ok, _, err := Current(pid, version)
+	defer root.Close()
+	ok, _, err := Current(root, version)
 	return err == nil && ok
 }

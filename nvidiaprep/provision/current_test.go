@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"nvidiaprep/nvidiaprep/ctfs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -70,7 +72,12 @@ func TestCurrentOnlyWhenItCanTell(t *testing.T) {
 			if err := c.plant(root); err != nil {
 				t.Fatal(err)
 			}
-			ok, why, err := Current(pid, v)
+			r, err := ctfs.Open(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			ok, why, err := Current(r, v)
 			if err != nil || ok != c.ok || !strings.Contains(why, c.why) {
 				t.Errorf("Current = %v, %q, %v; want %v, %q", ok, why, err, c.ok, c.why)
 			}

@@ -81,15 +81,11 @@ func CheckVersion(version string) error {
 	return nil
 }
 
-// Current tells whether the container whose init is pid already has
-// version's libraries, from nvidia-installer's record, read safely from the
-// host, and the absence of a half-done install. why says what differs.
-func Current(pid int, version string) (ok bool, why string, err error) {
-	root, err := ctfs.Open(pid)
-	if err != nil {
-		return false, "", err
-	}
-	defer root.Close()
+// Current tells whether the container whose root is root (ctexec's Root)
+// already has version's libraries, from nvidia-installer's record, read
+// safely from the host, and the absence of a half-done install. why says
+// what differs.
+func Current(root *ctfs.Root, version string) (ok bool, why string, err error) {
 	// Only a missing file is an answer; what cannot be read leaves the
 	// question open, and an open question is "not current": the worker
 	// installs and verifies.
@@ -333,16 +329,9 @@ func (s session) waitDpkg(ctx context.Context) error {
 
 // lockHolder names a held lock and its holder, whose name the container chose.
 func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Text, err error) {
-	pid, err := s.ct.InitPID(ctx)
+	root, err := s.ct.Root(ctx)
 	if err != nil {
 		return "", who, err
-	}
-	if pid <= 0 {
-		return "", who, fmt.Errorf("CT %d: %w", s.vmid(), ctexec.ErrStopped)
-	}
-	root, err := ctfs.Open(pid)
-	if err != nil {
-		return "", who, fmt.Errorf("CT %d: %w", s.vmid(), err)
 	}
 	defer root.Close()
 	for _, l := range dpkgLocks {
@@ -423,13 +412,9 @@ func (s session) uninstall(ctx context.Context) error {
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, r.Output().LastLines(5))
 	}
-	pid, err := s.ct.InitPID(ctx)
+	root, err := s.ct.Root(ctx)
 	if err != nil {
 		return err
-	}
-	root, err := ctfs.Open(pid)
-	if err != nil {
-		return fmt.Errorf("CT %d: %w", s.vmid(), err)
 	}
 	defer root.Close()
 	log, err := root.ReadFile(nvidiaLog, 4096)
@@ -636,13 +621,9 @@ func (s session) checkManifest(ctx context.Context, libDir string) ([]string, er
 // nvidia-smi, and records the install inside the container.
 func (s session) verify(ctx context.Context) ([]string, error) {
 	s.w.status("verifying")
-	pid, err := s.ct.InitPID(ctx)
+	root, err := s.ct.Root(ctx)
 	if err != nil {
 		return nil, err
-	}
-	root, err := ctfs.Open(pid)
-	if err != nil {
-		return nil, fmt.Errorf("CT %d: %w", s.vmid(), err)
 	}
 	defer root.Close()
 	log, err := root.ReadFile(nvidiaLog, 4096)
