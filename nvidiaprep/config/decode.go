@@ -192,12 +192,13 @@ func firstBadDuration(text []byte, bad toml.ParseError) toml.ParseError {
 		return bad
 	}
 	for _, k := range md.Keys() {
-		if p, ok := f.Provision[k[len(k)-1]]; ok && len(k) == 2 && k[0] == "provision" && md.Type(k...) == tString {
-			var d duration
-			var pe toml.ParseError
-			if errors.As(md.PrimitiveDecode(p, &d), &pe) {
-				return pe
-			}
+		if len(k) != 2 || k[0] != "provision" || md.Type(k...) != tString {
+			continue
+		}
+		var d duration
+		var pe toml.ParseError
+		if errors.As(md.PrimitiveDecode(f.Provision[k[1]], &d), &pe) {
+			return pe
 		}
 	}
 	return bad
