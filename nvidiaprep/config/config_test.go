@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"nvidiaprep/nvidiaprep/tomlscan"
 )
 
 // writeFile writes content to dir/name and returns its path.
@@ -279,6 +281,11 @@ func TestErrors(t *testing.T) {
 		{"zero duration", "[provision]\ninstall_timeout = \"0s\"\n", 2, "provision.install_timeout", "positive"},
 		{"negative duration", "[provision]\ndpkg_lock_timeout = \"-1m\"\n", 2, "provision.dpkg_lock_timeout", "positive"},
 		{"duration an integer", "[provision]\nsystemd_timeout = 120\n", 2, "provision.systemd_timeout", "must be a string, not an integer"},
+		{"several bad durations", "[provision]\ninstall_timeout = \"y\"\nsystemd_timeout = \"x\"\ndpkg_lock_timeout = \"z\"\n", 2, "provision.install_timeout", `invalid duration "y"`},
+		{"multi-line duration", "[provision]\n\nsystemd_timeout = \"\"\"\n2m\n\"\"\"\n", 3, "provision.systemd_timeout", `invalid duration "2m\n"`},
+		{"dotted duration", "provision.dpkg_lock_timeout = '1 h'\n", 1, "provision.dpkg_lock_timeout", `invalid duration "1 h"`},
+		{"byte order mark", "\ufeff# node\n[containers.101]\ngpus = [\"x\"]\n", 3, "containers.101.gpus", "invalid GPU selector"},
+		{"byte order mark, syntax", "\ufeff\n\n[x\n", 3, "", "expected '.' or ']' to end table name"},
 		{"max_concurrent 0", "[provision]\nmax_concurrent = 0\n", 2, "provision.max_concurrent", "must be at least 1"},
 		{"bad version", "[driver]\nversion = \"latest\"\n", 2, "driver.version", "invalid version"},
 		{"four-part version", "[driver]\nversion = \"580.159.04.1\"\n", 2, "driver.version", "it has 4 parts, but an NVIDIA driver version has two or three numbers"},
@@ -346,37 +353,6 @@ func TestParseVMID(t *testing.T) {
 	}
 }
 
-func TestKeyLines(t *testing.T) {
-	text := `# comment [x]
-a = 1 # b = 2
-s = """
-c = 3
-""" ; junk
-"q.k" = 'it''s'
-[t . 'u']  # header
-v = [ 1, [2, 3], { w = { x = 1 } } ]
-y.z = { "p" = "}", r = '{' }
-[[arr]]
-e = 1979-05-27 07:32:00
-f = "\"" # g = 1
-`
-	ix := keyLines([]byte(text))
-	for _, tc := range []struct {
-		key  []string
-		line int
-	}{
-		{[]string{"a"}, 2}, {[]string{"b"}, 0}, {[]string{"s"}, 3}, {[]string{"c"}, 0},
-		{[]string{"q.k"}, 6}, {[]string{"t"}, 7}, {[]string{"t", "u"}, 7},
-		{[]string{"t", "u", "v"}, 8}, {[]string{"t", "u", "v", "w"}, 8}, {[]string{"t", "u", "v", "w", "x"}, 8},
-		{[]string{"t", "u", "y"}, 9}, {[]string{"t", "u", "y", "z", "p"}, 9}, {[]string{"t", "u", "y", "z", "r"}, 9},
-		{[]string{"arr"}, 10}, {[]string{"arr", "e"}, 11}, {[]string{"arr", "f"}, 12}, {[]string{"arr", "g"}, 0},
-	} {
-		if got := ix.line(tc.key); got != tc.line {
-			t.Errorf("line(%v) = %d, want %d", tc.key, got, tc.line)
-		}
-	}
-}
-
 func FuzzLoad(f *testing.F) {
 	for _, s := range []string{
 		"",
@@ -390,11 +366,11 @@ func FuzzLoad(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ix := keyLines(data) // must not panic or hang on anything
+		ix := tomlscan.Scan(data) // must not panic or hang on anything
 		if md, err := toml.Decode(string(data), &struct{}{}); err == nil {
 			for _, k := range md.Keys() {
-				if ix.line(k) == 0 {
-					t.Fatalf("keyLines does not find %q", k)
+				if ix.Line(k.String()) == 0 {
+					t.Fatalf("tomlscan does not find %q", k)
 				}
 			}
 		}

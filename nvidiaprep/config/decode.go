@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/tomlscan"
 )
 
 // fileData is what the files decode into. Every file is decoded into the same
@@ -31,10 +32,24 @@ type fileData struct {
 }
 
 type fileProvision struct {
-	SystemdTimeout  string `toml:"systemd_timeout"`
-	DpkgLockTimeout string `toml:"dpkg_lock_timeout"`
-	InstallTimeout  string `toml:"install_timeout"`
-	MaxConcurrent   int    `toml:"max_concurrent"`
+	SystemdTimeout  duration `toml:"systemd_timeout"`
+	DpkgLockTimeout duration `toml:"dpkg_lock_timeout"`
+	InstallTimeout  duration `toml:"install_timeout"`
+	MaxConcurrent   int      `toml:"max_concurrent"`
+}
+
+// duration is a positive time.Duration, written as a string such as "90s".
+// BurntSushi/toml decodes it through UnmarshalText and reports its error as
+// a toml.ParseError that names the key and its line.
+type duration time.Duration
+
+func (d *duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil || v <= 0 {
+		return fmt.Errorf(`invalid duration %q: must be a positive duration such as "90s", "2m" or "1h30m"`, text)
+	}
+	*d = duration(v)
+	return nil
 }
 
 type fileContainer struct {
@@ -112,9 +127,9 @@ func newLoader() *loader {
 		data: fileData{
 			Paths: d.Paths,
 			Provision: fileProvision{
-				SystemdTimeout:  d.Provision.SystemdTimeout.String(),
-				DpkgLockTimeout: d.Provision.DpkgLockTimeout.String(),
-				InstallTimeout:  d.Provision.InstallTimeout.String(),
+				SystemdTimeout:  duration(d.Provision.SystemdTimeout),
+				DpkgLockTimeout: duration(d.Provision.DpkgLockTimeout),
+				InstallTimeout:  duration(d.Provision.InstallTimeout),
 				MaxConcurrent:   d.Provision.MaxConcurrent,
 			},
 			Driver: d.Driver,
@@ -125,6 +140,7 @@ func newLoader() *loader {
 // add decodes one file, named name, over what the loader holds. On error the
 // loader must not be used again.
 func (l *loader) add(name string, text []byte) error {
+	_, text = tomlscan.SplitBOM(text) // the decoder skips it too; offsets then agree
 	md, err := toml.Decode(string(text), &l.data)
 	if err != nil && len(md.Keys()) == 0 {
 		// The file did not parse: a syntax error, a duplicate key, invalid UTF-8.
@@ -137,16 +153,55 @@ func (l *loader) add(name string, text []byte) error {
 	}
 	p := checkKeys(md)
 	if p == nil && err != nil {
+		// A value of the right type that its UnmarshalText refuses (a
+		// duration); the decoder names its key. The line is the key's, as
+		// for other values: the decoder's is where a multi-line string ends.
+		var pe toml.ParseError
+		if errors.As(err, &pe) && pe.LastKey != "" {
+			pe = firstBadDuration(text, pe)
+			line := cmp.Or(tomlscan.Scan(text).Line(pe.LastKey), pe.Position.Line)
+			return &Error{File: name, Line: line, Key: pe.LastKey, Msg: pe.Message, Err: err}
+		}
 		// Not expected: checkKeys rejects every value that fileData cannot hold.
 		return &Error{File: name, Msg: err.Error(), Err: err}
+	}
+	// A safety net: the schema should know every key that fileData decodes.
+	// (Only a complete decode tells: one that failed left keys undecoded.)
+	if u := md.Undecoded(); p == nil && len(u) > 0 {
+		p = &problem{key: u[0], msg: "unknown key"}
 	}
 	if p == nil {
 		l.cfg, p = l.data.config()
 	}
 	if p != nil {
-		return &Error{File: name, Line: keyLines(text).line(p.key), Key: p.key.String(), Msg: p.msg, Err: p.err}
+		return &Error{File: name, Line: tomlscan.Scan(text).Line(p.key.String()), Key: p.key.String(), Msg: p.msg, Err: p.err}
 	}
 	return nil
+}
+
+// firstBadDuration returns, of the file's invalid durations, the error for
+// the first in the file: the decoder walks a table's keys in random order
+// and stops at the first value that it cannot decode. Every string in
+// [provision] is a duration; bad is what the decoder returned.
+func firstBadDuration(text []byte, bad toml.ParseError) toml.ParseError {
+	var f struct {
+		Provision map[string]toml.Primitive `toml:"provision"`
+	}
+	md, err := toml.Decode(string(text), &f)
+	if err != nil {
+		return bad
+	}
+	for _, k := range md.Keys() {
+		if len(k) != 2 || k[0] != "provision" || md.Type(k...) != tString {
+			continue
+		}
+		var d duration
+		var pe toml.ParseError
+		if errors.As(md.PrimitiveDecode(f.Provision[k[1]], &d), &pe) {
+			return pe
+		}
+	}
+	return bad
 }
 
 // parseErrorPlace is the line of a syntax error and the key it concerns.
@@ -171,16 +226,13 @@ func parseErrorPlace(text []byte, pe toml.ParseError) (int, string) {
 }
 
 // checkKeys returns the first key, in the file's order, that the schema does
-// not know or that has the wrong type.
+// not know or that has the wrong type. It holds even when decoding stopped
+// early.
 func checkKeys(md toml.MetaData) *problem {
 	for _, k := range md.Keys() {
 		if p := checkKey(md, k); p != nil {
 			return p
 		}
-	}
-	// A safety net: the schema should know every key that fileData decodes.
-	if u := md.Undecoded(); len(u) > 0 {
-		return &problem{key: u[0], msg: "unknown key"}
 	}
 	return nil
 }
@@ -277,23 +329,9 @@ func (f *fileData) config() (Config, *problem) {
 		return Config{}, bad(fmt.Sprintf("%q must not contain whitespace, commas, colons or backslashes (the driver's .run and the containers' read-only view of the cache cannot use such a path)", cfg.Paths.Cache), "paths", "cache")
 	}
 
-	durations := []struct {
-		name string
-		s    string
-		out  *time.Duration
-	}{
-		{"systemd_timeout", f.Provision.SystemdTimeout, &cfg.Provision.SystemdTimeout},
-		{"dpkg_lock_timeout", f.Provision.DpkgLockTimeout, &cfg.Provision.DpkgLockTimeout},
-		{"install_timeout", f.Provision.InstallTimeout, &cfg.Provision.InstallTimeout},
-	}
-	for _, d := range durations {
-		v, err := time.ParseDuration(d.s)
-		if err != nil || v <= 0 {
-			return Config{}, bad(fmt.Sprintf(`invalid duration %q: must be a positive duration such as "90s", "2m" or "1h30m"`, d.s),
-				"provision", d.name)
-		}
-		*d.out = v
-	}
+	cfg.Provision.SystemdTimeout = time.Duration(f.Provision.SystemdTimeout)
+	cfg.Provision.DpkgLockTimeout = time.Duration(f.Provision.DpkgLockTimeout)
+	cfg.Provision.InstallTimeout = time.Duration(f.Provision.InstallTimeout)
 	if f.Provision.MaxConcurrent < 1 {
 		return Config{}, bad(fmt.Sprintf("must be at least 1, not %d", f.Provision.MaxConcurrent), "provision", "max_concurrent")
 	}

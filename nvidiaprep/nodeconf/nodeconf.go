@@ -5,7 +5,6 @@
 package nodeconf
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/tomlscan"
 )
 
 // Settings are what enable sets in a container's table; a nil field leaves
@@ -37,25 +37,12 @@ type Settings struct {
 // replaces the cluster's table for that container as a whole, so it must
 // say everything the container had.
 func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]byte, error) {
-	mark, text := splitBOM(text)
+	mark, text := tomlscan.SplitBOM(text)
 	out, err := setContainer(text, vmid, s, base)
 	if err != nil {
 		return nil, err
 	}
 	return append(mark, out...), nil
-}
-
-// bom is UTF-8's byte order mark, which editors on other systems put first
-// and TOML allows there.
-const bom = "\ufeff"
-
-// splitBOM splits a leading byte order mark off text, for edits to keep it
-// without reading it as part of the first line.
-func splitBOM(text []byte) (mark, rest []byte) {
-	if r, ok := bytes.CutPrefix(text, []byte(bom)); ok {
-		return []byte(bom), r
-	}
-	return nil, text
 }
 
 func setContainer(text []byte, vmid int, s Settings, base config.Container) ([]byte, error) {
@@ -132,7 +119,7 @@ func setContainer(text []byte, vmid int, s Settings, base config.Container) ([]b
 // last key, and one above its header, stay). found is false when the file
 // has no such table.
 func RemoveContainer(text []byte, vmid int) (out []byte, found bool, err error) {
-	mark, rest := splitBOM(text)
+	mark, rest := tomlscan.SplitBOM(text)
 	out, found, err = removeContainer(rest, vmid)
 	if err != nil || !found {
 		return text, found, err
