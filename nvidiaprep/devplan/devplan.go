@@ -59,9 +59,6 @@ func ForNodes(nodes []nvdev.Node) Plan {
 	return p
 }
 
-// Empty reports whether the plan adds nothing.
-func (p Plan) Empty() bool { return len(p.Rules) == 0 && len(p.Mounts) == 0 }
-
 // Lines renders the plan as LXC config lines.
 func (p Plan) Lines() []string {
 	lines := make([]string, 0, len(p.Rules)+len(p.Mounts))
