@@ -110,7 +110,7 @@ func TestPrivilegedBootsSystemd(t *testing.T) {
 	}
 }
 
-// TestDeviceCgroup is the experiment of shared/reference/testbed.md: under
+// TestDeviceCgroup checks what the test bed relies on: under
 // pure cgroup v2, a node that the device cgroup allows opens as far as the
 // (missing) driver, ENXIO; one it does not allow fails with EPERM.
 func TestDeviceCgroup(t *testing.T) {
