@@ -73,21 +73,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		if !starting {
 			// A stop never waits on nvidiaprep's configuration.
-			log.Error().Msgf("CT %d: configuration: %v; its own hookscript (if any) is not run for %s: correct the file", vmid, err, phase)
+			log.Error().Err(err).Msgf("CT %d: configuration: %v; its own hookscript (if any) is not run for %s: correct the file", vmid, err, phase)
 			return 0
 		}
-		log.Error().Msgf("CT %d: configuration: %v; correct the file, then start the container again", vmid, err)
+		log.Error().Err(err).Msgf("CT %d: configuration: %v; correct the file, then start the container again", vmid, err)
 		return 1
 	}
 	var chainErr error
 	if volid := cfg.Container(vmid).Chain; chain && volid != "" {
 		chainErr = runChained(context.Background(), cfg.Paths.PVE, volid, vmid, phase, stdout, stderr)
 		if chainErr != nil && phase == "pre-start" {
-			log.Error().Err(chainErr).Msgf("CT %d: its own hookscript failed in pre-start, so the start is aborted, as it would be without nvidiaprep; fix it, or remove chain from [containers.%d]", vmid, vmid)
+			log.Error().Err(chainErr).Msgf("CT %d: its own hookscript failed in pre-start (%v), so the start is aborted, as it would be without nvidiaprep; fix it, or remove chain from [containers.%d]", vmid, chainErr, vmid)
 			return 1
 		}
 		if chainErr != nil {
-			log.Error().Err(chainErr).Msgf("CT %d: its own hookscript failed in %s", vmid, phase)
+			log.Error().Err(chainErr).Msgf("CT %d: its own hookscript failed in %s: %v", vmid, phase, chainErr)
 		}
 	}
 	rc := 0
@@ -113,7 +113,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	res, err := prestart.Run(realHost(cfg.Paths, vmid, log), req, log)
 	if err != nil {
-		log.Error().Msg(err.Error())
+		log.Error().Err(err).Msg(err.Error())
 		return 1
 	}
 	if len(res.GPUs) > 0 {
@@ -135,7 +135,7 @@ func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
 		nvml := deadlineLister{lister: nvmlgpu.New(), timeout: nvmlTimeout}
 		h.GPUs = nvdev.Fallback{Primary: nvml, Secondary: h.GPUs, OnFallback: func(err error) {
 			if !errors.Is(err, nvmlgpu.ErrLibraryNotFound) {
-				log.Warn().Err(err).Msg("NVML failed; reading GPUs from /proc/driver/nvidia/gpus")
+				log.Warn().Err(err).Msgf("NVML failed (%v); reading GPUs from /proc/driver/nvidia/gpus", err)
 			}
 		}}
 		h.GPUs = nvdev.CachedGPUs{Lister: h.GPUs, Path: filepath.Join(p.State, "gpus.json"), Proc: p.Proc, Sys: p.Sys}

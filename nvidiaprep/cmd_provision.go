@@ -33,7 +33,7 @@ func provisionCmd(args []string, _, stderr io.Writer) int {
 	log := logging.New(line.Writer(stderr), os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", "provision").Logger()
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
-		log.Error().Msgf("CT %d: configuration: %v; correct the file, then run this again", vmid, err)
+		log.Error().Err(err).Msgf("CT %d: configuration: %v; correct the file, then run this again", vmid, err)
 		return 1
 	}
 	if why := notRunning(cfg.Paths.LXC, vmid); why != "" {
@@ -51,7 +51,7 @@ func provisionCmd(args []string, _, stderr io.Writer) int {
 		return 0
 	case err != nil:
 		daemon.SdNotify(false, "STATUS=failed: "+err.Error())
-		log.Error().Msg(err.Error())
+		log.Error().Err(err).Msg(err.Error())
 		return 1
 	}
 	return 0

@@ -18,7 +18,10 @@ import (
 // systemd unit, whose stderr already is the journal, only the structured
 // records are written, so that no line appears twice.
 func New(stderr io.Writer, debug bool) zerolog.Logger {
-	console := zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}
+	// A message says all a reader needs, the error's text included; Err(err)
+	// adds the error as a field of its own for the journal (ERROR=), which
+	// the readable lines leave out.
+	console := zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly, FieldsExclude: []string{zerolog.ErrorFieldName}}
 	var w io.Writer = console
 	if journal.Enabled() {
 		if stderrIsJournal(stderr) {

@@ -116,7 +116,7 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 		return Result{}, err
 	}
 	if err != nil {
-		log.Warn().Err(err).Msgf("CT %d starts without GPU", req.VMID)
+		log.Warn().Err(err).Msgf("CT %d starts without GPU: %v", req.VMID, err)
 		res = Result{}
 	}
 	if findings := bypasses(h, req, entries, res.GPUs); len(findings) > 0 {

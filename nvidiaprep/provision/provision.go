@@ -199,6 +199,9 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	cache := driverrun.Cache{Dir: cfg.Paths.Cache}
 	if cache.Extracted(version) {
 		if why, err := cache.Changed(version); err != nil || why != "" {
+			if err != nil {
+				why = err.Error()
+			}
 			w.Log.Warn().Err(err).Msgf("CT %d: the node's tree of driver %s is not used: it changed after its extraction (%s); extracting it again from its .run", w.VMID, version, why)
 		}
 	}
