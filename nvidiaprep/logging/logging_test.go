@@ -12,7 +12,8 @@ import (
 func TestErrorFieldIsNotPrintedTwice(t *testing.T) {
 	var b bytes.Buffer
 	err := errors.New("no GPU matches \"7\"")
-	New(&b, false).Error().Err(err).Msgf("CT 101: %v", err)
+	log := New(&b, false)
+	log.Error().Err(err).Msgf("CT 101: %v", err)
 	line := b.String()
 	if strings.Count(line, `no GPU matches`) != 1 || strings.Contains(line, "error=") {
 		t.Fatalf("line %q: want the error's text once, in the message", line)
