@@ -145,6 +145,11 @@ type runner struct {
 	cache driverrun.Cache
 	st    State
 	rep   Report
+	// Between the install steps: the current step, the verified .run
+	// (step 1), and the packages step 3 installs (downloaded by its prepare).
+	cur        Step
+	runFile    string
+	headerPkgs []string
 }
 
 func (r *runner) defaults() {
