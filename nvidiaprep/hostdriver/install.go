@@ -17,7 +17,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/nvflags"
-	"nvidiaprep/nvidiaprep/provision"
+	"nvidiaprep/nvidiaprep/nvpkgs"
 	"nvidiaprep/nvidiaprep/record"
 )
 
@@ -222,7 +222,7 @@ func (r *runner) purgeDistroPackages(ctx context.Context) (changed bool, err err
 	if err != nil {
 		return false, err
 	}
-	pkgs := provision.DriverPackages(res.Stdout)
+	pkgs := nvpkgs.DriverPackages(res.Stdout)
 	if len(pkgs) > 0 {
 		sim, err := r.sh(ctx, Command{Name: "apt-get", Args: append([]string{"-s", "-q", "purge"}, pkgs...), Env: aptEnv})
 		if err != nil {
