@@ -16,6 +16,7 @@ import (
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/nvpkgs"
 	"nvidiaprep/nvidiaprep/record"
@@ -50,17 +51,10 @@ func (r *runner) fetchStep(ctx context.Context) error {
 	return nil
 }
 
-// sh runs a command and turns a non-zero exit into an error.
-func (r *runner) sh(ctx context.Context, c Command) (Result, error) {
+// sh runs a command (a non-zero exit is a *hostcmd.ExitError) and logs it.
+func (r *runner) sh(ctx context.Context, c hostcmd.Command) (hostcmd.Result, error) {
 	r.o.Log.Debug().Msgf("running %s", c)
-	res, err := r.o.Runner.Run(ctx, c)
-	if err != nil {
-		return res, err
-	}
-	if res.Exit != 0 {
-		return res, fmt.Errorf("%s exited %d: %s", c, res.Exit, errorLines(res.Output(), 6))
-	}
-	return res, nil
+	return r.o.Runner.Run(ctx, c)
 }
 
 // aptEnv keeps apt and dpkg from asking.
@@ -71,21 +65,23 @@ func (r *runner) aptLockTimeout() string {
 }
 
 // apt runs apt-get with the lock timeout, quietly, without questions.
-func (r *runner) apt(ctx context.Context, args ...string) (Result, error) {
+func (r *runner) apt(ctx context.Context, args ...string) (hostcmd.Result, error) {
 	a := append([]string{"-q", "-y", "-o", r.aptLockTimeout()}, args...)
-	return r.sh(ctx, Command{Name: "apt-get", Args: a, Env: aptEnv})
+	return r.sh(ctx, hostcmd.Command{Name: "apt-get", Args: a, Env: aptEnv})
 }
 
 // dpkgStatus returns the dpkg status ("ii", "rc", ...) of the named
 // packages that dpkg knows.
 func (r *runner) dpkgStatus(ctx context.Context, names ...string) (map[string]string, error) {
-	res, err := r.o.Runner.Run(ctx, Command{Name: "dpkg-query", Args: append([]string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}, names...)})
+	res, err := r.o.Runner.Run(ctx, hostcmd.Command{Name: "dpkg-query", Args: append([]string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}, names...)})
+	// Exit 1 only means some names are unknown.
+	if code, ok := hostcmd.ExitCode(err); ok && code == 1 {
+		err = nil
+	} else if ok {
+		return nil, fmt.Errorf("dpkg-query exited %d: %s", code, cmdout.LastLines(res.Output, 4))
+	}
 	if err != nil {
 		return nil, err
-	}
-	// Exit 1 only means some names are unknown.
-	if res.Exit > 1 {
-		return nil, fmt.Errorf("dpkg-query exited %d: %s", res.Exit, cmdout.LastLines(res.Output(), 4))
 	}
 	out := map[string]string{}
 	for _, l := range strings.Split(res.Stdout, "\n") {
@@ -182,7 +178,7 @@ func (r *runner) headerPackages(ctx context.Context) ([]string, error) {
 // aptCandidates tells which packages apt could install (apt-cache policy
 // shows a candidate).
 func (r *runner) aptCandidates(ctx context.Context, names ...string) (map[string]bool, error) {
-	res, err := r.sh(ctx, Command{Name: "apt-cache", Args: append([]string{"policy"}, names...)})
+	res, err := r.sh(ctx, hostcmd.Command{Name: "apt-cache", Args: append([]string{"policy"}, names...)})
 	if err != nil {
 		return nil, err
 	}
@@ -218,13 +214,13 @@ func (r *runner) purgeDistroPackages(ctx context.Context) (changed bool, err err
 	if p, err := findProgram(r.o.Root, "dpkg-query"); err != nil || p == "" {
 		return false, err // none: not a dpkg system; an error: cannot tell
 	}
-	res, err := r.sh(ctx, Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
+	res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
 	if err != nil {
 		return false, err
 	}
 	pkgs := nvpkgs.DriverPackages(res.Stdout)
 	if len(pkgs) > 0 {
-		sim, err := r.sh(ctx, Command{Name: "apt-get", Args: append([]string{"-s", "-q", "purge"}, pkgs...), Env: aptEnv})
+		sim, err := r.sh(ctx, hostcmd.Command{Name: "apt-get", Args: append([]string{"-s", "-q", "purge"}, pkgs...), Env: aptEnv})
 		if err != nil {
 			return false, err
 		}
@@ -282,9 +278,9 @@ func (r *runner) uninstallRun(ctx context.Context, run string) error {
 		return err
 	}
 	r.stepf("uninstalling the earlier .run install of driver %s", orNone(record.InstalledVersion(b)))
-	c := Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
+	c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
 	if p := lookPath(r.o.Root, "nvidia-uninstall"); p != "" {
-		c = Command{Name: p, Args: r.uninstallArgs()}
+		c = hostcmd.Command{Name: p, Args: r.uninstallArgs()}
 	}
 	if _, err := r.sh(ctx, c); err != nil {
 		return err
@@ -306,13 +302,13 @@ func (r *runner) removeDKMS(ctx context.Context) error {
 	if p, err := findProgram(r.o.Root, "dkms"); err != nil || p == "" {
 		return err
 	}
-	res, err := r.sh(ctx, Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
+	res, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
 	if err != nil {
 		return err
 	}
 	for _, v := range dkmsVersions(res.Stdout, "nvidia") {
 		r.stepf("removing the DKMS module nvidia/%s", v)
-		if _, err := r.sh(ctx, Command{Name: "dkms", Args: []string{"remove", "-m", "nvidia", "-v", v, "--all"}}); err != nil {
+		if _, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"remove", "-m", "nvidia", "-v", v, "--all"}}); err != nil {
 			return err
 		}
 	}
@@ -384,7 +380,7 @@ func (r *runner) blacklistNouveau(ctx context.Context) error {
 		return nil
 	}
 	r.stepf("rebuilding the initramfs without nouveau (update-initramfs -u)")
-	if _, err := r.sh(ctx, Command{Name: upd, Args: []string{"-u"}}); err != nil {
+	if _, err := r.sh(ctx, hostcmd.Command{Name: upd, Args: []string{"-u"}}); err != nil {
 		os.Remove(path)
 		return err
 	}
@@ -441,7 +437,7 @@ func (r *runner) beginInstaller() string {
 // runInstaller is step 5; a failed install is rolled back.
 func (r *runner) runInstaller(ctx context.Context) error {
 	d, run := r.driver(), r.runFile
-	_, err := r.sh(ctx, Command{Name: "/bin/sh", Args: r.installerArgs(run), Env: r.runEnv()})
+	_, err := r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: r.installerArgs(run), Env: r.runEnv()})
 	if err == nil {
 		if have, rerr := r.installedVersion(); rerr != nil {
 			err = fmt.Errorf("the installer succeeded, but its record cannot be read: %w", rerr)
@@ -469,7 +465,7 @@ func (r *runner) runInstaller(ctx context.Context) error {
 	}
 	if statErr == nil {
 		r.status("%s failed; rolling back what the installer installed", r.cur.label())
-		c := Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
+		c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
 		if _, uerr := r.sh(context.WithoutCancel(ctx), c); uerr != nil {
 			err = fmt.Errorf("%w; rolling it back failed too: %v (see %s)", err, uerr, UninstallerLog)
 		} else {

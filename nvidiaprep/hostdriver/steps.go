@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"nvidiaprep/nvidiaprep/hostcmd"
 )
 
 // Step is one of the install path's steps: its position in installSteps,
@@ -155,7 +157,7 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 	if r.rep.Rebooting {
 		// Last, once the state says so. --no-block: the reboot waits for
 		// this unit to finish, not the reverse.
-		if _, err := r.sh(ctx, Command{Name: "systemctl", Args: []string{"--no-block", "reboot"}}); err != nil {
+		if _, err := r.sh(ctx, hostcmd.Command{Name: "systemctl", Args: []string{"--no-block", "reboot"}}); err != nil {
 			return r.rep, r.fail(lastStep, true, err)
 		}
 	}
