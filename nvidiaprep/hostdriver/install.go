@@ -430,11 +430,11 @@ func installFlags(version, kernelModule string, loaded bool) []string {
 }
 
 func (r *runner) beginInstaller() string {
-	r.st.Partial = true // until the install is verified or rolled back
 	return fmt.Sprintf("running %s --dkms", filepath.Base(r.runFile))
 }
 
-// runInstaller is step 5; a failed install is rolled back.
+// runInstaller is step 5; a failed install is rolled back (then it is no
+// longer partial).
 func (r *runner) runInstaller(ctx context.Context) error {
 	d, run := r.driver(), r.runFile
 	_, err := r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: r.installerArgs(run), Env: r.runEnv()})
@@ -454,7 +454,6 @@ func (r *runner) runInstaller(ctx context.Context) error {
 		}
 	}
 	if err == nil {
-		r.st.Partial = false
 		return nil
 	}
 	_, statErr := os.Stat(r.host(nvidiaLog))
@@ -481,16 +480,14 @@ func (r *runner) beginReboot() string {
 }
 
 // markReboot is step 6: it marks the reboot required and leaves the
-// outcome (and, with reboot = "auto" and no GPU in use, the reboot) for
-// the install loop to record.
+// outcome in the report (Rebooting with reboot = "auto" and no GPU in
+// use) for the install loop to record and act on.
 func (r *runner) markReboot(context.Context) error {
 	d := r.driver()
 	if err := markRebootRequired(r.o.Root); err != nil {
 		return err
 	}
 	r.rep.Installed, _ = r.installedVersion() // verified by runInstaller
-	r.st.Installed = r.rep.Installed
-	r.st.Outcome = OutcomeRebootRequired
 	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
 	if d.Reboot == config.RebootAuto {
 		users, err := r.gpuUsers()
@@ -501,7 +498,6 @@ func (r *runner) markReboot(context.Context) error {
 			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": %d processes have an NVIDIA device open", users)
 		default:
 			r.rep.Rebooting = true
-			r.st.Outcome = OutcomeRebooting
 			r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): rebooting now (reboot = \"auto\")", d.Version, orNone(r.rep.Loaded))
 		}
 	}

@@ -33,6 +33,10 @@ type installStep struct {
 	// install is under way from the first one that does, and a failure
 	// from then on says the next run installs again.
 	changes bool
+	// partial tells that the step's work is unproven until it succeeds:
+	// the state marks the install partial from its start, and the mark
+	// goes when it succeeds (or when the step says it was undone).
+	partial bool
 	// prepare (optional) readies the step before the first step that
 	// changes the node: a failure there changes nothing.
 	prepare func(r *runner, ctx context.Context) error
@@ -57,7 +61,7 @@ func installSteps() [lastStep + 1]installStep {
 			prepare: (*runner).prepareHeaders, begin: (*runner).beginHeaders, do: (*runner).installPackages},
 		StepNouveau: {name: "nouveau", title: "blacklist nouveau", changes: true,
 			begin: func(*runner) string { return "blacklisting nouveau in /" + BlacklistFile }, do: (*runner).blacklistNouveau},
-		StepInstall: {name: "install", title: "run the NVIDIA installer", changes: true,
+		StepInstall: {name: "install", title: "run the NVIDIA installer", changes: true, partial: true,
 			begin: (*runner).beginInstaller, do: (*runner).runInstaller},
 		StepReboot: {name: "reboot", title: "mark the reboot", changes: true,
 			begin: (*runner).beginReboot, do: (*runner).markReboot},
@@ -133,6 +137,9 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 			}
 		}
 		r.cur = s
+		if row.partial {
+			r.st.Partial = true
+		}
 		r.stepf("%s", row.begin(r))
 		r.st.Step = row.name
 		if row.changes {
@@ -144,10 +151,16 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 		if err := row.do(r, ctx); err != nil {
 			return r.rep, r.fail(s, row.changes, err)
 		}
+		if row.partial {
+			r.st.Partial = false
+		}
 	}
-	// The steps left the outcome in r.st and r.rep.
+	// The steps left the outcome in the report.
 	r.rep.Path = PathInstalled
-	r.st.Error, r.st.Log = "", ""
+	r.st.Installed, r.st.Outcome, r.st.Error, r.st.Log = r.rep.Installed, OutcomeRebootRequired, "", ""
+	if r.rep.Rebooting {
+		r.st.Outcome = OutcomeRebooting
+	}
 	r.finish()
 	r.st.Time, r.st.Duration = time.Now().UTC(), r.rep.Duration
 	if err := saveState(r.paths().State, r.st, true); err != nil {
