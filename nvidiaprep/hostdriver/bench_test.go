@@ -11,6 +11,7 @@ import (
 
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hostcmd"
 )
 
 // BenchmarkFastPath measures what every boot of a node with the configured
@@ -66,7 +67,7 @@ func BenchmarkFastPath(b *testing.B) {
 // refuse is a Runner for paths that must run no command.
 type refuse struct{ tb testing.TB }
 
-func (r refuse) Run(_ context.Context, c Command) (Result, error) {
+func (r refuse) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
 	r.tb.Errorf("the fast path ran %s", c)
-	return Result{Exit: 1}, nil
+	return hostcmd.Result{}, hostcmd.Exited(c, 1, "")
 }

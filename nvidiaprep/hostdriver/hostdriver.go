@@ -49,7 +49,7 @@
 // [paths] (dev, proc, sys, cache, state) and Options.Root for the host's own
 // files (/etc/modprobe.d, /var/lib/nvidia, /run, the programs looked for),
 // so the same code runs against t.TempDir() trees. Commands run through the
-// one-method Runner.
+// one-method hostcmd.Runner.
 package hostdriver
 
 import (
@@ -70,6 +70,7 @@ import (
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -81,7 +82,7 @@ type Options struct {
 	// own files (/etc/modprobe.d, /var/lib/nvidia, /run, /usr/bin) are
 	// looked for below it. Commands still run in the real root.
 	Root   string
-	Runner Runner
+	Runner hostcmd.Runner // nil is hostcmd.Clean()
 	Log    zerolog.Logger
 	// Status reports progress (sd_notify STATUS=); nil drops it.
 	Status func(string)
@@ -145,6 +146,11 @@ type runner struct {
 	cache driverrun.Cache
 	st    State
 	rep   Report
+	// Between the install steps: the current step, the verified .run
+	// (step 1), and the packages step 3 installs (downloaded by its prepare).
+	cur        Step
+	runFile    string
+	headerPkgs []string
 }
 
 func (r *runner) defaults() {
@@ -152,7 +158,7 @@ func (r *runner) defaults() {
 		r.o.Root = "/"
 	}
 	if r.o.Runner == nil {
-		r.o.Runner = Exec{}
+		r.o.Runner = hostcmd.Clean()
 	}
 	if r.o.HTTP == nil {
 		r.o.HTTP = defaultClient()

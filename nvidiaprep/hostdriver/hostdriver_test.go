@@ -22,6 +22,7 @@ import (
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/hostcmd"
 )
 
 const (
@@ -176,17 +177,29 @@ type fakeRunner struct {
 	fail                    map[string]int
 }
 
-func (f *fakeRunner) Run(_ context.Context, c Command) (Result, error) {
+func (f *fakeRunner) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
+	r := f.answer(c)
+	out := r.Stdout + r.Stderr
+	return hostcmd.Result{Stdout: r.Stdout, Output: out}, hostcmd.Exited(c, r.Exit, out)
+}
+
+// reply is how a faked command ends.
+type reply struct {
+	Stdout, Stderr string
+	Exit           int
+}
+
+func (f *fakeRunner) answer(c hostcmd.Command) reply {
 	line := c.String()
 	f.calls = append(f.calls, line)
 	for prefix, code := range f.fail {
 		if strings.HasPrefix(line, prefix) {
-			return Result{Stderr: "E: " + prefix + " failed", Exit: code}, nil
+			return reply{Stderr: "E: " + prefix + " failed", Exit: code}
 		}
 	}
 	switch {
 	case c.Name == "dpkg-query" && len(c.Args) == 2:
-		return Result{Stdout: f.dpkg}, nil
+		return reply{Stdout: f.dpkg}
 	case c.Name == "dpkg-query":
 		var out strings.Builder
 		exit := 0
@@ -197,7 +210,7 @@ func (f *fakeRunner) Run(_ context.Context, c Command) (Result, error) {
 				exit = 1
 			}
 		}
-		return Result{Stdout: out.String(), Exit: exit}, nil
+		return reply{Stdout: out.String(), Exit: exit}
 	case c.Name == "apt-cache":
 		var out strings.Builder
 		for _, name := range c.Args[1:] {
@@ -205,27 +218,27 @@ func (f *fakeRunner) Run(_ context.Context, c Command) (Result, error) {
 				fmt.Fprintf(&out, "%s:\n  Installed: (none)\n  Candidate: 1.0\n  Version table:\n     1.0 500\n", name)
 			}
 		}
-		return Result{Stdout: out.String()}, nil
+		return reply{Stdout: out.String()}
 	case c.Name == "apt-get" && slices.Contains(c.Args, "update"):
 		f.candidates = append(f.candidates, f.afterUpdate...)
-		return Result{}, nil
+		return reply{}
 	case c.Name == "apt-get" && slices.Contains(c.Args, "-s"):
-		return Result{Stdout: f.simulate}, nil
+		return reply{Stdout: f.simulate}
 	case c.Name == "dkms" && c.Args[0] == "status":
-		return Result{Stdout: f.dkms}, nil
+		return reply{Stdout: f.dkms}
 	case c.Name == "/bin/sh" && slices.Contains(c.Args, "--uninstall"), strings.HasSuffix(c.Name, "nvidia-uninstall"):
 		os.RemoveAll(filepath.Join(f.n.root, "var/lib/nvidia"))
-		return Result{}, nil
+		return reply{}
 	case c.Name == "/bin/sh" && slices.Contains(c.Args, "--dkms"):
 		// The installer records the version first, then installs.
 		f.n.installed(verWant)
 		f.n.write("usr/lib/x86_64-linux-gnu/libnvidia-ml.so."+verWant, "lib")
 		if f.installerExit != 0 {
-			return Result{Stderr: "\nERROR: Installation has failed.  Please see the file '/var/log/nvidia-installer.log' for details.\n", Exit: f.installerExit}, nil
+			return reply{Stderr: "\nERROR: Installation has failed.  Please see the file '/var/log/nvidia-installer.log' for details.\n", Exit: f.installerExit}
 		}
-		return Result{}, nil
+		return reply{}
 	}
-	return Result{}, nil
+	return reply{}
 }
 
 // called tells whether a call starting with prefix was made, and where.

@@ -10,150 +10,51 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nvflags"
-	"nvidiaprep/nvidiaprep/provision"
+	"nvidiaprep/nvidiaprep/nvpkgs"
 	"nvidiaprep/nvidiaprep/record"
 )
 
-// Step is one of the install path's six steps.
-type Step int
-
-// The install path's steps, in order.
-const (
-	StepFetch Step = iota + 1
-	StepRemove
-	StepHeaders
-	StepNouveau
-	StepInstall
-	StepReboot
-)
-
-var stepNames = [...]string{"", "fetch", "remove", "headers", "nouveau", "install", "reboot"}
-var stepTitles = [...]string{"", "get the driver package", "remove other NVIDIA drivers",
-	"install kernel headers and build tools", "blacklist nouveau", "run the NVIDIA installer", "mark the reboot"}
-
-// Name is the step's short name, as the state file records it.
-func (s Step) Name() string { return stepNames[s] }
-
-// Title says what the step does.
-func (s Step) Title() string { return stepTitles[s] }
-
-// StepError is a failed run: which step, where its log is, and why.
-type StepError struct {
-	Step Step   // the install step; 0 on the fast path
-	Name string // the fast path's part when Step is 0
-	Log  string // where the step's full log is, "" when the message says all
-	// Changed tells whether the node had been changed before the failure
-	// (then the next run goes on from where this one stopped).
-	Changed bool
-	Err     error
-}
-
-func (e *StepError) Error() string {
-	var b strings.Builder
-	if e.Step > 0 {
-		fmt.Fprintf(&b, "step %d/6 (%s) failed: %v", e.Step, e.Step.Title(), e.Err)
-	} else {
-		fmt.Fprintf(&b, "%s failed: %v", e.Name, e.Err)
-	}
-	if e.Log != "" {
-		fmt.Fprintf(&b, "; its log is %s", e.Log)
-	}
-	switch {
-	case e.Step == 0:
-	case e.Changed:
-		b.WriteString("; the next run of nvidiaprep host-driver (at the next boot, or by hand) installs again")
-	default:
-		b.WriteString("; nothing on the node was changed")
-	}
-	return b.String()
-}
-
-func (e *StepError) Unwrap() error { return e.Err }
-
-// install runs the six steps.
-func (r *runner) install(ctx context.Context) (Report, error) {
+// beginFetch says where step 1 gets the .run from.
+func (r *runner) beginFetch() string {
 	d := r.driver()
 	src := d.Run
 	if src == "" {
 		src = r.cache.RunsDir()
 	}
-	r.step(StepFetch, "getting NVIDIA driver %s from %s", d.Version, src)
+	return fmt.Sprintf("getting NVIDIA driver %s from %s", d.Version, src)
+}
+
+// fetchStep is step 1: the .run in the cache, verified, and extracted for
+// the containers.
+func (r *runner) fetchStep(ctx context.Context) error {
+	d := r.driver()
 	if d.SHA256 == "" {
 		r.warnf("[driver] sha256 is not set: the driver package is not verified; pin it")
 	}
 	run, err := r.fetcher().fetch(ctx)
 	if err != nil {
-		return r.rep, r.fail(StepFetch, "", false, err)
+		return err
 	}
 	tree, err := r.cache.Extract(ctx, d.Version, d.SHA256)
 	if err != nil {
-		return r.rep, r.fail(StepFetch, "", false, err)
+		return err
 	}
-	r.rep.Tree = tree
-	pkgs, err := r.prepareHeaders(ctx)
-	if err != nil {
-		return r.rep, r.fail(StepHeaders, aptLog, false, err)
-	}
-
-	// From here on the node changes.
-	if err := r.remove(ctx, run); err != nil {
-		return r.rep, err
-	}
-	if err := r.installPackages(ctx, pkgs); err != nil {
-		return r.rep, err
-	}
-	if err := r.blacklistNouveau(ctx); err != nil {
-		return r.rep, err
-	}
-	if err := r.runInstaller(ctx, run); err != nil {
-		return r.rep, err
-	}
-	return r.markReboot(ctx)
+	r.runFile, r.rep.Tree = run, tree
+	return nil
 }
 
-// step records and announces the start of a step.
-func (r *runner) step(s Step, format string, args ...any) {
-	r.status("step %d/6 (%s): %s", s, s.Name(), fmt.Sprintf(format, args...))
-	r.st.Step = s.Name()
-	if s > StepFetch {
-		r.st.Outcome, r.st.Time = OutcomeInstalling, time.Now().UTC()
-		if err := saveState(r.paths().State, r.st, true); err != nil {
-			r.warnf("%v", err)
-		}
-	}
-}
-
-// fail records a failed step and returns its error.
-func (r *runner) fail(s Step, log string, changed bool, err error) error {
-	e := &StepError{Step: s, Log: log, Changed: changed, Err: err}
-	r.st.Installed, _ = r.installedVersion() // for the record only; "" when unreadable
-	r.st.Step, r.st.Outcome, r.st.Error, r.st.Log = s.Name(), OutcomeFailed, e.Error(), log
-	r.st.Time, r.st.Duration = time.Now().UTC(), time.Since(r.start)
-	if serr := saveState(r.paths().State, r.st, true); serr != nil {
-		r.warnf("%v", serr)
-	}
-	return e
-}
-
-// sh runs a command and turns a non-zero exit into an error.
-func (r *runner) sh(ctx context.Context, c Command) (Result, error) {
+// sh runs a command (a non-zero exit is a *hostcmd.ExitError) and logs it.
+func (r *runner) sh(ctx context.Context, c hostcmd.Command) (hostcmd.Result, error) {
 	r.o.Log.Debug().Msgf("running %s", c)
-	res, err := r.o.Runner.Run(ctx, c)
-	if err != nil {
-		return res, err
-	}
-	if res.Exit != 0 {
-		return res, fmt.Errorf("%s exited %d: %s", c, res.Exit, errorLines(res.Output(), 6))
-	}
-	return res, nil
+	return r.o.Runner.Run(ctx, c)
 }
 
 // aptEnv keeps apt and dpkg from asking.
@@ -164,21 +65,23 @@ func (r *runner) aptLockTimeout() string {
 }
 
 // apt runs apt-get with the lock timeout, quietly, without questions.
-func (r *runner) apt(ctx context.Context, args ...string) (Result, error) {
+func (r *runner) apt(ctx context.Context, args ...string) (hostcmd.Result, error) {
 	a := append([]string{"-q", "-y", "-o", r.aptLockTimeout()}, args...)
-	return r.sh(ctx, Command{Name: "apt-get", Args: a, Env: aptEnv})
+	return r.sh(ctx, hostcmd.Command{Name: "apt-get", Args: a, Env: aptEnv})
 }
 
 // dpkgStatus returns the dpkg status ("ii", "rc", ...) of the named
 // packages that dpkg knows.
 func (r *runner) dpkgStatus(ctx context.Context, names ...string) (map[string]string, error) {
-	res, err := r.o.Runner.Run(ctx, Command{Name: "dpkg-query", Args: append([]string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}, names...)})
+	res, err := r.o.Runner.Run(ctx, hostcmd.Command{Name: "dpkg-query", Args: append([]string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}, names...)})
+	// Exit 1 only means some names are unknown.
+	if code, ok := hostcmd.ExitCode(err); ok && code == 1 {
+		err = nil
+	} else if ok {
+		return nil, fmt.Errorf("dpkg-query exited %d: %s", code, cmdout.LastLines(res.Output, 4))
+	}
 	if err != nil {
 		return nil, err
-	}
-	// Exit 1 only means some names are unknown.
-	if res.Exit > 1 {
-		return nil, fmt.Errorf("dpkg-query exited %d: %s", res.Exit, cmdout.LastLines(res.Output(), 4))
 	}
 	out := map[string]string{}
 	for _, l := range strings.Split(res.Stdout, "\n") {
@@ -199,11 +102,21 @@ func headerCandidates(release string) []string {
 	return []string{"proxmox-headers-" + release, "pve-headers-" + release, "linux-headers-" + release}
 }
 
-// prepareHeaders picks the headers package and downloads what step 3 will
-// install, updating apt's lists once when it knows no headers package:
-// before anything is removed, the packages are on the node. It returns the
-// packages to install.
-func (r *runner) prepareHeaders(ctx context.Context) ([]string, error) {
+// prepareHeaders is step 3's prepare: it picks the headers package and
+// downloads what step 3 will install, updating apt's lists once when it
+// knows no headers package: before anything is removed, the packages are
+// on the node.
+func (r *runner) prepareHeaders(ctx context.Context) error {
+	pkgs, err := r.headerPackages(ctx)
+	if err != nil {
+		return failed(aptLog, false, err)
+	}
+	r.headerPkgs = pkgs
+	return nil
+}
+
+// headerPackages returns the packages step 3 installs, downloaded.
+func (r *runner) headerPackages(ctx context.Context) ([]string, error) {
 	release, err := r.kernelRelease()
 	if err != nil {
 		return nil, err
@@ -265,7 +178,7 @@ func (r *runner) prepareHeaders(ctx context.Context) ([]string, error) {
 // aptCandidates tells which packages apt could install (apt-cache policy
 // shows a candidate).
 func (r *runner) aptCandidates(ctx context.Context, names ...string) (map[string]bool, error) {
-	res, err := r.sh(ctx, Command{Name: "apt-cache", Args: append([]string{"policy"}, names...)})
+	res, err := r.sh(ctx, hostcmd.Command{Name: "apt-cache", Args: append([]string{"policy"}, names...)})
 	if err != nil {
 		return nil, err
 	}
@@ -284,18 +197,14 @@ func (r *runner) aptCandidates(ctx context.Context, names ...string) (map[string
 }
 
 // remove is step 2.
-func (r *runner) remove(ctx context.Context, run string) error {
-	r.step(StepRemove, "removing other NVIDIA drivers")
+func (r *runner) remove(ctx context.Context) error {
 	if changed, err := r.purgeDistroPackages(ctx); err != nil {
-		return r.fail(StepRemove, aptLog, changed, err)
+		return failed(aptLog, changed, err)
 	}
-	if err := r.uninstallRun(ctx, run); err != nil {
-		return r.fail(StepRemove, UninstallerLog, true, err)
+	if err := r.uninstallRun(ctx, r.runFile); err != nil {
+		return failed(UninstallerLog, true, err)
 	}
-	if err := r.removeDKMS(ctx); err != nil {
-		return r.fail(StepRemove, "", true, err)
-	}
-	return nil
+	return r.removeDKMS(ctx)
 }
 
 // purgeDistroPackages purges the distribution's NVIDIA driver packages,
@@ -305,20 +214,20 @@ func (r *runner) purgeDistroPackages(ctx context.Context) (changed bool, err err
 	if p, err := findProgram(r.o.Root, "dpkg-query"); err != nil || p == "" {
 		return false, err // none: not a dpkg system; an error: cannot tell
 	}
-	res, err := r.sh(ctx, Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
+	res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
 	if err != nil {
 		return false, err
 	}
-	pkgs := provision.DriverPackages(res.Stdout)
+	pkgs := nvpkgs.DriverPackages(res.Stdout)
 	if len(pkgs) > 0 {
-		sim, err := r.sh(ctx, Command{Name: "apt-get", Args: append([]string{"-s", "-q", "purge"}, pkgs...), Env: aptEnv})
+		sim, err := r.sh(ctx, hostcmd.Command{Name: "apt-get", Args: append([]string{"-s", "-q", "purge"}, pkgs...), Env: aptEnv})
 		if err != nil {
 			return false, err
 		}
 		if extra := alsoRemoved(sim.Stdout, pkgs); len(extra) > 0 {
 			return false, fmt.Errorf("purging the distribution's NVIDIA packages (%s) would also remove %s, which depend on them; remove or keep those yourself, then run again", strings.Join(pkgs, " "), strings.Join(extra, " "))
 		}
-		r.status("step 2/6 (remove): purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
+		r.stepf("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
 		if _, err := r.apt(ctx, append([]string{"purge"}, pkgs...)...); err != nil {
 			return true, err
 		}
@@ -368,10 +277,10 @@ func (r *runner) uninstallRun(ctx context.Context, run string) error {
 	if err != nil {
 		return err
 	}
-	r.status("step 2/6 (remove): uninstalling the earlier .run install of driver %s", orNone(record.InstalledVersion(b)))
-	c := Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
+	r.stepf("uninstalling the earlier .run install of driver %s", orNone(record.InstalledVersion(b)))
+	c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
 	if p := lookPath(r.o.Root, "nvidia-uninstall"); p != "" {
-		c = Command{Name: p, Args: r.uninstallArgs()}
+		c = hostcmd.Command{Name: p, Args: r.uninstallArgs()}
 	}
 	if _, err := r.sh(ctx, c); err != nil {
 		return err
@@ -393,13 +302,13 @@ func (r *runner) removeDKMS(ctx context.Context) error {
 	if p, err := findProgram(r.o.Root, "dkms"); err != nil || p == "" {
 		return err
 	}
-	res, err := r.sh(ctx, Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
+	res, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
 	if err != nil {
 		return err
 	}
 	for _, v := range dkmsVersions(res.Stdout, "nvidia") {
-		r.status("step 2/6 (remove): removing the DKMS module nvidia/%s", v)
-		if _, err := r.sh(ctx, Command{Name: "dkms", Args: []string{"remove", "-m", "nvidia", "-v", v, "--all"}}); err != nil {
+		r.stepf("removing the DKMS module nvidia/%s", v)
+		if _, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"remove", "-m", "nvidia", "-v", v, "--all"}}); err != nil {
 			return err
 		}
 	}
@@ -428,15 +337,20 @@ func dkmsVersions(status, module string) []string {
 	return out
 }
 
+func (r *runner) beginHeaders() string {
+	if len(r.headerPkgs) == 0 {
+		return fmt.Sprintf("kernel headers and %s are installed", strings.Join(buildTools, ", "))
+	}
+	return "installing " + strings.Join(r.headerPkgs, " ")
+}
+
 // installPackages is step 3 (its packages were downloaded before step 2).
-func (r *runner) installPackages(ctx context.Context, pkgs []string) error {
-	if len(pkgs) == 0 {
-		r.step(StepHeaders, "kernel headers and %s are installed", strings.Join(buildTools, ", "))
+func (r *runner) installPackages(ctx context.Context) error {
+	if len(r.headerPkgs) == 0 {
 		return nil
 	}
-	r.step(StepHeaders, "installing %s", strings.Join(pkgs, " "))
-	if _, err := r.apt(ctx, append([]string{"install", "--no-install-recommends"}, pkgs...)...); err != nil {
-		return r.fail(StepHeaders, aptLog, true, err)
+	if _, err := r.apt(ctx, append([]string{"install", "--no-install-recommends"}, r.headerPkgs...)...); err != nil {
+		return failed(aptLog, true, err)
 	}
 	return nil
 }
@@ -445,7 +359,6 @@ func (r *runner) installPackages(ctx context.Context, pkgs []string) error {
 // is new or changed; when that fails the blacklist goes again, so that the
 // next run redoes both.
 func (r *runner) blacklistNouveau(ctx context.Context) error {
-	r.step(StepNouveau, "blacklisting nouveau in /%s", BlacklistFile)
 	path := r.host(BlacklistFile)
 	old, err := fsutil.ReadRegular(path, 1<<20)
 	if bytes.Equal(old, []byte(blacklistContents)) {
@@ -453,23 +366,23 @@ func (r *runner) blacklistNouveau(ctx context.Context) error {
 		return nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return r.fail(StepNouveau, "", true, err)
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return r.fail(StepNouveau, "", true, err)
+		return err
 	}
 	if err := fsutil.WriteFileDurable(path, []byte(blacklistContents), 0o644); err != nil {
-		return r.fail(StepNouveau, "", true, err)
+		return err
 	}
 	upd := lookPath(r.o.Root, "update-initramfs")
 	if upd == "" {
 		r.logf("update-initramfs is not installed: no initramfs to rebuild")
 		return nil
 	}
-	r.status("step 4/6 (nouveau): rebuilding the initramfs without nouveau (update-initramfs -u)")
-	if _, err := r.sh(ctx, Command{Name: upd, Args: []string{"-u"}}); err != nil {
+	r.stepf("rebuilding the initramfs without nouveau (update-initramfs -u)")
+	if _, err := r.sh(ctx, hostcmd.Command{Name: upd, Args: []string{"-u"}}); err != nil {
 		os.Remove(path)
-		return r.fail(StepNouveau, "", true, err)
+		return err
 	}
 	return nil
 }
@@ -516,12 +429,15 @@ func installFlags(version, kernelModule string, loaded bool) []string {
 	return a
 }
 
-// runInstaller is step 5; a failed install is rolled back.
-func (r *runner) runInstaller(ctx context.Context, run string) error {
-	d := r.driver()
-	r.st.Partial = true // until the install is verified or rolled back
-	r.step(StepInstall, "running %s --dkms", filepath.Base(run))
-	_, err := r.sh(ctx, Command{Name: "/bin/sh", Args: r.installerArgs(run), Env: r.runEnv()})
+func (r *runner) beginInstaller() string {
+	return fmt.Sprintf("running %s --dkms", filepath.Base(r.runFile))
+}
+
+// runInstaller is step 5; a failed install is rolled back (then it is no
+// longer partial).
+func (r *runner) runInstaller(ctx context.Context) error {
+	d, run := r.driver(), r.runFile
+	_, err := r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: r.installerArgs(run), Env: r.runEnv()})
 	if err == nil {
 		if have, rerr := r.installedVersion(); rerr != nil {
 			err = fmt.Errorf("the installer succeeded, but its record cannot be read: %w", rerr)
@@ -538,7 +454,6 @@ func (r *runner) runInstaller(ctx context.Context, run string) error {
 		}
 	}
 	if err == nil {
-		r.st.Partial = false
 		return nil
 	}
 	_, statErr := os.Stat(r.host(nvidiaLog))
@@ -548,8 +463,8 @@ func (r *runner) runInstaller(ctx context.Context, run string) error {
 		err = fmt.Errorf("%w; cannot tell whether it installed files (%v), so nothing was rolled back: the next run removes them first", err, statErr)
 	}
 	if statErr == nil {
-		r.status("step 5/6 (install) failed; rolling back what the installer installed")
-		c := Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
+		r.status("%s failed; rolling back what the installer installed", r.cur.label())
+		c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
 		if _, uerr := r.sh(context.WithoutCancel(ctx), c); uerr != nil {
 			err = fmt.Errorf("%w; rolling it back failed too: %v (see %s)", err, uerr, UninstallerLog)
 		} else {
@@ -557,20 +472,22 @@ func (r *runner) runInstaller(ctx context.Context, run string) error {
 			err = fmt.Errorf("%w; the partial install was rolled back", err)
 		}
 	}
-	return r.fail(StepInstall, InstallerLog, true, err)
+	return failed(InstallerLog, true, err)
 }
 
-// markReboot is step 6.
-func (r *runner) markReboot(ctx context.Context) (Report, error) {
+func (r *runner) beginReboot() string {
+	return fmt.Sprintf("driver %s is installed; it loads at the next boot", r.driver().Version)
+}
+
+// markReboot is step 6: it marks the reboot required and leaves the
+// outcome in the report (Rebooting with reboot = "auto" and no GPU in
+// use) for the install loop to record and act on.
+func (r *runner) markReboot(context.Context) error {
 	d := r.driver()
-	r.step(StepReboot, "driver %s is installed; it loads at the next boot", d.Version)
 	if err := markRebootRequired(r.o.Root); err != nil {
-		return r.rep, r.fail(StepReboot, "", true, err)
+		return err
 	}
 	r.rep.Installed, _ = r.installedVersion() // verified by runInstaller
-	r.st.Installed = r.rep.Installed
-	r.rep.Path = PathInstalled
-	r.st.Outcome, r.st.Error, r.st.Log = OutcomeRebootRequired, "", ""
 	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
 	if d.Reboot == config.RebootAuto {
 		users, err := r.gpuUsers()
@@ -581,23 +498,10 @@ func (r *runner) markReboot(ctx context.Context) (Report, error) {
 			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": %d processes have an NVIDIA device open", users)
 		default:
 			r.rep.Rebooting = true
-			r.st.Outcome = OutcomeRebooting
 			r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): rebooting now (reboot = \"auto\")", d.Version, orNone(r.rep.Loaded))
 		}
 	}
-	r.finish()
-	r.st.Time, r.st.Duration = time.Now().UTC(), r.rep.Duration
-	if err := saveState(r.paths().State, r.st, true); err != nil {
-		return r.rep, r.fail(StepReboot, "", true, err)
-	}
-	r.status("%s", r.rep.Summary)
-	if r.rep.Rebooting {
-		// --no-block: the reboot waits for this unit to finish, not the reverse.
-		if _, err := r.sh(ctx, Command{Name: "systemctl", Args: []string{"--no-block", "reboot"}}); err != nil {
-			return r.rep, r.fail(StepReboot, "", true, err)
-		}
-	}
-	return r.rep, nil
+	return nil
 }
 
 // gpuUsers counts the processes that have an NVIDIA device node open

@@ -37,6 +37,7 @@ import (
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/nvflags"
+	"nvidiaprep/nvidiaprep/nvpkgs"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
@@ -370,7 +371,7 @@ func (s session) clean(ctx context.Context) error {
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
 	}
-	if pkgs := DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
+	if pkgs := nvpkgs.DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
 		secs := int(s.w.Config.Provision.DpkgLockTimeout.Seconds())
 		script := fmt.Sprintf(`if command -v apt-get >/dev/null; then apt-get purge -y -q -o DPkg::Lock::Timeout=%d "$@"; else dpkg --purge "$@"; fi`, secs)

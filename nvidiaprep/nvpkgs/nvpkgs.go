@@ -1,4 +1,8 @@
-package provision
+// Package nvpkgs knows the distribution packages that hold NVIDIA driver
+// files (Debian's, Ubuntu's and NVIDIA's own apt repositories'), whose files
+// fight a .run install: the host driver unit purges them on the node, the
+// provisioning worker in a container.
+package nvpkgs
 
 import (
 	"regexp"
@@ -6,7 +10,7 @@ import (
 )
 
 // packageName is a Debian package name (Debian Policy 5.6.1), with an
-// optional ":arch". The container prints the list: anything else in it
+// optional ":arch". A container may print the list: anything else in it
 // (a name with escapes, an option for apt) is no package and is skipped.
 var packageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$`)
 
