@@ -36,7 +36,8 @@
 //     no module that containers use is ever unloaded; a failed install is
 //     rolled back with the .run's own --uninstall;
 //     6. mark the reboot required; with reboot = "auto" reboot now, but only
-//     when no process holds the nvidia module (refcnt 0).
+//     when no process has an NVIDIA device node open (it scans /proc/*/fd;
+//     when it cannot tell, it does not reboot).
 //
 // A failure ends in a *StepError naming the step and where its log is. Up to
 // the end of step 1 nothing on the node has changed; after that the state
