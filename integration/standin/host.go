@@ -22,8 +22,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
-	"golang.org/x/sys/unix"
+	"nvidiaprep/nvidiaprep/nvdev"
 )
 
 // GPU describes one stand-in GPU.
@@ -37,6 +38,10 @@ type GPU struct {
 // Host is a stand-in host tree rooted at Root, with Dev, Proc and Sys below it.
 type Host struct {
 	Root, Dev, Proc, Sys string
+	// Nodes makes the device nodes; nil makes real ones with mknod (root
+	// only). Unit tests that need no real node set a *FakeNodes and pass
+	// it on to the code under test.
+	Nodes nvdev.NodeFS
 }
 
 // NewHost creates the empty directories of a host tree under root.
@@ -108,38 +113,88 @@ func (h *Host) UnloadDriver() error {
 	return writeFile(filepath.Join(h.Proc, "devices"), "Character devices:\n  1 mem\n  4 tty\n\nBlock devices:\n  7 loop\n")
 }
 
-// MakeNodes creates the driver's character device nodes with mknod (root
-// only): the GPUs' nodes, nvidiactl, the uvm pair and, with Modeset, nvidia-modeset.
+// MakeNodes creates the driver's character device nodes through h.Nodes
+// (real ones with mknod, root only, when nil): the GPUs' nodes, nvidiactl,
+// the uvm pair and, with Modeset, nvidia-modeset. Which nodes, with which
+// numbers, is nvdev.ExpectedNodes' answer for the driver d describes.
 func (h *Host) MakeNodes(d Driver) error {
-	nodes := map[string][2]int{"nvidiactl": {195, 255}}
-	for _, g := range d.GPUs {
-		nodes[fmt.Sprintf("nvidia%d", g.Minor)] = [2]int{195, g.Minor}
-	}
+	majors := nvdev.Majors{"nvidia": 195, "nvidiactl": 195}
 	if d.UVMMajor > 0 {
-		nodes["nvidia-uvm"] = [2]int{d.UVMMajor, 0}
-		nodes["nvidia-uvm-tools"] = [2]int{d.UVMMajor, 1}
+		majors["nvidia-uvm"] = uint32(d.UVMMajor)
 	}
-	if d.Modeset {
-		nodes["nvidia-modeset"] = [2]int{195, 254}
+	gpus := make([]nvdev.GPU, len(d.GPUs))
+	for i, g := range d.GPUs {
+		gpus[i] = nvdev.GPU{Minor: g.Minor}
 	}
-	for name, mm := range nodes {
-		if err := MakeNode(filepath.Join(h.Dev, name), mm[0], mm[1], 0o666); err != nil {
+	for _, e := range nvdev.ExpectedNodes(h.Dev, nvdev.Want{Majors: majors, Modeset: d.Modeset, GPUs: gpus}) {
+		if !e.Registered {
+			continue
+		}
+		if err := h.MakeNode(e.Name, int(e.Major), int(e.Minor), e.Mode); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// MakeNode creates one character device node, replacing what was there.
+// MakeNode creates one character device node below h.Dev (name:
+// "nvidia-uvm") through h.Nodes, replacing what was there.
+func (h *Host) MakeNode(name string, major, minor int, mode uint32) error {
+	if h.Nodes == nil {
+		return MakeNode(filepath.Join(h.Dev, name), major, minor, mode)
+	}
+	return h.Nodes.Mknod(filepath.Join(h.Dev, name), uint32(major), uint32(minor), mode)
+}
+
+// MakeNode creates one real character device node with mknod (root only),
+// replacing what was there.
 func MakeNode(path string, major, minor int, mode uint32) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := (nvdev.RealNodes{}).Mknod(path, uint32(major), uint32(minor), mode); err != nil {
+		return fmt.Errorf("stand-in node: %w (creating device nodes needs root)", err)
+	}
+	return nil
+}
+
+// FakeNodes is an nvdev.NodeFS for unit tests that need no real device
+// node, and so no root: it records the numbers of each node it makes and
+// leaves an empty regular file at its path, so that what only checks that
+// a node exists finds it. Removing that file removes the node.
+type FakeNodes struct {
+	mu    sync.Mutex
+	nodes map[string][2]uint32
+}
+
+// Stat implements nvdev.NodeFS: a path it made (and still there) is a
+// character device with its numbers; anything else that exists is none.
+func (f *FakeNodes) Stat(path string) (nvdev.DevStat, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nvdev.DevStat{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	mm, ok := f.nodes[path]
+	if !ok {
+		return nvdev.DevStat{}, nil
+	}
+	return nvdev.DevStat{Char: true, Major: mm[0], Minor: mm[1]}, nil
+}
+
+// Mknod implements nvdev.NodeFS.
+func (f *FakeNodes) Mknod(path string, major, minor, mode uint32) error {
+	_ = os.Remove(path) // a read-only one is replaced, not written
+	if err := writeFile(path, ""); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, os.FileMode(mode)); err != nil {
 		return fmt.Errorf("stand-in node %s: %w", path, err)
 	}
-	_ = os.Remove(path)
-	if err := unix.Mknod(path, unix.S_IFCHR|mode, int(unix.Mkdev(uint32(major), uint32(minor)))); err != nil {
-		return fmt.Errorf("stand-in node %s (%d:%d): %w (creating device nodes needs root)", path, major, minor, err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.nodes == nil {
+		f.nodes = map[string][2]uint32{}
 	}
-	return os.Chmod(path, os.FileMode(mode)) // mknod honours the umask
+	f.nodes[path] = [2]uint32{major, minor}
+	return nil
 }
 
 // FreeMajor returns a character major in the dynamic range that the running

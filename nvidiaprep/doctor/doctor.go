@@ -15,8 +15,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
@@ -45,6 +43,8 @@ type Options struct {
 	HostRoot string
 	// Runner runs journalctl and dmesg for the kernel log.
 	Runner pve.Runner
+	// Nodes stats the device nodes; nil: the real host's.
+	Nodes nvdev.NodeFS
 }
 
 // Report is what Run found: problems, and notes about checks that could
@@ -93,11 +93,10 @@ func Run(ctx context.Context, o Options) Report {
 		r.note("reading the loaded driver: %v", err)
 	}
 	r.majors = nvdev.Majors{}
-	if f, err := fsutil.OpenRegular(filepath.Join(p.Proc, "devices")); err == nil {
-		if m, err := nvdev.ParseDevices(f); err == nil {
-			r.majors = m
-		}
-		f.Close()
+	if m, err := nvdev.ReadMajors(p.Proc); err == nil {
+		r.majors = m
+	} else if !errors.Is(err, os.ErrNotExist) {
+		r.note("%v", err)
 	}
 	cts, err := pve.ReadCTs(o.PVEDir)
 	if err != nil {
@@ -159,40 +158,44 @@ func orNone(v string) string {
 	return v
 }
 
-// nodes: the control, uvm and modeset nodes exist with the driver's numbers.
+// nodeFix is how the driver's own tool makes each control node.
+var nodeFix = map[string]string{
+	"nvidiactl":        "`nvidia-modprobe -c=0` (or start any container: pre-start creates it)",
+	"nvidia-uvm":       "`nvidia-modprobe -u -c=0`",
+	"nvidia-uvm-tools": "`nvidia-modprobe -u -c=0`",
+	"nvidia-modeset":   "`nvidia-modprobe -m`",
+}
+
+// nodes: the control, uvm and modeset nodes (nvdev.ExpectedNodes' list
+// without GPUs) exist with the driver's numbers.
 func (r *run) nodes() {
 	if r.loaded == "" {
 		return
 	}
 	p := r.o.Config.Paths
-	check := func(name string, major, minor uint32, fix string) {
-		var st unix.Stat_t
-		path := filepath.Join(p.Dev, name)
-		err := unix.Stat(path, &st)
+	nfs := nvdev.OrReal(r.o.Nodes)
+	uvmMissing := false
+	for _, e := range nvdev.ExpectedNodes(p.Dev, nvdev.Want{Majors: r.majors, Modeset: nvdev.ModesetLoaded(p.Sys)}) {
+		name, fix := e.Name, nodeFix[e.Name]
+		switch {
+		case e.Kind == nvdev.KindUVM && !e.Registered:
+			if !uvmMissing {
+				r.problem("device-nodes", "the nvidia-uvm module is not loaded: CUDA fails in every container",
+					"`modprobe nvidia-uvm && nvidia-modprobe -u -c=0`; to load it at every boot: `echo nvidia-uvm > /etc/modules-load.d/nvidia-uvm.conf`")
+			}
+			uvmMissing = true
+			continue
+		case !e.Registered:
+			continue // no control major registered: nothing to compare with
+		}
+		st, err := nfs.Stat(e.Path)
 		switch {
 		case err != nil:
 			r.problem("device-nodes", fmt.Sprintf("/dev/%s is missing: containers get no %s", name, name), fix)
-		case st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != major || unix.Minor(st.Rdev) != minor:
-			r.problem("device-nodes", fmt.Sprintf("/dev/%s is %d:%d, but the driver has %d:%d (a node left by an older driver)", name, unix.Major(st.Rdev), unix.Minor(st.Rdev), major, minor),
+		case !st.Is(e.Node):
+			r.problem("device-nodes", fmt.Sprintf("/dev/%s is %d:%d, but the driver has %d:%d (a node left by an older driver)", name, st.Major, st.Minor, e.Major, e.Minor),
 				"remove it and let the driver's tool make it again: `rm /dev/"+name+"` then "+fix)
 		}
-	}
-	ctl, ok := r.majors["nvidiactl"]
-	if !ok {
-		ctl = r.majors["nvidia"]
-	}
-	if ctl != 0 {
-		check("nvidiactl", ctl, 255, "`nvidia-modprobe -c=0` (or start any container: pre-start creates it)")
-	}
-	if uvm, ok := r.majors["nvidia-uvm"]; ok {
-		check("nvidia-uvm", uvm, 0, "`nvidia-modprobe -u -c=0`")
-		check("nvidia-uvm-tools", uvm, 1, "`nvidia-modprobe -u -c=0`")
-	} else {
-		r.problem("device-nodes", "the nvidia-uvm module is not loaded: CUDA fails in every container",
-			"`modprobe nvidia-uvm && nvidia-modprobe -u -c=0`; to load it at every boot: `echo nvidia-uvm > /etc/modules-load.d/nvidia-uvm.conf`")
-	}
-	if _, err := os.Stat(filepath.Join(p.Sys, "module/nvidia_modeset")); err == nil && ctl != 0 {
-		check("nvidia-modeset", ctl, 254, "`nvidia-modprobe -m`")
 	}
 }
 

@@ -21,7 +21,7 @@ func TestCachedGPUsAsksNVMLOncePerBootAndDriver(t *testing.T) {
 	h := host(t, d)
 	boot := filepath.Join(h.Proc, "sys/kernel/random/boot_id")
 	os.MkdirAll(filepath.Dir(boot), 0o755)
-	os.WriteFile(boot, []byte("boot-1\n"), 0o444)
+	os.WriteFile(boot, []byte("boot-1\n"), 0o644)
 	nvml := &countingLister{gpus: []nvdev.GPU{{Index: 0, UUID: "GPU-a", Minor: 0}}}
 	c := nvdev.CachedGPUs{Lister: nvml, Path: filepath.Join(t.TempDir(), "state", "gpus.json"), Proc: h.Proc, Sys: h.Sys}
 	for i := 0; i < 3; i++ {
@@ -37,7 +37,7 @@ func TestCachedGPUsAsksNVMLOncePerBootAndDriver(t *testing.T) {
 	d.Version = "580.142"
 	h.LoadDriver(d)
 	c.GPUs()
-	os.WriteFile(boot, []byte("boot-2\n"), 0o444)
+	os.WriteFile(boot, []byte("boot-2\n"), 0o644)
 	c.GPUs()
 	os.RemoveAll(filepath.Join(h.Proc, "driver/nvidia/gpus", twoGPUs[0].PCIBusID))
 	c.GPUs()

@@ -10,18 +10,10 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"nvidiaprep/nvidiaprep/fsutil"
 )
 
-// Fixed numbers of the NVIDIA driver (see shared/reference/nvidia.md).
 const (
-	nvidiaMajor    = 195
-	ctlMinor       = 255
-	modesetMinor   = 254
-	uvmMinor       = 0
-	uvmToolsMinor  = 1
 	nodeMode       = 0o666
 	procDevicesRel = "devices"
 )
@@ -40,21 +32,25 @@ type Modprober interface {
 	Modprobe(args ...string) error
 }
 
-// Finder finds, and creates when missing, the device nodes a container needs.
-// Numbers come from stat() of the nodes and from /proc/devices at the moment
-// of the call, never from constants, except the driver's fixed minors.
+// Finder finds, and creates when missing, the device nodes a container needs
+// (the list is ExpectedNodes'). Numbers come from stat() of the nodes and
+// from /proc/devices at the moment of the call, never from constants, except
+// the driver's fixed minors.
 type Finder struct {
 	Dev, Proc, Sys string
 	// Modprobe loads missing modules (uvm, modeset); nil skips that step.
 	// Only wire it for the real host: it acts on the real /dev.
 	Modprobe Modprober
+	// Nodes stats and makes the nodes; nil: the real host's (RealNodes).
+	Nodes NodeFS
 	// Warn hears about nodes that stay absent and why.
 	Warn func(msg string)
 }
 
-// Majors reads <proc>/devices.
-func (f Finder) Majors() (Majors, error) {
-	file, err := fsutil.OpenRegular(filepath.Join(f.Proc, procDevicesRel))
+// ReadMajors reads <proc>/devices: the one reader of it. A command reads it
+// once and passes the result along.
+func ReadMajors(proc string) (Majors, error) {
+	file, err := fsutil.OpenRegular(filepath.Join(proc, procDevicesRel))
 	if err != nil {
 		return nil, fmt.Errorf("reading device majors: %w", err)
 	}
@@ -62,41 +58,45 @@ func (f Finder) Majors() (Majors, error) {
 	return ParseDevices(file)
 }
 
+// Majors reads <proc>/devices.
+func (f Finder) Majors() (Majors, error) { return ReadMajors(f.Proc) }
+
+// ModesetLoaded tells whether the nvidia_modeset module is loaded
+// (<sys>/module/nvidia_modeset exists): then containers get nvidia-modeset.
+func ModesetLoaded(sys string) bool {
+	_, err := os.Stat(filepath.Join(sys, "module/nvidia_modeset"))
+	return err == nil
+}
+
 // ControlNodes returns nvidiactl, nvidia-uvm, nvidia-uvm-tools and, when the
 // nvidia_modeset module is loaded, nvidia-modeset. Missing modules are loaded
-// through Modprobe first; missing nodes of loaded modules are created.
+// through Modprobe first (then /proc/devices is read again, and the fresh
+// majors returned); missing nodes of loaded modules are created.
 func (f Finder) ControlNodes(majors Majors) ([]Node, Majors, error) {
-	ctl, ok := majors["nvidiactl"]
-	if !ok {
-		ctl = majors["nvidia"]
-	}
-	if ctl == 0 {
+	if !ExpectedNodes(f.Dev, Want{Majors: majors})[0].Registered {
 		return nil, majors, errors.New("/proc/devices lists no nvidia or nvidiactl major: the driver is not loaded")
 	}
-	want := []Node{{Name: "nvidiactl", Major: ctl, Minor: ctlMinor}}
-
-	uvm, ok := majors["nvidia-uvm"]
-	if !ok && f.Modprobe != nil {
+	if _, ok := majors["nvidia-uvm"]; !ok && f.Modprobe != nil {
 		if err := f.Modprobe.Modprobe("-u", "-c=0"); err != nil {
 			f.warn(fmt.Sprintf("loading nvidia-uvm with nvidia-modprobe failed: %v", err))
 		} else if fresh, err := f.Majors(); err == nil {
 			majors = fresh
-			uvm, ok = majors["nvidia-uvm"]
 		}
 	}
-	if ok {
-		want = append(want, Node{Name: "nvidia-uvm", Major: uvm, Minor: uvmMinor},
-			Node{Name: "nvidia-uvm-tools", Major: uvm, Minor: uvmToolsMinor})
-	} else {
-		f.warn("nvidia-uvm is not loaded, so CUDA will not work in containers: load it with `nvidia-modprobe -u -c=0` (or `modprobe nvidia-uvm`)")
-	}
-
-	if f.modesetLoaded() {
-		want = append(want, Node{Name: "nvidia-modeset", Major: ctl, Minor: modesetMinor})
-	}
-	nodes := make([]Node, 0, len(want))
-	for _, n := range want {
-		n, err := f.ensure(n, nodeMode)
+	var nodes []Node
+	uvmWarned := false
+	for _, e := range ExpectedNodes(f.Dev, Want{Majors: majors, Modeset: f.modesetLoaded()}) {
+		switch {
+		case e.Kind == KindUVM && !e.Registered:
+			if !uvmWarned {
+				f.warn("nvidia-uvm is not loaded, so CUDA will not work in containers: load it with `nvidia-modprobe -u -c=0` (or `modprobe nvidia-uvm`)")
+				uvmWarned = true
+			}
+			continue
+		case !e.Registered:
+			return nil, majors, errors.New("/proc/devices lists no nvidia or nvidiactl major: the driver is not loaded")
+		}
+		n, err := f.ensure(e)
 		if err != nil {
 			return nil, majors, err
 		}
@@ -106,8 +106,7 @@ func (f Finder) ControlNodes(majors Majors) ([]Node, Majors, error) {
 }
 
 func (f Finder) modesetLoaded() bool {
-	path := filepath.Join(f.Sys, "module/nvidia_modeset")
-	if _, err := os.Stat(path); err == nil {
+	if ModesetLoaded(f.Sys) {
 		return true
 	}
 	if f.Modprobe == nil {
@@ -116,25 +115,13 @@ func (f Finder) modesetLoaded() bool {
 	if err := f.Modprobe.Modprobe("-m"); err != nil {
 		return false // a driver without modeset: nothing to give
 	}
-	_, err := os.Stat(path)
-	return err == nil
+	return ModesetLoaded(f.Sys)
 }
 
 // GPUNodes returns /dev/nvidia<minor> for each GPU, created when missing.
 func (f Finder) GPUNodes(majors Majors, gpus []GPU) ([]Node, error) {
-	major, ok := majors["nvidia"]
-	if !ok {
-		return nil, errors.New("/proc/devices lists no nvidia major: the driver is not loaded")
-	}
-	nodes := make([]Node, 0, len(gpus))
-	for _, g := range gpus {
-		n, err := f.ensure(Node{Name: "nvidia" + strconv.Itoa(g.Minor), Major: major, Minor: uint32(g.Minor)}, nodeMode)
-		if err != nil {
-			return nil, err
-		}
-		nodes = append(nodes, n)
-	}
-	return nodes, nil
+	return f.ensureKind(ExpectedNodes(f.Dev, Want{Majors: majors, GPUs: gpus}), KindGPU,
+		"/proc/devices lists no nvidia major: the driver is not loaded")
 }
 
 // CapNodes returns the nvidia-caps nodes that MIG needs for the given GPUs:
@@ -142,6 +129,17 @@ func (f Finder) GPUNodes(majors Majors, gpus []GPU) ([]Node, error) {
 // (<proc>/driver/nvidia/capabilities/gpu<minor>/mig/gi*/[ci*/]access) and the
 // MIG monitor capability. GPUs without MIG need none.
 func (f Finder) CapNodes(majors Majors, gpus []GPU) ([]Node, error) {
+	caps, err := f.Caps(gpus)
+	if err != nil || len(caps) == 0 {
+		return nil, err
+	}
+	return f.ensureKind(ExpectedNodes(f.Dev, Want{Majors: majors, GPUs: gpus, Caps: caps}), KindCap,
+		"GPUs are in MIG mode but /proc/devices lists no nvidia-caps major")
+}
+
+// Caps reads the MIG capabilities that the given GPUs need (see CapNodes);
+// none for GPUs without MIG.
+func (f Finder) Caps(gpus []GPU) ([]Cap, error) {
 	capsRoot := filepath.Join(f.Proc, "driver/nvidia/capabilities")
 	var files []string
 	for _, g := range gpus {
@@ -155,23 +153,15 @@ func (f Finder) CapNodes(majors Majors, gpus []GPU) ([]Node, error) {
 		return nil, nil
 	}
 	files = append(files, filepath.Join(capsRoot, "mig/monitor"))
-	major, ok := majors["nvidia-caps"]
-	if !ok {
-		return nil, errors.New("GPUs are in MIG mode but /proc/devices lists no nvidia-caps major")
-	}
-	var nodes []Node
+	caps := make([]Cap, 0, len(files))
 	for _, file := range files {
 		minor, mode, err := readCapAccess(file)
 		if err != nil {
 			return nil, err
 		}
-		n, err := f.ensure(Node{Name: "nvidia-caps/nvidia-cap" + strconv.Itoa(int(minor)), Major: major, Minor: minor}, mode)
-		if err != nil {
-			return nil, err
-		}
-		nodes = append(nodes, n)
+		caps = append(caps, Cap{Minor: minor, Mode: mode})
 	}
-	return nodes, nil
+	return caps, nil
 }
 
 func readCapAccess(path string) (minor, mode uint32, err error) {
@@ -217,44 +207,42 @@ func ParseCapAccess(r io.Reader) (minor, mode uint32, err error) {
 	return minor, mode, nil
 }
 
-// ensure makes sure n exists with its numbers; a missing node, or one left
-// with stale numbers by an earlier driver, is (re)created atomically, as
-// nvidia-modprobe does.
-func (f Finder) ensure(n Node, mode uint32) (Node, error) {
-	n.Path = filepath.Join(f.Dev, n.Name)
-	var st unix.Stat_t
-	err := unix.Stat(n.Path, &st)
-	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR &&
-		unix.Major(st.Rdev) == n.Major && unix.Minor(st.Rdev) == n.Minor {
-		return n, nil
+// ensureKind ensures the expected nodes of kind, or fails with notLoaded
+// when the driver registered no major for them.
+func (f Finder) ensureKind(expected []Expected, kind Kind, notLoaded string) ([]Node, error) {
+	var nodes []Node
+	for _, e := range expected {
+		if e.Kind != kind {
+			continue
+		}
+		if !e.Registered {
+			return nil, errors.New(notLoaded)
+		}
+		n, err := f.ensure(e)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
 	}
-	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return Node{}, fmt.Errorf("checking %s: %w", n.Path, err)
-	}
-	if err := makeNode(n.Path, n.Major, n.Minor, mode); err != nil {
-		return Node{}, err
-	}
-	return n, nil
+	return nodes, nil
 }
 
-func makeNode(path string, major, minor, mode uint32) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", path, err)
+// ensure makes sure e exists with its numbers; a missing node, or one left
+// with stale numbers by an earlier driver, is (re)created atomically, as
+// nvidia-modprobe does.
+func (f Finder) ensure(e Expected) (Node, error) {
+	nfs := OrReal(f.Nodes)
+	st, err := nfs.Stat(e.Path)
+	if err == nil && st.Is(e.Node) {
+		return e.Node, nil
 	}
-	tmp := fmt.Sprintf("%s.nvidiaprep-%d", path, os.Getpid())
-	_ = os.Remove(tmp)
-	if err := unix.Mknod(tmp, unix.S_IFCHR|mode, int(unix.Mkdev(major, minor))); err != nil {
-		return fmt.Errorf("creating %s (%d:%d): %w", path, major, minor, err)
+	if err != nil && !isNotExist(err) {
+		return Node{}, fmt.Errorf("checking %s: %w", e.Path, err)
 	}
-	if err := os.Chmod(tmp, os.FileMode(mode)); err != nil { // mknod honours the umask
-		os.Remove(tmp)
-		return fmt.Errorf("creating %s: %w", path, err)
+	if err := nfs.Mknod(e.Path, e.Major, e.Minor, e.Mode); err != nil {
+		return Node{}, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("creating %s: %w", path, err)
-	}
-	return nil
+	return e.Node, nil
 }
 
 func (f Finder) warn(msg string) {

@@ -2,6 +2,7 @@ package nvdev_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,13 +177,13 @@ func equal(a, b []int) bool {
 }
 
 func TestControlAndGPUNodesUseLiveNumbers(t *testing.T) {
-	needRoot(t)
 	d := standin.Driver{Version: "580.159.04", UVMMajor: 509, GPUs: twoGPUs}
 	h := host(t, d)
+	h.Nodes = &standin.FakeNodes{}
 	if err := h.MakeNodes(d); err != nil {
 		t.Fatal(err)
 	}
-	f := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys}
+	f := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Nodes: h.Nodes}
 	majors, err := f.Majors()
 	if err != nil {
 		t.Fatal(err)
@@ -251,9 +252,9 @@ func (r *recordingModprobe) Modprobe(args ...string) error {
 }
 
 func TestUVMNotLoadedIsLoadedThroughModprobe(t *testing.T) {
-	needRoot(t)
 	d := standin.Driver{Version: "580.159.04", GPUs: twoGPUs[:1]} // no uvm yet
 	h := host(t, d)
+	h.Nodes = &standin.FakeNodes{}
 	mp := &recordingModprobe{load: func(args []string) {
 		if args[0] == "-u" { // as nvidia-modprobe -u: the module registers its major
 			d.UVMMajor = 507
@@ -262,7 +263,7 @@ func TestUVMNotLoadedIsLoadedThroughModprobe(t *testing.T) {
 			}
 		}
 	}}
-	f := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Modprobe: mp}
+	f := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Nodes: h.Nodes, Modprobe: mp}
 	majors, _ := f.Majors()
 	ctl, _, err := f.ControlNodes(majors)
 	if err != nil {
@@ -281,9 +282,9 @@ func TestUVMNotLoadedIsLoadedThroughModprobe(t *testing.T) {
 }
 
 func TestCapNodesForMIG(t *testing.T) {
-	needRoot(t)
 	d := standin.Driver{Version: "580.159.04", UVMMajor: 509, CapsMajor: 506, GPUs: twoGPUs}
 	h := host(t, d)
+	h.Nodes = &standin.FakeNodes{}
 	caps := filepath.Join(h.Proc, "driver/nvidia/capabilities")
 	write := func(rel, content string) {
 		p := filepath.Join(caps, rel)
@@ -296,7 +297,7 @@ func TestCapNodesForMIG(t *testing.T) {
 	write("mig/monitor", "DeviceFileMinor: 2\nDeviceFileMode: 292\nDeviceFileModify: 1\n")
 	write("gpu0/mig/gi1/access", "DeviceFileMinor: 12\nDeviceFileMode: 292\nDeviceFileModify: 1\n")
 	write("gpu0/mig/gi1/ci0/access", "DeviceFileMinor: 13\nDeviceFileMode: 292\nDeviceFileModify: 1\n")
-	f := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys}
+	f := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Nodes: h.Nodes}
 	majors, _ := f.Majors()
 	nodes, err := f.CapNodes(majors, []nvdev.GPU{{Minor: 0}})
 	if err != nil {
@@ -314,5 +315,34 @@ func TestCapNodesForMIG(t *testing.T) {
 	}
 	if none, err := f.CapNodes(majors, []nvdev.GPU{{Minor: 1}}); err != nil || len(none) != 0 {
 		t.Fatalf("a GPU without MIG needs no caps: %v %v", none, err)
+	}
+}
+
+// The one list of nodes a container needs: numbers from the majors given,
+// the driver's fixed control minors, nodes of modules not loaded marked
+// unregistered rather than left out, MIG capabilities with their modes.
+func TestExpectedNodes(t *testing.T) {
+	majors := nvdev.Majors{"nvidia": 195, "nvidiactl": 195, "nvidia-caps": 506}
+	got := nvdev.ExpectedNodes("/d", nvdev.Want{Majors: majors, Modeset: true, GPUs: []nvdev.GPU{{Minor: 3}}, Caps: []nvdev.Cap{{Minor: 12, Mode: 0o444}}})
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, fmt.Sprintf("%s %s %s %o %v %d", e.Name, e.Path, e.Device(), e.Mode, e.Registered, e.Kind))
+	}
+	want := []string{
+		"nvidiactl /d/nvidiactl 195:255 666 true 0",
+		"nvidia-uvm /d/nvidia-uvm 0:0 666 false 1",
+		"nvidia-uvm-tools /d/nvidia-uvm-tools 0:1 666 false 1",
+		"nvidia-modeset /d/nvidia-modeset 195:254 666 true 0",
+		"nvidia3 /d/nvidia3 195:3 666 true 2",
+		"nvidia-caps/nvidia-cap12 /d/nvidia-caps/nvidia-cap12 506:12 444 true 3",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	// Without a driver nothing is registered, and nothing else is read.
+	for _, e := range nvdev.ExpectedNodes("/d", nvdev.Want{GPUs: []nvdev.GPU{{Minor: 0}}}) {
+		if e.Registered {
+			t.Errorf("%s registered without majors", e.Name)
+		}
 	}
 }

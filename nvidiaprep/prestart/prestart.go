@@ -31,6 +31,7 @@ type Host struct {
 	Sys       string
 	GPUs      nvdev.GPULister
 	Modprobe  nvdev.Modprober // nil where nvidia-modprobe must not run
+	Nodes     nvdev.NodeFS    // stats and makes device nodes; nil: the real host's
 	// DriverCache is the node's driver cache, whose extracted trees
 	// containers that get an install see read-only; Dir "": none.
 	DriverCache driverrun.Cache
@@ -53,17 +54,45 @@ type Request struct {
 	Strict bool
 }
 
+// Why a container cannot have its GPU: a RequiredError's Reason, and what
+// errors.Is finds in it.
+var (
+	// ErrNoDriver: no NVIDIA kernel module is loaded.
+	ErrNoDriver = errors.New("no NVIDIA driver is loaded on this node")
+	// ErrDriver: the loaded driver's version, majors or device nodes
+	// cannot be read or made.
+	ErrDriver = errors.New("the NVIDIA driver cannot be used")
+	// ErrNoGPU: the GPUs cannot be listed, or the selection names GPUs
+	// this node does not have.
+	ErrNoGPU = errors.New("the selected GPUs cannot be given")
+	// ErrMIG: the MIG capabilities of a GPU in MIG mode cannot be given.
+	ErrMIG = errors.New("the MIG capabilities cannot be given")
+	// ErrDriverCache: the driver cache cannot be shown to the container.
+	ErrDriverCache = errors.New("the driver cache cannot be shown")
+)
+
 // RequiredError means the container requires its GPU and cannot have it;
-// the start must fail.
+// the start must fail. errors.Is finds its Reason (ErrNoDriver, ...) and
+// what its Err wraps (e.g. nvdev.ErrNoDriver, *nvdev.UnmatchedError).
 type RequiredError struct {
-	VMID int
-	Why  string
-	Fix  string
+	VMID   int
+	Reason error  // one of ErrNoDriver, ErrDriver, ErrNoGPU, ErrMIG, ErrDriverCache
+	Err    error  // the cause; nil when Reason says it all
+	Why    string // the sentence for the admin: Reason or Err in words
+	Fix    string
 }
 
 func (e *RequiredError) Error() string {
 	return fmt.Sprintf("CT %d requires its GPU (required = true in [containers.%d]) but %s. %s To start it without a GPU, set required = false.",
 		e.VMID, e.VMID, e.Why, e.Fix)
+}
+
+// Unwrap gives errors.Is and errors.As the reason and the cause.
+func (e *RequiredError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Reason}
+	}
+	return []error{e.Reason, e.Err}
 }
 
 // BypassError means hand-written lines of a container with strict = true
@@ -152,52 +181,58 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		log.Info().Msgf("CT %d: no GPUs configured (gpus = []), adding nothing", req.VMID)
 		return Result{}, nil
 	}
-	fail := func(why, fix string) error {
+	// fail says why the container gets no GPU: the reason, its cause (nil
+	// when the reason says it all) and, when not "", the sentence.
+	fail := func(reason, cause error, why, fix string) error {
+		if why == "" {
+			why = cause.Error()
+		}
 		if req.Required {
-			return &RequiredError{VMID: req.VMID, Why: why, Fix: fix}
+			return &RequiredError{VMID: req.VMID, Reason: reason, Err: cause, Why: why, Fix: fix}
 		}
 		return fmt.Errorf("%s. %s", why, fix)
 	}
+	const checkDriver = "Check the driver with `nvidiaprep doctor`."
 	version, err := nvdev.LoadedVersion(h.Sys, h.Proc)
 	if errors.Is(err, nvdev.ErrNoDriver) {
-		return Result{}, fail("no NVIDIA driver is loaded on this node",
+		return Result{}, fail(ErrNoDriver, err, ErrNoDriver.Error(),
 			"Load it with `modprobe nvidia`, or install it with `systemctl start nvidiaprep-host-driver`; `nvidiaprep doctor` shows what is wrong.")
 	}
 	if err != nil {
-		return Result{}, fail(err.Error(), "Check the driver with `nvidiaprep doctor`.")
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
-	finder := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Modprobe: h.Modprobe,
+	finder := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Modprobe: h.Modprobe, Nodes: h.Nodes,
 		Warn: func(msg string) { log.Warn().Msgf("CT %d: %s", req.VMID, msg) }}
 	majors, err := finder.Majors()
 	if err != nil {
-		return Result{}, fail(err.Error(), "Check the driver with `nvidiaprep doctor`.")
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
 	all, err := h.GPUs.GPUs()
 	if err != nil {
-		return Result{}, fail("listing the GPUs failed: "+err.Error(), "Check the driver with `nvidiaprep doctor`.")
+		return Result{}, fail(ErrNoGPU, err, "listing the GPUs failed: "+err.Error(), checkDriver)
 	}
 	gpus, err := nvdev.Select(all, req.GPUs)
 	var unmatched *nvdev.UnmatchedError
 	if errors.As(err, &unmatched) {
 		if req.Required {
-			return Result{}, fail(err.Error(), fmt.Sprintf("Fix gpus in [containers.%d].", req.VMID))
+			return Result{}, fail(ErrNoGPU, err, "", fmt.Sprintf("Fix gpus in [containers.%d].", req.VMID))
 		}
 		log.Warn().Msgf("CT %d: %v; fix gpus in [containers.%d]", req.VMID, err, req.VMID)
 	}
 	if len(gpus) == 0 {
-		return Result{}, fail("no GPU on this node matches its selection", "List the GPUs with `nvidia-smi -L` and fix gpus in [containers.N].")
+		return Result{}, fail(ErrNoGPU, nil, "no GPU on this node matches its selection", "List the GPUs with `nvidia-smi -L` and fix gpus in [containers.N].")
 	}
 	control, majors, err := finder.ControlNodes(majors)
 	if err != nil {
-		return Result{}, fail(err.Error(), "Check the driver with `nvidiaprep doctor`.")
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
 	gpuNodes, err := finder.GPUNodes(majors, gpus)
 	if err != nil {
-		return Result{}, fail(err.Error(), "Check the driver with `nvidiaprep doctor`.")
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
 	capNodes, err := finder.CapNodes(majors, gpus)
 	if err != nil {
-		return Result{}, fail(err.Error(), "Check MIG with `nvidia-smi mig -lgi`.")
+		return Result{}, fail(ErrMIG, err, "", "Check MIG with `nvidia-smi mig -lgi`.")
 	}
 	nodes := append(append(control, gpuNodes...), capNodes...)
 	for _, f := range devplan.Stale(entries, majors, h.Dev, h.pveConf(req.VMID)) {
@@ -207,7 +242,7 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	if req.Install && h.DriverCache.Dir != "" {
 		m, err := driverMount(h.DriverCache)
 		if err != nil {
-			return Result{}, fail(err.Error(), "Check the [paths] cache directory.")
+			return Result{}, fail(ErrDriverCache, err, "", "Check the [paths] cache directory.")
 		}
 		p.Mounts = append(p.Mounts, m)
 	}

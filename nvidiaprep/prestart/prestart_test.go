@@ -32,13 +32,11 @@ type fixture struct {
 
 func setup(t *testing.T, loaded bool) fixture {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("device nodes need root")
-	}
 	sh, err := standin.NewHost(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	sh.Nodes = &standin.FakeNodes{}
 	if loaded {
 		if err := sh.LoadDriver(driver); err != nil {
 			t.Fatal(err)
@@ -53,7 +51,7 @@ func setup(t *testing.T, loaded bool) fixture {
 		t.Fatal(err)
 	}
 	return fixture{
-		host: Host{LXCConfig: cfg, Dev: sh.Dev, Proc: sh.Proc, Sys: sh.Sys, GPUs: nvdev.ProcGPUs{Proc: sh.Proc}},
+		host: Host{LXCConfig: cfg, Dev: sh.Dev, Proc: sh.Proc, Sys: sh.Sys, GPUs: nvdev.ProcGPUs{Proc: sh.Proc}, Nodes: sh.Nodes},
 		sh:   sh, log: &bytes.Buffer{},
 	}
 }
@@ -135,7 +133,7 @@ func TestNoDriver(t *testing.T) {
 	f := setup(t, false)
 	_, err := Run(f.host, Request{VMID: 101, Required: true}, f.logger())
 	var reqErr *RequiredError
-	if !errors.As(err, &reqErr) || !strings.Contains(err.Error(), "no NVIDIA driver is loaded") ||
+	if !errors.As(err, &reqErr) || !errors.Is(err, ErrNoDriver) || !errors.Is(err, nvdev.ErrNoDriver) || !strings.Contains(err.Error(), "no NVIDIA driver is loaded") ||
 		!strings.Contains(err.Error(), "modprobe nvidia") || !strings.Contains(err.Error(), "CT 101") {
 		t.Fatalf("required: got %v", err)
 	}
@@ -153,7 +151,8 @@ func TestNoDriver(t *testing.T) {
 func TestUnmatchedSelector(t *testing.T) {
 	f := setup(t, true)
 	_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"GPU-nope"}, Required: true}, f.logger())
-	if err == nil || !strings.Contains(err.Error(), `"GPU-nope"`) {
+	var unmatched *nvdev.UnmatchedError
+	if !errors.Is(err, ErrNoGPU) || !errors.As(err, &unmatched) || unmatched.Selectors[0] != "GPU-nope" || !strings.Contains(err.Error(), `"GPU-nope"`) {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0", "7"}}, f.logger()); err != nil {
@@ -177,14 +176,12 @@ func TestMissingConfigIsAnErrorNamingTheContainer(t *testing.T) {
 }
 
 func BenchmarkPreStart(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("device nodes need root")
-	}
 	sh, _ := standin.NewHost(b.TempDir())
+	sh.Nodes = &standin.FakeNodes{}
 	sh.LoadDriver(driver)
 	sh.MakeNodes(driver)
 	cfg := filepath.Join(sh.Root, "config")
-	h := Host{LXCConfig: cfg, Dev: sh.Dev, Proc: sh.Proc, Sys: sh.Sys, GPUs: nvdev.ProcGPUs{Proc: sh.Proc}}
+	h := Host{LXCConfig: cfg, Dev: sh.Dev, Proc: sh.Proc, Sys: sh.Sys, GPUs: nvdev.ProcGPUs{Proc: sh.Proc}, Nodes: sh.Nodes}
 	for i := 0; i < b.N; i++ {
 		os.WriteFile(cfg, []byte(generated), 0o644)
 		if _, err := Run(h, Request{VMID: 101}, zerolog.Nop()); err != nil {

@@ -8,14 +8,12 @@ package status
 
 import (
 	"errors"
-	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -38,6 +36,8 @@ type Options struct {
 	InstallRecord string
 	// RebootRequired is Debian's /run/reboot-required.pkgs.
 	RebootRequired string
+	// Nodes stats the device nodes; nil: the real host's.
+	Nodes nvdev.NodeFS
 }
 
 func (o Options) withDefaults() Options {
@@ -153,53 +153,29 @@ func Gather(o Options) Report {
 		}
 		r.Node.GPUs = gpus
 	}
-	r.Node.DeviceNodes = deviceNodes(p, r.Node.GPUs, problem)
+	majors, err := nvdev.ReadMajors(p.Proc)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		problem(err)
+	}
+	r.Node.DeviceNodes = deviceNodes(p, nvdev.OrReal(o.Nodes), nvdev.Want{Majors: majors, Modeset: nvdev.ModesetLoaded(p.Sys), GPUs: r.Node.GPUs})
 	r.Containers = containers(o, problem)
 	return r
 }
 
-// deviceNodes checks the nodes a container needs against /proc/devices:
-// nvidiactl, nvidia-uvm, nvidia-uvm-tools, nvidia-modeset when its module
-// is loaded, and one per GPU. It creates nothing.
-func deviceNodes(p config.Paths, gpus []nvdev.GPU, problem func(error)) []DeviceNode {
-	majors := nvdev.Majors{}
-	if f, err := fsutil.OpenRegular(filepath.Join(p.Proc, "devices")); err == nil {
-		m, err := nvdev.ParseDevices(f)
-		f.Close()
-		if err != nil {
-			problem(err)
-		}
-		majors = m
-	}
-	type want struct {
-		name         string
-		major, minor uint32
-		known        bool
-	}
-	ctl, hasCtl := majors["nvidiactl"]
-	if !hasCtl {
-		ctl, hasCtl = majors["nvidia"]
-	}
-	uvm, hasUVM := majors["nvidia-uvm"]
-	ws := []want{{"nvidiactl", ctl, 255, hasCtl}, {"nvidia-uvm", uvm, 0, hasUVM}, {"nvidia-uvm-tools", uvm, 1, hasUVM}}
-	if _, err := os.Stat(filepath.Join(p.Sys, "module/nvidia_modeset")); err == nil {
-		ws = append(ws, want{"nvidia-modeset", ctl, 254, hasCtl})
-	}
-	for _, g := range gpus {
-		ws = append(ws, want{fmt.Sprintf("nvidia%d", g.Minor), majors["nvidia"], uint32(g.Minor), majors["nvidia"] != 0})
-	}
-	out := make([]DeviceNode, 0, len(ws))
-	for _, w := range ws {
-		n := DeviceNode{Name: w.name}
-		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join(p.Dev, w.name), &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR {
+// deviceNodes checks the nodes a container needs (nvdev.ExpectedNodes'
+// list, without MIG capabilities) against the driver's numbers. It creates
+// nothing.
+func deviceNodes(p config.Paths, nfs nvdev.NodeFS, w nvdev.Want) []DeviceNode {
+	expected := nvdev.ExpectedNodes(p.Dev, w)
+	out := make([]DeviceNode, 0, len(expected))
+	for _, e := range expected {
+		n := DeviceNode{Name: e.Name}
+		if st, err := nfs.Stat(e.Path); err == nil && st.Char {
 			n.Present = true
-			n.Device = fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+			n.Device = nvdev.Node{Major: st.Major, Minor: st.Minor}.Device()
 		}
-		if w.known {
-			if wd := fmt.Sprintf("%d:%d", w.major, w.minor); wd != n.Device {
-				n.Want = wd
-			}
+		if e.Registered && e.Device() != n.Device {
+			n.Want = e.Device()
 		}
 		out = append(out, n)
 	}

@@ -1,0 +1,78 @@
+package nvdev
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// NodeFS reads and makes character device nodes. RealNodes is the host's
+// (stat(2), mknod(2): root only); tests that need no real node pass a fake
+// (integration/standin.FakeNodes) and run without root.
+type NodeFS interface {
+	// Stat says what is at path; an error wrapping fs.ErrNotExist when
+	// nothing is.
+	Stat(path string) (DevStat, error)
+	// Mknod makes path a character device node major:minor with mode,
+	// replacing what was there, and creates its directory if missing.
+	Mknod(path string, major, minor, mode uint32) error
+}
+
+// DevStat is what Stat found at a path.
+type DevStat struct {
+	Char         bool   // a character device node
+	Major, Minor uint32 // its numbers; 0:0 for what is no device
+}
+
+// Is tells whether s is the character device n.
+func (s DevStat) Is(n Node) bool { return s.Char && s.Major == n.Major && s.Minor == n.Minor }
+
+// RealNodes is the host's NodeFS.
+type RealNodes struct{}
+
+// Stat implements NodeFS with stat(2), following links.
+func (RealNodes) Stat(path string) (DevStat, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return DevStat{}, err // an errno, as callers' messages have always shown it
+	}
+	return DevStat{Char: st.Mode&unix.S_IFMT == unix.S_IFCHR, Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev)}, nil
+}
+
+// Mknod implements NodeFS atomically, as nvidia-modprobe does: the node is
+// made beside path with mknod(2), given mode (mknod honours the umask) and
+// renamed over path.
+func (RealNodes) Mknod(path string, major, minor, mode uint32) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	tmp := fmt.Sprintf("%s.nvidiaprep-%d", path, os.Getpid())
+	_ = os.Remove(tmp)
+	if err := unix.Mknod(tmp, unix.S_IFCHR|mode, int(unix.Mkdev(major, minor))); err != nil {
+		return fmt.Errorf("creating %s (%d:%d): %w", path, major, minor, err)
+	}
+	if err := os.Chmod(tmp, os.FileMode(mode)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	return nil
+}
+
+// OrReal returns nfs, or RealNodes when nfs is nil: the zero value of a
+// struct with a NodeFS field acts on the real host.
+func OrReal(nfs NodeFS) NodeFS {
+	if nfs == nil {
+		return RealNodes{}
+	}
+	return nfs
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
