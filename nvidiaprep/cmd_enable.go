@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nodeconf"
 	"nvidiaprep/nvidiaprep/pve"
 )
@@ -21,13 +22,13 @@ import (
 type host struct {
 	getenv   func(string) (string, bool)
 	lookPath func(string) (string, error)
-	runner   pve.Runner // runs pct, journalctl, dmesg
-	pveDir   string     // /etc/pve
+	runner   hostcmd.Runner // runs pct, journalctl, dmesg
+	pveDir   string         // /etc/pve
 	now      func() time.Time
 }
 
 func realHost() host {
-	return host{getenv: os.LookupEnv, lookPath: exec.LookPath, runner: pve.ExecRunner{}, pveDir: pve.DefaultDir, now: time.Now}
+	return host{getenv: os.LookupEnv, lookPath: exec.LookPath, runner: hostcmd.Exec{}, pveDir: pve.DefaultDir, now: time.Now}
 }
 
 func enableCmd(args []string, stdout, stderr io.Writer) int {
@@ -208,7 +209,7 @@ func (h host) pct(ctx context.Context, stdout io.Writer, argv []string) (ran boo
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := h.runner.Run(ctx, argv[0], argv[1:]...); err != nil {
+	if _, err := h.runner.Run(ctx, hostcmd.Command{Name: argv[0], Args: argv[1:]}); err != nil {
 		return false, err
 	}
 	fmt.Fprintf(stdout, "ran: %s\n", strings.Join(argv, " "))

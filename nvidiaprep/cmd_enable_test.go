@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hostcmd"
 )
 
 // recorder stands in for pct: it records the commands and fails those
@@ -20,13 +21,13 @@ type recorder struct {
 	fail string
 }
 
-func (r *recorder) Run(_ context.Context, name string, args ...string) ([]byte, error) {
-	cmd := strings.Join(append([]string{name}, args...), " ")
+func (r *recorder) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
+	cmd := c.String()
 	r.ran = append(r.ran, cmd)
 	if r.fail != "" && strings.Contains(cmd, r.fail) {
-		return nil, errors.New("pct: script 'local:snippets/nvidiaprep-hook' does not exist")
+		return hostcmd.Result{}, errors.New("pct: script 'local:snippets/nvidiaprep-hook' does not exist")
 	}
-	return nil, nil
+	return hostcmd.Result{}, nil
 }
 
 // testHost is a Proxmox node in a temporary directory with pct (a recorder)

@@ -19,6 +19,7 @@ import (
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -42,7 +43,7 @@ type Options struct {
 	// names (the snippets directories); "" or "/" for the real host.
 	HostRoot string
 	// Runner runs journalctl and dmesg for the kernel log.
-	Runner pve.Runner
+	Runner hostcmd.Runner
 	// Nodes stats the device nodes; nil: the real host's.
 	Nodes nvdev.NodeFS
 }
@@ -83,7 +84,7 @@ func Run(ctx context.Context, o Options) Report {
 		o.PVEDir = pve.DefaultDir
 	}
 	if o.Runner == nil {
-		o.Runner = pve.ExecRunner{}
+		o.Runner = hostcmd.Exec{}
 	}
 	r := &run{o: o}
 	p := o.Config.Paths
@@ -438,9 +439,9 @@ func (r *run) kernelLog(ctx context.Context) {
 	var text string
 	var errs []string
 	for _, argv := range [][]string{{"journalctl", "-k", "-b", "--no-pager", "-q", "-o", "cat"}, {"dmesg"}} {
-		out, err := r.o.Runner.Run(ctx, argv[0], argv[1:]...)
+		res, err := r.o.Runner.Run(ctx, hostcmd.Command{Name: argv[0], Args: argv[1:]})
 		if err == nil {
-			text = string(out)
+			text = res.Stdout
 			errs = nil
 			break
 		}

@@ -13,6 +13,7 @@ import (
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/record"
 )
 
@@ -26,12 +27,12 @@ type kernelLog struct {
 	ran  []string
 }
 
-func (k *kernelLog) Run(_ context.Context, name string, args ...string) ([]byte, error) {
-	k.ran = append(k.ran, name+" "+strings.Join(args, " "))
-	if k.fail[name] {
-		return nil, errors.New(name + ": not found")
+func (k *kernelLog) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
+	k.ran = append(k.ran, c.String())
+	if k.fail[c.Name] {
+		return hostcmd.Result{}, errors.New(c.Name + ": not found")
 	}
-	return []byte(k.log), nil
+	return hostcmd.Result{Stdout: k.log, Output: k.log}, nil
 }
 
 // node is a healthy stand-in node: driver loaded with its nodes, the
@@ -314,7 +315,7 @@ func TestKernelLogAPIMismatch(t *testing.T) {
 	n.log.ran = nil
 	r = n.run()
 	n.want(r, "api-mismatch")
-	if len(n.log.ran) != 2 || n.log.ran[1] != "dmesg " {
+	if len(n.log.ran) != 2 || n.log.ran[1] != "dmesg" {
 		t.Errorf("ran %q", n.log.ran)
 	}
 	// Neither: a note, not a problem.

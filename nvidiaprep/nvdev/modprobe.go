@@ -2,12 +2,10 @@ package nvdev
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/hostcmd"
 )
 
 // ExecModprobe runs the real nvidia-modprobe, for at most Timeout. Wire it
@@ -19,18 +17,8 @@ type ExecModprobe struct {
 
 // Modprobe implements Modprober.
 func (m ExecModprobe) Modprobe(args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), m.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, m.Path, args...)
-	cmd.WaitDelay = time.Second // a child left holding its output does not hold us
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s %s did not finish within %v: %w", m.Path, strings.Join(args, " "), m.Timeout, ctx.Err())
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", m.Path, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	_, err := hostcmd.Exec{Timeout: m.Timeout}.Run(context.Background(), hostcmd.Command{Name: m.Path, Args: args})
+	return err
 }
 
 // FindModprobe finds nvidia-modprobe where NVIDIA's installer and packages
