@@ -32,7 +32,7 @@ func (h host) doctor(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "PROBLEM config: %v\n  fix: correct the configuration (the file and line named); until then every container that uses the hookscript refuses to start\n", err)
 		return 1
 	}
-	r := doctor.Run(context.Background(), doctor.Options{Config: cfg, PVEDir: h.pveDir, Runner: h.runner})
+	r := doctor.Run(context.Background(), doctor.Options{Config: cfg, Runner: h.runner})
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -23,12 +23,11 @@ type host struct {
 	getenv   func(string) (string, bool)
 	lookPath func(string) (string, error)
 	runner   hostcmd.Runner // runs pct, journalctl, dmesg
-	pveDir   string         // /etc/pve
 	now      func() time.Time
 }
 
 func realHost() host {
-	return host{getenv: os.LookupEnv, lookPath: exec.LookPath, runner: hostcmd.Exec{}, pveDir: pve.DefaultDir, now: time.Now}
+	return host{getenv: os.LookupEnv, lookPath: exec.LookPath, runner: hostcmd.Exec{}, now: time.Now}
 }
 
 func enableCmd(args []string, stdout, stderr io.Writer) int {
@@ -79,7 +78,7 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 			s.Install = install
 		}
 	})
-	ct, err := h.readCT(vmid)
+	ct, err := readCT(pveDir(config.Sources(h.getenv)), vmid)
 	if err != nil {
 		fmt.Fprintf(stderr, "nvidiaprep enable: %v\n", err)
 		return 1
@@ -168,7 +167,7 @@ func (h host) disable(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	ct, err := h.readCT(vmid)
+	ct, err := readCT(pveDir(sources), vmid)
 	switch {
 	case errors.Is(err, errNoCT):
 		fmt.Fprintf(stdout, "CT %d is not on this node: no hookscript to remove.\n", vmid)
@@ -219,15 +218,31 @@ func (h host) pct(ctx context.Context, stdout io.Writer, argv []string) (ran boo
 // errNoCT means this Proxmox node has no such container.
 var errNoCT = errors.New("no such container on this node")
 
-// readCT reads the container's Proxmox config; nil when this is no Proxmox
-// node (no <pve>/lxc).
-func (h host) readCT(vmid int) (*pve.CT, error) {
-	if _, err := os.Stat(h.pveDir + "/lxc"); errors.Is(err, os.ErrNotExist) {
+// pveDir is [paths] pve of the configuration sources give (a file not
+// there yet, as enable's node file before its first run, gives nothing);
+// the default when they do not load (the command says so when it loads them
+// itself).
+func pveDir(sources []config.File) string {
+	optional := make([]config.File, len(sources))
+	for i, f := range sources {
+		f.Optional = true
+		optional[i] = f
+	}
+	if cfg, err := config.LoadFiles(optional...); err == nil {
+		return cfg.Paths.PVE
+	}
+	return config.Default().Paths.PVE
+}
+
+// readCT reads the container's Proxmox config below dir (/etc/pve); nil
+// when this is no Proxmox node (no <dir>/lxc).
+func readCT(dir string, vmid int) (*pve.CT, error) {
+	if _, err := os.Stat(dir + "/lxc"); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	ct, err := pve.ReadCT(h.pveDir, vmid)
+	ct, err := pve.ReadCT(dir, vmid)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w (no %s): run this on the node that has it", errNoCT, pve.CTPath(h.pveDir, vmid))
+		return nil, fmt.Errorf("%w (no %s): run this on the node that has it", errNoCT, pve.CTPath(dir, vmid))
 	}
 	if err != nil {
 		return nil, err

@@ -37,7 +37,7 @@ func testHost(t *testing.T, withPct bool) (host, *recorder, string) {
 	dir := t.TempDir()
 	rec := &recorder{}
 	env := map[string]string{config.EnvNode: filepath.Join(dir, "nvidiaprep.toml"), config.EnvCluster: filepath.Join(dir, "cluster.toml")}
-	os.WriteFile(env[config.EnvCluster], []byte("[containers.9510]\ngpus = [\"1\"]\ninstall = false\n"), 0o644)
+	os.WriteFile(env[config.EnvCluster], []byte("[paths]\npve = \""+filepath.Join(dir, "pve")+"\"\n\n[containers.9510]\ngpus = [\"1\"]\ninstall = false\n"), 0o644)
 	os.MkdirAll(filepath.Join(dir, "pve/lxc"), 0o755)
 	h := host{
 		getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
@@ -47,7 +47,7 @@ func testHost(t *testing.T, withPct bool) (host, *recorder, string) {
 			}
 			return "", errors.New("not found")
 		},
-		runner: rec, pveDir: filepath.Join(dir, "pve"), now: time.Now,
+		runner: rec, now: time.Now,
 	}
 	return h, rec, dir
 }

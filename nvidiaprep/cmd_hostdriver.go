@@ -37,7 +37,7 @@ func hostDriverCmd(args []string, _, stderr io.Writer) int {
 		status("failed: configuration: " + err.Error())
 		return 1
 	}
-	o := hostdriver.Options{Config: cfg, Root: "/", Runner: hostcmd.Clean(), Log: log, Status: status}
+	o := hostdriver.Options{Config: cfg, Runner: hostcmd.Clean(), Log: log, Status: status}
 	// nvidia-modprobe acts on the real /dev and modules: only for the real
 	// host's paths, as in the hookscript.
 	if cfg.Paths.Proc == "/proc" && cfg.Paths.Dev == "/dev" {

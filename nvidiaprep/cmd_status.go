@@ -27,7 +27,7 @@ func (h host) status(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nvidiaprep status: configuration: %v\n", err)
 		return 1
 	}
-	r := status.Gather(status.Options{Config: cfg, PVEDir: h.pveDir})
+	r := status.Gather(status.Options{Config: cfg})
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

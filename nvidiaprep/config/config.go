@@ -98,7 +98,15 @@ type Paths struct {
 	Cache string `toml:"cache"` // downloads and other re-creatable files
 	State string `toml:"state"` // state that must survive reboots
 	PVE   string `toml:"pve"`   // Proxmox's cluster file system: <pve>/lxc/<vmid>.conf, <pve>/storage.cfg
+	// Root is where the host's own files are: its programs (dkms,
+	// nvidia-uninstall), /etc/modprobe.d, /usr/src, /var/lib/nvidia, /run,
+	// the storages' directories (snippets). Commands still run in the real
+	// root.
+	Root string `toml:"root"`
 }
+
+// Host is the host path p (absolute, such as "/var/lib/nvidia/log") below Root.
+func (p Paths) Host(path string) string { return filepath.Join(p.Root, path) }
 
 // LXCConfig is the path of the LXC config that Proxmox writes for a container.
 func (p Paths) LXCConfig(vmid int) string {
@@ -165,6 +173,7 @@ func Default() Config {
 			Cache: "/var/cache/nvidiaprep",
 			State: "/var/lib/nvidiaprep",
 			PVE:   "/etc/pve",
+			Root:  "/",
 		},
 		Provision: Provision{
 			SystemdTimeout:  2 * time.Minute,

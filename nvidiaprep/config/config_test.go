@@ -251,7 +251,7 @@ func TestErrors(t *testing.T) {
 		{"unterminated string", "[paths]\nlxc = \"/x\ndev = \"/dev\"\n", 2, "paths.lxc", "strings cannot contain newlines"},
 		{"duplicate key", "[paths]\nlxc = \"/a\"\nlxc = \"/b\"\n", 3, "paths.lxc", "already been defined"},
 		{"unknown top-level key", "# c\nbogus = 1\n[paths]\n", 2, "bogus", "unknown key (known keys: paths, provision, driver, containers)"},
-		{"unknown key in paths", "[paths]\nlxc = \"/x\"\nlcx = \"/y\"\n", 3, "paths.lcx", "unknown key (known keys: lxc, dev, proc, sys, cache, state, pve)"},
+		{"unknown key in paths", "[paths]\nlxc = \"/x\"\nlcx = \"/y\"\n", 3, "paths.lcx", "unknown key (known keys: lxc, dev, proc, sys, cache, state, pve, root)"},
 		{"key in the wrong case", "[paths]\nLXC = \"/x\"\n", 2, "paths.LXC", "unknown key"},
 		{"unknown key in container", "\n[containers.101]\ngpus = []\ngpu = [\"0\"]\n", 4, "containers.101.gpu", "unknown key (known keys: gpus, required, install, chain, strict)"},
 		{"unknown dotted key", "[provision]\nmax_concurrent = 1\n[paths]\ndev.x = \"/x\"\n", 4, "paths.dev", "must be a string, not a table"},

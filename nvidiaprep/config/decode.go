@@ -100,7 +100,7 @@ func schema() []keySpec {
 	container = append(container, keySpec{name: "chain", typ: tString, desc: `a hookscript volume id such as "local:snippets/my-hook.sh"`},
 		keySpec{name: "strict", typ: tBool})
 	return []keySpec{
-		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state", "pve")},
+		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state", "pve", "root")},
 		{name: "provision", typ: tTable, sub: provision},
 		{name: "driver", typ: tTable, sub: leaves(tString, "version", "run", "sha256", "kernel_module", "reboot")},
 		{name: "containers", typ: tTable, sub: []keySpec{{typ: tTable, sub: container}}},
@@ -315,6 +315,7 @@ func (f *fileData) config() (Config, *problem) {
 		{"cache", &f.Paths.Cache, &cfg.Paths.Cache},
 		{"state", &f.Paths.State, &cfg.Paths.State},
 		{"pve", &f.Paths.PVE, &cfg.Paths.PVE},
+		{"root", &f.Paths.Root, &cfg.Paths.Root},
 	}
 	for _, p := range paths {
 		if !filepath.IsAbs(*p.p) {

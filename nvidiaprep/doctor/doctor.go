@@ -37,11 +37,6 @@ type Problem struct {
 // Options say where to look. Zero paths mean the real host's.
 type Options struct {
 	Config config.Config
-	// PVEDir is Proxmox's configuration directory (/etc/pve).
-	PVEDir string
-	// HostRoot is joined onto the host paths that Proxmox's storage.cfg
-	// names (the snippets directories); "" or "/" for the real host.
-	HostRoot string
 	// Runner runs journalctl and dmesg for the kernel log.
 	Runner hostcmd.Runner
 	// Nodes stats the device nodes; nil: the real host's.
@@ -80,9 +75,6 @@ func (r *run) note(format string, args ...any) {
 
 // Run runs every check.
 func Run(ctx context.Context, o Options) Report {
-	if o.PVEDir == "" {
-		o.PVEDir = pve.DefaultDir
-	}
 	if o.Runner == nil {
 		o.Runner = hostcmd.Exec{}
 	}
@@ -99,7 +91,7 @@ func Run(ctx context.Context, o Options) Report {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		r.note("%v", err)
 	}
-	cts, err := pve.ReadCTs(o.PVEDir)
+	cts, err := pve.ReadCTs(o.Config.Paths.PVE)
 	if err != nil {
 		r.note("%v", err)
 	}
@@ -253,7 +245,7 @@ func (r *run) skew() {
 // elsewhere tells whether this is a Proxmox node that does not have the
 // container (it lives on another node of the cluster, or is gone).
 func (r *run) elsewhere(vmid int) bool {
-	if _, err := os.Stat(filepath.Join(r.o.PVEDir, "lxc")); err != nil {
+	if _, err := os.Stat(filepath.Join(r.o.Config.Paths.PVE, "lxc")); err != nil {
 		return false
 	}
 	return !slices.ContainsFunc(r.cts, func(c pve.CT) bool { return c.VMID == vmid })
@@ -307,7 +299,7 @@ func (r *run) runCached() {
 // in a snippets directory, and configured containers have one; a chained
 // hookscript (the admin's own, run first) is there too.
 func (r *run) hookscripts() {
-	storages, err := pve.ReadStorage(r.o.PVEDir)
+	storages, err := pve.ReadStorage(r.o.Config.Paths.PVE)
 	if err != nil {
 		r.note("%v", err)
 		return
@@ -324,7 +316,7 @@ func (r *run) hookscripts() {
 		r.rep.Dependents = append(r.rep.Dependents, ct.VMID)
 		fix := fmt.Sprintf("`pct set %d --hookscript %s`", ct.VMID, pve.HookVolume)
 		reinstall := "reinstall nvidiaprep (`apt install --reinstall nvidiaprep`; its postinst links " + filepath.Join("/var/lib/vz/snippets", pve.HookName) + "), then " + fix
-		switch path, err := pve.FindHookscript(storages, r.o.HostRoot, ct.Hookscript); {
+		switch path, err := pve.FindHookscript(storages, r.o.Config.Paths.Root, ct.Hookscript); {
 		case errors.Is(err, pve.ErrNoScript):
 			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
 		case errors.Is(err, pve.ErrNotExecutable):
@@ -335,7 +327,7 @@ func (r *run) hookscripts() {
 		if !configured || cfg.Chain == "" {
 			continue
 		}
-		if path, err := pve.FindHookscript(storages, r.o.HostRoot, cfg.Chain); err != nil {
+		if path, err := pve.FindHookscript(storages, r.o.Config.Paths.Root, cfg.Chain); err != nil {
 			where := ""
 			if path != "" {
 				where = " (" + path + ")"
@@ -378,7 +370,7 @@ func (r *run) lostBlocks() {
 		return
 	}
 	for _, d := range unitDropIns {
-		if _, err := os.Stat(filepath.Join(r.o.HostRoot, d)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(r.o.Config.Paths.Root, d)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			r.note("checking %s: %v", d, err)
 		} else if err != nil {
 			r.problem("unit-drop-in", fmt.Sprintf("/%s is missing: a container that reboots from inside starts again without its GPUs", d),

@@ -64,7 +64,8 @@ func newNode(t *testing.T) *node {
 	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Cache: filepath.Join(root, "cache"), State: filepath.Join(root, "state")}
 	cfg.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true}
 	n := &node{t: t, host: h, drv: d, log: &kernelLog{log: "nvidia: loading out-of-tree module taints kernel.\nNVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  580.159.04\n"}}
-	n.opts = Options{Config: cfg, PVEDir: filepath.Join(root, "pve"), HostRoot: filepath.Join(root, "hostroot"), Runner: n.log, Nodes: h.Nodes}
+	cfg.Paths.PVE, cfg.Paths.Root = filepath.Join(root, "pve"), filepath.Join(root, "hostroot")
+	n.opts = Options{Config: cfg, Runner: n.log, Nodes: h.Nodes}
 	n.write(filepath.Join(h.Proc, "modules"), "nvidia_uvm 1 0 - Live 0x0\nnvidia 2 1 nvidia_uvm, Live 0x0\n", 0o644)
 	// The loaded driver's tree, extracted from its (stand-in) .run.
 	cache := driverrun.Cache{Dir: cfg.Paths.Cache}
@@ -77,15 +78,15 @@ func newNode(t *testing.T) *node {
 	if _, err := cache.Extract(context.Background(), version, ""); err != nil {
 		t.Fatal(err)
 	}
-	n.write(filepath.Join(n.opts.HostRoot, "usr/lib/nvidiaprep/nvidiaprep-hook"), "#!/bin/sh\n", 0o755)
-	if err := os.MkdirAll(filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets"), 0o755); err != nil {
+	n.write(filepath.Join(n.opts.Config.Paths.Root, "usr/lib/nvidiaprep/nvidiaprep-hook"), "#!/bin/sh\n", 0o755)
+	if err := os.MkdirAll(filepath.Join(n.opts.Config.Paths.Root, "var/lib/vz/snippets"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(n.opts.HostRoot, "usr/lib/nvidiaprep/nvidiaprep-hook"), filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets/nvidiaprep-hook")); err != nil {
+	if err := os.Symlink(filepath.Join(n.opts.Config.Paths.Root, "usr/lib/nvidiaprep/nvidiaprep-hook"), filepath.Join(n.opts.Config.Paths.Root, "var/lib/vz/snippets/nvidiaprep-hook")); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range unitDropIns {
-		n.write(filepath.Join(n.opts.HostRoot, d), "[Service]\nExecStartPre=/usr/lib/nvidiaprep/nvidiaprep-unit-prestart %i\n", 0o644)
+		n.write(filepath.Join(n.opts.Config.Paths.Root, d), "[Service]\nExecStartPre=/usr/lib/nvidiaprep/nvidiaprep-unit-prestart %i\n", 0o644)
 	}
 	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\n")
 	return n
@@ -102,7 +103,7 @@ func (n *node) write(path, text string, mode os.FileMode) {
 }
 
 func (n *node) ct(vmid int, conf string) {
-	n.write(filepath.Join(n.opts.PVEDir, "lxc", strconv.Itoa(vmid)+".conf"), "arch: amd64\n"+conf, 0o644)
+	n.write(filepath.Join(n.opts.Config.Paths.PVE, "lxc", strconv.Itoa(vmid)+".conf"), "arch: amd64\n"+conf, 0o644)
 }
 
 func (n *node) run() Report {
@@ -193,7 +194,7 @@ func TestVersionSkewAndFailedProvisioning(t *testing.T) {
 	}
 	// A container that moved to another node of the cluster: its record
 	// here is history.
-	os.Remove(filepath.Join(n.opts.PVEDir, "lxc", "101.conf"))
+	os.Remove(filepath.Join(n.opts.Config.Paths.PVE, "lxc", "101.conf"))
 	n.want(n.run(), "provisioning-failed")
 }
 
@@ -266,7 +267,7 @@ func TestNouveau(t *testing.T) {
 
 func TestHookscripts(t *testing.T) {
 	n := newNode(t)
-	n.write(filepath.Join(n.opts.PVEDir, "storage.cfg"), "dir: local\n\tpath /var/lib/vz\n\tcontent iso\n\nlvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n", 0o644)
+	n.write(filepath.Join(n.opts.Config.Paths.PVE, "storage.cfg"), "dir: local\n\tpath /var/lib/vz\n\tcontent iso\n\nlvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n", 0o644)
 	n.ct(102, "hookscript: local-lvm:snippets/nvidiaprep-hook\n")
 	n.ct(103, "hookscript: local:snippets/my-own.sh\n") // not ours: not checked
 	n.ct(104, "")
@@ -281,7 +282,7 @@ func TestHookscripts(t *testing.T) {
 		t.Error(f)
 	}
 	// The package's link is gone.
-	os.Remove(filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets/nvidiaprep-hook"))
+	os.Remove(filepath.Join(n.opts.Config.Paths.Root, "var/lib/vz/snippets/nvidiaprep-hook"))
 	r = n.run()
 	if f := fixOf(r, "hookscript"); !strings.Contains(f, "CT 101's hookscript local:snippets/nvidiaprep-hook is /var/lib/vz/snippets/nvidiaprep-hook, which does not exist") || !strings.Contains(f, "reinstall nvidiaprep") {
 		t.Error(dump(r))
@@ -294,7 +295,7 @@ func TestHandWrittenLines(t *testing.T) {
 	r := n.run()
 	n.want(r, "hand-written-lines", "hand-written-lines")
 	f := dump(r)
-	if !strings.Contains(f, `CT 105: hand-written line "lxc.cgroup2.devices.allow: c 237:* rwm" allows major 237`) || !strings.Contains(f, "fix: delete it from "+filepath.Join(n.opts.PVEDir, "lxc/105.conf")) {
+	if !strings.Contains(f, `CT 105: hand-written line "lxc.cgroup2.devices.allow: c 237:* rwm" allows major 237`) || !strings.Contains(f, "fix: delete it from "+filepath.Join(n.opts.Config.Paths.PVE, "lxc/105.conf")) {
 		t.Error(f)
 	}
 	if !strings.Contains(f, "dev0: /dev/nvidia7 does not exist") || !strings.Contains(f, "pct set 105 --delete dev0") {
@@ -403,7 +404,7 @@ func TestRestartPaths(t *testing.T) {
 	n := newNode(t)
 	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
-	os.Remove(filepath.Join(n.opts.HostRoot, unitDropIns[0]))
+	os.Remove(filepath.Join(n.opts.Config.Paths.Root, unitDropIns[0]))
 	r := Run(context.Background(), n.opts)
 	got := map[string]string{}
 	for _, p := range r.Problems {
@@ -422,9 +423,9 @@ func TestRestartPaths(t *testing.T) {
 		t.Errorf("the containers that depend on the hookscript: %v, want [101]", r.Dependents)
 	}
 	// Mended, all is well again.
-	n.write(filepath.Join(n.opts.HostRoot, "var/lib/vz/snippets/mount-nfs.sh"), "#!/bin/sh\n", 0o755)
+	n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/vz/snippets/mount-nfs.sh"), "#!/bin/sh\n", 0o755)
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n# BEGIN nvidiaprep: written by nvidiaprep-hook at every start; edits here are lost\n# END nvidiaprep\n", 0o644)
-	n.write(filepath.Join(n.opts.HostRoot, unitDropIns[0]), "[Service]\n", 0o644)
+	n.write(filepath.Join(n.opts.Config.Paths.Root, unitDropIns[0]), "[Service]\n", 0o644)
 	if r := Run(context.Background(), n.opts); !r.OK() {
 		t.Errorf("problems after the fixes: %+v", r.Problems)
 	}

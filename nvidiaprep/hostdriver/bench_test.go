@@ -43,7 +43,8 @@ func BenchmarkFastPath(b *testing.B) {
 	if err := os.MkdirAll(filepath.Join(root, "run"), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	o := Options{Config: cfg, Root: root, Runner: refuse{b}, Log: zerolog.Nop(), Status: func(string) {}}
+	cfg.Paths.Root = root
+	o := Options{Config: cfg, Runner: refuse{b}, Log: zerolog.Nop(), Status: func(string) {}}
 	if rep, err := Run(context.Background(), o); err != nil || rep.Path != PathFast {
 		b.Fatalf("first run: %+v %v", rep, err)
 	}

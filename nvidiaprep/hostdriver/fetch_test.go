@@ -237,7 +237,7 @@ func TestRunDownloadFailureNamesTheURL(t *testing.T) {
 	s := newServer(t, nil)
 	s.status = http.StatusForbidden
 	n.cfg.Driver.Run = s.URL + "/NVIDIA-Linux-x86_64-" + verWant + ".run"
-	_, err := Run(context.Background(), Options{Config: n.cfg, Root: n.root, Runner: n.runner, Log: zerolog.Nop(),
+	_, err := Run(context.Background(), Options{Config: n.cfg, Runner: n.runner, Log: zerolog.Nop(),
 		KernelRelease: release, HTTP: s.Client(), DownloadBackoff: time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "step 1/6") || !strings.Contains(err.Error(), n.cfg.Driver.Run) || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("error: %v", err)

@@ -47,8 +47,8 @@
 // state the next run repairs.
 //
 // Every host path is joined onto an injectable root: the configuration's
-// [paths] (dev, proc, sys, cache, state) and Options.Root for the host's own
-// files (/etc/modprobe.d, /var/lib/nvidia, /run, the programs looked for),
+// [paths] (dev, proc, sys, cache, state, and root for the host's own files:
+// /etc/modprobe.d, /var/lib/nvidia, /run, the programs looked for),
 // so the same code runs against t.TempDir() trees. Commands run through the
 // one-method hostcmd.Runner.
 package hostdriver
@@ -79,10 +79,6 @@ import (
 // Options wire one run to a host.
 type Options struct {
 	Config config.Config
-	// Root is the host's root file system, "/" in production: the host's
-	// own files (/etc/modprobe.d, /var/lib/nvidia, /run, /usr/bin) are
-	// looked for below it. Commands still run in the real root.
-	Root   string
 	Runner hostcmd.Runner // nil is hostcmd.Clean()
 	Log    zerolog.Logger
 	// Status reports progress (sd_notify STATUS=); nil drops it.
@@ -120,7 +116,7 @@ type Report struct {
 	Summary                       string // one line for people
 }
 
-// Files the unit reads and writes below Options.Root, and the logs of the
+// Files the unit reads and writes below [paths] root, and the logs of the
 // programs it runs (real paths: the programs write them).
 const (
 	nvidiaLog         = "var/lib/nvidia/log"                       // nvidia-installer's install record
@@ -155,8 +151,8 @@ type runner struct {
 }
 
 func (r *runner) defaults() {
-	if r.o.Root == "" {
-		r.o.Root = "/"
+	if r.o.Config.Paths.Root == "" {
+		r.o.Config.Paths.Root = "/"
 	}
 	if r.o.Runner == nil {
 		r.o.Runner = hostcmd.Clean()
@@ -176,7 +172,7 @@ func (r *runner) defaults() {
 func (r *runner) driver() config.Driver { return r.o.Config.Driver }
 func (r *runner) paths() config.Paths   { return r.o.Config.Paths }
 func (r *runner) host(rel string) string {
-	return filepath.Join(r.o.Root, rel)
+	return r.o.Config.Paths.Host(rel)
 }
 
 // status announces progress: the log and the unit's STATUS line.
@@ -297,7 +293,7 @@ func (r *runner) fastPath(ctx context.Context) (Report, error) {
 		return r.rep, r.fastFail("driver tree for containers", err)
 	}
 	r.rep.Tree = tree
-	if err := clearRebootRequired(r.o.Root); err != nil {
+	if err := clearRebootRequired(r.o.Config.Paths.Root); err != nil {
 		r.warnf("%v", err)
 	}
 	r.rep.Path = PathFast
@@ -330,7 +326,7 @@ func (r *runner) pending(prev State) (Report, error) {
 		why = fmt.Sprintf("NVIDIA driver %s was installed at %s and is still not loaded after a reboot (loaded: %s): look at `dkms status`, `journalctl -k -g nvidia` and Secure Boot (`mokutil --sb-state`); reboot required",
 			d.Version, prev.Time.Format(time.RFC3339), orNone(r.rep.Loaded))
 	}
-	if err := markRebootRequired(r.o.Root); err != nil {
+	if err := markRebootRequired(r.o.Config.Paths.Root); err != nil {
 		return r.rep, err
 	}
 	r.st.Outcome, r.st.Time = OutcomeRebootRequired, time.Now().UTC()

@@ -97,7 +97,7 @@ func newNode(t *testing.T) *node {
 	}
 	n := &node{t: t, root: filepath.Join(dir, "root"), host: h, cfg: config.Default()}
 	n.cfg.Paths = config.Paths{LXC: filepath.Join(dir, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys,
-		Cache: filepath.Join(dir, "cache"), State: filepath.Join(dir, "state")}
+		Cache: filepath.Join(dir, "cache"), State: filepath.Join(dir, "state"), Root: n.root}
 	n.cfg.Driver = config.Driver{Version: verWant, KernelModule: config.KernelModuleOpen, Reboot: config.RebootNever}
 	n.runner = &fakeRunner{n: n}
 	for _, d := range []string{"usr/bin", "usr/sbin", "run", "etc"} {
@@ -144,7 +144,7 @@ func (n *node) installed(version string) {
 
 func (n *node) run() (Report, error) {
 	n.t.Helper()
-	return Run(context.Background(), Options{Config: n.cfg, Root: n.root, Runner: n.runner,
+	return Run(context.Background(), Options{Config: n.cfg, Runner: n.runner,
 		Log: zerolog.New(&n.log), Status: func(s string) { n.status = append(n.status, s) },
 		KernelRelease: release, DownloadAttempts: 2, DownloadBackoff: time.Millisecond})
 }

@@ -211,7 +211,7 @@ func (r *runner) remove(ctx context.Context) error {
 // but only when apt would remove nothing else with them. changed tells
 // whether it got as far as purging.
 func (r *runner) purgeDistroPackages(ctx context.Context) (changed bool, err error) {
-	if p, err := findProgram(r.o.Root, "dpkg-query"); err != nil || p == "" {
+	if p, err := findProgram(r.o.Config.Paths.Root, "dpkg-query"); err != nil || p == "" {
 		return false, err // none: not a dpkg system; an error: cannot tell
 	}
 	res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
@@ -279,7 +279,7 @@ func (r *runner) uninstallRun(ctx context.Context, run string) error {
 	}
 	r.stepf("uninstalling the earlier .run install of driver %s", orNone(record.InstalledVersion(b)))
 	c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
-	if p := lookPath(r.o.Root, "nvidia-uninstall"); p != "" {
+	if p := lookPath(r.o.Config.Paths.Root, "nvidia-uninstall"); p != "" {
 		c = hostcmd.Command{Name: p, Args: r.uninstallArgs()}
 	}
 	if _, err := r.sh(ctx, c); err != nil {
@@ -299,7 +299,7 @@ func (r *runner) uninstallRun(ctx context.Context, run string) error {
 // the installer registers its own again, and a stale one breaks the build
 // hooks of every later kernel.
 func (r *runner) removeDKMS(ctx context.Context) error {
-	if p, err := findProgram(r.o.Root, "dkms"); err != nil || p == "" {
+	if p, err := findProgram(r.o.Config.Paths.Root, "dkms"); err != nil || p == "" {
 		return err
 	}
 	res, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
@@ -374,7 +374,7 @@ func (r *runner) blacklistNouveau(ctx context.Context) error {
 	if err := fsutil.WriteFileDurable(path, []byte(blacklistContents), 0o644); err != nil {
 		return err
 	}
-	upd := lookPath(r.o.Root, "update-initramfs")
+	upd := lookPath(r.o.Config.Paths.Root, "update-initramfs")
 	if upd == "" {
 		r.logf("update-initramfs is not installed: no initramfs to rebuild")
 		return nil
@@ -484,7 +484,7 @@ func (r *runner) beginReboot() string {
 // use) for the install loop to record and act on.
 func (r *runner) markReboot(context.Context) error {
 	d := r.driver()
-	if err := markRebootRequired(r.o.Root); err != nil {
+	if err := markRebootRequired(r.o.Config.Paths.Root); err != nil {
 		return err
 	}
 	r.rep.Installed, _ = r.installedVersion() // verified by runInstaller

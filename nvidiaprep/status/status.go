@@ -24,34 +24,18 @@ import (
 	"nvidiaprep/nvidiaprep/record"
 )
 
-// Options say where to look; the zero values of the paths are the real
-// host's.
+// Options say what to look at: Config's [paths] say where.
 type Options struct {
 	Config config.Config
-	// PVEDir is Proxmox's configuration (/etc/pve); its lxc/*.conf tell
-	// which containers have the hookscript. A missing directory is skipped.
-	PVEDir string
-	// InstallRecord is nvidia-installer's record on the host
-	// (/var/lib/nvidia/log), read when the host driver unit has no state.
-	InstallRecord string
-	// RebootRequired is Debian's /run/reboot-required.pkgs.
-	RebootRequired string
 	// Nodes stats the device nodes; nil: the real host's.
 	Nodes nvdev.NodeFS
 }
 
-func (o Options) withDefaults() Options {
-	if o.PVEDir == "" {
-		o.PVEDir = pve.DefaultDir
-	}
-	if o.InstallRecord == "" {
-		o.InstallRecord = "/var/lib/nvidia/log"
-	}
-	if o.RebootRequired == "" {
-		o.RebootRequired = "/run/reboot-required.pkgs"
-	}
-	return o
-}
+// The host's files status reads, below [paths] root.
+const (
+	installRecord  = "/var/lib/nvidia/log"       // nvidia-installer's record, read when the host driver unit has no state
+	rebootRequired = "/run/reboot-required.pkgs" // Debian's list of packages that want a reboot
+)
 
 // Report is the whole status.
 type Report struct {
@@ -119,7 +103,6 @@ type Container struct {
 // Gather reads everything. It does not fail on what cannot be read: that
 // becomes a line of Report.Problems.
 func Gather(o Options) Report {
-	o = o.withDefaults()
 	p := o.Config.Paths
 	var r Report
 	problem := func(err error) { r.Problems = append(r.Problems, err.Error()) }
@@ -138,12 +121,12 @@ func Gather(o Options) Report {
 	r.Node.HostDriver = hd
 	if hd != nil && hd.Installed != "" {
 		r.Node.Installed = hd.Installed
-	} else if b, err := fsutil.ReadRegular(o.InstallRecord, 1<<20); err == nil {
+	} else if b, err := fsutil.ReadRegular(o.Config.Paths.Host(installRecord), 1<<20); err == nil {
 		r.Node.Installed = record.InstalledVersion(b)
 	}
 	r.Node.RebootPending = hd != nil && (hd.Outcome == "reboot-required" || hd.Outcome == "rebooting") ||
 		r.Node.Installed != "" && r.Node.Loaded != "" && r.Node.Installed != r.Node.Loaded
-	if b, err := fsutil.ReadRegular(o.RebootRequired, 1<<16); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {
+	if b, err := fsutil.ReadRegular(o.Config.Paths.Host(rebootRequired), 1<<16); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {
 		r.Node.RebootPending = true
 	}
 	if r.Node.Loaded != "" {
@@ -197,12 +180,12 @@ func containers(o Options, problem func(error)) []Container {
 			ids[id] = true
 		}
 	}
-	cts, err := pve.ReadCTs(o.PVEDir)
+	cts, err := pve.ReadCTs(o.Config.Paths.PVE)
 	if err != nil {
 		problem(err)
 	}
 	pveByID := map[int]pve.CT{}
-	_, statErr := os.Stat(filepath.Join(o.PVEDir, "lxc"))
+	_, statErr := os.Stat(filepath.Join(o.Config.Paths.PVE, "lxc"))
 	hookKnown := statErr == nil
 	for _, ct := range cts {
 		pveByID[ct.VMID] = ct

@@ -66,7 +66,8 @@ func TestGatherAndWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := Gather(Options{Config: cfg, PVEDir: pveDir, InstallRecord: filepath.Join(root, "none"), RebootRequired: filepath.Join(root, "none"), Nodes: h.Nodes})
+	cfg.Paths.PVE, cfg.Paths.Root = pveDir, filepath.Join(root, "none")
+	r := Gather(Options{Config: cfg, Nodes: h.Nodes})
 	n := r.Node
 	if n.Configured != "580.159.04" || n.Installed != "580.159.04" || n.Loaded != "580.142" || !n.RebootPending || len(n.GPUs) != 2 {
 		t.Errorf("node %+v", n)
@@ -117,7 +118,8 @@ func TestNoDriverNoContainers(t *testing.T) {
 	root := t.TempDir()
 	cfg := config.Default()
 	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: root, Proc: root, Sys: root, Cache: root, State: root}
-	r := Gather(Options{Config: cfg, PVEDir: filepath.Join(root, "pve"), InstallRecord: filepath.Join(root, "x"), RebootRequired: filepath.Join(root, "x")})
+	cfg.Paths.PVE, cfg.Paths.Root = filepath.Join(root, "pve"), filepath.Join(root, "x")
+	r := Gather(Options{Config: cfg})
 	var b bytes.Buffer
 	Write(&b, r, time.Now())
 	for _, want := range []string{"none (no NVIDIA kernel module is loaded)", "device nodes       none (no driver)", "No container uses the hookscript"} {
