@@ -2,8 +2,8 @@
 // an NVIDIA GPU: the driver's view of the host (procfs, sysfs and /dev as the
 // NVIDIA kernel module lays them out) and, later, the driver's .run file.
 //
-// Host imitates the files the NVIDIA kernel module publishes, following
-// shared/reference/nvidia.md and a real H100 host:
+// Host imitates the files the NVIDIA kernel module publishes, as a real H100
+// host (docs/gpu/) shows them:
 //   - /proc/devices lines "195 nvidia", "195 nvidiactl", "<M> nvidia-uvm",
 //     "<C> nvidia-caps";
 //   - /proc/driver/nvidia/version ("NVRM version: ... <ver> ...");

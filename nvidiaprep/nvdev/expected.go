@@ -6,8 +6,8 @@ import (
 	"strconv"
 )
 
-// The NVIDIA driver's fixed minors of its control nodes (see
-// shared/reference/nvidia.md); their majors are read from /proc/devices.
+// The NVIDIA driver's fixed minors of its control nodes, as nvidia-modprobe
+// makes them; their majors are read from /proc/devices.
 const (
 	CtlMinor      = 255 // nvidiactl, on the nvidiactl (or nvidia) major
 	ModesetMinor  = 254 // nvidia-modeset, on the same major as nvidiactl
