@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -20,11 +18,8 @@ func doctorCmd(args []string, stdout, stderr io.Writer) int {
 // doctor prints each problem with its fix; the exit status is 0 when all is
 // well and 1 when something needs fixing.
 func (h host) doctor(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("nvidiaprep doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: nvidiaprep doctor [--json]")
+	asJSON, ok := parseReportFlags("doctor", args, stderr)
+	if !ok {
 		return 2
 	}
 	cfg, err := config.Load(h.getenv)
@@ -33,10 +28,10 @@ func (h host) doctor(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	r := doctor.Run(context.Background(), doctor.Options{Config: cfg, Runner: h.runner})
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(r)
+	if asJSON {
+		if err := writeJSON(stdout, r); err != nil {
+			fmt.Fprintf(stderr, "nvidiaprep doctor: %v\n", err)
+		}
 	} else {
 		for _, p := range r.Problems {
 			fmt.Fprintf(stdout, "PROBLEM %s: %s\n  fix: %s\n", p.Check, p.What, p.Fix)

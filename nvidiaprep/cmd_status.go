@@ -15,11 +15,8 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 func (h host) status(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("nvidiaprep status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: nvidiaprep status [--json]")
+	asJSON, ok := parseReportFlags("status", args, stderr)
+	if !ok {
 		return 2
 	}
 	cfg, err := config.Load(h.getenv)
@@ -28,10 +25,8 @@ func (h host) status(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	r := status.Gather(status.Options{Config: cfg})
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+	if asJSON {
+		if err := writeJSON(stdout, r); err != nil {
 			fmt.Fprintf(stderr, "nvidiaprep status: %v\n", err)
 			return 1
 		}
@@ -42,4 +37,24 @@ func (h host) status(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// parseReportFlags parses the arguments of a command that prints a report:
+// only --json; ok is false (the usage printed) for anything else.
+func parseReportFlags(name string, args []string, stderr io.Writer) (asJSON, ok bool) {
+	fs := flag.NewFlagSet("nvidiaprep "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	j := fs.Bool("json", false, "print JSON instead of text")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "usage: nvidiaprep %s [--json]\n", name)
+		return false, false
+	}
+	return *j, true
+}
+
+// writeJSON prints a report as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
