@@ -545,3 +545,37 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 		t.Error("the planted installer is still in the node's tree")
 	}
 }
+
+// A privileged container's root changes the device nodes it sees (mode,
+// owner, times): they are its own copies, so the host's nodes stay as they
+// were and another container still reaches the device through its own.
+func TestPrivilegedContainerCannotChangeTheHostsDeviceNodes(t *testing.T) {
+	n := newNode(t, "")
+	nodes := []string{"nvidia0", "nvidiactl", "nvidia-uvm"}
+	hostState := func() string {
+		var b strings.Builder
+		for _, name := range nodes {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(n.Host.Dev, name), &st); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s mode %o owner %d:%d ctime %d.%d\n", name, st.Mode, st.Uid, st.Gid, st.Ctim.Sec, st.Ctim.Nsec)
+		}
+		return b.String()
+	}
+	before := hostState()
+	attacker := newCT(t, n, 9735, lxctest.Options{})
+	start(t, n, attacker)
+	out, code := sh(t, attacker, "chmod 000 /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm && chown 1234:1234 /dev/nvidia0 && touch -d 2001-01-01 /dev/nvidiactl && stat -c '%a %u' /dev/nvidia0")
+	if code != 0 || out != "0 1234" {
+		t.Fatalf("the container's root could not change what it sees (exit %d): %s", code, out)
+	}
+	if after := hostState(); after != before {
+		t.Errorf("the container changed the host's device nodes:\nbefore:\n%safter:\n%s", before, after)
+	}
+	other := newCT(t, n, 9736, lxctest.Options{Unprivileged: true})
+	start(t, n, other)
+	for _, name := range nodes {
+		wantOpen(t, other, "/dev/"+name, "No such device or address")
+	}
+}

@@ -167,7 +167,8 @@ type FakeNodes struct {
 // Stat implements nvdev.NodeFS: a path it made (and still there) is a
 // character device with its numbers; anything else that exists is none.
 func (f *FakeNodes) Stat(path string) (nvdev.DevStat, error) {
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return nvdev.DevStat{}, err
 	}
 	f.mu.Lock()
@@ -176,7 +177,7 @@ func (f *FakeNodes) Stat(path string) (nvdev.DevStat, error) {
 	if !ok {
 		return nvdev.DevStat{}, nil
 	}
-	return nvdev.DevStat{Char: true, Major: mm[0], Minor: mm[1]}, nil
+	return nvdev.DevStat{Char: true, Major: mm[0], Minor: mm[1], Perm: uint32(fi.Mode().Perm())}, nil
 }
 
 // Mknod implements nvdev.NodeFS.

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +27,8 @@ type NodeFS interface {
 type DevStat struct {
 	Char         bool   // a character device node
 	Major, Minor uint32 // its numbers; 0:0 for what is no device
+	Perm         uint32 // its permission bits (0666 as the driver makes them)
+	UID, GID     uint32 // its owner
 }
 
 // Is tells whether s is the character device n.
@@ -40,7 +43,8 @@ func (RealNodes) Stat(path string) (DevStat, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return DevStat{}, err // an errno, as callers' messages have always shown it
 	}
-	return DevStat{Char: st.Mode&unix.S_IFMT == unix.S_IFCHR, Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev)}, nil
+	return DevStat{Char: st.Mode&unix.S_IFMT == unix.S_IFCHR, Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev),
+		Perm: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid}, nil
 }
 
 // Mknod implements NodeFS atomically, as nvidia-modprobe does: the node is
@@ -76,3 +80,42 @@ func OrReal(nfs NodeFS) NodeFS {
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// CopiesDir is where pre-start makes a container's own copies of its device
+// nodes: <dev>/.nvidiaprep/<vmid>, on the host's /dev (devtmpfs: device
+// nodes work there, where /run is mounted nodev; emptied at every boot).
+func CopiesDir(dev string, vmid int) string {
+	return filepath.Join(dev, ".nvidiaprep", strconv.Itoa(vmid))
+}
+
+// CopyNodes makes, in dir, a copy of each node (the same numbers, mode and
+// owner, at dir/<Name>) and returns the nodes with their Path the copy's.
+// A container given the copies, bind-mounted, shares no inode with the
+// host's nodes: its root, privileged or not, can chmod, chown or
+// touch what it sees, and the host's /dev and every other container see
+// nothing of it. A node that is not the character device it should be is
+// an error: it is not copied.
+func CopyNodes(nfs NodeFS, dir string, nodes []Node) ([]Node, error) {
+	out := make([]Node, len(nodes))
+	for i, n := range nodes {
+		st, err := nfs.Stat(n.Path)
+		if err != nil {
+			return nil, fmt.Errorf("copying %s for the container: %w", n.Path, err)
+		}
+		if !st.Is(n) {
+			return nil, fmt.Errorf("copying %s for the container: it is not the character device %d:%d", n.Path, n.Major, n.Minor)
+		}
+		dst := filepath.Join(dir, n.Name)
+		if err := nfs.Mknod(dst, n.Major, n.Minor, st.Perm); err != nil {
+			return nil, fmt.Errorf("copying %s for the container: %w", n.Path, err)
+		}
+		if st.UID != 0 || st.GID != 0 {
+			if err := os.Lchown(dst, int(st.UID), int(st.GID)); err != nil {
+				return nil, fmt.Errorf("copying %s for the container: %w", n.Path, err)
+			}
+		}
+		n.Path = dst
+		out[i] = n
+	}
+	return out, nil
+}

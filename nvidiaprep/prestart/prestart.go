@@ -238,7 +238,13 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	for _, f := range devplan.Stale(entries, majors, h.Dev, h.pveConf(req.VMID)) {
 		log.Warn().Msgf("CT %d: %s", req.VMID, f)
 	}
-	p := devplan.ForNodes(nodes).WithoutHandWritten(entries)
+	// The container gets its own copies of the nodes, not the host's: what
+	// its root does to them (chmod, chown) stays in its copies.
+	copies, err := nvdev.CopyNodes(nvdev.OrReal(h.Nodes), nvdev.CopiesDir(h.Dev, req.VMID), nodes)
+	if err != nil {
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
+	}
+	p := devplan.ForNodes(copies).WithoutHandWritten(entries)
 	if req.Install && h.DriverCache.Dir != "" {
 		m, err := driverMount(h.DriverCache)
 		if err != nil {

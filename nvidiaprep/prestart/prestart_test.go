@@ -76,9 +76,17 @@ func TestGPU1GetsItsNodesWithLiveNumbers(t *testing.T) {
 	if !strings.HasPrefix(got, generated) {
 		t.Fatalf("generated lines changed:\n%s", got)
 	}
+	// The container's own copies of the nodes, with the live numbers.
+	copies := nvdev.CopiesDir(f.sh.Dev, 101)
+	for name, want := range map[string][2]uint32{"nvidia1": {195, 1}, "nvidia-uvm": {507, 0}, "nvidiactl": {195, 255}} {
+		st, err := f.host.Nodes.Stat(copies + "/" + name)
+		if err != nil || !st.Char || st.Major != want[0] || st.Minor != want[1] {
+			t.Errorf("the container's copy of %s: %+v, %v; want %d:%d", name, st, err, want[0], want[1])
+		}
+	}
 	for _, want := range []string{
 		"c 195:255 rw", "c 507:0 rw", "c 507:1 rw", "c 195:1 rw",
-		f.sh.Dev + "/nvidia1 dev/nvidia1 ", f.sh.Dev + "/nvidia-uvm dev/nvidia-uvm ", "# driver 580.159.04; GPUs 1=0000:41:00.0",
+		copies + "/nvidia1 dev/nvidia1 ", copies + "/nvidia-uvm dev/nvidia-uvm ", "# driver 580.159.04; GPUs 1=0000:41:00.0",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("block lacks %q:\n%s", want, got)
