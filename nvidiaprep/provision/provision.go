@@ -564,7 +564,7 @@ func (s session) checkMount(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: the node's driver cache is not mounted at /%s (the container started before nvidiaprep managed it, or with install = false): restart the container so that pre-start mounts it", s.vmid(), driverrun.MountPoint)
+		return fmt.Errorf("CT %d: the node's driver cache is not mounted at /%s (the container started before nvidiaprep managed it, or with install = false; or LXC could not mount its read-only overlay: see the container's lxc-start log, and `grep overlay /proc/filesystems` on the node): restart the container so that pre-start mounts it", s.vmid(), driverrun.MountPoint)
 	}
 	return nil
 }
