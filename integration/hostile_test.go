@@ -592,6 +592,14 @@ func TestPrivilegedContainerCannotChangeTheHostsDeviceNodes(t *testing.T) {
 	if after := hostState(); after != before {
 		t.Errorf("the container changed the host's device nodes:\nbefore:\n%safter:\n%s", before, after)
 	}
+	// Its next start gives it copies as the host's nodes are again.
+	if _, err := attacker.Stop(n.Hook, n.Env()); err != nil {
+		t.Fatal(err)
+	}
+	start(t, n, attacker)
+	if out, _ := sh(t, attacker, "stat -c '%a %u' /dev/nvidia0"); out != "666 0" {
+		t.Errorf("after a restart the container's /dev/nvidia0 is %q, want the host's 666 0", out)
+	}
 	other := newCT(t, n, 9736, lxctest.Options{Unprivileged: true})
 	start(t, n, other)
 	for _, name := range nodes {

@@ -98,24 +98,30 @@ func CopiesDir(dev string, vmid int) string {
 func CopyNodes(nfs NodeFS, dir string, nodes []Node) ([]Node, error) {
 	out := make([]Node, len(nodes))
 	for i, n := range nodes {
-		st, err := nfs.Stat(n.Path)
+		src := n.Path
+		st, err := nfs.Stat(src)
 		if err != nil {
-			return nil, fmt.Errorf("copying %s for the container: %w", n.Path, err)
+			return nil, fmt.Errorf("copying %s for the container: %w", src, err)
 		}
 		if !st.Is(n) {
-			return nil, fmt.Errorf("copying %s for the container: it is not the character device %d:%d", n.Path, n.Major, n.Minor)
+			return nil, fmt.Errorf("copying %s for the container: it is not the character device %d:%d", src, n.Major, n.Minor)
 		}
 		dst := filepath.Join(dir, n.Name)
+		n.Path = dst
+		out[i] = n
+		// A copy as it should be (an earlier start's) is kept: a restart
+		// costs a stat per node. One its container changed is made anew.
+		if cur, err := nfs.Stat(dst); err == nil && cur.Is(n) && cur.Perm == st.Perm && cur.UID == st.UID && cur.GID == st.GID {
+			continue
+		}
 		if err := nfs.Mknod(dst, n.Major, n.Minor, st.Perm); err != nil {
-			return nil, fmt.Errorf("copying %s for the container: %w", n.Path, err)
+			return nil, fmt.Errorf("copying %s for the container: %w", src, err)
 		}
 		if st.UID != 0 || st.GID != 0 {
 			if err := os.Lchown(dst, int(st.UID), int(st.GID)); err != nil {
-				return nil, fmt.Errorf("copying %s for the container: %w", n.Path, err)
+				return nil, fmt.Errorf("copying %s for the container: %w", src, err)
 			}
 		}
-		n.Path = dst
-		out[i] = n
 	}
 	return out, nil
 }
