@@ -176,10 +176,10 @@ func (c Cache) TreeSource(version string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// Unusable says why version's tree is not used as it is ("" when it is):
+// unusable says why version's tree is not used as it is ("" when it is):
 // it is missing or incomplete, changed since its extraction (Changed), or,
 // when a sha256 is pinned, not provably extracted from the pinned .run.
-func (c Cache) Unusable(version, pinned string) string {
+func (c Cache) unusable(version, pinned string) string {
 	if !c.Extracted(version) {
 		return "it is not extracted"
 	}
@@ -204,10 +204,10 @@ func (c Cache) Unusable(version, pinned string) string {
 // for this version, or "": a tree that does not come from the pinned .run
 // (one extracted before the pin was set, from another build) is extracted
 // again from the cached .run, once that matches the pin, and so is a tree
-// that changed after its extraction (Unusable says why).
+// that changed after its extraction (unusable says why).
 func (c Cache) Extract(ctx context.Context, version, pinned string) (string, error) {
 	tree := c.Tree(version)
-	if c.Unusable(version, pinned) == "" {
+	if c.unusable(version, pinned) == "" {
 		return tree, nil
 	}
 	if err := os.MkdirAll(c.DriversDir(), 0o755); err != nil {
@@ -218,7 +218,7 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
 	defer lock.Unlock()
-	if c.Unusable(version, pinned) == "" { // another process extracted it while we waited
+	if c.unusable(version, pinned) == "" { // another process extracted it while we waited
 		return tree, nil
 	}
 	run, err := c.FindRun(version)
@@ -292,8 +292,8 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 	return tree, nil
 }
 
-// Extracted tells whether version's tree is there, complete; Unusable
-// tells whether it may be used.
+// Extracted tells whether version's tree is there, complete; Changed
+// tells whether it changed since.
 func (c Cache) Extracted(version string) bool { return done(c.Tree(version)) }
 
 func done(tree string) bool {

@@ -312,7 +312,7 @@ func TestChangedTreeIsExtractedAgain(t *testing.T) {
 		if err != nil || !strings.Contains(why, change.want) {
 			t.Errorf("%s: Changed says %q, %v; want %q", change.name, why, err, change.want)
 		}
-		if u := c.Unusable(v, ""); !strings.Contains(u, "changed after its extraction") {
+		if u := c.unusable(v, ""); !strings.Contains(u, "changed after its extraction") {
 			t.Errorf("%s: Unusable says %q", change.name, u)
 		}
 		if _, err := c.Extract(context.Background(), v, ""); err != nil {
