@@ -32,6 +32,10 @@ import (
 // version extracted after a container started still appears there.
 type Cache struct {
 	Dir string
+	// OnReplace, when set, hears why a tree that is there is not used but
+	// extracted again (it changed, or it is not the pinned .run's), before
+	// Extract does so.
+	OnReplace func(version, why string)
 }
 
 // MountPoint is where a container sees DriversDir, read-only: pre-start
@@ -187,7 +191,7 @@ func (c Cache) unusable(version, pinned string) string {
 		if err != nil {
 			why = err.Error()
 		}
-		return "it changed after its extraction: " + why
+		return "it changed after its extraction (" + why + ")"
 	}
 	if pinned == "" {
 		return ""
@@ -218,8 +222,12 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 		return "", fmt.Errorf("driver cache: %w", err)
 	}
 	defer lock.Unlock()
-	if c.unusable(version, pinned) == "" { // another process extracted it while we waited
+	why := c.unusable(version, pinned)
+	if why == "" { // another process extracted it while we waited
 		return tree, nil
+	}
+	if c.OnReplace != nil && c.Extracted(version) {
+		c.OnReplace(version, why)
 	}
 	run, err := c.FindRun(version)
 	if err != nil {

@@ -272,6 +272,8 @@ func TestRunPathWithSpacesIsRefused(t *testing.T) {
 func TestChangedTreeIsExtractedAgain(t *testing.T) {
 	const v = "580.159.04"
 	c := cacheWith(t, v)
+	var replaced []string
+	c.OnReplace = func(version, why string) { replaced = append(replaced, version+": "+why) }
 	tree, err := c.Extract(context.Background(), v, "")
 	if err != nil {
 		t.Fatal(err)
@@ -315,8 +317,12 @@ func TestChangedTreeIsExtractedAgain(t *testing.T) {
 		if u := c.unusable(v, ""); !strings.Contains(u, "changed after its extraction") {
 			t.Errorf("%s: Unusable says %q", change.name, u)
 		}
+		replaced = nil
 		if _, err := c.Extract(context.Background(), v, ""); err != nil {
 			t.Fatalf("%s: %v", change.name, err)
+		}
+		if len(replaced) != 1 || !strings.Contains(replaced[0], v+": it changed after its extraction") || !strings.Contains(replaced[0], change.want) {
+			t.Errorf("%s: OnReplace heard %q", change.name, replaced)
 		}
 		got, _ := os.ReadFile(installer)
 		if string(got) != string(real) {

@@ -197,15 +197,9 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	if cfg.Driver.Version == version {
 		pinned = cfg.Driver.SHA256
 	}
-	cache := driverrun.Cache{Dir: cfg.Paths.Cache}
-	if cache.Extracted(version) {
-		if why, err := cache.Changed(version); err != nil || why != "" {
-			if err != nil {
-				why = err.Error()
-			}
-			w.Log.Warn().Err(err).Msgf("CT %d: the node's tree of driver %s is not used: it changed after its extraction (%s); extracting it again from its .run", w.VMID, version, why)
-		}
-	}
+	cache := driverrun.Cache{Dir: cfg.Paths.Cache, OnReplace: func(version, why string) {
+		w.Log.Warn().Msgf("CT %d: the node's tree of driver %s is not used: %s; extracting it again from its .run", w.VMID, version, why)
+	}}
 	if _, err := cache.Extract(ctx, version, pinned); err != nil {
 		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
 	}
