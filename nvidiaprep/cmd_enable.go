@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,16 +79,6 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 			s.Install = install
 		}
 	})
-	ct, err := readCT(pveDir(config.Sources(h.getenv)), vmid)
-	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep enable: %v\n", err)
-		return 1
-	}
-	// Proxmox allows one hookscript per guest: the admin's own is kept by
-	// having nvidiaprep's hook run it first.
-	if ct != nil && ct.Hookscript != "" && !ct.UsesHook() {
-		s.Chain = &ct.Hookscript
-	}
 	sources := config.Sources(h.getenv)
 	node := sources[1].Path
 	if node == "" {
@@ -99,6 +90,16 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: the configuration does not load, fix it first: %v\n", vmid, err)
 		return 1
+	}
+	ct, err := readCT(cfg.Paths.PVE, vmid)
+	if err != nil {
+		fmt.Fprintf(stderr, "nvidiaprep enable: %v\n", err)
+		return 1
+	}
+	// Proxmox allows one hookscript per guest: the admin's own is kept by
+	// having nvidiaprep's hook run it first.
+	if ct != nil && ct.Hookscript != "" && !ct.UsesHook() {
+		s.Chain = &ct.Hookscript
 	}
 	ctx := context.Background()
 	err = nodeconf.Edit(ctx, node, sources[0], func(text []byte) ([]byte, error) {
@@ -138,10 +139,13 @@ func (h host) disable(args []string, stdout, stderr io.Writer) int {
 	}
 	sources := config.Sources(h.getenv)
 	ctx := context.Background()
-	// The hookscript the container had before enable, to put back.
-	chain := ""
-	if cfg, err := config.LoadFiles(sources...); err == nil {
-		chain = cfg.Container(vmid).Chain
+	// The hookscript the container had before enable, to put back, and
+	// where Proxmox's configuration is; a node file not there gives none.
+	chain, pveDir := "", config.Default().Paths.PVE
+	present := slices.Clone(sources)
+	present[1].Optional = true
+	if cfg, err := config.LoadFiles(present...); err == nil {
+		chain, pveDir = cfg.Container(vmid).Chain, cfg.Paths.PVE
 	}
 	if node := sources[1].Path; node != "" {
 		if _, err := os.Stat(node); err == nil {
@@ -167,7 +171,7 @@ func (h host) disable(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	ct, err := readCT(pveDir(sources), vmid)
+	ct, err := readCT(pveDir, vmid)
 	switch {
 	case errors.Is(err, errNoCT):
 		fmt.Fprintf(stdout, "CT %d is not on this node: no hookscript to remove.\n", vmid)
@@ -217,22 +221,6 @@ func (h host) pct(ctx context.Context, stdout io.Writer, argv []string) (ran boo
 
 // errNoCT means this Proxmox node has no such container.
 var errNoCT = errors.New("no such container on this node")
-
-// pveDir is [paths] pve of the configuration sources give (a file not
-// there yet, as enable's node file before its first run, gives nothing);
-// the default when they do not load (the command says so when it loads them
-// itself).
-func pveDir(sources []config.File) string {
-	optional := make([]config.File, len(sources))
-	for i, f := range sources {
-		f.Optional = true
-		optional[i] = f
-	}
-	if cfg, err := config.LoadFiles(optional...); err == nil {
-		return cfg.Paths.PVE
-	}
-	return config.Default().Paths.PVE
-}
 
 // readCT reads the container's Proxmox config below dir (/etc/pve); nil
 // when this is no Proxmox node (no <dir>/lxc).
