@@ -287,11 +287,22 @@ func (c *CT) run(phase string, env []string, argv ...string) *HookRun {
 // container's cgroup (<container>/ns/.lxc), under its device rules.
 func (c *CT) Exec(args ...string) (stdout, stderr string, code int, err error) {
 	a := append([]string{"-n", strconv.Itoa(c.VMID), "-P", c.Bed.LXCPath, "--clear-env", "--set-var", cleanPath, "--"}, args...)
-	cmd := exec.Command("lxc-attach", a...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	runErr := cmd.Run()
-	stdout, stderr = o.String(), e.String()
+	var runErr error
+	// lxc-attach first re-executes itself from a memfd (LXC's guard
+	// against CVE-2019-5736); when that fails ("Failed to rexec as memfd",
+	// seen once on a busy 2-core machine) nothing ran in the container
+	// yet, so it is tried again.
+	for try := 0; ; try++ {
+		cmd := exec.Command("lxc-attach", a...)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		runErr = cmd.Run()
+		stdout, stderr = o.String(), e.String()
+		if runErr == nil || !strings.Contains(stderr, "Failed to rexec as memfd") || try == 4 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	var exit *exec.ExitError
 	switch {
 	case runErr == nil:
