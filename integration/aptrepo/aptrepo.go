@@ -40,6 +40,20 @@ func Fetch(cacheDir, rootfs string, pkgs ...string) ([]string, error) {
 	slices.Sort(sorted)
 	sum := sha256.Sum256(append([]byte(strings.Join(sorted, " ")+"\n"), st...))
 	dir := filepath.Join(cacheDir, "debs-"+hex.EncodeToString(sum[:8]))
+	debs, err := fetchInto(cacheDir, dir, []string{"-o", "Dir::State::status=" + status}, pkgs)
+	if err != nil {
+		if _, uerr := aptGet("update", "-q"); uerr != nil {
+			return nil, fmt.Errorf("%w (and apt-get update: %v)", err, uerr)
+		}
+		return fetchInto(cacheDir, dir, []string{"-o", "Dir::State::status=" + status}, pkgs)
+	}
+	return debs, nil
+}
+
+// fetchInto downloads what `apt-get install --no-install-recommends pkgs`
+// needs, with apt's extra options opts, into dir (made once under the cache's
+// lock and renamed into place, so tests that race see all of it or none).
+func fetchInto(cacheDir, dir string, opts, pkgs []string) ([]string, error) {
 	if debs, err := list(dir); err == nil {
 		return debs, nil
 	}
@@ -61,17 +75,11 @@ func Fetch(cacheDir, rootfs string, pkgs ...string) ([]string, error) {
 	if err := os.MkdirAll(filepath.Join(tmp, "partial"), 0o755); err != nil {
 		return nil, fmt.Errorf("aptrepo: %w", err)
 	}
-	args := append([]string{"install", "--download-only", "-y", "-q", "--no-install-recommends",
-		"-o", "Dir::State::status=" + status, "-o", "Dir::Cache::archives=" + tmp,
-		"-o", "DPkg::Lock::Timeout=300"}, pkgs...)
+	args := append(append(slices.Clone(opts), "install", "--download-only", "-y", "-q", "--no-install-recommends",
+		"-o", "Dir::Cache::archives="+tmp, "-o", "DPkg::Lock::Timeout=300"), pkgs...)
 	out, err := aptGet(args...)
 	if err != nil {
-		if _, uerr := aptGet("update", "-q"); uerr != nil {
-			return nil, fmt.Errorf("aptrepo: %w (and apt-get update: %v)", err, uerr)
-		}
-		if out, err = aptGet(args...); err != nil {
-			return nil, fmt.Errorf("aptrepo: %w", err)
-		}
+		return nil, fmt.Errorf("aptrepo: %w", err)
 	}
 	debs, err := filepath.Glob(filepath.Join(tmp, "*.deb"))
 	if err != nil || len(debs) == 0 {
@@ -79,6 +87,8 @@ func Fetch(cacheDir, rootfs string, pkgs ...string) ([]string, error) {
 	}
 	os.RemoveAll(filepath.Join(tmp, "partial"))
 	os.Remove(filepath.Join(tmp, "lock"))
+	sorted := slices.Clone(pkgs)
+	slices.Sort(sorted)
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(strings.Join(sorted, " ")+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("aptrepo: %w", err)
 	}
