@@ -3,55 +3,88 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
+	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/doctor"
+	"nvidiaprep/nvidiaprep/term"
 )
 
-func doctorCmd(args []string, stdout, stderr io.Writer) int {
-	return realHost().doctor(args, stdout, stderr)
+// doctorDoc is doctor's JSON document (docs/json.md).
+type doctorDoc struct {
+	cli.Envelope
+	OK         bool             `json:"ok"`
+	Problems   []doctor.Problem `json:"problems"`
+	Notes      []string         `json:"notes"`
+	Dependents []int            `json:"hookscript_dependents"`
 }
 
-// doctor prints each problem with its fix; the exit status is 0 when all is
-// well and 1 when something needs fixing.
-func (h host) doctor(args []string, stdout, stderr io.Writer) int {
-	asJSON, ok := parseReportFlags("doctor", args, stderr)
-	if !ok {
-		return 2
-	}
+var doctorJSONKeys = []string{"ok", "problems", "notes", "hookscript_dependents"}
+
+// doctorRun prints each problem with its fix; the exit status is 0 when all
+// is well and 1 when something needs fixing.
+func (h host) doctorRun(c *cli.Call) int {
+	var r doctor.Report
 	cfg, err := config.Load(h.getenv)
 	if err != nil {
-		fmt.Fprintf(stdout, "PROBLEM config: %v\n  fix: correct the configuration (the file and line named); until then every container that uses the hookscript refuses to start\n", err)
-		return 1
+		// A configuration that does not load is the first problem, and
+		// the only one checked: nothing else can be trusted without it.
+		r.Problems = []doctor.Problem{{Check: "config", What: err.Error(),
+			Fix: "correct the file and line named (`nvidiaprep check` checks a file before it is saved); until then containers that use the hookscript refuse to start"}}
+	} else {
+		r = doctor.Run(context.Background(), doctor.Options{Config: cfg, Runner: h.runner})
 	}
-	r := doctor.Run(context.Background(), doctor.Options{Config: cfg, Runner: h.runner})
-	if asJSON {
-		if err := writeJSON(stdout, r); err != nil {
-			fmt.Fprintf(stderr, "nvidiaprep doctor: %v\n", err)
+	if c.JSON {
+		doc := doctorDoc{Envelope: c.Envelope(), OK: r.OK(), Problems: r.Problems, Notes: r.Notes, Dependents: r.Dependents}
+		if doc.Problems == nil {
+			doc.Problems = []doctor.Problem{}
+		}
+		if doc.Notes == nil {
+			doc.Notes = []string{}
+		}
+		if doc.Dependents == nil {
+			doc.Dependents = []int{}
+		}
+		if err := cli.WriteJSON(c.Stdout, doc); err != nil {
+			return c.Fail(cli.ExitFail, "%v", err)
 		}
 	} else {
-		for _, p := range r.Problems {
-			fmt.Fprintf(stdout, "PROBLEM %s: %s\n  fix: %s\n", p.Check, p.What, p.Fix)
-		}
-		for _, n := range r.Notes {
-			fmt.Fprintf(stdout, "note: %s\n", n)
-		}
-		if len(r.Dependents) > 0 {
-			fmt.Fprintf(stdout, "CT %s use nvidiaprep's hookscript: Proxmox refuses to start them on a node without the nvidiaprep package, so install it on every node they can move to (migration, restore).\n", joinInts(r.Dependents))
-		}
-		if r.OK() {
-			fmt.Fprintln(stdout, "All is well.")
-		} else {
-			fmt.Fprintf(stdout, "%d problem(s) found.\n", len(r.Problems))
-		}
+		writeDoctor(c, r, h.style(c))
 	}
 	if !r.OK() {
-		return 1
+		return cli.ExitFail
 	}
-	return 0
+	return cli.ExitOK
+}
+
+// writeDoctor prints the report wrapped to the width: each problem, its
+// fix below it.
+func writeDoctor(c *cli.Call, r doctor.Report, st term.Style) {
+	out := func(lines []string) {
+		for _, l := range lines {
+			fmt.Fprintln(c.Stdout, l)
+		}
+	}
+	for _, p := range r.Problems {
+		head := "PROBLEM " + p.Check + ": "
+		lines := term.Wrap(head+p.What, st.Width, "", "  ")
+		lines[0] = st.Red("PROBLEM") + strings.TrimPrefix(lines[0], "PROBLEM")
+		out(lines)
+		out(term.Wrap(p.Fix, st.Width, "  fix: ", "       "))
+	}
+	for _, n := range r.Notes {
+		out(term.Wrap(n, st.Width, "note: ", "      "))
+	}
+	if len(r.Dependents) > 0 {
+		out(term.Wrap(fmt.Sprintf("CT %s use nvidiaprep's hookscript: Proxmox refuses to start them on a node without the nvidiaprep package, so install it on every node they can move to (migration, restore).", joinInts(r.Dependents)), st.Width, "", ""))
+	}
+	if r.OK() {
+		fmt.Fprintln(c.Stdout, st.Green("All is well."))
+	} else {
+		fmt.Fprintln(c.Stdout, st.Red(fmt.Sprintf("%d problem(s) found.", len(r.Problems))))
+	}
 }
 
 // joinInts writes vmids as "101, 102".

@@ -3,19 +3,19 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"time"
 
+	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nodeconf"
 	"nvidiaprep/nvidiaprep/pve"
+	"nvidiaprep/nvidiaprep/status"
 )
 
 // host is what the admin commands reach outside the process; realHost wires
@@ -25,76 +25,47 @@ type host struct {
 	lookPath func(string) (string, error)
 	runner   hostcmd.Runner // runs pct, journalctl, dmesg
 	now      func() time.Time
+	euid     func() int // nil: os.Geteuid
+	probeCT  func(vmid int) status.Probe // nil: liblxc's look into the container
 }
 
 func realHost() host {
 	return host{getenv: os.LookupEnv, lookPath: exec.LookPath, runner: hostcmd.Exec{}, now: time.Now}
 }
 
-func enableCmd(args []string, stdout, stderr io.Writer) int {
-	return realHost().enable(args, stdout, stderr)
-}
-
-func disableCmd(args []string, stdout, stderr io.Writer) int {
-	return realHost().disable(args, stdout, stderr)
-}
-
-// parseVMIDArgs parses "<vmid> [flags]" or "[flags] <vmid>".
-func parseVMIDArgs(fs *flag.FlagSet, args []string) (int, error) {
-	var rest []string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		rest = []string{args[0]}
-		args = args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return 0, err
-	}
-	rest = append(rest, fs.Args()...)
-	if len(rest) != 1 {
-		return 0, fmt.Errorf("want one vmid, got %d arguments", len(rest))
-	}
-	return config.ParseVMID(rest[0])
-}
-
-func (h host) enable(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("nvidiaprep enable", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	gpus := fs.String("gpus", "", "GPUs: comma-separated indexes, UUIDs or PCI bus ids, \"all\" or \"none\"")
-	required := fs.Bool("required", false, "refuse to start the container without its GPU")
-	install := fs.Bool("install", true, "install the matching user-space libraries into the container")
-	vmid, err := parseVMIDArgs(fs, args)
+// enableRun is `nvidiaprep enable` (flags: commands.go).
+func (h host) enableRun(c *cli.Call) int {
+	vmid, err := config.ParseVMID(c.Args[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep enable: %v\nusage: nvidiaprep enable <vmid> [--gpus LIST] [--required] [--install=false]\n", err)
-		return 2
+		return c.Fail(cli.ExitUsage, "%v", err)
 	}
+	out := newChangeReport(c, vmid)
 	var s nodeconf.Settings
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "gpus":
-			sel := nodeconf.ParseGPUs(*gpus)
-			s.GPUs = &sel
-		case "required":
-			s.Required = required
-		case "install":
-			s.Install = install
-		}
-	})
+	if c.Set("gpus") {
+		sel := nodeconf.ParseGPUs(c.String("gpus"))
+		s.GPUs = &sel
+	}
+	if c.Set("required") {
+		v := c.Bool("required")
+		s.Required = &v
+	}
+	if c.Set("install") {
+		v := c.Bool("install")
+		s.Install = &v
+	}
 	sources := config.Sources(h.getenv)
 	node := sources[1].Path
 	if node == "" {
-		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: %s is set to the empty string (no node file), so there is no file to record the choice in: unset it or name a file\n", vmid, config.EnvNode)
-		return 1
+		return out.fail(1, "CT %d: %s is set to the empty string (no node file), so there is no file to record the choice in: unset it or name a file", vmid, config.EnvNode)
 	}
 	sources[1].Optional = true // enable creates it
 	cfg, err := config.LoadFiles(sources...)
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: the configuration does not load, fix it first: %v\n", vmid, err)
-		return 1
+		return out.fail(1, "CT %d: the configuration does not load, fix it first: %v", vmid, err)
 	}
 	ct, err := readCT(cfg.Paths.PVE, vmid)
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep enable: %v\n", err)
-		return 1
+		return out.fail(1, "%v", err)
 	}
 	// Proxmox allows one hookscript per guest: the admin's own is kept by
 	// having nvidiaprep's hook run it first.
@@ -106,37 +77,35 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 		return nodeconf.SetContainer(text, vmid, s, cfg.Container(vmid))
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: %v\n", vmid, err)
-		return 1
+		return out.fail(1, "CT %d: %v", vmid, err)
 	}
+	out.file(node, fmt.Sprintf("containers.%d", vmid), "written")
 	cfg, err = config.LoadFiles(sources...)
 	if err != nil { // Edit checked this very load
-		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: %v\n", vmid, err)
-		return 1
+		return out.fail(1, "CT %d: %v", vmid, err)
 	}
-	fmt.Fprintf(stdout, "CT %d: %s; recorded in [containers.%d] of %s\n", vmid, describe(cfg.Container(vmid)), vmid, node)
+	out.doc.Container = settingsOf(cfg.Container(vmid))
+	out.say("CT %d: %s; recorded in [containers.%d] of %s", vmid, describe(cfg.Container(vmid)), vmid, node)
 	if s.Chain != nil {
-		fmt.Fprintf(stdout, "CT %d: its own hookscript %s is kept: nvidiaprep's hook runs it first, in every phase (chain in [containers.%d]); `nvidiaprep disable %d` puts it back\n", vmid, *s.Chain, vmid, vmid)
+		out.say("CT %d: its own hookscript %s is kept: nvidiaprep's hook runs it first, in every phase (chain in [containers.%d]); `nvidiaprep disable %d` puts it back", vmid, *s.Chain, vmid, vmid)
 	}
-	ran, err := h.pct(ctx, stdout, pve.SetHookscript(vmid))
+	ran, err := h.pct(ctx, out, pve.SetHookscript(vmid))
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: setting the hookscript failed: %v\n(is the nvidiaprep package installed? Its postinst links the hook as /var/lib/vz/snippets/%s.)\n", vmid, err, pve.HookName)
-		return 1
+		return out.fail(1, "CT %d: setting the hookscript failed: %v\n(is the nvidiaprep package installed? Its postinst links the hook as /var/lib/vz/snippets/%s.)", vmid, err, pve.HookName)
 	}
 	if ran {
-		fmt.Fprintf(stdout, "CT %d gets its GPUs at its next start (pct reboot %d, if it runs).\n", vmid, vmid)
+		out.say("CT %d gets its GPUs at its next start (pct reboot %d, if it runs).", vmid, vmid)
 	}
-	return 0
+	return out.done()
 }
 
-func (h host) disable(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("nvidiaprep disable", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	vmid, err := parseVMIDArgs(fs, args)
+// disableRun is `nvidiaprep disable`.
+func (h host) disableRun(c *cli.Call) int {
+	vmid, err := config.ParseVMID(c.Args[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep disable: %v\nusage: nvidiaprep disable <vmid>\n", err)
-		return 2
+		return c.Fail(cli.ExitUsage, "%v", err)
 	}
+	out := newChangeReport(c, vmid)
 	sources := config.Sources(h.getenv)
 	ctx := context.Background()
 	// The hookscript the container had before enable, to put back, and
@@ -156,58 +125,57 @@ func (h host) disable(args []string, stdout, stderr io.Writer) int {
 				return out, err
 			})
 			if err != nil {
-				fmt.Fprintf(stderr, "nvidiaprep disable: CT %d: %v\n", vmid, err)
-				return 1
+				return out.fail(1, "CT %d: %v", vmid, err)
 			}
 			if found {
-				fmt.Fprintf(stdout, "CT %d: removed [containers.%d] from %s\n", vmid, vmid, node)
+				out.file(node, fmt.Sprintf("containers.%d", vmid), "removed")
+				out.say("CT %d: removed [containers.%d] from %s", vmid, vmid, node)
 			}
 		}
 	}
 	if cl := sources[0].Path; cl != "" {
 		if cfg, err := config.LoadFiles(sources[0]); err == nil {
 			if _, ok := cfg.Containers[vmid]; ok {
-				fmt.Fprintf(stdout, "CT %d: the cluster file %s still has [containers.%d]; it applies on any node where the container has the hookscript\n", vmid, cl, vmid)
+				out.say("CT %d: the cluster file %s still has [containers.%d]; it applies on any node where the container has the hookscript", vmid, cl, vmid)
 			}
 		}
 	}
 	ct, err := readCT(pveDir, vmid)
 	switch {
 	case errors.Is(err, errNoCT):
-		fmt.Fprintf(stdout, "CT %d is not on this node: no hookscript to remove.\n", vmid)
-		return 0
+		out.say("CT %d is not on this node: no hookscript to remove.", vmid)
+		return out.done()
 	case err != nil:
-		fmt.Fprintf(stderr, "nvidiaprep disable: CT %d: %v\n", vmid, err)
-		return 1
+		return out.fail(1, "CT %d: %v", vmid, err)
 	case ct != nil && ct.Hookscript == "":
-		fmt.Fprintf(stdout, "CT %d has no hookscript.\n", vmid)
-		return 0
+		out.say("CT %d has no hookscript.", vmid)
+		return out.done()
 	case ct != nil && !ct.UsesHook():
-		fmt.Fprintf(stdout, "CT %d's hookscript is %s, not nvidiaprep's: left alone.\n", vmid, ct.Hookscript)
-		return 0
+		out.say("CT %d's hookscript is %s, not nvidiaprep's: left alone.", vmid, ct.Hookscript)
+		return out.done()
 	}
 	argv := pve.DeleteHookscript(vmid)
 	if chain != "" {
 		argv = pve.SetHookscriptTo(vmid, chain)
 	}
-	ran, err := h.pct(ctx, stdout, argv)
+	ran, err := h.pct(ctx, out, argv)
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep disable: CT %d: %s failed: %v\n", vmid, strings.Join(argv, " "), err)
-		return 1
+		return out.fail(1, "CT %d: %s failed: %v", vmid, strings.Join(argv, " "), err)
 	}
 	if ran && chain != "" {
-		fmt.Fprintf(stdout, "CT %d: its own hookscript %s is its hookscript again; it starts without nvidiaprep from its next start on.\n", vmid, chain)
+		out.say("CT %d: its own hookscript %s is its hookscript again; it starts without nvidiaprep from its next start on.", vmid, chain)
 	} else if ran {
-		fmt.Fprintf(stdout, "CT %d starts without nvidiaprep from its next start on.\n", vmid)
+		out.say("CT %d starts without nvidiaprep from its next start on.", vmid)
 	}
-	return 0
+	return out.done()
 }
 
 // pct runs a pct command, or, where pct is missing (not a Proxmox VE node),
 // prints it for the admin to run; ran tells which.
-func (h host) pct(ctx context.Context, stdout io.Writer, argv []string) (ran bool, err error) {
+func (h host) pct(ctx context.Context, out *changeReport, argv []string) (ran bool, err error) {
 	if _, err := h.lookPath(argv[0]); err != nil {
-		fmt.Fprintf(stdout, "pct is not installed here (not a Proxmox VE node?); on the node, run:\n  %s\n", strings.Join(argv, " "))
+		out.command(argv, false)
+		out.say("pct is not installed here (not a Proxmox VE node?); on the node, run:\n  %s", strings.Join(argv, " "))
 		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -215,7 +183,8 @@ func (h host) pct(ctx context.Context, stdout io.Writer, argv []string) (ran boo
 	if _, err := h.runner.Run(ctx, hostcmd.Command{Name: argv[0], Args: argv[1:]}); err != nil {
 		return false, err
 	}
-	fmt.Fprintf(stdout, "ran: %s\n", strings.Join(argv, " "))
+	out.command(argv, true)
+	out.say("ran: %s", strings.Join(argv, " "))
 	return true, nil
 }
 
@@ -253,7 +222,7 @@ func describe(c config.Container) string {
 		parts = append(parts, "required")
 	}
 	if c.Install {
-		parts = append(parts, "libraries installed")
+		parts = append(parts, "libraries installed at its next start")
 	} else {
 		parts = append(parts, "libraries not installed")
 	}

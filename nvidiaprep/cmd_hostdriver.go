@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"os"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/hostdriver"
@@ -19,11 +18,8 @@ import (
 // hostDriverCmd is the body of nvidiaprep-host-driver.service: exit 0 when
 // the node has (or, after a reboot, will have) the configured driver, 1 when
 // a step failed, 2 for wrong usage.
-func hostDriverCmd(args []string, _, stderr io.Writer) int {
-	if len(args) != 0 {
-		fmt.Fprintf(stderr, "nvidiaprep host-driver: takes no arguments\n%s", usage())
-		return 2
-	}
+func hostDriverCmd(c *cli.Call) int {
+	stderr := c.Stderr
 	line := progressFor(stderr)
 	defer line.Stop()
 	log := logging.New(line.Writer(stderr), os.Getenv("NVIDIAPREP_DEBUG") != "").With().Str("phase", "host-driver").Logger()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/logging"
@@ -16,15 +17,11 @@ import (
 	"nvidiaprep/nvidiaprep/provision"
 )
 
-func provisionCmd(args []string, _, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintf(stderr, "nvidiaprep provision: want one vmid\n%s", usage())
-		return 2
-	}
-	vmid, err := config.ParseVMID(args[0])
+func provisionCmd(c *cli.Call) int {
+	stderr := c.Stderr
+	vmid, err := config.ParseVMID(c.Args[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep provision: %v\n", err)
-		return 2
+		return c.Fail(cli.ExitUsage, "%v", err)
 	}
 	// Run by hand on a terminal, a status line shows the current step; in
 	// logs and the journal the log lines alone tell it.

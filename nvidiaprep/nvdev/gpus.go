@@ -138,3 +138,23 @@ func (f Fallback) GPUs() ([]GPU, error) {
 	}
 	return f.Secondary.GPUs()
 }
+
+// ProcModels reads each GPU's "Model:" line from
+// <proc>/driver/nvidia/gpus/*/information, by normalised PCI bus id; what
+// cannot be read is left out.
+func ProcModels(proc string) map[string]string {
+	out := map[string]string{}
+	entries, _ := os.ReadDir(filepath.Join(proc, "driver/nvidia/gpus"))
+	for _, e := range entries {
+		b, err := fsutil.ReadRegular(filepath.Join(proc, "driver/nvidia/gpus", e.Name(), "information"), 1<<16)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "Model" {
+				out[NormalizePCIBusID(e.Name())] = strings.TrimSpace(v)
+			}
+		}
+	}
+	return out
+}

@@ -29,7 +29,32 @@ type Options struct {
 	Config config.Config
 	// Nodes stats the device nodes; nil: the real host's.
 	Nodes nvdev.NodeFS
+	// Probe looks into a container (running or not, the user-space version
+	// installed in it); nil: nothing is probed (state unknown).
+	Probe func(vmid int) Probe
+	// LiveStep says what the container's provisioning worker is doing
+	// now; nil or "": nothing known.
+	LiveStep func(vmid int) string
+	// Only lists this container alone; 0: all.
+	Only int
 }
+
+// Probe is what a look into a container found.
+type Probe struct {
+	State string // Running, Stopped, or "" when it could not be told
+	// Installed is the user-space driver version nvidia-installer recorded
+	// inside the running container; "" when none or unreadable.
+	Installed string
+	// Unfinished: an install began and did not finish (its marker is there).
+	Unfinished bool
+	Err        error
+}
+
+// Container states.
+const (
+	Running = "running"
+	Stopped = "stopped"
+)
 
 // The host's files status reads, below [paths] root.
 const (
@@ -92,12 +117,28 @@ type Container struct {
 	// Given is what its last pre-start gave ("0=0000:01:00.0 ..."), from the
 	// generated LXC config; "" when unknown.
 	Given string `json:"given,omitempty"`
-	// Version is the user-space driver its last provisioning installed.
+	// Version is the user-space driver its last provisioning installed, or
+	// tried to install (Outcome says which).
 	Version  string        `json:"userspace_version,omitempty"`
 	Outcome  string        `json:"outcome,omitempty"`
 	When     time.Time     `json:"when,omitzero"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	Error    string        `json:"error,omitempty"`
+	// State is Running or Stopped; "" when unknown.
+	State string `json:"state,omitempty"`
+	// Installed is the user-space version the container has: read inside
+	// it while it runs, else its last successful provisioning's; "" when
+	// unknown or none.
+	Installed string `json:"installed,omitempty"`
+	// Unfinished: an install inside it began and did not finish.
+	Unfinished bool `json:"unfinished,omitempty"`
+	// Skew: Installed is not the loaded driver's version.
+	Skew bool `json:"skew,omitempty"`
+	// Pending: it gets libraries and does not have the loaded driver's
+	// yet: they are installed at its next start (or by a worker now).
+	Pending bool `json:"pending,omitempty"`
+	// LiveStep is what its provisioning worker is doing now.
+	LiveStep string `json:"live_step,omitempty"`
 }
 
 // Gather reads everything. It does not fail on what cannot be read: that
@@ -197,7 +238,11 @@ func containers(o Options, problem func(error)) []Container {
 	for _, ct := range cts {
 		pveByID[ct.VMID] = ct
 	}
+	loaded, _ := nvdev.LoadedVersion(p.Sys, p.Proc)
 	for id := range ids {
+		if o.Only != 0 && id != o.Only {
+			continue
+		}
 		_, local := pveByID[id]
 		_, configured := o.Config.Containers[id]
 		if hookKnown && !local && !configured {
@@ -220,6 +265,7 @@ func containers(o Options, problem func(error)) []Container {
 				c.When = rec.Started
 			}
 		}
+		c.look(o, rec, loaded)
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Container) int { return a.VMID - b.VMID })
@@ -260,4 +306,24 @@ func given(lxcConfig string) string {
 		}
 	}
 	return ""
+}
+
+// look fills what the container itself and its worker say: running or
+// not, the version installed in it, a skew, a worker's step.
+func (c *Container) look(o Options, rec record.Provision, loaded string) {
+	if o.Probe != nil {
+		p := o.Probe(c.VMID)
+		c.State = p.State
+		if p.State == Running {
+			c.Installed, c.Unfinished = p.Installed, p.Unfinished
+		}
+	}
+	if c.State != Running && rec.Outcome == record.Installed {
+		c.Installed = rec.Version
+	}
+	if c.Outcome == record.Running && o.LiveStep != nil {
+		c.LiveStep = o.LiveStep(c.VMID)
+	}
+	c.Skew = c.Installed != "" && loaded != "" && c.Installed != loaded
+	c.Pending = c.Install && c.GPUs != "none" && loaded != "" && (c.Installed != loaded || c.Unfinished)
 }

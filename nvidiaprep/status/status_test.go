@@ -12,6 +12,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/record"
+	"nvidiaprep/nvidiaprep/term"
 )
 
 func write(t *testing.T, path, text string) {
@@ -96,20 +97,31 @@ func TestGatherAndWrite(t *testing.T) {
 	}
 
 	var b bytes.Buffer
-	if err := Write(&b, r, started.Add(time.Hour)); err != nil {
+	if err := Write(&b, r, started.Add(time.Hour), term.Style{Width: 80}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
 	for _, want := range []string{
 		"driver configured  580.159.04", "driver loaded      580.142", "reboot pending     yes",
 		"host driver unit   reboot-required", "nvidia1 MISSING", "nvidiactl 195:255",
-		"9501  local:snippets/nvidiaprep-hook  0 (required)  0=0000:01:00.0", "580.142", "installed", "(1h ago)", "42s",
-		"9502  NOT SET", "failed: CT 9502: no space left on device",
-		"CT 9503: nvidiaprep's hook runs its own hookscript local:snippets/mount-nfs.sh first",
+		"9501  ?      0 (required)  0      580.142     installed 580.142, 59m ago, 42s",
+		"9502  ?      all           -      -           failed 580.142, 1h ago",
+		"CT 9502: no hookscript: nvidiaprep does not run for it (nvidiaprep enable 9502).",
+		"CT 9502: the last provisioning (580.142) failed: CT 9502: no space left on\n  device",
+		"CT 9503: nvidiaprep's hook runs its own hookscript local:snippets/mount-nfs.sh\n  first",
+		"CT 9503: libraries will be installed at the next start",
 		"install it on every node it can move to",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "CT 9502: libraries will be installed") {
+		t.Errorf("CT 9502 has no nvidiaprep hookscript, so nothing will be installed:\n%s", out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if term.Len(l) > 80 {
+			t.Errorf("a line of %d columns: %q", term.Len(l), l)
 		}
 	}
 }
@@ -121,7 +133,7 @@ func TestNoDriverNoContainers(t *testing.T) {
 	cfg.Paths.PVE, cfg.Paths.Root = filepath.Join(root, "pve"), filepath.Join(root, "x")
 	r := Gather(Options{Config: cfg})
 	var b bytes.Buffer
-	Write(&b, r, time.Now())
+	Write(&b, r, time.Now(), term.Style{Width: 80})
 	for _, want := range []string{"none (no NVIDIA kernel module is loaded)", "device nodes       none (no driver)", "No container uses the hookscript"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("lacks %q:\n%s", want, b.String())
