@@ -25,7 +25,7 @@ type host struct {
 	lookPath func(string) (string, error)
 	runner   hostcmd.Runner // runs pct, journalctl, dmesg
 	now      func() time.Time
-	euid     func() int // nil: os.Geteuid
+	euid     func() int                  // nil: os.Geteuid
 	probeCT  func(vmid int) status.Probe // nil: liblxc's look into the container
 }
 

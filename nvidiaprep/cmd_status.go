@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,5 +135,3 @@ func lastLine(path string) string {
 	lines := strings.Split(strings.TrimRight(string(buf[:n]), "\n"), "\n")
 	return untrusted.Escape(strings.TrimSpace(lines[len(lines)-1]), 200)
 }
-
-
