@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -41,7 +42,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		return 1
 	}
 	if st.err != nil {
-		log.Error().Err(st.err).Msgf("CT %d: %v", vmid, st.err)
+		log.Error().Err(st.err).Msg(ctMessage(vmid, st.err))
 		return 1
 	}
 	if !st.running {
@@ -51,7 +52,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	if st.current {
 		log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s are current", vmid, version)
 		if settled, err := provision.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
-			log.Warn().Err(err).Msgf("CT %d: %v", vmid, err)
+			log.Warn().Err(err).Msg(ctMessage(vmid, err))
 		} else if settled {
 			log.Info().Msgf("CT %d: its last provisioning worker stopped before recording its outcome; the libraries %s are complete, and the record now says so", vmid, version)
 		}
@@ -59,7 +60,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	worker, err := workerPath()
 	if err != nil {
-		log.Error().Err(err).Msgf("CT %d: %v", vmid, err)
+		log.Error().Err(err).Msg(ctMessage(vmid, err))
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -71,7 +72,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		LogDir: filepath.Join(cfg.Paths.State, "log"),
 	})
 	if err != nil {
-		log.Error().Err(err).Msgf("CT %d: %v", vmid, err)
+		log.Error().Err(err).Msg(ctMessage(vmid, err))
 		return 1
 	}
 	log.Info().Msgf("CT %d: %s; installing NVIDIA user-space libraries %s in the background (%s)", vmid, st.why, version, how)
@@ -137,4 +138,15 @@ func passEnv() []string {
 		}
 	}
 	return env
+}
+
+// ctMessage is an error's text for the task log, beginning "CT <vmid>: "
+// once: most errors from below (ctexec, launch, provision) name the
+// container already.
+func ctMessage(vmid int, err error) string {
+	prefix := fmt.Sprintf("CT %d", vmid)
+	if msg := err.Error(); strings.HasPrefix(msg, prefix+":") || strings.HasPrefix(msg, prefix+" ") {
+		return msg
+	}
+	return prefix + ": " + err.Error()
 }

@@ -20,6 +20,7 @@ import (
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/hostdriver"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -204,7 +205,7 @@ func (r *run) nouveau() {
 	for sc.Scan() {
 		if name, _, _ := strings.Cut(sc.Text(), " "); name == "nouveau" {
 			r.problem("nouveau", "the nouveau driver is loaded: it holds the GPUs, and the NVIDIA driver cannot load while it does",
-				"blacklist it and reboot: `printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /etc/modprobe.d/blacklist-nouveau.conf && update-initramfs -u && reboot` (the host driver unit does this when it installs the driver)")
+				"blacklist it and reboot: `printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /"+hostdriver.BlacklistFile+" && update-initramfs -u && reboot` (the file the host driver unit writes when it installs the driver)")
 			return
 		}
 	}
@@ -234,7 +235,7 @@ func (r *run) skew() {
 		switch {
 		case rec.Outcome == record.Failed:
 			r.problem("provisioning-failed", fmt.Sprintf("CT %d: installing the user-space libraries %s failed: %s", vmid, rec.Version, rec.Error),
-				fmt.Sprintf("fix the cause, then `nvidiaprep provision %d` while it runs (or restart it: `pct reboot %d`)", vmid, vmid))
+				fmt.Sprintf("`nvidiaprep logs %d` shows the worker's log of that run; fix the cause it names, then `nvidiaprep provision %d` while it runs (or restart it: `pct reboot %d`)", vmid, vmid, vmid))
 		case rec.Outcome == record.Installed && r.loaded != "" && rec.Version != r.loaded:
 			r.problem("version-skew", fmt.Sprintf("CT %d has the user-space libraries of driver %s, but the host runs %s: CUDA there fails with \"Driver/library version mismatch\"", vmid, rec.Version, r.loaded),
 				fmt.Sprintf("restart it (`pct reboot %d`): its post-start installs %s; or run `nvidiaprep provision %d` while it runs", vmid, r.loaded, vmid))
@@ -453,5 +454,5 @@ func (r *run) kernelLog(ctx context.Context) {
 		return
 	}
 	r.problem("api-mismatch", fmt.Sprintf("the kernel log says %q: a user-space NVIDIA library on the host is not the loaded module's version (a driver was installed without reloading the module)", seen[len(seen)-1]),
-		"reboot the node; or stop everything that uses the GPUs and reload the module: `rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && modprobe nvidia`")
+		"reboot the node; or stop everything that uses the GPUs and reload the module: `rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && modprobe nvidia`. Which program used the other version the log does not say: `ls -l /usr/lib/x86_64-linux-gnu/libnvidia-ml.so*` and `dpkg -l '*nvidia*'` show the host's libraries; a container's own are checked by `nvidiaprep status`")
 }

@@ -72,7 +72,7 @@ func newNode(t *testing.T) *node {
 	if err := os.MkdirAll(cache.RunsDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := standin.BuildRun(filepath.Join(cache.RunsDir(), "NVIDIA-Linux-x86_64-"+version+".run"), standin.RunOptions{Version: version}); err != nil {
+	if err := builtRun(version, filepath.Join(cache.RunsDir(), "NVIDIA-Linux-x86_64-"+version+".run")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cache.Extract(context.Background(), version, ""); err != nil {
