@@ -237,8 +237,10 @@ func fixCases() []fixCase {
 			make: func(n *node) {
 				os.Chmod(filepath.Join(n.opts.Config.Paths.Root, "usr/lib/nvidiaprep/nvidiaprep-hook"), 0o644)
 			},
-			says:  []string{"apt install --reinstall nvidiaprep"},
-			apply: func(n *node) { os.Chmod(filepath.Join(n.opts.Config.Paths.Root, "usr/lib/nvidiaprep/nvidiaprep-hook"), 0o755) }},
+			says: []string{"apt install --reinstall nvidiaprep"},
+			apply: func(n *node) {
+				os.Chmod(filepath.Join(n.opts.Config.Paths.Root, "usr/lib/nvidiaprep/nvidiaprep-hook"), 0o755)
+			}},
 		{name: "hookscript on a storage without snippets", check: "hookscript",
 			make: func(n *node) {
 				n.write(filepath.Join(n.opts.Config.Paths.PVE, "storage.cfg"), "dir: local\n\tpath /var/lib/vz\n\tcontent iso\n\nlvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n", 0o644)
@@ -263,7 +265,9 @@ func fixCases() []fixCase {
 			says:  []string{"apt install --reinstall nvidiaprep", "systemctl daemon-reload"},
 			apply: func(n *node) { n.write(filepath.Join(n.opts.Config.Paths.Root, unitDropIns[0]), "[Service]\n", 0o644) }},
 		{name: "hand-written rule for an old major", check: "hand-written-lines",
-			make: func(n *node) { n.ct(105, "lxc.cgroup2.devices.allow: c 195:255 rwm\nlxc.cgroup2.devices.allow: c 237:* rwm\n") },
+			make: func(n *node) {
+				n.ct(105, "lxc.cgroup2.devices.allow: c 195:255 rwm\nlxc.cgroup2.devices.allow: c 237:* rwm\n")
+			},
 			says: []string{"delete it from "},
 			apply: func(n *node) {
 				editCT(n, 105, dropLine("lxc.cgroup2.devices.allow: c 237:"))
@@ -375,7 +379,6 @@ func (n *node) extract(sha string) {
 		n.t.Fatal(err)
 	}
 }
-
 
 // runs holds the stand-in .run of each version, built once for the
 // package's tests (a build takes seconds) and linked into each node.
