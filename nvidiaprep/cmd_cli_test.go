@@ -144,3 +144,14 @@ func TestNotRootSaysSoFirst(t *testing.T) {
 		t.Errorf("exit %d %v: %s", code, err, out)
 	}
 }
+
+// enable says when the libraries come, not that they are there: nothing is
+// installed until the container starts.
+func TestEnableDoesNotClaimAnInstall(t *testing.T) {
+	h, _, dir := testHost(t, true)
+	os.WriteFile(filepath.Join(dir, "pve/lxc/9550.conf"), []byte("arch: amd64\n"), 0o644)
+	code, out, errOut := runApp(h, "enable", "9550", "--gpus", "0")
+	if code != 0 || !strings.Contains(out, "CT 9550: GPUs 0, libraries installed at its next start;") || strings.Contains(out, "libraries installed;") {
+		t.Errorf("exit %d:\n%s%s", code, out, errOut)
+	}
+}

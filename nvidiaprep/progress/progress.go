@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/term"
 )
 
 // Line is a status line; the zero value and nil draw nothing.
@@ -28,6 +30,9 @@ type Line struct {
 	frame int
 	drawn bool
 	now   func() time.Time
+	// width is the terminal's width in columns, asked at each draw (the
+	// window may be resized); nil or 0: no limit.
+	width func() int
 	stop  chan struct{}
 	done  chan struct{}
 }
@@ -42,6 +47,7 @@ func IsTerminal(f *os.File) bool {
 // redraws itself every tick (the spinner and the time) until Stop.
 func New(f *os.File) *Line {
 	l := NewWriter(f, IsTerminal(f))
+	l.width = func() int { return term.TerminalWidth(int(f.Fd())) }
 	if l.on {
 		l.stop, l.done = make(chan struct{}), make(chan struct{})
 		go l.tick(200 * time.Millisecond)
@@ -79,7 +85,17 @@ func (l *Line) tick(every time.Duration) {
 // draw writes the status line over the current one; l.mu is held.
 func (l *Line) draw() {
 	d := l.now().Sub(l.start).Truncate(time.Second)
-	fmt.Fprintf(l.w, "\r\x1b[K%s %s (%v)", spinner[l.frame%len(spinner)], l.msg, d)
+	suffix := fmt.Sprintf(" (%v)", d)
+	msg := l.msg
+	if l.width != nil {
+		// One column short of the width: a line that fills the last
+		// column wraps on some terminals, and the next \r would not
+		// reach its start.
+		if w := l.width(); w > 0 {
+			msg = term.Cut(msg, max(1, w-1-2-len(suffix)))
+		}
+	}
+	fmt.Fprintf(l.w, "\r\x1b[K%s %s%s", spinner[l.frame%len(spinner)], msg, suffix)
 	l.drawn = true
 }
 

@@ -3,8 +3,10 @@ package progress
 import (
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestNotATerminalDrawsNothing(t *testing.T) {
@@ -54,5 +56,26 @@ func TestIsTerminal(t *testing.T) {
 	}
 	if l := New(f); l.on {
 		t.Error("a status line on a file")
+	}
+}
+
+// The status line is cut to the terminal's width (one column short), so
+// that it never wraps: a wrapped line is not erased by the next \r.
+func TestLineIsCutToTheTerminal(t *testing.T) {
+	var b bytes.Buffer
+	l := NewWriter(&b, true)
+	l.now = func() time.Time { return time.Date(2025, 11, 26, 9, 0, 0, 0, time.UTC) }
+	width := 40
+	l.width = func() int { return width }
+	l.Step("extracting NVIDIA-Linux-x86_64-580.159.04.run into /var/cache/nvidiaprep/drivers/580.159.04")
+	drawn := strings.TrimPrefix(b.String(), "\r\x1b[K")
+	if n := utf8.RuneCountInString(drawn); n != width-1 || !strings.HasSuffix(drawn, "… (0s)") {
+		t.Errorf("drawn %q: %d columns, want %d ending in the time", drawn, n, width-1)
+	}
+	b.Reset()
+	width = 200 // resized: the whole step
+	l.Step("extracting")
+	if got := b.String(); got != "\r\x1b[K| extracting (0s)" {
+		t.Errorf("%q", got)
 	}
 }

@@ -70,7 +70,7 @@ func (p *printer) wrap(text, first, rest string) {
 }
 
 // keyWidth is the width of the key column of the key-value blocks.
-const keyWidth = 19
+const keyWidth = 20
 
 // kv prints "  key  value", the value wrapped below itself; paint colours
 // the whole value when it fits on one line.
@@ -386,7 +386,10 @@ func (p *printer) container(c Container, loaded string) {
 	p.kv("log", fmt.Sprintf("nvidiaprep logs %d", c.VMID), nil)
 	var notes []string
 	for _, n := range containerNotes(c, loaded) {
-		notes = append(notes, strings.TrimPrefix(n, fmt.Sprintf("CT %d: ", c.VMID)))
+		n = strings.TrimPrefix(n, fmt.Sprintf("CT %d: ", c.VMID))
+		if !strings.HasPrefix(n, "the last provisioning") { // its error is above
+			notes = append(notes, n)
+		}
 	}
 	if len(notes) > 0 {
 		p.blank()

@@ -102,8 +102,8 @@ func TestGatherAndWrite(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"driver configured  580.159.04", "driver loaded      580.142", "reboot pending     yes",
-		"host driver unit   reboot-required", "nvidia1 MISSING", "nvidiactl 195:255",
+		"driver configured   580.159.04", "driver loaded       580.142", "reboot pending      yes",
+		"host driver unit    reboot-required", "nvidia1 MISSING", "nvidiactl 195:255",
 		"9501  ?      0 (required)  0      580.142     installed 580.142, 59m ago, 42s",
 		"9502  ?      all           -      -           failed 580.142, 1h ago",
 		"CT 9502: no hookscript: nvidiaprep does not run for it (nvidiaprep enable 9502).",
@@ -134,7 +134,7 @@ func TestNoDriverNoContainers(t *testing.T) {
 	r := Gather(Options{Config: cfg})
 	var b bytes.Buffer
 	Write(&b, r, time.Now(), term.Style{Width: 80})
-	for _, want := range []string{"none (no NVIDIA kernel module is loaded)", "device nodes       none (no driver)", "No container uses the hookscript"} {
+	for _, want := range []string{"none (no NVIDIA kernel module is loaded)", "device nodes        none (no driver)", "No container uses the hookscript"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("lacks %q:\n%s", want, b.String())
 		}

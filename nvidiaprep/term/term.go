@@ -2,7 +2,7 @@
 // be coloured, and fits text to that: cut with "…" or wrapped.
 //
 // The width is $COLUMNS when set, else the terminal's, else 80; colour is
-// used on a terminal only, never when $NO_COLOR is set to anything
+// used on a terminal only, never when $NO_COLOR is set and not empty
 // (https://no-color.org) or TERM is "dumb".
 package term
 
@@ -44,8 +44,7 @@ func For(w io.Writer, getenv func(string) (string, bool)) Style {
 	}
 	noColor, _ := getenv("NO_COLOR")
 	termName, _ := getenv("TERM")
-	_, noColorSet := getenv("NO_COLOR")
-	s.Color = tty >= 0 && !noColorSet && noColor == "" && termName != "dumb"
+	s.Color = tty >= 0 && noColor == "" && termName != "dumb"
 	return s
 }
 
