@@ -29,6 +29,13 @@ mkdir -p "$src"
 (cd "$root" && git ls-files -z --cached --others --exclude-standard) |
 	(cd "$root" && tar --null --no-recursion -T - -cf -) | tar -xf - -C "$src"
 
+# The commit the binaries name (`nvidiaprep --version`); the copy has no .git.
+commit="$(cd "$root" && git rev-parse --short=12 HEAD 2>/dev/null || true)"
+if [ -n "$commit" ] && [ -n "$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	commit="$commit+dirty"
+fi
+printf '%s\n' "${commit:-unknown}" >"$src/debian/commit"
+
 if [ -n "$version" ]; then
 	top="$(cd "$src" && dpkg-parsechangelog -S Timestamp)"
 	maint="$(cd "$src" && dpkg-parsechangelog -S Maintainer)"
