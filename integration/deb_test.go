@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -197,12 +198,15 @@ func wantPackage(t *testing.T, ct *lxctest.CT, version string) {
 		t.Fatal("no unit in packaging/")
 	}
 	checks := map[string]string{
-		"dpkg-query -W -f '${Version} ${db:Status-Abbrev}' nvidiaprep":  version + " ii",
-		"readlink /var/lib/vz/snippets/nvidiaprep-hook":                 "/usr/lib/nvidiaprep/nvidiaprep-hook",
-		"dpkg-query -W -f '${Conffiles}' nvidiaprep | awk '{print $1}'": "/etc/nvidiaprep/nvidiaprep.toml",
-		"ls /usr/share/man/man8/nvidiaprep.8.gz":                        "/usr/share/man/man8/nvidiaprep.8.gz",
-		"/var/lib/vz/snippets/nvidiaprep-hook --help | head -n1":        "usage: nvidiaprep-hook <vmid> <phase>",
-		"nvidiaprep help | head -n1":                                    "usage: nvidiaprep <command> [arguments]",
+		"dpkg-query -W -f '${Version} ${db:Status-Abbrev}' nvidiaprep":                                 version + " ii",
+		"readlink /var/lib/vz/snippets/nvidiaprep-hook":                                                "/usr/lib/nvidiaprep/nvidiaprep-hook",
+		"dpkg-query -W -f '${Conffiles}' nvidiaprep | awk '{print $1}'":                                "/etc/nvidiaprep/nvidiaprep.toml",
+		"ls /usr/share/man/man8/nvidiaprep.8.gz":                                                       "/usr/share/man/man8/nvidiaprep.8.gz",
+		"/var/lib/vz/snippets/nvidiaprep-hook --help | head -n1":                                       "usage: nvidiaprep-hook <vmid> <phase>",
+		"nvidiaprep help | head -n1":                                                                   "usage: nvidiaprep <command> [arguments] [flags]",
+		"ls /usr/share/man/man5/nvidiaprep.toml.5.gz /usr/share/man/man8/nvidiaprep-hook.8.gz | wc -l": "2",
+		// The packaged completion, as bash loads it: vmids from /etc/pve/lxc.
+		"mkdir -p /tmp/pve/lxc && touch /tmp/pve/lxc/4711.conf && _NVIDIAPREP_PVE=/tmp/pve bash -c 'source /usr/share/bash-completion/completions/nvidiaprep; COMP_WORDS=(nvidiaprep enable 47); COMP_CWORD=2; _nvidiaprep; echo ${COMPREPLY[*]}'": "4711",
 		// The hook finds the worker program where post-start looks for it.
 		"test -x /usr/bin/nvidiaprep && test ! -e /usr/lib/nvidiaprep/nvidiaprep && echo ok": "ok",
 	}
@@ -213,5 +217,11 @@ func wantPackage(t *testing.T, ct *lxctest.CT, version string) {
 		if out, _ := sh(t, ct, script); out != want {
 			t.Errorf("%s: %q, want %q", script, out, want)
 		}
+	}
+	// --version names the package's version and the commit it was built
+	// from (debian/rules passes both; the copy it builds from has no .git).
+	out, _ := sh(t, ct, "nvidiaprep --version")
+	if !regexp.MustCompile(`^nvidiaprep ` + regexp.QuoteMeta(version) + ` \(commit [0-9a-f]{12}(\+dirty)?\)$`).MatchString(out) {
+		t.Errorf("nvidiaprep --version: %q, want the version %s and a commit", out, version)
 	}
 }
