@@ -168,3 +168,22 @@ func TestGPUs(t *testing.T) {
 		}
 	}
 }
+
+// doctor's text fits 80 columns (each problem wrapped, its fix below it);
+// --wide keeps one line each.
+func TestDoctorFitsTheWidth(t *testing.T) {
+	h, _ := statusNode(t)
+	code, out, _ := runApp(h, "doctor")
+	if code != 1 || !strings.Contains(out, "PROBLEM ") || !strings.Contains(out, "\n  fix: ") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if term.Len(l) > 80 {
+			t.Errorf("%d columns: %q", term.Len(l), l)
+		}
+	}
+	_, wide, _ := runApp(h, "doctor", "--wide")
+	if strings.Count(wide, "\n") >= strings.Count(out, "\n") || !strings.Contains(wide, "\n  fix: ") {
+		t.Errorf("--wide wraps:\n%s", wide)
+	}
+}

@@ -339,6 +339,32 @@ func (r *run) hookscripts() {
 	}
 }
 
+// unknownGPUs: a container's selection names GPUs this node does not have
+// (a typo, a table meant for another node, a GPU removed): pre-start
+// refuses its start (required) or starts it without them. It reports
+// whether it found so.
+func (r *run) unknownGPUs(vmid int) bool {
+	sel := r.o.Config.Container(vmid).GPUs
+	if sel.All || sel.None() {
+		return false
+	}
+	gpus, err := nvdev.ProcGPUs{Proc: r.o.Config.Paths.Proc}.GPUs()
+	if err != nil {
+		return false
+	}
+	var unmatched *nvdev.UnmatchedError
+	if _, err := nvdev.Select(gpus, sel.Selectors); !errors.As(err, &unmatched) {
+		return false
+	}
+	outcome := "it starts without them"
+	if r.o.Config.Container(vmid).Required {
+		outcome = "its start is refused (required = true)"
+	}
+	r.problem("unknown-gpu", fmt.Sprintf("CT %d: [containers.%d] gpus: %v: %s", vmid, vmid, unmatched, outcome),
+		fmt.Sprintf("`nvidiaprep gpus` lists this node's GPUs; give it one of them: `nvidiaprep enable %d --gpus <index, UUID or PCI address>`, then `pct start %d`", vmid, vmid))
+	return true
+}
+
 // unitDropIns are the package's drop-ins that apply pre-start on a restart
 // of Proxmox's container units (a reboot from inside a container).
 var unitDropIns = []string{
@@ -358,6 +384,9 @@ func (r *run) lostBlocks() {
 		uses = true
 		if r.loaded == "" || r.o.Config.Container(ct.VMID).GPUs.None() {
 			continue
+		}
+		if r.unknownGPUs(ct.VMID) {
+			continue // its starts are refused or without GPU: not a lost block
 		}
 		path := r.o.Config.Paths.LXCConfig(ct.VMID)
 		text, err := fsutil.ReadRegular(path, lxcconf.MaxSize)

@@ -260,6 +260,17 @@ func fixCases() []fixCase {
 			make:  func(n *node) { n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644) },
 			says:  []string{"pct reboot 101"},
 			apply: func(n *node) { n.preStart(101) }},
+		{name: "a GPU the node does not have", check: "unknown-gpu",
+			make: func(n *node) {
+				n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"7"}}, Required: true, Install: true}
+				// Its start was refused: the config Proxmox wrote has no block.
+				n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
+			},
+			says: []string{"nvidiaprep gpus", "nvidiaprep enable 101 --gpus", "pct start 101"},
+			apply: func(n *node) {
+				n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"0"}}, Required: true, Install: true}
+				n.preStart(101)
+			}},
 		{name: "unit drop-in missing", check: "unit-drop-in",
 			make:  func(n *node) { os.Remove(filepath.Join(n.opts.Config.Paths.Root, unitDropIns[0])) },
 			says:  []string{"apt install --reinstall nvidiaprep", "systemctl daemon-reload"},
@@ -414,4 +425,17 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(runs.dir)
 	}
 	os.Exit(code)
+}
+
+// A container refused for a GPU the node does not have is named for that,
+// not for a lost block with `pct reboot` (which would be refused again).
+func TestUnknownGPUIsNotALostBlock(t *testing.T) {
+	n := newNode(t)
+	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"GPU-00000000-0000-0000-0000-000000000007"}}, Required: true, Install: true}
+	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
+	r := n.run()
+	n.want(r, "unknown-gpu")
+	if w := dump(r); !strings.Contains(w, `GPU selector "GPU-00000000-0000-0000-0000-000000000007" matches no GPU on this node; GPUs here: 0 (GPU-1d2a0c41-7c39-4a3b-9d35-000000000000, 0000:01:00.0): its start is refused`) {
+		t.Error(w)
+	}
 }
