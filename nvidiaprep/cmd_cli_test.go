@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hostdriver"
 )
 
 // runApp runs `nvidiaprep args...` on h.
@@ -153,5 +154,20 @@ func TestEnableDoesNotClaimAnInstall(t *testing.T) {
 	code, out, errOut := runApp(h, "enable", "9550", "--gpus", "0")
 	if code != 0 || !strings.Contains(out, "CT 9550: GPUs 0, libraries installed at its next start;") || strings.Contains(out, "libraries installed;") {
 		t.Errorf("exit %d:\n%s%s", code, out, errOut)
+	}
+}
+
+// host-driver at a terminal asks after showing its plan; only y or yes
+// goes on.
+func TestHostDriverAsks(t *testing.T) {
+	plan := hostdriver.Plan{Version: "580.159.04", Purge: []string{"nvidia-driver"}, Blacklist: hostdriver.BlacklistFile, Installer: "NVIDIA-Linux-x86_64-580.159.04.run --silent --dkms", Reboot: "then ask for a reboot"}
+	for answer, want := range map[string]bool{"y\n": true, "YES\n": true, "\n": false, "n\n": false, "": false, "yes please\n": false} {
+		var out bytes.Buffer
+		if got := confirmPlan(strings.NewReader(answer), &out)(plan); got != want {
+			t.Errorf("%q: %v", answer, got)
+		}
+		if !strings.Contains(out.String(), "Installing NVIDIA driver 580.159.04 will:\n  - purge the distribution's NVIDIA packages: nvidia-driver\n") || !strings.HasSuffix(out.String(), "Go on? [y/N] ") {
+			t.Errorf("%q", out.String())
+		}
 	}
 }

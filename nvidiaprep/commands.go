@@ -130,11 +130,18 @@ func newApp(h host) *cli.App {
 				Name: "host-driver", MaxArgs: 0, Root: true,
 				Summary: "keep the node's driver at [driver] version (what the boot unit runs)",
 				Help: "Keeps the node's NVIDIA driver at [driver] version: fast when it is loaded;\n" +
-					"otherwise fetch, verify and install it, then ask for a reboot.\n" +
+					"otherwise fetch, verify and install it, then ask for a reboot. From a\n" +
+					"terminal it shows what it will change and asks first (--yes: it does not).\n" +
 					"nvidiaprep-host-driver.service runs this at every boot; run it by hand\n" +
 					"(systemctl start nvidiaprep-host-driver.service) after changing [driver].",
-				Examples: []string{"systemctl start nvidiaprep-host-driver.service && journalctl -u nvidiaprep-host-driver.service"},
-				Run:      hostDriverCmd,
+				Examples: []string{
+					"nvidiaprep host-driver  # from a terminal: shows what it will purge, install, rebuild and unload, and asks",
+					"systemctl start nvidiaprep-host-driver.service && journalctl -u nvidiaprep-host-driver.service",
+				},
+				Flags: func(fs *flag.FlagSet) {
+					fs.Bool("yes", false, "install without asking (from a terminal it shows its plan and asks\nfirst; the boot unit never asks)")
+				},
+				Run: hostDriverCmd,
 			},
 		},
 	}

@@ -83,6 +83,10 @@ type Options struct {
 	Log    zerolog.Logger
 	// Status reports progress (sd_notify STATUS=); nil drops it.
 	Status func(string)
+	// Confirm, when set, is shown the plan before the first change to the
+	// node and says whether to go on (an admin at a terminal); nil goes on
+	// (the unit at boot never asks).
+	Confirm func(Plan) bool
 	// Modprobe loads missing modules on the fast path (nvidia-modprobe);
 	// wire it only on the real host, as the hookscript does.
 	Modprobe nvdev.Modprober

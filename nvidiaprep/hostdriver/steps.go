@@ -135,6 +135,16 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 					}
 				}
 			}
+			if r.o.Confirm != nil {
+				plan, err := r.plan(ctx)
+				if err != nil {
+					return r.rep, r.fail(s, false, err)
+				}
+				if !r.o.Confirm(plan) {
+					r.finish()
+					return r.rep, ErrDeclined
+				}
+			}
 		}
 		r.cur = s
 		if row.partial {

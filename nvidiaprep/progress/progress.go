@@ -118,6 +118,18 @@ func (l *Line) Step(msg string) {
 	l.draw()
 }
 
+// Hold erases the status line until the next Step (while a question is
+// asked on the terminal).
+func (l *Line) Hold() {
+	if l == nil || !l.on {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.clear()
+	l.msg = ""
+}
+
 // Stop erases the status line for good.
 func (l *Line) Stop() {
 	if l == nil || !l.on {

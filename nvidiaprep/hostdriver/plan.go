@@ -1,0 +1,95 @@
+package hostdriver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/nvpkgs"
+)
+
+// Plan is what an install will change on the node, read before its first
+// change: Options.Confirm shows it to an admin at a terminal.
+type Plan struct {
+	Version   string
+	Loaded    string   // the module loaded now; "" none
+	Purge     []string // the distribution's NVIDIA packages
+	Uninstall string   // the version of an earlier .run install removed; "" none
+	DKMS      []string // versions of the nvidia DKMS module removed
+	Install   []string // packages installed: headers, build tools
+	Blacklist string   // the nouveau blacklist written
+	Installer string   // the installer's command line
+	Reboot    string   // what happens after
+}
+
+// ErrDeclined: the admin said no to the plan; nothing was changed.
+var ErrDeclined = errors.New("the install was not confirmed; nothing on the node was changed")
+
+// Lines is the plan in words, one change a line.
+func (p Plan) Lines() []string {
+	var out []string
+	if len(p.Purge) > 0 {
+		out = append(out, "purge the distribution's NVIDIA packages: "+strings.Join(p.Purge, " "))
+	}
+	if p.Uninstall != "" {
+		out = append(out, "uninstall the earlier .run install of driver "+p.Uninstall)
+	}
+	for _, v := range p.DKMS {
+		out = append(out, "remove the DKMS module nvidia/"+v)
+	}
+	if len(p.Install) > 0 {
+		out = append(out, "install "+strings.Join(p.Install, " ")+" (already downloaded)")
+	}
+	out = append(out, "write /"+p.Blacklist+" and rebuild the initramfs (update-initramfs -u)")
+	out = append(out, "run "+p.Installer+" (builds the module with DKMS)")
+	if p.Loaded != "" {
+		out = append(out, "unload nothing: the loaded module "+p.Loaded+" stays until the reboot")
+	} else {
+		out = append(out, "unload nothing: no NVIDIA module is loaded")
+	}
+	out = append(out, p.Reboot)
+	return out
+}
+
+// plan reads what the install steps will do, changing nothing; it runs
+// after step 1 and the prepares (the .run verified, the packages
+// downloaded).
+func (r *runner) plan(ctx context.Context) (Plan, error) {
+	d := r.driver()
+	p := Plan{Version: d.Version, Loaded: r.rep.Loaded, Install: r.headerPkgs, Blacklist: BlacklistFile,
+		Installer: filepath.Base(r.runFile) + " " + strings.Join(r.installerArgs(r.runFile)[1:], " ")}
+	if q, err := findProgram(r.o.Config.Paths.Root, "dpkg-query"); err != nil {
+		return p, err
+	} else if q != "" {
+		res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
+		if err != nil {
+			return p, err
+		}
+		p.Purge = nvpkgs.DriverPackages(res.Stdout)
+	}
+	installed, err := r.installedVersion()
+	if err != nil {
+		return p, err
+	}
+	if installed != "" || r.st.Partial {
+		p.Uninstall = orNone(installed)
+	}
+	if k, err := findProgram(r.o.Config.Paths.Root, "dkms"); err != nil {
+		return p, err
+	} else if k != "" {
+		res, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
+		if err != nil {
+			return p, err
+		}
+		p.DKMS = dkmsVersions(res.Stdout, "nvidia")
+	}
+	p.Reboot = fmt.Sprintf("then ask for a reboot: driver %s loads at the next boot (reboot = %q: reboot yourself)", d.Version, d.Reboot)
+	if d.Reboot == config.RebootAuto {
+		p.Reboot = fmt.Sprintf("then reboot the node (reboot = %q) when no process has a GPU open; driver %s loads at the next boot", d.Reboot, d.Version)
+	}
+	return p, nil
+}
