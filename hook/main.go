@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"nvidiaprep/nvidiaprep/buildinfo"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/logging"
@@ -45,6 +46,10 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
 		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if len(args) == 1 && args[0] == "--version" {
+		fmt.Fprintln(stdout, buildinfo.String("nvidiaprep-hook"))
 		return 0
 	}
 	chain := true
