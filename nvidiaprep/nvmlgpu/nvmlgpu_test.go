@@ -60,3 +60,32 @@ func TestLibraryNotFound(t *testing.T) {
 		t.Fatalf("want ErrLibraryNotFound, got %v", err)
 	}
 }
+
+// Details adds the model, memory and MIG mode NVML reports.
+func TestDetailsFromMockDGXH100(t *testing.T) {
+	srv := dgxh100.New()
+	for i, d := range srv.Devices {
+		dev := d.(*server.Device)
+		id := fmt.Sprintf("00000000:%02X:00.0", 0x18+i)
+		dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) {
+			var p nvml.PciInfo
+			for j := range id {
+				p.BusId[j] = int8(id[j])
+			}
+			return p, nvml.SUCCESS
+		}
+		if i == 1 { // GPU 1: MIG on after the next reset
+			dev.GetMigModeFunc = func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS }
+		}
+	}
+	d, err := NewWith(srv).Details()
+	if err != nil || len(d) != 8 {
+		t.Fatalf("%d GPUs, %v", len(d), err)
+	}
+	if d[0].Model != "NVIDIA H100 80GB HBM3" || d[0].MemoryBytes < 80<<30 || d[0].PCIBusID != "0000:18:00.0" {
+		t.Errorf("GPU 0: %+v", d[0])
+	}
+	if d[1].MIG != "disabled" || d[1].MIGPending != "enabled" {
+		t.Errorf("GPU 1 MIG %q pending %q", d[1].MIG, d[1].MIGPending)
+	}
+}
