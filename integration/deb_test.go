@@ -39,7 +39,8 @@ func debTree(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	script := `git -C "$1" ls-files -z --cached --others --exclude-standard | (cd "$1" && tar --null --no-recursion -T - -cf -) | tar -xf - -C "$2" &&
-		cd "$2" && git init -q && git add -A`
+		cd "$2" && git init -q && git add -A &&
+		git -c user.name=test -c user.email=test@invalid commit -q -m snapshot`
 	if b, err := exec.Command("bash", "-c", script, "bash", root, dir).CombinedOutput(); err != nil {
 		t.Fatalf("snapshot of the tree: %v\n%s", err, b)
 	}
@@ -80,7 +81,8 @@ func debFile(t *testing.T, deb, path string) string {
 	return fmt.Sprintf("%x", sha256.Sum256(b))
 }
 
-// The package, built twice (two versions, two build directories), installed
+// The package, built three times (two versions, the first twice in two
+// build directories), installed
 // with apt in a systemd-booted Debian 12 container without network from a
 // local repository (liblxc1 and what it needs, as the host's apt downloads
 // them), upgraded, removed and purged.
@@ -89,10 +91,12 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	src := filepath.Join(bed.Dir, "tree")
 	debTree(t, src)
 	old := buildDeb(t, src, filepath.Join(bed.Dir, "build-a"), "")
-	newer := buildDeb(t, src, filepath.Join(bed.Dir, "build-b-in-another-directory"), debNew)
-	// Reproducible: the binaries do not depend on where they were built.
+	again := buildDeb(t, src, filepath.Join(bed.Dir, "build-c-in-another-directory"), "")
+	newer := buildDeb(t, src, filepath.Join(bed.Dir, "build-b"), debNew)
+	// Reproducible: the binaries do not depend on where they were built
+	// (they name their version, so the same version is built twice).
 	for _, f := range []string{"usr/bin/nvidiaprep", "usr/lib/nvidiaprep/nvidiaprep-hook"} {
-		if a, b := debFile(t, old, f), debFile(t, newer, f); a != b {
+		if a, b := debFile(t, old, f), debFile(t, again, f); a != b {
 			t.Errorf("%s differs between the two builds: %s %s", f, a, b)
 		}
 	}
