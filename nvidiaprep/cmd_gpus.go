@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
@@ -142,6 +143,10 @@ func writeGPUs(c *cli.Call, doc gpusDoc, st term.Style) {
 		fmt.Fprintf(c.Stdout, "Driver %s is loaded, but it lists no GPU.\n", *doc.DriverLoaded)
 		return
 	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', 0)
+	if st.Width == 0 {
+		fmt.Fprintln(tw, st.Bold("INDEX\tPCI ADDRESS\tUUID\tMODEL\tCONTAINERS"))
+	}
 	for i, g := range doc.GPUs {
 		if i > 0 && st.Width > 0 {
 			fmt.Fprintln(c.Stdout)
@@ -169,7 +174,7 @@ func writeGPUs(c *cli.Call, doc gpusDoc, st term.Style) {
 			users = "CT " + strings.Join(ids, ", ")
 		}
 		if st.Width == 0 { // --wide: one line a GPU
-			fmt.Fprintf(c.Stdout, "%d\t%s\t%s\t%s\t%s\n", g.Index, g.PCIAddress, g.UUID, strings.Join(what, ", "), users)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Index, g.PCIAddress, g.UUID, strings.Join(what, ", "), users)
 			continue
 		}
 		head := st.Bold(fmt.Sprintf("GPU %d", g.Index)) + "  " + g.PCIAddress
@@ -184,5 +189,6 @@ func writeGPUs(c *cli.Call, doc gpusDoc, st term.Style) {
 			fmt.Fprintln(c.Stdout, l)
 		}
 	}
+	tw.Flush()
 	fmt.Fprintf(c.Stdout, "\nenable takes any of index, uuid or PCI address: nvidiaprep enable <vmid> --gpus %d\n", doc.GPUs[0].Index)
 }

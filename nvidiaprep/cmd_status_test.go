@@ -162,6 +162,9 @@ func TestGPUs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
+	if _, wide, _ := runApp(h, "gpus", "--wide"); !strings.Contains(wide, "INDEX  PCI ADDRESS   UUID                                      MODEL        CONTAINERS\n0      0000:01:00.0  GPU-1d2a0c41-7c39-4a3b-9d35-000000000000  NVIDIA H200  CT 101, 102, 103, 104\n") {
+		t.Errorf("gpus --wide:\n%s", wide)
+	}
 	for _, want := range []string{"GPU 0  0000:01:00.0\n", "  uuid        GPU-1d2a0c41-7c39-4a3b-9d35-000000000000\n", "  model       NVIDIA H200\n", "  containers  CT 101, 102, 103, 104\n", "nvidiaprep enable <vmid> --gpus 0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("gpus lacks %q:\n%s", want, out)
