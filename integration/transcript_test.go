@@ -150,7 +150,9 @@ func TestFirstTenMinutes(t *testing.T) {
 	tr.run("nvidiaprep check")
 	tr.run("nvidiaprep doctor")
 	tr.run("pct reboot 101")
+	tr.say("Fixed, and 101 started again if the bad line kept it from starting:")
 	tr.run(`sed -i 's/^gpu = /gpus = /' /etc/nvidiaprep/nvidiaprep.toml && nvidiaprep doctor`)
+	tr.run("lxc-info -n 101 -s -H | grep -q RUNNING || pct start 101")
 
 	tr.say("## A GPU this node does not have")
 	tr.run("nvidiaprep enable 102 --gpus 7 --required")
