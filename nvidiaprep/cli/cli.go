@@ -85,6 +85,10 @@ func (a *App) Run(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, a.CommandHelp(c))
 				return ExitOK
 			}
+			if args[1] == "help" || args[1] == "version" {
+				fmt.Fprint(stdout, a.Usage())
+				return ExitOK
+			}
 			return a.unknownCommand(args[1], stderr)
 		}
 		fmt.Fprint(stdout, a.Usage())
