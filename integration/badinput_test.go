@@ -249,9 +249,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "no GPU matches, not required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = false\n", args: []string{"9701", "pre-start"}, exit: 0,
 			want: []string{`CT 9701: GPU selector "7" matches no GPU on this node`, "fix gpus in [containers.9701]", "CT 9701 starts without GPU"}},
 		{name: "worker vmid abc", admin: true, args: []string{"provision", "abc"}, exit: 2, want: []string{`nvidiaprep provision: invalid vmid "abc"`, vmidRule}},
-		{name: "worker without vmid", admin: true, args: []string{"provision"}, exit: 2, want: []string{"nvidiaprep provision: want one vmid", "usage: nvidiaprep <command>"}},
-		{name: "worker two vmids", admin: true, args: []string{"provision", "9701", "9702"}, exit: 2, want: []string{"want one vmid"}},
-		{name: "worker unknown command", admin: true, args: []string{"provison", "9701"}, exit: 2, want: []string{`nvidiaprep: unknown command "provison"`, "usage: nvidiaprep <command>"}},
+		{name: "worker without vmid", admin: true, args: []string{"provision"}, exit: 2, want: []string{"nvidiaprep provision: missing <vmid>", "usage: nvidiaprep provision <vmid>", "nvidiaprep provision --help"}},
+		{name: "worker two vmids", admin: true, args: []string{"provision", "9701", "9702"}, exit: 2, want: []string{`nvidiaprep provision: too many arguments: "9701 9702" (want <vmid>)`}},
+		{name: "worker unknown command", admin: true, args: []string{"provison", "9701"}, exit: 2, want: []string{`nvidiaprep: unknown command "provison"; did you mean "provision"?`, "nvidiaprep help"}},
 		{name: "worker config not TOML", admin: true, config: notTOML, args: []string{"provision", "9701"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: "}},
 		{name: "worker for a stopped container", admin: true, args: []string{"provision", "9701"}, exit: 1, want: []string{"CT 9701 is not running", "pct start 9701"}},
 		{name: "worker for no container", admin: true, args: []string{"provision", "9702"}, exit: 1, want: []string{"CT 9702 is not running", "there is no container 9702 in " + n.Bed.LXCPath}},
@@ -652,7 +652,7 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 				}
 			}
 			for _, cmd := range []string{"status", "doctor"} {
-				out, code := run(t, c.env, admin(), cmd)
+				out, code := run(t, c.env, admin(), cmd, "--wide")
 				if code == 0 || !strings.Contains(out, c.want) {
 					t.Errorf("%s: exit %d, want a failure naming %q:\n%s", cmd, code, c.want, out)
 				}
@@ -682,7 +682,7 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 		if code != 1 || !strings.Contains(out, lxcConfig+" is a FIFO, not a regular file") {
 			t.Errorf("pre-start: exit %d, want 1 naming the LXC config:\n%s", code, out)
 		}
-		out, _ = run(t, n.Env(), admin(), "status")
+		out, _ = run(t, n.Env(), admin(), "status", "--wide")
 		wantAll(t, "status", out, rec+" is a FIFO, not a regular file")
 		run(t, n.Env(), admin(), "doctor")
 	})

@@ -85,7 +85,7 @@ func startOn(t *testing.T, n clusterNode, ct *lxctest.CT) (lxctest.Start, record
 }
 
 // statusOn runs `nvidiaprep status --json` with node n's configuration.
-func statusOn(t *testing.T, n clusterNode) status.Report {
+func statusOn(t *testing.T, n clusterNode) status.JSON {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(filepath.Dir(hook), "nvidiaprep"), "status", "--json")
 	cmd.Env = n.env()
@@ -93,7 +93,7 @@ func statusOn(t *testing.T, n clusterNode) status.Report {
 	if err != nil {
 		t.Fatalf("nvidiaprep status: %v\n%s", err, out)
 	}
-	var r status.Report
+	var r status.JSON
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -148,11 +148,12 @@ func TestClusterMigrationReprovisions(t *testing.T) {
 		version string
 	}{{a, driverA}, {b, driverB}} {
 		r := statusOn(t, n.node)
-		if r.Node.Loaded != n.version {
-			t.Errorf("status on the %s node: loaded %q", n.version, r.Node.Loaded)
+		if r.Node.Driver.Loaded == nil || *r.Node.Driver.Loaded != n.version {
+			t.Errorf("status on the %s node: loaded %v", n.version, r.Node.Driver.Loaded)
 		}
-		if len(r.Containers) != 1 || r.Containers[0].VMID != vmidCluster || r.Containers[0].Version != n.version ||
-			r.Containers[0].Outcome != record.Installed || r.Containers[0].GPUs != "0" || !r.Containers[0].Required {
+		if len(r.Containers) != 1 || r.Containers[0].VMID != vmidCluster || r.Containers[0].LastProvisioning == nil ||
+			*r.Containers[0].LastProvisioning.Version != n.version || r.Containers[0].LastProvisioning.Outcome != record.Installed ||
+			len(r.Containers[0].GPUs) != 1 || r.Containers[0].GPUs[0] != "0" || !r.Containers[0].Required {
 			t.Errorf("status on the %s node: containers %+v", n.version, r.Containers)
 		}
 	}
