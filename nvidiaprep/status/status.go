@@ -265,7 +265,8 @@ func containers(o Options, problem func(error)) []Container {
 				c.When = rec.Started
 			}
 		}
-		c.look(o, rec, loaded)
+		// A container of another node (a cluster table) is not probed here.
+		c.look(o, rec, loaded, local || !hookKnown)
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Container) int { return a.VMID - b.VMID })
@@ -310,8 +311,8 @@ func given(lxcConfig string) string {
 
 // look fills what the container itself and its worker say: running or
 // not, the version installed in it, a skew, a worker's step.
-func (c *Container) look(o Options, rec record.Provision, loaded string) {
-	if o.Probe != nil {
+func (c *Container) look(o Options, rec record.Provision, loaded string, here bool) {
+	if o.Probe != nil && here {
 		p := o.Probe(c.VMID)
 		c.State = p.State
 		if p.State == Running {
