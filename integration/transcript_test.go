@@ -96,7 +96,7 @@ func TestFirstTenMinutes(t *testing.T) {
 		time.Now().UTC().Format("2006-01-02"), driverB)
 
 	tr.say("## Install\n\nThe package built with `make deb` is copied to the node and installed with apt.")
-	tr.run("apt-get install -y --reinstall " + n.DebPath() + " | tail -n 4")
+	tr.run("DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall " + n.DebPath() + " | tail -n 4")
 	if out, code := tr.run("nvidiaprep --version"); code != 0 || !strings.HasPrefix(out, "nvidiaprep ") {
 		t.Errorf("--version: exit %d %q", code, out)
 	}

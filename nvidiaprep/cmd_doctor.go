@@ -9,6 +9,7 @@ import (
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/doctor"
+	"nvidiaprep/nvidiaprep/status"
 	"nvidiaprep/nvidiaprep/term"
 )
 
@@ -34,7 +35,17 @@ func (h host) doctorRun(c *cli.Call) int {
 		r.Problems = []doctor.Problem{{Check: "config", What: err.Error(),
 			Fix: "correct the file and line named (`nvidiaprep check` checks a file before it is saved); until then containers that use the hookscript refuse to start"}}
 	} else {
-		r = doctor.Run(context.Background(), doctor.Options{Config: cfg, Runner: h.runner})
+		probe := h.probe(cfg.Paths.LXC)
+		running := func(vmid int) (bool, bool) {
+			switch probe(vmid).State {
+			case status.Running:
+				return true, true
+			case status.Stopped:
+				return false, true
+			}
+			return false, false
+		}
+		r = doctor.Run(context.Background(), doctor.Options{Config: cfg, Runner: h.runner, Running: running})
 	}
 	if c.JSON {
 		doc := doctorDoc{Envelope: c.Envelope(), OK: r.OK(), Problems: r.Problems, Notes: r.Notes, Dependents: r.Dependents}
@@ -78,7 +89,11 @@ func writeDoctor(c *cli.Call, r doctor.Report, st term.Style) {
 		out(term.Wrap(n, st.Width, "note: ", "      "))
 	}
 	if len(r.Dependents) > 0 {
-		out(term.Wrap(fmt.Sprintf("CT %s use nvidiaprep's hookscript: Proxmox refuses to start them on a node without the nvidiaprep package, so install it on every node they can move to (migration, restore).", joinInts(r.Dependents)), st.Width, "", ""))
+		text := fmt.Sprintf("CTs %s use nvidiaprep's hookscript: Proxmox refuses to start them on a node without the nvidiaprep package, so install it on every node they can move to (migration, restore).", joinInts(r.Dependents))
+		if len(r.Dependents) == 1 {
+			text = fmt.Sprintf("CT %d uses nvidiaprep's hookscript: Proxmox refuses to start it on a node without the nvidiaprep package, so install it on every node it can move to (migration, restore).", r.Dependents[0])
+		}
+		out(term.Wrap(text, st.Width, "", ""))
 	}
 	if r.OK() {
 		fmt.Fprintln(c.Stdout, st.Green("All is well."))

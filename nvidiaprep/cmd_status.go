@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,33 +73,59 @@ func (h host) style(c *cli.Call) term.Style {
 	return st
 }
 
-// probe looks into each container through liblxc, each look bounded.
+// probe looks into each container through liblxc. liblxc reads the
+// generated config, so a config that is no regular file (a FIFO would
+// block it) is not handed to it; and the whole look is bounded.
 func (h host) probe(lxcPath string) func(int) status.Probe {
 	if h.probeCT != nil {
 		return h.probeCT
 	}
 	return func(vmid int) status.Probe {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := ctexec.Open(lxcPath, vmid)
-		if err != nil {
-			return status.Probe{Err: err}
-		}
-		defer c.Close()
-		if !c.Defined() {
+		conf := filepath.Join(lxcPath, strconv.Itoa(vmid), "config")
+		f, err := fsutil.OpenRegular(conf)
+		if errors.Is(err, os.ErrNotExist) {
 			return status.Probe{State: status.Stopped} // never started on this node
 		}
-		root, err := c.Root(ctx)
-		if errors.Is(err, ctexec.ErrStopped) {
-			return status.Probe{State: status.Stopped}
-		}
 		if err != nil {
 			return status.Probe{Err: err}
 		}
-		defer root.Close()
-		v, unfinished := provision.Inspect(root)
-		return status.Probe{State: status.Running, Installed: v, Unfinished: unfinished}
+		f.Close()
+		done := make(chan status.Probe, 1)
+		go func() { done <- lookInto(lxcPath, vmid) }()
+		select {
+		case p := <-done:
+			return p
+		case <-time.After(probeTimeout):
+			// The look goes on until the process exits; status does not wait.
+			return status.Probe{Err: fmt.Errorf("CT %d: its LXC monitor did not answer within %v", vmid, probeTimeout)}
+		}
 	}
+}
+
+// probeTimeout bounds one look into a container.
+const probeTimeout = 5 * time.Second
+
+func lookInto(lxcPath string, vmid int) status.Probe {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	c, err := ctexec.Open(lxcPath, vmid)
+	if err != nil {
+		return status.Probe{Err: err}
+	}
+	defer c.Close()
+	if !c.Defined() {
+		return status.Probe{State: status.Stopped}
+	}
+	root, err := c.Root(ctx)
+	if errors.Is(err, ctexec.ErrStopped) {
+		return status.Probe{State: status.Stopped}
+	}
+	if err != nil {
+		return status.Probe{Err: err}
+	}
+	defer root.Close()
+	v, unfinished := provision.Inspect(root)
+	return status.Probe{State: status.Running, Installed: v, Unfinished: unfinished}
 }
 
 // liveStep is what a container's worker is doing now: its unit's STATUS=

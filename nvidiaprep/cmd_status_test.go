@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -188,5 +189,28 @@ func TestDoctorFitsTheWidth(t *testing.T) {
 	_, wide, _ := runApp(h, "doctor", "--wide")
 	if strings.Count(wide, "\n") >= strings.Count(out, "\n") || !strings.Contains(wide, "\n  fix: ") {
 		t.Errorf("--wide wraps:\n%s", wide)
+	}
+}
+
+// The look into a container never hands liblxc a generated config that is
+// no regular file (a FIFO blocks its reader): it is an error at once.
+func TestProbeRefusesAFIFOConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "9801"), 0o755)
+	if err := syscall.Mkfifo(filepath.Join(dir, "9801", "config"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan status.Probe, 1)
+	go func() { done <- (host{}).probe(dir)(9801) }()
+	select {
+	case p := <-done:
+		if p.Err == nil || !strings.Contains(p.Err.Error(), "is a FIFO, not a regular file") || p.State != "" {
+			t.Errorf("%+v", p)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the probe blocks on a FIFO config")
+	}
+	if p := (host{}).probe(dir)(9802); p.State != status.Stopped || p.Err != nil {
+		t.Errorf("a container never started here: %+v", p)
 	}
 }

@@ -40,7 +40,7 @@ func newApp(h host) *cli.App {
 				Flags: func(fs *flag.FlagSet) {
 					fs.String("gpus", "", "`LIST`: comma-separated GPU indexes, UUIDs or PCI addresses,\n\"all\" or \"none\" (nvidiaprep gpus lists them)")
 					fs.Bool("required", false, "refuse to start the container without its GPUs")
-					fs.Bool("install", true, "install the loaded driver's user-space libraries into the\ncontainer at its starts")
+					fs.Bool("install", true, "with =false: leave the container's user-space libraries alone\n(by default the loaded driver's are installed at its starts)")
 				},
 				Run: h.enableRun,
 			},

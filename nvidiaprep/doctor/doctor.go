@@ -42,6 +42,9 @@ type Options struct {
 	Runner hostcmd.Runner
 	// Nodes stats the device nodes; nil: the real host's.
 	Nodes nvdev.NodeFS
+	// Running tells whether a container runs (known false: it cannot
+	// tell); nil: never known.
+	Running func(vmid int) (running, known bool)
 }
 
 // Report is what Run found: problems, and notes about checks that could
@@ -387,6 +390,11 @@ func (r *run) lostBlocks() {
 		}
 		if r.unknownGPUs(ct.VMID) {
 			continue // its starts are refused or without GPU: not a lost block
+		}
+		if r.o.Running != nil {
+			if running, known := r.o.Running(ct.VMID); known && !running {
+				continue // stopped (a refused start, say): its next start writes the block
+			}
 		}
 		path := r.o.Config.Paths.LXCConfig(ct.VMID)
 		text, err := fsutil.ReadRegular(path, lxcconf.MaxSize)

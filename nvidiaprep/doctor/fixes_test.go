@@ -439,3 +439,17 @@ func TestUnknownGPUIsNotALostBlock(t *testing.T) {
 		t.Error(w)
 	}
 }
+
+// A stopped container whose last start was refused (its config has no
+// block) is no lost block: its next start writes one. Running, it is.
+func TestStoppedContainerHasNoLostBlock(t *testing.T) {
+	n := newNode(t)
+	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
+	running := false
+	n.opts.Running = func(int) (bool, bool) { return running, true }
+	n.want(n.run())
+	running = true
+	n.want(n.run(), "lost-block")
+	n.opts.Running = func(int) (bool, bool) { return false, false } // cannot tell
+	n.want(n.run(), "lost-block")
+}
