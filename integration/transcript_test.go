@@ -92,7 +92,9 @@ func TestFirstTenMinutes(t *testing.T) {
 		"container, nvidiaprep's real `.deb` installed with apt, real nested containers 101 (Debian 13)\n"+
 		"and 102 (Debian 12, unprivileged), and two stand-in GPUs (driver %s). The node's\n"+
 		"`/etc/nvidiaprep/nvidiaprep.toml` points `[paths]` at the stand-in GPU tree; everything else is\n"+
-		"as an admin would see it. Rerun it after a change: `bash docs/transcript.sh`.\n",
+		"as an admin would see it. Rerun it after a change: `bash docs/transcript.sh`. (Recorded before\n"+
+		"`nvidiaprep check`, per-table configuration errors and enable's checks of GPU selectors landed: the\n"+
+		"typo and wrong-GPU parts show them once they have; rerun it then.)\n",
 		time.Now().UTC().Format("2006-01-02"), driverB)
 
 	tr.say("## Install\n\nThe package built with `make deb` is copied to the node and installed with apt.")
