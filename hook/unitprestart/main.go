@@ -67,11 +67,7 @@ func run(args []string, stderr io.Writer, now time.Time, hookDir string, exec fu
 	// The configuration's other tables are the hook's to load: a file
 	// that does not load is reported there, for nvidiaprep's containers.
 	paths, cfgErr := config.LoadPaths(os.LookupEnv)
-	pveDir := pve.DefaultDir
-	if cfgErr == nil {
-		pveDir = paths.PVE
-	}
-	ct, err := pve.ReadCT(pveDir, vmid)
+	ct, err := pve.ReadCT(paths.PVE, vmid)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "nvidiaprep: CT %d: cannot read its Proxmox config, so nvidiaprep's pre-start is not applied: %v\n", vmid, err)

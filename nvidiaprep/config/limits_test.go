@@ -89,13 +89,15 @@ func TestLoadPathsReadsOnlyPaths(t *testing.T) {
 	if got, err := LoadPaths(env(map[string]string{EnvCluster: cl, EnvNode: node})); err != nil || got.PVE != "/n/pve" || got.Dev != "/c/dev" {
 		t.Errorf("LoadPaths = %+v, %v", got, err)
 	}
+	// A file over a limit is skipped, and said; the other's paths hold.
 	for _, text := range []string{
-		"[paths]\npve = \"/n/pve\"\n" + nestedInline("x", 3000),
-		"[paths]\npve = \"/n/pve\"\n" + manyTables(MaxFileSize),
+		"[paths]\npve = \"/c/pve\"\n" + nestedInline("x", 3000),
+		"[paths]\npve = \"/c/pve\"\n" + manyTables(MaxFileSize),
 	} {
-		p := writeFile(t, dir, "node.toml", text)
-		if _, err := LoadPaths(env(map[string]string{EnvCluster: "", EnvNode: p})); !errors.Is(err, ErrLimit) {
-			t.Errorf("LoadPaths of a file over a limit: %v, want an error over a limit", err)
+		bad := writeFile(t, dir, "cluster.toml", text)
+		got, err := LoadPaths(env(map[string]string{EnvCluster: bad, EnvNode: node}))
+		if !errors.Is(err, ErrLimit) || got.PVE != "/n/pve" || got.Dev != "/dev" {
+			t.Errorf("LoadPaths with a cluster file over a limit: %+v, %v; want the node's paths and an error over a limit", got, err)
 		}
 	}
 	p := writeFile(t, dir, "node.toml", "[paths]\npve = \"relative\"\n")
