@@ -98,7 +98,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.cts = cts
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
-		r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
+		r.containerConfigs, r.gpuSelection, r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
 	} {
 		check()
 	}
@@ -363,6 +363,11 @@ func (r *run) lostBlocks() {
 		if err != nil || lxcconf.HasBlock(text) {
 			continue // never started here, or unreadable (another check says so)
 		}
+		// A start that pre-start refused leaves no block either: its
+		// cause is said instead (containerConfigs, gpuSelection).
+		if r.refused(ct.VMID) {
+			continue
+		}
 		r.problem("lost-block", fmt.Sprintf("CT %d's generated config %s has no nvidiaprep block: it last started on a path that skipped nvidiaprep's pre-start (a reboot from inside the container without the unit drop-in?), so if it runs, it runs without its GPUs", ct.VMID, path),
 			fmt.Sprintf("`pct reboot %d`; if it happens again after a reboot from inside, check the drop-ins below", ct.VMID))
 	}
@@ -412,7 +417,11 @@ func (r *run) handWritten() {
 		for i, d := range ct.Devices {
 			devices[i] = devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw}
 		}
-		for _, f := range devplan.Bypasses(ct.LXC, devices, sel) {
+		bypasses := devplan.Bypasses(ct.LXC, devices, sel)
+		for _, f := range devplan.Without(devplan.Superseded(ct.LXC, devices, r.majors, r.o.Config.Paths.Dev, ct.VMID, ct.Path), bypasses) {
+			r.problem("hand-written-lines", fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What), f.Fix)
+		}
+		for _, f := range bypasses {
 			what := fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What)
 			if cfg.Strict {
 				what += "; with strict = true it does not start"

@@ -244,7 +244,15 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
-	p := devplan.ForNodes(copies).WithoutHandWritten(entries)
+	// The container's own rules and mounts are written whatever
+	// hand-written lines say: the mounts come after theirs, so the copies
+	// are what it sees. Those lines are named for removal.
+	hand, devices := h.handWritten(req.VMID, entries)
+	superseded := devplan.Superseded(hand, devices, majors, h.Dev, req.VMID, h.pveConf(req.VMID))
+	for _, f := range devplan.Without(superseded, bypasses(h, req, entries, gpus)) {
+		log.Warn().Msgf("CT %d: %s", req.VMID, f)
+	}
+	p := devplan.ForNodes(copies)
 	if req.Install && h.DriverCache.Dir != "" {
 		m, err := driverMount(h.DriverCache)
 		if err != nil {
@@ -287,6 +295,30 @@ func (h Host) pveConf(vmid int) string {
 	return pve.CTPath(dir, vmid)
 }
 
+// handWritten are the container's hand-written lines as its Proxmox config
+// has them (lines a devN: entry makes in the generated config are not
+// hand-written), or, where that config cannot be read, the generated
+// config's entries.
+func (h Host) handWritten(vmid int, generated []lxcconf.Entry) ([]lxcconf.Entry, []devplan.Passthrough) {
+	if h.PVE == "" {
+		return generated, nil
+	}
+	ct, err := pve.ReadCT(h.PVE, vmid)
+	if err != nil {
+		return generated, nil
+	}
+	return ct.LXC, passthroughs(ct)
+}
+
+// passthroughs are a container's devN: entries.
+func passthroughs(ct pve.CT) []devplan.Passthrough {
+	var devices []devplan.Passthrough
+	for _, d := range ct.Devices {
+		devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw, At: d.Line})
+	}
+	return devices
+}
+
 // bypasses names the hand-written lines that reach GPUs other than gpus,
 // those the container is given (nil selectors: all of them).
 func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []devplan.Finding {
@@ -302,9 +334,7 @@ func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []
 	var devices []devplan.Passthrough
 	if h.PVE != "" {
 		if ct, err := pve.ReadCT(h.PVE, req.VMID); err == nil {
-			for _, d := range ct.Devices {
-				devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw})
-			}
+			devices = passthroughs(ct)
 		}
 	}
 	return devplan.Bypasses(entries, devices, sel)
