@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nodeconf"
 	"nvidiaprep/nvidiaprep/pve"
@@ -62,9 +63,12 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 	gpus := fs.String("gpus", "", "GPUs: comma-separated indexes, UUIDs or PCI bus ids, \"all\" or \"none\"")
 	required := fs.Bool("required", false, "refuse to start the container without its GPU")
 	install := fs.Bool("install", true, "install the matching user-space libraries into the container")
+	force := fs.Bool("force", false, "record GPUs this node does not have (a table meant for another node)")
+	dryRun := fs.Bool("dry-run", false, "print the table and the block it would give; change nothing")
+	adoptLines := fs.Bool("adopt", false, "remove the hand-written NVIDIA lines that nvidiaprep supersedes from /etc/pve/lxc/<vmid>.conf (shown first)")
 	vmid, err := parseVMIDArgs(fs, args)
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep enable: %v\nusage: nvidiaprep enable <vmid> [--gpus LIST] [--required] [--install=false]\n", err)
+		fmt.Fprintf(stderr, "nvidiaprep enable: %v\nusage: nvidiaprep enable <vmid> [--gpus LIST] [--required] [--install=false] [--force] [--dry-run] [--adopt]\n", err)
 		return 2
 	}
 	var s nodeconf.Settings
@@ -101,7 +105,14 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 	if ct != nil && ct.Hookscript != "" && !ct.UsesHook() {
 		s.Chain = &ct.Hookscript
 	}
+	if err := checkSelection(cfg, vmid, s, *force, stderr); err != nil {
+		fmt.Fprintf(stderr, "nvidiaprep enable: %v; nothing was changed\n", err)
+		return 1
+	}
 	ctx := context.Background()
+	if *dryRun {
+		return h.enableDryRun(ctx, stdout, stderr, cfg, vmid, node, s, ct != nil && *adoptLines)
+	}
 	err = nodeconf.Edit(ctx, node, sources[0], func(text []byte) ([]byte, error) {
 		return nodeconf.SetContainer(text, vmid, s, cfg.Container(vmid))
 	})
@@ -123,9 +134,41 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: setting the hookscript failed: %v\n(is the nvidiaprep package installed? Its postinst links the hook as /var/lib/vz/snippets/%s.)\n", vmid, err, pve.HookName)
 		return 1
 	}
+	if *adoptLines && ct != nil {
+		if err := adopt(ctx, stdout, cfg, vmid, false); err != nil {
+			fmt.Fprintf(stderr, "nvidiaprep enable: %v\n", err)
+			return 1
+		}
+	}
 	if ran {
 		fmt.Fprintf(stdout, "CT %d gets its GPUs at its next start (pct reboot %d, if it runs).\n", vmid, vmid)
 	}
+	return 0
+}
+
+// enableDryRun prints what enable would do, and does nothing.
+func (h host) enableDryRun(ctx context.Context, stdout, stderr io.Writer, cfg config.Config, vmid int, node string, s nodeconf.Settings, adoptLines bool) int {
+	old, err := fsutil.ReadRegular(node, config.MaxFileSize)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: %v\n", vmid, err)
+		return 1
+	}
+	text, err := nodeconf.SetContainer(old, vmid, s, cfg.Container(vmid))
+	if err == nil {
+		err = printDryRun(stdout, cfg, vmid, node, text)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "nvidiaprep enable: CT %d: %v\n", vmid, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "would run: %s\n", strings.Join(pve.SetHookscript(vmid), " "))
+	if adoptLines {
+		if err := adopt(ctx, stdout, cfg, vmid, true); err != nil {
+			fmt.Fprintf(stderr, "nvidiaprep enable: %v\n", err)
+			return 1
+		}
+	}
+	fmt.Fprintln(stdout, "Nothing was changed (--dry-run).")
 	return 0
 }
 

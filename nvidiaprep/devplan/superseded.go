@@ -108,15 +108,20 @@ func Superseded(entries []lxcconf.Entry, devices []Passthrough, majors nvdev.Maj
 
 // Adoptable returns the numbers of the lines, in the container's Proxmox
 // config, that `enable --adopt` removes: every hand-written NVIDIA line,
-// working (Superseded) or not (rules for a major no driver registered,
-// the cgroup v1 key, binds of nodes that do not exist), in order. entries
-// and devices are that config's (pve.CT's LXC and Devices).
+// working (Superseded) or not (the cgroup v1 key, binds of nodes that do
+// not exist, and, among other NVIDIA lines, rules for a dynamic major
+// that no driver registered: nvidia-uvm's of an earlier boot), in order.
+// entries and devices are that config's (pve.CT's LXC and Devices);
+// majors are /proc/devices' (none read: no rule for an unregistered major
+// is removed).
 func Adoptable(entries []lxcconf.Entry, devices []Passthrough, majors nvdev.Majors) []int {
 	nvidia := nvidiaMajors(majors)
-	nvidiaLines := hasNVIDIALines(entries)
+	stale := len(majors) > 0 && hasNVIDIALines(entries)
 	var lines []int
 	for _, e := range entries {
-		if isNVIDIARule(e, nvidia, majors, nvidiaLines) || isNVIDIAMount(e) {
+		r, ok := parseAllow(e.Value)
+		dynamic := ok && (r.major >= 234 && r.major <= 254 || r.major >= 384 && r.major <= 511)
+		if isNVIDIARule(e, nvidia, majors, stale && dynamic) || isNVIDIAMount(e) {
 			lines = append(lines, e.Line)
 		}
 	}
