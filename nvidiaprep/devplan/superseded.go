@@ -60,12 +60,31 @@ func isNVIDIAMount(e lxcconf.Entry) bool {
 	return ok && e.Key == "lxc.mount.entry" && strings.HasPrefix(filepath.Clean(src), "/dev/nvidia")
 }
 
+// MountTarget is the target of an lxc.mount.entry, relative to the
+// container's root ("dev/nvidia0"), as Mount.Target has it.
+func MountTarget(e lxcconf.Entry) (string, bool) {
+	if e.Key != "lxc.mount.entry" {
+		return "", false
+	}
+	_, t, ok := mountTarget(e.Value)
+	return filepath.Clean(t), ok
+}
+
+// isNodeMount tells whether a mount entry binds an NVIDIA node of the
+// host tree at devRoot (a relocated /dev, as in tests).
+func isNodeMount(e lxcconf.Entry, devRoot string) bool {
+	src, _, ok := mountTarget(e.Value)
+	return ok && e.Key == "lxc.mount.entry" && devRoot != "/dev" && strings.HasPrefix(filepath.Clean(src), filepath.Join(devRoot, "nvidia"))
+}
+
 // Superseded names the hand-written NVIDIA lines that work but that
 // nvidiaprep's block replaces: device rules for NVIDIA's majors, binds of
 // the host's /dev/nvidia* nodes and devN: entries passing one through.
 // nvidiaprep writes its own rules whatever these say, and mounts the
-// container's own copies of the nodes after these binds, so the copies are
-// what the container sees; each line is named so that it is removed:
+// container's own copies of the nodes in place of these binds (prestart
+// leaves a bind at a path its block mounts out of the generated config),
+// so the copies are what the container sees; each line is named so that
+// it is removed:
 // `nvidiaprep enable <vmid> --adopt` does. A rule for every NVIDIA node
 // (195:*), which no rule nvidiaprep adds can narrow, is Bypasses' to name,
 // and lines that cannot work on this node are Stale's.
@@ -75,7 +94,11 @@ func Superseded(entries []lxcconf.Entry, devices []Passthrough, majors nvdev.Maj
 	nvidia := nvidiaMajors(majors)
 	fix := fmt.Sprintf("`nvidiaprep enable %d --adopt` removes it from %s (or delete it there by hand)", vmid, pveConf)
 	exists := func(path string) bool {
-		_, err := os.Stat(filepath.Join(devRoot, strings.TrimPrefix(filepath.Clean(path), "/dev/")))
+		path = filepath.Clean(path)
+		if !strings.HasPrefix(path, filepath.Clean(devRoot)+"/") {
+			path = filepath.Join(devRoot, strings.TrimPrefix(path, "/dev/"))
+		}
+		_, err := os.Stat(path)
 		return err == nil
 	}
 	var out []Finding
@@ -87,13 +110,13 @@ func Superseded(entries []lxcconf.Entry, devices []Passthrough, majors nvdev.Maj
 			}
 			out = append(out, Finding{Line: strings.TrimSpace(e.Raw), At: e.Line, Fix: fix,
 				What: "is superseded: nvidiaprep writes the rules for the nodes the container is given at every start"})
-		case isNVIDIAMount(e):
+		case isNVIDIAMount(e) || isNodeMount(e, devRoot):
 			src, _, _ := mountTarget(e.Value)
 			if !exists(src) {
 				continue // Stale's
 			}
 			out = append(out, Finding{Line: strings.TrimSpace(e.Raw), At: e.Line, Fix: fix,
-				What: fmt.Sprintf("binds the host's %s: nvidiaprep mounts the container's own copy over it at every start", src)})
+				What: fmt.Sprintf("binds the host's %s: nvidiaprep mounts the container's own copy there instead, and leaves this line out of the generated config at every start", src)})
 		}
 	}
 	for _, d := range devices {

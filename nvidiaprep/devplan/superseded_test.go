@@ -53,7 +53,7 @@ func TestSuperseded(t *testing.T) {
 	got := Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path)
 	want := map[int]string{
 		4:  "is superseded: nvidiaprep writes the rules",
-		9:  "binds the host's /dev/nvidia0: nvidiaprep mounts the container's own copy over it",
+		9:  "binds the host's /dev/nvidia0: nvidiaprep mounts the container's own copy there instead",
 		10: "binds the host's /dev/nvidiactl",
 		11: "binds the host's /dev/nvidia-uvm",
 		14: "passes the host's /dev/nvidia-uvm-tools through",

@@ -33,9 +33,10 @@ type Settings struct {
 // SetContainer returns text with a [containers.vmid] table holding s. An
 // existing table is edited in place: each key that s sets is rewritten (a
 // comment at its end kept), everything else stays. A new table is appended
-// with all three keys, base supplying those s leaves nil: a node table
-// replaces the cluster's table for that container as a whole, so it must
-// say everything the container had.
+// with gpus, required and install, base (the configuration in effect)
+// supplying those s leaves nil, so that the node file says what the
+// container gets; the keys it does not write (strict, chain) are inherited
+// from the cluster's table, key by key.
 func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]byte, error) {
 	mark, text := tomlscan.SplitBOM(text)
 	out, err := setContainer(text, vmid, s, base)

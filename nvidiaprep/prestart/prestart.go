@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,6 +118,19 @@ type Result struct {
 	GPUs    []nvdev.GPU
 	Nodes   []nvdev.Node
 	Lines   []string // the block's lines; empty when it gets nothing
+	mounted []string // the block's mount targets
+}
+
+// hiding are the lines of the hand-written mount entries at a target that
+// the block mounts: LXC would mount theirs and skip the block's.
+func hiding(entries []lxcconf.Entry, mounted []string) []int {
+	var lines []int
+	for _, e := range entries {
+		if t, ok := devplan.MountTarget(e); ok && slices.Contains(mounted, t) {
+			lines = append(lines, e.Line)
+		}
+	}
+	return lines
 }
 
 // staleTemp is the age after which a temporary file beside the LXC config
@@ -156,7 +170,7 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 			log.Warn().Msgf("CT %d: %s (strict = true in [containers.%d] refuses the start instead)", req.VMID, f, req.VMID)
 		}
 	}
-	updated, err := lxcconf.Apply(config, res.Lines)
+	updated, err := lxcconf.Apply(lxcconf.Disable(config, hiding(entries, res.mounted)), res.Lines)
 	if err != nil {
 		return Result{}, fmt.Errorf("CT %d: %s: %w", req.VMID, h.LXCConfig, err)
 	}
@@ -245,8 +259,9 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
 	// The container's own rules and mounts are written whatever
-	// hand-written lines say: the mounts come after theirs, so the copies
-	// are what it sees. Those lines are named for removal.
+	// hand-written lines say; a hand-written bind at a path the block
+	// mounts is left out of this start's config (lxcconf.Disable), so the
+	// copies are what the container sees. Those lines are named for removal.
 	hand, devices := h.handWritten(req.VMID, entries)
 	superseded := devplan.Superseded(hand, devices, majors, h.Dev, req.VMID, h.pveConf(req.VMID))
 	for _, f := range devplan.Without(superseded, bypasses(h, req, entries, gpus)) {
@@ -261,7 +276,11 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		p.Mounts = append(p.Mounts, m)
 	}
 	lines := append([]string{header(version, gpus)}, p.Lines()...)
-	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines}, nil
+	var mounted []string
+	for _, m := range p.Mounts {
+		mounted = append(mounted, m.Target)
+	}
+	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines, mounted: mounted}, nil
 }
 
 // driverMount shows the cache's extracted trees inside the container as a

@@ -121,13 +121,13 @@ func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
 			t.Fatalf("run %d changed the block:\n%s", i, got)
 		}
 	}
-	// The hand-written bind of the host's nvidia0 stays where it was, and
-	// the mount of the container's copy comes after it, so the copy is
-	// what the container sees. (Before, the copy was left out.)
-	hand := strings.Index(first, "lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none")
-	copy := strings.Index(first, "/dev/.nvidiaprep/101/nvidia0 dev/nvidia0 none")
-	if hand < 0 || copy < hand {
-		t.Fatalf("the copy of nvidia0 is not mounted after the hand-written bind:\n%s", first)
+	// The hand-written bind of the host's nvidia0 is left out of this
+	// start's config, where it stays as a comment, and the container's
+	// copy is mounted there: LXC would mount the first entry for the path
+	// and skip the second. (Before, the copy was left out.)
+	if !strings.Contains(first, "\n"+lxcconf.Disabled+"lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\n") ||
+		!strings.Contains(first, "/dev/.nvidiaprep/101/nvidia0 dev/nvidia0 none") {
+		t.Fatalf("the copy of nvidia0 does not replace the hand-written bind:\n%s", first)
 	}
 }
 
@@ -304,6 +304,9 @@ func TestHandWrittenLinesDoNotKeepTheCopiesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := f.config(t)
+	if !strings.Contains(got, "\n"+lxcconf.Disabled+"lxc.mount.entry = /dev/nvidiactl dev/nvidiactl") || !strings.Contains(got, "\nlxc.cgroup2.devices.allow = c 195:* rwm\n") {
+		t.Errorf("the hand-written bind of nvidiactl is not left out, or a rule is:\n%s", got)
+	}
 	block := got[strings.Index(got, lxcconf.Begin):]
 	for _, want := range []string{"c 195:255 rw", "c 195:0 rw", "c 507:0 rw", "/dev/.nvidiaprep/101/nvidiactl dev/nvidiactl none", "/dev/.nvidiaprep/101/nvidia0 dev/nvidia0 none"} {
 		if !strings.Contains(block, want) {
@@ -314,7 +317,7 @@ func TestHandWrittenLinesDoNotKeepTheCopiesOut(t *testing.T) {
 	for _, want := range []string{
 		`hand-written line \"lxc.cgroup2.devices.allow = c 195:* rwm\" allows every NVIDIA node (195:*)`,
 		`hand-written line \"lxc.cgroup2.devices.allow: c 507:* rwm\" is superseded`,
-		`binds the host's /dev/nvidiactl: nvidiaprep mounts the container's own copy over it`,
+		`binds the host's /dev/nvidiactl: nvidiaprep mounts the container's own copy there instead`,
 		"`nvidiaprep enable 101 --adopt` removes it from " + pveConf,
 	} {
 		if !strings.Contains(log, want) {
