@@ -167,3 +167,21 @@ func TestEnableAdopt(t *testing.T) {
 		t.Errorf("%v %+v", err, cfg.Container(9540))
 	}
 }
+
+// A node table that enable writes keeps what the cluster table sets and it
+// does not: strict = true and the chain. (Before, the node table replaced
+// the cluster's whole, and both were dropped silently.)
+func TestEnableKeepsInheritedStrictAndChain(t *testing.T) {
+	h, _, dir := gpuHost(t, "hookscript: local:snippets/nvidiaprep-hook\n")
+	cl := filepath.Join(dir, "cluster.toml")
+	b, _ := os.ReadFile(cl)
+	os.WriteFile(cl, append(b, "\n[containers.9540]\ngpus = [\"0\"]\nstrict = true\nchain = \"local:snippets/nfs.sh\"\n"...), 0o644)
+	code, out, errOut := call(func(a []string, o, e *bytes.Buffer) int { return h.enable(a, o, e) }, "9540", "--gpus", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	cfg, err := config.Load(h.getenv)
+	if c := cfg.Container(9540); err != nil || !c.Strict || c.Chain != "local:snippets/nfs.sh" || c.GPUs.Selectors[0] != "1" {
+		t.Errorf("CT 9540 after enable: %+v, %v; want GPU 1, strict and the cluster's chain", c, err)
+	}
+}
