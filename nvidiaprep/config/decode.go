@@ -197,7 +197,7 @@ func (l *loader) add(name string, text []byte) error {
 		}
 		l.problems = append(l.problems, &Error{VMID: vmid, File: name, Line: lineOf(p.key), Key: p.key.String(), Msg: p.msg, Err: p.err})
 	}
-	if p := checkKeys(md, ctProblem); p != nil {
+	if p := checkKeys(md, ctProblem, func(id string) bool { return bad[id] }); p != nil {
 		return fileErr(p)
 	}
 	if err != nil {
@@ -405,9 +405,13 @@ func parseErrorPlace(text []byte, pe toml.ParseError) (int, string) {
 // not know or that has the wrong type, outside the containers' tables; it
 // hands each problem inside one (containers.N.…, N a vmid or not) to inCT.
 // It holds even when decoding stopped early.
-func checkKeys(md toml.MetaData, inCT func(*problem)) *problem {
+func checkKeys(md toml.MetaData, inCT func(*problem), known func(ct string) bool) *problem {
+	specs := schema()
 	for _, k := range md.Keys() {
-		p := checkKey(md, k)
+		if len(k) > 2 && k[0] == "containers" && known(k[1]) {
+			continue // that table's first problem is known
+		}
+		p := checkKey(md, k, specs)
 		switch {
 		case p == nil:
 		case len(p.key) >= 2 && p.key[0] == "containers":
@@ -419,8 +423,7 @@ func checkKeys(md toml.MetaData, inCT func(*problem)) *problem {
 	return nil
 }
 
-func checkKey(md toml.MetaData, k toml.Key) *problem {
-	specs := schema()
+func checkKey(md toml.MetaData, k toml.Key, specs []keySpec) *problem {
 	for i, name := range k {
 		key := k[:i+1]
 		var spec *keySpec
