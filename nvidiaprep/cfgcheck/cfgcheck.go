@@ -197,13 +197,8 @@ func checkContainer(cfg config.Config, id int, local map[int]pve.CT, gpus []nvde
 // Selectors checks GPU selectors against the node's GPUs: each must name
 // one of them, and no two the same GPU. The error lists the node's GPUs.
 func Selectors(gpus []nvdev.GPU, selectors []string) error {
-	_, err := nvdev.Select(gpus, selectors)
-	var unmatched *nvdev.UnmatchedError
-	if errors.As(err, &unmatched) {
-		return err
-	}
-	if err != nil {
-		return err
+	if _, err := nvdev.Select(gpus, selectors); err != nil {
+		return err // an *nvdev.UnmatchedError, which lists the node's GPUs
 	}
 	seen := map[int]string{}
 	for _, s := range selectors {
