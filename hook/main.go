@@ -84,6 +84,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error().Err(err).Msgf("CT %d: configuration: %v; correct the file, then start the container again", vmid, err)
 		return 1
 	}
+	if err := cfg.ContainerError(vmid); err != nil {
+		// An error in this container's table is its own: the others start.
+		if !starting {
+			log.Error().Err(err).Msgf("CT %d: its table in the configuration: %v; its own hookscript (if any) is not run for %s: correct the line", vmid, err, phase)
+			return 0
+		}
+		log.Error().Err(err).Msgf("CT %d: its table in the configuration: %v; only this container's start is refused: correct the line (`nvidiaprep check` checks a file before you save it), then start it again", vmid, err)
+		return 1
+	}
 	var chainErr error
 	if volid := cfg.Container(vmid).Chain; chain && volid != "" {
 		chainErr = runChained(context.Background(), cfg.Paths.PVE, volid, vmid, phase, stdout, stderr)
@@ -112,6 +121,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	ct := cfg.Container(vmid)
+	if !cfg.HasTable(vmid) {
+		nameDefault(cfg, vmid, log)
+	}
 	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install, Strict: ct.Strict}
 	if !ct.GPUs.All {
 		req.GPUs = ct.GPUs.Selectors
@@ -129,6 +141,22 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		log.Info().Msgf("CT %d: driver %s, GPUs %s: %s", vmid, res.Version, gpuList(res.GPUs), strings.Join(names, " "))
 	}
 	return 0
+}
+
+// nameDefault says, in the task log, that a container without a table gets
+// every GPU, and names the tables that apply to no container (a mistyped
+// vmid is the likely reason it has none).
+func nameDefault(cfg config.Config, vmid int, log zerolog.Logger) {
+	files := "no configuration file"
+	if len(cfg.Files) > 0 {
+		files = strings.Join(cfg.Files, " or ")
+	}
+	log.Info().Msgf("CT %d: no [containers.%d] table in %s, so it gets every GPU of the node (the default); `nvidiaprep enable %d --gpus LIST` records a choice", vmid, vmid, files, vmid)
+	for _, p := range cfg.Problems {
+		if p.VMID == 0 {
+			log.Warn().Msgf("CT %d: %v: this table applies to no container", vmid, p)
+		}
+	}
 }
 
 // realHost wires the host's paths, NVML (only when the paths are the real

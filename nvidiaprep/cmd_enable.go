@@ -12,6 +12,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nodeconf"
 	"nvidiaprep/nvidiaprep/pve"
@@ -72,7 +73,13 @@ func (h host) enableRun(c *cli.Call) int {
 	if ct != nil && ct.Hookscript != "" && !ct.UsesHook() {
 		s.Chain = &ct.Hookscript
 	}
+	if err := checkSelection(cfg, vmid, s, c.Bool("force"), c.Stderr); err != nil {
+		return out.fail(1, "%v; nothing was changed", err)
+	}
 	ctx := context.Background()
+	if c.Bool("dry-run") {
+		return h.enableDryRun(ctx, c, cfg, vmid, node, s, ct != nil && c.Bool("adopt"))
+	}
 	err = nodeconf.Edit(ctx, node, sources[0], func(text []byte) ([]byte, error) {
 		return nodeconf.SetContainer(text, vmid, s, cfg.Container(vmid))
 	})
@@ -93,10 +100,38 @@ func (h host) enableRun(c *cli.Call) int {
 	if err != nil {
 		return out.fail(1, "CT %d: setting the hookscript failed: %v\n(is the nvidiaprep package installed? Its postinst links the hook as /var/lib/vz/snippets/%s.)", vmid, err, pve.HookName)
 	}
+	if c.Bool("adopt") && ct != nil {
+		if err := adopt(ctx, c.Stdout, cfg, vmid, false); err != nil {
+			return out.fail(1, "%v", err)
+		}
+	}
 	if ran {
 		out.say("CT %d gets its GPUs at its next start (pct reboot %d, if it runs).", vmid, vmid)
 	}
 	return out.done()
+}
+
+// enableDryRun prints what enable would do, and does nothing.
+func (h host) enableDryRun(ctx context.Context, c *cli.Call, cfg config.Config, vmid int, node string, s nodeconf.Settings, adoptLines bool) int {
+	old, err := fsutil.ReadRegular(node, config.MaxFileSize)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return c.Fail(cli.ExitFail, "CT %d: %v", vmid, err)
+	}
+	text, err := nodeconf.SetContainer(old, vmid, s, cfg.Container(vmid))
+	if err == nil {
+		err = printDryRun(c.Stdout, cfg, vmid, node, text)
+	}
+	if err != nil {
+		return c.Fail(cli.ExitFail, "CT %d: %v", vmid, err)
+	}
+	fmt.Fprintf(c.Stdout, "would run: %s\n", strings.Join(pve.SetHookscript(vmid), " "))
+	if adoptLines {
+		if err := adopt(ctx, c.Stdout, cfg, vmid, true); err != nil {
+			return c.Fail(cli.ExitFail, "%v", err)
+		}
+	}
+	fmt.Fprintln(c.Stdout, "Nothing was changed (--dry-run).")
+	return cli.ExitOK
 }
 
 // disableRun is `nvidiaprep disable`.

@@ -69,7 +69,8 @@ func TestEnableRecordsAndSetsHookscript(t *testing.T) {
 		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
 	b, _ := os.ReadFile(conf)
-	// The cluster's table is carried over: a node table replaces it whole.
+	// The cluster table's keys are written out in the new table (its strict
+	// and chain, when set, would be inherited key by key).
 	want := "# my node\n[provision]\nmax_concurrent = 3 # slow disks\n\n[containers.9510]\ngpus = [\"1\"]\nrequired = true\ninstall = false\n"
 	if string(b) != want {
 		t.Errorf("file:\n%s\nwant:\n%s", b, want)

@@ -216,9 +216,10 @@ func TestJSONSchema(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 2 || !strings.Contains(fmt.Sprint(got["error"]), "unknown flag --bogus") {
 		t.Errorf("usage error: exit %d %v: %s", code, err, out)
 	}
-	// A configuration that does not load: status fails with a document,
-	// doctor reports it as its problem.
-	os.WriteFile(mustEnv(h, config.EnvNode), []byte("[containers.101]\ngpu = [\"0\"]\n"), 0o644)
+	// A configuration that does not load (it does not parse: an error in
+	// one container's table would be that container's alone): status fails
+	// with a document, doctor reports it as its problem.
+	os.WriteFile(mustEnv(h, config.EnvNode), []byte("[containers.101]\ngpus = [\"0\"\n"), 0o644)
 	code, out, _ = runApp(h, "doctor", "--json")
 	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 1 || !slices.ContainsFunc(got["problems"].([]any), func(p any) bool { return p.(map[string]any)["check"] == "config" }) {
 		t.Errorf("doctor on a broken configuration: exit %d %v: %s", code, err, out)

@@ -33,6 +33,10 @@ func provisionCmd(c *cli.Call) int {
 		log.Error().Err(err).Msgf("CT %d: configuration: %v; correct the file, then run this again", vmid, err)
 		return 1
 	}
+	if err := cfg.ContainerError(vmid); err != nil {
+		log.Error().Err(err).Msgf("CT %d: its table in the configuration: %v; correct the line, then run this again", vmid, err)
+		return 1
+	}
 	if why := notRunning(cfg.Paths.LXC, vmid); why != "" {
 		log.Error().Msg(why)
 		return 1

@@ -41,6 +41,9 @@ func newApp(h host) *cli.App {
 					fs.String("gpus", "", "`LIST`: comma-separated GPU indexes, UUIDs or PCI addresses,\n\"all\" or \"none\" (nvidiaprep gpus lists them)")
 					fs.Bool("required", false, "refuse to start the container without its GPUs")
 					fs.Bool("install", true, "with =false: leave the container's user-space libraries alone\n(by default the loaded driver's are installed at its starts)")
+					fs.Bool("force", false, "record GPUs this node does not have (a table meant for another node)")
+					fs.Bool("dry-run", false, "print the table and the block it would give; change nothing")
+					fs.Bool("adopt", false, "remove the hand-written NVIDIA lines that nvidiaprep supersedes from\n/etc/pve/lxc/<vmid>.conf (the diff is shown first; under Proxmox's config lock)")
 				},
 				Run: h.enableRun,
 			},
@@ -53,6 +56,26 @@ func newApp(h host) *cli.App {
 				Examples: []string{"nvidiaprep disable 101"},
 				JSONKeys: disableJSONKeys,
 				Run:      h.disableRun,
+			},
+			{
+				Name: "check", Args: "[FILE]", MaxArgs: 1, Common: true, Root: true,
+				Summary: "check a configuration file as the hook would load it, before saving it",
+				Help: "Loads the configuration as the hook would, against this node: its limits,\n" +
+					"syntax, each container's table, its GPUs and chained hookscript. With FILE,\n" +
+					"that file stands in for the node's file (--cluster: for the cluster's), so a\n" +
+					"file can be checked before it is saved into /etc/pve, where it is live at\n" +
+					"once. Each finding is FILE:LINE: KEY: severity: message. Exit status 1 when\n" +
+					"a start would be refused.",
+				Examples: []string{
+					"nvidiaprep check",
+					"nvidiaprep check /root/nvidiaprep.toml.new  # before cp to /etc/nvidiaprep/nvidiaprep.toml",
+					"nvidiaprep check --cluster /root/cluster.toml  # before saving /etc/pve/nvidiaprep.toml",
+				},
+				JSONKeys: checkJSONKeys,
+				Flags: func(fs *flag.FlagSet) {
+					fs.Bool("cluster", false, "FILE stands in for the cluster-wide file, not the node's")
+				},
+				Run: h.checkRun,
 			},
 			{
 				Name: "status", Args: "[<vmid>]", MaxArgs: 1, Common: true, Root: true,
@@ -172,4 +195,8 @@ func (h host) status(args []string, stdout, stderr io.Writer) int {
 
 func (h host) doctor(args []string, stdout, stderr io.Writer) int {
 	return newApp(h).Run(append([]string{"doctor"}, args...), stdout, stderr)
+}
+
+func (h host) check(args []string, stdout, stderr io.Writer) int {
+	return newApp(h).Run(append([]string{"check"}, args...), stdout, stderr)
 }

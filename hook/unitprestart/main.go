@@ -10,7 +10,9 @@
 //
 // It sits on the start of every container of the node, so it decides
 // quickly and never fails a container that is not nvidiaprep's: it is built
-// without cgo and reads only the container's Proxmox config. A container
+// without cgo, reads only [paths] of nvidiaprep's configuration
+// (config.LoadPaths: the files' other tables are not decoded, and every file
+// is held to config's limits) and the container's Proxmox config. A container
 // whose hookscript is nvidiaprep's gets nvidiaprep's pre-start (without the
 // chained hookscript: Proxmox would not run one here), unless the config
 // already holds the block that this start's hookscript wrote moments ago.
@@ -62,12 +64,10 @@ func run(args []string, stderr io.Writer, now time.Time, hookDir string, exec fu
 	if err != nil {
 		return 0 // not a Proxmox container
 	}
-	cfg, cfgErr := config.Load(os.LookupEnv)
-	pveDir := pve.DefaultDir
-	if cfgErr == nil {
-		pveDir = cfg.Paths.PVE
-	}
-	ct, err := pve.ReadCT(pveDir, vmid)
+	// The configuration's other tables are the hook's to load: a file
+	// that does not load is reported there, for nvidiaprep's containers.
+	paths, cfgErr := config.LoadPaths(os.LookupEnv)
+	ct, err := pve.ReadCT(paths.PVE, vmid)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "nvidiaprep: CT %d: cannot read its Proxmox config, so nvidiaprep's pre-start is not applied: %v\n", vmid, err)
@@ -77,7 +77,7 @@ func run(args []string, stderr io.Writer, now time.Time, hookDir string, exec fu
 	if !ct.UsesHook() {
 		return 0
 	}
-	if cfgErr == nil && blockIsFresh(cfg.Paths.LXCConfig(vmid), now) {
+	if cfgErr == nil && blockIsFresh(paths.LXCConfig(vmid), now) {
 		return 0
 	}
 	hook, err := hookPath(hookDir)

@@ -97,3 +97,38 @@ func TestGateSkipsWhatThisStartsHookscriptWrote(t *testing.T) {
 		t.Errorf("a block written 10 minutes ago was taken as this start's")
 	}
 }
+
+// TestGateReadsOnlyPathsOfTheConfiguration: the drop-in decides from
+// [paths] and the container's Proxmox config alone. A configuration whose
+// other tables do not load, or a cluster file over the limits, still finds
+// the container where [paths] says: nvidiaprep's container gets the hook's
+// pre-start (which reports the file), the others are left alone. (Before,
+// a file that did not load sent the drop-in to /etc/pve, where it found no
+// container and let nvidiaprep's restart without its GPU, silently; and the
+// decoder spent seconds on the nested tables at every start.)
+func TestGateReadsOnlyPathsOfTheConfiguration(t *testing.T) {
+	n := newGateNode(t)
+	cfg := os.Getenv("NVIDIAPREP_CONFIG")
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := string(text) + "\n[containers.101]\ngpus = [\"0\"\n"
+	if err := os.WriteFile(cfg, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cluster := filepath.Join(n.root, "cluster.toml")
+	nested := "x = " + strings.Repeat("{a = ", 2700) + "1" + strings.Repeat("}", 2700) + "\n"
+	if err := os.WriteFile(cluster, []byte(nested), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NVIDIAPREP_CLUSTER_CONFIG", cluster)
+	n.ct(t, "101", "hookscript: local:snippets/nvidiaprep-hook\n", "lxc.uts.name = ct101\n", 0)
+	n.ct(t, "200", "arch: amd64\n", "lxc.uts.name = ct200\n", 0)
+	if rc, execd, _ := gate(t, "101"); rc != 1 || strings.Join(execd[1:], " ") != "--no-chain 101 pre-start" {
+		t.Errorf("nvidiaprep's container: exit %d, exec %v; want the hook's pre-start", rc, execd)
+	}
+	if rc, execd, msg := gate(t, "200"); rc != 0 || execd != nil || msg != "" {
+		t.Errorf("another container: exit %d, ran %v, said %q; want exit 0 and nothing run or said", rc, execd, msg)
+	}
+}

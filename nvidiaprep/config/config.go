@@ -13,16 +13,25 @@
 // the hook gets every GPU.
 //
 // Keys in the node file override the same keys in the cluster file, one key
-// at a time, with one exception: a [containers.N] table in the node file
-// replaces the cluster's [containers.N] as a whole (keys it leaves out take
-// their defaults, not the cluster's values). Other containers' tables are
-// kept.
+// at a time, [containers.N] tables included: a node table that sets gpus
+// keeps the cluster table's strict and chain. Config.Origins says which file
+// and line set each container key.
 //
 // A file with a syntax error, an unknown key, a value of the wrong type or an
 // invalid value is an error of type *Error, which names the file, the line
 // and the key:
 //
 //	/etc/nvidiaprep/nvidiaprep.toml:7: containers.101.gpu: unknown key (known keys: gpus, required, install)
+//
+// An error confined to one container's [containers.N] table does not stop
+// the load: it is in Config.Problems, and ContainerError gives it to the
+// hook, which refuses that container's start alone. A file that does not
+// parse, or whose other tables are wrong, is an error: nothing in it can
+// be trusted, so every start that reads it is refused.
+//
+// A file is held to Limits (size, nesting, decoding time) before and while
+// it is decoded, so that no file can hold up a container's start; a file
+// over one is an *Error that names the limit and matches ErrLimit.
 //
 // An example file:
 //
@@ -46,12 +55,9 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"strconv"
 	"time"
-
-	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // File names and environment variables that Load uses.
@@ -86,6 +92,42 @@ type Config struct {
 	Containers map[int]Container
 	// Files are the files that were read, in the order they were read.
 	Files []string
+	// Problems are the errors confined to one container's table (Error.VMID
+	// names it), or to a [containers.X] table whose X is no vmid (VMID 0,
+	// a table that applies to no container), in the order read. The files
+	// still load; ContainerError refuses the container's start.
+	Problems []*Error
+	// Origins says, for each container that has a table and each key its
+	// tables set ("gpus", "strict", ...), where: one Origin for each file
+	// that sets it, in the order read; the last is in effect. A key no file
+	// sets has its default.
+	Origins map[int]map[string][]Origin
+}
+
+// Origin is where a file sets a container's key.
+type Origin struct {
+	File  string
+	Line  int
+	Value string // as TOML would write it: ["0"], true, "local:snippets/x.sh"
+}
+
+// HasTable tells whether some file has a [containers.vmid] table; a
+// container without one gets the defaults, every GPU among them.
+func (c Config) HasTable(vmid int) bool {
+	_, ok := c.Containers[vmid]
+	return ok
+}
+
+// ContainerError is the first error in the container's tables (nil when
+// none): its start must be refused, and the error names the file, the line
+// and the key. Container(vmid) then holds only the keys that did load.
+func (c Config) ContainerError(vmid int) error {
+	for _, p := range c.Problems {
+		if p.VMID == vmid {
+			return p
+		}
+	}
+	return nil
 }
 
 // Paths are the host paths the program touches. Each is absolute and clean,
@@ -224,37 +266,41 @@ func Load(getenv func(string) (string, bool)) (Config, error) {
 	return LoadFiles(Sources(getenv)...)
 }
 
-// MaxFileSize is the largest configuration file Load reads.
-const MaxFileSize = 1 << 20
-
-// LoadFiles reads the given files in order onto the defaults; each file's keys
-// override those of the files before it (see the package documentation).
+// LoadFiles reads the given files in order onto the defaults, within
+// DefaultLimits; each file's keys override those of the files before it (see
+// the package documentation).
 func LoadFiles(files ...File) (Config, error) {
-	l := newLoader()
+	return DefaultLimits().LoadFiles(files...)
+}
+
+// LoadFiles reads the given files in order onto the defaults, each held to
+// lim.
+func (lim Limits) LoadFiles(files ...File) (Config, error) {
+	l := newLoader(lim)
 	var read []string
 	for _, f := range files {
-		if f.Path == "" {
+		text, err := lim.read(f)
+		if errors.Is(err, errSkip) {
 			continue
 		}
-		text, err := fsutil.ReadRegular(f.Path, MaxFileSize)
 		if err != nil {
-			if f.Optional && errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return Config{}, fmt.Errorf("read config file: %w", err)
+			return Config{}, err
 		}
 		if err := l.add(f.Path, text); err != nil {
 			return Config{}, err
 		}
 		read = append(read, f.Path)
 	}
-	cfg := l.cfg
+	cfg := l.config()
 	cfg.Files = read
 	return cfg, nil
 }
 
 // Error is a problem in a configuration file.
 type Error struct {
+	// VMID is the container whose table holds the error, in
+	// Config.Problems; 0 otherwise.
+	VMID int
 	File string // the file's path
 	Line int    // 1-based; 0 when unknown
 	Key  string // dotted key, as in "containers.101.gpus"; "" when none applies

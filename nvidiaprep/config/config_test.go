@@ -141,12 +141,20 @@ gpus = ["GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d"]
 	want.Provision.MaxConcurrent = 1
 	want.Provision.InstallTimeout = 30 * time.Minute
 	want.Containers = map[int]Container{
-		// The node's table replaces the cluster's as a whole: required and
-		// install take their defaults again.
-		101: {GPUs: Selection{Selectors: []string{"GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d"}}, Install: true},
+		// The node's table overrides the keys it sets and keeps the
+		// cluster's others.
+		101: {GPUs: Selection{Selectors: []string{"GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d"}}, Required: true},
 		102: {GPUs: Selection{Selectors: []string{}}, Install: true},
 	}
 	want.Files = []string{cluster, node}
+	want.Origins = map[int]map[string][]Origin{
+		101: {
+			"gpus":     {{cluster, 11, `["0"]`}, {node, 9, `["GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d"]`}},
+			"required": {{cluster, 12, "true"}},
+			"install":  {{cluster, 13, "false"}},
+		},
+		102: {"gpus": {{cluster, 16, "[]"}}},
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
@@ -232,6 +240,7 @@ reboot = "auto"
 		}
 		want.Files = []string{p}
 		want.Driver.SHA256 = got.Driver.SHA256 // the case is kept as written
+		got.Origins = nil                      // lines differ; TestNodeOverridesCluster checks them
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got  %+v\nwant %+v\n%s", got, want, text)
 		}
@@ -297,7 +306,18 @@ func TestErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "node.toml", tc.toml)
-			_, err := Load(env(map[string]string{EnvCluster: "", EnvNode: p}))
+			cfg, err := Load(env(map[string]string{EnvCluster: "", EnvNode: p}))
+			if strings.HasPrefix(tc.key, "containers.") {
+				// Confined to one container's table: the file loads, and
+				// the error is that container's.
+				if err != nil || len(cfg.Problems) != 1 {
+					t.Fatalf("Load = %v, problems %v; want one problem and no error", err, cfg.Problems)
+				}
+				err = cfg.Problems[0]
+				if vmid, verr := ParseVMID(strings.Split(tc.key, ".")[1]); verr == nil && cfg.ContainerError(vmid) != err {
+					t.Errorf("ContainerError(%d) = %v, want %v", vmid, cfg.ContainerError(vmid), err)
+				}
+			}
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("error = %v, want an *Error", err)
@@ -320,17 +340,17 @@ func TestErrorMessage(t *testing.T) {
 	dir := t.TempDir()
 	cluster := writeFile(t, dir, "cluster.toml", "[containers.101]\ngpus = [\"0\"]\n")
 	node := writeFile(t, dir, "node.toml", "# node\n\n[paths]\nlxc = \"/var/lib/lxc\"\n\n[containers.101]\ngpu = [\"0\"]\n")
-	_, err := LoadFiles(File{Path: cluster}, File{Path: node})
+	cfg, err := LoadFiles(File{Path: cluster}, File{Path: node})
 	want := node + ":7: containers.101.gpu: unknown key (known keys: gpus, required, install, chain, strict)"
-	if err == nil || err.Error() != want {
-		t.Errorf("error = %v\nwant    %s", err, want)
+	if err != nil || cfg.ContainerError(101) == nil || cfg.ContainerError(101).Error() != want {
+		t.Errorf("error = %v, CT 101's = %v\nwant    %s", err, cfg.ContainerError(101), want)
 	}
 
 	// An error in the cluster file names the cluster file.
 	bad := writeFile(t, dir, "bad.toml", "[containers.101]\ngpus = [\"x\"]\n")
-	_, err = LoadFiles(File{Path: bad}, File{Path: node})
-	if err == nil || !strings.HasPrefix(err.Error(), bad+":2: containers.101.gpus: ") {
-		t.Errorf("error = %v, want one about %s:2", err, bad)
+	cfg, err = LoadFiles(File{Path: bad}, File{Path: node})
+	if err != nil || cfg.ContainerError(101) == nil || !strings.HasPrefix(cfg.ContainerError(101).Error(), bad+":2: containers.101.gpus: ") {
+		t.Errorf("error = %v, CT 101's = %v, want one about %s:2", err, cfg.ContainerError(101), bad)
 	}
 }
 
@@ -374,7 +394,7 @@ func FuzzLoad(f *testing.F) {
 				}
 			}
 		}
-		l := newLoader()
+		l := newLoader(Limits{})
 		if err := l.add("fuzz.toml", data); err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.File != "fuzz.toml" {
@@ -419,7 +439,10 @@ func TestChain(t *testing.T) {
 		t.Errorf("a container without a table chains %q", got)
 	}
 	for _, bad := range []string{"mount-nfs.sh", "local:mount-nfs.sh", "local:snippets/", "local:snippets/a/b", ":snippets/x", "local:snippets/nvidiaprep-hook"} {
-		_, err := load("[containers.101]\nchain = \"" + bad + "\"\n")
+		cfg, err := load("[containers.101]\nchain = \"" + bad + "\"\n")
+		if err == nil {
+			err = cfg.ContainerError(101)
+		}
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Key != "containers.101.chain" || ce.Line != 2 {
 			t.Errorf("chain %q: error %v, want one for containers.101.chain at line 2", bad, err)

@@ -20,15 +20,14 @@ import (
 
 // fileData is what the files decode into. Every file is decoded into the same
 // fileData, so a key in a later file overrides the same key of an earlier one.
-// BurntSushi/toml sets a struct's fields one by one, but a map entry (one
-// [containers.N] table) is decoded into a fresh value that replaces the old
-// entry; fileContainer's pointers tell a key that was left out from one set to
-// its zero value.
+// The containers' tables are kept undecoded (toml.Primitive) and decoded one
+// by one, so that an error in one is that container's alone; their keys are
+// merged one at a time too (see loader.merge).
 type fileData struct {
-	Paths      Paths                    `toml:"paths"`
-	Provision  fileProvision            `toml:"provision"`
-	Driver     Driver                   `toml:"driver"`
-	Containers map[string]fileContainer `toml:"containers"`
+	Paths      Paths                     `toml:"paths"`
+	Provision  fileProvision             `toml:"provision"`
+	Driver     Driver                    `toml:"driver"`
+	Containers map[string]toml.Primitive `toml:"containers"`
 }
 
 type fileProvision struct {
@@ -116,14 +115,26 @@ type problem struct {
 
 // loader accumulates files onto the defaults.
 type loader struct {
-	data fileData
-	cfg  Config
+	limits Limits
+	data   fileData
+	cfg    Config // paths, provision and driver, as loaded so far
+	tables map[int]*table
+	// problems are the errors confined to one container's table.
+	problems []*Error
 }
 
-func newLoader() *loader {
+// table is one container's table, merged over the files read so far.
+type table struct {
+	fileContainer
+	origins map[string][]Origin
+}
+
+func newLoader(lim Limits) *loader {
 	d := Default()
 	return &loader{
-		cfg: d,
+		limits: lim,
+		cfg:    d,
+		tables: map[int]*table{},
 		data: fileData{
 			Paths: d.Paths,
 			Provision: fileProvision{
@@ -137,11 +148,20 @@ func newLoader() *loader {
 	}
 }
 
-// add decodes one file, named name, over what the loader holds. On error the
-// loader must not be used again.
+// add decodes one file, named name, over what the loader holds. An error
+// is the file's: on one, the loader must not be used again. Errors confined
+// to one container's table are added to l.problems instead.
 func (l *loader) add(name string, text []byte) error {
 	_, text = tomlscan.SplitBOM(text) // the decoder skips it too; offsets then agree
-	md, err := toml.Decode(string(text), &l.data)
+	if line := tomlscan.TooDeep(text, l.limits.withDefaults().Depth); line > 0 {
+		return &Error{File: name, Line: line, Err: ErrLimit,
+			Msg: fmt.Sprintf("arrays and inline tables nest more than %d deep here, the limit on a configuration file (nvidiaprep's keys nest 3 deep at most): nothing in the file is read, so every start that reads it is refused; write the tables as [table] headers", l.limits.withDefaults().Depth)}
+	}
+	l.data.Containers = nil
+	md, err := l.limits.decode(name, text, &l.data)
+	if errors.Is(err, ErrLimit) {
+		return err
+	}
 	if err != nil && len(md.Keys()) == 0 {
 		// The file did not parse: a syntax error, a duplicate key, invalid UTF-8.
 		var pe toml.ParseError
@@ -151,32 +171,188 @@ func (l *loader) add(name string, text []byte) error {
 		}
 		return &Error{File: name, Msg: err.Error(), Err: err}
 	}
-	p := checkKeys(md)
-	if p == nil && err != nil {
+	var doc *tomlscan.Doc
+	lineOfKey := func(key string) int {
+		if doc == nil {
+			doc = tomlscan.Scan(text)
+		}
+		return doc.Line(key)
+	}
+	lineOf := func(k toml.Key) int { return lineOfKey(k.String()) }
+	fileErr := func(p *problem) error {
+		return &Error{File: name, Line: lineOf(p.key), Key: p.key.String(), Msg: p.msg, Err: p.err}
+	}
+	// Each container's first problem in this file, by its table's key
+	// (containers.N; N need not be a vmid).
+	bad := map[string]bool{}
+	ctProblem := func(p *problem) {
+		id := p.key[1]
+		if bad[id] {
+			return
+		}
+		bad[id] = true
+		vmid, _ := ParseVMID(id)
+		if vmid != 0 && l.tables[vmid] == nil {
+			l.tables[vmid] = &table{origins: map[string][]Origin{}}
+		}
+		l.problems = append(l.problems, &Error{VMID: vmid, File: name, Line: lineOf(p.key), Key: p.key.String(), Msg: p.msg, Err: p.err})
+	}
+	if p := checkKeys(md, ctProblem, func(id string) bool { return bad[id] }); p != nil {
+		return fileErr(p)
+	}
+	if err != nil {
 		// A value of the right type that its UnmarshalText refuses (a
 		// duration); the decoder names its key. The line is the key's, as
 		// for other values: the decoder's is where a multi-line string ends.
 		var pe toml.ParseError
 		if errors.As(err, &pe) && pe.LastKey != "" {
 			pe = firstBadDuration(text, pe)
-			line := cmp.Or(tomlscan.Scan(text).Line(pe.LastKey), pe.Position.Line)
+			line := cmp.Or(lineOfKey(pe.LastKey), pe.Position.Line)
 			return &Error{File: name, Line: line, Key: pe.LastKey, Msg: pe.Message, Err: err}
 		}
 		// Not expected: checkKeys rejects every value that fileData cannot hold.
 		return &Error{File: name, Msg: err.Error(), Err: err}
 	}
+	for _, id := range sortedIDs(l.data.Containers) {
+		if bad[id] {
+			continue
+		}
+		if p := l.addContainer(md, id, l.data.Containers[id], name, lineOf); p != nil {
+			ctProblem(p)
+		}
+	}
 	// A safety net: the schema should know every key that fileData decodes.
 	// (Only a complete decode tells: one that failed left keys undecoded.)
-	if u := md.Undecoded(); p == nil && len(u) > 0 {
-		p = &problem{key: u[0], msg: "unknown key"}
+	for _, u := range md.Undecoded() {
+		if len(u) >= 2 && u[0] == "containers" && bad[u[1]] {
+			continue // not decoded for its problem
+		}
+		p := &problem{key: u, msg: "unknown key"}
+		if len(u) >= 2 && u[0] == "containers" {
+			ctProblem(p)
+			continue
+		}
+		return fileErr(p)
 	}
-	if p == nil {
-		l.cfg, p = l.data.config()
-	}
+	cfg, p := l.data.config()
 	if p != nil {
-		return &Error{File: name, Line: tomlscan.Scan(text).Line(p.key.String()), Key: p.key.String(), Msg: p.msg, Err: p.err}
+		return fileErr(p)
+	}
+	l.cfg = cfg
+	return nil
+}
+
+// sortedIDs are a file's [containers.N] names in numeric order (vmids have
+// no leading zeros; the rest sort after them by length).
+func sortedIDs(m map[string]toml.Primitive) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+	})
+	return ids
+}
+
+// addContainer decodes one file's [containers.id] table, checks its values
+// and merges them over what the files before it set, key by key.
+func (l *loader) addContainer(md toml.MetaData, id string, prim toml.Primitive, name string, lineOf func(toml.Key) int) *problem {
+	vmid, err := ParseVMID(id) // checkKeys has checked it already
+	if err != nil {
+		return &problem{key: toml.Key{"containers", id}, msg: err.Error(), err: err}
+	}
+	var fc fileContainer
+	if err := md.PrimitiveDecode(prim, &fc); err != nil {
+		// Not expected: checkKeys has checked every key's type.
+		return &problem{key: toml.Key{"containers", id}, msg: err.Error(), err: err}
+	}
+	bad := func(key, msg string) *problem { return &problem{key: toml.Key{"containers", id, key}, msg: msg} }
+	if fc.GPUs != nil {
+		if _, msg := selection(*fc.GPUs); msg != "" {
+			return bad("gpus", msg)
+		}
+	}
+	if fc.Chain != nil {
+		if msg := checkChain(*fc.Chain); msg != "" {
+			return bad("chain", msg)
+		}
+	}
+	t := l.tables[vmid]
+	if t == nil {
+		t = &table{origins: map[string][]Origin{}}
+		l.tables[vmid] = t
+	}
+	set := func(key string, value any) {
+		t.origins[key] = append(t.origins[key], Origin{File: name, Line: lineOf(toml.Key{"containers", id, key}), Value: tomlValue(value)})
+	}
+	if fc.GPUs != nil {
+		t.GPUs = fc.GPUs
+		set("gpus", *fc.GPUs)
+	}
+	if fc.Required != nil {
+		t.Required = fc.Required
+		set("required", *fc.Required)
+	}
+	if fc.Install != nil {
+		t.Install = fc.Install
+		set("install", *fc.Install)
+	}
+	if fc.Chain != nil {
+		t.Chain = fc.Chain
+		set("chain", *fc.Chain)
+	}
+	if fc.Strict != nil {
+		t.Strict = fc.Strict
+		set("strict", *fc.Strict)
 	}
 	return nil
+}
+
+// config is the configuration the files read so far give.
+func (l *loader) config() Config {
+	cfg := l.cfg
+	cfg.Containers = make(map[int]Container, len(l.tables))
+	cfg.Problems = l.problems
+	for vmid, t := range l.tables {
+		c := defaultContainer()
+		if t.GPUs != nil {
+			c.GPUs, _ = selection(*t.GPUs) // checked in addContainer
+		}
+		if t.Required != nil {
+			c.Required = *t.Required
+		}
+		if t.Install != nil {
+			c.Install = *t.Install
+		}
+		if t.Chain != nil {
+			c.Chain = *t.Chain
+		}
+		if t.Strict != nil {
+			c.Strict = *t.Strict
+		}
+		cfg.Containers[vmid] = c
+		if cfg.Origins == nil {
+			cfg.Origins = map[int]map[string][]Origin{}
+		}
+		cfg.Origins[vmid] = t.origins
+	}
+	return cfg
+}
+
+// tomlValue writes a decoded value as TOML would.
+func tomlValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = tomlValue(e)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	return fmt.Sprint(v)
 }
 
 // firstBadDuration returns, of the file's invalid durations, the error for
@@ -226,19 +402,28 @@ func parseErrorPlace(text []byte, pe toml.ParseError) (int, string) {
 }
 
 // checkKeys returns the first key, in the file's order, that the schema does
-// not know or that has the wrong type. It holds even when decoding stopped
-// early.
-func checkKeys(md toml.MetaData) *problem {
+// not know or that has the wrong type, outside the containers' tables; it
+// hands each problem inside one (containers.N.…, N a vmid or not) to inCT.
+// It holds even when decoding stopped early.
+func checkKeys(md toml.MetaData, inCT func(*problem), known func(ct string) bool) *problem {
+	specs := schema()
 	for _, k := range md.Keys() {
-		if p := checkKey(md, k); p != nil {
+		if len(k) > 2 && k[0] == "containers" && known(k[1]) {
+			continue // that table's first problem is known
+		}
+		p := checkKey(md, k, specs)
+		switch {
+		case p == nil:
+		case len(p.key) >= 2 && p.key[0] == "containers":
+			inCT(p)
+		default:
 			return p
 		}
 	}
 	return nil
 }
 
-func checkKey(md toml.MetaData, k toml.Key) *problem {
-	specs := schema()
+func checkKey(md toml.MetaData, k toml.Key, specs []keySpec) *problem {
 	for i, name := range k {
 		key := k[:i+1]
 		var spec *keySpec
@@ -297,10 +482,10 @@ func typeName(typ string) string {
 	return strings.ToLower(typ)
 }
 
-// config checks the decoded values and turns them into a Config. It reports
-// the first invalid value.
+// config checks the decoded values outside the containers' tables and turns
+// them into a Config. It reports the first invalid value.
 func (f *fileData) config() (Config, *problem) {
-	cfg := Config{Containers: make(map[int]Container, len(f.Containers))}
+	var cfg Config
 	bad := func(msg string, key ...string) *problem { return &problem{key: key, msg: msg} }
 
 	paths := []struct {
@@ -343,44 +528,6 @@ func (f *fileData) config() (Config, *problem) {
 	}
 	cfg.Driver = f.Driver
 
-	vmids := make([]string, 0, len(f.Containers))
-	for id := range f.Containers {
-		vmids = append(vmids, id)
-	}
-	slices.SortFunc(vmids, func(a, b string) int { // in numeric order: no leading zeros
-		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
-	})
-	for _, id := range vmids {
-		vmid, err := ParseVMID(id) // checkKeys has checked it already
-		if err != nil {
-			return Config{}, &problem{key: toml.Key{"containers", id}, msg: err.Error(), err: err}
-		}
-		fc := f.Containers[id]
-		c := defaultContainer()
-		if fc.GPUs != nil {
-			sel, msg := selection(*fc.GPUs)
-			if msg != "" {
-				return Config{}, bad(msg, "containers", id, "gpus")
-			}
-			c.GPUs = sel
-		}
-		if fc.Required != nil {
-			c.Required = *fc.Required
-		}
-		if fc.Install != nil {
-			c.Install = *fc.Install
-		}
-		if fc.Chain != nil {
-			if msg := checkChain(*fc.Chain); msg != "" {
-				return Config{}, bad(msg, "containers", id, "chain")
-			}
-			c.Chain = *fc.Chain
-		}
-		if fc.Strict != nil {
-			c.Strict = *fc.Strict
-		}
-		cfg.Containers[vmid] = c
-	}
 	return cfg, nil
 }
 

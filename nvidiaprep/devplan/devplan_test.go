@@ -68,24 +68,6 @@ func entries(t *testing.T, config string) []lxcconf.Entry {
 	return e
 }
 
-func TestHandWrittenLinesAreNotDuplicated(t *testing.T) {
-	hand := entries(t, `lxc.cgroup2.devices.allow = a
-lxc.cgroup2.devices.allow = c 195:* rwm
-lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file
-lxc.mount.entry: /dev/nvidia-uvm /dev/nvidia-uvm none bind 0 0
-`)
-	p := ForNodes(nodes).WithoutHandWritten(hand)
-	got := strings.Join(p.Lines(), "\n")
-	if strings.Contains(got, "c 195:") || strings.Contains(got, " dev/nvidia0 ") {
-		t.Fatalf("duplicates of hand-written lines:\n%s", got)
-	}
-	for _, want := range []string{"c 238:0 rw", "c 241:12 rw", " dev/nvidiactl ", " dev/nvidia-uvm "} {
-		if !strings.Contains(got, want) {
-			t.Errorf("missing %q in\n%s", want, got)
-		}
-	}
-}
-
 func TestStaleWarnings(t *testing.T) {
 	dev := t.TempDir()
 	os.WriteFile(filepath.Join(dev, "nvidia0"), nil, 0o666)
@@ -160,8 +142,13 @@ lxc.mount.entry = /dev/nvidiactl dev/nvidiactl none bind,optional,create=file
 	if got := render(Bypasses(hand, devs, sel)); strings.Count(got, "\n") != 3 || strings.Contains(got, "allows") {
 		t.Errorf("unprivileged findings:\n%s", got)
 	}
-	// A container given every GPU: nothing to bypass.
-	if got := Bypasses(hand, devs, Selection{VMID: 101, All: true, Privileged: true}); len(got) != 0 {
-		t.Errorf("a container with all GPUs: %v", got)
+	// A container given every GPU reaches no other, but the rule for
+	// every NVIDIA node stays named: nothing nvidiaprep adds narrows it.
+	got = render(Bypasses(hand, devs, Selection{VMID: 101, All: true, Privileged: true, PVEConf: "/etc/pve/lxc/101.conf"}))
+	if strings.Count(got, "\n") != 1 || !strings.Contains(got, `"lxc.cgroup2.devices.allow = c 195:* rwm" allows every NVIDIA node (195:*)`) || !strings.Contains(got, "nvidiaprep enable 101 --adopt") {
+		t.Errorf("a container with all GPUs:\n%s", got)
+	}
+	if got := Bypasses(hand, devs, Selection{VMID: 101, All: true}); len(got) != 0 {
+		t.Errorf("an unprivileged container with all GPUs: %v", got)
 	}
 }

@@ -69,41 +69,6 @@ func mountTarget(value string) (source, target string, ok bool) {
 	return f[0], strings.TrimPrefix(f[1], "/"), true
 }
 
-// WithoutHandWritten drops from p what lines the user wrote by hand already
-// give: the same mount target, or an allow rule that covers ours.
-func (p Plan) WithoutHandWritten(entries []lxcconf.Entry) Plan {
-	var rules []allowRule
-	targets := map[string]bool{}
-	for _, e := range entries {
-		switch e.Key {
-		case "lxc.cgroup2.devices.allow":
-			if r, ok := parseAllow(e.Value); ok {
-				rules = append(rules, r)
-			}
-		case "lxc.mount.entry":
-			if _, t, ok := mountTarget(e.Value); ok {
-				targets[t] = true
-			}
-		}
-	}
-	var out Plan
-	for _, r := range p.Rules {
-		covered := false
-		for _, a := range rules {
-			covered = covered || a.covers(r)
-		}
-		if !covered {
-			out.Rules = append(out.Rules, r)
-		}
-	}
-	for _, m := range p.Mounts {
-		if !targets[m.Target] {
-			out.Mounts = append(out.Mounts, m)
-		}
-	}
-	return out
-}
-
 // Finding is a hand-written line nvidiaprep has something to say about: the
 // line as written, what is wrong with it and the fix. String renders it for
 // the task log; doctor shows the parts.
@@ -111,6 +76,7 @@ type Finding struct {
 	Line string // "lxc.cgroup2.devices.allow = c 195:* rwm", "dev0: /dev/nvidia1"
 	What string
 	Fix  string
+	At   int // the line's number in the file it comes from; 0 when not known
 }
 
 func (f Finding) String() string {
@@ -192,9 +158,13 @@ func (s Selection) given(minor int) bool {
 // GPU's node or of the host's whole /dev; and Proxmox devN: entries that pass
 // another GPU through. entries are the generated config's lines, devices the
 // Proxmox config's devN: entries.
+//
+// A container given every GPU reaches no other, but a rule for every NVIDIA
+// node (195:*) in a privileged one is still named: no rule nvidiaprep adds
+// can narrow it, and strict refuses it until it is removed.
 func Bypasses(entries []lxcconf.Entry, devices []Passthrough, s Selection) []Finding {
 	if s.All {
-		return nil
+		return broadRules(entries, s)
 	}
 	fixLine := fmt.Sprintf("delete it from %s, or give the container that GPU (gpus in [containers.%d])", s.PVEConf, s.VMID)
 	var out []Finding
@@ -238,10 +208,29 @@ func Bypasses(entries []lxcconf.Entry, devices []Passthrough, s Selection) []Fin
 	return out
 }
 
-// Passthrough is a Proxmox devN: entry: its key ("dev0"), its path and the
-// line as written.
+// broadRules names the rules for every NVIDIA node in a privileged
+// container given every GPU.
+func broadRules(entries []lxcconf.Entry, s Selection) []Finding {
+	if !s.Privileged {
+		return nil
+	}
+	var out []Finding
+	for _, e := range entries {
+		r, ok := parseAllow(e.Value)
+		if ok && strings.HasPrefix(e.Key, "lxc.cgroup") && r.kind == "c" && r.major == nvidiaMajor && r.minor == -1 {
+			out = append(out, Finding{Line: strings.TrimSpace(e.Raw), At: e.Line,
+				What: "allows every NVIDIA node (195:*) to this privileged container, beyond the nodes nvidiaprep gives it, and no rule nvidiaprep adds narrows it",
+				Fix:  fmt.Sprintf("delete it from %s (`nvidiaprep enable %d --adopt` does)", s.PVEConf, s.VMID)})
+		}
+	}
+	return out
+}
+
+// Passthrough is a Proxmox devN: entry: its key ("dev0"), its path, the
+// line as written and its number.
 type Passthrough struct {
 	Key, Path, Line string
+	At              int
 }
 
 // gpuMinor reads the minor out of a GPU node's path, /dev/nvidia<N>.

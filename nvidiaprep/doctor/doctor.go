@@ -102,7 +102,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.cts = cts
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
-		r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
+		r.containerConfigs, r.gpuSelection, r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
 	} {
 		check()
 	}
@@ -342,32 +342,6 @@ func (r *run) hookscripts() {
 	}
 }
 
-// unknownGPUs: a container's selection names GPUs this node does not have
-// (a typo, a table meant for another node, a GPU removed): pre-start
-// refuses its start (required) or starts it without them. It reports
-// whether it found so.
-func (r *run) unknownGPUs(vmid int) bool {
-	sel := r.o.Config.Container(vmid).GPUs
-	if sel.All || sel.None() {
-		return false
-	}
-	gpus, err := nvdev.ProcGPUs{Proc: r.o.Config.Paths.Proc}.GPUs()
-	if err != nil {
-		return false
-	}
-	var unmatched *nvdev.UnmatchedError
-	if _, err := nvdev.Select(gpus, sel.Selectors); !errors.As(err, &unmatched) {
-		return false
-	}
-	outcome := "it starts without them"
-	if r.o.Config.Container(vmid).Required {
-		outcome = "its start is refused (required = true)"
-	}
-	r.problem("unknown-gpu", fmt.Sprintf("CT %d: [containers.%d] gpus: %v: %s", vmid, vmid, unmatched, outcome),
-		fmt.Sprintf("`nvidiaprep gpus` lists this node's GPUs; give it one of them: `nvidiaprep enable %d --gpus <index, UUID or PCI address>`, then `pct start %d`", vmid, vmid))
-	return true
-}
-
 // unitDropIns are the package's drop-ins that apply pre-start on a restart
 // of Proxmox's container units (a reboot from inside a container).
 var unitDropIns = []string{
@@ -388,9 +362,6 @@ func (r *run) lostBlocks() {
 		if r.loaded == "" || r.o.Config.Container(ct.VMID).GPUs.None() {
 			continue
 		}
-		if r.unknownGPUs(ct.VMID) {
-			continue // its starts are refused or without GPU: not a lost block
-		}
 		if r.o.Running != nil {
 			if running, known := r.o.Running(ct.VMID); known && !running {
 				continue // stopped (a refused start, say): its next start writes the block
@@ -400,6 +371,12 @@ func (r *run) lostBlocks() {
 		text, err := fsutil.ReadRegular(path, lxcconf.MaxSize)
 		if err != nil || lxcconf.HasBlock(text) {
 			continue // never started here, or unreadable (another check says so)
+		}
+		// A start that pre-start refused leaves no block either, nor does
+		// one whose GPUs the node lacks: its cause is said instead
+		// (containerConfigs, gpuSelection).
+		if r.refused(ct.VMID) || r.unmatched(ct.VMID) {
+			continue
 		}
 		r.problem("lost-block", fmt.Sprintf("CT %d's generated config %s has no nvidiaprep block: it last started on a path that skipped nvidiaprep's pre-start (a reboot from inside the container without the unit drop-in?), so if it runs, it runs without its GPUs", ct.VMID, path),
 			fmt.Sprintf("`pct reboot %d`; if it happens again after a reboot from inside, check the drop-ins below", ct.VMID))
@@ -450,7 +427,11 @@ func (r *run) handWritten() {
 		for i, d := range ct.Devices {
 			devices[i] = devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw}
 		}
-		for _, f := range devplan.Bypasses(ct.LXC, devices, sel) {
+		bypasses := devplan.Bypasses(ct.LXC, devices, sel)
+		for _, f := range devplan.Without(devplan.Superseded(ct.LXC, devices, r.majors, r.o.Config.Paths.Dev, ct.VMID, ct.Path), bypasses) {
+			r.problem("hand-written-lines", fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What), f.Fix)
+		}
+		for _, f := range bypasses {
 			what := fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What)
 			if cfg.Strict {
 				what += "; with strict = true it does not start"

@@ -446,7 +446,20 @@ func TestGPUBypass(t *testing.T) {
 			t.Errorf("doctor lacks %q:\n%s", want, f)
 		}
 	}
-	// Given every GPU, the same lines bypass nothing.
+	// Given every GPU, the same lines reach no other GPU, but the rule for
+	// every NVIDIA node stays named until it is removed, and the host's
+	// node passed through is superseded by the container's copy.
 	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}}
+	r = n.run()
+	n.want(r, "hand-written-lines", "gpu-bypass")
+	f = dump(r)
+	for _, want := range []string{`"lxc.cgroup2.devices.allow: c 195:* rwm" allows every NVIDIA node (195:*) to this privileged container, beyond the nodes nvidiaprep gives it`,
+		`"dev0: /dev/nvidia0" passes the host's /dev/nvidia0 through`, "`nvidiaprep enable 101 --adopt`"} {
+		if !strings.Contains(f, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, f)
+		}
+	}
+	// Removed, nothing is said.
+	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\n")
 	n.want(n.run())
 }

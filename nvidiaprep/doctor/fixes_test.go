@@ -260,13 +260,13 @@ func fixCases() []fixCase {
 			make:  func(n *node) { n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644) },
 			says:  []string{"pct reboot 101"},
 			apply: func(n *node) { n.preStart(101) }},
-		{name: "a GPU the node does not have", check: "unknown-gpu",
+		{name: "a GPU the node does not have", check: "gpu-selection",
 			make: func(n *node) {
 				n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"7"}}, Required: true, Install: true}
 				// Its start was refused: the config Proxmox wrote has no block.
 				n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
 			},
-			says: []string{"nvidiaprep gpus", "nvidiaprep enable 101 --gpus", "pct start 101"},
+			says: []string{"nvidiaprep enable 101 --gpus 0", "pct start 101"},
 			apply: func(n *node) {
 				n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"0"}}, Required: true, Install: true}
 				n.preStart(101)
@@ -434,8 +434,8 @@ func TestUnknownGPUIsNotALostBlock(t *testing.T) {
 	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"GPU-00000000-0000-0000-0000-000000000007"}}, Required: true, Install: true}
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
 	r := n.run()
-	n.want(r, "unknown-gpu")
-	if w := dump(r); !strings.Contains(w, `GPU selector "GPU-00000000-0000-0000-0000-000000000007" matches no GPU on this node; GPUs here: 0 (GPU-1d2a0c41-7c39-4a3b-9d35-000000000000, 0000:01:00.0): its start is refused`) {
+	n.want(r, "gpu-selection")
+	if w := dump(r); !strings.Contains(w, `GPU selector "GPU-00000000-0000-0000-0000-000000000007" matches no GPU on this node; GPUs here: 0 (GPU-1d2a0c41-7c39-4a3b-9d35-000000000000, 0000:01:00.0), and it has required = true`) {
 		t.Error(w)
 	}
 }

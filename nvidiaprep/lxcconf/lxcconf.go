@@ -1,7 +1,8 @@
 // Package lxcconf edits a generated LXC config (/var/lib/lxc/<vmid>/config)
 // as text: it finds the key = value lines that are not ours and replaces the
 // one marked block that nvidiaprep owns. Every line outside the block comes
-// out byte for byte; applying the same block twice equals applying it once.
+// out byte for byte, but for the hand-written lines that Disable turns into
+// comments; applying the same block twice equals applying it once.
 package lxcconf
 
 import (
@@ -137,4 +138,35 @@ func findBlock(config []byte) (start, end int, err error) {
 func HasBlock(config []byte) bool {
 	start, _, err := findBlock(config)
 	return err == nil && start >= 0
+}
+
+// Disabled starts a hand-written line that Disable turned into a comment.
+const Disabled = "# nvidiaprep: superseded by its block below: "
+
+// Disable returns config with the lines numbered in lines (1-based, as
+// Entry.Line) turned into comments: Disabled, then the line as it was.
+// LXC mounts at a path only the first entry for it (a later one finds a
+// mount point there and is skipped), so a hand-written bind of the host's
+// node at a path that nvidiaprep's block mounts would hide the container's
+// own copy. Proxmox writes the config anew at every start, so the admin's
+// line is back for the next pre-start to judge.
+func Disable(config []byte, lines []int) []byte {
+	drop := map[int]bool{}
+	for _, n := range lines {
+		drop[n] = true
+	}
+	var out bytes.Buffer
+	out.Grow(len(config) + len(lines)*len(Disabled))
+	for n := 1; len(config) > 0; n++ {
+		line := config
+		if i := bytes.IndexByte(config, '\n'); i >= 0 {
+			line = config[:i+1]
+		}
+		config = config[len(line):]
+		if drop[n] {
+			out.WriteString(Disabled)
+		}
+		out.Write(line)
+	}
+	return out.Bytes()
 }

@@ -138,3 +138,19 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+func TestDisable(t *testing.T) {
+	in := "a = 1\r\nlxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind\nb = 2\nlast = 3"
+	got := string(Disable([]byte(in), []int{2, 4, 9}))
+	want := "a = 1\r\n" + Disabled + "lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind\nb = 2\n" + Disabled + "last = 3"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	e, err := Entries([]byte(got))
+	if err != nil || len(e) != 2 || e[0].Key != "a" || e[1].Key != "b" {
+		t.Errorf("entries of the result: %+v, %v", e, err)
+	}
+	if string(Disable([]byte(in), nil)) != in {
+		t.Errorf("no lines changed the config")
+	}
+}

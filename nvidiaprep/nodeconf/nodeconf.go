@@ -33,9 +33,10 @@ type Settings struct {
 // SetContainer returns text with a [containers.vmid] table holding s. An
 // existing table is edited in place: each key that s sets is rewritten (a
 // comment at its end kept), everything else stays. A new table is appended
-// with all three keys, base supplying those s leaves nil: a node table
-// replaces the cluster's table for that container as a whole, so it must
-// say everything the container had.
+// with gpus, required and install, base (the configuration in effect)
+// supplying those s leaves nil, so that the node file says what the
+// container gets; the keys it does not write (strict, chain) are inherited
+// from the cluster's table, key by key.
 func SetContainer(text []byte, vmid int, s Settings, base config.Container) ([]byte, error) {
 	mark, text := tomlscan.SplitBOM(text)
 	out, err := setContainer(text, vmid, s, base)
@@ -281,7 +282,7 @@ func Edit(ctx context.Context, path string, cluster config.File, change func([]b
 	if err != nil {
 		return fmt.Errorf("%s: %w; nothing was changed", path, err)
 	}
-	if err := check(path, cluster, text); err != nil {
+	if err := check(path, cluster, old, text); err != nil {
 		return err
 	}
 	if string(text) == string(old) && old != nil {
@@ -309,25 +310,49 @@ func resolve(path string) (string, error) {
 }
 
 // check loads the cluster file and text as the node file; errors name path.
-func check(path string, cluster config.File, text []byte) error {
+// A result that does not load, or that has an error in a container's table
+// that the file before the edit (old) did not have, is refused.
+func check(path string, cluster config.File, old, text []byte) error {
 	tmp, err := os.MkdirTemp("", "nvidiaprep-edit-")
 	if err != nil {
 		return fmt.Errorf("checking the edit of %s: %w", path, err)
 	}
 	defer os.RemoveAll(tmp)
-	cand := filepath.Join(tmp, filepath.Base(path))
-	if err := os.WriteFile(cand, text, 0o600); err != nil {
-		return fmt.Errorf("checking the edit of %s: %w", path, err)
+	load := func(text []byte) (config.Config, error) {
+		cand := filepath.Join(tmp, filepath.Base(path))
+		if err := os.WriteFile(cand, text, 0o600); err != nil {
+			return config.Config{}, fmt.Errorf("checking the edit of %s: %w", path, err)
+		}
+		cfg, err := config.LoadFiles(cluster, config.File{Path: cand})
+		var ce *config.Error
+		if errors.As(err, &ce) && ce.File == cand {
+			c := *ce
+			c.File = path
+			return cfg, fmt.Errorf("the edit would make %w; nothing was changed", &c)
+		}
+		if err != nil {
+			return cfg, fmt.Errorf("%w; %s was not changed", err, path)
+		}
+		for _, p := range cfg.Problems {
+			if p.File == cand {
+				p.File = path
+			}
+		}
+		return cfg, nil
 	}
-	_, err = config.LoadFiles(cluster, config.File{Path: cand})
-	var ce *config.Error
-	if errors.As(err, &ce) && ce.File == cand {
-		c := *ce
-		c.File = path
-		return fmt.Errorf("the edit would make %w; nothing was changed", &c)
-	}
+	before, _ := load(old)
+	after, err := load(text)
 	if err != nil {
-		return fmt.Errorf("%w; %s was not changed", err, path)
+		return err
+	}
+	known := map[string]bool{}
+	for _, p := range before.Problems {
+		known[p.Key+"\x00"+p.Msg] = true
+	}
+	for _, p := range after.Problems {
+		if !known[p.Key+"\x00"+p.Msg] {
+			return fmt.Errorf("the edit would make %w; nothing was changed", p)
+		}
 	}
 	return nil
 }

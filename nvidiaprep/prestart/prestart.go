@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,6 +118,19 @@ type Result struct {
 	GPUs    []nvdev.GPU
 	Nodes   []nvdev.Node
 	Lines   []string // the block's lines; empty when it gets nothing
+	mounted []string // the block's mount targets
+}
+
+// hiding are the lines of the hand-written mount entries at a target that
+// the block mounts: LXC would mount theirs and skip the block's.
+func hiding(entries []lxcconf.Entry, mounted []string) []int {
+	var lines []int
+	for _, e := range entries {
+		if t, ok := devplan.MountTarget(e); ok && slices.Contains(mounted, t) {
+			lines = append(lines, e.Line)
+		}
+	}
+	return lines
 }
 
 // staleTemp is the age after which a temporary file beside the LXC config
@@ -156,7 +170,7 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 			log.Warn().Msgf("CT %d: %s (strict = true in [containers.%d] refuses the start instead)", req.VMID, f, req.VMID)
 		}
 	}
-	updated, err := lxcconf.Apply(config, res.Lines)
+	updated, err := lxcconf.Apply(lxcconf.Disable(config, hiding(entries, res.mounted)), res.Lines)
 	if err != nil {
 		return Result{}, fmt.Errorf("CT %d: %s: %w", req.VMID, h.LXCConfig, err)
 	}
@@ -244,7 +258,16 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
-	p := devplan.ForNodes(copies).WithoutHandWritten(entries)
+	// The container's own rules and mounts are written whatever
+	// hand-written lines say; a hand-written bind at a path the block
+	// mounts is left out of this start's config (lxcconf.Disable), so the
+	// copies are what the container sees. Those lines are named for removal.
+	hand, devices := h.handWritten(req.VMID, entries)
+	superseded := devplan.Superseded(hand, devices, majors, h.Dev, req.VMID, h.pveConf(req.VMID))
+	for _, f := range devplan.Without(superseded, bypasses(h, req, entries, gpus)) {
+		log.Warn().Msgf("CT %d: %s", req.VMID, f)
+	}
+	p := devplan.ForNodes(copies)
 	if req.Install && h.DriverCache.Dir != "" {
 		m, err := driverMount(h.DriverCache)
 		if err != nil {
@@ -253,7 +276,11 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		p.Mounts = append(p.Mounts, m)
 	}
 	lines := append([]string{header(version, gpus)}, p.Lines()...)
-	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines}, nil
+	var mounted []string
+	for _, m := range p.Mounts {
+		mounted = append(mounted, m.Target)
+	}
+	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines, mounted: mounted}, nil
 }
 
 // driverMount shows the cache's extracted trees inside the container as a
@@ -287,6 +314,30 @@ func (h Host) pveConf(vmid int) string {
 	return pve.CTPath(dir, vmid)
 }
 
+// handWritten are the container's hand-written lines as its Proxmox config
+// has them (lines a devN: entry makes in the generated config are not
+// hand-written), or, where that config cannot be read, the generated
+// config's entries.
+func (h Host) handWritten(vmid int, generated []lxcconf.Entry) ([]lxcconf.Entry, []devplan.Passthrough) {
+	if h.PVE == "" {
+		return generated, nil
+	}
+	ct, err := pve.ReadCT(h.PVE, vmid)
+	if err != nil {
+		return generated, nil
+	}
+	return ct.LXC, passthroughs(ct)
+}
+
+// passthroughs are a container's devN: entries.
+func passthroughs(ct pve.CT) []devplan.Passthrough {
+	var devices []devplan.Passthrough
+	for _, d := range ct.Devices {
+		devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw, At: d.Line})
+	}
+	return devices
+}
+
 // bypasses names the hand-written lines that reach GPUs other than gpus,
 // those the container is given (nil selectors: all of them).
 func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []devplan.Finding {
@@ -302,9 +353,7 @@ func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []
 	var devices []devplan.Passthrough
 	if h.PVE != "" {
 		if ct, err := pve.ReadCT(h.PVE, req.VMID); err == nil {
-			for _, d := range ct.Devices {
-				devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw})
-			}
+			devices = passthroughs(ct)
 		}
 	}
 	return devplan.Bypasses(entries, devices, sel)

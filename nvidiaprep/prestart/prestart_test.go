@@ -121,9 +121,13 @@ func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
 			t.Fatalf("run %d changed the block:\n%s", i, got)
 		}
 	}
-	// The hand-written mount of nvidia0 is not duplicated.
-	if strings.Count(first, "dev/nvidia0 none") != 1 {
-		t.Fatalf("nvidia0 mounted twice:\n%s", first)
+	// The hand-written bind of the host's nvidia0 is left out of this
+	// start's config, where it stays as a comment, and the container's
+	// copy is mounted there: LXC would mount the first entry for the path
+	// and skip the second. (Before, the copy was left out.)
+	if !strings.Contains(first, "\n"+lxcconf.Disabled+"lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\n") ||
+		!strings.Contains(first, "/dev/.nvidiaprep/101/nvidia0 dev/nvidia0 none") {
+		t.Fatalf("the copy of nvidia0 does not replace the hand-written bind:\n%s", first)
 	}
 }
 
@@ -277,5 +281,47 @@ func TestHandWrittenLinesThatBypassTheSelection(t *testing.T) {
 	f.log.Reset()
 	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}, Strict: true}, f.logger()); err != nil {
 		t.Errorf("GPU 0 given, strict: %v", err)
+	}
+}
+
+// Hand-written NVIDIA lines in the Proxmox config do not keep nvidiaprep's
+// own rules and mounts out: a broad "c 195:* rwm" and binds of the host's
+// nodes get the rules and the copies' mounts all the same, and the task log
+// names each line with the command that removes it. (Before, the rules a
+// hand-written rule covered and the mounts of targets bound by hand were
+// left out, so the container kept the host's own nodes.)
+func TestHandWrittenLinesDoNotKeepTheCopiesOut(t *testing.T) {
+	f := setup(t, true)
+	hand := "lxc.cgroup2.devices.allow = c 195:* rwm\nlxc.cgroup2.devices.allow = c 507:* rwm\nlxc.mount.entry = /dev/nvidiactl dev/nvidiactl none bind,optional,create=file\n"
+	if err := os.WriteFile(f.host.LXCConfig, []byte(generated+hand), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f.host.PVE = t.TempDir()
+	pveConf := filepath.Join(f.host.PVE, "lxc/101.conf")
+	os.MkdirAll(filepath.Dir(pveConf), 0o755)
+	os.WriteFile(pveConf, []byte("arch: amd64\nlxc.cgroup2.devices.allow: c 195:* rwm\nlxc.cgroup2.devices.allow: c 507:* rwm\nlxc.mount.entry: /dev/nvidiactl dev/nvidiactl none bind,optional,create=file\n"), 0o644)
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	got := f.config(t)
+	if !strings.Contains(got, "\n"+lxcconf.Disabled+"lxc.mount.entry = /dev/nvidiactl dev/nvidiactl") || !strings.Contains(got, "\nlxc.cgroup2.devices.allow = c 195:* rwm\n") {
+		t.Errorf("the hand-written bind of nvidiactl is not left out, or a rule is:\n%s", got)
+	}
+	block := got[strings.Index(got, lxcconf.Begin):]
+	for _, want := range []string{"c 195:255 rw", "c 195:0 rw", "c 507:0 rw", "/dev/.nvidiaprep/101/nvidiactl dev/nvidiactl none", "/dev/.nvidiaprep/101/nvidia0 dev/nvidia0 none"} {
+		if !strings.Contains(block, want) {
+			t.Errorf("the block lacks %q:\n%s", want, got)
+		}
+	}
+	log := f.log.String()
+	for _, want := range []string{
+		`hand-written line \"lxc.cgroup2.devices.allow = c 195:* rwm\" allows every NVIDIA node (195:*)`,
+		`hand-written line \"lxc.cgroup2.devices.allow: c 507:* rwm\" is superseded`,
+		`binds the host's /dev/nvidiactl: nvidiaprep mounts the container's own copy there instead`,
+		"`nvidiaprep enable 101 --adopt` removes it from " + pveConf,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the task log lacks %q:\n%s", want, log)
+		}
 	}
 }

@@ -1,8 +1,10 @@
 // Package pve reads what nvidiaprep needs from Proxmox VE's own
 // configuration, below a relocatable root (/etc/pve on a node): the
 // containers' configs (<dir>/lxc/<vmid>.conf) and the storage definitions
-// (<dir>/storage.cfg), and runs pct behind a one-method runner. It never
-// writes below /etc/pve itself: changes go through pct, as Proxmox wants.
+// (<dir>/storage.cfg), and runs pct behind a one-method runner. Changes go
+// through pct, as Proxmox wants, but for one that pct cannot make: removing
+// raw lxc.* lines (RemoveLines), which it does under Proxmox's own config
+// lock, as pct would.
 package pve
 
 import (
