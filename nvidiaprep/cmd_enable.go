@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hookself"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nodeconf"
 	"nvidiaprep/nvidiaprep/pve"
@@ -99,7 +101,12 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 	// Proxmox allows one hookscript per guest: the admin's own is kept by
 	// having nvidiaprep's hook run it first.
 	if ct != nil && ct.Hookscript != "" && !ct.UsesHook() {
-		s.Chain = &ct.Hookscript
+		if self, why := isHookItself(cfg.Paths, ct.Hookscript); self {
+			// Recorded as the chain, it would run itself without end.
+			fmt.Fprintf(stdout, "CT %d: its hookscript %s is nvidiaprep's hook under another name (%s): it is replaced, not kept as a chained hookscript\n", vmid, ct.Hookscript, why)
+		} else {
+			s.Chain = &ct.Hookscript
+		}
 	}
 	ctx := context.Background()
 	err = nodeconf.Edit(ctx, node, sources[0], func(text []byte) ([]byte, error) {
@@ -127,6 +134,22 @@ func (h host) enable(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "CT %d gets its GPUs at its next start (pct reboot %d, if it runs).\n", vmid, vmid)
 	}
 	return 0
+}
+
+// isHookItself tells whether a hookscript volume's file is nvidiaprep's
+// hook by what it is (a link, a hard link, a copy, another build), below
+// [paths] root; why says how it was recognised.
+func isHookItself(p config.Paths, volid string) (bool, string) {
+	storages, err := pve.ReadStorage(p.PVE)
+	if err != nil {
+		return false, ""
+	}
+	path, err := pve.FindHookscript(storages, p.Root, volid)
+	if err != nil {
+		return false, ""
+	}
+	self, why, err := hookself.Is(filepath.Join(p.Root, path), filepath.Join(p.Root, hookself.Installed))
+	return err == nil && self, why
 }
 
 func (h host) disable(args []string, stdout, stderr io.Writer) int {

@@ -11,12 +11,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/isolate"
 )
 
 // TestMain lets the test binary (static: this package uses no cgo) serve as
 // the init of a stand-in container: a process chrooted into a directory, so
 // that /proc/<pid>/root is that directory, as for a container's init.
 func TestMain(m *testing.M) {
+	isolate.Serve(Ops())
 	if path := os.Getenv("CTFS_TEST_LOCK"); path != "" {
 		// Hold a process-associated fcntl write lock, as apt and dpkg do.
 		f, err := os.OpenFile(path, os.O_RDWR, 0)

@@ -134,7 +134,7 @@ var ErrBusy = errors.New("another worker is provisioning this container")
 // the container.
 func (w Worker) Run(ctx context.Context) error {
 	p := w.Config.Paths
-	lock, err := filelock.TryLock(lockPath(p.State, w.VMID))
+	lock, err := filelock.TryLockOwned(lockPath(p.State, w.VMID))
 	if errors.Is(err, filelock.ErrBusy) {
 		return ErrBusy
 	}
@@ -183,7 +183,7 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	defer cancel()
 
 	w.status("waiting for one of %d install slots", cfg.Provision.MaxConcurrent)
-	slot, err := filelock.WaitAny(ctx, cfg.Paths.State+"/locks/install-slot", cfg.Provision.MaxConcurrent)
+	slot, err := filelock.WaitAnyOwned(ctx, cfg.Paths.State+"/locks/install-slot", cfg.Provision.MaxConcurrent)
 	if err != nil {
 		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
 	}
@@ -336,7 +336,10 @@ func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Tex
 		locked, holder, err := root.LockHolder(l)
 		var nr *ctfs.NotRegularError
 		var sp *ctfs.SpecialFSError
-		if errors.As(err, &nr) || errors.As(err, &sp) {
+		if errors.As(err, &sp) {
+			return "", who, fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Unmount what the container mounted there (or remove its link to it), then restart the container", s.vmid(), err)
+		}
+		if errors.As(err, &nr) {
 			return "", who, fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Remove it (pct exec %d -- rm %s), then restart the container", s.vmid(), err, s.vmid(), l)
 		}
 		if err != nil {
