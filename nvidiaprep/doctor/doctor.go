@@ -404,6 +404,11 @@ func (r *run) handWritten() {
 			continue
 		}
 		cfg := r.o.Config.Container(ct.VMID)
+		if !cfg.GPUs.None() {
+			for _, f := range devplan.Premises(ct.LXC, nil, ct.Path) {
+				r.problem("breaks-premise", fmt.Sprintf("CT %d: line %q %s: nvidiaprep refuses to start it", ct.VMID, f.Line, f.What), f.Fix)
+			}
+		}
 		sel := devplan.Selection{VMID: ct.VMID, All: cfg.GPUs.All, Privileged: !ct.Unprivileged, PVEConf: ct.Path}
 		if !cfg.GPUs.All {
 			given, _ := nvdev.Select(gpus, cfg.GPUs.Selectors)

@@ -479,3 +479,15 @@ func TestGPUBypass(t *testing.T) {
 	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}}
 	n.want(n.run())
 }
+
+// A line in a container's Proxmox config that breaks what the defences rely
+// on (its /dev kept across starts) is named: pre-start refuses the start.
+func TestLineThatBreaksAPremise(t *testing.T) {
+	n := newNode(t)
+	n.ct(106, "hookscript: local:snippets/nvidiaprep-hook\nlxc.autodev: 0\n")
+	r := n.run()
+	n.want(r, "breaks-premise")
+	if f := dump(r); !strings.Contains(f, `CT 106: line "lxc.autodev: 0" keeps the container's own /dev`) || !strings.Contains(f, "106.conf") {
+		t.Error(f)
+	}
+}

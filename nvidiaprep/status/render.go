@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Write prints the report as a readable table; now dates the "when" column.
@@ -65,7 +67,7 @@ func Write(w io.Writer, r Report, now time.Time) error {
 		for _, c := range r.Containers {
 			hook := "unknown"
 			if c.HookKnown {
-				hook = orDash(c.Hookscript, "NOT SET")
+				hook = orDash(untrusted.New(c.Hookscript).String(), "NOT SET")
 			}
 
 			gpus := c.GPUs
@@ -94,7 +96,8 @@ func Write(w io.Writer, r Report, now time.Time) error {
 		}
 		for _, c := range r.Containers {
 			if c.Chain != "" {
-				fmt.Fprintf(w, "CT %d: nvidiaprep's hook runs its own hookscript %s first, in every phase.\n", c.VMID, c.Chain)
+				// A file's text: its control characters must not reach the terminal.
+				fmt.Fprintf(w, "CT %d: nvidiaprep's hook runs its own hookscript %s first, in every phase.\n", c.VMID, untrusted.New(c.Chain))
 			}
 		}
 		fmt.Fprintln(w, "\nA container with nvidiaprep's hookscript starts only on a node with the nvidiaprep package: install it on every node it can move to.")
