@@ -82,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	starting := phase == "pre-start" || phase == "post-start"
 	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", phase).Logger()
+	if pid := hookself.AncestorHook("/proc", vmid); pid != 0 {
+		log.Error().Msgf("CT %d: nvidiaprep's hook for CT %d (pid %d) runs this one below it: the container's own chained hookscript ([containers.%d] chain) runs nvidiaprep's hook again, which would recurse without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", vmid, vmid, pid, vmid)
+		return 1
+	}
 	if hookself.Recursing(os.LookupEnv, vmid) {
 		log.Error().Msgf("CT %d: nvidiaprep's hook was started, directly or not, by the container's own chained hookscript ([containers.%d] chain), which would run it again without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", vmid, vmid)
 		return 1

@@ -62,11 +62,12 @@ func pidsCgroup(t *testing.T, max int) (dir string, limited func() int) {
 }
 
 // A chained hookscript that is the hook itself: a link to it under another
-// name, a copy of it, and a wrapper script that runs it. The hook refuses
-// the first two by what the file is, and the third by the mark its chained
-// hookscripts carry: pre-start fails at once, saying why, and no second
-// hook runs below the first (the link and the copy) or below the second
-// (the wrapper). Before, each recursed without limit: here, until the
+// name, a copy of it, and wrapper scripts that run it (one clearing the
+// environment). The hook refuses the first two by what the file is, and
+// the wrappers by finding itself, for the same container, among its
+// ancestors: pre-start fails at once, saying why, and no second hook runs
+// below the first (the link and the copy) or below the second (the
+// wrappers). Before, each recursed without limit: here, until the
 // cgroup's 64 processes were used up.
 func TestChainedHookscriptThatIsTheHookDoesNotRecurse(t *testing.T) {
 	root := t.TempDir()
@@ -86,11 +87,14 @@ func TestChainedHookscriptThatIsTheHookDoesNotRecurse(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(snippets, "gpu-copy"), bin, 0o755)
-	os.WriteFile(filepath.Join(snippets, "gpu-wrapper"), []byte("#!/bin/sh\nexec "+hook+" \"$@\"\n"), 0o755)
+	os.WriteFile(filepath.Join(snippets, "gpu-wrapper"), []byte("#!/bin/sh\n"+hook+" \"$@\"\n"), 0o755)
+	// A wrapper that clears the environment, and with it the chain's mark.
+	os.WriteFile(filepath.Join(snippets, "gpu-env-wrapper"), []byte("#!/bin/sh\nexec env -i NVIDIAPREP_CONFIG=\"$NVIDIAPREP_CONFIG\" NVIDIAPREP_CLUSTER_CONFIG= "+hook+" \"$@\"\n"), 0o755)
 	for _, c := range []struct{ name, want string }{
 		{"gpu-link", "is nvidiaprep's hook itself (it is /proc/self/exe)"},
 		{"gpu-copy", "is nvidiaprep's hook itself (it is a build of nvidiaprep's nvidiaprep/hook)"},
-		{"gpu-wrapper", "was started, directly or not, by the container's own chained hookscript"},
+		{"gpu-wrapper", "runs this one below it"},
+		{"gpu-env-wrapper", "runs this one below it"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := filepath.Join(root, c.name+".toml")

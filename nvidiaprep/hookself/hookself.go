@@ -86,3 +86,55 @@ func AddMark(env []string, vmid int) []string {
 	}
 	return append(out, EnvChained+"="+mark)
 }
+
+// maxAncestors bounds the walk up the process tree.
+const maxAncestors = 64
+
+// AncestorHook finds, among this process's ancestors (under procRoot, the
+// kernel's /proc), one that runs the same program as this one for the same
+// vmid: a chained hookscript that ran the hook again, even through a
+// wrapper that cleared the environment (and so the mark). It returns that
+// ancestor's pid, 0 for none. The ancestors are host processes: the hook
+// runs on the host, started by Proxmox.
+func AncestorHook(procRoot string, vmid int) int {
+	self, err := os.Stat(procRoot + "/self/exe")
+	if err != nil {
+		return 0
+	}
+	want := strconv.Itoa(vmid)
+	pid := os.Getppid()
+	for i := 0; i < maxAncestors && pid > 1; i++ {
+		dir := procRoot + "/" + strconv.Itoa(pid)
+		if st, err := os.Stat(dir + "/exe"); err == nil && os.SameFile(st, self) {
+			if b, err := os.ReadFile(dir + "/cmdline"); err == nil {
+				for _, arg := range strings.Split(string(b), "\x00") {
+					if arg == want {
+						return pid
+					}
+				}
+			}
+		}
+		pid = parentOf(dir)
+	}
+	return 0
+}
+
+// parentOf reads a process's parent pid from its stat file (the field after
+// the command name, which may hold spaces and parentheses).
+func parentOf(dir string) int {
+	b, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}

@@ -1,9 +1,12 @@
 package hookself
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -52,5 +55,43 @@ func TestRecursionMark(t *testing.T) {
 	}
 	if Recursing(func(string) (string, bool) { return "", false }, 101) {
 		t.Error("recursing without a mark")
+	}
+}
+
+// This test binary run for "4242", and again below that (the grandchild
+// of the test): the grandchild finds the child, the same program run for
+// the same vmid, and none for another vmid.
+func TestAncestorHook(t *testing.T) {
+	if os.Getenv("HOOKSELF_DEPTH") != "" {
+		return
+	}
+	if pid := AncestorHook("/proc", 4242); pid != 0 {
+		t.Fatalf("an ancestor %d runs for 4242 at the top", pid)
+	}
+	out, err := again(1)
+	if err != nil || !strings.Contains(string(out), "found the parent") {
+		t.Errorf("%v\n%s", err, out)
+	}
+}
+
+func again(depth int) ([]byte, error) {
+	cmd := exec.Command(os.Args[0], "-test.run", "TestAncestorChild", "-test.v", "4242")
+	cmd.Env = append(os.Environ(), "HOOKSELF_DEPTH="+strconv.Itoa(depth))
+	return cmd.CombinedOutput()
+}
+
+func TestAncestorChild(t *testing.T) {
+	switch os.Getenv("HOOKSELF_DEPTH") {
+	case "":
+		t.Skip("run by TestAncestorHook")
+	case "1":
+		out, err := again(2)
+		want := fmt.Sprintf("ancestor %d, other 0", os.Getpid())
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("want %q: %v\n%s", want, err, out)
+		}
+		fmt.Println("found the parent")
+	case "2":
+		fmt.Printf("ancestor %d, other %d\n", AncestorHook("/proc", 4242), AncestorHook("/proc", 4243))
 	}
 }
