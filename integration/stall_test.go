@@ -111,7 +111,7 @@ func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 		want []string
 	}{
 		{over, []string{"CT 9790: /var/lib/dpkg/lock-frontend lies below /var/lib/dpkg, a fuse.fusestall mount inside the container", "the host does not cross into it", "nothing was changed"}},
-		{linked, []string{"CT 9791: probing /var/lib/dpkg/lock-frontend: probing the lock /var/lib/dpkg/lock-frontend inside CT 9791 did not finish within", "FUSE connection of /srv/stall (fuse.fusestall", "was aborted", "which ended it"}},
+		{linked, []string{"CT 9791: probing /var/lib/dpkg/lock-frontend: probing the locks /var/lib/dpkg/lock-frontend, /var/lib/dpkg/lock, /var/cache/apt/archives/lock, /var/lib/apt/lists/lock inside CT 9791 did not finish within", "FUSE connection of /srv/stall (fuse.fusestall", "was aborted", "which ended it"}},
 	} {
 		p, err := n.WaitProvisioned(c.ct.VMID, since, 10*time.Second)
 		if err != nil {

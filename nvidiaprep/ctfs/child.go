@@ -33,20 +33,23 @@ const (
 )
 
 // request is one operation for the child; the container's init's pidfd is
-// its descriptor 3 (none for kindCmdline).
+// its descriptor 3 (none for kindCmdline). More asks it the same of several
+// paths at once: one child for all of them.
 type request struct {
-	Kind string `json:"kind"`
-	Pid  int    `json:"pid"`
-	Path string `json:"path,omitempty"`
-	Max  int64  `json:"max,omitempty"`
+	Kind string   `json:"kind"`
+	Pid  int      `json:"pid"`
+	Path string   `json:"path,omitempty"`
+	More []string `json:"more,omitempty"`
+	Max  int64    `json:"max,omitempty"`
 }
 
-// reply is the child's answer.
+// reply is the child's answer; More holds those of request.More.
 type reply struct {
 	Data   []byte     `json:"data,omitempty"`
 	Locked bool       `json:"locked,omitempty"`
 	Holder int        `json:"holder,omitempty"`
 	Err    *wireError `json:"err,omitempty"`
+	More   []reply    `json:"more,omitempty"`
 }
 
 // wireError carries the errors callers tell apart (errors.Is with an
@@ -156,11 +159,25 @@ func serveRoot(req request, files []*os.File) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	r := root{fd: rootFD}
+	rep, err := r.answer(req, mounts)
+	for _, p := range req.More {
+		one := req
+		one.Path = p
+		more, err := r.answer(one, mounts)
+		more.Err = toWire(err)
+		rep.More = append(rep.More, more)
+	}
+	return rep, err
+}
+
+// answer answers req about req.Path.
+func (r root) answer(req request, mounts Mounts) (reply, error) {
 	if m, bad := mounts.Unreadable(req.Path); bad {
 		return reply{}, &SpecialFSError{Path: req.Path, MountPoint: m.Point, FSType: m.FSType}
 	}
-	r := root{fd: rootFD}
 	var rep reply
+	var err error
 	switch req.Kind {
 	case kindRead:
 		rep.Data, err = r.readFile(req.Path, req.Max)

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,34 @@ func (r *Root) ReadFile(path string, max int64) ([]byte, error) {
 	return rep.Data, err
 }
 
+// Read is what ReadFiles read of one file, or why it could not.
+type Read struct {
+	Data []byte
+	Err  error
+}
+
+// ReadFiles is ReadFile of several files at once (one child process for
+// all of them); a failure of the whole (a deadline) is every file's Err.
+func (r *Root) ReadFiles(max int64, paths ...string) []Read {
+	out := make([]Read, len(paths))
+	if len(paths) == 0 {
+		return out
+	}
+	rep, err := r.do(request{Kind: kindRead, Path: paths[0], More: paths[1:], Max: max}, "reading")
+	out[0] = Read{Data: rep.Data, Err: err}
+	for i := range paths[1:] {
+		switch {
+		case err != nil && len(rep.More) == 0:
+			out[i+1].Err = err // the child gave no answer at all
+		case i < len(rep.More):
+			out[i+1] = Read{Data: rep.More[i].Data, Err: rep.More[i].Err.err()}
+		default:
+			out[i+1].Err = fmt.Errorf("reading %s inside %s: no answer", paths[i+1], r.label())
+		}
+	}
+	return out
+}
+
 // Readlink reads a symlink inside the container without following it; the
 // target is the container's text.
 func (r *Root) Readlink(path string) (untrusted.Text, error) {
@@ -136,11 +165,46 @@ func (r *Root) LockHolder(path string) (locked bool, pid int, err error) {
 	return rep.Locked, rep.Holder, err
 }
 
+// Held is what LockHolders found of one lock.
+type Held struct {
+	Locked bool
+	Pid    int
+	Err    error
+}
+
+// LockHolders is LockHolder of several files at once (one child process
+// for all of them); a failure of the whole (a deadline) is every file's Err.
+func (r *Root) LockHolders(paths ...string) []Held {
+	out := make([]Held, len(paths))
+	if len(paths) == 0 {
+		return out
+	}
+	rep, err := r.do(request{Kind: kindLock, Path: paths[0], More: paths[1:]}, "probing the locks")
+	all := append([]reply{rep}, rep.More...)
+	for i := range out {
+		switch {
+		case i == 0:
+			out[0] = Held{rep.Locked, rep.Holder, err}
+		case err != nil && len(rep.More) == 0:
+			out[i].Err = err
+		case i-1 < len(rep.More):
+			out[i] = Held{all[i].Locked, all[i].Holder, all[i].Err.err()}
+		default:
+			out[i].Err = fmt.Errorf("probing %s inside %s: no answer", paths[i], r.label())
+		}
+		if errors.Is(out[i].Err, unix.ENOENT) {
+			out[i] = Held{} // a missing file is not locked
+		}
+	}
+	return out
+}
+
 // do runs one request in a child, with the init's pidfd as its only
 // descriptor, and names the container and the path when it was abandoned.
 func (r *Root) do(req request, verb string) (reply, error) {
 	req.Pid = r.pid
-	what := fmt.Sprintf("%s %s inside %s", verb, req.Path, r.label())
+	paths := append([]string{req.Path}, req.More...)
+	what := fmt.Sprintf("%s %s inside %s", verb, strings.Join(paths, ", "), r.label())
 	in, err := json.Marshal(req)
 	if err != nil {
 		return reply{}, err
@@ -153,7 +217,15 @@ func (r *Root) do(req request, verb string) (reply, error) {
 	defer pidfd.Close()
 	out, err := isolate.Run(context.Background(), isolate.Call{
 		Op: OpName, In: in, Files: []*os.File{pidfd}, What: what, Timeout: r.Timeout,
-		Unstick: func() string { return abortFUSE(r.pid, req.Path, r.FuseConnections) },
+		Unstick: func() string {
+			var did []string
+			for _, p := range paths {
+				if s := abortFUSE(r.pid, p, r.FuseConnections); s != "" && !slices.Contains(did, s) {
+					did = append(did, s)
+				}
+			}
+			return strings.Join(did, "; ")
+		},
 	})
 	if err != nil {
 		return reply{}, err

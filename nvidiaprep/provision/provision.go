@@ -90,14 +90,14 @@ func Current(root *ctfs.Root, version string) (ok bool, why string, err error) {
 	// Only a missing file is an answer; what cannot be read leaves the
 	// question open, and an open question is "not current": the worker
 	// installs and verifies.
-	_, err = root.ReadFile(marker, 64)
-	switch {
+	reads := root.ReadFiles(4096, marker, nvidiaLog) // one child process for both
+	switch err := reads[0].Err; {
 	case err == nil:
 		return false, "an earlier install did not finish", nil
 	case !errors.Is(err, unix.ENOENT):
 		return false, fmt.Sprintf("whether an earlier install finished is unknown (%v)", err), nil
 	}
-	log, err := root.ReadFile(nvidiaLog, 4096)
+	log, err := reads[1].Data, reads[1].Err
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return false, "no NVIDIA driver is installed from a .run", nil
@@ -332,8 +332,9 @@ func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Tex
 		return "", who, err
 	}
 	defer root.Close()
-	for _, l := range dpkgLocks {
-		locked, holder, err := root.LockHolder(l)
+	held := root.LockHolders(dpkgLocks...) // one child process for all of them
+	for i, l := range dpkgLocks {
+		locked, holder, err := held[i].Locked, held[i].Pid, held[i].Err
 		var nr *ctfs.NotRegularError
 		var sp *ctfs.SpecialFSError
 		if errors.As(err, &sp) {
