@@ -101,7 +101,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.cts = cts
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
-		r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
+		r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) }, r.fuseTimeout,
 	} {
 		check()
 	}
@@ -428,6 +428,18 @@ func (r *run) handWritten() {
 			r.problem("gpu-bypass", what, f.Fix)
 		}
 	}
+}
+
+// fuseTimeout: on kernels that have fs.fuse.default_request_timeout (6.14
+// and later), 0 lets a container's FUSE server that never answers hold
+// whatever reads from it until its connection is aborted. nvidiaprep's own
+// reads give up at their deadline either way: a note, not a problem.
+func (r *run) fuseTimeout() {
+	b, err := fsutil.ReadRegular(filepath.Join(r.o.Config.Paths.Proc, "sys/fs/fuse/default_request_timeout"), 64)
+	if err != nil || strings.TrimSpace(string(b)) != "0" {
+		return
+	}
+	r.note("fs.fuse.default_request_timeout is 0: a FUSE server in a container (features: fuse=1) that never answers holds whatever reads from it until its connection is aborted (nvidiaprep's own reads give up and abort it); `sysctl fs.fuse.default_request_timeout=60` makes the kernel end such requests after a minute")
 }
 
 // apiMismatch is what the kernel module logs when a user-space library of

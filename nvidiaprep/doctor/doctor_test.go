@@ -491,3 +491,20 @@ func TestLineThatBreaksAPremise(t *testing.T) {
 		t.Error(f)
 	}
 }
+
+// On a kernel with fs.fuse.default_request_timeout at 0, a note says what
+// it leaves open and how to close it; set, nothing.
+func TestFUSERequestTimeoutNote(t *testing.T) {
+	n := newNode(t)
+	knob := filepath.Join(n.opts.Config.Paths.Proc, "sys/fs/fuse/default_request_timeout")
+	n.write(knob, "0\n", 0o644)
+	r := n.run()
+	n.want(r)
+	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "sysctl fs.fuse.default_request_timeout=") {
+		t.Errorf("notes %q", r.Notes)
+	}
+	n.write(knob, "60\n", 0o644)
+	if r := n.run(); len(r.Notes) != 0 {
+		t.Errorf("notes %q", r.Notes)
+	}
+}
