@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
 
+	"nvidiaprep/nvidiaprep/hookself"
 	"nvidiaprep/nvidiaprep/pve"
 )
 
@@ -27,10 +29,18 @@ func runChained(ctx context.Context, pveDir, volid string, vmid int, phase strin
 	if err != nil {
 		return fmt.Errorf("its own hookscript %s, which nvidiaprep runs first: %w", volid, err)
 	}
+	// By what the file is, not by its name: a link to the hook, a copy or
+	// another build of it would run itself.
+	if self, why, err := hookself.Is(path, "/proc/self/exe", hookself.Installed); err == nil && self {
+		return fmt.Errorf("its own hookscript %s (%s) is nvidiaprep's hook itself (%s): it would run itself without end, so it is not run; delete chain from [containers.%d] (the hook is already the container's hookscript)", volid, path, why, vmid)
+	}
 	ctx, cancel := context.WithTimeout(ctx, chainTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, strconv.Itoa(vmid), phase)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// A hook that this script starts, however (a wrapper that runs the
+	// hook), knows it and refuses to recurse.
+	cmd.Env = hookself.AddMark(os.Environ(), vmid)
 	// Its own process group, so that a timeout ends what it started too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

@@ -20,7 +20,11 @@ import (
 
 	"nvidiaprep/nvidiaprep/buildinfo"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctfs"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/fdguard"
+	"nvidiaprep/nvidiaprep/hookself"
+	"nvidiaprep/nvidiaprep/isolate"
 	"nvidiaprep/nvidiaprep/logging"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/nvmlgpu"
@@ -40,6 +44,15 @@ units' drop-in does, on the paths where Proxmox runs no hookscript).
 `
 
 func main() {
+	// Nothing this process inherited crosses into what it starts (a
+	// container's commands above all); on failure, that cannot be promised.
+	if err := fdguard.CloseOnExec(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: marking inherited descriptors close-on-exec: %v\n", os.Args[0], err)
+		os.Exit(1)
+	}
+	// A child that reads a container's files (ctfs, through isolate) runs
+	// here and exits.
+	isolate.Serve(ctfs.Ops())
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -74,6 +87,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	starting := phase == "pre-start" || phase == "post-start"
 	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", phase).Logger()
+	if pid := hookself.AncestorHook("/proc", vmid); pid != 0 {
+		log.Error().Msgf("CT %d: nvidiaprep's hook for CT %d (pid %d) runs this one below it: the container's own chained hookscript ([containers.%d] chain) runs nvidiaprep's hook again, which would recurse without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", vmid, vmid, pid, vmid)
+		return 1
+	}
+	if hookself.Recursing(os.LookupEnv, vmid) {
+		log.Error().Msgf("CT %d: nvidiaprep's hook was started, directly or not, by the container's own chained hookscript ([containers.%d] chain), which would run it again without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", vmid, vmid)
+		return 1
+	}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		if !starting {

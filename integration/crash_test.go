@@ -341,7 +341,7 @@ func (o *progress) entries(prefix string) int {
 func waitFree(path string, timeout time.Duration) (time.Duration, error) {
 	t0 := time.Now()
 	for {
-		lock, err := filelock.TryLock(path)
+		lock, err := filelock.TryLockOwned(path)
 		if err == nil {
 			lock.Unlock()
 			return time.Since(t0), nil

@@ -17,8 +17,9 @@ import (
 )
 
 // hook is the hookscript binary built once for all tests (the nvidiaprep
-// program beside it); holdlock is integration/cmd/holdlock, static.
-var hook, holdlock string
+// program beside it); holdlock and fusestall are integration/cmd/holdlock
+// and integration/cmd/fusestall, static.
+var hook, holdlock, fusestall string
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -35,6 +36,10 @@ func TestMain(m *testing.M) {
 		if err == nil {
 			holdlock = dir + "/holdlock"
 			err = scenario.GoBuild(root, holdlock, "./integration/cmd/holdlock", "CGO_ENABLED=0")
+		}
+		if err == nil {
+			fusestall = dir + "/fusestall"
+			err = scenario.GoBuild(root, fusestall, "./integration/cmd/fusestall", "CGO_ENABLED=0")
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/hookself"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nodeconf"
 	"nvidiaprep/nvidiaprep/pve"
@@ -71,7 +73,12 @@ func (h host) enableRun(c *cli.Call) int {
 	// Proxmox allows one hookscript per guest: the admin's own is kept by
 	// having nvidiaprep's hook run it first.
 	if ct != nil && ct.Hookscript != "" && !ct.UsesHook() {
-		s.Chain = &ct.Hookscript
+		if self, why := isHookItself(cfg.Paths, ct.Hookscript); self {
+			// Recorded as the chain, it would run itself without end.
+			out.say("CT %d: its hookscript %s is nvidiaprep's hook under another name (%s): it is replaced, not kept as a chained hookscript", vmid, ct.Hookscript, why)
+		} else {
+			s.Chain = &ct.Hookscript
+		}
 	}
 	if err := checkSelection(cfg, vmid, s, c.Bool("force"), c.Stderr); err != nil {
 		return out.fail(1, "%v; nothing was changed", err)
@@ -109,6 +116,22 @@ func (h host) enableRun(c *cli.Call) int {
 		out.say("CT %d gets its GPUs at its next start (pct reboot %d, if it runs).", vmid, vmid)
 	}
 	return out.done()
+}
+
+// isHookItself tells whether a hookscript volume's file is nvidiaprep's
+// hook by what it is (a link, a hard link, a copy, another build), below
+// [paths] root; why says how it was recognised.
+func isHookItself(p config.Paths, volid string) (bool, string) {
+	storages, err := pve.ReadStorage(p.PVE)
+	if err != nil {
+		return false, ""
+	}
+	path, err := pve.FindHookscript(storages, p.Root, volid)
+	if err != nil {
+		return false, ""
+	}
+	self, why, err := hookself.Is(filepath.Join(p.Root, path), filepath.Join(p.Root, hookself.Installed))
+	return err == nil && self, why
 }
 
 // enableDryRun prints what enable would do, and does nothing.

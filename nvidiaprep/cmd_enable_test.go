@@ -231,3 +231,49 @@ func TestEnableChainsTheAdminsHookscript(t *testing.T) {
 		t.Errorf("the table is still there:\n%s", b)
 	}
 }
+
+// A container whose hookscript is nvidiaprep's hook under another name (a
+// link to the installed hook, or a copy of one of nvidiaprep's programs)
+// gets nvidiaprep's hook, and no chain: recorded as the chain, it would
+// run itself without end.
+func TestEnableDoesNotChainTheHookItself(t *testing.T) {
+	h, _, dir := testHost(t, true)
+	root := filepath.Join(dir, "root")
+	snippets := filepath.Join(root, "var/lib/vz/snippets")
+	installed := filepath.Join(root, "usr/lib/nvidiaprep/nvidiaprep-hook")
+	for _, d := range []string{snippets, filepath.Dir(installed)} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.WriteFile(installed, []byte("#!/bin/sh\n"), 0o755)
+	self, err := os.ReadFile("/proc/self/exe") // a build of nvidiaprep's module
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(snippets, "gpu-copy"), self, 0o755)
+	os.Symlink(installed, filepath.Join(snippets, "gpu-link"))
+	os.WriteFile(filepath.Join(snippets, "mount-nfs.sh"), []byte("#!/bin/sh\n"), 0o755)
+	cluster := filepath.Join(dir, "cluster.toml")
+	b, _ := os.ReadFile(cluster)
+	os.WriteFile(cluster, []byte(strings.Replace(string(b), "[paths]\n", "[paths]\nroot = \""+root+"\"\n", 1)), 0o644)
+	os.WriteFile(filepath.Join(dir, "pve/storage.cfg"), []byte("dir: local\n\tpath /var/lib/vz\n\tcontent snippets\n"), 0o644)
+	enable := func(a []string, o, e *bytes.Buffer) int { return h.enable(a, o, e) }
+	for vmid, c := range map[string]struct{ volid, chain string }{
+		"9541": {"local:snippets/gpu-link", ""},
+		"9542": {"local:snippets/gpu-copy", ""},
+		"9543": {"local:snippets/mount-nfs.sh", "local:snippets/mount-nfs.sh"},
+	} {
+		os.WriteFile(filepath.Join(dir, "pve/lxc", vmid+".conf"), []byte("arch: amd64\nhookscript: "+c.volid+"\n"), 0o644)
+		code, out, errOut := call(enable, vmid, "--gpus", "0")
+		if code != 0 {
+			t.Fatalf("CT %s: exit %d: %s%s", vmid, code, out, errOut)
+		}
+		id, _ := config.ParseVMID(vmid)
+		cfg, err := config.Load(h.getenv)
+		if err != nil || cfg.Container(id).Chain != c.chain {
+			t.Errorf("CT %s (%s): chain %q, want %q (%v)", vmid, c.volid, cfg.Container(id).Chain, c.chain, err)
+		}
+		if c.chain == "" && !strings.Contains(out, "is nvidiaprep's hook under another name") {
+			t.Errorf("CT %s: enable does not say why it keeps no chain:\n%s", vmid, out)
+		}
+	}
+}

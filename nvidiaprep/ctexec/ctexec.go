@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/fdguard"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
@@ -94,6 +95,7 @@ func (c *Container) Root(ctx context.Context) (*ctfs.Root, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CT %d: opening its root: %w", c.VMID, err)
 	}
+	r.Label = fmt.Sprintf("CT %d", c.VMID)
 	return r, nil
 }
 
@@ -179,6 +181,14 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 	}
 	closeChildEnds := func() { inR.Close(); outW.Close(); errW.Close() }
 	closeOurEnds := func() { inW.Close(); outR.Close(); errR.Close() }
+	// The boundary: nothing of the host's but the command's stdio crosses
+	// into the container (liblxc's attach passes on every descriptor
+	// without close-on-exec, its own and cgo's included).
+	if err := fdguard.CloseOnExec(); err != nil {
+		closeChildEnds()
+		closeOurEnds()
+		return -1, fmt.Errorf("CT %d: %s: marking the host's descriptors close-on-exec before attaching: %w", c.VMID, argv[0], err)
+	}
 	opts := lxc.DefaultAttachOptions
 	opts.ClearEnv = true
 	opts.Env = Env

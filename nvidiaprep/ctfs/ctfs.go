@@ -4,56 +4,78 @@
 // symlinks and ".." stay inside the container, and magic links are refused.
 // The host path /proc here is the kernel's process table, not a relocatable
 // NVIDIA procfs tree.
+//
+// A container's file system may never answer (a FUSE server of its own, in
+// a privileged container): every read therefore runs in a child process
+// (package isolate) with a deadline, after a look at the container init's
+// mountinfo has refused paths below mounts that hold no plain files. A
+// child stuck past its deadline gets its FUSE connection aborted where
+// fusectl allows it, and is otherwise abandoned: it holds nothing of the
+// caller's.
 package ctfs
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/isolate"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
-// Root is a container's root directory, opened from the host.
+// Root is a running container's root, as the host reads it. It holds its
+// init's pidfd, not its root: every operation on the container's files
+// runs in a child process (isolate) that opens the root afresh, so that a
+// file system of the container's that never answers (a FUSE server) can
+// only stall that child, which holds none of the caller's locks and is
+// abandoned past its deadline, never the caller.
 type Root struct {
-	fd int
+	pidfd int
+	pid   int
+	// Label names the container in messages ("CT 101"); "" is "the container".
+	Label string
+	// Timeout bounds each operation; 0 is isolate.DefaultTimeout.
+	Timeout time.Duration
+	// FuseConnections is the fusectl directory through which a stuck
+	// read's FUSE connection is aborted; "" is /sys/fs/fuse/connections.
+	FuseConnections string
 }
 
 // Open opens the root of the process pid (a container's init).
 func Open(pid int) (*Root, error) {
-	path := "/proc/" + strconv.Itoa(pid) + "/root"
-	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
+		return nil, fmt.Errorf("opening process %d: %w", pid, err)
 	}
-	return &Root{fd: fd}, nil
+	return &Root{pidfd: fd, pid: pid}, nil
 }
 
 // OpenProcess opens the root of the process a pidfd refers to (liblxc's
 // init_pidfd of a container): unlike a pid read first and opened after,
-// a pidfd cannot come to name another process, so the root opened is that
+// a pidfd cannot come to name another process, so the root read is that
 // of the container's init, or it is an error once the init has ended.
 func OpenProcess(pidfd int) (*Root, error) {
 	pid, err := pidOf(pidfd)
 	if err != nil {
 		return nil, err
 	}
-	r, err := Open(pid)
-	if err != nil {
-		return nil, err
-	}
-	// Alive now, so alive when its root was opened: the pid was its own.
 	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
-		r.Close()
-		return nil, fmt.Errorf("the process %d ended while its root was opened: %w", pid, err)
+		return nil, fmt.Errorf("the process %d has ended: %w", pid, err)
 	}
-	return r, nil
+	fd, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("keeping the pidfd of process %d: %w", pid, err)
+	}
+	return &Root{pidfd: fd, pid: pid}, nil
 }
 
 // pidOf reads a pidfd's pid from its fdinfo ("Pid:\t<pid>", Linux 5.3+).
@@ -76,33 +98,143 @@ func pidOf(pidfd int) (int, error) {
 }
 
 // Close releases the root.
-func (r *Root) Close() error { return unix.Close(r.fd) }
+func (r *Root) Close() error { return unix.Close(r.pidfd) }
 
-// open resolves path inside the container. It crosses the container's own
-// mounts (a Proxmox mount point at /var/lib or /usr is one), but what it
-// opens must lie on a file system that holds plain files (fileSystems): a
-// container that mounts procfs, sysfs or a FUSE server of its own and links
-// a path into it does not make the host read the kernel's files or wait on
-// the container's server.
-func (r *Root) open(path string, flags uint64) (*os.File, error) {
-	how := unix.OpenHow{
-		Flags:   flags | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+func (r *Root) label() string {
+	if r.Label == "" {
+		return "the container"
 	}
-	fd, err := unix.Openat2(r.fd, strings.TrimPrefix(path, "/"), &how)
+	return r.Label
+}
+
+// ReadFile reads at most max bytes of a regular file inside the container;
+// anything else is a *NotRegularError.
+func (r *Root) ReadFile(path string, max int64) ([]byte, error) {
+	rep, err := r.do(request{Kind: kindRead, Path: path, Max: max}, "reading")
+	return rep.Data, err
+}
+
+// Read is what ReadFiles read of one file, or why it could not.
+type Read struct {
+	Data []byte
+	Err  error
+}
+
+// ReadFiles is ReadFile of several files at once (one child process for
+// all of them); a failure of the whole (a deadline) is every file's Err.
+func (r *Root) ReadFiles(max int64, paths ...string) []Read {
+	out := make([]Read, len(paths))
+	if len(paths) == 0 {
+		return out
+	}
+	rep, err := r.do(request{Kind: kindRead, Path: paths[0], More: paths[1:], Max: max}, "reading")
+	out[0] = Read{Data: rep.Data, Err: err}
+	for i := range paths[1:] {
+		switch {
+		case err != nil && len(rep.More) == 0:
+			out[i+1].Err = err // the child gave no answer at all
+		case i < len(rep.More):
+			out[i+1] = Read{Data: rep.More[i].Data, Err: rep.More[i].Err.err()}
+		default:
+			out[i+1].Err = fmt.Errorf("reading %s inside %s: no answer", paths[i+1], r.label())
+		}
+	}
+	return out
+}
+
+// Readlink reads a symlink inside the container without following it; the
+// target is the container's text.
+func (r *Root) Readlink(path string) (untrusted.Text, error) {
+	rep, err := r.do(request{Kind: kindReadlink, Path: path}, "reading the link")
 	if err != nil {
-		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
+		return untrusted.Text{}, err
 	}
-	var fs unix.Statfs_t
-	if err := unix.Fstatfs(fd, &fs); err != nil {
-		unix.Close(fd)
-		return nil, &os.PathError{Op: "fstatfs", Path: path, Err: err}
+	return untrusted.Bytes(rep.Data), nil
+}
+
+// LockHolder tells whether a write lock on path would be refused because
+// another process holds an fcntl lock on it (as dpkg and apt do), and that
+// process's host pid when the kernel says (0 for open file description
+// locks). A missing file is not locked; one that is not a regular file is a
+// *NotRegularError (the host does not open it, and cannot tell).
+func (r *Root) LockHolder(path string) (locked bool, pid int, err error) {
+	rep, err := r.do(request{Kind: kindLock, Path: path}, "probing the lock")
+	if errors.Is(err, unix.ENOENT) {
+		return false, 0, nil
 	}
-	if _, ok := fileSystems[fs.Type]; !ok {
-		unix.Close(fd)
-		return nil, &SpecialFSError{Path: path, Magic: fs.Type}
+	return rep.Locked, rep.Holder, err
+}
+
+// Held is what LockHolders found of one lock.
+type Held struct {
+	Locked bool
+	Pid    int
+	Err    error
+}
+
+// LockHolders is LockHolder of several files at once (one child process
+// for all of them); a failure of the whole (a deadline) is every file's Err.
+func (r *Root) LockHolders(paths ...string) []Held {
+	out := make([]Held, len(paths))
+	if len(paths) == 0 {
+		return out
 	}
-	return os.NewFile(uintptr(fd), path), nil
+	rep, err := r.do(request{Kind: kindLock, Path: paths[0], More: paths[1:]}, "probing the locks")
+	all := append([]reply{rep}, rep.More...)
+	for i := range out {
+		switch {
+		case i == 0:
+			out[0] = Held{rep.Locked, rep.Holder, err}
+		case err != nil && len(rep.More) == 0:
+			out[i].Err = err
+		case i-1 < len(rep.More):
+			out[i] = Held{all[i].Locked, all[i].Holder, all[i].Err.err()}
+		default:
+			out[i].Err = fmt.Errorf("probing %s inside %s: no answer", paths[i], r.label())
+		}
+		if errors.Is(out[i].Err, unix.ENOENT) {
+			out[i] = Held{} // a missing file is not locked
+		}
+	}
+	return out
+}
+
+// do runs one request in a child, with the init's pidfd as its only
+// descriptor, and names the container and the path when it was abandoned.
+func (r *Root) do(req request, verb string) (reply, error) {
+	req.Pid = r.pid
+	paths := append([]string{req.Path}, req.More...)
+	what := fmt.Sprintf("%s %s inside %s", verb, strings.Join(paths, ", "), r.label())
+	in, err := json.Marshal(req)
+	if err != nil {
+		return reply{}, err
+	}
+	dup, err := unix.FcntlInt(uintptr(r.pidfd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s: %w", what, err)
+	}
+	pidfd := os.NewFile(uintptr(dup), "pidfd")
+	defer pidfd.Close()
+	out, err := isolate.Run(context.Background(), isolate.Call{
+		Op: OpName, In: in, Files: []*os.File{pidfd}, What: what, Timeout: r.Timeout,
+		Unstick: func() string {
+			var did []string
+			for _, p := range paths {
+				if s := abortFUSE(r.pid, p, r.FuseConnections); s != "" && !slices.Contains(did, s) {
+					did = append(did, s)
+				}
+			}
+			return strings.Join(did, "; ")
+		},
+	})
+	if err != nil {
+		return reply{}, err
+	}
+	var rep reply
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return reply{}, fmt.Errorf("%s: a malformed answer: %w", what, err)
+	}
+	return rep, rep.Err.err()
 }
 
 // fileSystems are the file systems the host reads a container's files on,
@@ -124,12 +256,20 @@ var fileSystems = map[int64]string{
 
 // SpecialFSError means a path inside the container lies on a file system
 // the host does not read for it (see fileSystems): the host did not open it.
+// It is found before the host crosses into such a mount (MountPoint and
+// FSType, from the container's mountinfo), or after a link led there
+// (Magic, from fstatfs).
 type SpecialFSError struct {
-	Path  string
-	Magic int64
+	Path       string
+	Magic      int64
+	MountPoint string // the mount the path lies below, when found before crossing
+	FSType     string // its type, as mountinfo names it
 }
 
 func (e *SpecialFSError) Error() string {
+	if e.MountPoint != "" {
+		return fmt.Sprintf("%s lies below %s, a %s mount inside the container, not a file system that holds plain files (ext4, xfs, btrfs, zfs, tmpfs, overlay, ...): the host does not cross into it; mount a regular file system there", e.Path, e.MountPoint, e.FSType)
+	}
 	return fmt.Sprintf("%s lies on a file system of type 0x%x inside the container, not on one that holds plain files (ext4, xfs, btrfs, zfs, tmpfs, overlay, ...): the host does not read it; mount a regular file system there", e.Path, e.Magic)
 }
 
@@ -137,84 +277,23 @@ func (e *SpecialFSError) Error() string {
 // (after its links, resolved inside the container): the host did not open it.
 type NotRegularError = fsutil.NotRegularError
 
-// openRegular opens a regular file inside the container for reading. The
-// path is first opened with O_PATH, which opens nothing behind it (no device
-// driver's open, no FIFO), and only a regular file is then reopened for
-// reading through that descriptor: a container cannot make the host open
-// one of its device nodes or FIFOs.
-func (r *Root) openRegular(path string) (*os.File, error) {
-	p, err := r.open(path, unix.O_PATH)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Close()
-	return fsutil.ReopenRegular(int(p.Fd()), path)
-}
-
-// ReadFile reads at most max bytes of a regular file inside the container;
-// anything else is a *NotRegularError.
-func (r *Root) ReadFile(path string, max int64) ([]byte, error) {
-	f, err := r.openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
-}
-
-// Readlink reads a symlink inside the container without following it; the
-// target is the container's text.
-func (r *Root) Readlink(path string) (untrusted.Text, error) {
-	f, err := r.open(path, unix.O_PATH|unix.O_NOFOLLOW)
-	if err != nil {
-		return untrusted.Text{}, err
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	n, err := unix.Readlinkat(int(f.Fd()), "", buf)
-	if err != nil {
-		return untrusted.Text{}, &os.PathError{Op: "readlink", Path: path, Err: err}
-	}
-	return untrusted.Bytes(buf[:n]), nil
-}
-
-// LockHolder tells whether a write lock on path would be refused because
-// another process holds an fcntl lock on it (as dpkg and apt do), and that
-// process's host pid when the kernel says (0 for open file description
-// locks). A missing file is not locked; one that is not a regular file is a
-// *NotRegularError (the host does not open it, and cannot tell).
-func (r *Root) LockHolder(path string) (locked bool, pid int, err error) {
-	f, err := r.openRegular(path)
-	if errors.Is(err, unix.ENOENT) {
-		return false, 0, nil
-	}
-	if err != nil {
-		return false, 0, err
-	}
-	defer f.Close()
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
-		return false, 0, &os.PathError{Op: "fcntl F_OFD_GETLK", Path: path, Err: err}
-	}
-	if lk.Type == unix.F_UNLCK {
-		return false, 0, nil
-	}
-	if lk.Pid > 0 {
-		pid = int(lk.Pid)
-	}
-	return true, pid, nil
-}
-
 // ProcessName returns a process's command line for log lines ("apt-get
 // install foo (pid 42)"), or its pid as text when it is gone. The process
 // (a container's, or any on the host) chose its command line: it is
-// untrusted text, at most 120 bytes of it kept.
+// untrusted text, at most 120 bytes of it kept. Its command line lies in
+// its memory, which a privileged process can point at a file of its own
+// (prctl PR_SET_MM_ARG_START) on a FUSE server: it is read in a child, as
+// the container's files are.
 func ProcessName(pid int) untrusted.Text {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil || len(b) == 0 {
+	in, _ := json.Marshal(request{Kind: kindCmdline, Pid: pid})
+	out, err := isolate.Run(context.Background(), isolate.Call{
+		Op: OpName, In: in, What: fmt.Sprintf("reading the command line of process %d", pid), Timeout: 5 * time.Second,
+	})
+	var rep reply
+	if err != nil || json.Unmarshal(out, &rep) != nil || rep.Err != nil || len(rep.Data) == 0 {
 		return untrusted.New("pid " + strconv.Itoa(pid))
 	}
-	s := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+	s := strings.TrimSpace(strings.ReplaceAll(string(rep.Data), "\x00", " "))
 	if len(s) > 120 {
 		s = s[:120] + "..."
 	}

@@ -11,12 +11,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/isolate"
 )
 
 // TestMain lets the test binary (static: this package uses no cgo) serve as
 // the init of a stand-in container: a process chrooted into a directory, so
 // that /proc/<pid>/root is that directory, as for a container's init.
 func TestMain(m *testing.M) {
+	isolate.Serve(Ops())
 	if path := os.Getenv("CTFS_TEST_LOCK"); path != "" {
 		// Hold a process-associated fcntl write lock, as apt and dpkg do.
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -89,6 +92,11 @@ func TestSymlinksResolveInsideTheContainer(t *testing.T) {
 	if _, err := r.ReadFile("/../../../../"+hostFile, 1024); err == nil {
 		t.Fatal("escaped with ..")
 	}
+	// Several at once, each with its own answer.
+	reads := r.ReadFiles(1024, "/inside", "/missing", "/var/lib/nvidia/log")
+	if string(reads[0].Data) != "580.142\n" || reads[0].Err != nil || !errors.Is(reads[1].Err, unix.ENOENT) || strings.Contains(string(reads[2].Data), "HOST SECRET") {
+		t.Fatalf("ReadFiles: %+v", reads)
+	}
 }
 
 func TestLockHolder(t *testing.T) {
@@ -130,6 +138,10 @@ func TestLockHolder(t *testing.T) {
 	}
 	if locked, _, err := r.LockHolder("/var/lib/dpkg/missing"); err != nil || locked {
 		t.Fatalf("missing file: %v %v", locked, err)
+	}
+	held := r.LockHolders("/var/lib/dpkg/missing", "/var/lib/dpkg/lock-frontend")
+	if held[0] != (Held{}) || !held[1].Locked || held[1].Pid != holder.Process.Pid || held[1].Err != nil {
+		t.Fatalf("LockHolders: %+v", held)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/devplan"
@@ -26,6 +28,7 @@ import (
 	"nvidiaprep/nvidiaprep/pve"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/status"
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Problem is one thing that is wrong, and its fix.
@@ -102,7 +105,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.cts = cts
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
-		r.containerConfigs, r.gpuSelection, r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
+		r.containerConfigs, r.gpuSelection, r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) }, r.fuseTimeout,
 	} {
 		check()
 	}
@@ -416,6 +419,11 @@ func (r *run) handWritten() {
 			continue
 		}
 		cfg := r.o.Config.Container(ct.VMID)
+		if !cfg.GPUs.None() {
+			for _, f := range devplan.Premises(ct.LXC, nil, ct.Path) {
+				r.problem("breaks-premise", fmt.Sprintf("CT %d: line %q %s: nvidiaprep refuses to start it", ct.VMID, f.Line, f.What), f.Fix)
+			}
+		}
 		sel := devplan.Selection{VMID: ct.VMID, All: cfg.GPUs.All, Privileged: !ct.Unprivileged, PVEConf: ct.Path}
 		if !cfg.GPUs.All {
 			given, _ := nvdev.Select(gpus, cfg.GPUs.Selectors)
@@ -441,16 +449,47 @@ func (r *run) handWritten() {
 	}
 }
 
+// fuseTimeout: on kernels that have fs.fuse.default_request_timeout (6.14
+// and later), 0 lets a container's FUSE server that never answers hold
+// whatever reads from it until its connection is aborted. nvidiaprep's own
+// reads give up at their deadline either way: a note, not a problem.
+func (r *run) fuseTimeout() {
+	b, err := fsutil.ReadRegular(filepath.Join(r.o.Config.Paths.Proc, "sys/fs/fuse/default_request_timeout"), 64)
+	if err != nil || strings.TrimSpace(string(b)) != "0" {
+		return
+	}
+	r.note("fs.fuse.default_request_timeout is 0: a FUSE server in a container (features: fuse=1) that never answers holds whatever reads from it until its connection is aborted (nvidiaprep's own reads give up and abort it); `sysctl fs.fuse.default_request_timeout=60` makes the kernel end such requests after a minute")
+}
+
 // apiMismatch is what the kernel module logs when a user-space library of
-// another version talks to it.
+// another version talks to it: "NVRM: API mismatch: the client has the
+// version X, but". Any process that opens the control node writes it,
+// with the version its libraries claim: a container's own (a failed
+// version check inside a container with other libraries) as much as the
+// host's, and the line names no process.
 const apiMismatch = "NVRM: API mismatch"
 
-// kernelLog: the module and the host's user-space libraries disagree.
+// Bounds of the kernel log read: this boot's last kernelLogLines lines
+// (journalctl; dmesg's ring buffer is bounded by the kernel), at most
+// kernelLogBytes kept, within kernelLogTimeout.
+const (
+	kernelLogLines   = 5000
+	kernelLogBytes   = 4 << 20
+	kernelLogTimeout = 20 * time.Second
+)
+
+// kernelLog: a user-space library of another version asked the module.
+// The line is container-influenced: only when the host's own libraries
+// are the client's version is it the host's to fix (a driver installed
+// without reloading the module); otherwise it names the containers whose
+// libraries are that version, and never sends the admin to the host.
 func (r *run) kernelLog(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, kernelLogTimeout)
+	defer cancel()
 	var text string
 	var errs []string
-	for _, argv := range [][]string{{"journalctl", "-k", "-b", "--no-pager", "-q", "-o", "cat"}, {"dmesg"}} {
-		res, err := r.o.Runner.Run(ctx, hostcmd.Command{Name: argv[0], Args: argv[1:]})
+	for _, argv := range [][]string{{"journalctl", "-k", "-b", "-n", strconv.Itoa(kernelLogLines), "--no-pager", "-q", "-o", "cat"}, {"dmesg"}} {
+		res, err := r.o.Runner.Run(ctx, hostcmd.Command{Name: argv[0], Args: argv[1:], Keep: kernelLogBytes})
 		if err == nil {
 			text = res.Stdout
 			errs = nil
@@ -462,15 +501,82 @@ func (r *run) kernelLog(ctx context.Context) {
 		r.note("could not read the kernel log: %s", strings.Join(errs, "; "))
 		return
 	}
-	var seen []string
+	var last string
 	for _, l := range strings.Split(text, "\n") {
-		if i := strings.Index(l, apiMismatch); i >= 0 && !slices.Contains(seen, l[i:]) {
-			seen = append(seen, l[i:])
+		if i := strings.Index(l, apiMismatch); i >= 0 {
+			last = l[i:]
 		}
 	}
-	if len(seen) == 0 {
+	if last == "" {
 		return
 	}
-	r.problem("api-mismatch", fmt.Sprintf("the kernel log says %q: a user-space NVIDIA library on the host is not the loaded module's version (a driver was installed without reloading the module)", seen[len(seen)-1]),
-		"reboot the node; or stop everything that uses the GPUs and reload the module: `rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && modprobe nvidia`. Which program used the other version the log does not say: `ls -l /usr/lib/x86_64-linux-gnu/libnvidia-ml.so*` and `dpkg -l '*nvidia*'` show the host's libraries; a container's own are checked by `nvidiaprep status`")
+	line := untrusted.New(last) // its version is whatever the client claimed
+	client := clientVersion(last)
+	host := r.hostUserSpace()
+	if client != "" && client == host && client != r.loaded {
+		r.problem("api-mismatch", fmt.Sprintf("the kernel log says %q: the host's own NVIDIA libraries are %s, but the loaded module is %s (a driver was installed without reloading the module)", line, host, orNone(r.loaded)),
+			"reboot the node; or stop everything that uses the GPUs and reload the module: `rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && modprobe nvidia`")
+		return
+	}
+	whose := "not the host's own (" + host + ")"
+	if host == "" {
+		whose = "the host's or a container's (the host's own libraries have no nvidia-installer record)"
+	}
+	said := fmt.Sprintf("the kernel log says %q: a process with NVIDIA libraries of another version than the loaded module %s asked it, %s: any container given a GPU can write this line, with a version of its choosing", line, orNone(r.loaded), whose)
+	cts := r.containersWith(client)
+	if len(cts) == 0 {
+		// Nothing nvidiaprep can see holds that version (the line may be
+		// older than a fix, or a container's own libraries): say what to
+		// look at, not a cause.
+		r.note("%s; the line names no process, and no container's record has that version: look for libraries of another version in the containers given a GPU (`pct exec <vmid> -- nvidia-smi` fails there with \"Driver/library version mismatch\"), such as one with install = false or its own driver packages", said)
+		return
+	}
+	r.problem("api-mismatch-client", said+"; by nvidiaprep's records, "+strings.Join(cts, ", ")+" has the user-space libraries "+client,
+		"nothing on the host for the container's line: give that container the loaded driver's libraries (`nvidiaprep provision <vmid>` while it runs, or `pct reboot <vmid>`; with install = false, install the libraries of "+orNone(r.loaded)+" in it yourself)")
+}
+
+// clientVersion is the version in an API mismatch line, "" when it holds
+// none that looks like one.
+func clientVersion(line string) string {
+	_, rest, ok := strings.Cut(line, "the client has the version ")
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, ",")
+	if v = strings.TrimSpace(v); nvdev.ValidVersion(v) {
+		return v
+	}
+	return ""
+}
+
+// hostUserSpace is the version of the host's own user-space libraries:
+// what the host driver unit installed, else nvidia-installer's record.
+func (r *run) hostUserSpace() string {
+	if h, err := status.ReadHostDriver(r.o.Config.Paths.State); err == nil && h != nil && h.Installed != "" {
+		return h.Installed
+	}
+	if b, err := fsutil.ReadRegular(r.o.Config.Paths.Host("/var/lib/nvidia/log"), 1<<20); err == nil {
+		return record.InstalledVersion(b)
+	}
+	return ""
+}
+
+// containersWith names the containers whose record says they have version.
+func (r *run) containersWith(version string) []string {
+	if version == "" {
+		return nil
+	}
+	state := r.o.Config.Paths.State
+	files, _ := filepath.Glob(filepath.Join(state, "containers", "*.json"))
+	var out []string
+	for _, f := range files {
+		vmid, err := config.ParseVMID(strings.TrimSuffix(filepath.Base(f), ".json"))
+		if err != nil || r.elsewhere(vmid) {
+			continue
+		}
+		if rec, ok, err := record.Load(state, vmid); err == nil && ok && rec.Outcome == record.Installed && rec.Version == version {
+			out = append(out, fmt.Sprintf("CT %d", vmid))
+		}
+	}
+	return out
 }

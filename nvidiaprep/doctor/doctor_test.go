@@ -305,10 +305,12 @@ func TestHandWrittenLines(t *testing.T) {
 
 func TestKernelLogAPIMismatch(t *testing.T) {
 	n := newNode(t)
+	// The host's own libraries are 580.142 (installed, module not reloaded).
+	n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 (580.142)\n", 0o600)
 	n.log.log += "NVRM: API mismatch: the client has the version 580.142, but\nNVRM: this kernel module has the version 580.159.04.\n"
 	r := n.run()
 	n.want(r, "api-mismatch")
-	if !strings.Contains(fixOf(r, "api-mismatch"), "the client has the version 580.142") || n.log.ran[0] != "journalctl -k -b --no-pager -q -o cat" {
+	if !strings.Contains(fixOf(r, "api-mismatch"), "the client has the version 580.142") || !strings.Contains(fixOf(r, "api-mismatch"), "reboot the node") || n.log.ran[0] != "journalctl -k -b -n 5000 --no-pager -q -o cat" {
 		t.Error(dump(r), n.log.ran)
 	}
 	// Without journalctl, dmesg is read.
@@ -325,6 +327,37 @@ func TestKernelLogAPIMismatch(t *testing.T) {
 	n.want(r)
 	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "could not read the kernel log") {
 		t.Errorf("notes %q", r.Notes)
+	}
+}
+
+// A container's own failed version check writes the API mismatch line with
+// a version of its choosing: doctor says so, names the container its
+// records give that version, and never sends the admin to the host.
+func TestAPIMismatchFromAContainerDoesNotBlameTheHost(t *testing.T) {
+	n := newNode(t)
+	n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 ("+version+")\n", 0o600)
+	n.ct(105, "")
+	if err := record.Save(n.opts.Config.Paths.State, record.Provision{VMID: 105, Version: "570.86.15", Outcome: record.Installed}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		client, names string
+		want          []string
+	}{
+		{"570.86.15", "CT 105 has the user-space libraries 570.86.15", []string{"version-skew", "api-mismatch-client"}},
+		// Nothing nvidiaprep sees has that version: a note of what to look at.
+		{"999.1\x1b[2J", "no container's record has that version", []string{"version-skew"}},
+	} {
+		n.log.log = "NVRM: API mismatch: the client has the version " + c.client + ", but\nNVRM: this kernel module has the version " + version + ".\n"
+		r := n.run()
+		n.want(r, c.want...)
+		f := dump(r) + strings.Join(r.Notes, "\n")
+		if !strings.Contains(f, c.names) || !strings.Contains(f, "any container given a GPU can write this line") {
+			t.Errorf("client %q: the finding does not say where the line can come from:\n%s", c.client, f)
+		}
+		if strings.Contains(f, "reboot the node") || strings.Contains(f, "rmmod") || strings.Contains(f, "\x1b") {
+			t.Errorf("client %q: the finding sends the admin to the host, or prints the container's text raw:\n%s", c.client, f)
+		}
 	}
 }
 
@@ -462,4 +495,33 @@ func TestGPUBypass(t *testing.T) {
 	// Removed, nothing is said.
 	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\n")
 	n.want(n.run())
+}
+
+// A line in a container's Proxmox config that breaks what the defences rely
+// on (its /dev kept across starts) is named: pre-start refuses the start.
+func TestLineThatBreaksAPremise(t *testing.T) {
+	n := newNode(t)
+	n.ct(106, "hookscript: local:snippets/nvidiaprep-hook\nlxc.autodev: 0\n")
+	r := n.run()
+	n.want(r, "breaks-premise")
+	if f := dump(r); !strings.Contains(f, `CT 106: line "lxc.autodev: 0" keeps the container's own /dev`) || !strings.Contains(f, "106.conf") {
+		t.Error(f)
+	}
+}
+
+// On a kernel with fs.fuse.default_request_timeout at 0, a note says what
+// it leaves open and how to close it; set, nothing.
+func TestFUSERequestTimeoutNote(t *testing.T) {
+	n := newNode(t)
+	knob := filepath.Join(n.opts.Config.Paths.Proc, "sys/fs/fuse/default_request_timeout")
+	n.write(knob, "0\n", 0o644)
+	r := n.run()
+	n.want(r)
+	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "sysctl fs.fuse.default_request_timeout=") {
+		t.Errorf("notes %q", r.Notes)
+	}
+	n.write(knob, "60\n", 0o644)
+	if r := n.run(); len(r.Notes) != 0 {
+		t.Errorf("notes %q", r.Notes)
+	}
 }

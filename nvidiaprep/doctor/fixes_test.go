@@ -294,12 +294,33 @@ func fixCases() []fixCase {
 			},
 			says:  []string{"delete"},
 			apply: func(n *node) { editCT(n, 101, dropLine("lxc.cgroup2.devices.allow: c 195:*")) }},
-		{name: "API mismatch in the kernel log", check: "api-mismatch",
+		{name: "API mismatch in the kernel log: the host's libraries", check: "api-mismatch",
 			make: func(n *node) {
+				// The host's own libraries are 580.142 (installed without
+				// reloading the module), and a program on the host used them.
+				n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 (580.142)\n", 0o600)
 				n.log.log += "NVRM: API mismatch: the client has the version 580.142, but\nNVRM: this kernel module has the version 580.159.04.\n"
 			},
-			says:  []string{"reboot the node"},
-			apply: func(n *node) { n.reboot(version) }},
+			says: []string{"reboot the node"},
+			apply: func(n *node) {
+				// The reboot loads what was installed.
+				n.cacheRun("580.142")
+				n.reboot("580.142")
+			}},
+		{name: "API mismatch in the kernel log: a container's libraries", check: "api-mismatch-client",
+			make: func(n *node) {
+				n.ct(105, "hookscript: local:snippets/nvidiaprep-hook\n")
+				n.save(record.Provision{VMID: 105, Version: "570.86.15", Outcome: record.Installed})
+				n.log.log += "NVRM: API mismatch: the client has the version 570.86.15, but\nNVRM: this kernel module has the version 580.159.04.\n"
+			},
+			says:  []string{"nvidiaprep provision <vmid>", "pct reboot <vmid>"},
+			apply: func(n *node) { n.save(record.Provision{VMID: 105, Version: version, Outcome: record.Installed}) }},
+		{name: "a line that breaks a premise", check: "breaks-premise",
+			make: func(n *node) {
+				n.ct(105, "hookscript: local:snippets/nvidiaprep-hook\nlxc.autodev: 0\n")
+			},
+			says:  []string{"delete it from "},
+			apply: func(n *node) { editCT(n, 105, dropLine("lxc.autodev:")) }},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -72,6 +73,51 @@ func WaitAny(ctx context.Context, prefix string, n int) (*Lock, error) {
 	for {
 		for i := 0; i < n; i++ {
 			l, err := TryLock(fmt.Sprintf("%s-%d", prefix, i))
+			if !errors.Is(err, ErrBusy) {
+				return l, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for one of %d slots %s-*: %w", n, prefix, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// TryLockOwned takes the lock at path now as a lock of this process alone,
+// or fails with ErrBusy. Unlike TryLock's flock, it is a POSIX record lock
+// (fcntl F_SETLK), which the kernel ties to the process, not to the open
+// file: no child this process forks or starts holds it, not even one stuck
+// in the kernel before its exec closed the descriptor (an attach into a
+// container whose file system never answers), and it ends with this
+// process. Two in one process do not exclude each other, and closing any
+// descriptor of the file in this process releases it: take each such lock
+// once, in one place.
+func TryLockOwned(path string) (*Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("lock %s: %w", path, ErrBusy)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return &Lock{f: f}, nil
+}
+
+// WaitAnyOwned is WaitAny with TryLockOwned's locks.
+func WaitAnyOwned(ctx context.Context, prefix string, n int) (*Lock, error) {
+	for {
+		for i := 0; i < n; i++ {
+			l, err := TryLockOwned(fmt.Sprintf("%s-%d", prefix, i))
 			if !errors.Is(err, ErrBusy) {
 				return l, err
 			}

@@ -6,7 +6,6 @@
 package hostcmd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,10 @@ type Command struct {
 	Name string   // the program: an absolute path, or a name looked up in PATH
 	Args []string // its arguments
 	Env  []string // "KEY=value" added to the runner's environment
+	// Keep, when > 0, bounds what is kept of the output: only its last Keep
+	// bytes (of stdout, and of stdout and stderr together), however much
+	// the command prints.
+	Keep int
 }
 
 func (c Command) String() string {
@@ -129,9 +132,9 @@ func (e Exec) Run(ctx context.Context, c Command) (Result, error) {
 	}
 	cmd.Env = slices.Concat(env, c.Env)
 	cmd.Dir = e.Dir
-	var stdout bytes.Buffer
-	var output lockedBuffer
-	cmd.Stdout, cmd.Stderr = multi{&stdout, &output}, &output
+	stdout := &tail{keep: c.Keep}
+	output := &lockedBuffer{b: tail{keep: c.Keep}}
+	cmd.Stdout, cmd.Stderr = multi{stdout, output}, output
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second // a child left holding the output does not hold us
@@ -152,10 +155,36 @@ func (e Exec) Run(ctx context.Context, c Command) (Result, error) {
 	}
 }
 
+// tail keeps what is written, or only its last keep bytes when keep > 0
+// (it holds at most twice that, and drops the older half at once).
+type tail struct {
+	b    []byte
+	keep int
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	n := len(p)
+	if t.keep > 0 && len(p) > t.keep {
+		p = p[len(p)-t.keep:]
+	}
+	t.b = append(t.b, p...)
+	if t.keep > 0 && len(t.b) > 2*t.keep {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.keep:]...)
+	}
+	return n, nil
+}
+
+func (t *tail) String() string {
+	if t.keep > 0 && len(t.b) > t.keep {
+		return string(t.b[len(t.b)-t.keep:])
+	}
+	return string(t.b)
+}
+
 // lockedBuffer is written by the goroutines that copy stdout and stderr.
 type lockedBuffer struct {
 	mu sync.Mutex
-	b  bytes.Buffer
+	b  tail
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
@@ -172,7 +201,7 @@ func (l *lockedBuffer) String() string {
 
 // multi writes to stdout and to the combined output.
 type multi struct {
-	stdout *bytes.Buffer
+	stdout *tail
 	output *lockedBuffer
 }
 

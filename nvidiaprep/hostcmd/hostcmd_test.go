@@ -81,3 +81,16 @@ func TestEnvironment(t *testing.T) {
 		t.Errorf("inherited: %q %v", res.Stdout, err)
 	}
 }
+
+// A command that prints more than Keep leaves only its last Keep bytes in
+// memory: a 200 MiB kernel log costs Keep, not 200 MiB.
+func TestKeepBoundsTheOutput(t *testing.T) {
+	c := Command{Name: "/bin/sh", Args: []string{"-c", "head -c 3000000 /dev/zero | tr '\\0' a; echo; echo the end"}, Keep: 4096}
+	r, err := Exec{}.Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Stdout) != 4096 || !strings.HasSuffix(r.Stdout, "aaa\nthe end\n") || len(r.Output) != 4096 {
+		t.Errorf("kept %d and %d bytes, ending %q", len(r.Stdout), len(r.Output), r.Stdout[max(0, len(r.Stdout)-20):])
+	}
+}

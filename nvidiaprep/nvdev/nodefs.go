@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -124,4 +125,40 @@ func CopyNodes(nfs NodeFS, dir string, nodes []Node) ([]Node, error) {
 		}
 	}
 	return out, nil
+}
+
+// PruneCopies removes from dir (a container's CopiesDir) every copy of a
+// node that is not in keep (by its Path), and dir itself when nothing is
+// left: copies of nodes a container is no longer given (its GPUs taken
+// away, or no driver) are neither mounted nor allowed, and would stay
+// until the node reboots. The directory is nvidiaprep's alone; links in it
+// are removed, never followed.
+func PruneCopies(dir string, keep []Node) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if isNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p)
+			return nil
+		}
+		if slices.ContainsFunc(keep, func(n Node) bool { return n.Path == p }) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !isNotExist(err) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("removing the copies of nodes no longer given from %s: %w", dir, err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i]) // only when empty
+	}
+	return nil
 }

@@ -112,13 +112,30 @@ func (e *BypassError) Error() string {
 		e.VMID, e.VMID, strings.Join(lines, "; "))
 }
 
+// PremiseError means lines of the container's config break what
+// nvidiaprep's defences rely on (devplan.Premises); the start must fail.
+type PremiseError struct {
+	VMID     int
+	Findings []devplan.Finding
+}
+
+func (e *PremiseError) Error() string {
+	lines := make([]string, len(e.Findings))
+	for i, f := range e.Findings {
+		lines[i] = f.String()
+	}
+	return fmt.Sprintf("CT %d: its config breaks what nvidiaprep relies on to keep the container from the host and its nodes: %s. The start is refused and nothing was written.",
+		e.VMID, strings.Join(lines, "; "))
+}
+
 // Result says what the container was given.
 type Result struct {
 	Version string
 	GPUs    []nvdev.GPU
 	Nodes   []nvdev.Node
-	Lines   []string // the block's lines; empty when it gets nothing
-	mounted []string // the block's mount targets
+	Copies  []nvdev.Node // the container's own copies of Nodes, which it is given
+	Lines   []string     // the block's lines; empty when it gets nothing
+	mounted []string     // the block's mount targets
 }
 
 // hiding are the lines of the hand-written mount entries at a target that
@@ -161,6 +178,20 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 	if err != nil {
 		log.Warn().Err(err).Msgf("CT %d starts without GPU: %v", req.VMID, err)
 		res = Result{}
+	}
+	if len(res.Lines) > 0 {
+		targets := []string{driverrun.MountPoint}
+		for _, n := range res.Nodes {
+			targets = append(targets, "dev/"+n.Name)
+		}
+		if findings := devplan.Premises(entries, targets, h.pveConf(req.VMID)); len(findings) > 0 {
+			return Result{}, &PremiseError{VMID: req.VMID, Findings: findings}
+		}
+	}
+	// Copies of nodes the container is no longer given (all of them, when
+	// its GPUs were taken away) go: they are neither mounted nor allowed.
+	if err := nvdev.PruneCopies(nvdev.CopiesDir(h.Dev, req.VMID), res.Copies); err != nil {
+		log.Warn().Msgf("CT %d: %v", req.VMID, err)
 	}
 	if findings := bypasses(h, req, entries, res.GPUs); len(findings) > 0 {
 		if req.Strict {
@@ -280,7 +311,7 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	for _, m := range p.Mounts {
 		mounted = append(mounted, m.Target)
 	}
-	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines, mounted: mounted}, nil
+	return Result{Version: version, GPUs: gpus, Nodes: nodes, Copies: copies, Lines: lines, mounted: mounted}, nil
 }
 
 // driverMount shows the cache's extracted trees inside the container as a

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
@@ -323,5 +324,61 @@ func TestHandWrittenLinesDoNotKeepTheCopiesOut(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("the task log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// A container given GPUs 0 and 1, then only GPU 1, then none: its copies of
+// the nodes it is no longer given go, and with none, its directory too.
+func TestCopiesOfNodesNoLongerGivenAreRemoved(t *testing.T) {
+	f := setup(t, true)
+	copies := nvdev.CopiesDir(f.sh.Dev, 101)
+	exists := func(name string) bool { _, err := os.Lstat(filepath.Join(copies, name)); return err == nil }
+	if _, err := Run(f.host, Request{VMID: 101}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("nvidia0") || !exists("nvidia1") {
+		t.Fatal("no copies made")
+	}
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	if exists("nvidia0") || !exists("nvidia1") || !exists("nvidiactl") {
+		t.Error("GPU 0 taken away: its copy stays, or GPU 1's went")
+	}
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{}}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(copies); err == nil {
+		entries, _ := os.ReadDir(copies)
+		t.Errorf("every GPU taken away: %s still holds %d entries", copies, len(entries))
+	}
+}
+
+// Lines that break what the defences rely on (a /dev kept across starts, a
+// mount at nvidiaprep's directory) refuse the start, naming the line; the
+// config is left as it was.
+func TestLinesThatBreakThePremisesRefuseTheStart(t *testing.T) {
+	for _, line := range []string{
+		"lxc.autodev = 0",
+		"lxc.mount.entry = /srv/trap dev/.nvidiaprep none bind,create=dir 0 0",
+		"lxc.hook.autodev = sh -c 'ln -s /srv/trap $LXC_ROOTFS_MOUNT/dev/.nvidiaprep'",
+	} {
+		f := setup(t, true)
+		f.host.DriverCache = driverrun.Cache{Dir: filepath.Join(f.sh.Root, "cache")}
+		os.WriteFile(f.host.LXCConfig, []byte(generated+line+"\n"), 0o640)
+		_, err := Run(f.host, Request{VMID: 101, Install: true}, f.logger())
+		var pe *PremiseError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), line) || !strings.Contains(err.Error(), "The start is refused") {
+			t.Errorf("%s: %v", line, err)
+		}
+		if got := f.config(t); got != generated+line+"\n" {
+			t.Errorf("%s: the config was written:\n%s", line, got)
+		}
+	}
+	// With nothing to give (gpus = []), nothing relies on them.
+	f := setup(t, true)
+	os.WriteFile(f.host.LXCConfig, []byte(generated+"lxc.autodev = 0\n"), 0o640)
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{}}, f.logger()); err != nil {
+		t.Errorf("gpus = []: %v", err)
 	}
 }

@@ -90,14 +90,14 @@ func Current(root *ctfs.Root, version string) (ok bool, why string, err error) {
 	// Only a missing file is an answer; what cannot be read leaves the
 	// question open, and an open question is "not current": the worker
 	// installs and verifies.
-	_, err = root.ReadFile(marker, 64)
-	switch {
+	reads := root.ReadFiles(4096, marker, nvidiaLog) // one child process for both
+	switch err := reads[0].Err; {
 	case err == nil:
 		return false, "an earlier install did not finish", nil
 	case !errors.Is(err, unix.ENOENT):
 		return false, fmt.Sprintf("whether an earlier install finished is unknown (%v)", err), nil
 	}
-	log, err := root.ReadFile(nvidiaLog, 4096)
+	log, err := reads[1].Data, reads[1].Err
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return false, "no NVIDIA driver is installed from a .run", nil
@@ -134,7 +134,7 @@ var ErrBusy = errors.New("another worker is provisioning this container")
 // the container.
 func (w Worker) Run(ctx context.Context) error {
 	p := w.Config.Paths
-	lock, err := filelock.TryLock(lockPath(p.State, w.VMID))
+	lock, err := filelock.TryLockOwned(lockPath(p.State, w.VMID))
 	if errors.Is(err, filelock.ErrBusy) {
 		return ErrBusy
 	}
@@ -183,7 +183,7 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	defer cancel()
 
 	w.status("waiting for one of %d install slots", cfg.Provision.MaxConcurrent)
-	slot, err := filelock.WaitAny(ctx, cfg.Paths.State+"/locks/install-slot", cfg.Provision.MaxConcurrent)
+	slot, err := filelock.WaitAnyOwned(ctx, cfg.Paths.State+"/locks/install-slot", cfg.Provision.MaxConcurrent)
 	if err != nil {
 		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
 	}
@@ -332,11 +332,15 @@ func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Tex
 		return "", who, err
 	}
 	defer root.Close()
-	for _, l := range dpkgLocks {
-		locked, holder, err := root.LockHolder(l)
+	held := root.LockHolders(dpkgLocks...) // one child process for all of them
+	for i, l := range dpkgLocks {
+		locked, holder, err := held[i].Locked, held[i].Pid, held[i].Err
 		var nr *ctfs.NotRegularError
 		var sp *ctfs.SpecialFSError
-		if errors.As(err, &nr) || errors.As(err, &sp) {
+		if errors.As(err, &sp) {
+			return "", who, fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Unmount what the container mounted there (or remove its link to it), then restart the container", s.vmid(), err)
+		}
+		if errors.As(err, &nr) {
 			return "", who, fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Remove it (pct exec %d -- rm %s), then restart the container", s.vmid(), err, s.vmid(), l)
 		}
 		if err != nil {

@@ -24,7 +24,7 @@ func SettleRecord(stateDir string, vmid int, version string) (bool, error) {
 	if err != nil || !ok || rec.Outcome != record.Running {
 		return false, err
 	}
-	lock, err := filelock.TryLock(lockPath(stateDir, vmid))
+	lock, err := filelock.TryLockOwned(lockPath(stateDir, vmid))
 	if errors.Is(err, filelock.ErrBusy) {
 		return false, nil // its worker lives
 	}

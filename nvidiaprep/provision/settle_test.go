@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/record"
 )
 
@@ -15,14 +14,11 @@ func TestSettleRecordOfADeadWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A live worker holds the lock: its record stays.
-	lock, err := filelock.TryLock(lockPath(dir, 7))
-	if err != nil {
-		t.Fatal(err)
-	}
+	release := holdLock(t, lockPath(dir, 7))
 	if changed, err := SettleRecord(dir, 7, "580.142"); changed || err != nil {
 		t.Fatalf("settled a live worker's record: %v %v", changed, err)
 	}
-	lock.Unlock()
+	release()
 	// Its worker died after the install completed.
 	if changed, err := SettleRecord(dir, 7, "580.142"); !changed || err != nil {
 		t.Fatalf("%v %v", changed, err)

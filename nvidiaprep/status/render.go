@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/term"
+	"nvidiaprep/nvidiaprep/untrusted"
 )
 
 // Write prints the report for people: the node's block, then a table of the
@@ -304,10 +305,10 @@ func containerNotes(c Container, loaded string) []string {
 	case c.Hookscript == "":
 		out = append(out, ct+fmt.Sprintf("no hookscript: nvidiaprep does not run for it (nvidiaprep enable %d).", c.VMID))
 	case !strings.Contains(c.Hookscript, "nvidiaprep"):
-		out = append(out, ct+fmt.Sprintf("its hookscript is %s, not nvidiaprep's: nvidiaprep does not run for it (nvidiaprep enable %d chains it).", c.Hookscript, c.VMID))
+		out = append(out, ct+fmt.Sprintf("its hookscript is %s, not nvidiaprep's: nvidiaprep does not run for it (nvidiaprep enable %d chains it).", untrusted.New(c.Hookscript), c.VMID))
 	}
 	if c.Chain != "" {
-		out = append(out, ct+fmt.Sprintf("nvidiaprep's hook runs its own hookscript %s first, in every phase.", c.Chain))
+		out = append(out, ct+fmt.Sprintf("nvidiaprep's hook runs its own hookscript %s first, in every phase.", untrusted.New(c.Chain)))
 	}
 	if c.Outcome == "running" {
 		now := "installing the libraries now"
@@ -339,11 +340,12 @@ func (p *printer) container(c Container, loaded string) {
 	p.kv("state", orDash(c.State, "unknown"), statePaint)
 	hook := "unknown (not a Proxmox VE node)"
 	if c.HookKnown {
-		hook = orDash(c.Hookscript, "none")
+		hook = orDash(untrusted.New(c.Hookscript).String(), "none")
 	}
 	p.kv("hookscript", hook, nil)
 	if c.Chain != "" {
-		p.kv("own hookscript", c.Chain+" (run first)", nil)
+		// A file's text: its control characters must not reach the terminal.
+		p.kv("own hookscript", untrusted.New(c.Chain).String()+" (run first)", nil)
 	}
 	p.kv("GPUs configured", gpus(c), nil)
 	p.kv("given at last start", orDash(c.Given, "-"), nil)

@@ -140,3 +140,21 @@ func TestNoDriverNoContainers(t *testing.T) {
 		}
 	}
 }
+
+// The chain value is a file's text: its control characters print escaped,
+// on the one line, and cannot clear the admin's terminal.
+func TestChainPrintsEscaped(t *testing.T) {
+	r := Report{Containers: []Container{{VMID: 9503, HookKnown: true, Hookscript: "local:snippets/nvidiaprep-hook", GPUs: "all", Install: true,
+		Chain: "local:snippets/a\x1b[2J\nCT 9504: forged line\r.sh"}}}
+	var b strings.Builder
+	if err := Write(&b, r, time.Now(), term.Style{Width: 200}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\r") || strings.Contains(out, "\nCT 9504: forged") {
+		t.Errorf("the chain's control characters reach the terminal:\n%q", out)
+	}
+	if !strings.Contains(out, `CT 9503: nvidiaprep's hook runs its own hookscript local:snippets/a\x1b[2J\nCT 9504: forged line\r.sh first`) {
+		t.Errorf("the chain is not shown escaped:\n%s", out)
+	}
+}
