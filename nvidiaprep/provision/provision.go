@@ -124,6 +124,8 @@ type Worker struct {
 	Log    zerolog.Logger
 	// Status reports progress (sd_notify STATUS=); nil drops it.
 	Status func(string)
+	// GPUs lists the host's GPUs for the CDI spec; nil: procfs's list.
+	GPUs nvdev.GPULister
 }
 
 // ErrBusy means another worker is provisioning the container.
@@ -142,14 +144,20 @@ func (w Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Unlock()
+	if ct := w.Config.Container(w.VMID); !ct.Install || ct.GPUs.None() {
+		w.Log.Info().Msgf("CT %d gets no install (install = false, or gpus = []): nothing to install", w.VMID)
+		return w.Apps(ctx, "")
+	}
 	version, err := nvdev.LoadedVersion(p.Sys, p.Proc)
 	if err != nil {
 		return fmt.Errorf("CT %d: %w: nothing to install", w.VMID, err)
 	}
 	if w.current(version) {
-		w.Log.Info().Msgf("CT %d already has the NVIDIA user-space libraries %s; nothing to do", w.VMID, version)
-		_, err := settleLocked(p.State, w.VMID, version)
-		return err
+		w.Log.Info().Msgf("CT %d already has the NVIDIA user-space libraries %s; nothing to install", w.VMID, version)
+		if _, err := settleLocked(p.State, w.VMID, version); err != nil {
+			return err
+		}
+		return w.Apps(ctx, version)
 	}
 	rec := record.Provision{VMID: w.VMID, Version: version, Outcome: record.Running, Started: time.Now().UTC()}
 	if err := record.Save(p.State, rec); err != nil {
@@ -166,7 +174,10 @@ func (w Worker) Run(ctx context.Context) error {
 	if saveErr := record.Save(p.State, rec); saveErr != nil && err == nil {
 		err = saveErr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return w.Apps(ctx, version)
 }
 
 func (w Worker) status(format string, args ...any) {

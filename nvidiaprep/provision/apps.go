@@ -1,0 +1,226 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/cdispec"
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/lxcconf"
+	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/prestart"
+)
+
+// maxSpec bounds what the host reads of a spec inside the container.
+const maxSpec = 4 << 20
+
+// SpecWanted returns the key of the CDI spec container vmid should have
+// with driver version loaded (cdispec.Key of pre-start's block), or ""
+// when it should have none: install = false, no GPU configured, or none
+// given at this start. Post-start compares it with the spec's first line;
+// the worker writes the spec with it.
+func SpecWanted(cfg config.Config, vmid int, version string) (key string, block []string, err error) {
+	ct := cfg.Container(vmid)
+	if !ct.Install || ct.GPUs.None() || version == "" {
+		return "", nil, nil
+	}
+	conf, err := fsutil.ReadRegular(cfg.Paths.LXCConfig(vmid), lxcconf.MaxSize)
+	if err != nil {
+		return "", nil, fmt.Errorf("CT %d: reading what pre-start gave it: %w", vmid, err)
+	}
+	block, err = lxcconf.Block(conf)
+	if err != nil {
+		return "", nil, fmt.Errorf("CT %d: %s: %w", vmid, cfg.Paths.LXCConfig(vmid), err)
+	}
+	if len(prestart.ReadGiven(block).GPUs) == 0 {
+		return "", nil, nil
+	}
+	return cdispec.Key(version, block), block, nil
+}
+
+// SpecState is what the container has at cdispec.Path.
+type SpecState struct {
+	Present bool   // something is there
+	Ours    bool   // a spec nvidiaprep wrote
+	Key     string // its key, when Ours
+	Content []byte // what was read, when Ours
+}
+
+// ReadSpecState reads the container's spec from the host, safely (ctfs):
+// a link, a directory or another file there is Present, not Ours.
+func ReadSpecState(root *ctfs.Root) (SpecState, error) {
+	b, err := root.ReadFile(cdispec.Path, maxSpec)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return SpecState{}, nil
+	case err != nil:
+		var nr *ctfs.NotRegularError
+		var sp *ctfs.SpecialFSError
+		if errors.As(err, &nr) || errors.As(err, &sp) || errors.Is(err, unix.ELOOP) {
+			return SpecState{Present: true}, nil
+		}
+		return SpecState{}, err
+	}
+	k, ours := cdispec.HeaderKey(b)
+	st := SpecState{Present: true, Ours: ours, Key: k}
+	if ours {
+		st.Content = b
+	}
+	return st, nil
+}
+
+// UpToDate tells whether the spec is what want (SpecWanted) asks for: no
+// spec of nvidiaprep's when want is "" (a user's own stays), else
+// nvidiaprep's with that key.
+func (s SpecState) UpToDate(want string) bool {
+	if want == "" {
+		return !s.Ours
+	}
+	return s.Ours && s.Key == want
+}
+
+// writeSpecScript replaces /etc/cdi/nvidia.yaml with stdin inside the
+// container, as its root (links resolve inside). With "backup" as $1 what
+// is there (a user's nvidia-ctk spec) is kept as BackupPath first, a name
+// CDI does not read.
+const writeSpecScript = `set -e
+f=` + cdispec.Path + `
+if [ -L ` + cdispec.Dir + ` ] || { [ -e ` + cdispec.Dir + ` ] && [ ! -d ` + cdispec.Dir + ` ]; }; then rm -f ` + cdispec.Dir + `; fi
+mkdir -p ` + cdispec.Dir + `
+if [ "$1" = backup ]; then rm -rf ` + cdispec.BackupPath + `; mv -f "$f" ` + cdispec.BackupPath + `; fi
+rm -rf "$f.nvidiaprep-tmp"
+cat > "$f.nvidiaprep-tmp"
+chmod 644 "$f.nvidiaprep-tmp"
+mv -f "$f.nvidiaprep-tmp" "$f"`
+
+// removeSpecScript removes nvidiaprep's spec (the host checked it is ours).
+const removeSpecScript = `rm -f ` + cdispec.Path
+
+// Apps keeps what the container's own container engines need in step with
+// what it was given and has installed: its CDI spec. It writes the spec
+// when it is missing or its key differs, leaves an unchanged one alone,
+// and removes nvidiaprep's when the container gets no GPU or no install.
+func (w Worker) Apps(ctx context.Context, version string) error {
+	want, block, err := SpecWanted(w.Config, w.VMID, version)
+	if err != nil {
+		return err
+	}
+	ct, err := ctexec.Open(w.Config.Paths.LXC, w.VMID)
+	if err != nil {
+		return err
+	}
+	defer ct.Close()
+	root, err := ct.Root(ctx)
+	if err != nil {
+		return fmt.Errorf("CT %d: %w", w.VMID, err)
+	}
+	defer root.Close()
+	have, err := ReadSpecState(root)
+	if err != nil {
+		return fmt.Errorf("CT %d: reading %s: %w", w.VMID, cdispec.Path, err)
+	}
+	if want == "" {
+		if !have.Ours {
+			return nil
+		}
+		r, err := ct.Run(ctx, []string{"/bin/sh", "-c", removeSpecScript}, nil)
+		if err != nil {
+			return err
+		}
+		if r.Exit != 0 {
+			return fmt.Errorf("CT %d: removing %s failed (exit %d): %s", w.VMID, cdispec.Path, r.Exit, r.Output().LastLines(3))
+		}
+		w.Log.Info().Msgf("CT %d: removed its CDI spec %s: it is given no GPU (or install = false)", w.VMID, cdispec.Path)
+		return nil
+	}
+	in, err := w.specInput(root, version, block, want)
+	if err != nil {
+		return fmt.Errorf("CT %d: the CDI spec: %w", w.VMID, err)
+	}
+	spec, err := cdispec.Render(in)
+	if err != nil {
+		return fmt.Errorf("CT %d: %w", w.VMID, err)
+	}
+	if have.Ours && bytes.Equal(have.Content, spec) {
+		return nil
+	}
+	mode := "replace"
+	if have.Present && !have.Ours {
+		mode = "backup"
+		w.Log.Warn().Msgf("CT %d: %s was not written by nvidiaprep (nvidia-ctk cdi generate?); it is kept as %s, which CDI does not read, and replaced by nvidiaprep's, which follows the driver and the GPUs", w.VMID, cdispec.Path, cdispec.BackupPath)
+	}
+	r, err := ct.Run(ctx, []string{"/bin/sh", "-c", writeSpecScript, "cdi", mode}, bytes.NewReader(spec))
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s; make %s a writable directory inside the container, then run `nvidiaprep provision %d`", w.VMID, cdispec.Path, r.Exit, r.Output().LastLines(3), cdispec.Dir, w.VMID)
+	}
+	w.status("wrote the CDI spec %s (devices nvidia.com/gpu=0..%d, by UUID, and all)", cdispec.Path, len(in.GPUs)-1)
+	return nil
+}
+
+// specInput gathers the spec's input: the GPUs and nodes pre-start's block
+// gave (UUIDs from the host's GPU list, matched by PCI bus id), and the
+// files of the tree's manifest as installed in the container's library
+// directory.
+func (w Worker) specInput(root *ctfs.Root, version string, block []string, key string) (cdispec.Input, error) {
+	given := prestart.ReadGiven(block)
+	lister := w.GPUs
+	if lister == nil {
+		lister = nvdev.ProcGPUs{Proc: w.Config.Paths.Proc}
+	}
+	host, err := lister.GPUs()
+	if err != nil {
+		return cdispec.Input{}, fmt.Errorf("listing the host's GPUs: %w", err)
+	}
+	in := cdispec.Input{Key: key}
+	gpuNodes := map[string]bool{}
+	for _, g := range given.GPUs {
+		found := false
+		for _, h := range host {
+			if h.PCIBusID == g.PCIBusID {
+				node := fmt.Sprintf("/dev/nvidia%d", h.Minor)
+				in.GPUs = append(in.GPUs, cdispec.GPU{UUID: h.UUID, PCIBusID: h.PCIBusID, Node: node})
+				gpuNodes[node], found = true, true
+			}
+		}
+		if !found {
+			return cdispec.Input{}, fmt.Errorf("GPU %s, given at this start, is not on the host now; restart the container", g.PCIBusID)
+		}
+	}
+	for _, n := range given.Nodes {
+		if !gpuNodes[n] {
+			in.Nodes = append(in.Nodes, n)
+		}
+	}
+	libDir := ""
+	for _, d := range libDirs {
+		if _, err := root.Readlink(d + "/libnvidia-ml.so.1"); err == nil {
+			libDir = d
+			break
+		}
+	}
+	if libDir == "" {
+		return cdispec.Input{}, fmt.Errorf("libnvidia-ml.so.1 is in none of %s: the driver's libraries are not installed", strings.Join(libDirs, ", "))
+	}
+	entries, err := manifestEntries(driverrun.Cache{Dir: w.Config.Paths.Cache}.Tree(version), libDir)
+	if err != nil {
+		return cdispec.Input{}, err
+	}
+	for _, e := range entries {
+		if !e.firmware {
+			in.Files = append(in.Files, e.dest)
+		}
+	}
+	return in, nil
+}
