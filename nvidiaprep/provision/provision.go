@@ -164,6 +164,13 @@ func (w Worker) Run(ctx context.Context) error {
 		return err
 	}
 	notes, err := w.provision(ctx, version)
+	// The CDI spec follows the install, before the record says it is done.
+	var appsErr error
+	if err == nil {
+		if appsErr = w.Apps(ctx, version); appsErr != nil {
+			notes = append(notes, "the CDI spec was not written: "+appsErr.Error())
+		}
+	}
 	rec.Finished = time.Now().UTC()
 	rec.Duration = rec.Finished.Sub(rec.Started)
 	rec.Notes = notes
@@ -174,10 +181,10 @@ func (w Worker) Run(ctx context.Context) error {
 	if saveErr := record.Save(p.State, rec); saveErr != nil && err == nil {
 		err = saveErr
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		err = appsErr
 	}
-	return w.Apps(ctx, version)
+	return err
 }
 
 func (w Worker) status(format string, args ...any) {
