@@ -150,7 +150,7 @@ cat /dev/nvidia1 2>&1 | head -n1; ls /dev/nvidia0 2>&1; ls /dev/nvidiactl /dev/n
 nvidiaprep-load-probe; nvidia-smi --version | head -n1`)
 			t.Logf("nested container (exit %d):\n%s", code, out)
 			for _, want := range []string{
-				"No such device or address",               // /dev/nvidia1: through every cgroup to a missing driver
+				"No such device or address",                // /dev/nvidia1: through every cgroup to a missing driver
 				"/dev/nvidia0': No such file or directory", // another GPU's node is absent
 				"/dev/nvidiactl", "/dev/nvidia-uvm",
 				"libnvidia-ml.so.1 " + driverA, "libcuda.so.1 " + driverA, // loaded by name, without an ld cache
