@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"nvidiaprep/integration/aptrepo"
 	"nvidiaprep/integration/lxctest"
@@ -187,5 +188,88 @@ nvidiaprep-load-probe; nvidia-smi --version | head -n1`)
 				t.Errorf("after the upgrade the nested container loads (exit %d):\n%s", code, out)
 			}
 		})
+	}
+}
+
+// waitSh runs script in the container until it exits 0, for at most timeout.
+func waitSh(t *testing.T, ct *lxctest.CT, script string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, code := sh(t, ct, script)
+		if code == 0 {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CT %d: %s still fails after %v: %s", ct.VMID, script, timeout, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// The spec follows what each start gives: a restart with nothing changed
+// starts no worker and leaves the file as it is; more GPUs rewrite it; a
+// spec a user made with nvidia-ctk is kept aside (a name CDI does not read)
+// and replaced; gpus = [] removes nvidiaprep's spec.
+func TestCDISpecFollowsWhatTheContainerIsGiven(t *testing.T) {
+	const vmid = 203
+	table := func(gpus string) string { return fmt.Sprintf("[containers.%d]\ngpus = %s\n", vmid, gpus) }
+	n := provisionNode(t, table(`["1"]`))
+	ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: true})
+	startProvisioned(t, n, ct)
+	stamp := func() string { out, _ := sh(t, ct, "stat -c '%i %Z' /etc/cdi/nvidia.yaml"); return out }
+	before := stamp()
+	restart := func() lxctest.Start {
+		t.Helper()
+		if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
+			t.Fatal(err)
+		}
+		return start(t, n, ct)
+	}
+
+	s := restart()
+	if strings.Contains(s.PostStart.Output, "background") {
+		t.Errorf("a restart with nothing changed started a worker:\n%s", s.PostStart.Output)
+	}
+	if after := stamp(); after != before {
+		t.Errorf("an unchanged spec was written again: %s, then %s", before, after)
+	}
+
+	if err := n.WriteConfig(table(`["0", "1"]`)); err != nil {
+		t.Fatal(err)
+	}
+	s = restart()
+	if !strings.Contains(s.PostStart.Output, "CDI spec") {
+		t.Errorf("post-start does not say the spec is out of date:\n%s", s.PostStart.Output)
+	}
+	spec := waitSh(t, ct, "grep -q 'name: \"1\"' /etc/cdi/nvidia.yaml && cat /etc/cdi/nvidia.yaml", time.Minute)
+	for _, want := range []string{"path: /dev/nvidia0", "path: /dev/nvidia1", "name: GPU-1d2a0c41-7c39-4a3b-9d35-000000000000", "name: all"} {
+		if !strings.Contains(spec, want) {
+			t.Errorf("the spec for GPUs 0 and 1 lacks %q:\n%s", want, spec)
+		}
+	}
+
+	userSpec := "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia0\n"
+	if out, code := sh(t, ct, "cat > /etc/cdi/nvidia.yaml <<'EOF'\n"+userSpec+"EOF"); code != 0 {
+		t.Fatal(out)
+	}
+	restart()
+	waitSh(t, ct, "head -n1 /etc/cdi/nvidia.yaml | grep -q '^# nvidiaprep'", time.Minute)
+	if out, _ := sh(t, ct, "cat /etc/cdi/nvidia.yaml.before-nvidiaprep"); out != strings.TrimSpace(userSpec) {
+		t.Errorf("the user's spec was not kept aside: %q", out)
+	}
+
+	if err := n.WriteConfig(table(`[]`)); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	waitSh(t, ct, "! test -e /etc/cdi/nvidia.yaml", time.Minute)
+	if _, code := sh(t, ct, "test -f /etc/cdi/nvidia.yaml.before-nvidiaprep"); code != 0 {
+		t.Error("the user's spec kept aside was removed with nvidiaprep's")
+	}
+	// Nothing of nvidiaprep's left: the next start has nothing to do.
+	s = restart()
+	if strings.Contains(s.PostStart.Output, "background") {
+		t.Errorf("a container without GPU and without a spec started a worker:\n%s", s.PostStart.Output)
 	}
 }
