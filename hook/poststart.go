@@ -62,7 +62,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	if st.specErr != nil {
 		log.Warn().Err(st.specErr).Msgf("%v; its CDI spec is checked at its next start", st.specErr)
 	}
-	if !installs && specOK {
+	if !installs && specOK && !st.registered {
 		return 0
 	}
 	if st.current {
@@ -78,7 +78,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		st.why = "its CDI spec (" + cdispec.Path + ") is missing or out of date"
 	}
 	if !installs {
-		st.why = "it is given no GPU or no install, and has nvidiaprep's CDI spec (" + cdispec.Path + ")"
+		st.why = "it is given no GPU or no install, and has nvidiaprep's CDI spec or apt registration"
 	}
 	worker, err := workerPath()
 	if err != nil {
@@ -111,12 +111,13 @@ const lookTimeout = 20 * time.Second
 
 // state is what post-start sees of a container.
 type state struct {
-	running bool
-	current bool
-	why     string // why it is not current
-	spec    provision.SpecState
-	specErr error
-	err     error
+	running    bool
+	current    bool
+	why        string // why it is not current
+	spec       provision.SpecState
+	specErr    error
+	registered bool // nvidiaprep's apt pin is there (looked at only without install)
+	err        error
 }
 
 // look reads the container's install record (when it installs) and its
@@ -142,6 +143,11 @@ func look(lxcPath string, vmid int, version string, installs bool) state {
 			why = err.Error()
 		}
 		st.current, st.why = current, why
+	}
+	if !installs {
+		if reg, err := provision.Registered(root); err == nil {
+			st.registered = reg
+		}
 	}
 	st.spec, st.specErr = provision.ReadSpecState(root)
 	if st.specErr != nil {

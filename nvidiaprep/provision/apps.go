@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nvidiaprep/nvidiaprep/aptreg"
 	"nvidiaprep/nvidiaprep/cdispec"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
@@ -119,6 +120,9 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 		return err
 	}
 	defer ct.Close()
+	if err := w.registration(ctx, ct, version); err != nil {
+		return err
+	}
 	root, err := ct.Root(ctx)
 	if err != nil {
 		return fmt.Errorf("CT %d: %w", w.VMID, err)
@@ -223,4 +227,39 @@ func (w Worker) specInput(root *ctfs.Root, version string, block []string, key s
 		}
 	}
 	return in, nil
+}
+
+// registration keeps the container's apt registration (aptreg) in step: it
+// is removed when the configuration gives the container no GPU or no
+// install, and made (if it is not already) when it has version installed.
+// A container whose start gave it no GPU for another reason (no driver
+// loaded) keeps it: its libraries are still installed.
+func (w Worker) registration(ctx context.Context, ct *ctexec.Container, version string) error {
+	if c := w.Config.Container(w.VMID); !c.Install || c.GPUs.None() {
+		root, err := ct.Root(ctx)
+		if err != nil {
+			return fmt.Errorf("CT %d: %w", w.VMID, err)
+		}
+		reg, err := Registered(root)
+		root.Close()
+		if err != nil || !reg {
+			return err
+		}
+		r, err := ct.Run(ctx, []string{"/bin/sh", "-c", unregisterScript}, nil)
+		switch {
+		case err != nil:
+			return err
+		case r.Exit == 2:
+			w.Log.Warn().Msgf("CT %d gets no GPU or no install, but %s stays: packages depend on it (%s); remove them, or give the container its GPU again", w.VMID, aptreg.Package, r.Output().LastLines(3))
+			return nil
+		case r.Exit != 0:
+			return fmt.Errorf("CT %d: removing %s failed (exit %d): %s", w.VMID, aptreg.Package, r.Exit, r.Output().LastLines(3))
+		}
+		w.Log.Info().Msgf("CT %d: removed %s and its pin: it gets no GPU or no install", w.VMID, aptreg.Package)
+		return nil
+	}
+	if version == "" {
+		return nil
+	}
+	return session{w: w, ct: ct, version: version}.register(ctx)
 }

@@ -383,6 +383,15 @@ func (s session) clean(ctx context.Context) error {
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
 	}
+	// The registration first: apt then removes the distribution's driver
+	// packages it conflicts with and keeps what depends on them.
+	if err := s.register(ctx); err != nil {
+		return err
+	}
+	r, err = s.sh(ctx, `command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`)
+	if err != nil {
+		return err
+	}
 	if pkgs := nvpkgs.DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
 		secs := int(s.w.Config.Provision.DpkgLockTimeout.Seconds())
