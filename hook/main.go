@@ -107,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	ct := cfg.Container(vmid)
-	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install, Strict: ct.Strict}
+	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install, Strict: ct.Strict, NodeGID: ct.NodeGID, NodeMode: ct.NodeMode}
 	if !ct.GPUs.All {
 		req.GPUs = ct.GPUs.Selectors
 	}

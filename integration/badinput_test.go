@@ -243,7 +243,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "config not TOML", config: notTOML, args: []string{"9701", "pre-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
 		{name: "config not TOML post-start", config: notTOML, args: []string{"9701", "post-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
 		{name: "unknown key", config: "[containers.9701]\ngpu = [\"0\"]\n", args: []string{"9701", "pre-start"}, exit: 1, line: "gpu =",
-			want: []string{"CT 9701: configuration: ", "containers.9701.gpu: unknown key (known keys: gpus, required, install, chain, strict)"}},
+			want: []string{"CT 9701: configuration: ", "containers.9701.gpu: unknown key (known keys: gpus, required, install, chain, strict, gid, mode)"}},
 		{name: "no GPU matches, required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = true\n", args: []string{"9701", "pre-start"}, exit: 1,
 			want: []string{"CT 9701 requires its GPU", `GPU selector "7" matches no GPU on this node`, "GPUs here: 0 (GPU-", "Fix gpus in [containers.9701]", "set required = false"}},
 		{name: "no GPU matches, not required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = false\n", args: []string{"9701", "pre-start"}, exit: 0,

@@ -85,7 +85,7 @@ cp /srv/repo/nvidiaprep-load-probe /root/img/usr/bin/
 echo 'root:x:0:0:root:/root:/bin/sh' > /root/img/etc/passwd
 echo 'root:x:0:' > /root/img/etc/group
 tar -C /root/img -cf /root/img.tar .
-podman $P import /root/img.tar localhost/gpu-probe:latest >/dev/null
+$IMPORT /root/img.tar localhost/gpu-probe:latest >/dev/null
 ! find /root/img -name '*nvidia-ml*' -o -name 'libcuda*' -o -name nvidia-smi -o -name ld.so.cache | grep .`
 
 // podmanConfig configures podman in a test container: the vfs storage
@@ -140,7 +140,7 @@ func TestPodmanInsideUsesTheCDISpec(t *testing.T) {
 			if !strings.Contains(spec, "path: /dev/nvidia1") || strings.Contains(spec, "/dev/nvidia0") {
 				t.Errorf("the spec does not name exactly the container's GPU node (host GPU 1):\n%s", spec)
 			}
-			if out, code := sh(t, ct, "P='"+podmanOpts+"'; "+imageScript); code != 0 {
+			if out, code := sh(t, ct, "IMPORT='podman "+podmanOpts+" import'; "+imageScript); code != 0 {
 				t.Fatalf("making the image: %s", out)
 			}
 			run := func(args, script string) (string, int) {
@@ -271,5 +271,58 @@ func TestCDISpecFollowsWhatTheContainerIsGiven(t *testing.T) {
 	s = restart()
 	if strings.Contains(s.PostStart.Output, "background") {
 		t.Errorf("a container without GPU and without a spec started a worker:\n%s", s.PostStart.Output)
+	}
+}
+
+// Debian 13's docker.io (26.1, CDI behind "features": {"cdi": true}) inside
+// a real Debian 13 container (nesting on, unprivileged, as Proxmox makes new
+// containers) runs an image from a local tarball with --device
+// nvidia.com/gpu=0 from nvidiaprep's spec: the container's GPU opens as far
+// as the driver, the other is absent, the libraries load by name.
+func TestDockerOnDebian13UsesTheCDISpec(t *testing.T) {
+	const vmid = 205
+	n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", vmid))
+	debs, err := aptrepo.FetchFrom(n.Bed.Cache, filepath.Join(n.Bed.Cache, "rootfs-trixie"), aptrepo.Source{Suite: "trixie", Components: []string{"main"}}, "docker.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(n.Bed.Dir, "repo")
+	if err := aptrepo.Build(repo, debs...); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "probe.c")
+	if err := os.WriteFile(src, []byte(loadProbe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("gcc", "-O2", "-o", filepath.Join(repo, "nvidiaprep-load-probe"), src, "-ldl").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	extra := append([]string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}, nestingLines...)
+	ct := newCT(t, n, vmid, lxctest.Options{Root: "rootfs-trixie", Unprivileged: true, ExtraConfig: extra})
+	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ct.WriteFile("etc/docker/daemon.json", []byte(`{"features": {"cdi": true}, "storage-driver": "vfs", "iptables": false, "ip6tables": false, "bridge": "none"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prepare(t, ct, "rm -f /etc/apt/sources.list.d/*; apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >/dev/null")
+	if _, p, _ := startProvisioned(t, n, ct); p.Outcome != record.Installed {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
+	}
+	if out, code := sh(t, ct, "for i in $(seq 150); do docker info >/dev/null 2>&1 && exit 0; sleep 0.4; done; docker info 2>&1 | tail -n 20; exit 1"); code != 0 {
+		t.Fatalf("dockerd does not answer in the container:\n%s", out)
+	}
+	if out, code := sh(t, ct, "IMPORT='docker import'; "+imageScript); code != 0 {
+		t.Fatalf("making the image: %s", out)
+	}
+	out, code := sh(t, ct, `docker run --rm --network none --device nvidia.com/gpu=0 localhost/gpu-probe:latest /bin/sh -c 'cat /dev/nvidia1 2>&1 | head -n1; ls /dev/nvidia0 2>&1; nvidiaprep-load-probe; nvidia-smi' 2>&1`)
+	t.Logf("docker run (exit %d):\n%s", code, out)
+	for _, want := range []string{
+		"No such device or address", "/dev/nvidia0': No such file or directory",
+		"libnvidia-ml.so.1 " + driverA, "libcuda.so.1 " + driverA, "couldn't communicate with the NVIDIA driver",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("docker run: no %q", want)
+		}
 	}
 }

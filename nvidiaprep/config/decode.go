@@ -58,6 +58,8 @@ type fileContainer struct {
 	Install  *bool   `toml:"install"`
 	Chain    *string `toml:"chain"`
 	Strict   *bool   `toml:"strict"`
+	GID      *int64  `toml:"gid"`
+	Mode     *string `toml:"mode"`
 }
 
 // TOML types as toml.MetaData.Type names them.
@@ -98,7 +100,9 @@ func schema() []keySpec {
 	container := append([]keySpec{{name: "gpus", typ: tArray, desc: "an array of GPU selectors (strings)"}},
 		leaves(tBool, "required", "install")...)
 	container = append(container, keySpec{name: "chain", typ: tString, desc: `a hookscript volume id such as "local:snippets/my-hook.sh"`},
-		keySpec{name: "strict", typ: tBool})
+		keySpec{name: "strict", typ: tBool},
+		keySpec{name: "gid", typ: tInteger, desc: "a group id inside the container (0 to 65535)"},
+		keySpec{name: "mode", typ: tString, desc: `an octal mode such as "0660"`})
 	return []keySpec{
 		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state", "pve", "root")},
 		{name: "provision", typ: tTable, sub: provision},
@@ -379,9 +383,33 @@ func (f *fileData) config() (Config, *problem) {
 		if fc.Strict != nil {
 			c.Strict = *fc.Strict
 		}
+		if fc.GID != nil {
+			if *fc.GID < 0 || *fc.GID > 65535 {
+				return Config{}, bad(fmt.Sprintf("gid %d is not a group id inside the container (0 to 65535)", *fc.GID), "containers", id, "gid")
+			}
+			g := uint32(*fc.GID)
+			c.NodeGID = &g
+		}
+		if fc.Mode != nil {
+			m, msg := nodeMode(*fc.Mode)
+			if msg != "" {
+				return Config{}, bad(msg, "containers", id, "mode")
+			}
+			c.NodeMode = m
+		}
 		cfg.Containers[vmid] = c
 	}
 	return cfg, nil
+}
+
+// nodeMode reads a device node's mode inside the container: octal, read
+// and write bits only ("0660", "660", "0666").
+func nodeMode(v string) (uint32, string) {
+	m, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || v == "" || m&^0o666 != 0 || m == 0 {
+		return 0, fmt.Sprintf("mode %q is not a device node mode: an octal mode of read and write bits such as \"0660\"", v)
+	}
+	return uint32(m), ""
 }
 
 // ChainSelf is the file name of nvidiaprep's own hookscript, which a chain

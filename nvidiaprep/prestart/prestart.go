@@ -52,6 +52,10 @@ type Request struct {
 	// Strict refuses the start when hand-written lines reach GPUs the
 	// selection does not give; otherwise they are named in the task log.
 	Strict bool
+	// NodeGID (a group inside the container) and NodeMode (0: the host's)
+	// are what its copies of the nodes get.
+	NodeGID  *uint32
+	NodeMode uint32
 }
 
 // Why a container cannot have its GPU: a RequiredError's Reason, and what
@@ -240,7 +244,11 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	}
 	// The container gets its own copies of the nodes, not the host's: what
 	// its root does to them (chmod, chown) stays in its copies.
-	copies, err := nvdev.CopyNodes(nvdev.OrReal(h.Nodes), nvdev.CopiesDir(h.Dev, req.VMID), nodes)
+	owner, err := nodeOwner(req, entries)
+	if err != nil {
+		return Result{}, fail(ErrDriver, err, "", fmt.Sprintf("Fix gid in [containers.%d].", req.VMID))
+	}
+	copies, err := nvdev.CopyNodes(nvdev.OrReal(h.Nodes), nvdev.CopiesDir(h.Dev, req.VMID), nodes, owner)
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}

@@ -45,7 +45,12 @@ func SpecWanted(cfg config.Config, vmid int, version string) (key string, block 
 	if len(prestart.ReadGiven(block).GPUs) == 0 {
 		return "", nil, nil
 	}
-	return cdispec.Key(version, block), block, nil
+	// The nodes' group inside is the spec's too.
+	owner := "# gid none"
+	if ct.NodeGID != nil {
+		owner = fmt.Sprintf("# gid %d", *ct.NodeGID)
+	}
+	return cdispec.Key(version, append(block[:len(block):len(block)], owner)), block, nil
 }
 
 // SpecState is what the container has at cdispec.Path.
@@ -187,7 +192,7 @@ func (w Worker) specInput(root *ctfs.Root, version string, block []string, key s
 	if err != nil {
 		return cdispec.Input{}, fmt.Errorf("listing the host's GPUs: %w", err)
 	}
-	in := cdispec.Input{Key: key}
+	in := cdispec.Input{Key: key, GID: w.Config.Container(w.VMID).NodeGID}
 	gpuNodes := map[string]bool{}
 	for _, g := range given.GPUs {
 		found := false
