@@ -71,11 +71,14 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		} else if settled {
 			log.Info().Msgf("CT %d: its last provisioning worker stopped before recording its outcome; the libraries %s are complete, and the record now says so", vmid, version)
 		}
-		if specOK {
+		if specOK && !st.toolkit {
 			log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s and its CDI spec are current", vmid, version)
 			return 0
 		}
 		st.why = "its CDI spec (" + cdispec.Path + ") is missing or out of date"
+		if specOK {
+			st.why = "it has NVIDIA's container toolkit, whose runtime needs /dev/char links in the container's new /dev"
+		}
 	}
 	if !installs {
 		st.why = "it is given no GPU or no install, and has nvidiaprep's CDI spec or apt registration"
@@ -117,6 +120,7 @@ type state struct {
 	spec       provision.SpecState
 	specErr    error
 	registered bool // nvidiaprep's apt pin is there (looked at only without install)
+	toolkit    bool // NVIDIA's container toolkit is installed
 	err        error
 }
 
@@ -149,6 +153,7 @@ func look(lxcPath string, vmid int, version string, installs bool) state {
 			st.registered = reg
 		}
 	}
+	st.toolkit = installs && provision.HasToolkit(root)
 	st.spec, st.specErr = provision.ReadSpecState(root)
 	if st.specErr != nil {
 		st.specErr = fmt.Errorf("CT %d: reading %s: %w", vmid, cdispec.Path, st.specErr)

@@ -326,3 +326,64 @@ func TestDockerOnDebian13UsesTheCDISpec(t *testing.T) {
 		}
 	}
 }
+
+// toolkitConfig is the part of NVIDIA container toolkit's default
+// config.toml that matters here: no-cgroups commented out.
+const toolkitConfig = `disable-require = false
+
+[nvidia-container-cli]
+environment = []
+ldconfig = "@/sbin/ldconfig"
+load-kmods = true
+#no-cgroups = false
+
+[nvidia-container-runtime]
+log-level = "info"
+`
+
+// Where NVIDIA's container toolkit is installed anyway, it keeps working:
+// in an unprivileged container its config gets no-cgroups = true, and at
+// every start (the container's /dev is new) /dev/char/<major>:<minor>
+// links name the given nodes, as `nvidia-ctk system
+// create-dev-char-symlinks` makes them. A privileged container's config
+// is left as it is.
+func TestContainerToolkitKeepsWorking(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		vmid   int
+		unpriv bool
+	}{{"unprivileged", 206, true}, {"privileged", 207, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", tc.vmid))
+			ct := newCT(t, n, tc.vmid, lxctest.Options{Unprivileged: tc.unpriv})
+			if err := ct.WriteFile("etc/nvidia-container-runtime/config.toml", []byte(toolkitConfig), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			startProvisioned(t, n, ct)
+			check := func(when string) {
+				t.Helper()
+				out := waitSh(t, ct, "readlink /dev/char/195:1 && readlink /dev/char/195:255", time.Minute)
+				if out != "../nvidia1\n../nvidiactl" {
+					t.Errorf("%s: /dev/char links: %q", when, out)
+				}
+				if out, _ := sh(t, ct, "ls /dev/char | grep '^195:0$'"); out != "" {
+					t.Errorf("%s: a /dev/char link for the host's GPU 0", when)
+				}
+				conf, _ := sh(t, ct, "cat /etc/nvidia-container-runtime/config.toml")
+				has := strings.Contains(conf, "\nno-cgroups = true\n")
+				if has != tc.unpriv {
+					t.Errorf("%s: no-cgroups = true is there: %v, want %v:\n%s", when, has, tc.unpriv, conf)
+				}
+			}
+			check("after the install")
+			if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
+				t.Fatal(err)
+			}
+			s := start(t, n, ct)
+			if !strings.Contains(s.PostStart.Output, "/dev/char") {
+				t.Errorf("post-start does not start the worker for the toolkit's links:\n%s", s.PostStart.Output)
+			}
+			check("after a restart")
+		})
+	}
+}

@@ -151,6 +151,9 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 		w.Log.Info().Msgf("CT %d: removed its CDI spec %s: it is given no GPU (or install = false)", w.VMID, cdispec.Path)
 		return nil
 	}
+	if err := w.toolkit(ctx, ct, root, prestart.ReadGiven(block).Nodes); err != nil {
+		return fmt.Errorf("CT %d: NVIDIA's container toolkit: %w", w.VMID, err)
+	}
 	in, err := w.specInput(root, version, block, want)
 	if err != nil {
 		return fmt.Errorf("CT %d: the CDI spec: %w", w.VMID, err)
