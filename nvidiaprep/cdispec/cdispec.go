@@ -76,6 +76,9 @@ type GPU struct {
 	UUID     string // "GPU-..."
 	PCIBusID string // its position on the host's bus: the order of indexes inside
 	Node     string // its node inside: "/dev/nvidia1"
+	// Extra are its other nodes inside: its DRM nodes (/dev/dri/card1,
+	// /dev/dri/renderD129), a MIG instance's capabilities.
+	Extra []string
 }
 
 // Input is what a spec is made of.
@@ -139,11 +142,17 @@ func Build(in Input) (*specs.Spec, error) {
 	s := &specs.Spec{Version: Version, Kind: Kind}
 	var all []*specs.DeviceNode
 	for i, g := range gpus {
-		node := func() *specs.DeviceNode { return &specs.DeviceNode{Path: g.Node, GID: in.GID} }
-		all = append(all, node())
-		s.Devices = append(s.Devices, specs.Device{Name: strconv.Itoa(i), ContainerEdits: specs.ContainerEdits{DeviceNodes: []*specs.DeviceNode{node()}}})
+		nodes := func() []*specs.DeviceNode {
+			var l []*specs.DeviceNode
+			for _, p := range append([]string{g.Node}, g.Extra...) {
+				l = append(l, &specs.DeviceNode{Path: p, GID: in.GID})
+			}
+			return l
+		}
+		all = append(all, nodes()...)
+		s.Devices = append(s.Devices, specs.Device{Name: strconv.Itoa(i), ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
 		if g.UUID != "" {
-			s.Devices = append(s.Devices, specs.Device{Name: g.UUID, ContainerEdits: specs.ContainerEdits{DeviceNodes: []*specs.DeviceNode{node()}}})
+			s.Devices = append(s.Devices, specs.Device{Name: g.UUID, ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
 		}
 	}
 	s.Devices = append(s.Devices, specs.Device{Name: "all", ContainerEdits: specs.ContainerEdits{DeviceNodes: all}})

@@ -129,3 +129,28 @@ func TestGIDIsGivenToEveryNode(t *testing.T) {
 		t.Errorf("a spec with a gid: %v", err)
 	}
 }
+
+// A GPU's DRM nodes come with it (and with "all"), not with the others.
+func TestDRMNodesComeWithTheirGPU(t *testing.T) {
+	in := input()
+	in.GPUs[1].Extra = []string{"/dev/dri/card1", "/dev/dri/renderD129"} // GPU-aaaa, index 0 inside
+	s, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string][]string{}
+	for _, d := range s.Devices {
+		for _, n := range d.ContainerEdits.DeviceNodes {
+			nodes[d.Name] = append(nodes[d.Name], n.Path)
+		}
+	}
+	if got := strings.Join(nodes["0"], " "); got != "/dev/nvidia1 /dev/dri/card1 /dev/dri/renderD129" {
+		t.Errorf("gpu=0: %s", got)
+	}
+	if got := strings.Join(nodes["1"], " "); got != "/dev/nvidia3" {
+		t.Errorf("gpu=1: %s", got)
+	}
+	if len(nodes["all"]) != 4 {
+		t.Errorf("gpu=all: %v", nodes["all"])
+	}
+}

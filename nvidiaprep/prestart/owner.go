@@ -47,3 +47,15 @@ func nodeOwner(req Request, entries []lxcconf.Entry) (nvdev.Owner, error) {
 	o.GID = int(gid)
 	return o, nil
 }
+
+// drmOwner is what the copies of DRM nodes get: the configured group and
+// mode, else mode 0666. The host's are root:render 0660, and no container
+// has the host's render gid (an unprivileged one sees nobody:nogroup): as
+// /dev/nvidia* are 0666, so are a container's copies of its GPU's DRM
+// nodes by default.
+func drmOwner(o nvdev.Owner) nvdev.Owner {
+	if o.GID < 0 && o.Mode == 0 {
+		o.Mode = 0o666
+	}
+	return o
+}

@@ -238,6 +238,10 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	if err != nil {
 		return Result{}, fail(ErrMIG, err, "", "Check MIG with `nvidia-smi mig -lgi`.")
 	}
+	drmNodes, err := finder.DRMNodes(gpus)
+	if err != nil {
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
+	}
 	nodes := append(append(control, gpuNodes...), capNodes...)
 	for _, f := range devplan.Stale(entries, majors, h.Dev, h.pveConf(req.VMID)) {
 		log.Warn().Msgf("CT %d: %s", req.VMID, f)
@@ -252,6 +256,11 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
+	drmCopies, err := nvdev.CopyNodes(nvdev.OrReal(h.Nodes), nvdev.CopiesDir(h.Dev, req.VMID), drmNodes, drmOwner(owner))
+	if err != nil {
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
+	}
+	nodes, copies = append(nodes, drmNodes...), append(copies, drmCopies...)
 	p := devplan.ForNodes(copies).WithoutHandWritten(entries)
 	if req.Install && h.DriverCache.Dir != "" {
 		m, err := driverMount(h.DriverCache)

@@ -195,6 +195,14 @@ func (w Worker) specInput(root *ctfs.Root, version string, block []string, key s
 	if err != nil {
 		return cdispec.Input{}, fmt.Errorf("listing the host's GPUs: %w", err)
 	}
+	drm, err := nvdev.DRMByPCI(w.Config.Paths.Sys)
+	if err != nil {
+		return cdispec.Input{}, err
+	}
+	givenNode := map[string]bool{}
+	for _, n := range given.Nodes {
+		givenNode[n] = true
+	}
 	in := cdispec.Input{Key: key, GID: w.Config.Container(w.VMID).NodeGID}
 	gpuNodes := map[string]bool{}
 	for _, g := range given.GPUs {
@@ -202,7 +210,14 @@ func (w Worker) specInput(root *ctfs.Root, version string, block []string, key s
 		for _, h := range host {
 			if h.PCIBusID == g.PCIBusID {
 				node := fmt.Sprintf("/dev/nvidia%d", h.Minor)
-				in.GPUs = append(in.GPUs, cdispec.GPU{UUID: h.UUID, PCIBusID: h.PCIBusID, Node: node})
+				gpu := cdispec.GPU{UUID: h.UUID, PCIBusID: h.PCIBusID, Node: node}
+				for _, d := range drm[h.PCIBusID] {
+					if p := "/dev/" + d.Name; givenNode[p] {
+						gpu.Extra = append(gpu.Extra, p)
+						gpuNodes[p] = true
+					}
+				}
+				in.GPUs = append(in.GPUs, gpu)
 				gpuNodes[node], found = true, true
 			}
 		}
