@@ -387,3 +387,39 @@ func TestContainerToolkitKeepsWorking(t *testing.T) {
 		})
 	}
 }
+
+// A container given the host's GPU 0 gets that GPU's DRM nodes (card1 and
+// renderD129: the kernel numbered the cards the other way round) and not
+// GPU 1's; they open as far as the driver, as mode 0666 copies, and a
+// privileged container's own mknod of GPU 1's render node is refused.
+func TestRenderNodesOfItsGPU(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		vmid   int
+		unpriv bool
+	}{{"unprivileged", 208, true}, {"privileged", 209, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"0\"]\ninstall = false\n", tc.vmid))
+			if err := n.Host.AddDRM("0000:41:00.0", 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Host.AddDRM("0000:01:00.0", 1); err != nil {
+				t.Fatal(err)
+			}
+			ct := newCT(t, n, tc.vmid, lxctest.Options{Unprivileged: tc.unpriv})
+			if s := start(t, n, ct); !s.PreStart.OK() {
+				t.Fatalf("pre-start: %s", s.PreStart.Output)
+			}
+			wantOpen(t, ct, "/dev/dri/renderD129", "No such device or address")
+			wantOpen(t, ct, "/dev/dri/card1", "No such device or address")
+			if out, _ := sh(t, ct, "ls /dev/dri; stat -c %a /dev/dri/renderD129"); out != "card1\nrenderD129\n666" {
+				t.Errorf("/dev/dri: %q, want card1, renderD129, mode 666", out)
+			}
+			if !tc.unpriv {
+				if out, _ := sh(t, ct, "mknod /tmp/r c 226 128 && cat /tmp/r 2>&1"); !strings.Contains(out, "Operation not permitted") {
+					t.Errorf("GPU 1's render node made with mknod: %q, want it refused", out)
+				}
+			}
+		})
+	}
+}
