@@ -24,6 +24,9 @@ func (h host) status(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nvidiaprep status: configuration: %v\n", err)
 		return 1
 	}
+	if err := refreshMIGCache(cfg.Paths); err != nil {
+		fmt.Fprintf(stderr, "nvidiaprep status: refreshing the MIG cache: %v\n", err)
+	}
 	r := status.Gather(status.Options{Config: cfg})
 	if asJSON {
 		if err := writeJSON(stdout, r); err != nil {

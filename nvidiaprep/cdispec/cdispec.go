@@ -81,8 +81,17 @@ type GPU struct {
 	Extra []string
 }
 
+// MIG is one MIG device the container was given.
+type MIG struct {
+	Name  string   // "<gpu>:<gi>:<ci>", <gpu> the parent's index inside the container
+	UUID  string   // "MIG-..."; "" when unknown
+	Nodes []string // the parent's node and the instance's two nvidia-caps nodes, inside
+}
+
 // Input is what a spec is made of.
 type Input struct {
+	// MIGs are the MIG devices given (by selector or UUID).
+	MIGs []MIG
 	// Key identifies the inputs (Key's result); it is written into the
 	// spec's first line, which post-start compares.
 	Key string
@@ -134,7 +143,7 @@ func Ours(spec []byte) bool {
 // the driver's files are the spec's own edits, applied with any of its
 // devices.
 func Build(in Input) (*specs.Spec, error) {
-	if len(in.GPUs) == 0 {
+	if len(in.GPUs) == 0 && len(in.MIGs) == 0 {
 		return nil, fmt.Errorf("no GPU: a spec needs at least one device")
 	}
 	gpus := append([]GPU(nil), in.GPUs...)
@@ -155,7 +164,21 @@ func Build(in Input) (*specs.Spec, error) {
 			s.Devices = append(s.Devices, specs.Device{Name: g.UUID, ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
 		}
 	}
-	s.Devices = append(s.Devices, specs.Device{Name: "all", ContainerEdits: specs.ContainerEdits{DeviceNodes: all}})
+	for _, m := range in.MIGs {
+		nodes := func() []*specs.DeviceNode {
+			var l []*specs.DeviceNode
+			for _, p := range m.Nodes {
+				l = append(l, &specs.DeviceNode{Path: p, GID: in.GID})
+			}
+			return l
+		}
+		all = append(all, nodes()...)
+		s.Devices = append(s.Devices, specs.Device{Name: m.Name, ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
+		if m.UUID != "" {
+			s.Devices = append(s.Devices, specs.Device{Name: m.UUID, ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
+		}
+	}
+	s.Devices = append(s.Devices, specs.Device{Name: "all", ContainerEdits: specs.ContainerEdits{DeviceNodes: dedupe(all)}})
 	for _, n := range in.Nodes {
 		s.ContainerEdits.DeviceNodes = append(s.ContainerEdits.DeviceNodes, &specs.DeviceNode{Path: n, GID: in.GID})
 	}
@@ -219,6 +242,19 @@ func Validate(data []byte) error {
 		return fmt.Errorf("the CDI spec needs CDI %s, newer than %s (what Debian 12's podman reads)", min, Version)
 	}
 	return nil
+}
+
+// dedupe keeps the first of each node path: "all" holds a parent GPU once.
+func dedupe(nodes []*specs.DeviceNode) []*specs.DeviceNode {
+	seen := map[string]bool{}
+	var out []*specs.DeviceNode
+	for _, n := range nodes {
+		if !seen[n.Path] {
+			seen[n.Path] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // atMost compares dotted versions a <= b.

@@ -154,3 +154,32 @@ func TestDRMNodesComeWithTheirGPU(t *testing.T) {
 		t.Errorf("gpu=all: %v", nodes["all"])
 	}
 }
+
+// A MIG device is a device of its own, by <gpu>:<gi>:<ci> and UUID, with
+// its parent's node and its two capabilities; a container with MIG devices
+// alone has a spec too.
+func TestMIGDevices(t *testing.T) {
+	in := input()
+	in.GPUs = nil
+	in.MIGs = []MIG{{Name: "0:2:0", UUID: "MIG-1234", Nodes: []string{"/dev/nvidia1", "/dev/nvidia-caps/nvidia-cap21", "/dev/nvidia-caps/nvidia-cap22"}}}
+	data, err := Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "nvidia.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := cdi.NewCache(cdi.WithSpecDirs(dir), cdi.WithAutoRefresh(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cache.ListDevices()
+	slices.Sort(got)
+	if want := []string{"nvidia.com/gpu=0:2:0", "nvidia.com/gpu=MIG-1234", "nvidia.com/gpu=all"}; !slices.Equal(got, want) {
+		t.Fatalf("devices %v, want %v", got, want)
+	}
+	if n := cache.GetDevice("nvidia.com/gpu=MIG-1234").ContainerEdits.DeviceNodes; len(n) != 3 || n[2].Path != "/dev/nvidia-caps/nvidia-cap22" {
+		t.Errorf("MIG-1234 nodes %+v", n)
+	}
+}

@@ -39,6 +39,10 @@ type Host struct {
 	// lxc/<vmid>.conf is where hand-written lines come from, with its devN:
 	// entries.
 	PVE string
+	// MIGCache holds the MIG devices' UUIDs (NVML's, written by the worker
+	// and the admin commands); pre-start reads the instances themselves
+	// from procfs.
+	MIGCache nvdev.MIGCache
 }
 
 // Request is one container's choice.
@@ -119,6 +123,7 @@ func (e *BypassError) Error() string {
 type Result struct {
 	Version string
 	GPUs    []nvdev.GPU
+	MIGs    []nvdev.MIG
 	Nodes   []nvdev.Node
 	Lines   []string // the block's lines; empty when it gets nothing
 }
@@ -223,14 +228,18 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		}
 		log.Warn().Msgf("CT %d: %v; fix gpus in [containers.%d]", req.VMID, err, req.VMID)
 	}
-	if len(gpus) == 0 {
+	migs, err := selectMIGs(h, req, all, log)
+	if err != nil {
+		return Result{}, fail(ErrMIG, err, "", "List the MIG devices with `nvidia-smi -L`, and fix gpus in [containers.N] (a MIG-<uuid> made since the last `nvidiaprep status` is learnt by running it).")
+	}
+	if len(gpus) == 0 && len(migs) == 0 {
 		return Result{}, fail(ErrNoGPU, nil, "no GPU on this node matches its selection", "List the GPUs with `nvidia-smi -L` and fix gpus in [containers.N].")
 	}
 	control, majors, err := finder.ControlNodes(majors)
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
-	gpuNodes, err := finder.GPUNodes(majors, gpus)
+	gpuNodes, err := finder.GPUNodes(majors, withParents(gpus, all, migs))
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
@@ -238,6 +247,11 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	if err != nil {
 		return Result{}, fail(ErrMIG, err, "", "Check MIG with `nvidia-smi mig -lgi`.")
 	}
+	migNodes, err := finder.MIGCapNodes(majors, migs)
+	if err != nil {
+		return Result{}, fail(ErrMIG, err, "", "Check MIG with `nvidia-smi mig -lgi`.")
+	}
+	capNodes = append(capNodes, migNodes...)
 	drmNodes, err := finder.DRMNodes(gpus)
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
@@ -269,8 +283,8 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		}
 		p.Mounts = append(p.Mounts, m)
 	}
-	lines := append([]string{header(version, gpus)}, p.Lines()...)
-	return Result{Version: version, GPUs: gpus, Nodes: nodes, Lines: lines}, nil
+	lines := append([]string{header(version, gpus, migs)}, p.Lines()...)
+	return Result{Version: version, GPUs: gpus, MIGs: migs, Nodes: nodes, Lines: lines}, nil
 }
 
 // driverMount shows the cache's extracted trees inside the container as a
@@ -328,10 +342,14 @@ func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []
 }
 
 // header is the block's first line: what it gives, for a reader of the config.
-func header(version string, gpus []nvdev.GPU) string {
+func header(version string, gpus []nvdev.GPU, migs []nvdev.MIG) string {
 	ids := make([]string, len(gpus))
 	for i, g := range gpus {
 		ids[i] = fmt.Sprintf("%d=%s", g.Index, g.PCIBusID)
 	}
-	return fmt.Sprintf("# driver %s; GPUs %s", version, strings.Join(ids, " "))
+	h := fmt.Sprintf("# driver %s; GPUs %s", version, strings.Join(ids, " "))
+	if len(migs) > 0 {
+		h += "; MIG " + migHeader(migs)
+	}
+	return h
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -42,7 +43,7 @@ func SpecWanted(cfg config.Config, vmid int, version string) (key string, block 
 	if err != nil {
 		return "", nil, fmt.Errorf("CT %d: %s: %w", vmid, cfg.Paths.LXCConfig(vmid), err)
 	}
-	if len(prestart.ReadGiven(block).GPUs) == 0 {
+	if g := prestart.ReadGiven(block); len(g.GPUs) == 0 && len(g.MIGs) == 0 {
 		return "", nil, nil
 	}
 	// The nodes' group inside is the spec's too.
@@ -225,6 +226,16 @@ func (w Worker) specInput(root *ctfs.Root, version string, block []string, key s
 			return cdispec.Input{}, fmt.Errorf("GPU %s, given at this start, is not on the host now; restart the container", g.PCIBusID)
 		}
 	}
+	migs, err := w.migDevices(host, given, givenNode, in.GPUs)
+	if err != nil {
+		return cdispec.Input{}, err
+	}
+	for _, m := range migs {
+		for _, n := range m.Nodes {
+			gpuNodes[n] = true
+		}
+	}
+	in.MIGs = migs
 	for _, n := range given.Nodes {
 		if !gpuNodes[n] {
 			in.Nodes = append(in.Nodes, n)
@@ -285,4 +296,57 @@ func (w Worker) registration(ctx context.Context, ct *ctexec.Container, version 
 		return nil
 	}
 	return session{w: w, ct: ct, version: version}.register(ctx)
+}
+
+// migDevices are the spec's MIG devices: each given instance with its
+// parent's node and its two capabilities' nodes (procfs's minors), named
+// "<gpu>:<gi>:<ci>" with <gpu> the parent's index inside the container (its
+// rank by PCI bus id among the GPUs the container sees) and by UUID.
+func (w Worker) migDevices(host []nvdev.GPU, given prestart.Given, givenNode map[string]bool, whole []cdispec.GPU) ([]cdispec.MIG, error) {
+	if len(given.MIGs) == 0 {
+		return nil, nil
+	}
+	proc, err := nvdev.ProcMIGs(w.Config.Paths.Proc, host)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, g := range whole {
+		seen[g.PCIBusID] = true
+	}
+	pcis := []string{}
+	for p := range seen {
+		pcis = append(pcis, p)
+	}
+	for _, m := range given.MIGs {
+		for _, h := range host {
+			if h.Minor == m.Minor && !seen[h.PCIBusID] {
+				seen[h.PCIBusID] = true
+				pcis = append(pcis, h.PCIBusID)
+			}
+		}
+	}
+	sort.Strings(pcis)
+	var out []cdispec.MIG
+	for _, g := range given.MIGs {
+		var found *nvdev.MIG
+		for i, m := range proc {
+			if m.Minor == g.Minor && m.Name() == g.Name {
+				found = &proc[i]
+			}
+		}
+		if found == nil {
+			return nil, fmt.Errorf("MIG device %s, given at this start, is gone; restart the container", g.Name)
+		}
+		inside := sort.SearchStrings(pcis, found.PCIBusID)
+		d := cdispec.MIG{Name: fmt.Sprintf("%d:%d:%d", inside, found.GI, found.CI), UUID: g.UUID}
+		for _, n := range []string{fmt.Sprintf("/dev/nvidia%d", g.Minor),
+			fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", found.GICap.Minor), fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", found.CICap.Minor)} {
+			if givenNode[n] {
+				d.Nodes = append(d.Nodes, n)
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
