@@ -455,3 +455,17 @@ func TestNodeGIDAndMode(t *testing.T) {
 		}
 	}
 }
+
+func TestMIGTripleSelector(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "node.toml", "[containers.101]\ngpus = [\"0:1:0\", \"MIG-GPU-1d2a0c41-7c39-4a3b-9d35-000000000000/1/0\"]\n")
+	cfg, err := LoadFiles(File{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Container(101).GPUs.Selectors; len(got) != 2 || got[0] != "0:1:0" {
+		t.Errorf("selectors %q", got)
+	}
+	if _, err := LoadFiles(File{Path: writeFile(t, t.TempDir(), "node.toml", "[containers.101]\ngpus = [\"0:x:0\"]\n")}); err == nil {
+		t.Error("0:x:0 was accepted")
+	}
+}

@@ -476,7 +476,7 @@ func selection(gpus []any) (Selection, string) {
 		}
 		if !validSelector(s) {
 			return Selection{}, fmt.Sprintf(`invalid GPU selector %q: want a GPU index ("0"), a UUID ("GPU-…" or "MIG-…"), `+
-				`a PCI bus id ("0000:01:00.0" or "01:00.0") or "all"`, s)
+				`a PCI bus id ("0000:01:00.0" or "01:00.0"), a MIG device as <gpu>:<gi>:<ci> ("0:1:0") or "all"`, s)
 		}
 		sel.Selectors = append(sel.Selectors, s)
 	}
@@ -495,6 +495,10 @@ func validSelector(s string) bool {
 		return len(parts) == 3 && isUUID(parts[0]) && isDecimal(parts[1]) && isDecimal(parts[2])
 	case strings.HasPrefix(s, "MIG-"):
 		return isUUID(s[len("MIG-"):])
+	case strings.Count(s, ":") == 2 && !strings.Contains(s, "."):
+		// A MIG device as <gpu>:<gi>:<ci>.
+		parts := strings.Split(s, ":")
+		return isDecimal(parts[0]) && isDecimal(parts[1]) && isDecimal(parts[2])
 	case strings.Contains(s, ":"):
 		return isPCIBusID(s)
 	}

@@ -39,9 +39,30 @@ func (m MIG) Name() string { return fmt.Sprintf("%d:%d:%d", m.GPU, m.GI, m.CI) }
 var migTriple = regexp.MustCompile(`^([0-9]+):([0-9]+):([0-9]+)$`)
 
 // IsMIGSelector tells a MIG instance's selector ("MIG-<uuid>",
-// "<gpu>:<gi>:<ci>") from a GPU's.
+// "<gpu>:<gi>:<ci>", the old "MIG-GPU-<uuid>/<gi>/<ci>") from a GPU's.
 func IsMIGSelector(s string) bool {
 	return strings.HasPrefix(s, "MIG-") || migTriple.MatchString(s)
+}
+
+// oldMIG is the MIG UUID form of drivers before 470: MIG-GPU-<parent's
+// uuid>/<gi>/<ci>.
+var oldMIG = regexp.MustCompile(`^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$`)
+
+// NormalizeMIGSelectors writes old-form MIG selectors as <gpu>:<gi>:<ci>,
+// finding the parent among gpus by its UUID; others stay as they are.
+func NormalizeMIGSelectors(gpus []GPU, selectors []string) []string {
+	out := make([]string, len(selectors))
+	for i, s := range selectors {
+		out[i] = s
+		if m := oldMIG.FindStringSubmatch(s); m != nil {
+			for _, g := range gpus {
+				if strings.EqualFold(g.UUID, m[1]) {
+					out[i] = fmt.Sprintf("%d:%s:%s", g.Index, m[2], m[3])
+				}
+			}
+		}
+	}
+	return out
 }
 
 // MIGMatches tells whether selector names m.

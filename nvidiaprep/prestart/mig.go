@@ -33,7 +33,7 @@ func selectMIGs(h Host, req Request, all []nvdev.GPU, log zerolog.Logger) ([]nvd
 			log.Warn().Msgf("CT %d: %v; MIG-<uuid> selectors match nothing this start", req.VMID, err)
 		}
 	}
-	migs, unmatched := nvdev.SelectMIGs(nvdev.WithUUIDs(proc, cached), req.GPUs)
+	migs, unmatched := nvdev.SelectMIGs(nvdev.WithUUIDs(proc, cached), nvdev.NormalizeMIGSelectors(all, req.GPUs))
 	if len(unmatched) > 0 {
 		have := "none"
 		if len(proc) > 0 {

@@ -99,3 +99,14 @@ func TestMIGByUUIDAndVanished(t *testing.T) {
 type fakeMIGs []nvdev.MIG
 
 func (m fakeMIGs) MIGs() ([]nvdev.MIG, error) { return m, nil }
+
+// The old form MIG-GPU-<parent uuid>/<gi>/<ci> names the same instance.
+func TestOldMIGForm(t *testing.T) {
+	f := migSetup(t)
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-" + driver.GPUs[1].UUID + "/2/0"}, Required: true}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.config(t); !strings.Contains(got, "c 511:22 rw") {
+		t.Errorf("the old form does not give 1:2:0:\n%s", got)
+	}
+}
