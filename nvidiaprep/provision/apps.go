@@ -112,10 +112,13 @@ mv -f "$f.nvidiaprep-tmp" "$f"`
 // removeSpecScript removes nvidiaprep's spec (the host checked it is ours).
 const removeSpecScript = `rm -f ` + cdispec.Path
 
-// Apps keeps what the container's own container engines need in step with
-// what it was given and has installed: its CDI spec. It writes the spec
-// when it is missing or its key differs, leaves an unchanged one alone,
-// and removes nvidiaprep's when the container gets no GPU or no install.
+// Apps keeps what the container's own container engines and apt need in
+// step with what it was given and has installed: its apt registration
+// (aptreg), NVIDIA's container toolkit where installed, and its CDI spec,
+// each on its own (one failing does not keep the others back; the errors
+// are joined). It writes the spec when it is missing or its key differs,
+// leaves an unchanged one alone, and removes nvidiaprep's when the
+// container gets no GPU or no install.
 func (w Worker) Apps(ctx context.Context, version string) error {
 	want, block, err := SpecWanted(w.Config, w.VMID, version)
 	if err != nil {
@@ -126,14 +129,23 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 		return err
 	}
 	defer ct.Close()
-	if err := w.registration(ctx, ct, version); err != nil {
-		return err
-	}
+	regErr := w.registration(ctx, ct, version)
 	root, err := ct.Root(ctx)
 	if err != nil {
-		return fmt.Errorf("CT %d: %w", w.VMID, err)
+		return errors.Join(regErr, fmt.Errorf("CT %d: %w", w.VMID, err))
 	}
 	defer root.Close()
+	var toolkitErr error
+	if want != "" {
+		if err := w.toolkit(ctx, ct, root, prestart.ReadGiven(block).Nodes); err != nil {
+			toolkitErr = fmt.Errorf("CT %d: NVIDIA's container toolkit: %w", w.VMID, err)
+		}
+	}
+	return errors.Join(regErr, toolkitErr, w.spec(ctx, ct, root, version, block, want))
+}
+
+// spec makes the container's CDI spec what want (SpecWanted) asks for.
+func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root, version string, block []string, want string) error {
 	have, err := ReadSpecState(root)
 	if err != nil {
 		return fmt.Errorf("CT %d: reading %s: %w", w.VMID, cdispec.Path, err)
@@ -151,9 +163,6 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 		}
 		w.Log.Info().Msgf("CT %d: removed its CDI spec %s: it is given no GPU (or install = false)", w.VMID, cdispec.Path)
 		return nil
-	}
-	if err := w.toolkit(ctx, ct, root, prestart.ReadGiven(block).Nodes); err != nil {
-		return fmt.Errorf("CT %d: NVIDIA's container toolkit: %w", w.VMID, err)
 	}
 	in, err := w.specInput(root, version, block, want)
 	if err != nil {
@@ -178,7 +187,7 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s; make %s a writable directory inside the container, then run `nvidiaprep provision %d`", w.VMID, cdispec.Path, r.Exit, r.Output().LastLines(3), cdispec.Dir, w.VMID)
 	}
-	w.status("wrote the CDI spec %s (devices nvidia.com/gpu=0..%d, by UUID, and all)", cdispec.Path, len(in.GPUs)-1)
+	w.status("wrote the CDI spec %s (%d GPU(s), %d MIG device(s); by index inside, UUID, and all)", cdispec.Path, len(in.GPUs), len(in.MIGs))
 	return nil
 }
 

@@ -384,9 +384,11 @@ func (s session) clean(ctx context.Context) error {
 		return fmt.Errorf("CT %d: listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
 	}
 	// The registration first: apt then removes the distribution's driver
-	// packages it conflicts with and keeps what depends on them.
+	// packages it conflicts with and keeps what depends on them. A failure
+	// does not stop the install (the worker tries again after it, and says
+	// so then).
 	if err := s.register(ctx); err != nil {
-		return err
+		s.w.Log.Warn().Err(err).Msgf("%v; installing the driver all the same", err)
 	}
 	r, err = s.sh(ctx, `command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`)
 	if err != nil {
