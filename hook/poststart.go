@@ -47,6 +47,11 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		log.Error().Msgf("CT %d: the container did not answer within %v (its LXC monitor or its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", vmid, lookTimeout, vmid)
 		return 1
 	}
+	if st.err != nil && !installs {
+		// Only a left-over spec was looked for: not worth a failed phase.
+		log.Warn().Err(st.err).Msgf("CT %d: %v; whether it has a CDI spec of nvidiaprep's to remove is checked at its next start", vmid, st.err)
+		return 0
+	}
 	if st.err != nil {
 		log.Error().Err(st.err).Msgf("CT %d: %v", vmid, st.err)
 		return 1
