@@ -274,7 +274,8 @@ func TestCDISpecFollowsWhatTheContainerIsGiven(t *testing.T) {
 	}
 }
 
-// Debian 13's docker.io (26.1, CDI behind "features": {"cdi": true}) inside
+// Debian 13's docker.io (26.1, CDI behind "features": {"cdi": true}; its
+// client is the docker-cli package there) inside
 // a real Debian 13 container (nesting on, unprivileged, as Proxmox makes new
 // containers) runs an image from a local tarball with --device
 // nvidia.com/gpu=0 from nvidiaprep's spec: the container's GPU opens as far
@@ -282,7 +283,7 @@ func TestCDISpecFollowsWhatTheContainerIsGiven(t *testing.T) {
 func TestDockerOnDebian13UsesTheCDISpec(t *testing.T) {
 	const vmid = 205
 	n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", vmid))
-	debs, err := aptrepo.FetchFrom(n.Bed.Cache, filepath.Join(n.Bed.Cache, "rootfs-trixie"), aptrepo.Source{Suite: "trixie", Components: []string{"main"}}, "docker.io")
+	debs, err := aptrepo.FetchFrom(n.Bed.Cache, filepath.Join(n.Bed.Cache, "rootfs-trixie"), aptrepo.Source{Suite: "trixie", Components: []string{"main"}}, "docker.io", "docker-cli")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestDockerOnDebian13UsesTheCDISpec(t *testing.T) {
 	if err := ct.WriteFile("etc/docker/daemon.json", []byte(`{"features": {"cdi": true}, "storage-driver": "vfs", "iptables": false, "ip6tables": false, "bridge": "none"}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	prepare(t, ct, "rm -f /etc/apt/sources.list.d/*; apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >/dev/null")
+	prepare(t, ct, "rm -f /etc/apt/sources.list.d/*; apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io docker-cli >/dev/null")
 	if _, p, _ := startProvisioned(t, n, ct); p.Outcome != record.Installed {
 		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
