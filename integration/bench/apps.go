@@ -50,7 +50,7 @@ func (e env) apps(runs int) ([]row, error) {
 		return time.Since(t0), nil
 	}
 	var current, spec, reg []time.Duration
-	rounds := max(runs/20, 3)
+	rounds := max(runs/4, 5)
 	for i := 0; i < rounds; i++ {
 		d, err := worker("")
 		if err != nil {

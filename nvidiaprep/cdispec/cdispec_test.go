@@ -1,6 +1,7 @@
 package cdispec
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,5 +182,20 @@ func TestMIGDevices(t *testing.T) {
 	}
 	if n := cache.GetDevice("nvidia.com/gpu=MIG-1234").ContainerEdits.DeviceNodes; len(n) != 3 || n[2].Path != "/dev/nvidia-caps/nvidia-cap22" {
 		t.Errorf("MIG-1234 nodes %+v", n)
+	}
+}
+
+// BenchmarkRender: building, marshalling and validating the spec of a
+// container with one GPU and a real driver's number of files (about 80
+// libraries, links and programs).
+func BenchmarkRender(b *testing.B) {
+	in := input()
+	for i := 0; i < 80; i++ {
+		in.Files = append(in.Files, fmt.Sprintf("/usr/lib/x86_64-linux-gnu/libnvidia-x%d.so.580.159.04", i))
+	}
+	for b.Loop() {
+		if _, err := Render(in); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
