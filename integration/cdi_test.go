@@ -80,7 +80,7 @@ ln -s usr/bin bin; ln -s usr/lib lib; ln -s usr/lib64 lib64; ln -s usr/bin sbin
 cp -a /usr/lib64 usr/
 for f in sh dash cat sed head grep ls mknod sort tr wc stat id; do cp -a /usr/bin/$f usr/bin/; done
 cd /usr/lib/x86_64-linux-gnu
-for f in ld-linux-x86-64.so* libc.so* libm.so* libdl.so* libpcre2-8.so* libselinux.so* libacl.so* libattr.so*; do [ -e "$f" ] && cp -a "$f" /root/img/usr/lib/x86_64-linux-gnu/; done
+for f in ld-linux-x86-64.so* libc.so* libm.so* libcap.so* libdl.so* libpcre2-8.so* libselinux.so* libacl.so* libattr.so*; do [ -e "$f" ] && cp -a "$f" /root/img/usr/lib/x86_64-linux-gnu/; done
 cp /srv/repo/nvidiaprep-load-probe /root/img/usr/bin/
 echo 'root:x:0:0:root:/root:/bin/sh' > /root/img/etc/passwd
 echo 'root:x:0:' > /root/img/etc/group
