@@ -48,6 +48,14 @@ fuzz:
 integration: build
 	$(GO) test -tags integration -p 1 -count=1 -timeout $(INTEGRATION_TIMEOUT) ./...
 
+## toolkit: Debian 12's full CUDA toolkit (nvidia-cuda-toolkit: about 65
+## packages, 1.5 GiB to download once into the test cache, 5 GB installed)
+## in a provisioned container, against nvidiaprep's apt registration. Not
+## part of `make test`: run it when the registration or the purge changes.
+.PHONY: toolkit
+toolkit: build
+	$(GO) test -tags 'integration toolkit' -p 1 -count=1 -timeout 60m -run '^TestFullCUDAToolkit$$' ./integration/
+
 ## test: everything, real containers included.
 test: deps vet fuzz integration
 

@@ -145,7 +145,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	if !cfg.HasTable(vmid) {
 		nameDefault(cfg, vmid, log)
 	}
-	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install, Strict: ct.Strict}
+	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install, Strict: ct.Strict, NodeGID: ct.NodeGID, NodeMode: ct.NodeMode}
 	if !ct.GPUs.All {
 		req.GPUs = ct.GPUs.Selectors
 	}
@@ -184,7 +184,8 @@ func nameDefault(cfg config.Config, vmid int, log zerolog.Logger) {
 // host's: NVML describes this machine, not a relocated tree) and nvidia-modprobe.
 func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
 	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys,
-		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}, PVE: p.PVE}
+		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}, PVE: p.PVE,
+		MIGCache: nvdev.MIGCache{Path: filepath.Join(p.State, "mig.json")}}
 	if p.Proc == "/proc" && p.Dev == "/dev" {
 		nvml := deadlineLister{lister: nvmlgpu.New(), timeout: nvmlTimeout}
 		h.GPUs = nvdev.Fallback{Primary: nvml, Secondary: h.GPUs, OnFallback: func(err error) {

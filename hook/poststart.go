@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"nvidiaprep/nvidiaprep/cdispec"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -21,42 +22,72 @@ import (
 )
 
 // postStart returns at once when the container's user-space libraries match
-// the loaded driver, and otherwise starts the provisioning worker detached:
-// Proxmox waits for this phase, and so does every later guest at boot.
+// the loaded driver and its CDI spec is what this start gave it (or, given
+// no GPU, it has no spec of nvidiaprep's), and otherwise starts the
+// provisioning worker detached: Proxmox waits for this phase, and so does
+// every later guest at boot.
 func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	ct := cfg.Container(vmid)
-	if !ct.Install || ct.GPUs.None() {
-		return 0
-	}
+	installs := ct.Install && !ct.GPUs.None()
 	version, err := nvdev.LoadedVersion(cfg.Paths.Sys, cfg.Paths.Proc)
-	if err != nil {
+	if installs && err != nil {
 		return 0 // pre-start has said what is missing
+	}
+	// The CDI spec the container should have: "" for none (a spec of
+	// nvidiaprep's left from when it had a GPU is removed).
+	wantSpec, _, specErr := provision.SpecWanted(cfg, vmid, version)
+	if specErr != nil {
+		log.Warn().Err(specErr).Msgf("CT %d: %v; its CDI spec is checked at its next start", vmid, specErr)
 	}
 	var st state
 	done := make(chan state, 1)
-	go func() { done <- look(cfg.Paths.LXC, vmid, version) }()
+	go func() { done <- look(cfg.Paths.LXC, vmid, version, installs) }()
 	select {
 	case st = <-done:
 	case <-time.After(lookTimeout):
 		log.Error().Msgf("CT %d: the container did not answer within %v (its LXC monitor or its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", vmid, lookTimeout, vmid)
 		return 1
 	}
+	if st.err != nil && !installs {
+		// Only a left-over spec was looked for: not worth a failed phase.
+		log.Warn().Err(st.err).Msgf("CT %d: %v; whether it has a CDI spec of nvidiaprep's to remove is checked at its next start", vmid, st.err)
+		return 0
+	}
 	if st.err != nil {
 		log.Error().Err(st.err).Msg(ctMessage(vmid, st.err))
 		return 1
 	}
 	if !st.running {
-		log.Warn().Msgf("CT %d is not running after its start; nothing to provision", vmid)
+		if installs {
+			log.Warn().Msgf("CT %d is not running after its start; nothing to provision", vmid)
+		}
+		return 0
+	}
+	// What cannot be told is not acted on.
+	specOK := specErr != nil || st.specErr != nil || st.spec.UpToDate(wantSpec)
+	if st.specErr != nil {
+		log.Warn().Err(st.specErr).Msgf("%v; its CDI spec is checked at its next start", st.specErr)
+	}
+	if !installs && specOK && !st.registered {
 		return 0
 	}
 	if st.current {
-		log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s are current", vmid, version)
 		if settled, err := provision.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
 			log.Warn().Err(err).Msg(ctMessage(vmid, err))
 		} else if settled {
 			log.Info().Msgf("CT %d: its last provisioning worker stopped before recording its outcome; the libraries %s are complete, and the record now says so", vmid, version)
 		}
-		return 0
+		if specOK && !st.toolkit {
+			log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s and its CDI spec are current", vmid, version)
+			return 0
+		}
+		st.why = "its CDI spec (" + cdispec.Path + ") is missing or out of date"
+		if specOK {
+			st.why = "it has NVIDIA's container toolkit, whose runtime needs /dev/char links in the container's new /dev"
+		}
+	}
+	if !installs {
+		st.why = "it is given no GPU or no install, and has nvidiaprep's CDI spec or apt registration"
 	}
 	worker, err := workerPath()
 	if err != nil {
@@ -75,6 +106,10 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		log.Error().Err(err).Msg(ctMessage(vmid, err))
 		return 1
 	}
+	if st.current || !installs {
+		log.Info().Msgf("CT %d: %s; the worker updates it in the background (%s)", vmid, st.why, how)
+		return 0
+	}
 	log.Info().Msgf("CT %d: %s; installing NVIDIA user-space libraries %s in the background (%s)", vmid, st.why, version, how)
 	return 0
 }
@@ -85,13 +120,19 @@ const lookTimeout = 20 * time.Second
 
 // state is what post-start sees of a container.
 type state struct {
-	running bool
-	current bool
-	why     string // why it is not current
-	err     error
+	running    bool
+	current    bool
+	why        string // why it is not current
+	spec       provision.SpecState
+	specErr    error
+	registered bool // nvidiaprep's apt pin is there (looked at only without install)
+	toolkit    bool // NVIDIA's container toolkit is installed
+	err        error
 }
 
-func look(lxcPath string, vmid int, version string) state {
+// look reads the container's install record (when it installs) and its
+// CDI spec from its root.
+func look(lxcPath string, vmid int, version string, installs bool) state {
 	c, err := ctexec.Open(lxcPath, vmid)
 	if err != nil {
 		return state{err: err}
@@ -105,11 +146,25 @@ func look(lxcPath string, vmid int, version string) state {
 		return state{err: err}
 	}
 	defer root.Close()
-	current, why, err := provision.Current(root, version)
-	if err != nil {
-		why = err.Error()
+	st := state{running: true}
+	if installs {
+		current, why, err := provision.Current(root, version)
+		if err != nil {
+			why = err.Error()
+		}
+		st.current, st.why = current, why
 	}
-	return state{running: true, current: current, why: why}
+	if !installs {
+		if reg, err := provision.Registered(root); err == nil {
+			st.registered = reg
+		}
+	}
+	st.toolkit = installs && provision.HasToolkit(root)
+	st.spec, st.specErr = provision.ReadSpecState(root)
+	if st.specErr != nil {
+		st.specErr = fmt.Errorf("CT %d: reading %s: %w", vmid, cdispec.Path, st.specErr)
+	}
+	return st
 }
 
 // workerPath finds the admin program, which runs the worker: beside this

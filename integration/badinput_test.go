@@ -243,7 +243,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "config not TOML", config: notTOML, args: []string{"9701", "pre-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
 		{name: "config not TOML post-start", config: notTOML, args: []string{"9701", "post-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
 		{name: "unknown key", config: "[containers.9701]\ngpu = [\"0\"]\n", args: []string{"9701", "pre-start"}, exit: 1, line: "gpu =",
-			want: []string{"CT 9701: its table in the configuration: ", "containers.9701.gpu: unknown key (known keys: gpus, required, install, chain, strict)", "only this container's start is refused"}},
+			want: []string{"CT 9701: its table in the configuration: ", "containers.9701.gpu: unknown key (known keys: gpus, required, install, chain, strict, gid, mode)", "only this container's start is refused"}},
 		// An error in another container's table is that container's alone.
 		{name: "unknown key in another table", config: "[containers.9702]\ngpu = [\"0\"]\n\n[containers.9701]\ngpus = []\n", args: []string{"9701", "pre-start"}, exit: 0,
 			want: []string{"CT 9701: no GPUs configured (gpus = [])"}},

@@ -41,6 +41,9 @@ func provisionCmd(c *cli.Call) int {
 		log.Error().Msg(why)
 		return 1
 	}
+	if err := refreshMIGCache(cfg.Paths); err != nil {
+		log.Warn().Err(err).Msgf("CT %d: refreshing the MIG cache: %v", vmid, err)
+	}
 	w := provision.Worker{Config: cfg, VMID: vmid, Log: log, Status: func(s string) {
 		line.Step(s)
 		daemon.SdNotify(false, "STATUS="+s)

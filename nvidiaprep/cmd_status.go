@@ -44,6 +44,9 @@ func (h host) statusRun(c *cli.Call) int {
 	if err != nil {
 		return c.Fail(cli.ExitFail, "configuration: %v\n(nvidiaprep doctor says the same; until it is fixed, containers that use the hookscript refuse to start)", err)
 	}
+	if err := refreshMIGCache(cfg.Paths); err != nil {
+		fmt.Fprintf(c.Stderr, "nvidiaprep status: refreshing the MIG cache: %v\n", err)
+	}
 	r := status.Gather(status.Options{Config: cfg, Only: only, Probe: h.probe(cfg.Paths.LXC), LiveStep: h.liveStep(cfg.Paths.State)})
 	if c.JSON {
 		if err := cli.WriteJSON(c.Stdout, statusDoc{Envelope: c.Envelope(), JSON: r.ToJSON()}); err != nil {

@@ -47,6 +47,15 @@ func (s Source) Options(cacheDir string) []string {
 	}
 }
 
+// ListsDir returns the source's index directory and its sources.list, for a
+// test container whose apt reads them as its own (bind-mounted read-only
+// at /var/lib/apt/lists; the sources.list names the mirror, which apt only
+// reads for the file names). Prepare must have run.
+func (s Source) ListsDir(cacheDir string) (lists, sourcesList string) {
+	d := s.dir(cacheDir)
+	return filepath.Join(d, "lists"), filepath.Join(d, "sources.list")
+}
+
 // Prepare writes the source's sources.list (the host's mirror, Debian's
 // archive keyring) and downloads its indexes once; update forces a new
 // download (the mirror moved on and a file is gone).

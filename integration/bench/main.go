@@ -29,9 +29,13 @@ func main() {
 	storm := flag.Int("storm", 10, "containers in the boot storm")
 	out := flag.String("o", "", "also write the table to this file")
 	dropIn := flag.Bool("dropin-only", false, "measure only what the container units' drop-in adds (no containers)")
+	appsOnly := flag.Bool("apps-only", false, "measure only what the CDI spec and the apt registration add (one container)")
 	flag.Parse()
 	if *dropIn {
 		*out, *storm, *payload = "", -1, -1
+	}
+	if *appsOnly {
+		*out, *storm, *payload = "", -2, -1
 	}
 	if err := run(*runs, *payload<<20, *storm, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -62,6 +66,18 @@ func run(runs int, payload int64, storm int, out string) error {
 		return err
 	}
 	var rows []row
+	if storm == -2 {
+		if e.bed, err = lxctest.NewBed(filepath.Join(dir, "bed")); err != nil {
+			return err
+		}
+		defer e.bed.Close()
+		r, err := e.apps(runs / 4)
+		if err != nil {
+			return err
+		}
+		fmt.Print(render(r))
+		return nil
+	}
 	floor, err := e.startFloor(runs)
 	if err != nil {
 		return err
@@ -93,6 +109,11 @@ func run(runs int, payload int64, storm int, out string) error {
 	}
 	rows = append(rows, r...)
 	r, err = e.provisioning(payload)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, r...)
+	r, err = e.apps(runs / 4)
 	if err != nil {
 		return err
 	}

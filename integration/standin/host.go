@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"nvidiaprep/nvidiaprep/nvdev"
 )
@@ -177,7 +178,11 @@ func (f *FakeNodes) Stat(path string) (nvdev.DevStat, error) {
 	if !ok {
 		return nvdev.DevStat{}, nil
 	}
-	return nvdev.DevStat{Char: true, Major: mm[0], Minor: mm[1], Perm: uint32(fi.Mode().Perm())}, nil
+	st := nvdev.DevStat{Char: true, Major: mm[0], Minor: mm[1], Perm: uint32(fi.Mode().Perm())}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.UID, st.GID = sys.Uid, sys.Gid
+	}
+	return st, nil
 }
 
 // Mknod implements nvdev.NodeFS.

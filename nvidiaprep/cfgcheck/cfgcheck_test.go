@@ -84,7 +84,7 @@ gpus = ["5"]
 		file + ":16: containers.104.gpus: warning: GPU selectors \"1\" and \"0000:02:00.0\" name the same GPU 1",
 		file + ":20: containers.105.required: warning: required = true with gpus = []",
 		file + ":24: containers.106.chain: error: script 'local:snippets/gone.sh' does not exist",
-		file + ":27: containers.107.gpu: error: unknown key (known keys: gpus, required, install, chain, strict) (CT 107's start is refused until it is corrected; other containers start)",
+		file + ":27: containers.107.gpu: error: unknown key (known keys: gpus, required, install, chain, strict, gid, mode) (CT 107's start is refused until it is corrected; other containers start)",
 		file + ": containers.900: note: CT 900 is not on this node",
 		"note: CT 108 uses nvidiaprep's hookscript without a [containers.108] table: it gets every GPU of the node (the default)",
 	} {

@@ -187,6 +187,11 @@ type Container struct {
 	// Strict refuses the start when hand-written lines in the container's
 	// config reach GPUs its selection does not give it (else a warning).
 	Strict bool
+	// NodeGID and NodeMode, when set, are the group (inside the container)
+	// and mode of the container's device nodes, as Proxmox's devN: gid= and
+	// mode= give them: the container's copies change, never the host's.
+	NodeGID  *uint32
+	NodeMode uint32 // 0: the host's mode
 }
 
 // Selection is the set of GPUs a container gets.

@@ -262,7 +262,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "# c\nbogus = 1\n[paths]\n", 2, "bogus", "unknown key (known keys: paths, provision, driver, containers)"},
 		{"unknown key in paths", "[paths]\nlxc = \"/x\"\nlcx = \"/y\"\n", 3, "paths.lcx", "unknown key (known keys: lxc, dev, proc, sys, cache, state, pve, root)"},
 		{"key in the wrong case", "[paths]\nLXC = \"/x\"\n", 2, "paths.LXC", "unknown key"},
-		{"unknown key in container", "\n[containers.101]\ngpus = []\ngpu = [\"0\"]\n", 4, "containers.101.gpu", "unknown key (known keys: gpus, required, install, chain, strict)"},
+		{"unknown key in container", "\n[containers.101]\ngpus = []\ngpu = [\"0\"]\n", 4, "containers.101.gpu", "unknown key (known keys: gpus, required, install, chain, strict, gid, mode)"},
 		{"unknown dotted key", "[provision]\nmax_concurrent = 1\n[paths]\ndev.x = \"/x\"\n", 4, "paths.dev", "must be a string, not a table"},
 		{"unknown key in inline table", "\npaths = { lxc = \"/x\", bogus = \"/y\" }\n", 2, "paths.bogus", "unknown key"},
 		{"unknown key in multi-line inline table", "paths = {\n lxc = \"/x\",\n  bogus = 1 }\n", 3, "paths.bogus", "unknown key"},
@@ -341,7 +341,7 @@ func TestErrorMessage(t *testing.T) {
 	cluster := writeFile(t, dir, "cluster.toml", "[containers.101]\ngpus = [\"0\"]\n")
 	node := writeFile(t, dir, "node.toml", "# node\n\n[paths]\nlxc = \"/var/lib/lxc\"\n\n[containers.101]\ngpu = [\"0\"]\n")
 	cfg, err := LoadFiles(File{Path: cluster}, File{Path: node})
-	want := node + ":7: containers.101.gpu: unknown key (known keys: gpus, required, install, chain, strict)"
+	want := node + ":7: containers.101.gpu: unknown key (known keys: gpus, required, install, chain, strict, gid, mode)"
 	if err != nil || cfg.ContainerError(101) == nil || cfg.ContainerError(101).Error() != want {
 		t.Errorf("error = %v, CT 101's = %v\nwant    %s", err, cfg.ContainerError(101), want)
 	}
@@ -447,5 +447,52 @@ func TestChain(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Key != "containers.101.chain" || ce.Line != 2 {
 			t.Errorf("chain %q: error %v, want one for containers.101.chain at line 2", bad, err)
 		}
+	}
+}
+
+// gid and mode give the container's device nodes a group and mode inside;
+// anything else is named with its line.
+func TestNodeGIDAndMode(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "node.toml", "[containers.101]\ngid = 44\nmode = \"0660\"\n")
+	cfg, err := LoadFiles(File{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Container(101); c.NodeGID == nil || *c.NodeGID != 44 || c.NodeMode != 0o660 {
+		t.Errorf("container %+v", c)
+	}
+	if c := cfg.Container(102); c.NodeGID != nil || c.NodeMode != 0 {
+		t.Errorf("a container without the keys: %+v", c)
+	}
+	for text, want := range map[string]string{
+		"[containers.101]\ngid = -1\n":        "gid -1",
+		"[containers.101]\ngid = 70000\n":     "gid 70000",
+		"[containers.101]\nmode = \"0777\"\n": `mode "0777"`,
+		"[containers.101]\nmode = \"rw\"\n":   `mode "rw"`,
+		"[containers.101]\nmode = 660\n":      "mode",
+		"[containers.101]\ngid = \"video\"\n": "gid",
+	} {
+		// An error in a container's table is that container's alone.
+		cfg, err := LoadFiles(File{Path: writeFile(t, t.TempDir(), "node.toml", text)})
+		if err == nil {
+			err = cfg.ContainerError(101)
+		}
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "node.toml:2:") {
+			t.Errorf("%q: %v, want an error naming %q at line 2", text, err, want)
+		}
+	}
+}
+
+func TestMIGTripleSelector(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "node.toml", "[containers.101]\ngpus = [\"0:1:0\", \"MIG-GPU-1d2a0c41-7c39-4a3b-9d35-000000000000/1/0\"]\n")
+	cfg, err := LoadFiles(File{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Container(101).GPUs.Selectors; len(got) != 2 || got[0] != "0:1:0" {
+		t.Errorf("selectors %q", got)
+	}
+	if cfg, err := LoadFiles(File{Path: writeFile(t, t.TempDir(), "node.toml", "[containers.101]\ngpus = [\"0:x:0\"]\n")}); err == nil && cfg.ContainerError(101) == nil {
+		t.Error("0:x:0 was accepted")
 	}
 }

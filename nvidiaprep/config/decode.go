@@ -57,6 +57,8 @@ type fileContainer struct {
 	Install  *bool   `toml:"install"`
 	Chain    *string `toml:"chain"`
 	Strict   *bool   `toml:"strict"`
+	GID      *int64  `toml:"gid"`
+	Mode     *string `toml:"mode"`
 }
 
 // TOML types as toml.MetaData.Type names them.
@@ -97,7 +99,9 @@ func schema() []keySpec {
 	container := append([]keySpec{{name: "gpus", typ: tArray, desc: "an array of GPU selectors (strings)"}},
 		leaves(tBool, "required", "install")...)
 	container = append(container, keySpec{name: "chain", typ: tString, desc: `a hookscript volume id such as "local:snippets/my-hook.sh"`},
-		keySpec{name: "strict", typ: tBool})
+		keySpec{name: "strict", typ: tBool},
+		keySpec{name: "gid", typ: tInteger, desc: "a group id inside the container (0 to 65535)"},
+		keySpec{name: "mode", typ: tString, desc: `an octal mode such as "0660"`})
 	return []keySpec{
 		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state", "pve", "root")},
 		{name: "provision", typ: tTable, sub: provision},
@@ -278,6 +282,14 @@ func (l *loader) addContainer(md toml.MetaData, id string, prim toml.Primitive, 
 			return bad("chain", msg)
 		}
 	}
+	if fc.GID != nil && (*fc.GID < 0 || *fc.GID > 65535) {
+		return bad("gid", fmt.Sprintf("gid %d is not a group id inside the container (0 to 65535)", *fc.GID))
+	}
+	if fc.Mode != nil {
+		if _, msg := nodeMode(*fc.Mode); msg != "" {
+			return bad("mode", msg)
+		}
+	}
 	t := l.tables[vmid]
 	if t == nil {
 		t = &table{origins: map[string][]Origin{}}
@@ -306,6 +318,14 @@ func (l *loader) addContainer(md toml.MetaData, id string, prim toml.Primitive, 
 		t.Strict = fc.Strict
 		set("strict", *fc.Strict)
 	}
+	if fc.GID != nil {
+		t.GID = fc.GID
+		set("gid", *fc.GID)
+	}
+	if fc.Mode != nil {
+		t.Mode = fc.Mode
+		set("mode", *fc.Mode)
+	}
 	return nil
 }
 
@@ -330,6 +350,13 @@ func (l *loader) config() Config {
 		}
 		if t.Strict != nil {
 			c.Strict = *t.Strict
+		}
+		if t.GID != nil {
+			g := uint32(*t.GID) // checked in addContainer
+			c.NodeGID = &g
+		}
+		if t.Mode != nil {
+			c.NodeMode, _ = nodeMode(*t.Mode) // checked in addContainer
 		}
 		cfg.Containers[vmid] = c
 		if cfg.Origins == nil {
@@ -531,6 +558,16 @@ func (f *fileData) config() (Config, *problem) {
 	return cfg, nil
 }
 
+// nodeMode reads a device node's mode inside the container: octal, read
+// and write bits only ("0660", "660", "0666").
+func nodeMode(v string) (uint32, string) {
+	m, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || v == "" || m&^0o666 != 0 || m == 0 {
+		return 0, fmt.Sprintf("mode %q is not a device node mode: an octal mode of read and write bits such as \"0660\"", v)
+	}
+	return uint32(m), ""
+}
+
 // ChainSelf is the file name of nvidiaprep's own hookscript, which a chain
 // must not name (it would run itself).
 const ChainSelf = "nvidiaprep-hook"
@@ -595,7 +632,7 @@ func selection(gpus []any) (Selection, string) {
 		}
 		if !validSelector(s) {
 			return Selection{}, fmt.Sprintf(`invalid GPU selector %q: want a GPU index ("0"), a UUID ("GPU-…" or "MIG-…"), `+
-				`a PCI bus id ("0000:01:00.0" or "01:00.0") or "all"`, s)
+				`a PCI bus id ("0000:01:00.0" or "01:00.0"), a MIG device as <gpu>:<gi>:<ci> ("0:1:0") or "all"`, s)
 		}
 		sel.Selectors = append(sel.Selectors, s)
 	}
@@ -614,6 +651,10 @@ func validSelector(s string) bool {
 		return len(parts) == 3 && isUUID(parts[0]) && isDecimal(parts[1]) && isDecimal(parts[2])
 	case strings.HasPrefix(s, "MIG-"):
 		return isUUID(s[len("MIG-"):])
+	case strings.Count(s, ":") == 2 && !strings.Contains(s, "."):
+		// A MIG device as <gpu>:<gi>:<ci>.
+		parts := strings.Split(s, ":")
+		return isDecimal(parts[0]) && isDecimal(parts[1]) && isDecimal(parts[2])
 	case strings.Contains(s, ":"):
 		return isPCIBusID(s)
 	}

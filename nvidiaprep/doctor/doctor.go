@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) Report {
 	r.cts = cts
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
-		r.containerConfigs, r.gpuSelection, r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) }, r.fuseTimeout,
+		r.containerConfigs, r.gpuSelection, r.hookscripts, r.lostBlocks, r.handWritten, r.apps, func() { r.kernelLog(ctx) }, r.fuseTimeout,
 	} {
 		check()
 	}

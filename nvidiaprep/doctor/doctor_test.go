@@ -525,3 +525,21 @@ func TestFUSERequestTimeoutNote(t *testing.T) {
 		t.Errorf("notes %q", r.Notes)
 	}
 }
+
+// What the worker found wrong with NVIDIA's container toolkit inside a
+// container is a problem with its fix; once fixed (the file gone), none.
+func TestContainerToolkitFindings(t *testing.T) {
+	n := newNode(t)
+	if err := record.SaveFindings(n.opts.Config.Paths.State, 101, []string{"CT 101 is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true"}); err != nil {
+		t.Fatal(err)
+	}
+	r := n.run()
+	n.want(r, "container-toolkit")
+	if f := fixOf(r, "container-toolkit"); !strings.Contains(f, "no-cgroups = true") || !strings.Contains(f, "nvidiaprep provision 101") {
+		t.Error(f)
+	}
+	if err := record.SaveFindings(n.opts.Config.Paths.State, 101, nil); err != nil {
+		t.Fatal(err)
+	}
+	n.want(n.run())
+}

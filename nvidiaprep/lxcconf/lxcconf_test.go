@@ -154,3 +154,21 @@ func TestDisable(t *testing.T) {
 		t.Errorf("no lines changed the config")
 	}
 }
+
+func TestBlockReadsBackWhatApplyWrote(t *testing.T) {
+	lines := []string{"# driver 580.159.04; GPUs 0=0000:01:00.0", "lxc.cgroup2.devices.allow = c 195:0 rw"}
+	cfg, err := Apply([]byte("lxc.arch = amd64\n"), lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Block(append(cfg, "lxc.tty.max = 0\n"...))
+	if err != nil || strings.Join(got, "|") != strings.Join(lines, "|") {
+		t.Errorf("Block = %q, %v; want %q", got, err, lines)
+	}
+	if got, err := Block([]byte("lxc.arch = amd64\n")); got != nil || err != nil {
+		t.Errorf("no block: %q, %v", got, err)
+	}
+	if _, err := Block([]byte(Begin + "\n")); err == nil {
+		t.Error("a block without its END was read")
+	}
+}

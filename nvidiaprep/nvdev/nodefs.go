@@ -89,14 +89,26 @@ func CopiesDir(dev string, vmid int) string {
 	return filepath.Join(dev, ".nvidiaprep", strconv.Itoa(vmid))
 }
 
+// Owner is what a container's copies of its nodes get instead of the
+// host's own group and mode: a host gid (for an unprivileged container, the
+// group inside shifted by its id map), and a mode.
+type Owner struct {
+	GID  int    // -1: the host node's group
+	Mode uint32 // 0: the host node's mode
+}
+
+// HostOwner keeps the host's group and mode.
+var HostOwner = Owner{GID: -1}
+
 // CopyNodes makes, in dir, a copy of each node (the same numbers, mode and
 // owner, at dir/<Name>) and returns the nodes with their Path the copy's.
 // A container given the copies, bind-mounted, shares no inode with the
 // host's nodes: its root, privileged or not, can chmod, chown or
 // touch what it sees, and the host's /dev and every other container see
 // nothing of it. A node that is not the character device it should be is
-// an error: it is not copied.
-func CopyNodes(nfs NodeFS, dir string, nodes []Node) ([]Node, error) {
+// an error: it is not copied. as, when not HostOwner, sets the copies'
+// group and mode (the host's nodes stay as they are).
+func CopyNodes(nfs NodeFS, dir string, nodes []Node, as Owner) ([]Node, error) {
 	out := make([]Node, len(nodes))
 	for i, n := range nodes {
 		src := n.Path
@@ -106,6 +118,12 @@ func CopyNodes(nfs NodeFS, dir string, nodes []Node) ([]Node, error) {
 		}
 		if !st.Is(n) {
 			return nil, fmt.Errorf("copying %s for the container: it is not the character device %d:%d", src, n.Major, n.Minor)
+		}
+		if as.Mode != 0 {
+			st.Perm = as.Mode
+		}
+		if as.GID >= 0 {
+			st.GID = uint32(as.GID)
 		}
 		dst := filepath.Join(dir, n.Name)
 		n.Path = dst

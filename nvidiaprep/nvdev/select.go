@@ -26,10 +26,10 @@ func (e *UnmatchedError) Error() string {
 
 // Select returns the GPUs that selectors name, in host order, each once.
 // A selector is "all", an NVML index ("0"), a GPU UUID ("GPU-...") or a PCI
-// bus id. MIG device UUIDs ("MIG-...") are not resolved yet: they match nothing. A nil
-// selector list means all GPUs; an empty one means none. Selectors that
-// match nothing are reported in an *UnmatchedError alongside the GPUs that
-// did match.
+// bus id; MIG instances' selectors (IsMIGSelector) are SelectMIGs' and
+// skipped here. A nil selector list means all GPUs; an empty one means
+// none. Selectors that match nothing are reported in an *UnmatchedError
+// alongside the GPUs that did match.
 func Select(gpus []GPU, selectors []string) ([]GPU, error) {
 	if selectors == nil {
 		return gpus, nil
@@ -37,6 +37,9 @@ func Select(gpus []GPU, selectors []string) ([]GPU, error) {
 	picked := make([]bool, len(gpus))
 	var unmatched []string
 	for _, s := range selectors {
+		if IsMIGSelector(s) {
+			continue
+		}
 		if s == "all" {
 			for i := range picked {
 				picked[i] = true
@@ -84,4 +87,30 @@ func quote(ss []string) []string {
 		out[i] = strconv.Quote(s)
 	}
 	return out
+}
+
+// SelectMIGs returns the MIG devices that selectors name ("MIG-<uuid>",
+// "<gpu>:<gi>:<ci>"), each once, and the MIG selectors that match none (an
+// instance destroyed since, or a UUID the MIG cache does not know).
+func SelectMIGs(migs []MIG, selectors []string) (picked []MIG, unmatched []string) {
+	seen := map[string]bool{}
+	for _, s := range selectors {
+		if !IsMIGSelector(s) {
+			continue
+		}
+		found := false
+		for _, m := range migs {
+			if MIGMatches(m, s) {
+				found = true
+				if !seen[m.Name()] {
+					seen[m.Name()] = true
+					picked = append(picked, m)
+				}
+			}
+		}
+		if !found {
+			unmatched = append(unmatched, s)
+		}
+	}
+	return picked, unmatched
 }

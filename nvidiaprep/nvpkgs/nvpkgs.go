@@ -22,8 +22,14 @@ var distroDriverPrefixes = []string{
 	"xserver-xorg-video-nvidia", "firmware-nvidia-", "cuda-drivers",
 }
 
-// notDriver are NVIDIA packages that are not the driver and stay.
-var notDriver = []string{"nvidia-container-", "libnvidia-container", "nvidia-docker", "nvidiaprep", "nvidia-cuda-toolkit", "nvidia-cuda-dev"}
+// notDriver are NVIDIA packages that are not the driver and stay: the
+// container toolkit, nvidiaprep's own, and the CUDA toolkit's packages
+// (nvidia-cuda-toolkit depends on nvidia-profiler, nvidia-cuda-dev and
+// nvidia-opencl-dev; purging one would make apt remove the toolkit). So do
+// development and documentation packages (-dev, -doc: headers and links,
+// no driver files), such as libnvidia-ml-dev.
+var notDriver = []string{"nvidia-container-", "libnvidia-container", "nvidia-docker", "nvidiaprep", "nvidia-cuda-toolkit", "nvidia-cuda-dev",
+	"nvidia-cuda-gdb", "nvidia-cuda-samples", "nvidia-profiler", "nvidia-visual-profiler", "nvidia-nsight", "nvidia-openjdk"}
 
 // DriverPackages picks, from "<status> <package>" lines of
 // `dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`, the distribution's
@@ -43,7 +49,31 @@ func DriverPackages(dpkgQuery string) []string {
 	return out
 }
 
+// Prefixes are the name prefixes of the driver packages, for `apt-cache
+// pkgnames <prefix>`; DriverNames picks from what it lists.
+func Prefixes() []string { return append([]string(nil), distroDriverPrefixes...) }
+
+// ValidName tells whether name is a Debian package name (no ":arch").
+func ValidName(name string) bool {
+	return packageName.MatchString(name) && !strings.Contains(name, ":")
+}
+
+// DriverNames picks the driver packages from package names (`apt-cache
+// pkgnames`): what a container's apt must never install over a .run install.
+func DriverNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if ValidName(n) && isDriverPackage(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func isDriverPackage(name string) bool {
+	if strings.HasSuffix(name, "-dev") || strings.HasSuffix(name, "-doc") {
+		return false
+	}
 	for _, p := range notDriver {
 		if strings.HasPrefix(name, p) {
 			return false

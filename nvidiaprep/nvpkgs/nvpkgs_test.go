@@ -25,3 +25,16 @@ iU  xserver-xorg-video-nvidia
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+// The CUDA toolkit's packages stay across a driver install: purging
+// nvidia-profiler, nvidia-opencl-dev or libnvidia-ml-dev would make apt
+// remove nvidia-cuda-toolkit.
+func TestToolkitPackagesStay(t *testing.T) {
+	q := "ii  nvidia-cuda-toolkit\nii  nvidia-cuda-dev:amd64\nii  nvidia-profiler\nii  nvidia-opencl-dev:amd64\nii  libnvidia-ml-dev:amd64\nii  nvidia-cuda-gdb\nii  nvidia-visual-profiler\nii  nvidia-cuda-toolkit-doc\nii  libnvidia-ml1:amd64\nii  nvidia-cuda-mps\n"
+	if got := strings.Join(DriverPackages(q), " "); got != "libnvidia-ml1:amd64 nvidia-cuda-mps" {
+		t.Errorf("purged: %s; want only the driver's libnvidia-ml1 and nvidia-cuda-mps", got)
+	}
+	if got := strings.Join(DriverNames([]string{"libcuda1", "libnvidia-ml-dev", "nvidia-driver", "bash", "nvidia-smi", "libnvcuvid1", "nvidia-profiler", "Bad Name"}), " "); got != "libcuda1 nvidia-driver nvidia-smi libnvcuvid1" {
+		t.Errorf("DriverNames: %s", got)
+	}
+}

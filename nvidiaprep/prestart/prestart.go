@@ -40,6 +40,10 @@ type Host struct {
 	// lxc/<vmid>.conf is where hand-written lines come from, with its devN:
 	// entries.
 	PVE string
+	// MIGCache holds the MIG devices' UUIDs (NVML's, written by the worker
+	// and the admin commands); pre-start reads the instances themselves
+	// from procfs.
+	MIGCache nvdev.MIGCache
 }
 
 // Request is one container's choice.
@@ -53,6 +57,10 @@ type Request struct {
 	// Strict refuses the start when hand-written lines reach GPUs the
 	// selection does not give; otherwise they are named in the task log.
 	Strict bool
+	// NodeGID (a group inside the container) and NodeMode (0: the host's)
+	// are what its copies of the nodes get.
+	NodeGID  *uint32
+	NodeMode uint32
 }
 
 // Why a container cannot have its GPU: a RequiredError's Reason, and what
@@ -132,6 +140,7 @@ func (e *PremiseError) Error() string {
 type Result struct {
 	Version string
 	GPUs    []nvdev.GPU
+	MIGs    []nvdev.MIG
 	Nodes   []nvdev.Node
 	Copies  []nvdev.Node // the container's own copies of Nodes, which it is given
 	Lines   []string     // the block's lines; empty when it gets nothing
@@ -264,14 +273,18 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		}
 		log.Warn().Msgf("CT %d: %v; fix gpus in [containers.%d]", req.VMID, err, req.VMID)
 	}
-	if len(gpus) == 0 {
+	migs, err := selectMIGs(h, req, all, log)
+	if err != nil {
+		return Result{}, fail(ErrMIG, err, "", "List the MIG devices with `nvidia-smi -L`, and fix gpus in [containers.N] (a MIG-<uuid> made since the last `nvidiaprep status` is learnt by running it).")
+	}
+	if len(gpus) == 0 && len(migs) == 0 {
 		return Result{}, fail(ErrNoGPU, nil, "no GPU on this node matches its selection", "List the GPUs with `nvidia-smi -L` and fix gpus in [containers.N].")
 	}
 	control, majors, err := finder.ControlNodes(majors)
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
-	gpuNodes, err := finder.GPUNodes(majors, gpus)
+	gpuNodes, err := finder.GPUNodes(majors, withParents(gpus, all, migs))
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
@@ -279,16 +292,34 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	if err != nil {
 		return Result{}, fail(ErrMIG, err, "", "Check MIG with `nvidia-smi mig -lgi`.")
 	}
+	migNodes, err := finder.MIGCapNodes(majors, migs)
+	if err != nil {
+		return Result{}, fail(ErrMIG, err, "", "Check MIG with `nvidia-smi mig -lgi`.")
+	}
+	capNodes = append(capNodes, migNodes...)
+	drmNodes, err := finder.DRMNodes(gpus)
+	if err != nil {
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
+	}
 	nodes := append(append(control, gpuNodes...), capNodes...)
 	for _, f := range devplan.Stale(entries, majors, h.Dev, h.pveConf(req.VMID)) {
 		log.Warn().Msgf("CT %d: %s", req.VMID, f)
 	}
 	// The container gets its own copies of the nodes, not the host's: what
 	// its root does to them (chmod, chown) stays in its copies.
-	copies, err := nvdev.CopyNodes(nvdev.OrReal(h.Nodes), nvdev.CopiesDir(h.Dev, req.VMID), nodes)
+	owner, err := nodeOwner(req, entries)
+	if err != nil {
+		return Result{}, fail(ErrDriver, err, "", fmt.Sprintf("Fix gid in [containers.%d].", req.VMID))
+	}
+	copies, err := nvdev.CopyNodes(nvdev.OrReal(h.Nodes), nvdev.CopiesDir(h.Dev, req.VMID), nodes, owner)
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
+	drmCopies, err := nvdev.CopyNodes(nvdev.OrReal(h.Nodes), nvdev.CopiesDir(h.Dev, req.VMID), drmNodes, drmOwner(owner))
+	if err != nil {
+		return Result{}, fail(ErrDriver, err, "", checkDriver)
+	}
+	nodes, copies = append(nodes, drmNodes...), append(copies, drmCopies...)
 	// The container's own rules and mounts are written whatever
 	// hand-written lines say; a hand-written bind at a path the block
 	// mounts is left out of this start's config (lxcconf.Disable), so the
@@ -306,12 +337,12 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		}
 		p.Mounts = append(p.Mounts, m)
 	}
-	lines := append([]string{header(version, gpus)}, p.Lines()...)
+	lines := append([]string{header(version, gpus, migs)}, p.Lines()...)
 	var mounted []string
 	for _, m := range p.Mounts {
 		mounted = append(mounted, m.Target)
 	}
-	return Result{Version: version, GPUs: gpus, Nodes: nodes, Copies: copies, Lines: lines, mounted: mounted}, nil
+	return Result{Version: version, GPUs: gpus, MIGs: migs, Nodes: nodes, Copies: copies, Lines: lines, mounted: mounted}, nil
 }
 
 // driverMount shows the cache's extracted trees inside the container as a
@@ -391,10 +422,14 @@ func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []
 }
 
 // header is the block's first line: what it gives, for a reader of the config.
-func header(version string, gpus []nvdev.GPU) string {
+func header(version string, gpus []nvdev.GPU, migs []nvdev.MIG) string {
 	ids := make([]string, len(gpus))
 	for i, g := range gpus {
 		ids[i] = fmt.Sprintf("%d=%s", g.Index, g.PCIBusID)
 	}
-	return fmt.Sprintf("# driver %s; GPUs %s", version, strings.Join(ids, " "))
+	h := fmt.Sprintf("# driver %s; GPUs %s", version, strings.Join(ids, " "))
+	if len(migs) > 0 {
+		h += "; MIG " + migHeader(migs)
+	}
+	return h
 }

@@ -58,6 +58,6 @@ func Preview(h Host, req Request) ([]string, error) {
 		}
 		p.Mounts = append(p.Mounts, m)
 	}
-	lines := append([]string{lxcconf.Begin, header(version, gpus)}, p.Lines()...)
+	lines := append([]string{lxcconf.Begin, header(version, gpus, nil)}, p.Lines()...)
 	return append(lines, lxcconf.End), nil
 }

@@ -124,6 +124,8 @@ type Worker struct {
 	Log    zerolog.Logger
 	// Status reports progress (sd_notify STATUS=); nil drops it.
 	Status func(string)
+	// GPUs lists the host's GPUs for the CDI spec; nil: procfs's list.
+	GPUs nvdev.GPULister
 }
 
 // ErrBusy means another worker is provisioning the container.
@@ -142,20 +144,33 @@ func (w Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Unlock()
+	if ct := w.Config.Container(w.VMID); !ct.Install || ct.GPUs.None() {
+		w.Log.Info().Msgf("CT %d gets no install (install = false, or gpus = []): nothing to install", w.VMID)
+		return w.Apps(ctx, "")
+	}
 	version, err := nvdev.LoadedVersion(p.Sys, p.Proc)
 	if err != nil {
 		return fmt.Errorf("CT %d: %w: nothing to install", w.VMID, err)
 	}
 	if w.current(version) {
-		w.Log.Info().Msgf("CT %d already has the NVIDIA user-space libraries %s; nothing to do", w.VMID, version)
-		_, err := settleLocked(p.State, w.VMID, version)
-		return err
+		w.Log.Info().Msgf("CT %d already has the NVIDIA user-space libraries %s; nothing to install", w.VMID, version)
+		if _, err := settleLocked(p.State, w.VMID, version); err != nil {
+			return err
+		}
+		return w.Apps(ctx, version)
 	}
 	rec := record.Provision{VMID: w.VMID, Version: version, Outcome: record.Running, Started: time.Now().UTC()}
 	if err := record.Save(p.State, rec); err != nil {
 		return err
 	}
 	notes, err := w.provision(ctx, version)
+	// The CDI spec follows the install, before the record says it is done.
+	var appsErr error
+	if err == nil {
+		if appsErr = w.Apps(ctx, version); appsErr != nil {
+			notes = append(notes, "the CDI spec was not written: "+appsErr.Error())
+		}
+	}
 	rec.Finished = time.Now().UTC()
 	rec.Duration = rec.Finished.Sub(rec.Started)
 	rec.Notes = notes
@@ -165,6 +180,9 @@ func (w Worker) Run(ctx context.Context) error {
 	}
 	if saveErr := record.Save(p.State, rec); saveErr != nil && err == nil {
 		err = saveErr
+	}
+	if err == nil {
+		err = appsErr
 	}
 	return err
 }
@@ -368,6 +386,17 @@ func (s session) clean(ctx context.Context) error {
 	}
 	if r.Exit != 0 {
 		return fmt.Errorf("CT %d: listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
+	}
+	// The registration first: apt then removes the distribution's driver
+	// packages it conflicts with and keeps what depends on them. A failure
+	// does not stop the install (the worker tries again after it, and says
+	// so then).
+	if err := s.register(ctx); err != nil {
+		s.w.Log.Warn().Err(err).Msgf("%v; installing the driver all the same", err)
+	}
+	r, err = s.sh(ctx, `command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`)
+	if err != nil {
+		return err
 	}
 	if pkgs := nvpkgs.DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))

@@ -182,6 +182,11 @@ func Gather(o Options) Report {
 		problem(err)
 	}
 	r.Node.DeviceNodes = deviceNodes(p, nvdev.OrReal(o.Nodes), nvdev.Want{Majors: majors, Modeset: nvdev.ModesetLoaded(p.Sys), GPUs: r.Node.GPUs})
+	if drm, err := drmNodes(p, nvdev.OrReal(o.Nodes), r.Node.GPUs); err != nil {
+		problem(err)
+	} else {
+		r.Node.DeviceNodes = append(r.Node.DeviceNodes, drm...)
+	}
 	r.Containers = containers(o, problem)
 	return r
 }

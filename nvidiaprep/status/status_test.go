@@ -158,3 +158,35 @@ func TestChainPrintsEscaped(t *testing.T) {
 		t.Errorf("the chain is not shown escaped:\n%s", out)
 	}
 }
+
+// status shows each GPU's DRM nodes, found by PCI address.
+func TestStatusShowsDRMNodes(t *testing.T) {
+	root := t.TempDir()
+	h, err := standin.NewHost(filepath.Join(root, "host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Nodes = &standin.FakeNodes{}
+	d := standin.Driver{Version: "580.142", UVMMajor: 509, GPUs: []standin.GPU{{PCIBusID: "0000:01:00.0", UUID: "GPU-1d2a0c41-7c39-4a3b-9d35-000000000000", Minor: 0}}}
+	if err := h.LoadDriver(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.MakeNodes(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddDRM("0000:01:00.0", 2); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Cache: filepath.Join(root, "cache"), State: filepath.Join(root, "state"), PVE: filepath.Join(root, "pve")}
+	r := Gather(Options{Config: cfg, Nodes: h.Nodes})
+	var names []string
+	for _, n := range r.Node.DeviceNodes {
+		if n.Present {
+			names = append(names, n.Name+"="+n.Device)
+		}
+	}
+	if got := strings.Join(names, " "); !strings.Contains(got, "dri/card2=226:2 dri/renderD130=226:130") {
+		t.Errorf("device nodes: %s", got)
+	}
+}

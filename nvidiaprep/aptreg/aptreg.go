@@ -1,0 +1,157 @@
+// Package aptreg tells a container's apt that the NVIDIA driver nvidiaprep
+// installed from the host's .run is there, so that packages that depend on
+// the driver (nvidia-cuda-toolkit through nvidia-cuda-dev's "libcuda1 (>=
+// 520) | libcuda.so.1 (>= 520)", libnvidia-ml-dev, python3-pycuda, ...)
+// install against it and no distribution driver package comes back.
+//
+// It does both things apt offers, because each closes what the other
+// leaves open:
+//   - a local package, nvidiaprep-nvidia-driver, that Provides the
+//     distribution's package names of the installed libraries (libcuda1,
+//     libnvidia-ml1, ...), their sonames (libcuda.so.1, the virtual names
+//     Debian's own packages provide) and programs (nvidia-smi) at exactly
+//     the installed version, and Conflicts with those packages: dependencies
+//     resolve against it, dpkg refuses the distribution's copies, and apt
+//     removes an installed one in the same step while what depends on it
+//     stays (Debian's Provides/Conflicts idiom);
+//   - a pin (Pin-Priority -1) on every distribution driver package apt's
+//     lists know (nvpkgs decides which), so that a Recommends (libnvcuvid1
+//     from nvidia-cuda-dev) or an `apt install nvidia-driver` never brings
+//     one back: apt says it has no installation candidate.
+//
+// The package ships no file, so it cannot fight the .run's files, and has
+// no dependency, so `apt-get check` stays clean.
+package aptreg
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"nvidiaprep/nvidiaprep/nvpkgs"
+)
+
+// Package is the registration's package name.
+const Package = "nvidiaprep-nvidia-driver"
+
+// PinPath is the pin's file inside the container.
+const PinPath = "/etc/apt/preferences.d/nvidiaprep"
+
+// Entry is one installed file or link of the driver, as inside the
+// container: a library (libcuda.so.580.159.04), its link (libcuda.so.1 ->
+// libcuda.so.580.159.04) or a program (/usr/bin/nvidia-smi).
+type Entry struct {
+	Path   string
+	Target string // a link's target; "" for a file
+}
+
+// soname matches a library link named by its soname: libX.so.N.
+var soname = regexp.MustCompile(`^(lib[a-z0-9+.-]+?)\.so\.([0-9]+)$`)
+
+// versioned matches a library file named by the driver version: libX.so.<version>.
+var versioned = regexp.MustCompile(`^(lib[a-z0-9+.-]+?)\.so\.[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+
+// Names returns the package names the registration provides for what was
+// installed: for each library its Debian package name (libX.so.N gives
+// libXN, or libX-N when X ends in a digit, as Debian Policy 8.1 names
+// shared library packages; a library without a soname link its bare
+// name), the soname itself (libcuda.so.1, the virtual name Debian's
+// libcuda1 provides), and each program's name (nvidia-smi).
+func Names(entries []Entry) (packages, virtual []string) {
+	pk, vi := map[string]bool{}, map[string]bool{}
+	linked := map[string]bool{}
+	for _, e := range entries {
+		base := path.Base(e.Path)
+		if e.Target != "" {
+			if m := soname.FindStringSubmatch(base); m != nil {
+				name := m[1]
+				if last := name[len(name)-1]; last >= '0' && last <= '9' {
+					name += "-"
+				}
+				pk[name+m[2]] = true
+				vi[base] = true
+				linked[path.Base(e.Target)] = true
+			}
+			continue
+		}
+		if strings.HasPrefix(e.Path, "/usr/bin/") && valid(base) {
+			pk[base] = true
+		}
+	}
+	for _, e := range entries {
+		base := path.Base(e.Path)
+		if e.Target == "" && !linked[base] {
+			if m := versioned.FindStringSubmatch(base); m != nil && valid(m[1]) {
+				pk[m[1]] = true
+			}
+		}
+	}
+	return sorted(pk), sorted(vi)
+}
+
+func valid(name string) bool { return nvpkgs.ValidName(name) }
+
+func sorted(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		if valid(k) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Control returns the registration package's control file for the
+// installed version.
+func Control(version string, packages, virtual []string) string {
+	var prov []string
+	for _, n := range append(append([]string(nil), packages...), virtual...) {
+		prov = append(prov, fmt.Sprintf("%s (= %s)", n, version))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: nvidiaprep <root@localhost>\n", Package, version)
+	b.WriteString("Section: non-free/libs\nPriority: optional\n")
+	if len(prov) > 0 {
+		fmt.Fprintf(&b, "Provides: %s\n", strings.Join(prov, ", "))
+	}
+	if len(packages) > 0 {
+		fmt.Fprintf(&b, "Conflicts: %s\n", strings.Join(packages, ", "))
+	}
+	fmt.Fprintf(&b, "Description: NVIDIA driver %s, installed by nvidiaprep from the host's .run\n", version)
+	b.WriteString(" nvidiaprep installed the NVIDIA user-space driver of the Proxmox host's\n")
+	b.WriteString(" loaded kernel module into this container. This package ships no file:\n")
+	b.WriteString(" it tells apt that the driver's libraries and programs are installed,\n")
+	b.WriteString(" so that packages that need them (nvidia-cuda-toolkit, ...) install\n")
+	b.WriteString(" and no distribution driver package replaces them. nvidiaprep updates\n")
+	b.WriteString(" it with the driver and removes it when the container gets no GPU.\n")
+	return b.String()
+}
+
+// Pin returns the preferences file that refuses the distribution's driver
+// packages: known are the package names apt's lists hold (`apt-cache
+// pkgnames`), of which nvpkgs picks the driver's; the registration's own
+// names are added.
+func Pin(version string, known []string, packages []string) string {
+	names := map[string]bool{}
+	for _, n := range nvpkgs.DriverNames(known) {
+		names[n] = true
+	}
+	for _, n := range packages {
+		names[n] = true
+	}
+	delete(names, Package)
+	list := sorted(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by nvidiaprep: the NVIDIA driver %s is installed from the host's .run\n", version)
+	fmt.Fprintf(&b, "# (package %s tells apt so); the distribution's driver packages would replace it.\n", Package)
+	b.WriteString("# Rewritten at every install; removed when the container gets no GPU.\n")
+	if len(list) == 0 {
+		return b.String()
+	}
+	fmt.Fprintf(&b, "Explanation: nvidiaprep: the NVIDIA driver %s comes from the host\n", version)
+	fmt.Fprintf(&b, "Package: %s\nPin: version *\nPin-Priority: -1\n", strings.Join(list, " "))
+	return b.String()
+}

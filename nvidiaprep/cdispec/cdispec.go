@@ -1,0 +1,271 @@
+// Package cdispec makes the Container Device Interface spec that lets
+// Docker and Podman inside a container use the GPUs nvidiaprep gave it,
+// with no NVIDIA container toolkit and no network: `podman run --device
+// nvidia.com/gpu=0 ...`.
+//
+// It uses the CDI project's own types and validation
+// (tags.cncf.io/container-device-interface), not NVIDIA's
+// nvidia-container-toolkit/pkg/nvcdi: nvcdi discovers devices and libraries
+// itself, through NVML and the running system's ld cache, and emits
+// nvidia-cdi-hook hooks (update-ldcache, create-symlinks) that need the
+// toolkit inside the nested container; nvidiaprep already knows exactly
+// which nodes it gave (pre-start's block) and which files it installed
+// (the tree's manifest), and wants a spec that works without the toolkit.
+//
+// What a nested container needs to load the libraries without
+// nvidia-cdi-hook: every library and each of its links (libcuda.so.1, ...)
+// is bind-mounted at the same path as in the container (the bind of a link
+// mounts the file it names), so the loader finds libcuda.so.1 by name in
+// its default directories without an ld cache entry: glibc's system search
+// path on Debian and Ubuntu (and images built on them) includes
+// /usr/lib/x86_64-linux-gnu. An image whose loader does not search the
+// container's library directory (a Fedora image in a Debian container)
+// needs LD_LIBRARY_PATH set to it: that is the limit.
+package cdispec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"tags.cncf.io/container-device-interface/pkg/cdi"
+	specs "tags.cncf.io/container-device-interface/specs-go"
+)
+
+// Kind is the CDI kind of the devices: vendor nvidia.com, class gpu, as
+// NVIDIA's own specs name them, so that commands written for them work.
+const Kind = "nvidia.com/gpu"
+
+// Version is the CDI version written: the newest Debian 12's podman 4.3.1
+// reads (its CDI library knows 0.5.0 and rejects fields it does not know),
+// and the first that allows device names that start with a digit ("0").
+const Version = "0.5.0"
+
+// Path is the spec's path inside the container. It is the file
+// `nvidia-ctk cdi generate --output` is told to write in NVIDIA's guides:
+// a spec a user made there is replaced (kept as BackupPath, which CDI does
+// not read), so that no two specs define nvidia.com/gpu=0 (CDI refuses a
+// device two specs of one directory define). /var/run/cdi takes
+// precedence over /etc/cdi; nvidiaprep writes none there (it is a tmpfs
+// that NVIDIA's nvidia-cdi-refresh fills at boot, which does not run in a
+// container without the toolkit).
+const (
+	Dir        = "/etc/cdi"
+	Path       = Dir + "/nvidia.yaml"
+	BackupPath = Path + ".before-nvidiaprep"
+)
+
+// headerPrefix starts the first line of every spec nvidiaprep writes; the
+// rest of that line is its key.
+const headerPrefix = "# nvidiaprep CDI spec, key "
+
+// format is bumped when what the spec says for the same inputs changes, so
+// that every container's spec is rewritten.
+const format = "1"
+
+// GPU is one GPU the container was given.
+type GPU struct {
+	UUID     string // "GPU-..."
+	PCIBusID string // its position on the host's bus: the order of indexes inside
+	Node     string // its node inside: "/dev/nvidia1"
+	// Extra are its other nodes inside: its DRM nodes (/dev/dri/card1,
+	// /dev/dri/renderD129), a MIG instance's capabilities.
+	Extra []string
+}
+
+// MIG is one MIG device the container was given.
+type MIG struct {
+	Name  string   // "<gpu>:<gi>:<ci>", <gpu> the parent's index inside the container
+	UUID  string   // "MIG-..."; "" when unknown
+	Nodes []string // the parent's node and the instance's two nvidia-caps nodes, inside
+}
+
+// Input is what a spec is made of.
+type Input struct {
+	// MIGs are the MIG devices given (by selector or UUID).
+	MIGs []MIG
+	// Key identifies the inputs (Key's result); it is written into the
+	// spec's first line, which post-start compares.
+	Key string
+	// GPUs are the GPUs the container was given.
+	GPUs []GPU
+	// Nodes are the device nodes every GPU needs inside (nvidiactl,
+	// nvidia-uvm, ...), as paths inside the container.
+	Nodes []string
+	// Files are the driver's libraries, their links and its programs as
+	// installed, paths inside the container.
+	Files []string
+	// GID, when set, is the group the device nodes get inside a nested
+	// container; nil leaves it to the runtime (root).
+	GID *uint32
+}
+
+// Key names the inputs a spec depends on: the format, the driver version
+// and pre-start's block (the nodes the container was given, with their
+// numbers). Post-start and the worker both compute it.
+func Key(version string, block []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "format %s\nversion %s\n", format, version)
+	for _, l := range block {
+		fmt.Fprintln(h, l)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// HeaderKey returns the key of a spec nvidiaprep wrote (its first line),
+// and false for any other file.
+func HeaderKey(spec []byte) (string, bool) {
+	line, _, _ := bytes.Cut(spec, []byte("\n"))
+	k, ok := bytes.CutPrefix(line, []byte(headerPrefix))
+	if !ok {
+		return "", false
+	}
+	return string(k), true
+}
+
+// Ours tells whether spec is a file nvidiaprep wrote.
+func Ours(spec []byte) bool {
+	_, ok := HeaderKey(spec)
+	return ok
+}
+
+// Build returns the spec: one device per GPU by its index inside the
+// container ("0", "1", ... in PCI bus order, as nvidia-smi numbers the GPUs
+// it sees there) and by its UUID, and "all". The nodes every GPU needs and
+// the driver's files are the spec's own edits, applied with any of its
+// devices.
+func Build(in Input) (*specs.Spec, error) {
+	if len(in.GPUs) == 0 && len(in.MIGs) == 0 {
+		return nil, fmt.Errorf("no GPU: a spec needs at least one device")
+	}
+	gpus := append([]GPU(nil), in.GPUs...)
+	sort.SliceStable(gpus, func(i, j int) bool { return gpus[i].PCIBusID < gpus[j].PCIBusID })
+	s := &specs.Spec{Version: Version, Kind: Kind}
+	var all []*specs.DeviceNode
+	for i, g := range gpus {
+		nodes := func() []*specs.DeviceNode {
+			var l []*specs.DeviceNode
+			for _, p := range append([]string{g.Node}, g.Extra...) {
+				l = append(l, &specs.DeviceNode{Path: p, GID: in.GID})
+			}
+			return l
+		}
+		all = append(all, nodes()...)
+		s.Devices = append(s.Devices, specs.Device{Name: strconv.Itoa(i), ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
+		if g.UUID != "" {
+			s.Devices = append(s.Devices, specs.Device{Name: g.UUID, ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
+		}
+	}
+	for _, m := range in.MIGs {
+		nodes := func() []*specs.DeviceNode {
+			var l []*specs.DeviceNode
+			for _, p := range m.Nodes {
+				l = append(l, &specs.DeviceNode{Path: p, GID: in.GID})
+			}
+			return l
+		}
+		all = append(all, nodes()...)
+		s.Devices = append(s.Devices, specs.Device{Name: m.Name, ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
+		if m.UUID != "" {
+			s.Devices = append(s.Devices, specs.Device{Name: m.UUID, ContainerEdits: specs.ContainerEdits{DeviceNodes: nodes()}})
+		}
+	}
+	s.Devices = append(s.Devices, specs.Device{Name: "all", ContainerEdits: specs.ContainerEdits{DeviceNodes: dedupe(all)}})
+	for _, n := range in.Nodes {
+		s.ContainerEdits.DeviceNodes = append(s.ContainerEdits.DeviceNodes, &specs.DeviceNode{Path: n, GID: in.GID})
+	}
+	files := append([]string(nil), in.Files...)
+	sort.Strings(files)
+	for _, f := range files {
+		if !path.IsAbs(f) {
+			return nil, fmt.Errorf("the driver's file %q is not an absolute path", f)
+		}
+		s.ContainerEdits.Mounts = append(s.ContainerEdits.Mounts, &specs.Mount{
+			HostPath: f, ContainerPath: f, Options: []string{"ro", "nosuid", "nodev", "bind"}})
+	}
+	return s, nil
+}
+
+// Render returns the spec as the file nvidiaprep writes: the header line
+// with the key, then the spec in YAML, checked with the CDI project's own
+// validation (as Podman and Docker load it) and against Version.
+func Render(in Input) ([]byte, error) {
+	s, err := Build(in)
+	if err != nil {
+		return nil, err
+	}
+	body, err := yaml.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("the CDI spec: %w", err)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s%s\n", headerPrefix, in.Key)
+	b.WriteString("# Written by nvidiaprep: the GPUs this container was given and the NVIDIA driver's files as installed.\n")
+	b.WriteString("# It is rewritten when the GPUs or the driver change; edits are lost. Devices: nvidia.com/gpu=0, =<UUID>, =all.\n")
+	b.Write(body)
+	if err := Validate(b.Bytes()); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Validate loads data as Podman and Docker do (the CDI library's
+// ReadSpec: known fields only, names, edits, version) and checks that it
+// needs no CDI version newer than Version.
+func Validate(data []byte) error {
+	dir, err := os.MkdirTemp("", "nvidiaprep-cdi-")
+	if err != nil {
+		return fmt.Errorf("checking the CDI spec: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, "nvidia.yaml")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		return fmt.Errorf("checking the CDI spec: %w", err)
+	}
+	s, err := cdi.ReadSpec(p, 0)
+	if err != nil {
+		return fmt.Errorf("the CDI spec is invalid: %w", err)
+	}
+	min, err := specs.MinimumRequiredVersion(s.Spec)
+	if err != nil {
+		return fmt.Errorf("the CDI spec: %w", err)
+	}
+	if !atMost(min, Version) {
+		return fmt.Errorf("the CDI spec needs CDI %s, newer than %s (what Debian 12's podman reads)", min, Version)
+	}
+	return nil
+}
+
+// dedupe keeps the first of each node path: "all" holds a parent GPU once.
+func dedupe(nodes []*specs.DeviceNode) []*specs.DeviceNode {
+	seen := map[string]bool{}
+	var out []*specs.DeviceNode
+	for _, n := range nodes {
+		if !seen[n.Path] {
+			seen[n.Path] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// atMost compares dotted versions a <= b.
+func atMost(a, b string) bool {
+	pa, pb := strings.Split(strings.TrimPrefix(a, "v"), "."), strings.Split(strings.TrimPrefix(b, "v"), ".")
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		x, _ := strconv.Atoi(pa[i])
+		y, _ := strconv.Atoi(pb[i])
+		if x != y {
+			return x < y
+		}
+	}
+	return len(pa) <= len(pb)
+}

@@ -1,0 +1,94 @@
+package prestart
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"nvidiaprep/nvidiaprep/nvdev"
+)
+
+// selectMIGs resolves the request's MIG selectors against the instances
+// that exist now (procfs: no NVML at pre-start) with the MIG cache's UUIDs.
+// A selector that names no existing instance is an error for a container
+// that requires its GPU (naming it) and a warning otherwise: it starts
+// without it.
+func selectMIGs(h Host, req Request, all []nvdev.GPU, log zerolog.Logger) ([]nvdev.MIG, error) {
+	asked := false
+	for _, s := range req.GPUs {
+		asked = asked || nvdev.IsMIGSelector(s)
+	}
+	if !asked {
+		return nil, nil
+	}
+	proc, err := nvdev.ProcMIGs(h.Proc, all)
+	if err != nil {
+		return nil, err
+	}
+	var cached []nvdev.MIG
+	if h.MIGCache.Path != "" {
+		if cached, err = h.MIGCache.Read(); err != nil {
+			log.Warn().Msgf("CT %d: %v; MIG-<uuid> selectors match nothing this start", req.VMID, err)
+		}
+	}
+	migs, unmatched := nvdev.SelectMIGs(nvdev.WithUUIDs(proc, cached), nvdev.NormalizeMIGSelectors(all, req.GPUs))
+	if len(unmatched) > 0 {
+		have := "none"
+		if len(proc) > 0 {
+			have = migList(nvdev.WithUUIDs(proc, cached))
+		}
+		err := fmt.Errorf("MIG instance %s does not exist on this node now (MIG devices here: %s)", strings.Join(unmatched, ", "), have)
+		if req.Required {
+			return nil, err
+		}
+		log.Warn().Msgf("CT %d starts without %s: %v", req.VMID, strings.Join(unmatched, ", "), err)
+	}
+	return migs, nil
+}
+
+// withParents adds the MIG devices' parent GPUs (their nodes are needed)
+// to gpus, in host order, each once.
+func withParents(gpus, all []nvdev.GPU, migs []nvdev.MIG) []nvdev.GPU {
+	want := map[int]bool{}
+	for _, g := range gpus {
+		want[g.Minor] = true
+	}
+	for _, m := range migs {
+		want[m.Minor] = true
+	}
+	var out []nvdev.GPU
+	for _, g := range all {
+		if want[g.Minor] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// migList writes MIG devices for messages: "0:1:0=MIG-...", or "0:1:0"
+// without a known UUID.
+func migList(migs []nvdev.MIG) string {
+	l := make([]string, len(migs))
+	for i, m := range migs {
+		l[i] = m.Name()
+		if m.UUID != "" {
+			l[i] += "=" + m.UUID
+		}
+	}
+	return strings.Join(l, " ")
+}
+
+// migHeader writes MIG devices for the block's header, with the parent's
+// device minor: "0:1:0@0=MIG-..." (ReadGiven reads it back).
+func migHeader(migs []nvdev.MIG) string {
+	l := make([]string, len(migs))
+	for i, m := range migs {
+		l[i] = m.Name() + "@" + strconv.Itoa(m.Minor)
+		if m.UUID != "" {
+			l[i] += "=" + m.UUID
+		}
+	}
+	return strings.Join(l, " ")
+}

@@ -1,0 +1,361 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/aptreg"
+	"nvidiaprep/nvidiaprep/cdispec"
+	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/lxcconf"
+	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/prestart"
+)
+
+// maxSpec bounds what the host reads of a spec inside the container.
+const maxSpec = 4 << 20
+
+// SpecWanted returns the key of the CDI spec container vmid should have
+// with driver version loaded (cdispec.Key of pre-start's block), or ""
+// when it should have none: install = false, no GPU configured, or none
+// given at this start. Post-start compares it with the spec's first line;
+// the worker writes the spec with it.
+func SpecWanted(cfg config.Config, vmid int, version string) (key string, block []string, err error) {
+	ct := cfg.Container(vmid)
+	if !ct.Install || ct.GPUs.None() || version == "" {
+		return "", nil, nil
+	}
+	conf, err := fsutil.ReadRegular(cfg.Paths.LXCConfig(vmid), lxcconf.MaxSize)
+	if err != nil {
+		return "", nil, fmt.Errorf("CT %d: reading what pre-start gave it: %w", vmid, err)
+	}
+	block, err = lxcconf.Block(conf)
+	if err != nil {
+		return "", nil, fmt.Errorf("CT %d: %s: %w", vmid, cfg.Paths.LXCConfig(vmid), err)
+	}
+	if g := prestart.ReadGiven(block); len(g.GPUs) == 0 && len(g.MIGs) == 0 {
+		return "", nil, nil
+	}
+	// The nodes' group inside is the spec's too.
+	owner := "# gid none"
+	if ct.NodeGID != nil {
+		owner = fmt.Sprintf("# gid %d", *ct.NodeGID)
+	}
+	return cdispec.Key(version, append(block[:len(block):len(block)], owner)), block, nil
+}
+
+// SpecState is what the container has at cdispec.Path.
+type SpecState struct {
+	Present bool   // something is there
+	Ours    bool   // a spec nvidiaprep wrote
+	Key     string // its key, when Ours
+	Content []byte // what was read, when Ours
+}
+
+// ReadSpecState reads the container's spec from the host, safely (ctfs):
+// a link, a directory or another file there is Present, not Ours.
+func ReadSpecState(root *ctfs.Root) (SpecState, error) {
+	b, err := root.ReadFile(cdispec.Path, maxSpec)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return SpecState{}, nil
+	case err != nil:
+		var nr *ctfs.NotRegularError
+		var sp *ctfs.SpecialFSError
+		if errors.As(err, &nr) || errors.As(err, &sp) || errors.Is(err, unix.ELOOP) {
+			return SpecState{Present: true}, nil
+		}
+		return SpecState{}, err
+	}
+	k, ours := cdispec.HeaderKey(b)
+	st := SpecState{Present: true, Ours: ours, Key: k}
+	if ours {
+		st.Content = b
+	}
+	return st, nil
+}
+
+// UpToDate tells whether the spec is what want (SpecWanted) asks for: no
+// spec of nvidiaprep's when want is "" (a user's own stays), else
+// nvidiaprep's with that key.
+func (s SpecState) UpToDate(want string) bool {
+	if want == "" {
+		return !s.Ours
+	}
+	return s.Ours && s.Key == want
+}
+
+// writeSpecScript replaces /etc/cdi/nvidia.yaml with stdin inside the
+// container, as its root (links resolve inside). With "backup" as $1 what
+// is there (a user's nvidia-ctk spec) is kept as BackupPath first, a name
+// CDI does not read.
+const writeSpecScript = `set -e
+f=` + cdispec.Path + `
+if [ -L ` + cdispec.Dir + ` ] || { [ -e ` + cdispec.Dir + ` ] && [ ! -d ` + cdispec.Dir + ` ]; }; then rm -f ` + cdispec.Dir + `; fi
+mkdir -p ` + cdispec.Dir + `
+if [ "$1" = backup ]; then rm -rf ` + cdispec.BackupPath + `; mv -f "$f" ` + cdispec.BackupPath + `; fi
+rm -rf "$f.nvidiaprep-tmp"
+cat > "$f.nvidiaprep-tmp"
+chmod 644 "$f.nvidiaprep-tmp"
+mv -f "$f.nvidiaprep-tmp" "$f"`
+
+// removeSpecScript removes nvidiaprep's spec (the host checked it is ours).
+const removeSpecScript = `rm -f ` + cdispec.Path
+
+// Apps keeps what the container's own container engines and apt need in
+// step with what it was given and has installed: its apt registration
+// (aptreg), NVIDIA's container toolkit where installed, and its CDI spec,
+// each on its own (one failing does not keep the others back; the errors
+// are joined). It writes the spec when it is missing or its key differs,
+// leaves an unchanged one alone, and removes nvidiaprep's when the
+// container gets no GPU or no install.
+func (w Worker) Apps(ctx context.Context, version string) error {
+	want, block, err := SpecWanted(w.Config, w.VMID, version)
+	if err != nil {
+		return err
+	}
+	ct, err := ctexec.Open(w.Config.Paths.LXC, w.VMID)
+	if err != nil {
+		return err
+	}
+	defer ct.Close()
+	regErr := w.registration(ctx, ct, version)
+	root, err := ct.Root(ctx)
+	if err != nil {
+		return errors.Join(regErr, fmt.Errorf("CT %d: %w", w.VMID, err))
+	}
+	defer root.Close()
+	var toolkitErr error
+	if want != "" {
+		if err := w.toolkit(ctx, ct, root, prestart.ReadGiven(block).Nodes); err != nil {
+			toolkitErr = fmt.Errorf("CT %d: NVIDIA's container toolkit: %w", w.VMID, err)
+		}
+	}
+	return errors.Join(regErr, toolkitErr, w.spec(ctx, ct, root, version, block, want))
+}
+
+// spec makes the container's CDI spec what want (SpecWanted) asks for.
+func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root, version string, block []string, want string) error {
+	have, err := ReadSpecState(root)
+	if err != nil {
+		return fmt.Errorf("CT %d: reading %s: %w", w.VMID, cdispec.Path, err)
+	}
+	if want == "" {
+		if !have.Ours {
+			return nil
+		}
+		r, err := ct.Run(ctx, []string{"/bin/sh", "-c", removeSpecScript}, nil)
+		if err != nil {
+			return err
+		}
+		if r.Exit != 0 {
+			return fmt.Errorf("CT %d: removing %s failed (exit %d): %s", w.VMID, cdispec.Path, r.Exit, r.Output().LastLines(3))
+		}
+		w.Log.Info().Msgf("CT %d: removed its CDI spec %s: it is given no GPU (or install = false)", w.VMID, cdispec.Path)
+		return nil
+	}
+	in, err := w.specInput(root, version, block, want)
+	if err != nil {
+		return fmt.Errorf("CT %d: the CDI spec: %w", w.VMID, err)
+	}
+	spec, err := cdispec.Render(in)
+	if err != nil {
+		return fmt.Errorf("CT %d: %w", w.VMID, err)
+	}
+	if have.Ours && bytes.Equal(have.Content, spec) {
+		return nil
+	}
+	mode := "replace"
+	if have.Present && !have.Ours {
+		mode = "backup"
+		w.Log.Warn().Msgf("CT %d: %s was not written by nvidiaprep (nvidia-ctk cdi generate?); it is kept as %s, which CDI does not read, and replaced by nvidiaprep's, which follows the driver and the GPUs", w.VMID, cdispec.Path, cdispec.BackupPath)
+	}
+	r, err := ct.Run(ctx, []string{"/bin/sh", "-c", writeSpecScript, "cdi", mode}, bytes.NewReader(spec))
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s; make %s a writable directory inside the container, then run `nvidiaprep provision %d`", w.VMID, cdispec.Path, r.Exit, r.Output().LastLines(3), cdispec.Dir, w.VMID)
+	}
+	w.status("wrote the CDI spec %s (%d GPU(s), %d MIG device(s); by index inside, UUID, and all)", cdispec.Path, len(in.GPUs), len(in.MIGs))
+	return nil
+}
+
+// specInput gathers the spec's input: the GPUs and nodes pre-start's block
+// gave (UUIDs from the host's GPU list, matched by PCI bus id), and the
+// files of the tree's manifest as installed in the container's library
+// directory.
+func (w Worker) specInput(root *ctfs.Root, version string, block []string, key string) (cdispec.Input, error) {
+	given := prestart.ReadGiven(block)
+	lister := w.GPUs
+	if lister == nil {
+		lister = nvdev.ProcGPUs{Proc: w.Config.Paths.Proc}
+	}
+	host, err := lister.GPUs()
+	if err != nil {
+		return cdispec.Input{}, fmt.Errorf("listing the host's GPUs: %w", err)
+	}
+	drm, err := nvdev.DRMByPCI(w.Config.Paths.Sys)
+	if err != nil {
+		return cdispec.Input{}, err
+	}
+	givenNode := map[string]bool{}
+	for _, n := range given.Nodes {
+		givenNode[n] = true
+	}
+	in := cdispec.Input{Key: key, GID: w.Config.Container(w.VMID).NodeGID}
+	gpuNodes := map[string]bool{}
+	for _, g := range given.GPUs {
+		found := false
+		for _, h := range host {
+			if h.PCIBusID == g.PCIBusID {
+				node := fmt.Sprintf("/dev/nvidia%d", h.Minor)
+				gpu := cdispec.GPU{UUID: h.UUID, PCIBusID: h.PCIBusID, Node: node}
+				for _, d := range drm[h.PCIBusID] {
+					if p := "/dev/" + d.Name; givenNode[p] {
+						gpu.Extra = append(gpu.Extra, p)
+						gpuNodes[p] = true
+					}
+				}
+				in.GPUs = append(in.GPUs, gpu)
+				gpuNodes[node], found = true, true
+			}
+		}
+		if !found {
+			return cdispec.Input{}, fmt.Errorf("GPU %s, given at this start, is not on the host now; restart the container", g.PCIBusID)
+		}
+	}
+	migs, err := w.migDevices(host, given, givenNode, in.GPUs)
+	if err != nil {
+		return cdispec.Input{}, err
+	}
+	for _, m := range migs {
+		for _, n := range m.Nodes {
+			gpuNodes[n] = true
+		}
+	}
+	in.MIGs = migs
+	for _, n := range given.Nodes {
+		if !gpuNodes[n] {
+			in.Nodes = append(in.Nodes, n)
+		}
+	}
+	libDir := ""
+	for _, d := range libDirs {
+		if _, err := root.Readlink(d + "/libnvidia-ml.so.1"); err == nil {
+			libDir = d
+			break
+		}
+	}
+	if libDir == "" {
+		return cdispec.Input{}, fmt.Errorf("libnvidia-ml.so.1 is in none of %s: the driver's libraries are not installed", strings.Join(libDirs, ", "))
+	}
+	entries, err := manifestEntries(driverrun.Cache{Dir: w.Config.Paths.Cache}.Tree(version), libDir)
+	if err != nil {
+		return cdispec.Input{}, err
+	}
+	for _, e := range entries {
+		if !e.firmware {
+			in.Files = append(in.Files, e.dest)
+		}
+	}
+	return in, nil
+}
+
+// registration keeps the container's apt registration (aptreg) in step: it
+// is removed when the configuration gives the container no GPU or no
+// install, and made (if it is not already) when it has version installed.
+// A container whose start gave it no GPU for another reason (no driver
+// loaded) keeps it: its libraries are still installed.
+func (w Worker) registration(ctx context.Context, ct *ctexec.Container, version string) error {
+	if c := w.Config.Container(w.VMID); !c.Install || c.GPUs.None() {
+		root, err := ct.Root(ctx)
+		if err != nil {
+			return fmt.Errorf("CT %d: %w", w.VMID, err)
+		}
+		reg, err := Registered(root)
+		root.Close()
+		if err != nil || !reg {
+			return err
+		}
+		r, err := ct.Run(ctx, []string{"/bin/sh", "-c", unregisterScript}, nil)
+		switch {
+		case err != nil:
+			return err
+		case r.Exit == 2:
+			w.Log.Warn().Msgf("CT %d gets no GPU or no install, but %s stays: packages depend on it (%s); remove them, or give the container its GPU again", w.VMID, aptreg.Package, r.Output().LastLines(3))
+			return nil
+		case r.Exit != 0:
+			return fmt.Errorf("CT %d: removing %s failed (exit %d): %s", w.VMID, aptreg.Package, r.Exit, r.Output().LastLines(3))
+		}
+		w.Log.Info().Msgf("CT %d: removed %s and its pin: it gets no GPU or no install", w.VMID, aptreg.Package)
+		return nil
+	}
+	if version == "" {
+		return nil
+	}
+	return session{w: w, ct: ct, version: version}.register(ctx)
+}
+
+// migDevices are the spec's MIG devices: each given instance with its
+// parent's node and its two capabilities' nodes (procfs's minors), named
+// "<gpu>:<gi>:<ci>" with <gpu> the parent's index inside the container (its
+// rank by PCI bus id among the GPUs the container sees) and by UUID.
+func (w Worker) migDevices(host []nvdev.GPU, given prestart.Given, givenNode map[string]bool, whole []cdispec.GPU) ([]cdispec.MIG, error) {
+	if len(given.MIGs) == 0 {
+		return nil, nil
+	}
+	proc, err := nvdev.ProcMIGs(w.Config.Paths.Proc, host)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, g := range whole {
+		seen[g.PCIBusID] = true
+	}
+	pcis := []string{}
+	for p := range seen {
+		pcis = append(pcis, p)
+	}
+	for _, m := range given.MIGs {
+		for _, h := range host {
+			if h.Minor == m.Minor && !seen[h.PCIBusID] {
+				seen[h.PCIBusID] = true
+				pcis = append(pcis, h.PCIBusID)
+			}
+		}
+	}
+	sort.Strings(pcis)
+	var out []cdispec.MIG
+	for _, g := range given.MIGs {
+		var found *nvdev.MIG
+		for i, m := range proc {
+			if m.Minor == g.Minor && m.Name() == g.Name {
+				found = &proc[i]
+			}
+		}
+		if found == nil {
+			return nil, fmt.Errorf("MIG device %s, given at this start, is gone; restart the container", g.Name)
+		}
+		inside := sort.SearchStrings(pcis, found.PCIBusID)
+		d := cdispec.MIG{Name: fmt.Sprintf("%d:%d:%d", inside, found.GI, found.CI), UUID: g.UUID}
+		for _, n := range []string{fmt.Sprintf("/dev/nvidia%d", g.Minor),
+			fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", found.GICap.Minor), fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", found.CICap.Minor)} {
+			if givenNode[n] {
+				d.Nodes = append(d.Nodes, n)
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

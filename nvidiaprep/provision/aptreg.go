@@ -1,0 +1,150 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/aptreg"
+	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/nvpkgs"
+)
+
+// regControl is the control file of the registration installed last, kept
+// so that an unchanged registration is left alone.
+const regControl = ctDir + "/aptreg.control"
+
+// pkgnamesScript lists the package names apt's lists know that start with
+// one of "$@"; nothing without apt.
+const pkgnamesScript = `command -v apt-cache >/dev/null || exit 0
+for p in "$@"; do apt-cache pkgnames "$p"; done`
+
+// writePinScript replaces the pin with stdin.
+const writePinScript = `set -e
+mkdir -p /etc/apt/preferences.d
+rm -rf ` + aptreg.PinPath + `.nvidiaprep-tmp
+cat > ` + aptreg.PinPath + `.nvidiaprep-tmp
+chmod 644 ` + aptreg.PinPath + `.nvidiaprep-tmp
+mv -f ` + aptreg.PinPath + `.nvidiaprep-tmp ` + aptreg.PinPath
+
+// registerScript builds the registration package from the control file on
+// stdin with dpkg-deb and installs it with apt ($1: its lock timeout), which
+// removes the distribution's driver packages it conflicts with in the same
+// step while what depends on them stays; without apt, dpkg installs it.
+const registerScript = `set -e
+d=` + ctDir + `/aptreg
+rm -rf "$d"; mkdir -p "$d/pkg/DEBIAN"
+cat > "$d/pkg/DEBIAN/control"
+dpkg-deb --root-owner-group -b "$d/pkg" "$d/` + aptreg.Package + `.deb" >/dev/null
+if command -v apt-get >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --allow-downgrades -o DPkg::Lock::Timeout="$1" "$d/` + aptreg.Package + `.deb"
+else
+	dpkg -i "$d/` + aptreg.Package + `.deb"
+fi
+rm -rf ` + regControl + `
+cp "$d/pkg/DEBIAN/control" ` + regControl + `
+rm -rf "$d"`
+
+// unregisterScript removes the registration; dpkg refuses while a package
+// depends on it (exit 2 then: the toolkit stays, and so does the pin).
+const unregisterScript = `if dpkg-query -W -f '${Status}' ` + aptreg.Package + ` 2>/dev/null | grep -q 'installed$'; then
+	out=$(dpkg --purge ` + aptreg.Package + ` 2>&1) || { echo "$out"; exit 2; }
+fi
+rm -f ` + aptreg.PinPath + ` ` + regControl
+
+// register tells the container's apt that version's driver is installed
+// (aptreg): the pin first, then the package. It runs before the
+// distribution's driver packages are purged, so that what depends on them
+// (nvidia-cuda-toolkit) stays installed. An unchanged registration is left
+// alone. A container without dpkg-deb is left as it is.
+func (s session) register(ctx context.Context) error {
+	r, err := s.sh(ctx, "command -v dpkg-deb >/dev/null && command -v dpkg-query >/dev/null")
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		s.w.Log.Info().Msgf("CT %d has no dpkg: the install is not registered with a package manager", s.vmid())
+		return nil
+	}
+	entries, err := manifestEntries(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version), libDirs[0])
+	if err != nil {
+		return fmt.Errorf("CT %d: %w", s.vmid(), err)
+	}
+	var installed []aptreg.Entry
+	for _, e := range entries {
+		if !e.firmware {
+			installed = append(installed, aptreg.Entry{Path: e.dest, Target: e.target})
+		}
+	}
+	packages, virtual := aptreg.Names(installed)
+	control := aptreg.Control(s.version, packages, virtual)
+	r, err = s.ct.Run(ctx, append([]string{"/bin/sh", "-c", pkgnamesScript, "pkgnames"}, nvpkgs.Prefixes()...), nil)
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: listing apt's package names failed (exit %d): %s; fix its apt (pct exec %d -- apt-get check), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
+	}
+	pin := aptreg.Pin(s.version, strings.Fields(r.Stdout.Raw()), packages)
+	if same, err := s.registered(ctx, control, pin); err != nil || same {
+		return err
+	}
+	s.w.status("registering driver %s with the container's apt (%s)", s.version, aptreg.Package)
+	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", writePinScript}, strings.NewReader(pin))
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s", s.vmid(), aptreg.PinPath, r.Exit, r.Output().LastLines(3))
+	}
+	secs := fmt.Sprint(int(s.w.Config.Provision.DpkgLockTimeout.Seconds()))
+	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", registerScript, "register", secs}, strings.NewReader(control))
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: installing %s (which tells apt that the driver %s is installed) failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), aptreg.Package, s.version, r.Exit, r.Output().LastLines(5), s.vmid())
+	}
+	return nil
+}
+
+// registered tells whether the container has this very registration: the
+// same control file and pin, and the package installed at the version.
+func (s session) registered(ctx context.Context, control, pin string) (bool, error) {
+	root, err := s.ct.Root(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer root.Close()
+	for _, f := range []struct{ path, want string }{{regControl, control}, {aptreg.PinPath, pin}} {
+		have, err := root.ReadFile(f.path, 1<<20)
+		if err != nil || !bytes.Equal(have, []byte(f.want)) {
+			return false, nil
+		}
+	}
+	r, err := s.ct.Run(ctx, []string{"dpkg-query", "-W", "-f", "${Status} ${Version}", aptreg.Package}, nil)
+	if err != nil {
+		return false, err
+	}
+	return r.Exit == 0 && r.Stdout.Raw() == "install ok installed "+s.version, nil
+}
+
+// Registered tells whether the container has nvidiaprep's pin (read from
+// the host, safely): post-start starts the worker to remove it from a
+// container that gets no GPU.
+func Registered(root *ctfs.Root) (bool, error) {
+	_, err := root.ReadFile(aptreg.PinPath, 1)
+	var nr *ctfs.NotRegularError
+	switch {
+	case err == nil, errors.As(err, &nr):
+		return true, nil
+	case errors.Is(err, unix.ENOENT):
+		return false, nil
+	}
+	return false, err
+}
