@@ -12,11 +12,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"nvidiaprep/nvidiaprep/config"
-	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/ctinit"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/installstate"
 	"nvidiaprep/nvidiaprep/launch"
+	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
-	"nvidiaprep/nvidiaprep/provision"
 )
 
 // postStart returns at once when the container's user-space libraries match
@@ -33,7 +34,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	var st state
 	done := make(chan state, 1)
-	go func() { done <- look(cfg.Paths.LXC, vmid, version) }()
+	go func() { done <- look(cfg.Paths.LXCConfig(vmid), vmid, version) }()
 	select {
 	case st = <-done:
 	case <-time.After(lookTimeout):
@@ -50,7 +51,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	if st.current {
 		log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s are current", vmid, version)
-		if settled, err := provision.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
+		if settled, err := installstate.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
 			log.Warn().Err(err).Msgf("CT %d: %v", vmid, err)
 		} else if settled {
 			log.Info().Msgf("CT %d: its last provisioning worker stopped before recording its outcome; the libraries %s are complete, and the record now says so", vmid, version)
@@ -78,8 +79,8 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	return 0
 }
 
-// lookTimeout bounds post-start's look at the container: liblxc asks the
-// container's monitor for its init, and files are read from its root.
+// lookTimeout bounds post-start's look at the container: its init is found
+// in its cgroup, and files are read from its root.
 const lookTimeout = 20 * time.Second
 
 // state is what post-start sees of a container.
@@ -90,21 +91,30 @@ type state struct {
 	err     error
 }
 
-func look(lxcPath string, vmid int, version string) state {
-	c, err := ctexec.Open(lxcPath, vmid)
+// look finds the container's init without liblxc (ctinit: its cgroup, named
+// by its LXC config) and reads its install record from its root.
+func look(lxcConfig string, vmid int, version string) state {
+	config, err := fsutil.ReadRegular(lxcConfig, lxcconf.MaxSize)
 	if err != nil {
-		return state{err: err}
+		return state{err: fmt.Errorf("CT %d: reading its LXC config: %w", vmid, err)}
 	}
-	defer c.Close()
-	root, err := c.Root(context.Background())
-	if errors.Is(err, ctexec.ErrStopped) {
+	dir, err := ctinit.CgroupDir(config, vmid)
+	if err != nil {
+		return state{err: fmt.Errorf("CT %d: its cgroup, from %s: %w", vmid, lxcConfig, err)}
+	}
+	host, err := ctinit.Real()
+	if err != nil {
+		return state{err: fmt.Errorf("CT %d: %w", vmid, err)}
+	}
+	root, err := host.Root(dir)
+	if errors.Is(err, ctinit.ErrStopped) {
 		return state{running: false}
 	}
 	if err != nil {
-		return state{err: err}
+		return state{err: fmt.Errorf("CT %d: opening its root: %w", vmid, err)}
 	}
 	defer root.Close()
-	current, why, err := provision.Current(root, version)
+	current, why, err := installstate.Current(root, version)
 	if err != nil {
 		why = err.Error()
 	}

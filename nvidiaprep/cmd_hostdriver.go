@@ -51,5 +51,6 @@ func hostDriverCmd(args []string, _, stderr io.Writer) int {
 		log.Error().Msgf("host driver %s: %v", cfg.Driver.Version, err)
 		return 1
 	}
+	refreshGPUCache(cfg.Paths, log)
 	return 0
 }

@@ -40,6 +40,7 @@ func provisionCmd(args []string, _, stderr io.Writer) int {
 		log.Error().Msg(why)
 		return 1
 	}
+	refreshGPUCache(cfg.Paths, log)
 	w := provision.Worker{Config: cfg, VMID: vmid, Log: log, Status: func(s string) {
 		line.Step(s)
 		daemon.SdNotify(false, "STATUS="+s)

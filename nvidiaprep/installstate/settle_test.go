@@ -1,4 +1,4 @@
-package provision
+package installstate
 
 import (
 	"testing"
@@ -15,7 +15,7 @@ func TestSettleRecordOfADeadWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A live worker holds the lock: its record stays.
-	lock, err := filelock.TryLock(lockPath(dir, 7))
+	lock, err := filelock.TryLock(LockPath(dir, 7))
 	if err != nil {
 		t.Fatal(err)
 	}
