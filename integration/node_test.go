@@ -442,6 +442,38 @@ func testNode(t *testing.T, root, lxcVersion string) {
 		}
 	})
 
+	// A tutorial's cgroup v1 device line in the guest's .conf: LXC 6.0
+	// ignores it on cgroup v2 and the guest starts; LXC 7.0 refuses the
+	// config ("Unsupported config key") and the guest does not start. On
+	// both, pre-start's task log names the line, what it does on LXC 7.0 and
+	// the fix, before lxc-start; without the line the guest starts again.
+	t.Run("CgroupV1DeviceKey", func(t *testing.T) {
+		g := nb.guests[101]
+		if g.State() == "RUNNING" {
+			nb.stop(t, g)
+		}
+		nodeMust(t, nb.node, "echo 'lxc.cgroup.devices.allow: c 195:* rwm' >> "+g.ConfPath())
+		out, code, err := g.Pct("start")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "lxc.cgroup.devices.allow") || !strings.Contains(out, "LXC 7.0") || !strings.Contains(out, "delete it from") {
+			t.Errorf("pct start's task log does not name the v1 line and its fix:\n%s", out)
+		}
+		switch {
+		case lxcVersion == "7.0." && (code == 0 || g.State() == "RUNNING"):
+			t.Errorf("LXC 7.0 started a guest with a cgroup v1 key (exit %d):\n%s", code, out)
+		case lxcVersion != "7.0." && code != 0:
+			t.Errorf("LXC %s did not start a guest with a cgroup v1 key (exit %d):\n%s", lxcVersion, code, out)
+		}
+		if g.State() == "RUNNING" {
+			nb.stop(t, g)
+		}
+		nodeMust(t, nb.node, "sed -i '/^lxc.cgroup.devices.allow/d' "+g.ConfPath())
+		nb.startGuest(t, g)
+		nb.wantGPU0(t, g, nb.driver.Version)
+	})
+
 	// The package on Debian 13: Debian 13's lintian finds nothing, it
 	// upgrades to a newer build (the drop-ins and the hook link stay) and
 	// purges without a trace. Last: the node has no nvidiaprep afterwards.
