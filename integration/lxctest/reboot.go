@@ -53,6 +53,15 @@ func (c *CT) RebootFromInside(unitPre string, env []string) (*HookRun, error) {
 	if !c.Running() {
 		return nil, fmt.Errorf("lxctest: container %d is not running", c.VMID)
 	}
+	// A reboot typed while systemd still boots can be lost (systemctl
+	// cannot reach it yet, and the command's output goes nowhere): as on a
+	// node, where the admin types it into a booted container, the boot
+	// ends first.
+	if c.initIsSystemd() {
+		if err := c.WaitSystemd(time.Minute); err != nil {
+			return nil, err
+		}
+	}
 	trigger := filepath.Join(c.dir(), "reboot")
 	before, _ := os.ReadFile(c.ConfigPath())
 	// The stop is watched on the processes, not asked of LXC's monitor:
@@ -107,6 +116,7 @@ func (c *CT) RebootFromInside(unitPre string, env []string) (*HookRun, error) {
 type exitWatch struct {
 	vmid int
 	fds  []int
+	pids []int // init, monitor
 }
 
 func (c *CT) watchExit() (*exitWatch, error) {
@@ -126,6 +136,7 @@ func (c *CT) watchExit() (*exitWatch, error) {
 			return nil, fmt.Errorf("lxctest: container %d: pidfd_open %d: %w", c.VMID, p, err)
 		}
 		w.fds = append(w.fds, fd)
+		w.pids = append(w.pids, p)
 	}
 	// Still the same two processes once their pidfds are open.
 	if p, err := parentPID(pid); err != nil || p != monitor {
@@ -138,11 +149,11 @@ func (c *CT) watchExit() (*exitWatch, error) {
 // wait waits until both processes have exited.
 func (w *exitWatch) wait(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for _, fd := range w.fds {
+	for i, fd := range w.fds {
 		for {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return fmt.Errorf("its init or LXC monitor still runs after %v", timeout)
+				return fmt.Errorf("its %s (pid %d) still runs after %v", [...]string{"init", "LXC monitor"}[i], w.pids[i], timeout)
 			}
 			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
 			if errors.Is(err, unix.EINTR) {
@@ -178,4 +189,14 @@ func parentPID(pid int) (int, error) {
 		}
 	}
 	return 0, errors.New("no PPid line")
+}
+
+// initIsSystemd tells whether the running container's init is systemd.
+func (c *CT) initIsSystemd() bool {
+	pid := c.InitPID()
+	if pid <= 0 {
+		return false
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	return err == nil && filepath.Base(exe) == "systemd"
 }
