@@ -38,7 +38,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	select {
 	case st = <-done:
 	case <-time.After(lookTimeout):
-		log.Error().Msgf("CT %d: the container did not answer within %v (its LXC monitor or its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", vmid, lookTimeout, vmid)
+		log.Error().Msgf("CT %d: the container did not answer within %v (its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", vmid, lookTimeout, vmid)
 		return 1
 	}
 	if st.err != nil {
