@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/nvidiaprep/record"
@@ -60,4 +63,35 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 		t.Fatalf("record %+v\n%s", p, n.WorkerLog(161))
 	}
 	wantInstalled(t, ct, driverA)
+}
+
+// Post-start asks nothing of the container's LXC monitor (it finds the init
+// in the container's cgroup): with the monitor stopped (SIGSTOP), where
+// liblxc's query for the init waited out post-start's 20 s and failed the
+// phase, post-start of a current container still returns 0 at once.
+func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
+	n := provisionNode(t, "[containers.162]\ngpus = [\"0\"]\n")
+	ct := newCT(t, n, 162, lxctest.Options{})
+	startProvisioned(t, n, ct)
+	init := ct.InitPID()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(init) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	monitor, err := strconv.Atoi(f[1]) // the init's parent: lxc-start's monitor
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Kill(monitor, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
+	t0 := time.Now()
+	cmd := exec.Command(n.Hook, "162", "post-start")
+	cmd.Env = n.Env()
+	out, err := cmd.CombinedOutput()
+	if took := time.Since(t0); err != nil || took > 5*time.Second {
+		t.Errorf("post-start with the monitor stopped: %v after %v:\n%s", err, took, out)
+	}
 }
