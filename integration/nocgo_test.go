@@ -67,7 +67,7 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 
 // Post-start asks nothing of the container's LXC monitor (it finds the init
 // in the container's cgroup): with the monitor stopped (SIGSTOP), where
-// liblxc's query for the init waited out post-start's 20 s and failed the
+// liblxc's query for the init waited out its 10 s deadline and failed the
 // phase, post-start of a current container still returns 0 at once.
 func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
 	n := provisionNode(t, "[containers.162]\ngpus = [\"0\"]\n")
