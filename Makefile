@@ -17,8 +17,10 @@ deps:
 	bash integration/setup.sh
 	$(GO) mod download
 
+# The hookscript is static and without cgo (no liblxc, no NVML): it starts
+# even when those libraries cannot be loaded (hook/static_test.go keeps it so).
 build:
-	$(GO) build -trimpath -o $(BIN)/nvidiaprep-hook ./hook
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/nvidiaprep-hook ./hook
 	$(GO) build -trimpath -o $(BIN)/nvidiaprep ./nvidiaprep
 
 ## demo: a real LXC container started the way Proxmox starts it, with

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,7 +26,6 @@ import (
 	"nvidiaprep/nvidiaprep/isolate"
 	"nvidiaprep/nvidiaprep/logging"
 	"nvidiaprep/nvidiaprep/nvdev"
-	"nvidiaprep/nvidiaprep/nvmlgpu"
 	"nvidiaprep/nvidiaprep/prestart"
 )
 
@@ -149,7 +147,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	if !ct.GPUs.All {
 		req.GPUs = ct.GPUs.Selectors
 	}
-	res, err := prestart.Run(realHost(cfg.Paths, vmid, log), req, log)
+	res, err := prestart.Run(realHost(cfg.Paths, vmid), req, log)
 	if err != nil {
 		log.Error().Err(err).Msg(err.Error())
 		return 1
@@ -180,20 +178,15 @@ func nameDefault(cfg config.Config, vmid int, log zerolog.Logger) {
 	}
 }
 
-// realHost wires the host's paths, NVML (only when the paths are the real
-// host's: NVML describes this machine, not a relocated tree) and nvidia-modprobe.
-func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
+// realHost wires the host's paths and nvidia-modprobe. The GPUs come from
+// procfs: the hook runs without cgo, so neither NVML nor liblxc can keep a
+// container from starting; what only NVML knows is in the GPU cache the
+// admin program keeps (nvdev.GPUCache).
+func realHost(p config.Paths, vmid int) prestart.Host {
 	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys,
 		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}, PVE: p.PVE,
 		MIGCache: nvdev.MIGCache{Path: filepath.Join(p.State, "mig.json")}}
 	if p.Proc == "/proc" && p.Dev == "/dev" {
-		nvml := deadlineLister{lister: nvmlgpu.New(), timeout: nvmlTimeout}
-		h.GPUs = nvdev.Fallback{Primary: nvml, Secondary: h.GPUs, OnFallback: func(err error) {
-			if !errors.Is(err, nvmlgpu.ErrLibraryNotFound) {
-				log.Warn().Err(err).Msgf("NVML failed (%v); reading GPUs from /proc/driver/nvidia/gpus", err)
-			}
-		}}
-		h.GPUs = nvdev.CachedGPUs{Lister: h.GPUs, Path: filepath.Join(p.State, "gpus.json"), Proc: p.Proc, Sys: p.Sys}
 		if path := nvdev.FindModprobe(); path != "" {
 			h.Modprobe = nvdev.ExecModprobe{Path: path, Timeout: modprobeTimeout}
 		}
@@ -201,39 +194,9 @@ func realHost(p config.Paths, vmid int, log zerolog.Logger) prestart.Host {
 	return h
 }
 
-// Deadlines of pre-start's outside calls: a start must never hang on them.
-const (
-	// nvmlTimeout bounds listing GPUs through NVML, which can block on a
-	// wedged driver; pre-start then reads them from procfs.
-	nvmlTimeout = 30 * time.Second
-	// modprobeTimeout bounds one nvidia-modprobe run.
-	modprobeTimeout = 30 * time.Second
-)
-
-// deadlineLister gives up on a GPU listing that does not answer in time.
-// The call it gives up on goes on in the background until the hook exits.
-type deadlineLister struct {
-	lister  nvdev.GPULister
-	timeout time.Duration
-}
-
-func (d deadlineLister) GPUs() ([]nvdev.GPU, error) {
-	type result struct {
-		gpus []nvdev.GPU
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		g, err := d.lister.GPUs()
-		done <- result{g, err}
-	}()
-	select {
-	case r := <-done:
-		return r.gpus, r.err
-	case <-time.After(d.timeout):
-		return nil, fmt.Errorf("NVML did not answer within %v (a hung driver?)", d.timeout)
-	}
-}
+// modprobeTimeout bounds one nvidia-modprobe run: a start must never hang
+// on it.
+const modprobeTimeout = 30 * time.Second
 
 func gpuList(gpus []nvdev.GPU) string {
 	parts := make([]string, len(gpus))

@@ -12,13 +12,13 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"nvidiaprep/nvidiaprep/cdispec"
 	"nvidiaprep/nvidiaprep/config"
-	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/ctinit"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/installstate"
 	"nvidiaprep/nvidiaprep/launch"
+	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
-	"nvidiaprep/nvidiaprep/provision"
 )
 
 // postStart returns at once when the container's user-space libraries match
@@ -35,17 +35,17 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	// The CDI spec the container should have: "" for none (a spec of
 	// nvidiaprep's left from when it had a GPU is removed).
-	wantSpec, _, specErr := provision.SpecWanted(cfg, vmid, version)
+	wantSpec, _, specErr := installstate.SpecWanted(cfg, vmid, version)
 	if specErr != nil {
 		log.Warn().Err(specErr).Msgf("CT %d: %v; its CDI spec is checked at its next start", vmid, specErr)
 	}
 	var st state
 	done := make(chan state, 1)
-	go func() { done <- look(cfg.Paths.LXC, vmid, version, installs) }()
+	go func() { done <- look(cfg.Paths.LXCConfig(vmid), vmid, version, installs) }()
 	select {
 	case st = <-done:
 	case <-time.After(lookTimeout):
-		log.Error().Msgf("CT %d: the container did not answer within %v (its LXC monitor or its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", vmid, lookTimeout, vmid)
+		log.Error().Msgf("CT %d: the container did not answer within %v (its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", vmid, lookTimeout, vmid)
 		return 1
 	}
 	if st.err != nil && !installs {
@@ -72,7 +72,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		return 0
 	}
 	if st.current {
-		if settled, err := provision.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
+		if settled, err := installstate.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
 			log.Warn().Err(err).Msg(ctMessage(vmid, err))
 		} else if settled {
 			log.Info().Msgf("CT %d: its last provisioning worker stopped before recording its outcome; the libraries %s are complete, and the record now says so", vmid, version)
@@ -81,7 +81,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 			log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s and its CDI spec are current", vmid, version)
 			return 0
 		}
-		st.why = "its CDI spec (" + cdispec.Path + ") is missing or out of date"
+		st.why = "its CDI spec (" + installstate.SpecPath + ") is missing or out of date"
 		if specOK {
 			st.why = "it has NVIDIA's container toolkit, whose runtime needs /dev/char links in the container's new /dev"
 		}
@@ -114,8 +114,8 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	return 0
 }
 
-// lookTimeout bounds post-start's look at the container: liblxc asks the
-// container's monitor for its init, and files are read from its root.
+// lookTimeout bounds post-start's look at the container: its init is found
+// in its cgroup, and files are read from its root.
 const lookTimeout = 20 * time.Second
 
 // state is what post-start sees of a container.
@@ -123,46 +123,54 @@ type state struct {
 	running    bool
 	current    bool
 	why        string // why it is not current
-	spec       provision.SpecState
+	spec       installstate.SpecState
 	specErr    error
 	registered bool // nvidiaprep's apt pin is there (looked at only without install)
 	toolkit    bool // NVIDIA's container toolkit is installed
 	err        error
 }
 
-// look reads the container's install record (when it installs) and its
-// CDI spec from its root.
-func look(lxcPath string, vmid int, version string, installs bool) state {
-	c, err := ctexec.Open(lxcPath, vmid)
+// look finds the container's init without liblxc (ctinit: its cgroup, named
+// by its LXC config) and reads its install record (when it installs) and
+// its CDI spec from its root.
+func look(lxcConfig string, vmid int, version string, installs bool) state {
+	config, err := fsutil.ReadRegular(lxcConfig, lxcconf.MaxSize)
 	if err != nil {
-		return state{err: err}
+		return state{err: fmt.Errorf("CT %d: reading its LXC config: %w", vmid, err)}
 	}
-	defer c.Close()
-	root, err := c.Root(context.Background())
-	if errors.Is(err, ctexec.ErrStopped) {
+	dir, err := ctinit.CgroupDir(config, vmid)
+	if err != nil {
+		return state{err: fmt.Errorf("CT %d: its cgroup, from %s: %w", vmid, lxcConfig, err)}
+	}
+	host, err := ctinit.Real()
+	if err != nil {
+		return state{err: fmt.Errorf("CT %d: %w", vmid, err)}
+	}
+	root, err := host.Root(dir)
+	if errors.Is(err, ctinit.ErrStopped) {
 		return state{running: false}
 	}
 	if err != nil {
-		return state{err: err}
+		return state{err: fmt.Errorf("CT %d: opening its root: %w", vmid, err)}
 	}
 	defer root.Close()
 	st := state{running: true}
 	if installs {
-		current, why, err := provision.Current(root, version)
+		current, why, err := installstate.Current(root, version)
 		if err != nil {
 			why = err.Error()
 		}
 		st.current, st.why = current, why
 	}
 	if !installs {
-		if reg, err := provision.Registered(root); err == nil {
+		if reg, err := installstate.Registered(root); err == nil {
 			st.registered = reg
 		}
 	}
-	st.toolkit = installs && provision.HasToolkit(root)
-	st.spec, st.specErr = provision.ReadSpecState(root)
+	st.toolkit = installs && installstate.HasToolkit(root)
+	st.spec, st.specErr = installstate.ReadSpecState(root)
 	if st.specErr != nil {
-		st.specErr = fmt.Errorf("CT %d: reading %s: %w", vmid, cdispec.Path, st.specErr)
+		st.specErr = fmt.Errorf("CT %d: reading %s: %w", vmid, installstate.SpecPath, st.specErr)
 	}
 	return st
 }

@@ -77,7 +77,7 @@ find_mirror() {
 # build_root SUITE INCLUDES: debootstrap SUITE (minbase plus INCLUDES) into
 # $CACHE/rootfs-SUITE, only when it is missing. bookworm is the Debian 12
 # guest; trixie is both the Proxmox VE 9-like node (LXC 6.0 inside) and the
-# Debian 13 guest.
+# Debian 13 guest; sid is the node with LXC 7.0.
 build_root() {
 	local suite="$1" include="$2" extra="${3:-}" root="$CACHE/rootfs-$1" mirror tmp
 	# Beside the tree, what it was built with: another list builds it anew.
@@ -118,6 +118,9 @@ build_root() {
 build_root bookworm systemd,systemd-sysv,dbus
 # lintian: the node checks the package with Debian 13's lintian too.
 build_root trixie systemd,systemd-sysv,dbus,lxc,lxc-templates,iproute2,procps lintian
+# sid: the node bed's second root, with Debian unstable's LXC 7.0 (what
+# Proxmox VE 9.2 ships), so that every LXC Proxmox ships is tested.
+build_root sid systemd,systemd-sysv,dbus,lxc,lxc-templates,iproute2,procps
 
 # --- subordinate ids for unprivileged containers -----------------------------
 for f in /etc/subuid /etc/subgid; do

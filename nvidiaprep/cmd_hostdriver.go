@@ -68,6 +68,7 @@ func hostDriverCmd(c *cli.Call) int {
 		log.Error().Msgf("host driver %s: %v", cfg.Driver.Version, err)
 		return 1
 	}
+	refreshGPUCache(cfg.Paths, log)
 	return 0
 }
 

@@ -41,6 +41,7 @@ func provisionCmd(c *cli.Call) int {
 		log.Error().Msg(why)
 		return 1
 	}
+	refreshGPUCache(cfg.Paths, log)
 	if err := refreshMIGCache(cfg.Paths); err != nil {
 		log.Warn().Err(err).Msgf("CT %d: refreshing the MIG cache: %v", vmid, err)
 	}

@@ -17,7 +17,7 @@ import (
 // registration was removed (the worker builds and installs it with dpkg);
 // and post-start when only the spec is out of date (it starts the worker).
 func (e env) apps(runs int) ([]row, error) {
-	n, err := e.node("apps", 0)
+	n, err := e.node("apps")
 	if err != nil {
 		return nil, err
 	}

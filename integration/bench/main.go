@@ -25,19 +25,22 @@ type row struct{ what, value, baseline, target string }
 
 func main() {
 	runs := flag.Int("runs", 200, "hook calls per measurement")
-	payload := flag.Int64("payload-mb", 300, "size of the stand-in .run for the provisioning measurement")
 	storm := flag.Int("storm", 10, "containers in the boot storm")
 	out := flag.String("o", "", "also write the table to this file")
 	dropIn := flag.Bool("dropin-only", false, "measure only what the container units' drop-in adds (no containers)")
 	appsOnly := flag.Bool("apps-only", false, "measure only what the CDI spec and the apt registration add (one container)")
+	preStart := flag.Bool("prestart-only", false, "measure only the start floor, the drop-in and pre-start (no containers)")
 	flag.Parse()
 	if *dropIn {
-		*out, *storm, *payload = "", -1, -1
+		*out, *storm = "", -1
+	}
+	if *preStart {
+		*out, *storm = "", -2
 	}
 	if *appsOnly {
-		*out, *storm, *payload = "", -2, -1
+		*out, *storm = "", -3
 	}
-	if err := run(*runs, *payload<<20, *storm, *out); err != nil {
+	if err := run(*runs, *storm, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -45,10 +48,11 @@ func main() {
 
 type env struct {
 	dir, bin, hook string
+	noop           string // a static Go program that does nothing (floor.go)
 	bed            *lxctest.Bed
 }
 
-func run(runs int, payload int64, storm int, out string) error {
+func run(runs, storm int, out string) error {
 	dir, err := os.MkdirTemp("", "nvidiaprep-bench-")
 	if err != nil {
 		return err
@@ -65,8 +69,11 @@ func run(runs int, payload int64, storm int, out string) error {
 	if e.hook, err = scenario.BuildHook(root, e.bin); err != nil {
 		return err
 	}
+	if e.noop, err = buildNoop(e.bin); err != nil {
+		return err
+	}
 	var rows []row
-	if storm == -2 {
+	if storm == -3 {
 		if e.bed, err = lxctest.NewBed(filepath.Join(dir, "bed")); err != nil {
 			return err
 		}
@@ -88,7 +95,7 @@ func run(runs int, payload int64, storm int, out string) error {
 		return err
 	}
 	rows = append(rows, r...)
-	if storm < 0 {
+	if storm == -1 {
 		fmt.Print(render(rows))
 		return nil
 	}
@@ -99,6 +106,10 @@ func run(runs int, payload int64, storm int, out string) error {
 		}
 		rows = append(rows, r)
 	}
+	if storm == -2 {
+		fmt.Print(render(rows))
+		return nil
+	}
 	if e.bed, err = lxctest.NewBed(filepath.Join(dir, "bed")); err != nil {
 		return err
 	}
@@ -108,7 +119,7 @@ func run(runs int, payload int64, storm int, out string) error {
 		return err
 	}
 	rows = append(rows, r...)
-	r, err = e.provisioning(payload)
+	r, err = e.realProvisioning()
 	if err != nil {
 		return err
 	}
@@ -119,6 +130,11 @@ func run(runs int, payload int64, storm int, out string) error {
 	}
 	rows = append(rows, r...)
 	r, err = e.bootStorm(storm)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, r...)
+	r, err = e.realStorm(storm)
 	if err != nil {
 		return err
 	}
@@ -252,60 +268,59 @@ func (e env) preStart(root string, gpus, runs int) (row, error) {
 	ours := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NVIDIAPREP_CONFIG=" + node, "NVIDIAPREP_CLUSTER_CONFIG="}
 	shell := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LXC=" + lxc, "DEV=" + h.Dev, "PROC=" + h.Proc}
 	handmade := filepath.Join(root, "integration/bench/handmade-hook.sh")
-	measure := func(env []string, name string, args ...string) ([]time.Duration, error) {
-		var ds []time.Duration
-		for i := 0; i < runs; i++ {
+	// The three run in turn, so that each sees the same moments of the
+	// machine: the hook, the static no-op Go program, the shell hook.
+	var a, floor, b []time.Duration
+	for i := 0; i < runs; i++ {
+		for _, m := range []struct {
+			out  *[]time.Duration
+			env  []string
+			argv []string
+		}{{&a, ours, []string{e.hook, "101", "pre-start"}}, {&floor, nil, []string{e.noop}}, {&b, shell, []string{"/bin/sh", handmade, "101", "pre-start"}}} {
 			if err := os.WriteFile(cfgPath, []byte(generatedConfig(101)), 0o644); err != nil {
-				return nil, err
+				return row{}, err
 			}
-			d, err := timeCmd(env, name, args...)
+			d, err := timeCmd(m.env, m.argv[0], m.argv[1:]...)
 			if err != nil {
-				return nil, err
+				return row{}, err
 			}
-			ds = append(ds, d)
+			*m.out = append(*m.out, d)
 		}
-		return ds, nil
-	}
-	a, err := measure(ours, e.hook, "101", "pre-start")
-	if err != nil {
-		return row{}, err
-	}
-	b, err := measure(shell, "/bin/sh", handmade, "101", "pre-start")
-	if err != nil {
-		return row{}, err
 	}
 	am, ap := stats(a)
 	bm, bp := stats(b)
+	fm := median(floor)
 	return row{
 		what:     fmt.Sprintf("pre-start, %d GPU(s), 60-line config (%d runs)", gpus, runs),
-		value:    fmt.Sprintf("median %s, p95 %s", ms(am), ms(ap)),
+		value:    fmt.Sprintf("median %s (%s over a static Go program that does nothing: %s), p95 %s", ms(am), ms(am-fm), ms(fm), ms(ap)),
 		baseline: fmt.Sprintf("shell hook: median %s, p95 %s (%.1f× slower)", ms(bm), ms(bp), float64(bm)/float64(am)),
-		target:   "≤ 10 ms median, ≥ 5× faster",
+		target:   "≤ 1 ms over the no-op Go program, ≥ 5× faster",
 	}, nil
 }
 
 // startFloor measures what every hook call pays before doing anything on
-// this machine: starting a process (/bin/true) and starting the hook itself
-// (--help: the dynamic loader, liblxc and the Go runtime, no work).
+// this machine: starting a process (/bin/true), starting any Go program
+// (a static one that does nothing) and starting the hook itself (--help:
+// the Go runtime and the hook's packages, no work).
 func (e env) startFloor(runs int) (row, error) {
-	var tr, hk []time.Duration
+	var tr, noop, hk []time.Duration
 	for i := 0; i < runs; i++ {
-		d, err := timeCmd(nil, "/bin/true")
-		if err != nil {
-			return row{}, err
+		for _, m := range []struct {
+			out  *[]time.Duration
+			argv []string
+		}{{&tr, []string{"/bin/true"}}, {&noop, []string{e.noop}}, {&hk, []string{e.hook, "--help"}}} {
+			d, err := timeCmd(nil, m.argv[0], m.argv[1:]...)
+			if err != nil {
+				return row{}, err
+			}
+			*m.out = append(*m.out, d)
 		}
-		tr = append(tr, d)
-		if d, err = timeCmd(nil, e.hook, "--help"); err != nil {
-			return row{}, err
-		}
-		hk = append(hk, d)
 	}
-	tm, _ := stats(tr)
 	hm, hp := stats(hk)
 	return row{
 		what:     fmt.Sprintf("floor: starting the hook, no work (`--help`, %d runs)", runs),
 		value:    fmt.Sprintf("median %s, p95 %s", ms(hm), ms(hp)),
-		baseline: fmt.Sprintf("`/bin/true`: median %s", ms(tm)),
+		baseline: fmt.Sprintf("`/bin/true`: median %s; a static Go program that does nothing: median %s", ms(median(tr)), ms(median(noop))),
 		target:   "—",
 	}, nil
 }
@@ -381,7 +396,7 @@ func (e env) unitDropIn(runs int) ([]row, error) {
 }
 
 // node makes a stand-in node with one GPU, driver 580.142 and its .run.
-func (e env) node(name string, payload int64) (*scenario.Node, error) {
+func (e env) node(name string) (*scenario.Node, error) {
 	d, err := scenario.TwoGPUs("580.142")
 	if err != nil {
 		return nil, err
@@ -394,11 +409,11 @@ func (e env) node(name string, payload int64) (*scenario.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n, n.CacheRun("580.142", standin.RunOptions{PayloadBytes: payload})
+	return n, n.CacheRun("580.142", standin.RunOptions{})
 }
 
 func (e env) postStart(runs int) ([]row, error) {
-	n, err := e.node("poststart", 0)
+	n, err := e.node("poststart")
 	if err != nil {
 		return nil, err
 	}
@@ -449,85 +464,6 @@ func (e env) postStart(runs int) ([]row, error) {
 	}, nil
 }
 
-// provisioning: container start to verified install with a large .run,
-// against the same installer run by hand inside the same container.
-func (e env) provisioning(payload int64) ([]row, error) {
-	n, err := e.node("provisioning", payload)
-	if err != nil {
-		return nil, err
-	}
-	defer n.Bed.Close()
-	ct, err := n.Bed.NewContainer(9902, lxctest.Options{})
-	if err != nil {
-		return nil, err
-	}
-	// Boot once without the hook, so that what the container writes at every
-	// boot (its journal, above all) is there before the count starts.
-	if _, err := ct.ProxmoxStart("", nil); err != nil {
-		return nil, err
-	}
-	if err := ct.WaitSystemd(time.Minute); err != nil {
-		return nil, err
-	}
-	if _, err := ct.Stop("", nil); err != nil {
-		return nil, err
-	}
-	before, err := dirBytes(ct.WritableLayer())
-	if err != nil {
-		return nil, err
-	}
-	since := time.Now()
-	if _, err := ct.ProxmoxStart(n.Hook, n.Env()); err != nil {
-		return nil, err
-	}
-	defer ct.Stop("", nil)
-	p, err := n.WaitProvisioned(9902, since, 5*time.Minute)
-	if err != nil {
-		return nil, err
-	}
-	ours := p.Finished.Sub(since)
-	after, err := dirBytes(ct.WritableLayer())
-	if err != nil {
-		return nil, err
-	}
-	installed, _, _ := scenario.Sh(ct, `sed -n 's/^1: //p' /var/lib/nvidia/log | xargs du -cb | tail -n1 | cut -f1`)
-	// By hand: the admin copies the .run into the container and runs it there.
-	run := filepath.Join(n.Host.Root, "cache/runs", standin.RunFileName("580.142"))
-	data, err := os.ReadFile(run)
-	if err != nil {
-		return nil, err
-	}
-	// NVIDIA's installer refuses to run without kmod's utilities, which a
-	// minbase container lacks: by hand, as by nvidiaprep, stand-ins that do
-	// nothing go first on the PATH.
-	const kmod = `mkdir -p /root/kmod && for u in modprobe rmmod lsmod depmod; do printf '#!/bin/sh\nexit 1\n' > /root/kmod/$u && chmod 755 /root/kmod/$u; done; PATH=/root/kmod:$PATH; `
-	if out, code, err := scenario.Sh(ct, kmod+"nvidia-uninstall -s --skip-module-unload >/dev/null"); err != nil || code != 0 {
-		return nil, fmt.Errorf("uninstalling: exit %d %v: %s", code, err, out)
-	}
-	if _, err := ct.Stop("", nil); err != nil {
-		return nil, err
-	}
-	if err := ct.WriteFile("root/NVIDIA.run", data, 0o755); err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	if _, err := ct.ProxmoxStart("", nil); err != nil {
-		return nil, err
-	}
-	if err := ct.WaitSystemd(time.Minute); err != nil {
-		return nil, err
-	}
-	out, code, err := scenario.Sh(ct, kmod+"sh /root/NVIDIA.run --silent --no-kernel-module --no-check-for-alternate-installs --no-install-libglvnd --skip-module-unload")
-	if err != nil || code != 0 {
-		return nil, fmt.Errorf("installing by hand: exit %d %v: %s", code, err, out)
-	}
-	hand := time.Since(t0)
-	return []row{
-		{fmt.Sprintf("provisioning, %d MB .run: container start → verified install", payload>>20), ms(ours), fmt.Sprintf("by hand (start, copy in, run the .run): %s (%+.0f%%)", ms(hand), 100*(float64(ours)/float64(hand)-1)), "≤ 20% slower than by hand"},
-		{"bytes written inside the container by provisioning", fmt.Sprintf("%d KiB (installed files: %s KiB)", (after-before)>>10, kib(installed)), fmt.Sprintf("by hand: the %d MB .run copied in, plus its extraction", payload>>20), "nothing beyond the installed files"},
-	}, nil
-}
-
 func kib(bytes string) string {
 	var n int64
 	fmt.Sscan(bytes, &n)
@@ -547,7 +483,7 @@ func dirBytes(dir string) (int64, error) {
 
 // bootStorm starts containers back to back, as pve-guests does at boot.
 func (e env) bootStorm(count int) ([]row, error) {
-	n, err := e.node("storm", 0)
+	n, err := e.node("storm")
 	if err != nil {
 		return nil, err
 	}
@@ -578,26 +514,21 @@ func (e env) bootStorm(count int) ([]row, error) {
 	}
 	slowest := func(d []time.Duration) time.Duration { return slices.Max(d) }
 	started := time.Since(since)
-	var last time.Time
+	// Its workers finish before the bed goes; their time is realStorm's.
 	for _, ct := range cts {
-		p, err := n.WaitProvisioned(ct.VMID, since, 10*time.Minute)
-		if err != nil {
+		if _, err := n.WaitProvisioned(ct.VMID, since, 10*time.Minute); err != nil {
 			return nil, err
-		}
-		if p.Finished.After(last) {
-			last = p.Finished
 		}
 	}
 	return []row{
 		{fmt.Sprintf("boot storm, %d containers back to back: slowest hook calls", count), fmt.Sprintf("pre-start: median %s, slowest %s; post-start: median %s, slowest %s", ms(median(pre)), ms(slowest(pre)), ms(median(post)), ms(slowest(post))), fmt.Sprintf("all %d started in %s; starting the hook to do nothing (`--help`) at those moments: median %s", count, ms(started), ms(median(floor))), "≤ 50 ms"},
-		{fmt.Sprintf("boot storm: first start → all %d provisioned (max_concurrent 2)", count), ms(last.Sub(since)), "—", "—"},
 	}, nil
 }
 
 // hostDriverFastPath times `nvidiaprep host-driver` when the configured
 // driver is the loaded one.
 func (e env) hostDriverFastPath(runs int) (row, error) {
-	n, err := e.node("hostdriver", 0)
+	n, err := e.node("hostdriver")
 	if err != nil {
 		return row{}, err
 	}

@@ -291,7 +291,13 @@ func (c *CT) Exec(args ...string) (stdout, stderr string, code int, err error) {
 	// lxc-attach first re-executes itself from a memfd (LXC's guard
 	// against CVE-2019-5736); when that fails ("Failed to rexec as memfd",
 	// seen once on a busy 2-core machine) nothing ran in the container
-	// yet, so it is tried again.
+	// yet, so it is tried again. That message is printed only by
+	// lxc_rexec() (src/lxc/rexec.c), which lxc-attach calls from a
+	// constructor (src/lxc/tools/lxc_attach.c, lxc_attach_rexec) that
+	// _exit()s on failure, before main parses its options or talks to the
+	// container: the command cannot have run, so a retry cannot run it twice. The copy
+	// into the memfd and fexecve() are LXC's own; nothing of the
+	// container's is involved, so there is no earlier cause to wait on.
 	for try := 0; ; try++ {
 		cmd := exec.Command("lxc-attach", a...)
 		var o, e bytes.Buffer

@@ -1,7 +1,8 @@
 // Package pvenode runs a Proxmox VE 9-like node in a box for the integration
 // tests: a privileged Debian 13 (trixie) container of the lxctest bed that
 // boots systemd, has Debian 13's LXC 6.0 and runs guest containers nested in
-// it, started the way Proxmox starts them.
+// it, started the way Proxmox starts them. Options.Root = RootSid makes it a
+// Debian unstable node with LXC 7.0, what Proxmox VE 9.2 ships.
 //
 // The node has the project's stand-ins (files/, written in its own words,
 // following pve-container and pve-guest-common): pct (start [--debug],
@@ -36,10 +37,12 @@ import (
 //go:embed files
 var files embed.FS
 
-// RootTrixie and RootBookworm are the cached trees of integration/setup.sh.
+// RootTrixie, RootBookworm and RootSid are the cached trees of
+// integration/setup.sh; nodes boot RootTrixie (LXC 6.0) or RootSid (LXC 7.0).
 const (
 	RootTrixie   = "rootfs-trixie"
 	RootBookworm = "rootfs-bookworm"
+	RootSid      = "rootfs-sid"
 )
 
 // Paths inside the node.
@@ -73,6 +76,7 @@ type Options struct {
 	Name string // node name, e.g. "pve1"
 	VMID int    // the node container's id on the host bed
 	Deb  string // the nvidiaprep .deb to install with apt; "" for none
+	Root string // the node's tree: RootTrixie (the default) or RootSid
 }
 
 // Node is a running node container.
@@ -133,7 +137,10 @@ func Start(bed *lxctest.Bed, o Options) (*Node, error) {
 		// The node holds several guests; Proxmox's 512 MB default is theirs.
 		extra = append(extra, "lxc.cgroup2.memory.max = max")
 	}
-	ct, err := bed.NewContainer(o.VMID, lxctest.Options{Root: RootTrixie, ExtraConfig: extra})
+	if o.Root == "" {
+		o.Root = RootTrixie
+	}
+	ct, err := bed.NewContainer(o.VMID, lxctest.Options{Root: o.Root, ExtraConfig: extra})
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", o.Name, err)
 	}

@@ -23,7 +23,7 @@ import (
 // them, and returns the hook's path. moduleRoot is the repository root.
 func BuildHook(moduleRoot, dir string) (string, error) {
 	for _, b := range [][3]string{
-		{"nvidiaprep-hook", "./hook", "CGO_CFLAGS=-Wno-deprecated-declarations"},
+		{"nvidiaprep-hook", "./hook", "CGO_ENABLED=0"},
 		{"nvidiaprep", "./nvidiaprep", "CGO_CFLAGS=-Wno-deprecated-declarations"},
 		{"nvidiaprep-unit-prestart", "./hook/unitprestart", "CGO_ENABLED=0"},
 	} {

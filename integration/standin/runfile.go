@@ -140,6 +140,7 @@ type RunOptions struct {
 	PayloadBytes int64    // pad the payload with incompressible data up to about this size (a real one is ~300 MB); 0 = small
 	Libraries    []string // optional: real files to ship instead of generated stand-in libraries (e.g. a real machine's libnvidia-ml.so.<ver>); names must end in .so.<Version>
 	Binaries     []string // optional: real binaries (e.g. a real nvidia-smi) to ship instead of the generated stand-in
+	RealSized    bool     // for benchmarks: install every library of a real 580 driver at its real size (RealLibraries580), incompressible
 }
 
 // StandinControls is the file, inside the system being installed into, from
@@ -314,11 +315,17 @@ func runTree(work string, o RunOptions) ([]runEntry, error) {
 		given[base] = p
 		order = append(order, base)
 	}
+	have := map[string]bool{}
 	for _, base := range StandinLibraries {
 		if _, ok := given[base]; !ok {
 			order = append(order, base)
 		}
+		have[base] = true
 	}
+	for base := range given {
+		have[base] = true
+	}
+	order = append(order, realSizedBases(o, have)...)
 	var libLines []string
 	for _, base := range order {
 		file := base + ".so." + ver
@@ -334,6 +341,9 @@ func runTree(work string, o RunOptions) ([]runEntry, error) {
 		} else {
 			p, err := buildStandinLib(work, base, ver)
 			if err != nil {
+				return nil, err
+			}
+			if err := padToRealSize(o, p, base); err != nil {
 				return nil, err
 			}
 			st, err := os.Stat(p)

@@ -25,9 +25,8 @@ package cdispec
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"nvidiaprep/nvidiaprep/installstate"
 	"os"
 	"path"
 	"path/filepath"
@@ -58,18 +57,10 @@ const Version = "0.5.0"
 // that NVIDIA's nvidia-cdi-refresh fills at boot, which does not run in a
 // container without the toolkit).
 const (
-	Dir        = "/etc/cdi"
-	Path       = Dir + "/nvidia.yaml"
-	BackupPath = Path + ".before-nvidiaprep"
+	Dir        = installstate.SpecDir
+	Path       = installstate.SpecPath
+	BackupPath = installstate.SpecBackupPath
 )
-
-// headerPrefix starts the first line of every spec nvidiaprep writes; the
-// rest of that line is its key.
-const headerPrefix = "# nvidiaprep CDI spec, key "
-
-// format is bumped when what the spec says for the same inputs changes, so
-// that every container's spec is rewritten.
-const format = "1"
 
 // GPU is one GPU the container was given.
 type GPU struct {
@@ -108,32 +99,9 @@ type Input struct {
 	GID *uint32
 }
 
-// Key names the inputs a spec depends on: the format, the driver version
-// and pre-start's block (the nodes the container was given, with their
-// numbers). Post-start and the worker both compute it.
-func Key(version string, block []string) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "format %s\nversion %s\n", format, version)
-	for _, l := range block {
-		fmt.Fprintln(h, l)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12])
-}
-
-// HeaderKey returns the key of a spec nvidiaprep wrote (its first line),
-// and false for any other file.
-func HeaderKey(spec []byte) (string, bool) {
-	line, _, _ := bytes.Cut(spec, []byte("\n"))
-	k, ok := bytes.CutPrefix(line, []byte(headerPrefix))
-	if !ok {
-		return "", false
-	}
-	return string(k), true
-}
-
 // Ours tells whether spec is a file nvidiaprep wrote.
 func Ours(spec []byte) bool {
-	_, ok := HeaderKey(spec)
+	_, ok := installstate.SpecHeaderKey(spec)
 	return ok
 }
 
@@ -207,7 +175,7 @@ func Render(in Input) ([]byte, error) {
 		return nil, fmt.Errorf("the CDI spec: %w", err)
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s%s\n", headerPrefix, in.Key)
+	fmt.Fprintf(&b, "%s\n", installstate.SpecHeader(in.Key))
 	b.WriteString("# Written by nvidiaprep: the GPUs this container was given and the NVIDIA driver's files as installed.\n")
 	b.WriteString("# It is rewritten when the GPUs or the driver change; edits are lost. Devices: nvidia.com/gpu=0, =<UUID>, =all.\n")
 	b.Write(body)

@@ -2,6 +2,7 @@ package cdispec
 
 import (
 	"fmt"
+	"nvidiaprep/nvidiaprep/installstate"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +14,7 @@ import (
 
 func input() Input {
 	return Input{
-		Key: Key("580.159.04", []string{"# driver 580.159.04; GPUs 1=0000:41:00.0 3=0000:81:00.0"}),
+		Key: installstate.SpecKey("580.159.04", []string{"# driver 580.159.04; GPUs 1=0000:41:00.0 3=0000:81:00.0"}),
 		// Given out of bus order: indexes inside follow the bus.
 		GPUs: []GPU{
 			{UUID: "GPU-bbbb", PCIBusID: "0000:81:00.0", Node: "/dev/nvidia3"},
@@ -82,13 +83,13 @@ func TestHeaderKeyAndOurs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k, ok := HeaderKey(data); !ok || k != in.Key {
+	if k, ok := installstate.SpecHeaderKey(data); !ok || k != in.Key {
 		t.Errorf("HeaderKey = %q, %v; want %q", k, ok, in.Key)
 	}
 	if Ours([]byte("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\n")) {
 		t.Error("a spec nvidia-ctk wrote counts as nvidiaprep's")
 	}
-	if Key("580.159.04", []string{"a"}) == Key("580.159.05", []string{"a"}) || Key("1", []string{"a"}) == Key("1", []string{"b"}) {
+	if installstate.SpecKey("580.159.04", []string{"a"}) == installstate.SpecKey("580.159.05", []string{"a"}) || installstate.SpecKey("1", []string{"a"}) == installstate.SpecKey("1", []string{"b"}) {
 		t.Error("the key does not change with the version or the block")
 	}
 }

@@ -80,7 +80,7 @@ lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file
 lxc.mount.entry = /dev/nvidia3 dev/nvidia3 none bind,optional,create=file
 `)
 	w := render(Stale(hand, majors, dev, "/etc/pve/lxc/101.conf"))
-	for _, want := range []string{"c 509:* rwm", "nvidia-uvm is 238", "cgroup v1 key", "/dev/nvidia3", "/etc/pve/lxc/101.conf"} {
+	for _, want := range []string{"c 509:* rwm", "nvidia-uvm is 238", "cgroup v1 key", "LXC 7.0", "/dev/nvidia3", "/etc/pve/lxc/101.conf"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("warnings lack %q:\n%s", want, w)
 		}

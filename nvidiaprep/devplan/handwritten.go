@@ -84,7 +84,8 @@ func (f Finding) String() string {
 }
 
 // Stale names hand-written NVIDIA lines that cannot work on this node as it
-// is now, each with its fix: cgroup v1 device keys (ignored on cgroup v2),
+// is now, each with its fix: cgroup v1 device keys (ignored on cgroup v2 by
+// LXC 6, refused by LXC 7.0),
 // allow rules for majors no driver has registered (typically an old
 // nvidia-uvm major) and bind mounts of /dev/nvidia* nodes that do not exist.
 // devRoot maps "/dev/..." sources onto the host tree being examined;
@@ -106,7 +107,7 @@ func Stale(entries []lxcconf.Entry, majors nvdev.Majors, devRoot, pveConf string
 	for _, e := range entries {
 		switch e.Key {
 		case "lxc.cgroup.devices.allow":
-			add(e, "uses the cgroup v1 key, which does nothing on this cgroup v2 node",
+			add(e, "uses the cgroup v1 key, which does nothing on this cgroup v2 node, and with which LXC 7.0 (Proxmox VE 9.2) does not start the container (\"Unsupported config key\")",
 				fmt.Sprintf("delete it from %s (nvidiaprep writes the lxc.cgroup2 rules at every start)", pveConf))
 		case "lxc.cgroup2.devices.allow":
 			r, ok := parseAllow(e.Value)

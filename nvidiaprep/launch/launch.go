@@ -17,7 +17,6 @@ import (
 	"syscall"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
-	"github.com/coreos/go-systemd/v22/util"
 	godbus "github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 )
@@ -40,10 +39,18 @@ func Unit(vmid int) string { return fmt.Sprintf("nvidiaprep-provision-%d.service
 // Start starts the job and returns a sentence saying where to follow it. A
 // worker already running for the container is left alone.
 func Start(ctx context.Context, j Job) (string, error) {
-	if util.IsRunningSystemd() { // sd_booted
+	if systemdBooted() {
 		return Transient(ctx, j)
 	}
 	return Detached(j)
+}
+
+// systemdBooted is sd_booted(3): systemd runs this system when
+// /run/systemd/system is a directory. (go-systemd's util has it too, but
+// that package needs cgo, and the hookscript has none.)
+func systemdBooted() bool {
+	st, err := os.Lstat("/run/systemd/system")
+	return err == nil && st.IsDir()
 }
 
 // Transient starts the job as a transient systemd service.
@@ -117,7 +124,10 @@ func Detached(j Job) (string, error) {
 	}
 	defer log.Close()
 	cmd := exec.Command(j.Argv[0], j.Argv[1:]...)
-	cmd.Env = append(os.Environ(), j.Env...)
+	// As in the transient unit, the worker's environment is the job's and
+	// systemd's default PATH, never the hook's own (Proxmox's task, or a
+	// loader path that would keep liblxc from loading).
+	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, j.Env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -2,22 +2,34 @@ package nvdev
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"nvidiaprep/nvidiaprep/fsutil"
 )
 
 // CachedGPUs remembers what Lister (NVML) said, keyed by what would change
 // the answer: the boot, the loaded driver version and the GPUs the driver
-// lists in <proc>/driver/nvidia/gpus. NVML stays the source of truth, but its
-// initialisation (tens of milliseconds on a real H100) is paid once per boot
-// and driver, not at every container start. A cache that cannot be read or
-// written only costs the NVML call.
+// lists in <proc>/driver/nvidia/gpus. It is how facts that only NVML knows
+// reach the hookscript, which has no NVML (no cgo):
+//   - The admin program writes it, with Lister NVML: the host driver unit at
+//     every boot once the driver is loaded (before pve-guests starts the
+//     onboot containers), and every provisioning worker. Each asks NVML only
+//     when the key changed, so NVML's initialisation (tens of milliseconds on
+//     a real H100) is paid once per boot and driver.
+//   - Pre-start reads it with Lister nil and never asks NVML: a miss (no
+//     file, or another boot, driver or set of GPUs) is ErrCacheMiss, and
+//     pre-start goes on with what procfs says (every whole GPU's index, UUID,
+//     PCI address and minor are there).
+//
+// A cache that cannot be read or written only costs the NVML call.
 type CachedGPUs struct {
-	Lister    GPULister
-	Path      string // e.g. <state>/gpus.json
+	Lister    GPULister // nil: read the cache only
+	Path      string    // e.g. <state>/gpus.json
 	Proc, Sys string
 }
 
@@ -36,6 +48,9 @@ func (c CachedGPUs) GPUs() ([]GPU, error) {
 				return cached.GPUs, nil
 			}
 		}
+	}
+	if c.Lister == nil {
+		return nil, ErrCacheMiss
 	}
 	gpus, err := c.Lister.GPUs()
 	if err != nil || keyErr != nil {
@@ -67,4 +82,35 @@ func (c CachedGPUs) key() (string, error) {
 		names[i] = e.Name()
 	}
 	return strings.TrimSpace(string(boot)) + "|" + version + "|" + strings.Join(names, ","), nil
+}
+
+// ErrCacheMiss means the GPU cache holds no answer for this boot, driver
+// and set of GPUs, and CachedGPUs had no Lister to ask.
+var ErrCacheMiss = errors.New("the GPU cache has no answer for this boot, driver and GPUs")
+
+// Deadline gives up on a GPU listing (NVML, which can block on a wedged
+// driver) that does not answer within Timeout. The call it gives up on goes
+// on in the background until the process exits.
+type Deadline struct {
+	Lister  GPULister
+	Timeout time.Duration
+}
+
+// GPUs implements GPULister.
+func (d Deadline) GPUs() ([]GPU, error) {
+	type result struct {
+		gpus []GPU
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		g, err := d.Lister.GPUs()
+		done <- result{g, err}
+	}()
+	select {
+	case r := <-done:
+		return r.gpus, r.err
+	case <-time.After(d.Timeout):
+		return nil, fmt.Errorf("NVML did not answer within %v (a hung driver?)", d.Timeout)
+	}
 }

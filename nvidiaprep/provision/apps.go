@@ -8,109 +8,32 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"nvidiaprep/nvidiaprep/aptreg"
 	"nvidiaprep/nvidiaprep/cdispec"
-	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/ctfs"
 	"nvidiaprep/nvidiaprep/driverrun"
-	"nvidiaprep/nvidiaprep/fsutil"
-	"nvidiaprep/nvidiaprep/lxcconf"
+	"nvidiaprep/nvidiaprep/installstate"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/prestart"
 )
-
-// maxSpec bounds what the host reads of a spec inside the container.
-const maxSpec = 4 << 20
-
-// SpecWanted returns the key of the CDI spec container vmid should have
-// with driver version loaded (cdispec.Key of pre-start's block), or ""
-// when it should have none: install = false, no GPU configured, or none
-// given at this start. Post-start compares it with the spec's first line;
-// the worker writes the spec with it.
-func SpecWanted(cfg config.Config, vmid int, version string) (key string, block []string, err error) {
-	ct := cfg.Container(vmid)
-	if !ct.Install || ct.GPUs.None() || version == "" {
-		return "", nil, nil
-	}
-	conf, err := fsutil.ReadRegular(cfg.Paths.LXCConfig(vmid), lxcconf.MaxSize)
-	if err != nil {
-		return "", nil, fmt.Errorf("CT %d: reading what pre-start gave it: %w", vmid, err)
-	}
-	block, err = lxcconf.Block(conf)
-	if err != nil {
-		return "", nil, fmt.Errorf("CT %d: %s: %w", vmid, cfg.Paths.LXCConfig(vmid), err)
-	}
-	if g := prestart.ReadGiven(block); len(g.GPUs) == 0 && len(g.MIGs) == 0 {
-		return "", nil, nil
-	}
-	// The nodes' group inside is the spec's too.
-	owner := "# gid none"
-	if ct.NodeGID != nil {
-		owner = fmt.Sprintf("# gid %d", *ct.NodeGID)
-	}
-	return cdispec.Key(version, append(block[:len(block):len(block)], owner)), block, nil
-}
-
-// SpecState is what the container has at cdispec.Path.
-type SpecState struct {
-	Present bool   // something is there
-	Ours    bool   // a spec nvidiaprep wrote
-	Key     string // its key, when Ours
-	Content []byte // what was read, when Ours
-}
-
-// ReadSpecState reads the container's spec from the host, safely (ctfs):
-// a link, a directory or another file there is Present, not Ours.
-func ReadSpecState(root *ctfs.Root) (SpecState, error) {
-	b, err := root.ReadFile(cdispec.Path, maxSpec)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return SpecState{}, nil
-	case err != nil:
-		var nr *ctfs.NotRegularError
-		var sp *ctfs.SpecialFSError
-		if errors.As(err, &nr) || errors.As(err, &sp) || errors.Is(err, unix.ELOOP) {
-			return SpecState{Present: true}, nil
-		}
-		return SpecState{}, err
-	}
-	k, ours := cdispec.HeaderKey(b)
-	st := SpecState{Present: true, Ours: ours, Key: k}
-	if ours {
-		st.Content = b
-	}
-	return st, nil
-}
-
-// UpToDate tells whether the spec is what want (SpecWanted) asks for: no
-// spec of nvidiaprep's when want is "" (a user's own stays), else
-// nvidiaprep's with that key.
-func (s SpecState) UpToDate(want string) bool {
-	if want == "" {
-		return !s.Ours
-	}
-	return s.Ours && s.Key == want
-}
 
 // writeSpecScript replaces /etc/cdi/nvidia.yaml with stdin inside the
 // container, as its root (links resolve inside). With "backup" as $1 what
 // is there (a user's nvidia-ctk spec) is kept as BackupPath first, a name
 // CDI does not read.
 const writeSpecScript = `set -e
-f=` + cdispec.Path + `
-if [ -L ` + cdispec.Dir + ` ] || { [ -e ` + cdispec.Dir + ` ] && [ ! -d ` + cdispec.Dir + ` ]; }; then rm -f ` + cdispec.Dir + `; fi
-mkdir -p ` + cdispec.Dir + `
-if [ "$1" = backup ]; then rm -rf ` + cdispec.BackupPath + `; mv -f "$f" ` + cdispec.BackupPath + `; fi
+f=` + installstate.SpecPath + `
+if [ -L ` + installstate.SpecDir + ` ] || { [ -e ` + installstate.SpecDir + ` ] && [ ! -d ` + installstate.SpecDir + ` ]; }; then rm -f ` + installstate.SpecDir + `; fi
+mkdir -p ` + installstate.SpecDir + `
+if [ "$1" = backup ]; then rm -rf ` + installstate.SpecBackupPath + `; mv -f "$f" ` + installstate.SpecBackupPath + `; fi
 rm -rf "$f.nvidiaprep-tmp"
 cat > "$f.nvidiaprep-tmp"
 chmod 644 "$f.nvidiaprep-tmp"
 mv -f "$f.nvidiaprep-tmp" "$f"`
 
 // removeSpecScript removes nvidiaprep's spec (the host checked it is ours).
-const removeSpecScript = `rm -f ` + cdispec.Path
+const removeSpecScript = `rm -f ` + installstate.SpecPath
 
 // Apps keeps what the container's own container engines and apt need in
 // step with what it was given and has installed: its apt registration
@@ -120,7 +43,7 @@ const removeSpecScript = `rm -f ` + cdispec.Path
 // leaves an unchanged one alone, and removes nvidiaprep's when the
 // container gets no GPU or no install.
 func (w Worker) Apps(ctx context.Context, version string) error {
-	want, block, err := SpecWanted(w.Config, w.VMID, version)
+	want, block, err := installstate.SpecWanted(w.Config, w.VMID, version)
 	if err != nil {
 		return err
 	}
@@ -146,9 +69,9 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 
 // spec makes the container's CDI spec what want (SpecWanted) asks for.
 func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root, version string, block []string, want string) error {
-	have, err := ReadSpecState(root)
+	have, err := installstate.ReadSpecState(root)
 	if err != nil {
-		return fmt.Errorf("CT %d: reading %s: %w", w.VMID, cdispec.Path, err)
+		return fmt.Errorf("CT %d: reading %s: %w", w.VMID, installstate.SpecPath, err)
 	}
 	if want == "" {
 		if !have.Ours {
@@ -159,9 +82,9 @@ func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root,
 			return err
 		}
 		if r.Exit != 0 {
-			return fmt.Errorf("CT %d: removing %s failed (exit %d): %s", w.VMID, cdispec.Path, r.Exit, r.Output().LastLines(3))
+			return fmt.Errorf("CT %d: removing %s failed (exit %d): %s", w.VMID, installstate.SpecPath, r.Exit, r.Output().LastLines(3))
 		}
-		w.Log.Info().Msgf("CT %d: removed its CDI spec %s: it is given no GPU (or install = false)", w.VMID, cdispec.Path)
+		w.Log.Info().Msgf("CT %d: removed its CDI spec %s: it is given no GPU (or install = false)", w.VMID, installstate.SpecPath)
 		return nil
 	}
 	in, err := w.specInput(root, version, block, want)
@@ -178,16 +101,16 @@ func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root,
 	mode := "replace"
 	if have.Present && !have.Ours {
 		mode = "backup"
-		w.Log.Warn().Msgf("CT %d: %s was not written by nvidiaprep (nvidia-ctk cdi generate?); it is kept as %s, which CDI does not read, and replaced by nvidiaprep's, which follows the driver and the GPUs", w.VMID, cdispec.Path, cdispec.BackupPath)
+		w.Log.Warn().Msgf("CT %d: %s was not written by nvidiaprep (nvidia-ctk cdi generate?); it is kept as %s, which CDI does not read, and replaced by nvidiaprep's, which follows the driver and the GPUs", w.VMID, installstate.SpecPath, installstate.SpecBackupPath)
 	}
 	r, err := ct.Run(ctx, []string{"/bin/sh", "-c", writeSpecScript, "cdi", mode}, bytes.NewReader(spec))
 	if err != nil {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s; make %s a writable directory inside the container, then run `nvidiaprep provision %d`", w.VMID, cdispec.Path, r.Exit, r.Output().LastLines(3), cdispec.Dir, w.VMID)
+		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s; make %s a writable directory inside the container, then run `nvidiaprep provision %d`", w.VMID, installstate.SpecPath, r.Exit, r.Output().LastLines(3), installstate.SpecDir, w.VMID)
 	}
-	w.status("wrote the CDI spec %s (%d GPU(s), %d MIG device(s); by index inside, UUID, and all)", cdispec.Path, len(in.GPUs), len(in.MIGs))
+	w.status("wrote the CDI spec %s (%d GPU(s), %d MIG device(s); by index inside, UUID, and all)", installstate.SpecPath, len(in.GPUs), len(in.MIGs))
 	return nil
 }
 
@@ -283,7 +206,7 @@ func (w Worker) registration(ctx context.Context, ct *ctexec.Container, version 
 		if err != nil {
 			return fmt.Errorf("CT %d: %w", w.VMID, err)
 		}
-		reg, err := Registered(root)
+		reg, err := installstate.Registered(root)
 		root.Close()
 		if err != nil || !reg {
 			return err

@@ -3,14 +3,10 @@ package provision
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"nvidiaprep/nvidiaprep/aptreg"
-	"nvidiaprep/nvidiaprep/ctfs"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/nvpkgs"
 )
@@ -132,19 +128,4 @@ func (s session) registered(ctx context.Context, control, pin string) (bool, err
 		return false, err
 	}
 	return r.Exit == 0 && r.Stdout.Raw() == "install ok installed "+s.version, nil
-}
-
-// Registered tells whether the container has nvidiaprep's pin (read from
-// the host, safely): post-start starts the worker to remove it from a
-// container that gets no GPU.
-func Registered(root *ctfs.Root) (bool, error) {
-	_, err := root.ReadFile(aptreg.PinPath, 1)
-	var nr *ctfs.NotRegularError
-	switch {
-	case err == nil, errors.As(err, &nr):
-		return true, nil
-	case errors.Is(err, unix.ENOENT):
-		return false, nil
-	}
-	return false, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/installstate"
 )
 
 // current tells whether the running container already has version's
@@ -20,6 +21,6 @@ func (w Worker) current(version string) bool {
 		return false
 	}
 	defer root.Close()
-	ok, _, err := Current(root, version)
+	ok, _, err := installstate.Current(root, version)
 	return err == nil && ok
 }

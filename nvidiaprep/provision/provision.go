@@ -1,7 +1,7 @@
 // Package provision installs, inside a container, the NVIDIA user-space
 // libraries of exactly the host's loaded driver version, from the node's
 // cached driver tree, and records the outcome. It is the provisioning
-// worker's body; post-start only asks Current and starts the worker.
+// worker's body; post-start only asks installstate.Current and starts the worker.
 //
 // Everything inside the container happens through attach (ctexec), so the
 // container's paths resolve inside it; the few reads from the host go
@@ -35,6 +35,7 @@ import (
 	"nvidiaprep/nvidiaprep/ctfs"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/filelock"
+	"nvidiaprep/nvidiaprep/installstate"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/nvpkgs"
@@ -45,9 +46,9 @@ import (
 // Paths inside the container.
 const (
 	nvidiaDir = "/var/lib/nvidia"                           // nvidia-installer's own directory
-	nvidiaLog = nvidiaDir + "/log"                          // nvidia-installer's install record
-	ctDir     = "/var/lib/nvidiaprep"                       // nvidiaprep's directory inside
-	marker    = ctDir + "/provisioning"                     // present while an install is under way
+	nvidiaLog = installstate.NVIDIALog                      // nvidia-installer's install record
+	ctDir     = installstate.Dir                            // nvidiaprep's directory inside
+	marker    = installstate.Marker                         // present while an install is under way
 	ctRecord  = ctDir + "/installed"                        // what nvidiaprep installed, for admins inside
 	altMarker = "/usr/lib/nvidia/alternate-install-present" // left by distribution packages
 )
@@ -80,41 +81,6 @@ func CheckVersion(version string) error {
 		return fmt.Errorf("driver %s is older than %s: its nvidia-installer has no --no-systemd, so nvidiaprep cannot install its libraries into a container; nothing was changed. Run a driver of %s or later on the host, or set install = false for the container and install the libraries yourself", version, nvflags.MinContainerVersion, nvflags.MinContainerVersion)
 	}
 	return nil
-}
-
-// Current tells whether the container whose root is root (ctexec's Root)
-// already has version's libraries, from nvidia-installer's record, read
-// safely from the host, and the absence of a half-done install. why says
-// what differs.
-func Current(root *ctfs.Root, version string) (ok bool, why string, err error) {
-	// Only a missing file is an answer; what cannot be read leaves the
-	// question open, and an open question is "not current": the worker
-	// installs and verifies.
-	reads := root.ReadFiles(4096, marker, nvidiaLog) // one child process for both
-	switch err := reads[0].Err; {
-	case err == nil:
-		return false, "an earlier install did not finish", nil
-	case !errors.Is(err, unix.ENOENT):
-		return false, fmt.Sprintf("whether an earlier install finished is unknown (%v)", err), nil
-	}
-	log, err := reads[1].Data, reads[1].Err
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return false, "no NVIDIA driver is installed from a .run", nil
-	case err != nil:
-		return false, fmt.Sprintf("its install record cannot be read (%v)", err), nil
-	}
-	if have := record.InstalledVersion(log); have != version {
-		return false, fmt.Sprintf("it has %s, the host runs %s", orNone(have), version), nil
-	}
-	return true, "", nil
-}
-
-func orNone(v string) string {
-	if v == "" {
-		return "an unreadable version"
-	}
-	return v
 }
 
 // Worker provisions one container.

@@ -11,32 +11,20 @@ import (
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/ctfs"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/installstate"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/record"
 )
 
-// ToolkitConfig is NVIDIA container toolkit's configuration inside a
-// container; its presence says the toolkit is installed there.
-const ToolkitConfig = "/etc/nvidia-container-runtime/config.toml"
-
 // noCgroups matches an active `no-cgroups = true` line.
 var noCgroups = regexp.MustCompile(`(?m)^[ \t]*no-cgroups[ \t]*=[ \t]*true[ \t]*(#.*)?$`)
-
-// HasToolkit tells whether the container has NVIDIA's container toolkit
-// (read from the host, safely): post-start then starts the worker at every
-// start, for the /dev/char links its runtime needs in the container's new
-// /dev.
-func HasToolkit(root *ctfs.Root) bool {
-	_, err := root.ReadFile(ToolkitConfig, 1)
-	return err == nil
-}
 
 // setNoCgroupsScript sets no-cgroups = true in the toolkit's config inside
 // the container: with nvidia-ctk when it is there (as NVIDIA documents),
 // else by editing the [nvidia-container-cli] table's line (commented out
 // in NVIDIA's default file) or adding one.
 const setNoCgroupsScript = `set -e
-f=` + ToolkitConfig + `
+f=` + installstate.ToolkitConfig + `
 if command -v nvidia-ctk >/dev/null 2>&1; then
 	nvidia-ctk config --in-place --config="$f" --set nvidia-container-cli.no-cgroups=true >/dev/null && exit 0
 fi
@@ -66,13 +54,13 @@ done`
 // cannot set up device cgroups there), and the /dev/char links. What it
 // cannot fix goes to the host's findings file, which doctor shows.
 func (w Worker) toolkit(ctx context.Context, ct *ctexec.Container, root *ctfs.Root, nodes []string) error {
-	conf, err := root.ReadFile(ToolkitConfig, 1<<20)
+	conf, err := root.ReadFile(installstate.ToolkitConfig, 1<<20)
 	if errors.Is(err, unix.ENOENT) {
 		return w.findings(nil)
 	}
 	var problems []string
 	if err != nil {
-		problems = append(problems, fmt.Sprintf("CT %d: NVIDIA's container toolkit config %s cannot be read (%v): nvidiaprep cannot tell whether it works here", w.VMID, ToolkitConfig, err))
+		problems = append(problems, fmt.Sprintf("CT %d: NVIDIA's container toolkit config %s cannot be read (%v): nvidiaprep cannot tell whether it works here", w.VMID, installstate.ToolkitConfig, err))
 	} else if w.unprivileged() && !noCgroups.Match(conf) {
 		r, err := ct.Run(ctx, []string{"/bin/sh", "-c", setNoCgroupsScript}, nil)
 		if err != nil {
@@ -81,7 +69,7 @@ func (w Worker) toolkit(ctx context.Context, ct *ctexec.Container, root *ctfs.Ro
 		if r.Exit != 0 {
 			problems = append(problems, fmt.Sprintf("CT %d is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true (setting it failed: %s): docker/podman --gpus and nvidia-container-cli fail with a cgroup error", w.VMID, r.Output().LastLines(2)))
 		} else {
-			w.Log.Info().Msgf("CT %d: set no-cgroups = true in %s: the container is unprivileged", w.VMID, ToolkitConfig)
+			w.Log.Info().Msgf("CT %d: set no-cgroups = true in %s: the container is unprivileged", w.VMID, installstate.ToolkitConfig)
 		}
 	}
 	r, err := ct.Run(ctx, append([]string{"/bin/sh", "-c", charLinksScript, "char"}, nodes...), nil)

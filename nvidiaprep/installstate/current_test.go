@@ -1,8 +1,9 @@
-package provision
+package installstate
 
 import (
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -55,20 +56,20 @@ func TestCurrentOnlyWhenItCanTell(t *testing.T) {
 		why   string
 	}{
 		{"installed", func(string) error { return nil }, true, ""},
-		{"marker is a directory", func(root string) error { return os.Mkdir(filepath.Join(root, marker), 0o755) }, false, "whether an earlier install finished is unknown"},
-		{"marker is a FIFO", func(root string) error { return unix.Mkfifo(filepath.Join(root, marker), 0o644) }, false, "whether an earlier install finished is unknown"},
-		{"marker present", func(root string) error { return os.WriteFile(filepath.Join(root, marker), []byte(v+"\n"), 0o644) }, false, "an earlier install did not finish"},
+		{"marker is a directory", func(root string) error { return os.Mkdir(filepath.Join(root, Marker), 0o755) }, false, "whether an earlier install finished is unknown"},
+		{"marker is a FIFO", func(root string) error { return unix.Mkfifo(filepath.Join(root, Marker), 0o644) }, false, "whether an earlier install finished is unknown"},
+		{"marker present", func(root string) error { return os.WriteFile(filepath.Join(root, Marker), []byte(v+"\n"), 0o644) }, false, "an earlier install did not finish"},
 		{"record unreadable", func(root string) error {
-			os.Remove(filepath.Join(root, nvidiaLog))
-			return os.Mkdir(filepath.Join(root, nvidiaLog), 0o755)
+			os.Remove(filepath.Join(root, NVIDIALog))
+			return os.Mkdir(filepath.Join(root, NVIDIALog), 0o755)
 		}, false, "its install record cannot be read"},
-		{"no record", func(root string) error { return os.Remove(filepath.Join(root, nvidiaLog)) }, false, "no NVIDIA driver is installed"},
+		{"no record", func(root string) error { return os.Remove(filepath.Join(root, NVIDIALog)) }, false, "no NVIDIA driver is installed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root, pid := chrooted(t)
-			os.MkdirAll(filepath.Join(root, ctDir), 0o755)
-			os.MkdirAll(filepath.Join(root, nvidiaDir), 0o755)
-			os.WriteFile(filepath.Join(root, nvidiaLog), []byte("1.0-1 ("+v+")\n"), 0o644)
+			os.MkdirAll(filepath.Join(root, Dir), 0o755)
+			os.MkdirAll(filepath.Join(root, path.Dir(NVIDIALog)), 0o755)
+			os.WriteFile(filepath.Join(root, NVIDIALog), []byte("1.0-1 ("+v+")\n"), 0o644)
 			if err := c.plant(root); err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package provision
+package installstate
 
 import (
 	"testing"
@@ -14,7 +14,7 @@ func TestSettleRecordOfADeadWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A live worker holds the lock: its record stays.
-	release := holdLock(t, lockPath(dir, 7))
+	release := holdLock(t, LockPath(dir, 7))
 	if changed, err := SettleRecord(dir, 7, "580.142"); changed || err != nil {
 		t.Fatalf("settled a live worker's record: %v %v", changed, err)
 	}

@@ -1,4 +1,4 @@
-package provision
+package installstate
 
 import (
 	"errors"
@@ -9,8 +9,9 @@ import (
 	"nvidiaprep/nvidiaprep/record"
 )
 
-// lockPath is the per-container lock every worker holds while it runs.
-func lockPath(stateDir string, vmid int) string {
+// LockPath is the per-container lock every provisioning worker holds while
+// it runs.
+func LockPath(stateDir string, vmid int) string {
 	return fmt.Sprintf("%s/locks/ct-%d.lock", stateDir, vmid)
 }
 
@@ -24,7 +25,7 @@ func SettleRecord(stateDir string, vmid int, version string) (bool, error) {
 	if err != nil || !ok || rec.Outcome != record.Running {
 		return false, err
 	}
-	lock, err := filelock.TryLockOwned(lockPath(stateDir, vmid))
+	lock, err := filelock.TryLockOwned(LockPath(stateDir, vmid))
 	if errors.Is(err, filelock.ErrBusy) {
 		return false, nil // its worker lives
 	}
@@ -32,11 +33,12 @@ func SettleRecord(stateDir string, vmid int, version string) (bool, error) {
 		return false, err
 	}
 	defer lock.Unlock()
-	return settleLocked(stateDir, vmid, version)
+	return SettleLocked(stateDir, vmid, version)
 }
 
-// settleLocked is SettleRecord for a caller that holds the container's lock.
-func settleLocked(stateDir string, vmid int, version string) (bool, error) {
+// SettleLocked is SettleRecord for a caller that holds the container's lock
+// (the worker).
+func SettleLocked(stateDir string, vmid int, version string) (bool, error) {
 	rec, ok, err := record.Load(stateDir, vmid)
 	if err != nil || !ok || rec.Outcome != record.Running {
 		return false, err

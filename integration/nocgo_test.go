@@ -1,0 +1,97 @@
+//go:build integration
+
+package integration_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/nvidiaprep/record"
+)
+
+// The hookscript has no cgo: a node whose liblxc.so.1 or libnvidia-ml.so.1
+// cannot be loaded (a broken upgrade, a half-installed driver) still starts
+// its GPU containers. Both libraries are made unloadable for the hook (an
+// LD_LIBRARY_PATH of corrupt files by those names, which the dynamic loader
+// takes before the system's); the admin program, which links liblxc, cannot
+// even start there, and the hook does the whole start: pre-start writes the
+// block, post-start finds the container's init in its cgroup (no liblxc)
+// and starts the worker, which installs with the node's real liblxc.
+func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
+	n := provisionNode(t, "[containers.161]\ngpus = [\"0\"]\n")
+	broken := t.TempDir()
+	for _, lib := range []string{"liblxc.so.1", "libnvidia-ml.so.1"} {
+		if err := os.WriteFile(filepath.Join(broken, lib), []byte("not a shared object\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(n.Env(), "LD_LIBRARY_PATH="+broken)
+
+	// The environment breaks what links liblxc.
+	admin := exec.Command(filepath.Join(filepath.Dir(n.Hook), "nvidiaprep"), "--help")
+	admin.Env = env
+	if out, err := admin.CombinedOutput(); err == nil || !strings.Contains(string(out), "liblxc.so.1") {
+		t.Fatalf("the admin program started with a corrupt liblxc.so.1 (%v): %s; the test proves nothing", err, out)
+	}
+
+	ct := newCT(t, n, 161, lxctest.Options{})
+	since := time.Now()
+	s, err := ct.ProxmoxStart(n.Hook, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ct.Stop(n.Hook, n.Env()) })
+	if !s.PreStart.OK() || !s.PostStart.OK() {
+		t.Fatalf("pre-start exit %d: %s\npost-start exit %d: %s", s.PreStart.ExitCode, s.PreStart.Output, s.PostStart.ExitCode, s.PostStart.Output)
+	}
+	if out, code := sh(t, ct, "test -c /dev/nvidia0 && test -c /dev/nvidiactl && echo ok"); code != 0 || out != "ok" {
+		t.Errorf("the container lacks its GPU nodes: exit %d %s", code, out)
+	}
+	p, err := n.WaitProvisioned(161, since, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Outcome != record.Installed || p.Version != driverA {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(161))
+	}
+	wantInstalled(t, ct, driverA)
+}
+
+// Post-start asks nothing of the container's LXC monitor (it finds the init
+// in the container's cgroup): with the monitor stopped (SIGSTOP), where
+// liblxc's query for the init waited out its 10 s deadline and failed the
+// phase, post-start of a current container still returns 0 at once.
+func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
+	n := provisionNode(t, "[containers.162]\ngpus = [\"0\"]\n")
+	ct := newCT(t, n, 162, lxctest.Options{})
+	startProvisioned(t, n, ct)
+	init := ct.InitPID()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(init) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	monitor, err := strconv.Atoi(f[1]) // the init's parent: lxc-start's monitor
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Kill(monitor, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
+	t0 := time.Now()
+	cmd := exec.Command(n.Hook, "162", "post-start")
+	cmd.Env = n.Env()
+	out, err := cmd.CombinedOutput()
+	if took := time.Since(t0); err != nil || took > 5*time.Second {
+		t.Errorf("post-start with the monitor stopped: %v after %v:\n%s", err, took, out)
+	}
+}
