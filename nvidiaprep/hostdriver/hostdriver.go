@@ -72,6 +72,8 @@ import (
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/kernelguard"
+	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -103,6 +105,7 @@ const (
 	PathFast         = "fast"         // the configured driver is loaded
 	PathPending      = "pending"      // installed, waiting for a reboot
 	PathInstalled    = "installed"    // installed by this run
+	PathNotLoaded    = "not-loaded"   // installed, and a later boot came up without it
 )
 
 // Report says what a successful run found and did.
@@ -148,6 +151,10 @@ type runner struct {
 	cur        Step
 	runFile    string
 	headerPkgs []string
+	// plan is what kernelguard.Gate found at the end of step 1; kernels,
+	// what DKMS has for each kernel after the installer.
+	plan    kernelguard.Plan
+	kernels []kernels.Kernel
 }
 
 func (r *runner) defaults() {
@@ -230,6 +237,8 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	switch {
 	case loaded == d.Version:
 		return r.fastPath(ctx)
+	case installed == d.Version && !partial && prev.Configured == d.Version && installOutcome(prev.Outcome) && r.laterBoot(prev):
+		return r.notLoaded(ctx, prev)
 	case installed == d.Version && !partial:
 		return r.pending(prev)
 	default:
@@ -322,9 +331,8 @@ func (r *runner) pending(prev State) (Report, error) {
 	d := r.driver()
 	r.rep.Path = PathPending
 	why := fmt.Sprintf("NVIDIA driver %s is installed but not loaded (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
-	if prev.Configured == d.Version && (prev.Outcome == OutcomeRebootRequired || prev.Outcome == OutcomeRebooting) && r.bootedAfter(prev.Time) {
-		why = fmt.Sprintf("NVIDIA driver %s was installed at %s and is still not loaded after a reboot (loaded: %s): look at `dkms status`, `journalctl -k -g nvidia` and Secure Boot (`mokutil --sb-state`); reboot required",
-			d.Version, prev.Time.Format(time.RFC3339), orNone(r.rep.Loaded))
+	if prev.Configured == d.Version {
+		r.st.BootID = prev.BootID // the install's boot: a later one that comes up without it fails
 	}
 	if err := markRebootRequired(r.o.Config.Paths.Root); err != nil {
 		return r.rep, err
@@ -341,6 +349,12 @@ func (r *runner) pending(prev State) (Report, error) {
 	r.rep.Summary = why
 	r.status("%s", why)
 	return r.rep, nil
+}
+
+// installOutcome tells whether an outcome is that of a finished install
+// waiting for its boot (or one whose boot came without it).
+func installOutcome(o string) bool {
+	return o == OutcomeRebootRequired || o == OutcomeRebooting || o == OutcomeNotLoaded
 }
 
 // bootedAfter tells whether the node booted after t (btime in <proc>/stat).
