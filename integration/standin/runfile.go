@@ -140,6 +140,9 @@ type RunOptions struct {
 	PayloadBytes int64    // pad the payload with incompressible data up to about this size (a real one is ~300 MB); 0 = small
 	Libraries    []string // optional: real files to ship instead of generated stand-in libraries (e.g. a real machine's libnvidia-ml.so.<ver>); names must end in .so.<Version>
 	Binaries     []string // optional: real binaries (e.g. a real nvidia-smi) to ship instead of the generated stand-in
+	// SupportedGPUs are the rows of the tree's supported-gpus.json
+	// (runfile_gpus.go); nil ships StandinSupportedGPUs(Version).
+	SupportedGPUs []SupportedGPU
 }
 
 // StandinControls is the file, inside the system being installed into, from
@@ -474,6 +477,12 @@ func runTree(work string, o RunOptions) ([]runEntry, error) {
 	for _, l := range kernLines {
 		m.WriteString(l + "\n")
 	}
+	gpus, err := supportedGPUsJSON(o)
+	if err != nil {
+		return nil, err
+	}
+	entries = append(entries, runEntry{name: "supported-gpus", mode: 0o755, dir: true},
+		runEntry{name: "supported-gpus/supported-gpus.json", mode: 0o644, data: gpus})
 	entries = append([]runEntry{{name: ".manifest", mode: 0o644, data: []byte(m.String())}}, entries...)
 	return entries, nil
 }

@@ -24,6 +24,7 @@ import (
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
 	"nvidiaprep/nvidiaprep/record"
+	"nvidiaprep/nvidiaprep/secureboot"
 	"nvidiaprep/nvidiaprep/status"
 )
 
@@ -41,6 +42,8 @@ type Options struct {
 	Runner hostcmd.Runner
 	// Nodes stats the device nodes; nil: the real host's.
 	Nodes nvdev.NodeFS
+	// Running is uname -r; "" reads it from the kernel.
+	Running string
 }
 
 // Report is what Run found: problems, and notes about checks that could
@@ -99,6 +102,7 @@ func Run(ctx context.Context, o Options) Report {
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
 		r.hookscripts, r.lostBlocks, r.handWritten, func() { r.kernelLog(ctx) },
+		func() { r.kernels(ctx) },
 	} {
 		check()
 	}
@@ -136,6 +140,8 @@ func (r *run) hostDriver() {
 		}
 		r.problem("host-driver-failed", fmt.Sprintf("the host driver unit failed to install driver %s: %s", h.Configured, h.Error),
 			fix+"; fix the cause, then `systemctl restart nvidiaprep-host-driver.service`")
+	case "not-loaded":
+		r.notLoaded(h)
 	case "reboot-required":
 		if h.Installed != "" && h.Installed != r.loaded {
 			r.problem("reboot-pending", fmt.Sprintf("driver %s is installed but %s is loaded: containers get the old one until the node reboots", h.Installed, orNone(r.loaded)),
@@ -448,6 +454,10 @@ func (r *run) kernelLog(ctx context.Context) {
 		if i := strings.Index(l, apiMismatch); i >= 0 && !slices.Contains(seen, l[i:]) {
 			seen = append(seen, l[i:])
 		}
+	}
+	if line := secureboot.Refusal(text); line != "" {
+		r.problem("module-signature", fmt.Sprintf("the kernel refused the NVIDIA module for its signature: %q (Secure Boot)", line),
+			"sign with the one key DKMS and the installer use and enroll it: "+secureboot.EnrollFix)
 	}
 	if len(seen) == 0 {
 		return

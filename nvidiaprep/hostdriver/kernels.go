@@ -170,7 +170,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 func kernelWarning(v string, ks []kernels.Kernel) string {
 	var out []string
 	for _, k := range ks {
-		if !k.Ready {
+		if k.Bootable && !k.Ready {
 			out = append(out, fmt.Sprintf("kernel %s has no driver %s module (%s; fix: %s)", k.Release, v, k.Why, k.Fix))
 		}
 	}

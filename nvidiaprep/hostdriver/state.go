@@ -35,18 +35,18 @@ type State struct {
 	Step       string `json:"step,omitempty"`      // the last step begun
 	// Partial is set while the installer's work is neither verified nor
 	// rolled back: its /var/lib/nvidia/log is then no proof of an install.
-	Partial  bool          `json:"partial_install,omitempty"`
-	Outcome  string        `json:"outcome"`
-	Error    string        `json:"error,omitempty"`
-	Log      string        `json:"log,omitempty"` // where the failed step's log is
-	Time     time.Time     `json:"time"`
+	Partial bool      `json:"partial_install,omitempty"`
+	Outcome string    `json:"outcome"`
+	Error   string    `json:"error,omitempty"`
+	Log     string    `json:"log,omitempty"` // where the failed step's log is
+	Time    time.Time `json:"time"`
 	// BootID is the boot in which the driver was installed
 	// (/proc/sys/kernel/random/boot_id): a later boot without it loaded is
 	// a failure, this one's a pending reboot.
 	BootID string `json:"boot_id,omitempty"`
 	// Causes are why a later boot came up without the driver.
-	Causes []kernelguard.Cause `json:"causes,omitempty"`
-	Duration time.Duration `json:"duration_ns,omitempty"`
+	Causes   []kernelguard.Cause `json:"causes,omitempty"`
+	Duration time.Duration       `json:"duration_ns,omitempty"`
 }
 
 // StatePath is the state file below the state directory.

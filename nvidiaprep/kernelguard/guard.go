@@ -132,7 +132,7 @@ func KernelInstalled(ctx context.Context, in GuardInput) (GuardReport, error) {
 	}
 	rep.Kernels = ks
 	rep.Working = kernels.Working(ks)
-	asked := ks
+	asked := slices.DeleteFunc(slices.Clone(ks), func(k kernels.Kernel) bool { return !k.Bootable })
 	if in.Release != "" {
 		i := slices.IndexFunc(ks, func(k kernels.Kernel) bool { return k.Release == in.Release })
 		if i < 0 {
@@ -155,7 +155,7 @@ func KernelInstalled(ctx context.Context, in GuardInput) (GuardReport, error) {
 		fmt.Fprintf(in.Out, "nvidiaprep: %v\n", err)
 	}
 	st := State{Version: version, Checked: time.Now().UTC(), Kernels: ks, Pinned: prev.Pinned}
-	allReady := !slices.ContainsFunc(ks, func(k kernels.Kernel) bool { return !k.Ready })
+	allReady := !slices.ContainsFunc(ks, func(k kernels.Kernel) bool { return k.Bootable && !k.Ready })
 	for _, k := range rep.NotReady {
 		msg := banner(version, k, rep.Working)
 		fmt.Fprint(in.Out, msg)
@@ -241,7 +241,7 @@ func pin(ctx context.Context, in GuardInput, ks []kernels.Kernel, working, pinne
 		if k.Release == working {
 			break
 		}
-		if !k.Ready {
+		if k.Bootable && !k.Ready {
 			newer = true // ks is newest first
 		}
 	}
@@ -261,13 +261,25 @@ func pin(ctx context.Context, in GuardInput, ks []kernels.Kernel, working, pinne
 	return working, working
 }
 
-// checkSignatures marks, with Secure Boot on, each kernel whose built
-// module is unsigned or signed by a key the firmware does not trust.
+// checkSignatures, with Secure Boot on, makes sure DKMS signs what it
+// builds from now on with the one key (made when missing), and marks each
+// kernel whose built module is unsigned or signed by a key the firmware
+// does not trust.
 func checkSignatures(ctx context.Context, in GuardInput, version string, ks []kernels.Kernel) error {
 	p := in.Config.Paths
 	on, err := secureboot.Enabled(p.Sys)
 	if err != nil || !on {
 		return err
+	}
+	if _, created, err := secureboot.EnsureKey(p.Root); err != nil {
+		return err
+	} else if created {
+		fmt.Fprintf(in.Out, "nvidiaprep: Secure Boot is on: made the module signing key %s (DKMS and NVIDIA's installer sign with it)\n", secureboot.CertPath)
+	}
+	if changed, err := secureboot.EnsureDKMSSigning(p.Root); err != nil {
+		return err
+	} else if changed {
+		fmt.Fprintf(in.Out, "nvidiaprep: Secure Boot is on: DKMS signs the modules it builds from now on (%s)\n", secureboot.DKMSConf)
 	}
 	enrolled, err := secureboot.Enrolled(p.Sys)
 	if err != nil {
@@ -279,11 +291,32 @@ func checkSignatures(ctx context.Context, in GuardInput, version string, ks []ke
 			continue
 		}
 		why := signatureProblem(ctx, in.Runner, p.Root, k.Release, enrolled)
-		if why != "" {
+		switch {
+		case why == "":
+		case strings.Contains(why, "not signed"):
+			k.Ready, k.Why = false, why
+			k.Fix = fmt.Sprintf("`dkms remove %s/%s -k %s && dkms install %s/%s -k %s` (DKMS signs it now), then %s", kernels.Module, version, k.Release, kernels.Module, version, k.Release, secureboot.EnrollFix)
+		default:
 			k.Ready, k.Why, k.Fix = false, why, secureboot.EnrollFix
 		}
 	}
 	return nil
+}
+
+// SignatureProblem says why Secure Boot would refuse release's installed
+// nvidia module (unsigned, or signed by a key shim's MOK list does not
+// hold); "" when it would not, when Secure Boot is off, or when there is
+// no module.
+func SignatureProblem(ctx context.Context, run hostcmd.Runner, root, sys, release string) (string, error) {
+	on, err := secureboot.Enabled(sys)
+	if err != nil || !on {
+		return "", err
+	}
+	enrolled, err := secureboot.Enrolled(sys)
+	if err != nil {
+		return "", err
+	}
+	return signatureProblem(ctx, run, root, release, enrolled), nil
 }
 
 // signatureProblem says why Secure Boot would refuse release's nvidia

@@ -27,6 +27,9 @@ const Module = "nvidia"
 type Kernel struct {
 	Release string `json:"release"`
 	Running bool   `json:"running,omitempty"`
+	// Bootable: its image is in /boot, so the node can boot it (the running
+	// kernel of a container or a chroot is not).
+	Bootable bool `json:"bootable"`
 	// Headers: <root>/lib/modules/<release>/build/include exists, DKMS's own
 	// test before it builds (dkms_autoinstaller _check_kernel_dir).
 	Headers bool `json:"headers"`
@@ -203,6 +206,9 @@ func (c Checker) Judge(version, release, dkmsState string) Kernel {
 
 func (c Checker) judge(version, release, state string) Kernel {
 	k := Kernel{Release: release, Running: release == c.Running, Headers: HasHeaders(c.Root, release), DKMS: state}
+	if st, err := os.Stat(filepath.Join(c.Root, "boot", "vmlinuz-"+release)); err == nil && st.Mode().IsRegular() {
+		k.Bootable = true
+	}
 	if state != "installed" {
 		k.BuildLog = BuildLog(c.Root, version, release)
 	}

@@ -96,7 +96,7 @@ func Check(version string, list List, listErr error, gpus []PCIGPU, moduleType s
 		v.Problems = append(v.Problems, CheckType(version, moduleType, gpus, rows, listed)...)
 	default: // auto
 		v.ModuleType, v.Problems = autoType(version, gpus, rows, listed, v.Problems)
-		v.AskInstaller = nvflags.Knows(version, nvflags.PrintRecommendedModuleType) && len(gpus) > 0
+		v.AskInstaller = nvflags.Knows(version, nvflags.PrintRecommendedModuleType) && len(gpus) > 0 && len(v.Problems) == 0
 	}
 	return v
 }

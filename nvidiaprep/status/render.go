@@ -18,7 +18,10 @@ func Write(w io.Writer, r Report, now time.Time) error {
 	fmt.Fprintf(tw, "  driver installed\t%s\n", orDash(n.Installed, "unknown"))
 	fmt.Fprintf(tw, "  driver loaded\t%s\n", orDash(n.Loaded, "none (no NVIDIA kernel module is loaded)"))
 	reboot := "no"
-	if n.RebootPending {
+	switch {
+	case n.HostDriver != nil && n.HostDriver.Outcome == "not-loaded":
+		reboot = "no: the installed driver did not load on this boot, and another reboot does not load it (host driver unit, below)"
+	case n.RebootPending:
 		reboot = "yes: the installed driver loads at the next boot"
 	}
 	fmt.Fprintf(tw, "  reboot pending\t%s\n", reboot)
@@ -52,6 +55,25 @@ func Write(w io.Writer, r Report, now time.Time) error {
 		nodes = []string{"none (no driver)"}
 	}
 	fmt.Fprintf(tw, "  device nodes\t%s\n", strings.Join(nodes, ", "))
+	for i, k := range n.Kernels {
+		label := ""
+		if i == 0 {
+			label = "  kernels"
+		}
+		name := k.Release
+		if k.Running {
+			name += " (running)"
+		}
+		switch {
+		case k.Ready:
+			fmt.Fprintf(tw, "%s\t%s: driver %s built (dkms: %s)\n", label, name, n.Installed, k.DKMS)
+		default:
+			fmt.Fprintf(tw, "%s\t%s: NOT READY: %s\n", label, name, k.Why)
+			if k.Fix != "" {
+				fmt.Fprintf(tw, "\t    fix: %s\n", k.Fix)
+			}
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -29,6 +30,9 @@ type Options struct {
 	Config config.Config
 	// Nodes stats the device nodes; nil: the real host's.
 	Nodes nvdev.NodeFS
+	// Kernels reads the installed kernels and what DKMS has for each
+	// (kernels.go); its zero value asks the real host.
+	Kernels KernelsOptions
 }
 
 // The host's files status reads, below [paths] root.
@@ -54,6 +58,9 @@ type Node struct {
 	HostDriver    *HostDriver  `json:"host_driver,omitempty"`
 	GPUs          []nvdev.GPU  `json:"gpus,omitempty"`
 	DeviceNodes   []DeviceNode `json:"device_nodes"`
+	// Kernels are the installed kernels and whether the installed driver's
+	// module is built for each.
+	Kernels []kernels.Kernel `json:"kernels,omitempty"`
 }
 
 // HostDriver is the host driver unit's last run, from its state file.
@@ -140,6 +147,7 @@ func Gather(o Options) Report {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		problem(err)
 	}
+	r.Node.Kernels = gatherKernels(o, r.Node.Installed, problem)
 	r.Node.DeviceNodes = deviceNodes(p, nvdev.OrReal(o.Nodes), nvdev.Want{Majors: majors, Modeset: nvdev.ModesetLoaded(p.Sys), GPUs: r.Node.GPUs})
 	r.Containers = containers(o, problem)
 	return r
