@@ -48,6 +48,14 @@ fuzz:
 integration: build
 	$(GO) test -tags integration -p 1 -count=1 -timeout $(INTEGRATION_TIMEOUT) ./...
 
+## dkms-tier: the kernel guard with NVIDIA's real kernel module source
+## (Debian's nvidia-kernel-dkms) built by real DKMS against a real Debian
+## kernel: about 4 minutes of build on two cores, so not in every CI run
+## (docs/kernel-updates.md).
+.PHONY: dkms-tier
+dkms-tier: build
+	$(GO) test -tags 'integration dkms' -p 1 -count=1 -timeout $(INTEGRATION_TIMEOUT) -run '^TestKernelUpdateRealNVIDIASource$$' -v ./integration/
+
 ## test: everything, real containers included.
 test: deps vet fuzz integration
 
