@@ -825,3 +825,47 @@ func TestLaterBootWithoutTheDriverFails(t *testing.T) {
 		t.Error("the next run succeeded")
 	}
 }
+
+// With Secure Boot on, the install signs with DKMS's key, made when
+// missing, and DKMS is set to sign later kernels' builds with it.
+func TestSecureBootInstallSignsWithTheOneKey(t *testing.T) {
+	n := debianNode(t)
+	if err := n.host.SetSecureBoot(true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.run(); err != nil {
+		t.Fatalf("%v\n%s", err, n.log.String())
+	}
+	i := n.runner.called("/bin/sh " + n.cfg.Paths.Cache + "/runs/" + driverrun.RunFileName(verWant) + " --silent --dkms")
+	if i < 0 || !strings.HasSuffix(n.runner.calls[i], " --module-signing-secret-key=/var/lib/dkms/mok.key --module-signing-public-key=/var/lib/dkms/mok.pub") {
+		t.Errorf("installer call:\n%s", strings.Join(n.runner.calls, "\n"))
+	}
+	for _, f := range []string{"var/lib/dkms/mok.key", "var/lib/dkms/mok.pub"} {
+		if n.file(f) == "" {
+			t.Errorf("%s missing", f)
+		}
+	}
+	if !strings.Contains(n.file("etc/dkms/framework.conf.d/nvidiaprep-signing.conf"), `mok_signing_key="/var/lib/dkms/mok.key"`) {
+		t.Error("DKMS is not set to sign")
+	}
+	if !strings.Contains(n.log.String(), "mokutil --import /var/lib/dkms/mok.pub") {
+		t.Errorf("the log does not say how to enroll the key:\n%s", n.log.String())
+	}
+}
+
+// A GPU the configured module type cannot drive is refused before
+// anything changes, naming the GPU.
+func TestModuleTypeTheGPUCannotUseChangesNothing(t *testing.T) {
+	n := debianNode(t)
+	if err := n.host.AddPCIGPU("0000:01:00.0", 0x1b80); err != nil { // Pascal
+		t.Fatal(err)
+	}
+	_, err := n.run()
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepFetch || !strings.Contains(err.Error(), `kernel_module = "open", but GPU 0000:01:00.0 (10de:1b80) NVIDIA GeForce GTX 1080 is older than Turing`) || !strings.Contains(err.Error(), "nothing on the node was changed") {
+		t.Fatalf("%v", err)
+	}
+	if !strings.Contains(n.file(nvidiaLog), verOld) || n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 purge") >= 0 {
+		t.Error("the node was changed")
+	}
+}
