@@ -20,7 +20,7 @@ import (
 // build takes minutes on two cores: `make dkms-tier` runs it
 // (docs/kernel-updates.md).
 func TestKernelUpdateRealNVIDIASource(t *testing.T) {
-	kernelUpdate(t, debianNVIDIASource, false)
+	kernelUpdate(t, debianNVIDIASource, kernelOptions{})
 }
 
 func debianNVIDIASource(t *testing.T, bed *lxctest.Bed) moduleSource {

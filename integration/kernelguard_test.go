@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,18 +69,34 @@ func nvidiaDKMSConf(version, make string, modules ...string) string {
 	return b.String()
 }
 
-// debianKernel is the ABI of Debian's current amd64 kernel on the host's
-// sources ("6.1.0-57-amd64").
-func debianKernel(t *testing.T) string {
+// debianKernels are the ABIs of Debian's current amd64 kernel on the
+// host's sources ("6.1.0-57-amd64") and of the newest one before it that
+// the sources still have ("6.1.0-50-amd64", from the point release).
+func debianKernels(t *testing.T) (newest, older string) {
 	out, err := exec.Command("apt-cache", "depends", "linux-image-amd64").Output()
 	if err != nil {
 		t.Fatalf("apt-cache depends linux-image-amd64: %v", err)
 	}
-	m := regexp.MustCompile(`linux-image-([0-9][^\s]*-amd64)`).FindStringSubmatch(string(out))
+	m := regexp.MustCompile(`linux-image-(6\.1\.0-([0-9]+)-amd64)`).FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("no kernel in:\n%s", out)
 	}
-	return m[1]
+	newest = m[1]
+	abi, _ := strconv.Atoi(m[2])
+	out, err = exec.Command("apt-cache", "search", "--names-only", `^linux-image-6\.1\.0-[0-9]+-amd64$`).Output()
+	if err != nil {
+		t.Fatalf("apt-cache search: %v", err)
+	}
+	best := 0
+	for _, l := range regexp.MustCompile(`linux-image-6\.1\.0-([0-9]+)-amd64 `).FindAllStringSubmatch(string(out), -1) {
+		if n, _ := strconv.Atoi(l[1]); n < abi && n > best {
+			best = n
+		}
+	}
+	if best == 0 {
+		t.Fatalf("no kernel older than %s in the host's sources", newest)
+	}
+	return newest, fmt.Sprintf("6.1.0-%d-amd64", best)
 }
 
 // kernelNode is a Debian 12 container with real dkms, a real Debian kernel
@@ -92,14 +109,31 @@ type kernelNode struct {
 	t      *testing.T
 	ct     *lxctest.CT
 	host   *standin.Host
-	kernel string
+	kernel string // the kernel the update brings
+	older  string // with o.working, the kernel that works
 	src    moduleSource
 }
 
-func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSource) *kernelNode {
+// kernelOptions choose what a kernel test covers.
+type kernelOptions struct {
+	// working installs an older kernel with its headers first, so that
+	// there is a kernel to keep booting (pin_working_kernel, with the
+	// stand-in proxmox-boot-tool).
+	working    bool
+	secureBoot bool
+}
+
+func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSource, o kernelOptions) *kernelNode {
 	t.Helper()
 	bed := lxctest.NewTestBed(t)
-	n := &kernelNode{t: t, kernel: debianKernel(t)}
+	n := &kernelNode{t: t}
+	n.kernel, n.older = debianKernels(t)
+	pkgs := []string{"dkms", "kmod", "liblxc1", "tiny-initramfs", "linux-image-" + n.kernel, "linux-headers-" + n.kernel}
+	if o.working {
+		pkgs = append(pkgs, "linux-image-"+n.older, "linux-headers-"+n.older)
+	} else {
+		n.older = ""
+	}
 	n.src = source(t, bed)
 	var err error
 	if n.host, err = standin.NewHost(filepath.Join(bed.Dir, "standin")); err != nil {
@@ -108,8 +142,7 @@ func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSou
 	t0 := time.Now()
 	// tiny-initramfs is Debian's smallest linux-initramfs-tool: the kernel
 	// package needs one, and initramfs-tools takes minutes here.
-	debs, err := aptrepo.Fetch(bed.Cache, filepath.Join(bed.Cache, "rootfs-bookworm"), "dkms", "kmod", "liblxc1", "tiny-initramfs",
-		"linux-image-"+n.kernel, "linux-headers-"+n.kernel)
+	debs, err := aptrepo.Fetch(bed.Cache, filepath.Join(bed.Cache, "rootfs-bookworm"), pkgs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +177,9 @@ func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSou
 		"etc/kernel/header_postinst.d/nvidiaprep":      {hookFile, 0o755},
 		"etc/apt/apt.conf.d/75nvidiaprep-kernel-check": {read(filepath.Join(root, "packaging/apt-kernel-check.conf")), 0o644},
 		"etc/apt/sources.list":                         {[]byte(aptrepo.SourcesList("/srv/repo")), 0o644},
-		"etc/nvidiaprep/nvidiaprep.toml":               {[]byte(fmt.Sprintf("[paths]\nsys = \"/srv/standin/sys\"\n\n[driver]\nversion = %q\n", n.src.version)), 0o644},
+		"etc/nvidiaprep/nvidiaprep.toml":               {[]byte(fmt.Sprintf("[paths]\nsys = \"/srv/standin/sys\"\n\n[driver]\nversion = %q\npin_working_kernel = %v\n", n.src.version, o.working)), 0o644},
+		"usr/sbin/proxmox-boot-tool":                   {standin.ProxmoxBootTool(), 0o755},
+		"etc/kernel/proxmox-boot-uuids":                {[]byte(standin.ESPList), 0o644},
 		// What a .run install with --dkms leaves: its record.
 		"var/lib/nvidia/log": {[]byte("1.0-1 (" + n.src.version + ")\n" + standin.RunDescription + "\n"), 0o600},
 	} {
@@ -193,14 +228,24 @@ func (n *kernelNode) apt(args string) (string, int) {
 // Secure Boot's signature, each as the admin sees it in apt's output,
 // status, doctor and the journal.
 func TestKernelUpdate(t *testing.T) {
-	kernelUpdate(t, tinySource, true)
+	kernelUpdate(t, tinySource, kernelOptions{working: true, secureBoot: true})
 }
 
-func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSource, secureBoot bool) {
+func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSource, o kernelOptions) {
 	t0 := time.Now()
-	n := newKernelNode(t, source)
-	k, v := n.kernel, n.src.version
+	n := newKernelNode(t, source, o)
+	k, v, older := n.kernel, n.src.version, n.older
 	t.Logf("node ready in %v (kernel %s, driver %s)", time.Since(t0).Round(time.Millisecond), k, v)
+
+	if o.working {
+		t.Run("the kernel that works", func(t *testing.T) {
+			out, code := n.apt("install linux-image-" + older + " linux-headers-" + older)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, tail(out, 30))
+			}
+			wantContains(t, "apt's output", out, "nvidiaprep: kernel "+older+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
+		})
+	}
 
 	t.Run("a kernel without its headers", func(t *testing.T) {
 		out, code := n.apt("install linux-image-" + k)
@@ -216,6 +261,14 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		if strings.Index(out, "/etc/kernel/postinst.d/dkms") > strings.Index(out, "nvidiaprep: kernel "+k) {
 			t.Errorf("nvidiaprep's hook ran before DKMS's")
 		}
+		if o.working {
+			// pin_working_kernel, through proxmox-boot-tool's interface.
+			wantContains(t, "apt's output", out, "Until then keep booting kernel "+older+", which has it: proxmox-boot-tool kernel pin "+older+" && proxmox-boot-tool refresh",
+				"Set kernel '"+older+"' in /etc/kernel/proxmox-boot-pin", "nvidiaprep: pinned kernel "+older)
+			if pin := strings.TrimSpace(n.must("cat /etc/kernel/proxmox-boot-pin")); pin != older {
+				t.Errorf("pinned %q, want %s", pin, older)
+			}
+		}
 		wantContains(t, "the marker", n.must("cat /run/nvidiaprep/kernel-not-ready"), "kernel "+k+" has no NVIDIA driver "+v+" module")
 		wantContains(t, "the journal", n.must("journalctl -t nvidiaprep-kernel --no-pager -o cat"), "kernel "+k+" has NO NVIDIA driver "+v+" module")
 		status := n.must("nvidiaprep status")
@@ -225,7 +278,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		if code != 1 {
 			t.Errorf("doctor exit %d", code)
 		}
-		wantContains(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: its headers are not installed; booting it leaves the node without GPUs")
+		wantContains(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: its headers are not installed", "booting it leaves the node without GPUs")
 	})
 
 	t.Run("its headers arrive", func(t *testing.T) {
@@ -245,10 +298,16 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		if out, code := n.sh("ls /run/nvidiaprep/kernel-not-ready 2>&1"); code == 0 {
 			t.Errorf("the marker is left: %s", out)
 		}
+		if o.working {
+			wantContains(t, "apt's output", out, "unpinned kernel "+older)
+			if out, code := n.sh("ls /etc/kernel/proxmox-boot-pin 2>&1"); code == 0 {
+				t.Errorf("still pinned: %s", out)
+			}
+		}
 	})
 
 	t.Run("a build that fails", func(t *testing.T) {
-		n.must("echo '#error nvidiaprep test: this build fails' >> /usr/src/nvidia-" + v + "/" + n.src.broken + " && dkms remove -m nvidia -v " + v + " -k " + k)
+		n.must("echo '#error nvidiaprep test: this build fails' >> /usr/src/nvidia-" + v + "/" + n.src.broken + " && dkms unbuild -m nvidia -v " + v + " -k " + k)
 		out, code := n.apt("install --reinstall linux-image-" + k)
 		t.Logf("apt-get install --reinstall linux-image-%s:\n%s", k, tail(out, 30))
 		if code == 0 {
@@ -273,7 +332,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		}
 		wantContains(t, "dpkg --configure -a", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
 	})
-	if !secureBoot {
+	if !o.secureBoot {
 		return
 	}
 

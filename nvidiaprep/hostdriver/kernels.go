@@ -11,7 +11,6 @@ import (
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
-	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/secureboot"
 )
 
@@ -105,14 +104,10 @@ func (r *runner) signingFlags() ([]string, error) {
 	return []string{"--module-signing-secret-key=" + k.KeyPath, "--module-signing-public-key=" + k.CertPath}, nil
 }
 
-// moduleType is the kernel module type the gate chose, as installFlags
-// takes it.
-func (r *runner) moduleType() string {
-	if r.plan.ModuleType == "" && r.driver().KernelModule != "auto" && !nvflags.Knows(r.driver().Version, nvflags.KernelModuleType) {
-		return r.driver().KernelModule
-	}
-	return r.plan.ModuleType
-}
+// moduleType is the kernel module type the gate chose (the configured
+// one, or for "auto" the installer's recommendation or the GPUs'), as
+// installFlags takes it.
+func (r *runner) moduleType() string { return r.plan.ModuleType }
 
 // dkmsEveryKernel has DKMS build the new module for every installed kernel
 // the installer did not build it for (the installer builds for the running

@@ -157,6 +157,11 @@ func KernelInstalled(ctx context.Context, in GuardInput) (GuardReport, error) {
 	st := State{Version: version, Checked: time.Now().UTC(), Kernels: ks, Pinned: prev.Pinned}
 	allReady := !slices.ContainsFunc(ks, func(k kernels.Kernel) bool { return k.Bootable && !k.Ready })
 	for _, k := range rep.NotReady {
+		if in.Release == "" && reported(prev, k) {
+			// apt's Post-Invoke right after the kernel's own hook said it.
+			fmt.Fprintf(in.Out, "nvidiaprep: kernel %s still has no NVIDIA driver %s module (above; `nvidiaprep doctor`)\n", k.Release, version)
+			continue
+		}
 		msg := banner(version, k, rep.Working)
 		fmt.Fprint(in.Out, msg)
 		if in.Journal != nil {
@@ -173,6 +178,20 @@ func KernelInstalled(ctx context.Context, in GuardInput) (GuardReport, error) {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// reported tells whether the last check, less than a minute ago, said the
+// same of k.
+func reported(prev State, k kernels.Kernel) bool {
+	if time.Since(prev.Checked) > time.Minute {
+		return false
+	}
+	for _, p := range prev.Kernels {
+		if p.Release == k.Release && !p.Ready && p.Why == k.Why {
+			return true
+		}
+	}
+	return false
 }
 
 // banner is the loud message about a kernel without its module.

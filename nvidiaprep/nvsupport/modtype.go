@@ -139,6 +139,9 @@ func autoType(version string, gpus []PCIGPU, rows []Chip, listed []bool, problem
 		}
 		return "", problems
 	}
+	if len(gpus) == 0 {
+		return "", problems // no GPU seen: the installer's own default
+	}
 	required, allCapable := false, true
 	var cannot []string
 	for i, g := range gpus {
@@ -155,7 +158,7 @@ func autoType(version string, gpus []PCIGPU, rows []Chip, listed []bool, problem
 		return Open, append(problems, fmt.Sprintf("the node mixes GPUs that need the open kernel module with GPUs it does not drive (%s): one driver cannot serve both; move those GPUs to another node", strings.Join(cannot, ", ")))
 	case required:
 		return Open, problems
-	case allCapable && nvflags.AtLeast(version, FirstOpenDefault) && len(gpus) > 0:
+	case allCapable && nvflags.AtLeast(version, FirstOpenDefault):
 		return Open, problems
 	default:
 		return Proprietary, problems
