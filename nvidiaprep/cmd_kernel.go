@@ -45,7 +45,11 @@ func kernelInstalledCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if _, err := kernelguard.KernelInstalled(ctx, in); err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep: cannot check the NVIDIA module for kernel %s: %v; run `nvidiaprep doctor` before rebooting\n", args[0], err)
+		what := "the installed kernels"
+		if release != "" {
+			what = "kernel " + release
+		}
+		fmt.Fprintf(stderr, "nvidiaprep: cannot check the NVIDIA module for %s: %v; run `nvidiaprep doctor` before rebooting\n", what, err)
 	}
 	return 0
 }
