@@ -310,6 +310,7 @@ func (r *runner) fastPath(ctx context.Context) (Report, error) {
 	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s is loaded; device nodes %s ready; containers' driver tree %s ready (%v)",
 		d.Version, strings.Join(r.rep.Nodes, " "), tree, r.rep.Duration.Round(time.Microsecond))
 	r.st.Outcome, r.st.Time, r.st.Duration = OutcomeCurrent, time.Now().UTC(), r.rep.Duration
+	r.st.BootID = r.bootID() // a later boot without the driver fails
 	if err := saveState(p.State, r.st, false); err != nil {
 		r.warnf("%v", err)
 	}
@@ -352,9 +353,10 @@ func (r *runner) pending(prev State) (Report, error) {
 }
 
 // installOutcome tells whether an outcome is that of a finished install
-// waiting for its boot (or one whose boot came without it).
+// waiting for its boot, of a boot that came without it, or of a boot
+// that had it loaded: on a later boot, the driver should be loaded.
 func installOutcome(o string) bool {
-	return o == OutcomeRebootRequired || o == OutcomeRebooting || o == OutcomeNotLoaded
+	return o == OutcomeRebootRequired || o == OutcomeRebooting || o == OutcomeNotLoaded || o == OutcomeCurrent
 }
 
 // bootedAfter tells whether the node booted after t (btime in <proc>/stat).

@@ -869,3 +869,33 @@ func TestModuleTypeTheGPUCannotUseChangesNothing(t *testing.T) {
 		t.Error("the node was changed")
 	}
 }
+
+// The kernel update's reboot loop: the driver was loaded on the last boot,
+// the node booted a kernel without its module, and the unit must fail,
+// not say "reboot required".
+func TestBootAfterAWorkingOneWithoutTheDriverFails(t *testing.T) {
+	n := debianNode(t)
+	n.installed(verWant)
+	n.boot("0f2c5a3e-0000-4000-8000-00000000000a", time.Now().Add(-time.Hour))
+	if err := n.host.LoadDriver(standin.Driver{Version: verWant, UVMMajor: 509}); err != nil {
+		t.Fatal(err)
+	}
+	n.host.Nodes = &standin.FakeNodes{}
+	if rep, err := n.run(); err != nil || rep.Path != PathFast {
+		t.Fatalf("the working boot: %v %+v", err, rep)
+	}
+	// A new kernel: DKMS has nothing for it.
+	if err := n.host.UnloadDriver(); err != nil {
+		t.Fatal(err)
+	}
+	n.boot("0f2c5a3e-0000-4000-8000-00000000000b", time.Now())
+	n.runner.dkms = "nvidia/" + verWant + ", 6.8.12-3-pve, x86_64: installed\n"
+	rep, err := n.run()
+	var nl *NotLoadedError
+	if !errors.As(err, &nl) || rep.Path != PathNotLoaded {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	if !strings.Contains(err.Error(), "the running kernel "+release+" has no NVIDIA driver "+verWant+" module") {
+		t.Errorf("%v", err)
+	}
+}
