@@ -175,6 +175,7 @@ type fakeRunner struct {
 	simulate                string // `apt-get -s purge` output
 	installerExit           int    // the .run's exit status
 	fail                    map[string]int
+	modprobe                reply // `modprobe nvidia`
 }
 
 func (f *fakeRunner) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
@@ -224,6 +225,8 @@ func (f *fakeRunner) answer(c hostcmd.Command) reply {
 		return reply{}
 	case c.Name == "apt-get" && slices.Contains(c.Args, "-s"):
 		return reply{Stdout: f.simulate}
+	case c.Name == "modprobe":
+		return f.modprobe
 	case c.Name == "dkms" && c.Args[0] == "status":
 		return reply{Stdout: f.dkms}
 	case c.Name == "/bin/sh" && slices.Contains(c.Args, "--uninstall"), strings.HasSuffix(c.Name, "nvidia-uninstall"):
@@ -897,5 +900,34 @@ func TestBootAfterAWorkingOneWithoutTheDriverFails(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "the running kernel "+release+" has no NVIDIA driver "+verWant+" module") {
 		t.Errorf("%v", err)
+	}
+}
+
+type noModprobe struct{}
+
+func (noModprobe) Modprobe(...string) error { return nil }
+
+// On the real host the unit tries modprobe first: Secure Boot's refusal
+// ("Key was rejected by service") is named with the fix that works, and
+// that fix ends in a reboot (the MOK manager runs at boot).
+func TestModprobeRefusedForItsSignature(t *testing.T) {
+	n := debianNode(t)
+	n.boot("0f2c5a3e-0000-4000-8000-000000000011", time.Now().Add(-time.Hour))
+	if _, err := n.run(); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	n.boot("0f2c5a3e-0000-4000-8000-000000000012", time.Now())
+	n.runner.modprobe = reply{Stderr: "modprobe: ERROR: could not insert 'nvidia': Key was rejected by service\n", Exit: 1}
+	_, err := Run(context.Background(), Options{Config: n.cfg, Runner: n.runner, Log: zerolog.New(&n.log), Modprobe: noModprobe{},
+		KernelRelease: release, DownloadAttempts: 1, DownloadBackoff: time.Millisecond})
+	var nl *NotLoadedError
+	if !errors.As(err, &nl) {
+		t.Fatalf("%v", err)
+	}
+	if !strings.Contains(err.Error(), "the kernel refused the NVIDIA module for its signature") || !strings.Contains(err.Error(), "mokutil --import /var/lib/dkms/mok.pub") || strings.Contains(err.Error(), "rebooting again does not help") {
+		t.Errorf("%v", err)
+	}
+	if n.runner.called("modprobe nvidia") < 0 {
+		t.Error("modprobe was not tried")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
+	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/secureboot"
 )
 
@@ -225,10 +226,26 @@ func (e *NotLoadedError) Error() string {
 func (r *runner) notLoaded(ctx context.Context, prev State) (Report, error) {
 	d := r.driver()
 	release, _ := r.kernelRelease()
+	// On the real host (Modprobe is wired only there), load it first: at
+	// boot udev may not have yet, and when it cannot load, modprobe says
+	// why ("Key was rejected by service").
+	probe := ""
+	if r.o.Modprobe != nil {
+		res, err := r.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"nvidia"}})
+		if loaded, _ := nvdev.LoadedVersion(r.paths().Sys, r.paths().Proc); err == nil && loaded == d.Version {
+			r.logf("loaded driver %s with modprobe", loaded)
+			r.rep.Loaded, r.st.Loaded = loaded, loaded
+			return r.fastPath(ctx)
+		}
+		if err != nil {
+			probe = res.Output
+		}
+	}
 	klog, err := kernelguard.KernelLog(ctx, r.o.Runner)
 	if err != nil {
 		r.warnf("%v", err)
 	}
+	klog += "\n" + probe
 	tree := ""
 	if r.cache.Extracted(d.Version) {
 		tree = r.cache.Tree(d.Version)

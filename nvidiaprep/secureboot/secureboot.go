@@ -234,12 +234,13 @@ const EnrollFix = "`" + ImportCommand + "` (choose a one-time password), then re
 // Refusal returns the kernel log's last line in which the kernel refused a
 // module for its signature (kernel/module/signing.c: "Loading of unsigned
 // module is rejected", "Loading of module with unavailable key is
-// rejected"; with lockdown: "unsigned module loading is restricted"), or "".
+// rejected"; with lockdown: "unsigned module loading is restricted"; and
+// modprobe's own "Key was rejected by service", EKEYREJECTED), or "".
 func Refusal(kernelLog string) string {
 	last := ""
 	for _, l := range strings.Split(kernelLog, "\n") {
 		if strings.Contains(l, "Loading of ") && strings.Contains(l, " is rejected") ||
-			strings.Contains(l, "module loading is restricted") {
+			strings.Contains(l, "module loading is restricted") || strings.Contains(l, "Key was rejected by service") {
 			last = strings.TrimSpace(l)
 		}
 	}
