@@ -248,7 +248,7 @@ func pin(ctx context.Context, in GuardInput, ks []kernels.Kernel, working, pinne
 			fmt.Fprintf(in.Out, "nvidiaprep: every kernel has the NVIDIA module; the boot pin is no longer %s (changed by hand), so it is left as it is\n", pinned)
 			return "", ""
 		}
-		if _, err := in.Runner.Run(ctx, hostcmd.Command{Name: "proxmox-boot-tool", Args: []string{"kernel", "unpin"}}); err != nil {
+		if err := tool(ctx, in, "kernel", "unpin"); err != nil {
 			fmt.Fprintf(in.Out, "nvidiaprep: unpinning kernel %s failed: %v\n", pinned, err)
 			return pinned, ""
 		}
@@ -267,17 +267,26 @@ func pin(ctx context.Context, in GuardInput, ks []kernels.Kernel, working, pinne
 	if working == "" || !newer || pinned == working {
 		return pinned, ""
 	}
-	if _, err := in.Runner.Run(ctx, hostcmd.Command{Name: "proxmox-boot-tool", Args: []string{"kernel", "pin", working}}); err != nil {
+	if err := tool(ctx, in, "kernel", "pin", working); err != nil {
 		fmt.Fprintf(in.Out, "nvidiaprep: pinning kernel %s failed (pin_working_kernel): %v; pin it by hand: %s\n", working, err, kernels.PinCommand(working))
 		return pinned, ""
 	}
 	if _, err := os.Stat(filepath.Join(in.Config.Paths.Root, "etc/kernel/proxmox-boot-uuids")); err == nil {
-		if _, err := in.Runner.Run(ctx, hostcmd.Command{Name: "proxmox-boot-tool", Args: []string{"refresh"}}); err != nil {
+		if err := tool(ctx, in, "refresh"); err != nil {
 			fmt.Fprintf(in.Out, "nvidiaprep: proxmox-boot-tool refresh failed: %v; run it by hand\n", err)
 		}
 	}
 	fmt.Fprintf(in.Out, "nvidiaprep: pinned kernel %s, which has the NVIDIA module, until the newer kernel has it (pin_working_kernel; undo: proxmox-boot-tool kernel unpin)\n", working)
 	return working, working
+}
+
+// tool runs proxmox-boot-tool and shows what it says.
+func tool(ctx context.Context, in GuardInput, args ...string) error {
+	res, err := in.Runner.Run(ctx, hostcmd.Command{Name: "proxmox-boot-tool", Args: args})
+	if err == nil && res.Output != "" {
+		fmt.Fprint(in.Out, res.Output)
+	}
+	return err
 }
 
 // checkSignatures, with Secure Boot on, makes sure DKMS signs what it
