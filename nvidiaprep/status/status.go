@@ -3,7 +3,8 @@
 // every container that uses the hookscript, with its last provisioning. It
 // only reads: the configuration, sysfs/procfs/dev below the configured
 // paths, the host records, the host driver unit's state file, the generated
-// LXC configs and, on a Proxmox node, the containers' configs.
+// LXC configs, on a Proxmox node the containers' configs, and for the
+// installed kernels /boot and what `dkms status` says (kernels.go).
 package status
 
 import (
