@@ -931,3 +931,28 @@ func TestModprobeRefusedForItsSignature(t *testing.T) {
 		t.Error("modprobe was not tried")
 	}
 }
+
+// A branch that dropped the node's card is refused before anything
+// changes, naming the branch that supports it (590 moved Pascal to 580).
+func TestBranchWithoutTheCardChangesNothing(t *testing.T) {
+	n := debianNode(t)
+	run := standinRun(t, "590.44.01")
+	n.cfg.Driver.Version, n.cfg.Driver.Run, n.cfg.Driver.SHA256 = "590.44.01", run, sha(t, run)
+	n.cfg.Driver.KernelModule = config.KernelModuleAuto
+	if err := n.host.AddPCIGPU("0000:01:00.0", 0x1b80); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.run()
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepFetch {
+		t.Fatalf("%v", err)
+	}
+	for _, w := range []string{"GPU 0000:01:00.0 (10de:1b80) (NVIDIA GeForce GTX 1080) is not supported by driver 590.44.01", "the 580.xx legacy branch", "set [driver] version to a 580 release", "nothing on the node was changed"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if !strings.Contains(n.file(nvidiaLog), verOld) {
+		t.Error("the earlier install is gone")
+	}
+}
