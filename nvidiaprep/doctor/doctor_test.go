@@ -450,3 +450,32 @@ func TestGPUBypass(t *testing.T) {
 	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}}
 	n.want(n.run())
 }
+
+// Every installed kernel has the driver's module, or doctor names it with
+// the kernel to keep booting; a signature refusal in the kernel log is
+// named with the key to enroll.
+func TestKernelsAndSignatureRefusals(t *testing.T) {
+	n := newNode(t)
+	root := n.opts.Config.Paths.Root
+	n.write(filepath.Join(root, "var/lib/nvidia/log"), "1.0-1 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
+	n.write(filepath.Join(root, "boot/vmlinuz-6.8.12-4-pve"), "", 0o644)
+	n.write(filepath.Join(root, "boot/vmlinuz-6.8.12-5-pve"), "", 0o644)
+	n.opts.Running = "6.8.12-4-pve"
+	// The stand-in answers dkms status and the kernel log alike.
+	n.log.log = "nvidia/" + version + ", 6.8.12-4-pve, x86_64: installed\nLoading of unsigned module is rejected\n"
+	r := n.run()
+	n.want(r, "module-signature", "kernel-not-ready")
+	for _, p := range r.Problems {
+		switch p.Check {
+		case "kernel-not-ready":
+			if !strings.Contains(p.What, "kernel 6.8.12-5-pve has no NVIDIA driver "+version+" module: its headers are not installed") ||
+				!strings.Contains(p.Fix, "`apt install proxmox-headers-6.8.12-5-pve`") || !strings.Contains(p.Fix, "proxmox-boot-tool kernel pin 6.8.12-4-pve") {
+				t.Errorf("%+v", p)
+			}
+		case "module-signature":
+			if !strings.Contains(p.Fix, "mokutil --import /var/lib/dkms/mok.pub") {
+				t.Errorf("%+v", p)
+			}
+		}
+	}
+}
