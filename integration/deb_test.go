@@ -175,7 +175,7 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	must("test -f /etc/nvidiaprep/nvidiaprep.toml")
 	// The kernel hooks and apt's Post-Invoke stay as conffiles and do
 	// nothing without the program: apt still works.
-	if out := must(apt + "install --reinstall dpkg 2>&1"); strings.Contains(out, "nvidiaprep") {
+	if out := must(apt + "install --reinstall liblxc1 2>&1"); strings.Contains(out, "nvidiaprep") {
 		t.Errorf("apt after remove:\n%s", out)
 	}
 
