@@ -58,6 +58,14 @@ integration: build
 toolkit: build
 	$(GO) test -tags 'integration toolkit' -p 1 -count=1 -timeout 60m -run '^TestFullCUDAToolkit$$' ./integration/
 
+## dkms-tier: the kernel guard with NVIDIA's real kernel module source
+## (Debian's nvidia-kernel-dkms) built by real DKMS against a real Debian
+## kernel: about 4 minutes of build on two cores, so not in every CI run
+## (docs/kernel-updates.md).
+.PHONY: dkms-tier
+dkms-tier: build
+	$(GO) test -tags 'integration dkms' -p 1 -count=1 -timeout $(INTEGRATION_TIMEOUT) -run '^TestKernelUpdateRealNVIDIASource$$' -v ./integration/
+
 ## test: everything, real containers included.
 test: deps vet fuzz integration
 

@@ -178,6 +178,11 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 		t.Errorf("after remove:\n%s", out)
 	}
 	must("test -f /etc/nvidiaprep/nvidiaprep.toml")
+	// The kernel hooks and apt's Post-Invoke stay as conffiles and do
+	// nothing without the program: apt still works.
+	if out := must(apt + "install --reinstall liblxc1 2>&1"); strings.Contains(out, "nvidiaprep") {
+		t.Errorf("apt after remove:\n%s", out)
+	}
 
 	// Purge: nothing of ours is left.
 	must(apt + "purge nvidiaprep")
@@ -204,7 +209,7 @@ func wantPackage(t *testing.T, ct *lxctest.CT, version string) {
 	checks := map[string]string{
 		"dpkg-query -W -f '${Version} ${db:Status-Abbrev}' nvidiaprep":                                 version + " ii",
 		"readlink /var/lib/vz/snippets/nvidiaprep-hook":                                                "/usr/lib/nvidiaprep/nvidiaprep-hook",
-		"dpkg-query -W -f '${Conffiles}' nvidiaprep | awk '{print $1}'":                                "/etc/nvidiaprep/nvidiaprep.toml",
+		"dpkg-query -W -f '${Conffiles}' nvidiaprep | awk '{print $1}'":                                "/etc/apt/apt.conf.d/75nvidiaprep-kernel-check\n/etc/kernel/header_postinst.d/nvidiaprep\n/etc/kernel/postinst.d/nvidiaprep\n/etc/nvidiaprep/nvidiaprep.toml",
 		"ls /usr/share/man/man8/nvidiaprep.8.gz":                                                       "/usr/share/man/man8/nvidiaprep.8.gz",
 		"/var/lib/vz/snippets/nvidiaprep-hook --help | head -n1":                                       "usage: nvidiaprep-hook <vmid> <phase>",
 		"nvidiaprep help | head -n1":                                                                   "usage: nvidiaprep <command> [arguments] [flags]",

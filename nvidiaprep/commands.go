@@ -150,6 +150,22 @@ func newApp(h host) *cli.App {
 				Run:      provisionCmd,
 			},
 			{
+				Name: "kernel-installed", Args: "<kernel-release> [<image>]", MaxArgs: 2, Root: true,
+				Summary: "check the driver's module for a kernel (the kernel packages' hooks run it)",
+				Help: "Checks that the installed NVIDIA driver's DKMS module is built (and, with Secure\n" +
+					"Boot, signed by an enrolled key) for a kernel, and says loudly, before any\n" +
+					"reboot, when it is not: apt's output, the journal, /run/nvidiaprep/kernel-not-ready.\n" +
+					"/etc/kernel/postinst.d/nvidiaprep and header_postinst.d run it after DKMS's own\n" +
+					"hook; apt's DPkg::Post-Invoke runs it with --all. It exits 0 even when a kernel\n" +
+					"lacks the module (a failing hook would leave the kernel package half-configured).",
+				Examples: []string{
+					"nvidiaprep kernel-installed 6.8.12-4-pve",
+					"nvidiaprep kernel-installed --all  # every installed kernel; quiet when all have the module",
+				},
+				Flags: func(fs *flag.FlagSet) { fs.Bool("all", false, "check every installed kernel") },
+				Run:   kernelInstalledCmd,
+			},
+			{
 				Name: "host-driver", MaxArgs: 0, Root: true,
 				Summary: "keep the node's driver at [driver] version (what the boot unit runs)",
 				Help: "Keeps the node's NVIDIA driver at [driver] version: fast when it is loaded;\n" +

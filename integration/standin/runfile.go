@@ -141,6 +141,9 @@ type RunOptions struct {
 	Libraries    []string // optional: real files to ship instead of generated stand-in libraries (e.g. a real machine's libnvidia-ml.so.<ver>); names must end in .so.<Version>
 	Binaries     []string // optional: real binaries (e.g. a real nvidia-smi) to ship instead of the generated stand-in
 	RealSized    bool     // for benchmarks: install every library of a real 580 driver at its real size (RealLibraries580), incompressible
+	// SupportedGPUs are the rows of the tree's supported-gpus.json
+	// (runfile_gpus.go); nil ships StandinSupportedGPUs(Version).
+	SupportedGPUs []SupportedGPU
 }
 
 // StandinControls is the file, inside the system being installed into, from
@@ -484,6 +487,12 @@ func runTree(work string, o RunOptions) ([]runEntry, error) {
 	for _, l := range kernLines {
 		m.WriteString(l + "\n")
 	}
+	gpus, err := supportedGPUsJSON(o)
+	if err != nil {
+		return nil, err
+	}
+	entries = append(entries, runEntry{name: "supported-gpus", mode: 0o755, dir: true},
+		runEntry{name: "supported-gpus/supported-gpus.json", mode: 0o644, data: gpus})
 	entries = append([]runEntry{{name: ".manifest", mode: 0o644, data: []byte(m.String())}}, entries...)
 	return entries, nil
 }

@@ -172,6 +172,12 @@ type Driver struct {
 	SHA256       string `toml:"sha256"`        // the installer's SHA-256 in hex; "" means unchecked
 	KernelModule string `toml:"kernel_module"` // KernelModuleOpen, KernelModuleProprietary or KernelModuleAuto
 	Reboot       string `toml:"reboot"`        // RebootNever or RebootAuto
+	// PinWorkingKernel: when an installed kernel has no module (its
+	// headers or its build are missing), pin the kernel that has one with
+	// proxmox-boot-tool until the new one is ready. Off by default: a pin
+	// keeps the node on an older kernel without its security fixes, and
+	// outlives the problem on nodes the admin does not watch.
+	PinWorkingKernel bool `toml:"pin_working_kernel"`
 }
 
 // Container is the configuration of one container.

@@ -193,7 +193,7 @@ func TestSpellings(t *testing.T) {
 	want := Default()
 	want.Paths.Cache = "/c"
 	want.Driver = Driver{Version: "550.54.14", Run: "https://example.com/NVIDIA.run",
-		SHA256: strings.Repeat("ab", 32), KernelModule: KernelModuleOpen, Reboot: RebootAuto}
+		SHA256: strings.Repeat("ab", 32), KernelModule: KernelModuleOpen, Reboot: RebootAuto, PinWorkingKernel: true}
 	want.Containers = map[int]Container{101: {GPUs: Selection{Selectors: []string{"0"}}, Required: true}}
 	for _, text := range []string{
 		`
@@ -205,6 +205,7 @@ run = "https://example.com/NVIDIA.run"
 sha256 = "` + strings.Repeat("ab", 32) + `"
 kernel_module = "open"
 reboot = "auto"
+pin_working_kernel = true
 [containers.101]
 gpus = ["0"]
 required = true
@@ -212,7 +213,7 @@ install = false
 `,
 		`
 paths.cache = '/c'
-driver = { version = "550.54.14", run = "https://example.com/NVIDIA.run", sha256 = "` + strings.Repeat("ab", 32) + `", kernel_module = "open", reboot = "auto" }
+driver = { version = "550.54.14", run = "https://example.com/NVIDIA.run", sha256 = "` + strings.Repeat("ab", 32) + `", kernel_module = "open", reboot = "auto", pin_working_kernel = true }
 containers.101.gpus = ["0"]
 containers."101".required = true
 containers.101.install = false
@@ -230,6 +231,7 @@ run = """https://example.com/NVIDIA.run"""
 sha256 = "` + strings.ToUpper(strings.Repeat("ab", 32)) + `"
 kernel_module = "open"
 reboot = "auto"
+pin_working_kernel = true
 `,
 	} {
 		p := writeFile(t, t.TempDir(), "node.toml", text)

@@ -105,7 +105,7 @@ func schema() []keySpec {
 	return []keySpec{
 		{name: "paths", typ: tTable, sub: leaves(tString, "lxc", "dev", "proc", "sys", "cache", "state", "pve", "root")},
 		{name: "provision", typ: tTable, sub: provision},
-		{name: "driver", typ: tTable, sub: leaves(tString, "version", "run", "sha256", "kernel_module", "reboot")},
+		{name: "driver", typ: tTable, sub: append(leaves(tString, "version", "run", "sha256", "kernel_module", "reboot"), keySpec{name: "pin_working_kernel", typ: tBool})},
 		{name: "containers", typ: tTable, sub: []keySpec{{typ: tTable, sub: container}}},
 	}
 }

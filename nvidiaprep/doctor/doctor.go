@@ -27,6 +27,7 @@ import (
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
 	"nvidiaprep/nvidiaprep/record"
+	"nvidiaprep/nvidiaprep/secureboot"
 	"nvidiaprep/nvidiaprep/status"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
@@ -48,6 +49,8 @@ type Options struct {
 	// Running tells whether a container runs (known false: it cannot
 	// tell); nil: never known.
 	Running func(vmid int) (running, known bool)
+	// KernelRelease is uname -r; "" reads it from the kernel.
+	KernelRelease string
 }
 
 // Report is what Run found: problems, and notes about checks that could
@@ -106,6 +109,7 @@ func Run(ctx context.Context, o Options) Report {
 	for _, check := range []func(){
 		r.driverLoaded, r.hostDriver, r.nodes, r.nouveau, r.skew, r.runCached,
 		r.containerConfigs, r.gpuSelection, r.hookscripts, r.lostBlocks, r.handWritten, r.apps, func() { r.kernelLog(ctx) }, r.fuseTimeout,
+		func() { r.kernels(ctx) },
 	} {
 		check()
 	}
@@ -143,6 +147,8 @@ func (r *run) hostDriver() {
 		}
 		r.problem("host-driver-failed", fmt.Sprintf("the host driver unit failed to install driver %s: %s", h.Configured, h.Error),
 			fix+"; fix the cause, then `systemctl restart nvidiaprep-host-driver.service`")
+	case "not-loaded":
+		r.notLoaded(h)
 	case "reboot-required":
 		if h.Installed != "" && h.Installed != r.loaded {
 			r.problem("reboot-pending", fmt.Sprintf("driver %s is installed but %s is loaded: containers get the old one until the node reboots", h.Installed, orNone(r.loaded)),
@@ -506,6 +512,10 @@ func (r *run) kernelLog(ctx context.Context) {
 		if i := strings.Index(l, apiMismatch); i >= 0 {
 			last = l[i:]
 		}
+	}
+	if line := secureboot.Refusal(text); line != "" {
+		r.problem("module-signature", fmt.Sprintf("the kernel refused the NVIDIA module for its signature: %q (Secure Boot)", untrusted.New(line)),
+			"sign with the one key DKMS and the installer use and enroll it: "+secureboot.EnrollFix)
 	}
 	if last == "" {
 		return

@@ -25,6 +25,9 @@ type kernelLog struct {
 	log  string
 	fail map[string]bool
 	ran  []string
+	// dkms, when set, answers `dkms status` (else the log does): a
+	// healthy node's DKMS has the installed driver for its one kernel.
+	dkms func() string
 }
 
 func (k *kernelLog) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
@@ -32,8 +35,15 @@ func (k *kernelLog) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, e
 	if k.fail[c.Name] {
 		return hostcmd.Result{}, errors.New(c.Name + ": not found")
 	}
+	if c.Name == "dkms" && k.dkms != nil {
+		out := k.dkms()
+		return hostcmd.Result{Stdout: out, Output: out}, nil
+	}
 	return hostcmd.Result{Stdout: k.log, Output: k.log}, nil
 }
+
+// testKernel is the stand-in node's one kernel, running.
+const testKernel = "6.8.12-4-pve"
 
 // node is a healthy stand-in node: driver loaded with its nodes, the
 // driver's tree extracted in the cache, no nouveau, CT 101 with the hook.
@@ -65,7 +75,16 @@ func newNode(t *testing.T) *node {
 	cfg.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true}
 	n := &node{t: t, host: h, drv: d, log: &kernelLog{log: "nvidia: loading out-of-tree module taints kernel.\nNVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  580.159.04\n"}}
 	cfg.Paths.PVE, cfg.Paths.Root = filepath.Join(root, "pve"), filepath.Join(root, "hostroot")
-	n.opts = Options{Config: cfg, Runner: n.log, Nodes: h.Nodes}
+	n.opts = Options{Config: cfg, Runner: n.log, Nodes: h.Nodes, KernelRelease: testKernel}
+	// DKMS has built whatever driver nvidia-installer's record names for
+	// the node's one kernel.
+	n.log.dkms = func() string {
+		b, err := os.ReadFile(filepath.Join(cfg.Paths.Root, "var/lib/nvidia/log"))
+		if err != nil {
+			return ""
+		}
+		return "nvidia/" + record.InstalledVersion(b) + ", " + testKernel + ", x86_64: installed\n"
+	}
 	n.write(filepath.Join(h.Proc, "modules"), "nvidia_uvm 1 0 - Live 0x0\nnvidia 2 1 nvidia_uvm, Live 0x0\n", 0o644)
 	// The loaded driver's tree, extracted from its (stand-in) .run.
 	cache := driverrun.Cache{Dir: cfg.Paths.Cache}
@@ -318,7 +337,7 @@ func TestKernelLogAPIMismatch(t *testing.T) {
 	n.log.ran = nil
 	r = n.run()
 	n.want(r, "api-mismatch")
-	if len(n.log.ran) != 2 || n.log.ran[1] != "dmesg" {
+	if len(n.log.ran) < 2 || n.log.ran[1] != "dmesg" {
 		t.Errorf("ran %q", n.log.ran)
 	}
 	// Neither: a note, not a problem.
@@ -542,4 +561,34 @@ func TestContainerToolkitFindings(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.want(n.run())
+}
+
+// Every installed kernel has the driver's module, or doctor names it with
+// the kernel to keep booting; a signature refusal in the kernel log is
+// named with the key to enroll.
+func TestKernelsAndSignatureRefusals(t *testing.T) {
+	n := newNode(t)
+	root := n.opts.Config.Paths.Root
+	n.write(filepath.Join(root, "var/lib/nvidia/log"), "1.0-1 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
+	n.write(filepath.Join(root, "boot/vmlinuz-6.8.12-4-pve"), "", 0o644)
+	n.write(filepath.Join(root, "boot/vmlinuz-6.8.12-5-pve"), "", 0o644)
+	n.opts.KernelRelease = "6.8.12-4-pve"
+	// The stand-in answers dkms status and the kernel log alike.
+	n.log.dkms = nil
+	n.log.log = "nvidia/" + version + ", 6.8.12-4-pve, x86_64: installed\nLoading of unsigned module is rejected\n"
+	r := n.run()
+	n.want(r, "module-signature", "kernel-not-ready")
+	for _, p := range r.Problems {
+		switch p.Check {
+		case "kernel-not-ready":
+			if !strings.Contains(p.What, "kernel 6.8.12-5-pve has no NVIDIA driver "+version+" module: its headers are not installed") ||
+				!strings.Contains(p.Fix, "`apt install proxmox-headers-6.8.12-5-pve`") || !strings.Contains(p.Fix, "proxmox-boot-tool kernel pin 6.8.12-4-pve") {
+				t.Errorf("%+v", p)
+			}
+		case "module-signature":
+			if !strings.Contains(p.Fix, "mokutil --import /var/lib/dkms/mok.pub") {
+				t.Errorf("%+v", p)
+			}
+		}
+	}
 }

@@ -65,13 +65,14 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/kernelguard"
+	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -107,6 +108,7 @@ const (
 	PathFast         = "fast"         // the configured driver is loaded
 	PathPending      = "pending"      // installed, waiting for a reboot
 	PathInstalled    = "installed"    // installed by this run
+	PathNotLoaded    = "not-loaded"   // installed, and a later boot came up without it
 )
 
 // Report says what a successful run found and did.
@@ -152,6 +154,10 @@ type runner struct {
 	cur        Step
 	runFile    string
 	headerPkgs []string
+	// plan is what kernelguard.Gate found at the end of step 1; kernels,
+	// what DKMS has for each kernel after the installer.
+	plan    kernelguard.Plan
+	kernels []kernels.Kernel
 }
 
 func (r *runner) defaults() {
@@ -234,6 +240,8 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	switch {
 	case loaded == d.Version:
 		return r.fastPath(ctx)
+	case installed == d.Version && !partial && prev.Configured == d.Version && installOutcome(prev.Outcome) && r.laterBoot(prev):
+		return r.notLoaded(ctx, prev)
 	case installed == d.Version && !partial:
 		return r.pending(prev)
 	default:
@@ -305,6 +313,7 @@ func (r *runner) fastPath(ctx context.Context) (Report, error) {
 	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s is loaded; device nodes %s ready; containers' driver tree %s ready (%v)",
 		d.Version, strings.Join(r.rep.Nodes, " "), tree, r.rep.Duration.Round(time.Microsecond))
 	r.st.Outcome, r.st.Time, r.st.Duration = OutcomeCurrent, time.Now().UTC(), r.rep.Duration
+	r.st.BootID = r.bootID() // a later boot without the driver fails
 	if err := saveState(p.State, r.st, false); err != nil {
 		r.warnf("%v", err)
 	}
@@ -326,9 +335,8 @@ func (r *runner) pending(prev State) (Report, error) {
 	d := r.driver()
 	r.rep.Path = PathPending
 	why := fmt.Sprintf("NVIDIA driver %s is installed but not loaded (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
-	if prev.Configured == d.Version && (prev.Outcome == OutcomeRebootRequired || prev.Outcome == OutcomeRebooting) && r.bootedAfter(prev.Time) {
-		why = fmt.Sprintf("NVIDIA driver %s was installed at %s and is still not loaded after a reboot (loaded: %s): look at `dkms status`, `journalctl -k -g nvidia` and Secure Boot (`mokutil --sb-state`); reboot required",
-			d.Version, prev.Time.Format(time.RFC3339), orNone(r.rep.Loaded))
+	if prev.Configured == d.Version {
+		r.st.BootID = prev.BootID // the install's boot: a later one that comes up without it fails
 	}
 	if err := markRebootRequired(r.o.Config.Paths.Root); err != nil {
 		return r.rep, err
@@ -345,6 +353,13 @@ func (r *runner) pending(prev State) (Report, error) {
 	r.rep.Summary = why
 	r.status("%s", why)
 	return r.rep, nil
+}
+
+// installOutcome tells whether an outcome is that of a finished install
+// waiting for its boot, of a boot that came without it, or of a boot
+// that had it loaded: on a later boot, the driver should be loaded.
+func installOutcome(o string) bool {
+	return o == OutcomeRebootRequired || o == OutcomeRebooting || o == OutcomeNotLoaded || o == OutcomeCurrent
 }
 
 // bootedAfter tells whether the node booted after t (btime in <proc>/stat).
@@ -373,9 +388,8 @@ func (r *runner) kernelRelease() (string, error) {
 	if r.o.KernelRelease != "" {
 		return r.o.KernelRelease, nil
 	}
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "", fmt.Errorf("uname: %w", err)
+	if k := kernels.Running(); k != "" {
+		return k, nil
 	}
-	return unix.ByteSliceToString(u.Release[:]), nil
+	return "", errors.New("uname: the kernel names no release")
 }

@@ -175,6 +175,7 @@ type fakeRunner struct {
 	simulate                string // `apt-get -s purge` output
 	installerExit           int    // the .run's exit status
 	fail                    map[string]int
+	modprobe                reply // `modprobe nvidia`
 }
 
 func (f *fakeRunner) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
@@ -224,6 +225,8 @@ func (f *fakeRunner) answer(c hostcmd.Command) reply {
 		return reply{}
 	case c.Name == "apt-get" && slices.Contains(c.Args, "-s"):
 		return reply{Stdout: f.simulate}
+	case c.Name == "modprobe":
+		return f.modprobe
 	case c.Name == "dkms" && c.Args[0] == "status":
 		return reply{Stdout: f.dkms}
 	case c.Name == "/bin/sh" && slices.Contains(c.Args, "--uninstall"), strings.HasSuffix(c.Name, "nvidia-uninstall"):
@@ -372,6 +375,7 @@ func TestHeadersFallBackAndUpdateLists(t *testing.T) {
 func TestProxmoxHeadersAlreadyInstalled(t *testing.T) {
 	n := debianNode(t)
 	n.runner.known["proxmox-headers-"+release] = "ii"
+	n.write("lib/modules/"+release+"/build/include/linux/module.h", "") // what DKMS looks for
 	n.runner.known["make"] = "ii"
 	if _, err := n.run(); err != nil {
 		t.Fatal(err)
@@ -398,8 +402,8 @@ func TestFailuresBeforeRemovingChangeNothing(t *testing.T) {
 			other := standinRun(n.t, "580.142")
 			n.cfg.Driver.Run, n.cfg.Driver.SHA256 = other, sha(n.t, other)
 		}, StepFetch, []string{"is driver 580.142, but [driver] version is " + verWant}},
-		"no headers": {func(n *node) { n.runner.candidates = []string{"make"} }, StepHeaders,
-			[]string{"step 3/6", "no headers package for the running kernel " + release, "proxmox-headers-" + release, "pve-headers-" + release, "linux-headers-" + release}},
+		"no headers": {func(n *node) { n.runner.candidates = []string{"make"} }, StepFetch,
+			[]string{"step 1/6", "kernel " + release + " has no headers and apt knows none of", "proxmox-headers-" + release, "pve-headers-" + release, "linux-headers-" + release, "nothing on the node was changed"}},
 		"download of packages fails": {func(n *node) {
 			n.runner.fail = map[string]int{"apt-get -q -y -o DPkg::Lock::Timeout=300 install --download-only": 100}
 		}, StepHeaders,
@@ -433,7 +437,9 @@ func TestFailuresBeforeRemovingChangeNothing(t *testing.T) {
 			if n.file(BlacklistFile) != "" || n.file(rebootRequired) != "" {
 				t.Error("blacklist or reboot marker written")
 			}
-			if entries, _ := os.ReadDir(filepath.Join(n.cfg.Paths.Cache, "runs")); len(entries) > 0 && tc.step == StepFetch {
+			// A refusal by the gate keeps the verified .run: the cache is
+			// nvidiaprep's, and the next run needs no download.
+			if entries, _ := os.ReadDir(filepath.Join(n.cfg.Paths.Cache, "runs")); len(entries) > 0 && tc.step == StepFetch && name != "no headers" {
 				t.Errorf("left in the cache: %v", entries)
 			}
 			if st := n.state(); st.Outcome != OutcomeFailed || st.Step != tc.step.Name() {
@@ -749,5 +755,204 @@ func TestInstallFlagsByBranch(t *testing.T) {
 		if got := strings.Join(installFlags(c.version, c.km, c.loaded), " "); got != c.want {
 			t.Errorf("%s %s loaded=%v:\n%s\nwant\n%s", c.version, c.km, c.loaded, got, c.want)
 		}
+	}
+}
+
+// boot writes the stand-in proc tree's boot id and boot time, as a boot
+// of the node sets them.
+func (n *node) boot(id string, at time.Time) {
+	n.t.Helper()
+	for path, text := range map[string]string{
+		"sys/kernel/random/boot_id": id + "\n",
+		"stat":                      fmt.Sprintf("cpu  1 2 3 4\nbtime %d\nprocesses 1\n", at.Unix()),
+	} {
+		p := filepath.Join(n.cfg.Paths.Proc, path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			n.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			n.t.Fatal(err)
+		}
+	}
+}
+
+// The reboot loop: the driver is installed, the node reboots, and the
+// module is not there (DKMS did not build it: no headers for the kernel).
+// Right after the install the unit says "reboot required" and succeeds; on
+// the later boot it fails with the cause it sees and a fix that is not
+// "reboot". (Before boot ids were recorded, the unit said "reboot
+// required" and exited 0 on every boot.)
+func TestLaterBootWithoutTheDriverFails(t *testing.T) {
+	n := debianNode(t)
+	n.boot("0f2c5a3e-0000-4000-8000-000000000001", time.Now().Add(-time.Hour))
+	if _, err := n.run(); err != nil {
+		t.Fatalf("install: %v\n%s", err, n.log.String())
+	}
+	// The installer registered the module but DKMS built nothing.
+	n.runner.dkms = "nvidia/" + verWant + ": added\n"
+
+	rep, err := n.run()
+	if err != nil || rep.Path != "pending" {
+		t.Fatalf("the same boot: %v, path %q; want a pending reboot", err, rep.Path)
+	}
+	if n.file("run/reboot-required") == "" {
+		t.Error("the same boot: no reboot request")
+	}
+
+	n.boot("0f2c5a3e-0000-4000-8000-000000000002", time.Now().Add(time.Minute))
+	rep, err = n.run()
+	if err == nil {
+		t.Fatalf("a later boot without the driver succeeded: path %q, %s", rep.Path, rep.Summary)
+	}
+	for _, w := range []string{
+		"NVIDIA driver " + verWant + " is installed but did not load on this boot",
+		"the running kernel " + release + " has no NVIDIA driver " + verWant + " module",
+		"its headers are not installed",
+		"`apt install proxmox-headers-" + release + "`",
+		"modprobe nvidia",
+		"rebooting again does not help",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(n.cfg.Paths.State, "host-driver.json"))
+	if !strings.Contains(string(b), `"outcome": "not-loaded"`) || !strings.Contains(string(b), "its headers are not installed") {
+		t.Errorf("state file:\n%s", b)
+	}
+	if n.file("run/reboot-required") != "" {
+		t.Error("still asks for a reboot, which does not help")
+	}
+	// Every later run fails the same way until it is fixed.
+	if _, err := n.run(); err == nil {
+		t.Error("the next run succeeded")
+	}
+}
+
+// With Secure Boot on, the install signs with DKMS's key, made when
+// missing, and DKMS is set to sign later kernels' builds with it.
+func TestSecureBootInstallSignsWithTheOneKey(t *testing.T) {
+	n := debianNode(t)
+	if err := n.host.SetSecureBoot(true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.run(); err != nil {
+		t.Fatalf("%v\n%s", err, n.log.String())
+	}
+	i := n.runner.called("/bin/sh " + n.cfg.Paths.Cache + "/runs/" + driverrun.RunFileName(verWant) + " --silent --dkms")
+	if i < 0 || !strings.HasSuffix(n.runner.calls[i], " --module-signing-secret-key=/var/lib/dkms/mok.key --module-signing-public-key=/var/lib/dkms/mok.pub") {
+		t.Errorf("installer call:\n%s", strings.Join(n.runner.calls, "\n"))
+	}
+	for _, f := range []string{"var/lib/dkms/mok.key", "var/lib/dkms/mok.pub"} {
+		if n.file(f) == "" {
+			t.Errorf("%s missing", f)
+		}
+	}
+	if !strings.Contains(n.file("etc/dkms/framework.conf.d/nvidiaprep-signing.conf"), `mok_signing_key="/var/lib/dkms/mok.key"`) {
+		t.Error("DKMS is not set to sign")
+	}
+	if !strings.Contains(n.log.String(), "mokutil --import /var/lib/dkms/mok.pub") {
+		t.Errorf("the log does not say how to enroll the key:\n%s", n.log.String())
+	}
+}
+
+// A GPU the configured module type cannot drive is refused before
+// anything changes, naming the GPU.
+func TestModuleTypeTheGPUCannotUseChangesNothing(t *testing.T) {
+	n := debianNode(t)
+	if err := n.host.AddPCIGPU("0000:01:00.0", 0x1b80); err != nil { // Pascal
+		t.Fatal(err)
+	}
+	_, err := n.run()
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepFetch || !strings.Contains(err.Error(), `kernel_module = "open", but GPU 0000:01:00.0 (10de:1b80) NVIDIA GeForce GTX 1080 is older than Turing`) || !strings.Contains(err.Error(), "nothing on the node was changed") {
+		t.Fatalf("%v", err)
+	}
+	if !strings.Contains(n.file(nvidiaLog), verOld) || n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 purge") >= 0 {
+		t.Error("the node was changed")
+	}
+}
+
+// The kernel update's reboot loop: the driver was loaded on the last boot,
+// the node booted a kernel without its module, and the unit must fail,
+// not say "reboot required".
+func TestBootAfterAWorkingOneWithoutTheDriverFails(t *testing.T) {
+	n := debianNode(t)
+	n.installed(verWant)
+	n.boot("0f2c5a3e-0000-4000-8000-00000000000a", time.Now().Add(-time.Hour))
+	if err := n.host.LoadDriver(standin.Driver{Version: verWant, UVMMajor: 509}); err != nil {
+		t.Fatal(err)
+	}
+	n.host.Nodes = &standin.FakeNodes{}
+	if rep, err := n.run(); err != nil || rep.Path != PathFast {
+		t.Fatalf("the working boot: %v %+v", err, rep)
+	}
+	// A new kernel: DKMS has nothing for it.
+	if err := n.host.UnloadDriver(); err != nil {
+		t.Fatal(err)
+	}
+	n.boot("0f2c5a3e-0000-4000-8000-00000000000b", time.Now())
+	n.runner.dkms = "nvidia/" + verWant + ", 6.8.12-3-pve, x86_64: installed\n"
+	rep, err := n.run()
+	var nl *NotLoadedError
+	if !errors.As(err, &nl) || rep.Path != PathNotLoaded {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	if !strings.Contains(err.Error(), "the running kernel "+release+" has no NVIDIA driver "+verWant+" module") {
+		t.Errorf("%v", err)
+	}
+}
+
+type noModprobe struct{}
+
+func (noModprobe) Modprobe(...string) error { return nil }
+
+// On the real host the unit tries modprobe first: Secure Boot's refusal
+// ("Key was rejected by service") is named with the fix that works, and
+// that fix ends in a reboot (the MOK manager runs at boot).
+func TestModprobeRefusedForItsSignature(t *testing.T) {
+	n := debianNode(t)
+	n.boot("0f2c5a3e-0000-4000-8000-000000000011", time.Now().Add(-time.Hour))
+	if _, err := n.run(); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	n.boot("0f2c5a3e-0000-4000-8000-000000000012", time.Now())
+	n.runner.modprobe = reply{Stderr: "modprobe: ERROR: could not insert 'nvidia': Key was rejected by service\n", Exit: 1}
+	_, err := Run(context.Background(), Options{Config: n.cfg, Runner: n.runner, Log: zerolog.New(&n.log), Modprobe: noModprobe{},
+		KernelRelease: release, DownloadAttempts: 1, DownloadBackoff: time.Millisecond})
+	var nl *NotLoadedError
+	if !errors.As(err, &nl) {
+		t.Fatalf("%v", err)
+	}
+	if !strings.Contains(err.Error(), "the kernel refused the NVIDIA module for its signature") || !strings.Contains(err.Error(), "mokutil --import /var/lib/dkms/mok.pub") || strings.Contains(err.Error(), "rebooting again does not help") {
+		t.Errorf("%v", err)
+	}
+	if n.runner.called("modprobe nvidia") < 0 {
+		t.Error("modprobe was not tried")
+	}
+}
+
+// A branch that dropped the node's card is refused before anything
+// changes, naming the branch that supports it (590 moved Pascal to 580).
+func TestBranchWithoutTheCardChangesNothing(t *testing.T) {
+	n := debianNode(t)
+	run := standinRun(t, "590.44.01")
+	n.cfg.Driver.Version, n.cfg.Driver.Run, n.cfg.Driver.SHA256 = "590.44.01", run, sha(t, run)
+	n.cfg.Driver.KernelModule = config.KernelModuleAuto
+	if err := n.host.AddPCIGPU("0000:01:00.0", 0x1b80); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.run()
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepFetch {
+		t.Fatalf("%v", err)
+	}
+	for _, w := range []string{"GPU 0000:01:00.0 (10de:1b80) (NVIDIA GeForce GTX 1080) is not supported by driver 590.44.01", "the 580.xx legacy branch", "set [driver] version to a 580 release", "nothing on the node was changed"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if !strings.Contains(n.file(nvidiaLog), verOld) {
+		t.Error("the earlier install is gone")
 	}
 }

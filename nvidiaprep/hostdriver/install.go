@@ -48,7 +48,7 @@ func (r *runner) fetchStep(ctx context.Context) error {
 		return err
 	}
 	r.runFile, r.rep.Tree = run, tree
-	return nil
+	return r.gate(ctx)
 }
 
 // sh runs a command (a non-zero exit is a *hostcmd.ExitError) and logs it.
@@ -96,12 +96,6 @@ func (r *runner) dpkgStatus(ctx context.Context, names ...string) (map[string]st
 // buildTools are what DKMS needs besides the headers to build the module.
 var buildTools = []string{"dkms", "gcc", "make"}
 
-// headerCandidates are the running kernel's headers packages, in order of
-// preference: Proxmox VE 8+, older Proxmox VE, Debian.
-func headerCandidates(release string) []string {
-	return []string{"proxmox-headers-" + release, "pve-headers-" + release, "linux-headers-" + release}
-}
-
 // prepareHeaders is step 3's prepare: it picks the headers package and
 // downloads what step 3 will install, updating apt's lists once when it
 // knows no headers package: before anything is removed, the packages are
@@ -115,49 +109,22 @@ func (r *runner) prepareHeaders(ctx context.Context) error {
 	return nil
 }
 
-// headerPackages returns the packages step 3 installs, downloaded.
+// headerPackages returns the packages step 3 installs, downloaded: the
+// headers of every installed kernel that lacks them (the gate found them),
+// the headers metapackage, and the build tools DKMS needs.
 func (r *runner) headerPackages(ctx context.Context) ([]string, error) {
 	release, err := r.kernelRelease()
 	if err != nil {
 		return nil, err
 	}
-	cands := headerCandidates(release)
-	r.status("checking that the headers of kernel %s can be installed, before anything is removed", release)
-	have, err := r.dpkgStatus(ctx, append(slices.Clone(cands), buildTools...)...)
+	r.status("checking that the headers of every installed kernel (%s) can be installed, before anything is removed", strings.Join(r.plan.Kernels, " "))
+	want, err := r.kernelPackages(ctx, release)
 	if err != nil {
 		return nil, err
 	}
-	var want []string
-	header := ""
-	for _, c := range cands {
-		if strings.HasPrefix(have[c], "ii") {
-			header = c
-			break
-		}
-	}
-	if header == "" {
-		for pass := 0; pass < 2 && header == ""; pass++ {
-			if pass == 1 {
-				r.status("apt knows none of %s: updating its package lists", strings.Join(cands, ", "))
-				if _, err := r.apt(ctx, "update"); err != nil {
-					return nil, err
-				}
-			}
-			avail, err := r.aptCandidates(ctx, cands...)
-			if err != nil {
-				return nil, err
-			}
-			for _, c := range cands {
-				if avail[c] {
-					header = c
-					break
-				}
-			}
-		}
-		if header == "" {
-			return nil, fmt.Errorf("no headers package for the running kernel %s: apt knows none of %s (even after apt-get update); add the repository that has them (on Proxmox VE the pve-no-subscription or enterprise repository), or boot a kernel whose headers are available", release, strings.Join(cands, ", "))
-		}
-		want = append(want, header)
+	have, err := r.dpkgStatus(ctx, buildTools...)
+	if err != nil {
+		return nil, err
 	}
 	for _, t := range buildTools {
 		if !strings.HasPrefix(have[t], "ii") {
@@ -165,7 +132,7 @@ func (r *runner) headerPackages(ctx context.Context) ([]string, error) {
 		}
 	}
 	if len(want) == 0 {
-		r.logf("%s and %s are installed", header, strings.Join(buildTools, ", "))
+		r.logf("the headers of every kernel and %s are installed", strings.Join(buildTools, ", "))
 		return nil, nil
 	}
 	r.status("downloading %s", strings.Join(want, " "))
@@ -397,9 +364,15 @@ func (r *runner) runEnv() []string {
 	return []string{"TMPDIR=" + tmp}
 }
 
-// installerArgs are the .run's arguments for a silent host install.
-func (r *runner) installerArgs(run string) []string {
-	return append([]string{run}, installFlags(r.driver().Version, r.driver().KernelModule, r.rep.Loaded != "")...)
+// installerArgs are the .run's arguments for a silent host install: the
+// module type the gate chose, and with Secure Boot on the signing key.
+func (r *runner) installerArgs(run string) ([]string, error) {
+	sign, err := r.signingFlags()
+	if err != nil {
+		return nil, err
+	}
+	a := append([]string{run}, installFlags(r.driver().Version, r.moduleType(), r.rep.Loaded != "")...)
+	return append(a, sign...), nil
 }
 
 // installFlags are nvidia-installer's flags for a host install of version,
@@ -437,7 +410,11 @@ func (r *runner) beginInstaller() string {
 // longer partial).
 func (r *runner) runInstaller(ctx context.Context) error {
 	d, run := r.driver(), r.runFile
-	_, err := r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: r.installerArgs(run), Env: r.runEnv()})
+	args, err := r.installerArgs(run)
+	if err != nil {
+		return failed("", false, err)
+	}
+	_, err = r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: args, Env: r.runEnv()})
 	if err == nil {
 		if have, rerr := r.installedVersion(); rerr != nil {
 			err = fmt.Errorf("the installer succeeded, but its record cannot be read: %w", rerr)
@@ -454,6 +431,7 @@ func (r *runner) runInstaller(ctx context.Context) error {
 		}
 	}
 	if err == nil {
+		r.kernels = r.dkmsEveryKernel(ctx)
 		return nil
 	}
 	_, statErr := os.Stat(r.host(nvidiaLog))
@@ -488,7 +466,15 @@ func (r *runner) markReboot(context.Context) error {
 		return err
 	}
 	r.rep.Installed, _ = r.installedVersion() // verified by runInstaller
+	r.stampBoot()
 	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
+	if w := kernelWarning(d.Version, r.kernels); w != "" {
+		r.rep.Summary += w
+		if d.Reboot == config.RebootAuto {
+			r.rep.Summary += "; not rebooting by itself although reboot = \"auto\": a kernel has no module"
+			return nil
+		}
+	}
 	if d.Reboot == config.RebootAuto {
 		users, err := r.gpuUsers()
 		switch {

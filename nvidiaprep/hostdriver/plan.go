@@ -55,13 +55,17 @@ func (p Plan) Lines() []string {
 	return out
 }
 
-// plan reads what the install steps will do, changing nothing; it runs
+// readPlan reads what the install steps will do, changing nothing; it runs
 // after step 1 and the prepares (the .run verified, the packages
 // downloaded).
-func (r *runner) plan(ctx context.Context) (Plan, error) {
+func (r *runner) readPlan(ctx context.Context) (Plan, error) {
 	d := r.driver()
+	args, err := r.installerArgs(r.runFile)
+	if err != nil {
+		return Plan{}, err
+	}
 	p := Plan{Version: d.Version, Loaded: r.rep.Loaded, Install: r.headerPkgs, Blacklist: BlacklistFile,
-		Installer: filepath.Base(r.runFile) + " " + strings.Join(r.installerArgs(r.runFile)[1:], " ")}
+		Installer: filepath.Base(r.runFile) + " " + strings.Join(args[1:], " ")}
 	if q, err := findProgram(r.o.Config.Paths.Root, "dpkg-query"); err != nil {
 		return p, err
 	} else if q != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
@@ -21,6 +22,7 @@ const (
 	OutcomeRebooting      = "rebooting"       // installed, and the node reboots now (reboot = "auto")
 	OutcomeInstalling     = "installing"      // an install is under way (or was cut off)
 	OutcomeFailed         = "failed"
+	OutcomeNotLoaded      = "not-loaded" // installed, but a later boot came up without it
 )
 
 // State is the host driver unit's record, <state>/host-driver.json, for
@@ -33,12 +35,18 @@ type State struct {
 	Step       string `json:"step,omitempty"`      // the last step begun
 	// Partial is set while the installer's work is neither verified nor
 	// rolled back: its /var/lib/nvidia/log is then no proof of an install.
-	Partial  bool          `json:"partial_install,omitempty"`
-	Outcome  string        `json:"outcome"`
-	Error    string        `json:"error,omitempty"`
-	Log      string        `json:"log,omitempty"` // where the failed step's log is
-	Time     time.Time     `json:"time"`
-	Duration time.Duration `json:"duration_ns,omitempty"`
+	Partial bool      `json:"partial_install,omitempty"`
+	Outcome string    `json:"outcome"`
+	Error   string    `json:"error,omitempty"`
+	Log     string    `json:"log,omitempty"` // where the failed step's log is
+	Time    time.Time `json:"time"`
+	// BootID is the boot in which the driver was installed
+	// (/proc/sys/kernel/random/boot_id): a later boot without it loaded is
+	// a failure, this one's a pending reboot.
+	BootID string `json:"boot_id,omitempty"`
+	// Causes are why a later boot came up without the driver.
+	Causes   []kernelguard.Cause `json:"causes,omitempty"`
+	Duration time.Duration       `json:"duration_ns,omitempty"`
 }
 
 // StatePath is the state file below the state directory.

@@ -136,7 +136,7 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 				}
 			}
 			if r.o.Confirm != nil {
-				plan, err := r.plan(ctx)
+				plan, err := r.readPlan(ctx)
 				if err != nil {
 					return r.rep, r.fail(s, false, err)
 				}

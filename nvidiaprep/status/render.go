@@ -96,9 +96,12 @@ func (p *printer) node(n Node) {
 		loadedPaint = p.st.Red
 	}
 	p.kv("driver loaded", orDash(n.Loaded, "none (no NVIDIA kernel module is loaded)"), loadedPaint)
-	if n.RebootPending {
+	switch {
+	case n.HostDriver != nil && n.HostDriver.Outcome == "not-loaded":
+		p.kv("reboot pending", "no: the installed driver did not load on this boot, and another reboot does not load it (host driver unit, below)", p.st.Red)
+	case n.RebootPending:
 		p.kv("reboot pending", "yes: the installed driver loads at the next boot", p.st.Yellow)
-	} else {
+	default:
 		p.kv("reboot pending", "no", nil)
 	}
 	if h := n.HostDriver; h != nil {
@@ -142,6 +145,24 @@ func (p *printer) node(n Node) {
 		paint = p.st.Red
 	}
 	p.kv("device nodes", strings.Join(nodes, ", "), paint)
+	for i, k := range n.Kernels {
+		key := ""
+		if i == 0 {
+			key = "kernels"
+		}
+		name := k.Release
+		if k.Running {
+			name += " (running)"
+		}
+		if k.Ready {
+			p.kv(key, fmt.Sprintf("%s: driver %s built (dkms: %s)", name, n.Installed, k.DKMS), nil)
+			continue
+		}
+		p.kv(key, fmt.Sprintf("%s: NOT READY: %s", name, k.Why), p.st.Red)
+		if k.Fix != "" {
+			p.kv("", "fix: "+k.Fix, nil)
+		}
+	}
 }
 
 // Cells of the containers' table.

@@ -3,7 +3,8 @@
 // every container that uses the hookscript, with its last provisioning. It
 // only reads: the configuration, sysfs/procfs/dev below the configured
 // paths, the host records, the host driver unit's state file, the generated
-// LXC configs and, on a Proxmox node, the containers' configs.
+// LXC configs, on a Proxmox node the containers' configs, and for the
+// installed kernels /boot and what `dkms status` says (kernels.go).
 package status
 
 import (
@@ -18,6 +19,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -37,6 +39,9 @@ type Options struct {
 	LiveStep func(vmid int) string
 	// Only lists this container alone; 0: all.
 	Only int
+	// Kernels reads the installed kernels and what DKMS has for each
+	// (kernels.go); its zero value asks the real host.
+	Kernels KernelsOptions
 }
 
 // Probe is what a look into a container found.
@@ -79,6 +84,9 @@ type Node struct {
 	HostDriver    *HostDriver  `json:"host_driver,omitempty"`
 	GPUs          []nvdev.GPU  `json:"gpus,omitempty"`
 	DeviceNodes   []DeviceNode `json:"device_nodes"`
+	// Kernels are the installed kernels and whether the installed driver's
+	// module is built for each.
+	Kernels []kernels.Kernel `json:"kernels,omitempty"`
 }
 
 // HostDriver is the host driver unit's last run, from its state file.
@@ -181,6 +189,7 @@ func Gather(o Options) Report {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		problem(err)
 	}
+	r.Node.Kernels = gatherKernels(o, r.Node.Installed, problem)
 	r.Node.DeviceNodes = deviceNodes(p, nvdev.OrReal(o.Nodes), nvdev.Want{Majors: majors, Modeset: nvdev.ModesetLoaded(p.Sys), GPUs: r.Node.GPUs})
 	if drm, err := drmNodes(p, nvdev.OrReal(o.Nodes), r.Node.GPUs); err != nil {
 		problem(err)

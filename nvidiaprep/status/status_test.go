@@ -2,6 +2,7 @@ package status
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/term"
@@ -68,7 +70,11 @@ func TestGatherAndWrite(t *testing.T) {
 	}
 
 	cfg.Paths.PVE, cfg.Paths.Root = pveDir, filepath.Join(root, "none")
-	r := Gather(Options{Config: cfg, Nodes: h.Nodes})
+	// Two kernels: the running one has the module, the new one no headers.
+	write(t, filepath.Join(cfg.Paths.Root, "boot/vmlinuz-6.8.12-4-pve"), "")
+	write(t, filepath.Join(cfg.Paths.Root, "boot/vmlinuz-6.8.12-5-pve"), "")
+	dkms := dkmsStatus("nvidia/580.159.04, 6.8.12-4-pve, x86_64: installed\n")
+	r := Gather(Options{Config: cfg, Nodes: h.Nodes, Kernels: KernelsOptions{Runner: dkms, Running: "6.8.12-4-pve"}})
 	n := r.Node
 	if n.Configured != "580.159.04" || n.Installed != "580.159.04" || n.Loaded != "580.142" || !n.RebootPending || len(n.GPUs) != 2 {
 		t.Errorf("node %+v", n)
@@ -116,6 +122,20 @@ func TestGatherAndWrite(t *testing.T) {
 			t.Errorf("the table lacks %q:\n%s", want, out)
 		}
 	}
+	// Every installed kernel, whole with --wide.
+	b.Reset()
+	if err := Write(&b, r, started.Add(time.Hour), term.Style{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"kernels             6.8.12-5-pve: NOT READY: its headers are not installed",
+		"fix: `apt install proxmox-headers-6.8.12-5-pve` (DKMS then builds the module)",
+		"6.8.12-4-pve (running): driver 580.159.04 built (dkms: installed)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, b.String())
+		}
+	}
 	if strings.Contains(out, "CT 9502: libraries will be installed") {
 		t.Errorf("CT 9502 has no nvidiaprep hookscript, so nothing will be installed:\n%s", out)
 	}
@@ -124,6 +144,16 @@ func TestGatherAndWrite(t *testing.T) {
 			t.Errorf("a line of %d columns: %q", term.Len(l), l)
 		}
 	}
+}
+
+// dkmsStatus answers `dkms status` as DKMS would on a node with that state.
+type dkmsStatus string
+
+func (d dkmsStatus) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
+	if c.Name != "dkms" {
+		return hostcmd.Result{}, hostcmd.Exited(c, 127, c.Name+": not found")
+	}
+	return hostcmd.Result{Stdout: string(d), Output: string(d)}, nil
 }
 
 func TestNoDriverNoContainers(t *testing.T) {
