@@ -492,7 +492,7 @@ func newChroot(t *testing.T) *chroot {
 			t.Fatal(err)
 		}
 	}
-	for _, u := range []string{"modprobe", "rmmod", "lsmod", "depmod"} {
+	for _, u := range []string{"modprobe", "rmmod", "lsmod", "depmod", "insmod"} {
 		if err := os.WriteFile(c.upper("/root/kmod/"+u), []byte(kmodStub), 0o755); err != nil {
 			t.Fatal(err)
 		}
