@@ -44,6 +44,9 @@ ROOT=${NVIDIAPREP_STANDIN_ROOT:-}
 if [ -z "$ROOT" ] && [ -f /etc/nvidiaprep-standin ]; then
     ROOT=$(sed -n 's/^NVIDIAPREP_STANDIN_ROOT=//p' /etc/nvidiaprep-standin | tail -n 1)
 fi
+if [ -z "${NVIDIAPREP_STANDIN_PROC:-}" ] && [ -f /etc/nvidiaprep-standin ]; then
+    NVIDIAPREP_STANDIN_PROC=$(sed -n 's/^NVIDIAPREP_STANDIN_PROC=//p' /etc/nvidiaprep-standin | tail -n 1)
+fi
 if [ -z "$ROOT" ] || [ ! -d "$ROOT/sys" ]; then
     echo "$prog: stand-in: no stand-in host tree (NVIDIAPREP_STANDIN_ROOT)" >&2
     exit 1
