@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/hostcmd"
@@ -20,9 +23,15 @@ import (
 // the node has (or, after a reboot, will have) the configured driver, 1 when
 // a step failed, 2 for wrong usage.
 func hostDriverCmd(args []string, _, stderr io.Writer) int {
-	if len(args) != 0 {
-		fmt.Fprintf(stderr, "nvidiaprep host-driver: takes no arguments\n%s", usage())
-		return 2
+	yes := false
+	for _, a := range args {
+		switch a {
+		case "--yes", "-y":
+			yes = true
+		default:
+			fmt.Fprintf(stderr, "nvidiaprep host-driver: unknown argument %q\n%s", a, usage())
+			return 2
+		}
 	}
 	line := progressFor(stderr)
 	defer line.Stop()
@@ -45,6 +54,18 @@ func hostDriverCmd(args []string, _, stderr io.Writer) int {
 			o.Modprobe = nvdev.ExecModprobe{Path: p, Timeout: time.Minute}
 		}
 	}
+	// By hand at a terminal, a run that changes the node shows its plan and
+	// asks first; the unit (no terminal) and --yes never ask.
+	if !yes && isTerminal(os.Stdin) {
+		plan, changes, err := hostdriver.Plan(o)
+		if err == nil && changes {
+			fmt.Fprint(stderr, plan)
+			if !confirm(os.Stdin, stderr, "Go on? [y/N] ") {
+				fmt.Fprintln(stderr, "nvidiaprep host-driver: nothing was changed")
+				return 1
+			}
+		}
+	}
 	// Run reports its outcome itself (log and STATUS).
 	if _, err := hostdriver.Run(context.Background(), o); err != nil {
 		status("failed: " + err.Error())
@@ -52,4 +73,18 @@ func hostDriverCmd(args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// isTerminal tells whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// confirm asks question and reads a yes.
+func confirm(in io.Reader, out io.Writer, question string) bool {
+	fmt.Fprint(out, question)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes"
 }
