@@ -20,6 +20,9 @@ func Write(w io.Writer, r Report, now time.Time) error {
 	reboot := "no"
 	if n.RebootPending {
 		reboot = "yes: the installed driver loads at the next boot"
+		if h := n.HostDriver; h != nil && h.Outcome == "reboot-required" && h.Error != "" {
+			reboot = "yes: driver " + h.Configured + " is installed and loaded at the next boot (why: see host driver unit)"
+		}
 	}
 	fmt.Fprintf(tw, "  reboot pending\t%s\n", reboot)
 	if h := n.HostDriver; h != nil {
