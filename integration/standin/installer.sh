@@ -257,8 +257,13 @@ EOF
       Install (and, as conflicting files, first remove or back up the
       system's) libglvnd libraries, or never install them; by default only
       when the system has none.
-  --skip-module-unload
-      Do not unload the NVIDIA kernel modules (uninstall).
+EOF
+    # An nvidia-uninstall from before 346.16 does not know it.
+    if [ "$NVIDIAPREP_STANDIN_OLD_UNINSTALLER" != 1 ] || [ "${argv0##*/}" != nvidia-uninstall ]; then
+        echo '  --skip-module-unload'
+        echo '      Do not unload the NVIDIA kernel modules (uninstall).'
+    fi
+    cat <<'EOF'
   --skip-depmod
       Do not run depmod.
 EOF

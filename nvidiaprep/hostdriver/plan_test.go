@@ -27,3 +27,19 @@ func TestPlan(t *testing.T) {
 		t.Errorf("Plan ran %v or wrote the state", n.runner.calls)
 	}
 }
+
+// kernel_module = "open" before 515.43.04: refused before anything changes.
+func TestOpenModulesBefore515Refused(t *testing.T) {
+	n := debianNode(t)
+	run := standinRun(t, "510.108.03")
+	n.cfg.Driver.Version, n.cfg.Driver.Run, n.cfg.Driver.SHA256 = "510.108.03", run, sha(t, run)
+	_, err := n.run()
+	if err == nil || !strings.Contains(err.Error(), `kernel_module = "open" needs driver 515.43.04 or later`) || !strings.Contains(err.Error(), "nothing on the node was changed") {
+		t.Fatalf("%v", err)
+	}
+	for _, c := range n.runner.calls {
+		if strings.Contains(c, "purge") && !strings.Contains(c, " -s ") || strings.HasPrefix(c, "/bin/sh") {
+			t.Errorf("changed the node: %s", c)
+		}
+	}
+}

@@ -50,8 +50,13 @@ import (
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
+
+// OpenModulesSince is the first driver whose package has the open kernel
+// modules (kernel-open/).
+const OpenModulesSince = "515.43.04"
 
 // Holder is a process with an NVIDIA device node open.
 type Holder struct {
@@ -137,6 +142,9 @@ func (e *RebootRequiredError) Error() string { return e.Why }
 // for a reboot, another error when it must not happen.
 func (r *runner) checkUpgrade(ctx context.Context) error {
 	p, d := r.paths(), r.driver()
+	if d.KernelModule == config.KernelModuleOpen && !nvflags.AtLeast(d.Version, OpenModulesSince) {
+		return fmt.Errorf("kernel_module = \"open\" needs driver %s or later (the first with NVIDIA's open kernel modules), but [driver] version is %s, whose package has only the proprietary ones: set kernel_module = \"proprietary\" (or \"auto\") in [driver]", OpenModulesSince, d.Version)
+	}
 	loaded := r.rep.Loaded
 	if loaded != "" {
 		hs, err := Holders(p.Proc, p.Dev)
