@@ -54,6 +54,13 @@ type hostNode struct {
 
 func newHostNode(t *testing.T) *hostNode {
 	t.Helper()
+	return newHostNodeWith(t, vmidHostDriver, hdOld, hdWant)
+}
+
+// newHostNodeWith is newHostNode as vmid, with stand-in .runs of versions
+// (the last one is configured only when it is hdWant).
+func newHostNodeWith(t *testing.T, vmid int, versions ...string) *hostNode {
+	t.Helper()
 	bed := lxctest.NewTestBed(t)
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
@@ -73,7 +80,7 @@ func newHostNode(t *testing.T) *hostNode {
 			t.Fatal(err)
 		}
 	}
-	for _, v := range []string{hdOld, hdWant} {
+	for _, v := range versions {
 		if err := standin.BuildRun(filepath.Join(n.www, standin.RunFileName(v)), standin.RunOptions{Version: v}); err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +115,7 @@ func newHostNode(t *testing.T) *hostNode {
 		t.Fatal(err)
 	}
 
-	n.ct = newCT(t, &scenario.Node{Bed: bed}, vmidHostDriver, lxctest.Options{ExtraConfig: []string{
+	n.ct = newCT(t, &scenario.Node{Bed: bed}, vmid, lxctest.Options{ExtraConfig: []string{
 		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
 		"lxc.mount.entry = " + n.www + " srv/www none bind,ro,create=dir 0 0",
 		"lxc.mount.entry = " + n.host.Root + " srv/standin none bind,create=dir 0 0",
@@ -138,7 +145,9 @@ func newHostNode(t *testing.T) *hostNode {
 			t.Fatal(err)
 		}
 	}
-	n.config("nvidiaprep.toml", hdRunURL, "")
+	if versions[len(versions)-1] == hdWant {
+		n.config("nvidiaprep.toml", hdRunURL, "")
+	}
 	return n
 }
 

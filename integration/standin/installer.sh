@@ -1693,13 +1693,13 @@ install_kernel_modules() {
         return 1
     fi
     ui_log "Building kernel modules"
-    if [ "$NVIDIAPREP_STANDIN_FAIL_BUILD" = 1 ]; then
+    if [ "$NVIDIAPREP_STANDIN_FAIL_BUILD" = 1 ] || [ "$NVIDIAPREP_STANDIN_FAIL_BUILD" = "$pkg_version" ]; then
         ui_error "An error occurred while performing the step: \"Building kernel modules\". See $log_file_name for details."
         log_printf "Stand-in: the build fails (NVIDIAPREP_STANDIN_FAIL_BUILD=1)."
         return 1
     fi
     for _m in $PKG_KERNEL_MODULES; do
-        if [ "$NVIDIAPREP_STANDIN_FAIL_LOAD" = 1 ]; then
+        if [ "$NVIDIAPREP_STANDIN_FAIL_LOAD" = 1 ] || [ "$NVIDIAPREP_STANDIN_FAIL_LOAD" = "$pkg_version" ]; then
             printf 'nvidiaprep-standin-ko %s %s %s fail-load\n' "$_m" "$pkg_version" "$_type" > "$build_dir/$_m.ko"
         else
             printf 'nvidiaprep-standin-ko %s %s %s\n' "$_m" "$pkg_version" "$_type" > "$build_dir/$_m.ko"

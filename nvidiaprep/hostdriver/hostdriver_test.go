@@ -685,6 +685,8 @@ func TestUpgradeFailingNewModulePutsTheOldBack(t *testing.T) {
 	for name, setup := range map[string]func(n *node){
 		"installer fails": func(n *node) { n.runner.installerExit = 1 },
 		"does not load":   func(n *node) { n.runner.noLoad = true },
+		// The installer only warns when DKMS fails; dkms.conf is there anyway.
+		"DKMS did not register": func(n *node) { n.runner.dkms = "nvidia/" + verWant + ": added\n" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			n := upgradeNode(t)

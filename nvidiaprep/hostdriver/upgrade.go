@@ -239,7 +239,35 @@ func (r *runner) loadNew(ctx context.Context) error {
 	if _, err := r.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"nvidia-uvm"}}); err != nil {
 		return fmt.Errorf("loading nvidia-uvm: %w", err)
 	}
+	if err := r.dkmsRegistered(ctx); err != nil {
+		return err
+	}
 	return r.makeNodes()
+}
+
+// dkmsRegistered proves the installer's DKMS registration with `dkms
+// status` for the running kernel: the installer's ldtarball and install
+// -k failing is only a warning (exit 0), and /usr/src/nvidia-<v>/dkms.conf
+// is there either way. (Issue 17 extends this to every installed kernel.)
+func (r *runner) dkmsRegistered(ctx context.Context) error {
+	d := r.driver()
+	if p, err := findProgram(r.o.Config.Paths.Root, "dkms"); err != nil || p == "" {
+		return fmt.Errorf("dkms is not installed, so driver %s is not registered with DKMS and a new kernel would boot without it", d.Version)
+	}
+	release, err := r.kernelRelease()
+	if err != nil {
+		return err
+	}
+	res, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia", "-v", d.Version, "-k", release}})
+	if err != nil {
+		return fmt.Errorf("dkms status: %w", err)
+	}
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		if strings.Contains(l, d.Version) && strings.Contains(l, release) && strings.HasSuffix(strings.TrimSpace(l), ": installed") {
+			return nil
+		}
+	}
+	return fmt.Errorf("DKMS did not register driver %s for kernel %s (`dkms status -m nvidia -v %s -k %s` says %q; the installer only warns, see %s): a new kernel would boot without it", d.Version, release, d.Version, release, strings.TrimSpace(res.Stdout), InstallerLog)
 }
 
 // makeNodes makes the device nodes containers need for the loaded driver.
