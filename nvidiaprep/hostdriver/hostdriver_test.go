@@ -512,7 +512,7 @@ func TestRebootAuto(t *testing.T) {
 	n.nouveauThatStays()
 	// A process table with processes, none of them using a GPU.
 	for _, pid := range []string{"1", "77"} {
-		if err := os.MkdirAll(filepath.Join(n.cfg.Paths.Proc, pid, "fd"), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(n.root, "proc", pid, "fd"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -545,7 +545,7 @@ func TestRebootAutoNotWhileGPUsAreInUse(t *testing.T) {
 	n.cfg.Driver.Reboot = config.RebootAuto
 	n.nouveauThatStays()
 	// A process of a container holding /dev/nvidia0.
-	fd := filepath.Join(n.cfg.Paths.Proc, "4242", "fd")
+	fd := filepath.Join(n.root, "proc", "4242", "fd")
 	if err := os.MkdirAll(fd, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +586,7 @@ func TestRebootAutoNotWhenItCannotTell(t *testing.T) {
 			n := debianNode(t)
 			n.cfg.Driver.Reboot = config.RebootAuto
 			n.nouveauThatStays()
-			if err := prepare(n.cfg.Paths.Proc); err != nil {
+			if err := prepare(filepath.Join(n.root, "proc")); err != nil {
 				t.Fatal(err)
 			}
 			rep, err := n.run()
@@ -617,7 +617,7 @@ func upgradeNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	for _, pid := range []string{"1", "77"} {
-		os.MkdirAll(filepath.Join(n.cfg.Paths.Proc, pid, "fd"), 0o755)
+		os.MkdirAll(filepath.Join(n.root, "proc", pid, "fd"), 0o755)
 	}
 	return n
 }
@@ -650,9 +650,9 @@ func TestUpgradeLoadsTheNewDriverWithoutReboot(t *testing.T) {
 // refuses naming the process, and a reboot is required.
 func TestUpgradeWithAHeldModuleChangesNothing(t *testing.T) {
 	n := upgradeNode(t)
-	fd := filepath.Join(n.cfg.Paths.Proc, "4242", "fd")
+	fd := filepath.Join(n.root, "proc", "4242", "fd")
 	os.MkdirAll(fd, 0o755)
-	os.WriteFile(filepath.Join(n.cfg.Paths.Proc, "4242", "comm"), []byte("python3\n"), 0o644)
+	os.WriteFile(filepath.Join(n.root, "proc", "4242", "comm"), []byte("python3\n"), 0o644)
 	if err := os.Symlink(filepath.Join(n.cfg.Paths.Dev, "nvidia0"), filepath.Join(fd, "5")); err != nil {
 		t.Fatal(err)
 	}

@@ -473,6 +473,6 @@ func (r *runner) runInstaller(ctx context.Context) error {
 // (Holders): containers using a GPU, which a reboot would cut off. When it
 // cannot tell, it says so: a reboot is then not safe.
 func (r *runner) gpuUsers() (int, error) {
-	hs, err := Holders(r.paths().Proc, r.paths().Dev)
+	hs, err := Holders(r.host("proc"), r.paths().Dev)
 	return len(hs), err
 }

@@ -35,7 +35,7 @@ func Plan(o Options) (text string, changes bool, err error) {
 	b.WriteString("  - fetch and verify its .run; remove the distribution's NVIDIA packages, the earlier .run install and DKMS modules;\n")
 	b.WriteString("  - install the kernel headers and build tools, blacklist nouveau;\n")
 	if loaded != "" {
-		hs, herr := Holders(p.Proc, p.Dev)
+		hs, herr := Holders(r.host("proc"), p.Dev)
 		switch {
 		case herr != nil:
 			fmt.Fprintf(&b, "  - driver %s is loaded and whether it is in use cannot be told (%v): nothing will be changed\n", loaded, herr)

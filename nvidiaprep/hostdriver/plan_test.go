@@ -15,9 +15,9 @@ func TestPlan(t *testing.T) {
 	if err != nil || !changes || !strings.Contains(text, "UNLOAD driver "+verOld) || !strings.Contains(text, "driver "+verOld+" is installed and loaded again") {
 		t.Fatalf("idle node: %v %v\n%s", changes, err, text)
 	}
-	fd := filepath.Join(n.cfg.Paths.Proc, "4242", "fd")
+	fd := filepath.Join(n.root, "proc", "4242", "fd")
 	os.MkdirAll(fd, 0o755)
-	os.WriteFile(filepath.Join(n.cfg.Paths.Proc, "4242", "comm"), []byte("python3\n"), 0o644)
+	os.WriteFile(filepath.Join(n.root, "proc", "4242", "comm"), []byte("python3\n"), 0o644)
 	os.Symlink(filepath.Join(n.cfg.Paths.Dev, "nvidiactl"), filepath.Join(fd, "3"))
 	text, changes, err = Plan(o)
 	if err != nil || changes || !strings.Contains(text, "pid 4242 (python3) holds") || !strings.Contains(text, "reboot required") {

@@ -68,7 +68,9 @@ type Holder struct {
 func (h Holder) String() string { return fmt.Sprintf("pid %d (%s) holds %s", h.PID, h.Comm, h.Node) }
 
 // Holders lists the processes with a descriptor on an NVIDIA device node
-// below dev (<proc>/<pid>/fd links to <dev>/nvidia*), in pid order. A
+// below dev (<proc>/<pid>/fd links to <dev>/nvidia*), in pid order. proc
+// is the host's process table (/proc below [paths] root), not [paths]
+// proc, which is where the driver's files are read. A
 // process that ended meanwhile is skipped; an unreadable process table is
 // an error (then nobody can tell whether the GPU is in use).
 func Holders(proc, dev string) ([]Holder, error) {
@@ -147,7 +149,7 @@ func (r *runner) checkUpgrade(ctx context.Context) error {
 	}
 	loaded := r.rep.Loaded
 	if loaded != "" {
-		hs, err := Holders(p.Proc, p.Dev)
+		hs, err := Holders(r.host("proc"), p.Dev)
 		if err != nil {
 			return fmt.Errorf("driver %s is loaded and whether a process uses it cannot be told (%w), so it is not replaced now", loaded, err)
 		}
