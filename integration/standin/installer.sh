@@ -297,6 +297,7 @@ opt_install_libglvnd=""
 opt_skip_module_unload=0
 opt_skip_module_load=0
 opt_no_nouveau_check=0
+opt_no_opengl_files=0
 opt_skip_depmod=0
 opt_print_recommended=0
 opt_help=0
@@ -510,6 +511,7 @@ parse_commandline() {
             skip-module-unload) opt_skip_module_unload=1 ;;
             skip-module-load) opt_skip_module_load=1 ;;
             no-nouveau-check) opt_no_nouveau_check=1 ;;
+            no-opengl-files) opt_no_opengl_files=1 ;;
             skip-depmod) opt_skip_depmod=1 ;;
             tmpdir) opt_tmpdir=$value ;;
             print-recommended-kernel-module-type) opt_print_recommended=1 ;;
@@ -697,6 +699,26 @@ if [ -z "$LIBDIR" ]; then
     done
 fi
 [ -n "$LIBDIR" ] || LIBDIR=/usr/lib
+# The 32-bit library directory, the same way over lib/i386-linux-gnu,
+# lib32, lib (files.c compat_libdirs).
+COMPAT32_LIBDIR=""
+for _d in /usr/lib/i386-linux-gnu/ /usr/lib32/; do
+    case "$_cache" in
+        *"$_d"*) COMPAT32_LIBDIR=${_d%/}; break ;;
+    esac
+done
+if [ -z "$COMPAT32_LIBDIR" ]; then
+    for _d in /usr/lib/i386-linux-gnu /usr/lib32 /usr/lib; do
+        if [ -d "$_d" ]; then COMPAT32_LIBDIR=$_d; break; fi
+    done
+fi
+[ -n "$COMPAT32_LIBDIR" ] || COMPAT32_LIBDIR=/usr/lib
+# files.c add_libgl_abi_symlink: only when neither library directory is
+# /usr/lib itself.
+LIBGL_ABI_LINK=""
+if [ "$opt_no_opengl_files" = 0 ] && [ "$LIBDIR" != /usr/lib ] && [ "$COMPAT32_LIBDIR" != /usr/lib ]; then
+    LIBGL_ABI_LINK=/usr/lib/libGL.so.1
+fi
 BINDIR=/usr/bin
 
 # ------------------------------------------------------------------ CRC
@@ -1333,6 +1355,31 @@ manifest_entry() {
             [ "$1" = NATIVE ] || return 1
             e_kind=link e_dest=$LIBDIR${2%/}/$e_name e_target=$3
             ;;
+        OPENGL_LIB | GLX_CLIENT_LIB | EGL_CLIENT_LIB)
+            [ "$opt_no_opengl_files" = 0 ] || return 1
+            case "$1" in
+                NATIVE) e_kind=file e_dest=$LIBDIR/$e_name ;;
+                COMPAT32) e_kind=file e_dest=$COMPAT32_LIBDIR/${e_name##*/} ;;
+                *) return 1 ;;
+            esac
+            ;;
+        OPENGL_SYMLINK | GLX_CLIENT_SYMLINK | EGL_CLIENT_SYMLINK)
+            [ "$opt_no_opengl_files" = 0 ] || return 1
+            case "$1" in
+                NATIVE) e_kind=link e_dest=$LIBDIR/$e_name e_target=$2 ;;
+                COMPAT32) e_kind=link e_dest=$COMPAT32_LIBDIR/${e_name##*/} e_target=$2 ;;
+                *) return 1 ;;
+            esac
+            ;;
+        GLVND_EGL_ICD_JSON)
+            # check_libglvnd_files: the system's libglvnd's directory.
+            [ "$opt_no_opengl_files" = 0 ] || return 1
+            e_kind=file e_dest=/usr/share/glvnd/egl_vendor.d/$e_name
+            ;;
+        VULKAN_ICD_JSON)
+            # files.c set_destinations: /etc/vulkan/<path>/.
+            e_kind=file e_dest=/etc/vulkan/$1/$e_name
+            ;;
         GLVND_LIB)
             [ "$1" = NATIVE ] && [ "$glvnd_install" = 1 ] || return 1
             e_kind=file e_dest=$LIBDIR/$e_name
@@ -1452,10 +1499,15 @@ conflicting_files() {
             printf '%s\n' "$e_dest"
         fi
         case "$e_type" in
-            UTILITY_LIB | CUDA_LIB | ENCODEAPI_LIB | NVCUVID_LIB | GLVND_LIB)
-                _names="$_names ${e_name%%.so.*}.so"
+            UTILITY_LIB | CUDA_LIB | ENCODEAPI_LIB | NVCUVID_LIB | GLVND_LIB | OPENGL_LIB | GLX_CLIENT_LIB | EGL_CLIENT_LIB)
+                _n=${e_name##*/}
+                _names="$_names ${_n%%.so.*}.so"
                 ;;
         esac
+        # add_libgl_abi_symlink's link is a conflicting file too.
+        if [ "$e_type" = GLX_CLIENT_LIB ] && [ -n "$LIBGL_ABI_LINK" ] && { [ -e "$LIBGL_ABI_LINK" ] || [ -L "$LIBGL_ABI_LINK" ]; }; then
+            printf '%s\n' "$LIBGL_ABI_LINK"
+        fi
     done 3< .manifest
     [ -n "$_names" ] || return 0
     set --
@@ -1572,6 +1624,18 @@ install_entries() {
         fi
         printf '0: %s\n%s\n' "$e_dest" "$e_target" >> "$BACKUP_LOG"
     done 3< .manifest
+    # files.c add_libgl_abi_symlink: /usr/lib/libGL.so.1 to the library
+    # directory's libGL.so.1 whenever OpenGL files are installed, with
+    # --no-install-libglvnd too (ldconfig then removes it when that leads
+    # nowhere).
+    if [ -n "$LIBGL_ABI_LINK" ]; then
+        ui_log "Creating symlink: $LIBGL_ABI_LINK -> $LIBDIR/libGL.so.1"
+        if mkdir_logged /usr/lib && ln -s -- "$LIBDIR/libGL.so.1" "$LIBGL_ABI_LINK" 2> /dev/null; then
+            printf '0: %s\n%s\n' "$LIBGL_ABI_LINK" "$LIBDIR/libGL.so.1" >> "$BACKUP_LOG"
+        else
+            continue_after_error "Cannot create symlink $LIBGL_ABI_LINK"
+        fi
+    fi
 }
 
 # ---------------------------------------------------------- kernel modules

@@ -281,3 +281,61 @@ func TestStandinOldUninstallerRejectsSkipModuleUnload(t *testing.T) {
 	mustContain(t, "old uninstaller", r, `unrecognized option: "--skip-module-unload"`, "rc=1\n", "kept\n")
 	mustContain(t, "old uninstaller without it", m.sh(t, `nvidia-uninstall -s; echo "rc=$?"; test -e /var/lib/nvidia || echo removed`), "rc=0\n", "removed\n")
 }
+
+// manifest.c file types, files.c set_destinations, compat_libdirs and
+// add_libgl_abi_symlink: the OpenGL vendor libraries (native and 32-bit),
+// the EGL and Vulkan ICD files, and /usr/lib/libGL.so.1 with
+// --no-install-libglvnd too (when neither library directory is /usr/lib).
+func TestStandinManifestFileTypes(t *testing.T) {
+	c, _ := chrootWithTree(t, verA)
+	lib := "/usr/lib/x86_64-linux-gnu"
+	list := `for f in ` + lib + `/libGLX_nvidia.so.` + verA + ` ` + lib + `/libEGL_nvidia.so.` + verA + ` ` + lib + `/libnvidia-glcore.so.` + verA + ` /usr/share/glvnd/egl_vendor.d/10_nvidia.json /etc/vulkan/icd.d/nvidia_icd.json /usr/lib/libGLX_nvidia.so.` + verA + ` /usr/lib/i386-linux-gnu/libGLX_nvidia.so.` + verA + `; do test -f $f && echo "file $f"; done
+for l in ` + lib + `/libGLX_nvidia.so.0 /usr/lib/libGLX_nvidia.so.0 /usr/lib/i386-linux-gnu/libGLX_nvidia.so.0 /usr/lib/libGL.so.1; do test -L $l && echo "link $l -> $(readlink $l)"; done`
+	r := c.sh(t, `/mnt/a/nvidia-installer `+flagsLikeNvidiaprep+`; echo "rc=$?"; `+list)
+	mustContain(t, "64-bit only", r, "rc=0\n", "file "+lib+"/libGLX_nvidia.so."+verA, "file "+lib+"/libEGL_nvidia.so."+verA, "file "+lib+"/libnvidia-glcore.so."+verA,
+		"file /usr/share/glvnd/egl_vendor.d/10_nvidia.json", "file /etc/vulkan/icd.d/nvidia_icd.json", "file /usr/lib/libGLX_nvidia.so."+verA,
+		"link "+lib+"/libGLX_nvidia.so.0 -> libGLX_nvidia.so."+verA, "link /usr/lib/libGLX_nvidia.so.0 -> libGLX_nvidia.so."+verA)
+	if strings.Contains(r.out, "/usr/lib/libGL.so.1") {
+		t.Errorf("the libGL link with the 32-bit libraries in /usr/lib:\n%s", r.out)
+	}
+	mustCode(t, "uninstall", c.sh(t, `nvidia-uninstall -s --skip-module-unload`), 0)
+
+	// With the distribution's libglvnd (ldconfig removes a link that
+	// leads nowhere, the real one's too).
+	mustCode(t, "distribution GL", c.sh(t, distroGL), 0)
+	r = c.sh(t, `mkdir -p /usr/lib/i386-linux-gnu; /mnt/a/nvidia-installer `+flagsLikeNvidiaprep+`; echo "rc=$?"; `+list)
+	mustContain(t, "with i386", r, "rc=0\n", "file /usr/lib/i386-linux-gnu/libGLX_nvidia.so."+verA, "link /usr/lib/i386-linux-gnu/libGLX_nvidia.so.0 -> libGLX_nvidia.so."+verA,
+		"link /usr/lib/libGL.so.1 -> "+lib+"/libGL.so.1")
+	mustCode(t, "uninstall", c.sh(t, `nvidia-uninstall -s --skip-module-unload`), 0)
+	if r := c.sh(t, `ls /usr/lib/libGL.so.1 /usr/lib/i386-linux-gnu/libGLX_nvidia.so.0 2>&1`); strings.Count(r.out, "No such file") != 2 {
+		t.Errorf("left after the uninstall:\n%s", r.out)
+	}
+
+	r = c.sh(t, `/mnt/a/nvidia-installer `+flagsLikeNvidiaprep+` --no-opengl-files; echo "rc=$?"; `+list)
+	mustContain(t, "--no-opengl-files", r, "rc=0\n", "file /etc/vulkan/icd.d/nvidia_icd.json")
+	if strings.Contains(r.out, "GLX") || strings.Contains(r.out, "10_nvidia.json") {
+		t.Errorf("OpenGL files with --no-opengl-files:\n%s", r.out)
+	}
+}
+
+// command-list.c find_conflicting_files: with --no-backup every
+// lib<name>.so* of a packaged library under /usr/lib* is deleted, the
+// distribution's copies (as Debian's libcuda1 and libnvidia-ml1 install
+// them) included; without it they are backed up and come back on
+// uninstall.
+func TestStandinNoBackupDeletesDistributionLibraries(t *testing.T) {
+	c, _ := chrootWithTree(t, verA)
+	lib := "/usr/lib/x86_64-linux-gnu"
+	distro := `cd ` + lib + ` && for f in libcuda.so.535.216.01 libnvidia-ml.so.535.216.01 libnvidia-cfg.so.535.216.01; do echo debian > $f; done && ln -sf libcuda.so.535.216.01 libcuda.so.1 && ln -sf libnvidia-ml.so.535.216.01 libnvidia-ml.so.1`
+	show := `ls ` + lib + `/libcuda.so.535.216.01 ` + lib + `/libnvidia-ml.so.535.216.01 ` + lib + `/libnvidia-cfg.so.535.216.01 2>&1`
+	r := c.sh(t, distro+` && /mnt/a/nvidia-installer `+flagsLikeNvidiaprep+`; echo "rc=$?"; `+show)
+	mustContain(t, "--no-backup", r, "rc=0\n", "libcuda.so.535.216.01': No such file", "libnvidia-ml.so.535.216.01': No such file", lib+"/libnvidia-cfg.so.535.216.01\n")
+	mustCode(t, "uninstall", c.sh(t, `nvidia-uninstall -s --skip-module-unload`), 0)
+
+	flags := strings.Replace(flagsLikeNvidiaprep, " --no-backup", "", 1)
+	r = c.sh(t, distro+` && /mnt/a/nvidia-installer `+flags+`; echo "rc=$?"; `+show+`; nvidia-uninstall -s --skip-module-unload; `+show)
+	mustContain(t, "with backups", r, "rc=0\n", "libcuda.so.535.216.01': No such file")
+	if strings.Count(r.out, lib+"/libnvidia-ml.so.535.216.01\n") != 1 || strings.Count(r.out, lib+"/libcuda.so.535.216.01\n") != 1 {
+		t.Errorf("the backed-up copies did not come back:\n%s", r.out)
+	}
+}
