@@ -22,7 +22,6 @@ type wantEntry struct {
 	compat32 bool
 }
 
-
 // libTypes are the .manifest types of native libraries installed into the
 // library directory, with whether the entry carries a path below it
 // (manifest.c: has_path); symTypes the same for their symlinks.
