@@ -135,3 +135,26 @@ func TestCheckScriptCompat32(t *testing.T) {
 		t.Errorf("missing %v", files)
 	}
 }
+
+// The libraries whose names conflict, and what conflictScript finds.
+func TestConflicts(t *testing.T) {
+	tree := t.TempDir()
+	os.WriteFile(filepath.Join(tree, ".manifest"), []byte(testManifest), 0o644)
+	names, err := conflictNames(tree)
+	if err != nil || strings.Join(names, " ") != "libnvidia-ml.so libcuda.so libGLX_nvidia.so" {
+		t.Fatalf("%v %v", names, err)
+	}
+	d := t.TempDir()
+	lib := filepath.Join(d, "lib", "x86_64-linux-gnu")
+	os.MkdirAll(lib, 0o755)
+	os.MkdirAll(filepath.Join(d, "lib", "build"), 0o755)
+	for _, f := range []string{"libcuda.so.535.216.01", "libnvidia-cfg.so.1", "../build/libcuda.so.1"} {
+		os.WriteFile(filepath.Join(lib, f), []byte("x"), 0o644)
+	}
+	os.Symlink("libcuda.so.535.216.01", filepath.Join(lib, "libcuda.so.1"))
+	script := strings.ReplaceAll(conflictScript, conflictDirs, filepath.Join(d, "lib"))
+	out, err := exec.Command("/bin/sh", append([]string{"-c", script, "conflicts"}, names...)...).Output()
+	if err != nil || string(out) != lib+"/libcuda.so.1\t-\n"+lib+"/libcuda.so.535.216.01\t-\n" {
+		t.Errorf("%v: %q", err, out)
+	}
+}

@@ -228,6 +228,9 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	if err := s.clean(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.checkConflicts(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.install(ctx); err != nil {
 		return nil, err
 	}
