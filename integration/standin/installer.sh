@@ -102,10 +102,25 @@
 #     from the ldconfig cache (find_libdir_and_fall_back); "not found"
 #     (127) without glibc's loader.
 #
+#   * Kernel modules (README.md rows 3-19, through the module programs on
+#     the PATH: integration/standin/kmod.sh in tests): the pre-unload hook;
+#     `lsmod` and `rmmod` of every loaded NVIDIA module before an install
+#     (a module still loaded fails it before 545.23.06, and from then on
+#     unless --allow-installation-with-running-driver, which skips the
+#     loads); the pre-install hook; nouveau (--no-nouveau-check skips the
+#     check); a "build" of text .ko files (NVIDIAPREP_STANDIN_FAIL_BUILD);
+#     the test load through `insmod` unless the load is skipped
+#     (NVIDIAPREP_STANDIN_FAIL_LOAD makes the kernel refuse the module);
+#     DKMS through `dkms ldtarball` and `dkms install -k <kernel>`, only
+#     with dkms and tar, a failure a warning; the modules installed to
+#     /lib/modules/<kernel>/kernel/drivers/video; `modprobe nvidia-drm` at
+#     the end; the post-install hook (failed-install after a failure).
+#   * The OpenGL/GLX/EGL vendor libraries, native and 32-bit, the EGL and
+#     Vulkan ICD files, and /usr/lib/libGL.so.1 (add_libgl_abi_symlink).
+#
 # Not imitated: the ncurses UI and questions (every question takes its
-# default answer), X server, nouveau, SELinux, RPM and distro-hook checks,
-# module signing, OpenGL/Vulkan/EGL files other than libglvnd, precompiled
-# interfaces, building or loading modules, initramfs. CRCs of backed-up and
+# default answer), X server, SELinux, RPM, module signing, precompiled
+# interfaces, a real build, initramfs. CRCs of backed-up and
 # installed files are computed the real way (crc.c), derived from cksum(1)
 # in sh.
 #
