@@ -54,12 +54,13 @@ type hostNode struct {
 
 func newHostNode(t *testing.T) *hostNode {
 	t.Helper()
-	return newHostNodeWith(t, vmidHostDriver, hdOld, hdWant)
+	return newHostNodeWith(t, vmidHostDriver, nil, hdOld, hdWant)
 }
 
-// newHostNodeWith is newHostNode as vmid, with stand-in .runs of versions
-// (the last one is configured only when it is hdWant).
-func newHostNodeWith(t *testing.T, vmid int, versions ...string) *hostNode {
+// newHostNodeWith is newHostNode as vmid, with the packages extra in its
+// repository too, and stand-in .runs of versions (the last one is
+// configured only when it is hdWant).
+func newHostNodeWith(t *testing.T, vmid int, extra []string, versions ...string) *hostNode {
 	t.Helper()
 	bed := lxctest.NewTestBed(t)
 	var u unix.Utsname
@@ -111,7 +112,7 @@ func newHostNodeWith(t *testing.T, vmid int, versions ...string) *hostNode {
 		debs = append(debs, deb)
 	}
 	repo := filepath.Join(bed.Dir, "repo")
-	if err := aptrepo.Build(repo, debs...); err != nil {
+	if err := aptrepo.Build(repo, append(debs, extra...)...); err != nil {
 		t.Fatal(err)
 	}
 

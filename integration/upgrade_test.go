@@ -102,7 +102,7 @@ func (n *hostNode) unit() (int, string, string) {
 // installs, test-loads the new one and loads it (integration/standin).
 func TestHostDriverUpgradeAtBoot(t *testing.T) {
 	t0 := time.Now()
-	n := newHostNodeWith(t, vmidHostDriver+1, up570, up580, up590)
+	n := newHostNodeWith(t, vmidHostDriver+1, nil, up570, up580, up590)
 	n.standinModules()
 	n.boot()
 	n.must(`set -e
