@@ -217,5 +217,45 @@ systemctl enable nvidiaprep-host-driver`)
 			t.Errorf("after the holder left: exit %d, loaded %q\n%s", code, n.loaded(), status)
 		}
 	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("nouveau that will not let go", func(t *testing.T) {
+		// A boot without the blacklist (an initramfs that still had
+		// nouveau): nouveau drives the GPU, a console holds it.
+		n.configure(up580)
+		if _, err := n.ct.Stop("", nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.host.UnloadDriver(); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.host.BindNouveau("0000:01:00.0", true); err != nil {
+			t.Fatal(err)
+		}
+		n.boot()
+		status, _ := n.sh("systemctl status --no-pager --lines=0 nvidiaprep-host-driver")
+		wantContains(t, "status", status, "active (exited)", "reboot required to release nouveau")
+		n.must("grep -q 'blacklist nouveau' /etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf && test -e /run/reboot-required")
+		wantContains(t, "the install record", n.must("head -n1 /var/lib/nvidia/log"), "("+up590+")")
+		if s := n.state(); s.Outcome != hostdriver.OutcomeRebootRequired || !strings.Contains(s.Error, "nouveau") {
+			t.Errorf("state %+v", s)
+		}
+		// The reboot with the blacklist: nouveau stays out, and the unit
+		// installs and loads the driver at boot.
+		if _, err := n.ct.Stop("", nil); err != nil {
+			t.Fatal(err)
+		}
+		os.RemoveAll(filepath.Join(n.host.Sys, "module/nouveau"))
+		os.Remove(filepath.Join(n.host.Sys, "bus/pci/devices/0000:01:00.0/driver"))
+		os.WriteFile(filepath.Join(n.host.Proc, "modules"), nil, 0o644)
+		n.boot()
+		status, _ = n.sh("systemctl status --no-pager --lines=0 nvidiaprep-host-driver")
+		wantContains(t, "status after the reboot", status, "active (exited)", "NVIDIA driver "+up580+" installed and loaded (was: none)")
+		if l := n.loaded(); l != allLoaded(up580) {
+			t.Errorf("loaded: %q", l)
+		}
+	})
 	t.Logf("whole test: %v", time.Since(t0).Round(time.Millisecond))
 }
