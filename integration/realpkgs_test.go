@@ -55,11 +55,12 @@ apt-get update -q
 apt-get install -y -q libcuda1 libnvidia-ml1 nvidia-smi
 test -e /usr/lib/nvidia/alternate-install-present
 update-alternatives --query nvidia >/dev/null
-dpkg-divert --list | grep -q glx-diversions`)
-	before, _ := sh(t, ct, `dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' | grep -E 'nvidia|cuda|glx'`)
-	t.Logf("before:\n%s", before)
+dpkg-divert --list | grep -q glx-diversions
+dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' | grep -E 'nvidia|cuda|glx' >/root/before`)
 
 	_, p, _ := startProvisioned(t, n, ct)
+	before, _ := sh(t, ct, "cat /root/before")
+	t.Logf("before:\n%s", before)
 	if p.Outcome != record.Installed {
 		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmidRealPackages))
 	}
