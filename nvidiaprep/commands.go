@@ -169,10 +169,12 @@ func newApp(h host) *cli.App {
 				Name: "host-driver", MaxArgs: 0, Root: true,
 				Summary: "keep the node's driver at [driver] version (what the boot unit runs)",
 				Help: "Keeps the node's NVIDIA driver at [driver] version: fast when it is loaded;\n" +
-					"otherwise fetch, verify and install it, then ask for a reboot. From a\n" +
-					"terminal it shows what it will change and asks first (--yes: it does not).\n" +
-					"nvidiaprep-host-driver.service runs this at every boot; run it by hand\n" +
-					"(systemctl start nvidiaprep-host-driver.service) after changing [driver].",
+					"otherwise fetch, verify, install and load it, with no reboot unless a process\n" +
+					"holds the GPU (it is named) or nouveau will not let go; a new driver that fails\n" +
+					"to build or load is replaced by the old one again. From a terminal it shows\n" +
+					"what it will change and asks first (--yes: it does not).\n" +
+					"nvidiaprep-host-driver.service runs this at every boot, before the guests\n" +
+					"start, and never asks (docs/driver-upgrades.md).",
 				Examples: []string{
 					"nvidiaprep host-driver  # from a terminal: shows what it will purge, install, rebuild and unload, and asks",
 					"systemctl start nvidiaprep-host-driver.service && journalctl -u nvidiaprep-host-driver.service",

@@ -84,8 +84,17 @@ func (h *Host) LoadDriver(d Driver) error {
 		filepath.Join(h.Proc, "driver/nvidia/version"): fmt.Sprintf("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  %s  Release Build  (stand-in)\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n", d.Version),
 		filepath.Join(h.Sys, "module/nvidia/version"):  d.Version + "\n",
 	}
+	// Loaded modules as the stand-in module programs (kmod.sh) keep them:
+	// sys/module/<m>/{version,refcnt}, proc/modules.
+	files[filepath.Join(h.Sys, "module/nvidia/refcnt")] = "0\n"
+	files[filepath.Join(h.Root, ".standin/uvm-major")] = fmt.Sprintf("%d\n", d.UVMMajor)
+	if d.UVMMajor > 0 {
+		files[filepath.Join(h.Sys, "module/nvidia_uvm/version")] = d.Version + "\n"
+		files[filepath.Join(h.Sys, "module/nvidia_uvm/refcnt")] = "0\n"
+	}
 	if d.Modeset {
 		files[filepath.Join(h.Sys, "module/nvidia_modeset/version")] = d.Version + "\n"
+		files[filepath.Join(h.Sys, "module/nvidia_modeset/refcnt")] = "0\n"
 	}
 	for _, g := range d.GPUs {
 		model := g.Model
@@ -101,17 +110,32 @@ func (h *Host) LoadDriver(d Driver) error {
 			return err
 		}
 	}
-	return nil
+	// The GPUs on the PCI bus, bound to nvidia (nouveau_is_present and the
+	// stand-in modprobe read the driver links).
+	for _, g := range d.GPUs {
+		dev := filepath.Join(h.Sys, "bus/pci/devices", g.PCIBusID)
+		if err := os.MkdirAll(dev, 0o755); err != nil {
+			return fmt.Errorf("stand-in host: %w", err)
+		}
+		_ = os.Remove(filepath.Join(dev, "driver"))
+		if err := os.Symlink("../../../bus/pci/drivers/nvidia", filepath.Join(dev, "driver")); err != nil {
+			return fmt.Errorf("stand-in host: %w", err)
+		}
+	}
+	return h.writeProcModules()
 }
 
 // UnloadDriver removes the driver's procfs and sysfs files, as after rmmod.
 func (h *Host) UnloadDriver() error {
-	for _, p := range []string{filepath.Join(h.Proc, "driver/nvidia"), filepath.Join(h.Sys, "module/nvidia"), filepath.Join(h.Sys, "module/nvidia_modeset")} {
+	for _, p := range []string{filepath.Join(h.Proc, "driver/nvidia"), filepath.Join(h.Sys, "module/nvidia"), filepath.Join(h.Sys, "module/nvidia_modeset"), filepath.Join(h.Sys, "module/nvidia_uvm"), filepath.Join(h.Sys, "module/nvidia_drm")} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("stand-in host: %w", err)
 		}
 	}
-	return writeFile(filepath.Join(h.Proc, "devices"), "Character devices:\n  1 mem\n  4 tty\n\nBlock devices:\n  7 loop\n")
+	if err := writeFile(filepath.Join(h.Proc, "devices"), "Character devices:\n  1 mem\n  4 tty\n\nBlock devices:\n  7 loop\n"); err != nil {
+		return err
+	}
+	return h.writeProcModules()
 }
 
 // MakeNodes creates the driver's character device nodes through h.Nodes

@@ -102,10 +102,25 @@
 #     from the ldconfig cache (find_libdir_and_fall_back); "not found"
 #     (127) without glibc's loader.
 #
+#   * Kernel modules (README.md rows 3-19, through the module programs on
+#     the PATH: integration/standin/kmod.sh in tests): the pre-unload hook;
+#     `lsmod` and `rmmod` of every loaded NVIDIA module before an install
+#     (a module still loaded fails it before 545.23.06, and from then on
+#     unless --allow-installation-with-running-driver, which skips the
+#     loads); the pre-install hook; nouveau (--no-nouveau-check skips the
+#     check); a "build" of text .ko files (NVIDIAPREP_STANDIN_FAIL_BUILD);
+#     the test load through `insmod` unless the load is skipped
+#     (NVIDIAPREP_STANDIN_FAIL_LOAD makes the kernel refuse the module);
+#     DKMS through `dkms ldtarball` and `dkms install -k <kernel>`, only
+#     with dkms and tar, a failure a warning; the modules installed to
+#     /lib/modules/<kernel>/kernel/drivers/video; `modprobe nvidia-drm` at
+#     the end; the post-install hook (failed-install after a failure).
+#   * The OpenGL/GLX/EGL vendor libraries, native and 32-bit, the EGL and
+#     Vulkan ICD files, and /usr/lib/libGL.so.1 (add_libgl_abi_symlink).
+#
 # Not imitated: the ncurses UI and questions (every question takes its
-# default answer), X server, nouveau, SELinux, RPM and distro-hook checks,
-# module signing, OpenGL/Vulkan/EGL files other than libglvnd, precompiled
-# interfaces, building or loading modules, initramfs. CRCs of backed-up and
+# default answer), X server, SELinux, RPM, module signing, precompiled
+# interfaces, a real build, initramfs. CRCs of backed-up and
 # installed files are computed the real way (crc.c), derived from cksum(1)
 # in sh.
 #
@@ -257,8 +272,13 @@ EOF
       Install (and, as conflicting files, first remove or back up the
       system's) libglvnd libraries, or never install them; by default only
       when the system has none.
-  --skip-module-unload
-      Do not unload the NVIDIA kernel modules (uninstall).
+EOF
+    # An nvidia-uninstall from before 346.16 does not know it.
+    if [ "$NVIDIAPREP_STANDIN_OLD_UNINSTALLER" != 1 ] || [ "${argv0##*/}" != nvidia-uninstall ]; then
+        echo '  --skip-module-unload'
+        echo '      Do not unload the NVIDIA kernel modules (uninstall).'
+    fi
+    cat <<'EOF'
   --skip-depmod
       Do not run depmod.
 EOF
@@ -290,6 +310,9 @@ opt_allow_running=0
 opt_tmpdir=""
 opt_install_libglvnd=""
 opt_skip_module_unload=0
+opt_skip_module_load=0
+opt_no_nouveau_check=0
+opt_no_opengl_files=0
 opt_skip_depmod=0
 opt_print_recommended=0
 opt_help=0
@@ -363,6 +386,11 @@ option_kind() {
         skip-module-load) _since=550.40 ;;
         kernel-module-type) _since=555.42 ;;
         print-recommended-kernel-module-type) _since=570.86.16 ;;
+        skip-module-unload)
+            # An installed nvidia-uninstall from before 346.16 (stand-in:
+            # NVIDIAPREP_STANDIN_OLD_UNINSTALLER=1) does not know it.
+            [ "$NVIDIAPREP_STANDIN_OLD_UNINSTALLER" = 1 ] && [ "${argv0##*/}" = nvidia-uninstall ] && _since=999999
+            ;;
     esac
     if [ -n "$_since" ] && ! version_at_least "$NV_VERSION" "$_since"; then
         kind=""
@@ -496,6 +524,9 @@ parse_commandline() {
             allow-installation-with-running-driver) opt_allow_running=$boolval ;;
             install-libglvnd) opt_install_libglvnd=$boolval ;;
             skip-module-unload) opt_skip_module_unload=1 ;;
+            skip-module-load) opt_skip_module_load=1 ;;
+            no-nouveau-check) opt_no_nouveau_check=1 ;;
+            no-opengl-files) opt_no_opengl_files=1 ;;
             skip-depmod) opt_skip_depmod=1 ;;
             tmpdir) opt_tmpdir=$value ;;
             print-recommended-kernel-module-type) opt_print_recommended=1 ;;
@@ -508,6 +539,42 @@ parse_commandline() {
         esac
     done
 }
+
+# standin_controls: the stand-in's test controls from /etc/nvidiaprep-standin
+# (NAME=VALUE lines) where the environment does not set them.
+standin_controls() {
+    [ -f /etc/nvidiaprep-standin ] || return 0
+    while IFS='=' read -r _sc_name _sc_value; do
+        case "$_sc_name" in
+            NVIDIAPREP_STANDIN_INSTALL_DELAY)
+                [ -n "$NVIDIAPREP_STANDIN_INSTALL_DELAY" ] || NVIDIAPREP_STANDIN_INSTALL_DELAY=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_FAIL_INSTALL)
+                [ -n "$NVIDIAPREP_STANDIN_FAIL_INSTALL" ] || NVIDIAPREP_STANDIN_FAIL_INSTALL=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_FILE_DELAY)
+                [ -n "$NVIDIAPREP_STANDIN_FILE_DELAY" ] || NVIDIAPREP_STANDIN_FILE_DELAY=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_FAIL_FILE)
+                [ -n "$NVIDIAPREP_STANDIN_FAIL_FILE" ] || NVIDIAPREP_STANDIN_FAIL_FILE=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_ROOT)
+                [ -n "$NVIDIAPREP_STANDIN_ROOT" ] || NVIDIAPREP_STANDIN_ROOT=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_FAIL_BUILD)
+                [ -n "$NVIDIAPREP_STANDIN_FAIL_BUILD" ] || NVIDIAPREP_STANDIN_FAIL_BUILD=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_FAIL_LOAD)
+                [ -n "$NVIDIAPREP_STANDIN_FAIL_LOAD" ] || NVIDIAPREP_STANDIN_FAIL_LOAD=$_sc_value
+                ;;
+            NVIDIAPREP_STANDIN_OLD_UNINSTALLER)
+                [ -n "$NVIDIAPREP_STANDIN_OLD_UNINSTALLER" ] || NVIDIAPREP_STANDIN_OLD_UNINSTALLER=$_sc_value
+                ;;
+        esac
+    done < /etc/nvidiaprep-standin
+}
+
+standin_controls
 
 parse_commandline "$@"
 
@@ -600,7 +667,13 @@ find_system_util() {
 
 # find_system_utils and find_module_utils (misc.c), run for every install,
 # uninstall and --driver-info, with or without --no-kernel-module.
-for _u in ldconfig:glibc grep:grep dmesg:util-linux tail:coreutils; do
+# Before 510.39.01 ldd, cut, tr and sed were system utilities too
+# (nvidia-installer.h SystemUtils at 495.46).
+_sys_utils="ldconfig:glibc grep:grep dmesg:util-linux tail:coreutils"
+if ! version_at_least "$NV_VERSION" 510.39.01; then
+    _sys_utils="ldconfig:glibc ldd:glibc grep:grep dmesg:util-linux tail:coreutils cut:coreutils tr:coreutils sed:sed"
+fi
+for _u in $_sys_utils; do
     if ! find_system_util "${_u%%:*}"; then
         ui_error "Unable to find the system utility \`${_u%%:*}\`; please make sure you have the package '${_u#*:}' installed.  If you do have ${_u#*:} installed, then please check that \`${_u%%:*}\` is in your PATH."
         exit 1
@@ -616,6 +689,12 @@ for _u in modprobe rmmod lsmod depmod; do
 done
 UTIL_DKMS=""
 find_system_util dkms && UTIL_DKMS=$util_r
+UTIL_TAR=""
+find_system_util tar && UTIL_TAR=$util_r
+# The test load's init_module(2), done by the stand-in insmod (the module
+# boundary: integration/standin/kmod.sh).
+UTIL_INSMOD=""
+find_system_util insmod && UTIL_INSMOD=$util_r
 UTIL_SYSTEMCTL=""
 find_system_util systemctl && UTIL_SYSTEMCTL=$util_r
 
@@ -635,6 +714,26 @@ if [ -z "$LIBDIR" ]; then
     done
 fi
 [ -n "$LIBDIR" ] || LIBDIR=/usr/lib
+# The 32-bit library directory, the same way over lib/i386-linux-gnu,
+# lib32, lib (files.c compat_libdirs).
+COMPAT32_LIBDIR=""
+for _d in /usr/lib/i386-linux-gnu/ /usr/lib32/; do
+    case "$_cache" in
+        *"$_d"*) COMPAT32_LIBDIR=${_d%/}; break ;;
+    esac
+done
+if [ -z "$COMPAT32_LIBDIR" ]; then
+    for _d in /usr/lib/i386-linux-gnu /usr/lib32 /usr/lib; do
+        if [ -d "$_d" ]; then COMPAT32_LIBDIR=$_d; break; fi
+    done
+fi
+[ -n "$COMPAT32_LIBDIR" ] || COMPAT32_LIBDIR=/usr/lib
+# files.c add_libgl_abi_symlink: only when neither library directory is
+# /usr/lib itself.
+LIBGL_ABI_LINK=""
+if [ "$opt_no_opengl_files" = 0 ] && [ "$LIBDIR" != /usr/lib ] && [ "$COMPAT32_LIBDIR" != /usr/lib ]; then
+    LIBGL_ABI_LINK=/usr/lib/libGL.so.1
+fi
 BINDIR=/usr/bin
 
 # ------------------------------------------------------------------ CRC
@@ -1051,6 +1150,7 @@ do_uninstall() {
         return 1
     fi
     check_permissions || return 1
+    run_distro_hook pre-uninstall
     entries_ok=1
     bad_links=""
     ck_n=0
@@ -1126,6 +1226,7 @@ do_uninstall() {
             fi
         fi
     fi
+    run_distro_hook post-uninstall
     return 0
 }
 
@@ -1269,6 +1370,31 @@ manifest_entry() {
             [ "$1" = NATIVE ] || return 1
             e_kind=link e_dest=$LIBDIR${2%/}/$e_name e_target=$3
             ;;
+        OPENGL_LIB | GLX_CLIENT_LIB | EGL_CLIENT_LIB)
+            [ "$opt_no_opengl_files" = 0 ] || return 1
+            case "$1" in
+                NATIVE) e_kind=file e_dest=$LIBDIR/$e_name ;;
+                COMPAT32) e_kind=file e_dest=$COMPAT32_LIBDIR/${e_name##*/} ;;
+                *) return 1 ;;
+            esac
+            ;;
+        OPENGL_SYMLINK | GLX_CLIENT_SYMLINK | EGL_CLIENT_SYMLINK)
+            [ "$opt_no_opengl_files" = 0 ] || return 1
+            case "$1" in
+                NATIVE) e_kind=link e_dest=$LIBDIR/$e_name e_target=$2 ;;
+                COMPAT32) e_kind=link e_dest=$COMPAT32_LIBDIR/${e_name##*/} e_target=$2 ;;
+                *) return 1 ;;
+            esac
+            ;;
+        GLVND_EGL_ICD_JSON)
+            # check_libglvnd_files: the system's libglvnd's directory.
+            [ "$opt_no_opengl_files" = 0 ] || return 1
+            e_kind=file e_dest=/usr/share/glvnd/egl_vendor.d/$e_name
+            ;;
+        VULKAN_ICD_JSON)
+            # files.c set_destinations: /etc/vulkan/<path>/.
+            e_kind=file e_dest=/etc/vulkan/$1/$e_name
+            ;;
         GLVND_LIB)
             [ "$1" = NATIVE ] && [ "$glvnd_install" = 1 ] || return 1
             e_kind=file e_dest=$LIBDIR/$e_name
@@ -1388,10 +1514,15 @@ conflicting_files() {
             printf '%s\n' "$e_dest"
         fi
         case "$e_type" in
-            UTILITY_LIB | CUDA_LIB | ENCODEAPI_LIB | NVCUVID_LIB | GLVND_LIB)
-                _names="$_names ${e_name%%.so.*}.so"
+            UTILITY_LIB | CUDA_LIB | ENCODEAPI_LIB | NVCUVID_LIB | GLVND_LIB | OPENGL_LIB | GLX_CLIENT_LIB | EGL_CLIENT_LIB)
+                _n=${e_name##*/}
+                _names="$_names ${_n%%.so.*}.so"
                 ;;
         esac
+        # add_libgl_abi_symlink's link is a conflicting file too.
+        if [ "$e_type" = GLX_CLIENT_LIB ] && [ -n "$LIBGL_ABI_LINK" ] && { [ -e "$LIBGL_ABI_LINK" ] || [ -L "$LIBGL_ABI_LINK" ]; }; then
+            printf '%s\n' "$LIBGL_ABI_LINK"
+        fi
     done 3< .manifest
     [ -n "$_names" ] || return 0
     set --
@@ -1508,28 +1639,252 @@ install_entries() {
         fi
         printf '0: %s\n%s\n' "$e_dest" "$e_target" >> "$BACKUP_LOG"
     done 3< .manifest
+    # files.c add_libgl_abi_symlink: /usr/lib/libGL.so.1 to the library
+    # directory's libGL.so.1 whenever OpenGL files are installed, with
+    # --no-install-libglvnd too (ldconfig then removes it when that leads
+    # nowhere).
+    if [ -n "$LIBGL_ABI_LINK" ]; then
+        ui_log "Creating symlink: $LIBGL_ABI_LINK -> $LIBDIR/libGL.so.1"
+        if mkdir_logged /usr/lib && ln -s -- "$LIBDIR/libGL.so.1" "$LIBGL_ABI_LINK" 2> /dev/null; then
+            printf '0: %s\n%s\n' "$LIBGL_ABI_LINK" "$LIBDIR/libGL.so.1" >> "$BACKUP_LOG"
+        else
+            continue_after_error "Cannot create symlink $LIBGL_ABI_LINK"
+        fi
+    fi
 }
 
-# standin_controls: the stand-in's test controls from /etc/nvidiaprep-standin
-# (NAME=VALUE lines) where the environment does not set them.
-standin_controls() {
-    [ -f /etc/nvidiaprep-standin ] || return 0
-    while IFS='=' read -r _sc_name _sc_value; do
-        case "$_sc_name" in
-            NVIDIAPREP_STANDIN_INSTALL_DELAY)
-                [ -n "$NVIDIAPREP_STANDIN_INSTALL_DELAY" ] || NVIDIAPREP_STANDIN_INSTALL_DELAY=$_sc_value
-                ;;
-            NVIDIAPREP_STANDIN_FAIL_INSTALL)
-                [ -n "$NVIDIAPREP_STANDIN_FAIL_INSTALL" ] || NVIDIAPREP_STANDIN_FAIL_INSTALL=$_sc_value
-                ;;
-            NVIDIAPREP_STANDIN_FILE_DELAY)
-                [ -n "$NVIDIAPREP_STANDIN_FILE_DELAY" ] || NVIDIAPREP_STANDIN_FILE_DELAY=$_sc_value
-                ;;
-            NVIDIAPREP_STANDIN_FAIL_FILE)
-                [ -n "$NVIDIAPREP_STANDIN_FAIL_FILE" ] || NVIDIAPREP_STANDIN_FAIL_FILE=$_sc_value
-                ;;
-        esac
-    done < /etc/nvidiaprep-standin
+# ---------------------------------------------------------- kernel modules
+
+# The stand-in host tree (sysfs for nouveau_is_present); "" is the real /.
+STANDIN_ROOT=${NVIDIAPREP_STANDIN_ROOT:-}
+skip_module_load=$opt_skip_module_load
+KERNEL_NAME=$(uname -r)
+KERNEL_MODULE_DIR=/lib/modules/$KERNEL_NAME/kernel/drivers/video
+# The package's modules in load order (.manifest line 4).
+PKG_KERNEL_MODULES="nvidia nvidia-modeset nvidia-drm nvidia-uvm nvidia-peermem"
+build_dir=""
+
+# run_distro_hook NAME (misc.c run_distro_hook): 0 ran and succeeded, 1
+# ran and failed, 2 not run (no executable /usr/lib/nvidia/NAME).
+run_distro_hook() {
+    _hook=$DISTRO_HOOK_DIRECTORY$1
+    [ -x "$_hook" ] || return 2
+    ui_log "Executing $_hook"
+    if "$_hook" >> "${log_path:-/dev/null}" 2>&1 < /dev/null; then
+        ui_log "done."
+        return 0
+    fi
+    return 1
+}
+
+# module_loaded NAME (kernel.c check_for_loaded_kernel_module): `lsmod`'s
+# output names NAME ('-' and '_' alike) between white space.
+module_loaded() {
+    _want=$(printf '%s' "$1" | tr - _)
+    "$UTIL_LSMOD" 2> /dev/null | awk -v m="$_want" 'NR > 1 { gsub("-", "_", $1); if ($1 == m) f = 1 } END { exit !f }'
+}
+
+# check_for_unloaded_kernel_module (kernel.c): every loaded module of the
+# conflicting list is rmmod'ed, unconditionally; one still loaded fails
+# the install before 545.23.06, and from 545.23.06 is a question whose
+# default is Abort, or Continue with
+# --allow-installation-with-running-driver (then the module load tests and
+# the final load are skipped).
+check_for_unloaded_kernel_module() {
+    if [ $opt_no_kernel_modules = 1 ]; then
+        ui_log "Not installing any kernel modules; skipping the \"is an NVIDIA kernel module loaded?\" test."
+        return 0
+    fi
+    _loaded=""
+    for _m in $CONFLICTING_KERNEL_MODULES; do
+        module_loaded "$_m" && _loaded="$_loaded $_m"
+    done
+    [ -n "$_loaded" ] || return 0
+    for _m in $_loaded; do
+        rmmod_kernel_module "$_m"
+        module_loaded "$_m" || continue
+        if ! version_at_least "$NV_VERSION" 545.23.06; then
+            ui_error "An NVIDIA kernel module '$_m' appears to already be loaded in your kernel.  This may be because it is in use (for example, by an X server, a CUDA program, or the NVIDIA Persistence Daemon), but this may also happen if your kernel was configured without support for module unloading.  Please be sure to exit any programs that may be using the GPU(s) before attempting to upgrade your driver.  If no GPU-based programs are running, you know that your kernel supports module unloading, and you still receive this message, then an error may have occurred that has corrupted an NVIDIA kernel module's usage count, for which the simplest remedy is to reboot your computer."
+            return 1
+        fi
+        ui_warn "An NVIDIA kernel module '$_m' appears to be already loaded in your kernel.  This may be because it is in use (for example, by an X server, a CUDA program, or the NVIDIA Persistence Daemon), but this may also happen if your kernel was configured without support for module unloading.  Some of the sanity checks that nvidia-installer performs to detect potential installation problems are not possible while an NVIDIA kernel module is running."
+        if [ $opt_allow_running = 1 ]; then
+            ui_choice "Would you like to continue installation and skip the sanity checks? If not, please abort the installation, then close any programs which may be using the NVIDIA GPU(s), and attempt installation again." "Continue installation"
+            ui_warn "Continuing installation despite the presence of a loaded NVIDIA kernel module.  Some sanity checks will not be performed.  It is strongly recommended that you reboot your computer after installation is complete.  If the installation is not successful after rebooting the computer, you can run \`nvidia-uninstall\` to attempt to remove the NVIDIA driver."
+            skip_module_load=1
+            ui_log "Kernel module load tests will be skipped."
+            return 0
+        fi
+        ui_choice "Would you like to continue installation and skip the sanity checks? If not, please abort the installation, then close any programs which may be using the NVIDIA GPU(s), and attempt installation again." "Abort installation"
+        return 1
+    done
+    return 0
+}
+
+# nouveau_is_present (misc.c): a PCI device whose driver link names nouveau.
+nouveau_is_present() {
+    for _l in "$STANDIN_ROOT"/sys/bus/pci/devices/*/driver; do
+        [ -L "$_l" ] || continue
+        _t=$(readlink "$_l")
+        [ "${_t##*/}" = nouveau ] && return 0
+    done
+    return 1
+}
+
+# check_for_nouveau (misc.c): skipped with --no-nouveau-check.
+NOUVEAU_DISABLE_FILE=/etc/modprobe.d/nvidia-installer-disable-nouveau.conf
+check_for_nouveau() {
+    [ "$opt_no_nouveau_check" = 1 ] && return 0
+    nouveau_is_present || return 0
+    if ! version_at_least "$NV_VERSION" 550.40.07; then
+        ui_error "The Nouveau kernel driver is currently in use by your system.  This driver is incompatible with the NVIDIA driver, and must be disabled before proceeding.  Please consult the NVIDIA driver README and your Linux distribution's documentation for details on how to correctly disable the Nouveau kernel driver."
+    else
+        ui_warn "The Nouveau kernel driver is currently in use by your system.  This driver is incompatible with the NVIDIA driver, and must be disabled before proceeding."
+    fi
+    if [ ! -e "$NOUVEAU_DISABLE_FILE" ]; then
+        mkdir -p /etc/modprobe.d 2> /dev/null
+        if printf '# generated by nvidia-installer\nblacklist nouveau\noptions nouveau modeset=0\n' > "$NOUVEAU_DISABLE_FILE" 2> /dev/null; then
+            ui_message "One or more modprobe configuration files to disable Nouveau have been written.  You will need to reboot your system and possibly rebuild the initramfs before these changes can take effect.  Note if you later wish to reenable Nouveau, you will need to delete these files: $NOUVEAU_DISABLE_FILE"
+        fi
+    else
+        ui_warn "One or more modprobe configuration files to disable Nouveau are already present at: $NOUVEAU_DISABLE_FILE.  Please be sure you have rebooted your system since these files were written."
+    fi
+    if ! version_at_least "$NV_VERSION" 550.40.07; then
+        return 1
+    fi
+    if [ $opt_allow_running = 1 ]; then
+        ui_choice "nvidia-installer is not able to perform some of the sanity checks which detect potential installation problems while Nouveau is loaded. Would you like to continue installation without these sanity checks, or abort installation, confirm that Nouveau has been properly disabled, and attempt installation again later?" "Continue installation"
+        skip_module_load=1
+        ui_log "Proceeding with installation despite the presence of Nouveau. Kernel module load tests will be skipped."
+        return 0
+    fi
+    ui_choice "nvidia-installer is not able to perform some of the sanity checks which detect potential installation problems while Nouveau is loaded. Would you like to continue installation without these sanity checks, or abort installation, confirm that Nouveau has been properly disabled, and attempt installation again later?" "Abort installation"
+    return 1
+}
+
+# install_kernel_modules (install-from-cwd.c): build (stand-in: text .ko
+# files naming module, version and type), then the test load.
+install_kernel_modules() {
+    _type=open
+    [ "$kernel_dir" = kernel ] && _type=proprietary
+    if ! build_dir=$(mktemp -d "${TMPDIR:-/tmp}/nvidia-standin-build-XXXXXX" 2> /dev/null); then
+        ui_error "Unable to create a temporary build directory."
+        return 1
+    fi
+    ui_log "Building kernel modules"
+    if [ "$NVIDIAPREP_STANDIN_FAIL_BUILD" = 1 ] || [ "$NVIDIAPREP_STANDIN_FAIL_BUILD" = "$pkg_version" ]; then
+        ui_error "An error occurred while performing the step: \"Building kernel modules\". See $log_file_name for details."
+        log_printf "Stand-in: the build fails (NVIDIAPREP_STANDIN_FAIL_BUILD=1)."
+        return 1
+    fi
+    for _m in $PKG_KERNEL_MODULES; do
+        if [ "$NVIDIAPREP_STANDIN_FAIL_LOAD" = 1 ] || [ "$NVIDIAPREP_STANDIN_FAIL_LOAD" = "$pkg_version" ]; then
+            printf 'nvidiaprep-standin-ko %s %s %s fail-load\n' "$_m" "$pkg_version" "$_type" > "$build_dir/$_m.ko"
+        else
+            printf 'nvidiaprep-standin-ko %s %s %s\n' "$_m" "$pkg_version" "$_type" > "$build_dir/$_m.ko"
+        fi
+    done
+    test_kernel_modules
+}
+
+# test_kernel_modules (kernel.c): unless the module load is skipped, unload
+# again, load each built module but nvidia-peermem, unload them.
+test_kernel_modules() {
+    [ "$skip_module_load" = 1 ] && return 0
+    for _m in $CONFLICTING_KERNEL_MODULES; do
+        module_loaded "$_m" && rmmod_kernel_module "$_m"
+    done
+    _ret=0
+    _loaded=""
+    for _m in $PKG_KERNEL_MODULES; do
+        [ "$_m" = nvidia-peermem ] && continue
+        if [ -z "$UTIL_INSMOD" ] || ! _err=$("$UTIL_INSMOD" "$build_dir/$_m.ko" 2>&1 < /dev/null); then
+            _why=${_err##*: }
+            ui_error "Unable to load the kernel module '$_m.ko'.  This happens most frequently when this kernel module was built against the wrong or improperly configured kernel sources, with a version of gcc that differs from the one used to build the target kernel, or if another driver, such as nouveau, is present and prevents the NVIDIA kernel module from obtaining ownership of the NVIDIA device(s), or no NVIDIA device installed in this system is supported by this NVIDIA Linux graphics driver release.  Please see the log entries 'Kernel module load error' and 'Kernel messages' at the end of the file '$log_file_name' for more information."
+            ui_log "Kernel module load error: ${_why:-No such file or directory}"
+            _ret=1
+            break
+        fi
+        _loaded="$_m $_loaded"
+    done
+    for _m in $_loaded; do
+        rmmod_kernel_module "$_m"
+    done
+    return $_ret
+}
+
+# load_kernel_module NAME (kernel.c modprobe_helper): `modprobe NAME`,
+# nothing when the module load is skipped.
+load_kernel_module() {
+    [ "$skip_module_load" = 1 ] && return 0
+    if ! _err=$("$UTIL_MODPROBE" "$1" 2>&1 < /dev/null); then
+        ui_error "Unable to load the '$1' kernel module."
+        log_printf "$_err"
+        return 1
+    fi
+    return 0
+}
+
+# dkms_register_module (misc.c): with --dkms, dkms and tar: a tarball of
+# the built modules and the sources, `dkms ldtarball`, `dkms install -k
+# <running kernel>`, and `dkms status` must say installed. Any failure is a
+# warning and the installation goes on.
+dkms_register_module() {
+    [ -n "$UTIL_DKMS" ] && [ -n "$UTIL_TAR" ] || return 0
+    [ $opt_dkms = 1 ] || return 0
+    ui_log "Registering the kernel modules with DKMS:"
+    _ok=0
+    _t=$(mktemp -d "${TMPDIR:-/tmp}/nvidia-dkms-XXXXXX" 2> /dev/null) || _t=""
+    if [ -n "$_t" ]; then
+        _arch=$(uname -m)
+        mkdir -p "$_t/dkms_source_tree" "$_t/dkms_main_tree/$KERNEL_NAME/$_arch/log" "$_t/dkms_main_tree/$KERNEL_NAME/$_arch/module"
+        echo 2.0.0 > "$_t/dkms_main_tree/dkms_dbversion"
+        echo "stand-in build log" > "$_t/dkms_main_tree/$KERNEL_NAME/$_arch/log/make.log"
+        cp -R "$kernel_dir/." "$_t/dkms_source_tree/"
+        cp "$build_dir"/*.ko "$_t/dkms_main_tree/$KERNEL_NAME/$_arch/module/" 2> /dev/null
+        if ! _out=$(cd "$_t" && "$UTIL_TAR" -czf "$_t.tar.gz" dkms_main_tree dkms_source_tree 2>&1); then
+            ui_error "Failed to create a DKMS tarball"
+        elif ! _out=$("$UTIL_DKMS" ldtarball "$_t.tar.gz" 2>&1 < /dev/null); then
+            ui_error "Failed to load DKMS tarball: $_out"
+        else
+            _nodepmod=""
+            "$UTIL_DKMS" --help 2>&1 | grep -q -- --no-depmod && _nodepmod=" --no-depmod"
+            _cmd="$UTIL_DKMS install$_nodepmod -m nvidia -v $pkg_version -k $KERNEL_NAME"
+            if ! _out=$($_cmd 2>&1 < /dev/null); then
+                ui_error "Failed to run \`$_cmd\`: $_out"
+            elif "$UTIL_DKMS" status -m nvidia -v "$pkg_version" -k "$KERNEL_NAME" 2> /dev/null | grep -q 'installed'; then
+                _ok=1
+            fi
+        fi
+        rm -rf "$_t" "$_t.tar.gz"
+    fi
+    if [ $_ok = 1 ]; then
+        ui_log "done."
+    else
+        ui_warn "Failed to register the NVIDIA kernel modules with DKMS. The NVIDIA kernel modules will be installed, but will not be automatically rebuilt if you change your kernel."
+    fi
+}
+
+# install_built_modules: the built modules (KERNEL_MODULE) to
+# /lib/modules/<kernel>/kernel/drivers/video, logged like any file, then
+# `depmod -a`.
+install_built_modules() {
+    [ -n "$build_dir" ] || return 0
+    if ! mkdir_logged "$KERNEL_MODULE_DIR"; then
+        ui_error "Unable to create directory '$KERNEL_MODULE_DIR'."
+        return 1
+    fi
+    for _m in $PKG_KERNEL_MODULES; do
+        ui_log "Installing: $_m.ko --> $KERNEL_MODULE_DIR/$_m.ko"
+        if ! install -m 0644 -- "$build_dir/$_m.ko" "$KERNEL_MODULE_DIR/$_m.ko" 2> /dev/null; then
+            continue_after_error "Cannot install $KERNEL_MODULE_DIR/$_m.ko"
+            continue
+        fi
+        nv_crc "$KERNEL_MODULE_DIR/$_m.ko"
+        printf '1: %s\n%s\n' "$KERNEL_MODULE_DIR/$_m.ko" "$crc_r" >> "$BACKUP_LOG"
+    done
+    [ $opt_skip_depmod = 1 ] || "$UTIL_DEPMOD" -a > /dev/null 2>&1 < /dev/null
+    return 0
 }
 
 # install_from_cwd: 0 installed, 1 failed, 2 stopped without the failure
@@ -1537,18 +1892,14 @@ standin_controls() {
 install_from_cwd() {
     parse_manifest || return 1
 
-    if [ $opt_no_kernel_modules = 1 ]; then
-        ui_log "Not installing any kernel modules; skipping the \"is an NVIDIA kernel module loaded?\" test."
-    elif grep -q '^nvidia ' /proc/modules 2> /dev/null || [ -d /sys/module/nvidia ]; then
-        ui_warn "An NVIDIA kernel module 'nvidia' appears to be already loaded in your kernel.  This may be because it is in use (for example, by an X server, a CUDA program, or the NVIDIA Persistence Daemon), but this may also happen if your kernel was configured without support for module unloading.  Some of the sanity checks that nvidia-installer performs to detect potential installation problems are not possible while an NVIDIA kernel module is running."
-        if [ $opt_allow_running = 1 ]; then
-            ui_choice "Would you like to continue installation and skip the sanity checks? If not, please abort the installation, then close any programs which may be using the NVIDIA GPU(s), and attempt installation again." "Continue installation"
-            ui_warn "Continuing installation despite the presence of a loaded NVIDIA kernel module.  Some sanity checks will not be performed.  It is strongly recommended that you reboot your computer after installation is complete.  If the installation is not successful after rebooting the computer, you can run \`nvidia-uninstall\` to attempt to remove the NVIDIA driver."
-        else
-            ui_choice "Would you like to continue installation and skip the sanity checks? If not, please abort the installation, then close any programs which may be using the NVIDIA GPU(s), and attempt installation again." "Abort installation"
-            return 1
-        fi
+    # Distribution hook, then every loaded NVIDIA module unloaded
+    # (install-from-cwd.c install_from_cwd).
+    run_distro_hook pre-unload
+    if [ $? = 1 ]; then
+        ui_error "Pre-unload hook script failed"
+        return 1
     fi
+    check_for_unloaded_kernel_module || return 1
 
     ui_log "Installing NVIDIA driver version $pkg_version."
 
@@ -1569,9 +1920,21 @@ install_from_cwd() {
         fi
     fi
 
+    ran_pre_install_hook=0
+    run_distro_hook pre-install
+    case $? in
+        1) ui_choice "The distribution-provided pre-install script failed!  Are you sure you want to continue?" "Continue installation" ;;
+        0)
+            ui_choice "The distribution-provided pre-install script completed successfully. If this is the first time you have run the installer, this script may have helped disable Nouveau, but a reboot may be required first.  Would you like to continue, or would you prefer to abort installation to reboot the system?" "Continue installation"
+            ran_pre_install_hook=1
+            ;;
+    esac
+
+    check_for_nouveau || return 1
+
     if [ $opt_no_kernel_modules = 0 ]; then
         if [ $opt_dkms = 1 ]; then
-            ui_log "Stand-in: the kernel modules are not built; their sources will be installed and registered with DKMS."
+            ui_log "Stand-in: kernel sources are taken as found (--dkms)."
         elif [ -n "$opt_kernel_source_path" ]; then
             case "$opt_kernel_source_path" in
                 /usr | /usr/)
@@ -1583,17 +1946,19 @@ install_from_cwd() {
                 ui_error "The kernel source path '$opt_kernel_source_path' does not exist.  $install_your_kernel_source"
                 return 1
             fi
-            ui_log "Stand-in: the kernel modules are not built (kernel source path '$opt_kernel_source_path')."
+            ui_log "Stand-in: kernel sources at '$opt_kernel_source_path'."
         else
             ui_error "Unable to find the kernel source tree for the currently running kernel.  $install_your_kernel_source"
             return 1
         fi
+        install_kernel_modules || return 1
     else
         ui_warn "You specified the '--no-kernel-modules' command line option, nvidia-installer will not install any kernel modules as part of this driver installation, and it will not remove existing NVIDIA kernel modules not part of an earlier NVIDIA driver installation.  Please ensure that NVIDIA kernel modules matching this driver version are installed separately."
     fi
 
     run_existing_uninstaller || return 1
     init_backup || return 1
+    [ $opt_no_kernel_modules = 1 ] || dkms_register_module
 
     standin_controls
     if [ -n "$NVIDIAPREP_STANDIN_INSTALL_DELAY" ]; then
@@ -1643,21 +2008,18 @@ EOF
     fi
 
     install_entries || return 1
-
-    if [ $opt_no_kernel_modules = 0 ] && [ $opt_dkms = 1 ]; then
-        if [ -n "$UTIL_DKMS" ]; then
-            ui_log "Registering the kernel modules with DKMS: dkms add -m nvidia -v $pkg_version"
-            if ! _out=$("$UTIL_DKMS" add -m nvidia -v "$pkg_version" 2>&1 < /dev/null); then
-                log_printf "$_out"
-                ui_warn "Failed to register the NVIDIA kernel modules with DKMS. The NVIDIA kernel modules will be installed, but will not be automatically rebuilt if you change your kernel."
-            fi
-        else
-            ui_log "dkms(8) was not found; the kernel module sources were not registered with DKMS."
-        fi
-    fi
+    [ $opt_no_kernel_modules = 1 ] || install_built_modules || return 1
 
     ui_log "Executing: $UTIL_LDCONFIG"
     "$UTIL_LDCONFIG" > /dev/null 2>&1 || ui_warn "ldconfig failed."
+
+    # Leave nvidia-drm loaded (and with it nvidia and nvidia-modeset),
+    # unless the module load is skipped; a failure fails the installation
+    # with every file installed.
+    if [ $opt_no_kernel_modules = 0 ]; then
+        load_kernel_module nvidia-drm || return 1
+    fi
+    run_distro_hook post-install
 
     ui_message "Installation of the $pkg_description (version: $pkg_version) is now complete."
     return 0
@@ -1674,7 +2036,9 @@ elif [ $opt_uninstall = 1 ]; then
 fi
 
 install_from_cwd
-case $? in
+_rc=$?
+[ -z "$build_dir" ] || rm -rf "$build_dir"
+case $_rc in
     0) exit 0 ;;
     2) exit 1 ;;
 esac
@@ -1683,4 +2047,5 @@ if [ "$logging" = 1 ]; then
 else
     ui_error "Installation has failed.  You may find suggestions on fixing installation problems in the README available on the Linux driver download page at www.nvidia.com."
 fi
+[ "$ran_pre_install_hook" != 1 ] || run_distro_hook failed-install
 exit 1

@@ -260,5 +260,5 @@ TMPDIR=$PWD/noexec sh "$RUN" -x --tmpdir $PWD/good --target $PWD/t1; echo "rc=$?
 TMPDIR=$PWD/good setsid sh "$RUN" -x --target $PWD/small/t2 </dev/null; echo "rc=$?"; ls small/t2 | head -n 1`
 	r = runIn(t, dir, []string{"RUN=" + run}, "unshare", "-m", "--propagation", "private", "sh", "-c", script)
 	mustContain(t, "stub", r, "ERROR: Temporary directory "+dir+"/noexec is not executable", "rc=1\n",
-		"cannot create /dev/tty", "rc=143\n", "LICENSE\n")
+		"cannot create /dev/tty", "rc=143\n", "10_nvidia.json\n")
 }

@@ -296,6 +296,21 @@ func entrySize(e runEntry) int64 {
 	return e.size
 }
 
+// OpenGLLib is one of the stand-in's OpenGL vendor libraries.
+type OpenGLLib struct {
+	Base, Type      string // "libGLX_nvidia", its .manifest type
+	Symlink, SONAME string // its symlink's type and name ("" for none)
+	Compat32        bool   // also a 32-bit copy (32/)
+}
+
+// StandinOpenGL are the OpenGL, GLX and EGL vendor libraries the stand-in
+// ships, as NVIDIA's package types them.
+var StandinOpenGL = []OpenGLLib{
+	{"libGLX_nvidia", "GLX_CLIENT_LIB", "GLX_CLIENT_SYMLINK", "libGLX_nvidia.so.0", true},
+	{"libEGL_nvidia", "EGL_CLIENT_LIB", "EGL_CLIENT_SYMLINK", "libEGL_nvidia.so.0", false},
+	{"libnvidia-glcore", "OPENGL_LIB", "", "", true},
+}
+
 // runTree lists the payload's members and writes .manifest.
 func runTree(work string, o RunOptions) ([]runEntry, error) {
 	ver := o.Version
@@ -404,6 +419,32 @@ func runTree(work string, o RunOptions) ([]runEntry, error) {
 			glvndLines = append(glvndLines, fmt.Sprintf("%s 0000 GLVND_SYMLINK NATIVE %s MODULE:opengl", g.soname, g.file))
 		}
 	}
+	// The OpenGL vendor libraries (native, and 32-bit under 32/), the EGL
+	// and Vulkan ICD files: installed unless --no-opengl-files, whatever
+	// --[no-]install-libglvnd says (manifest.c; plain files here).
+	var glLines []string
+	add(runEntry{name: "32", mode: 0o755, dir: true})
+	for _, g := range StandinOpenGL {
+		file := g.Base + ".so." + ver
+		data := []byte("stand-in OpenGL library " + file + " (nvidiaprep; not an ELF object)\n")
+		add(runEntry{name: file, mode: 0o755, data: data})
+		glLines = append(glLines, fmt.Sprintf("%s 0755 %s NATIVE MODULE:opengl", file, g.Type))
+		if g.Symlink != "" {
+			glLines = append(glLines, fmt.Sprintf("%s 0000 %s NATIVE %s MODULE:opengl", g.SONAME, g.Symlink, file))
+		}
+		if g.Compat32 {
+			add(runEntry{name: "32/" + file, mode: 0o755, data: append([]byte("32-bit "), data...)})
+			glLines = append(glLines, fmt.Sprintf("32/%s 0755 %s COMPAT32 MODULE:opengl", file, g.Type))
+			if g.Symlink != "" {
+				glLines = append(glLines, fmt.Sprintf("32/%s 0000 %s COMPAT32 %s MODULE:opengl", g.SONAME, g.Symlink, file))
+			}
+		}
+	}
+	add(runEntry{name: "10_nvidia.json", mode: 0o644, data: []byte(`{"file_format_version":"1.0.0","ICD":{"library_path":"libEGL_nvidia.so.0"}}` + "\n")})
+	glLines = append(glLines, "10_nvidia.json 0644 GLVND_EGL_ICD_JSON MODULE:opengl")
+	add(runEntry{name: "nvidia_icd.json", mode: 0o644, data: []byte(`{"file_format_version":"1.0.1","ICD":{"library_path":"libGLX_nvidia.so.0","api_version":"1.4"}}` + "\n")})
+	glLines = append(glLines, "nvidia_icd.json 0644 VULKAN_ICD_JSON icd.d MODULE:vulkan")
+
 	// GSP firmware, installed to /lib/firmware/nvidia/<version>/ even with
 	// --no-kernel-module.
 	add(runEntry{name: "firmware", mode: 0o755, dir: true})
@@ -474,6 +515,9 @@ func runTree(work string, o RunOptions) ([]runEntry, error) {
 		m.WriteString(l + "\n")
 	}
 	for _, l := range glvndLines {
+		m.WriteString(l + "\n")
+	}
+	for _, l := range glLines {
 		m.WriteString(l + "\n")
 	}
 	for _, l := range binLines {

@@ -492,7 +492,7 @@ func newChroot(t *testing.T) *chroot {
 			t.Fatal(err)
 		}
 	}
-	for _, u := range []string{"modprobe", "rmmod", "lsmod", "depmod"} {
+	for _, u := range []string{"modprobe", "rmmod", "lsmod", "depmod", "insmod"} {
 		if err := os.WriteFile(c.upper("/root/kmod/"+u), []byte(kmodStub), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -619,6 +619,21 @@ func wantLog(t *testing.T, tree, ver string) string {
 				t.Fatal(err)
 			}
 			fmt.Fprintf(&files, "1: %s\n%d\n", dst, NvidiaCRC(data))
+		case "OPENGL_LIB", "GLX_CLIENT_LIB", "EGL_CLIENT_LIB", "GLVND_EGL_ICD_JSON", "VULKAN_ICD_JSON":
+			// 32-bit: lib/i386-linux-gnu, lib32, lib: a minbase chroot has
+			// only /usr/lib.
+			dst := map[string]string{"NATIVE": lib + "/" + f[0], "COMPAT32": "/usr/lib/" + filepath.Base(f[0]), "MODULE:opengl": "/usr/share/glvnd/egl_vendor.d/" + f[0], "icd.d": "/etc/vulkan/icd.d/" + f[0]}[f[3]]
+			data, err := os.ReadFile(filepath.Join(tree, f[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&files, "1: %s\n%d\n", dst, NvidiaCRC(data))
+		case "GLX_CLIENT_SYMLINK", "EGL_CLIENT_SYMLINK":
+			dir := lib
+			if f[3] == "COMPAT32" {
+				dir = "/usr/lib"
+			}
+			fmt.Fprintf(&links, "0: %s/%s\n%s\n", dir, filepath.Base(f[0]), f[4])
 		case "UTILITY_LIB_SYMLINK", "ENCODEAPI_LIB_SYMLINK", "NVCUVID_LIB_SYMLINK":
 			fmt.Fprintf(&links, "0: %s/%s\n%s\n", lib, f[0], f[4])
 		case "CUDA_SYMLINK":

@@ -150,6 +150,13 @@ func (r *run) hostDriver() {
 	case "not-loaded":
 		r.notLoaded(h)
 	case "reboot-required":
+		if h.Error != "" {
+			// The install waits for a reboot (a held GPU, nouveau): the
+			// unit said why.
+			r.problem("reboot-pending", fmt.Sprintf("driver %s waits for a reboot: %s", h.Configured, h.Error),
+				"reboot the node when its guests allow it (`reboot`): the unit installs the driver at boot; or stop the processes named and `systemctl restart nvidiaprep-host-driver.service`")
+			return
+		}
 		if h.Installed != "" && h.Installed != r.loaded {
 			r.problem("reboot-pending", fmt.Sprintf("driver %s is installed but %s is loaded: containers get the old one until the node reboots", h.Installed, orNone(r.loaded)),
 				"reboot the node when its guests allow it (`reboot`)")

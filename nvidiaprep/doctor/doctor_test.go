@@ -404,6 +404,14 @@ func TestHostDriverState(t *testing.T) {
 	n.write(filepath.Join(state, "host-driver.json"), `{"configured":"590.1","installed":"590.1","loaded":"580.159.04","outcome":"reboot-required"}`, 0o644)
 	r = n.run()
 	n.want(r, "reboot-pending")
+	// An upgrade that waits because a process holds the loaded driver: the
+	// installed driver is the loaded one, and doctor still says why.
+	n.write(filepath.Join(state, "host-driver.json"), `{"configured":"590.1","installed":"580.159.04","loaded":"580.159.04","outcome":"reboot-required","error":"NVIDIA driver 580.159.04 is loaded and in use (pid 4242 (python3) holds /dev/nvidia0): it stays loaded"}`, 0o644)
+	r = n.run()
+	n.want(r, "reboot-pending")
+	if p := fixOf(r, "reboot-pending"); !strings.Contains(p, "pid 4242 (python3)") {
+		t.Error(p)
+	}
 }
 
 // A [driver] sha256 pin set after the tree was extracted: doctor says the

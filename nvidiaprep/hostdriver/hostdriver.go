@@ -14,7 +14,8 @@
 //     configured version is installed and no install of it was cut off, but
 //     another module (or none) is loaded: a reboot is required. Say so (state
 //     file, STATUS line, /run/reboot-required) and change nothing.
-//   - Install, in six steps, each announced through Options.Status:
+//   - Install, in six steps, each announced through Options.Status
+//     (docs/driver-upgrades.md says what an upgrade does):
 //     1. get the .run into the cache, verified, and extract it for the
 //     containers; then make sure step 3's packages can be had (apt
 //     downloads them now), so that a dead network or a kernel without
@@ -28,16 +29,23 @@
 //     Debian's own kernel headers, wrong on Proxmox);
 //     4. blacklist nouveau and rebuild the initramfs (update-initramfs -u,
 //     when installed);
-//     5. run the .run: --silent --dkms, the configured module type, and
-//     --skip-module-load: the module loads at the next boot, never next to
-//     nouveau or an older nvidia (the installer would roll back when its
-//     test load fails); with a module loaded it also gets
-//     --allow-installation-with-running-driver and --skip-module-unload, so
-//     no module that containers use is ever unloaded; a failed install is
-//     rolled back with the .run's own --uninstall;
-//     6. mark the reboot required; with reboot = "auto" reboot now, but only
-//     when no process has an NVIDIA device node open (it scans /proc/*/fd;
-//     when it cannot tell, it does not reboot).
+//     5. run the .run: --silent --dkms and the configured module type,
+//     without --skip-module-load: NVIDIA's installer rmmods every loaded
+//     NVIDIA module first (whatever the flags), test-loads the new one
+//     and loads it as its last step; a failed install is rolled back with
+//     the .run's own --uninstall;
+//     6. load: the new driver must be loaded; nvidia-uvm is loaded and the
+//     device nodes made: no reboot. When step 5 or 6 fails and another
+//     driver was loaded, that driver is installed again from its cached
+//     .run and loaded (upgrade.go).
+//
+// Before step 2 (upgrade.go checkUpgrade), a loaded driver that a process
+// holds (an NVIDIA node open: named) leaves everything as it is and ends
+// "reboot required" (the install runs at the next boot, before the guests
+// start); nouveau that `modprobe -r` cannot release is blacklisted, the
+// initramfs rebuilt, and the run ends "reboot required to release
+// nouveau"; with reboot = "auto" that reboot happens when no process has
+// an NVIDIA device node open.
 //
 // A failure ends in a *StepError naming the step and where its log is. Up to
 // the end of step 1 nothing on the node has changed; after that the state
@@ -118,6 +126,7 @@ type Report struct {
 	Nodes                         []string // the device nodes ensured (fast path)
 	Tree                          string   // the extracted tree for containers
 	Rebooting                     bool     // reboot = "auto" asked for a reboot
+	Holders                       []Holder // processes that kept the loaded driver (reboot required)
 	Duration                      time.Duration
 	Summary                       string // one line for people
 }
@@ -158,6 +167,9 @@ type runner struct {
 	// what DKMS has for each kernel after the installer.
 	plan    kernelguard.Plan
 	kernels []kernels.Kernel
+	// oldRun is the loaded driver's cached .run, to put it back when the
+	// new one fails (upgrade.go).
+	oldRun string
 }
 
 func (r *runner) defaults() {

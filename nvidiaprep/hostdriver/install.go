@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"nvidiaprep/nvidiaprep/cmdout"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -364,40 +362,37 @@ func (r *runner) runEnv() []string {
 	return []string{"TMPDIR=" + tmp}
 }
 
-// installerArgs are the .run's arguments for a silent host install: the
-// module type the gate chose, and with Secure Boot on the signing key.
-func (r *runner) installerArgs(run string) ([]string, error) {
+// installerArgs are the .run's arguments for a silent host install of
+// version: the module type the gate chose, and with Secure Boot on the
+// signing key (the old driver put back after a failed upgrade is signed
+// with it too).
+func (r *runner) installerArgs(run, version string) ([]string, error) {
 	sign, err := r.signingFlags()
 	if err != nil {
 		return nil, err
 	}
-	a := append([]string{run}, installFlags(r.driver().Version, r.moduleType(), r.rep.Loaded != "")...)
+	a := append([]string{run}, installFlags(version, r.moduleType())...)
 	return append(a, sign...), nil
 }
 
 // installFlags are nvidia-installer's flags for a host install of version,
 // only those its branch knows (an unknown option is exit 1; nvflags):
-// --skip-module-load from 550.40.07 (before it the installer loads the new
-// module as its last step), --kernel-module-type from 555.42.02 (before it
-// "open" is the kernel-open build directory),
-// --allow-installation-with-running-driver from 545.23.06.
-func installFlags(version, kernelModule string, loaded bool) []string {
+// --kernel-module-type from 555.42.02 (before it "open" is the kernel-open
+// build directory). No --skip-module-load: the installer test-loads the new
+// module and loads it as its last step (nvidia-drm, and with it nvidia and
+// nvidia-modeset), which upgrade.go's checks made possible (nothing holds
+// the old driver, nouveau is released); no
+// --allow-installation-with-running-driver: a module still loaded after
+// the installer's own rmmod must fail the install, not leave the node
+// with half its modules.
+func installFlags(version, kernelModule string) []string {
 	a := []string{"--silent", "--dkms", "--no-nouveau-check"}
-	if nvflags.Knows(version, nvflags.SkipModuleLoad) {
-		a = append(a, nvflags.SkipModuleLoad)
-	}
 	a = append(a, "--log-file-name="+InstallerLog)
 	switch km := kernelModule; {
 	case (km == config.KernelModuleOpen || km == config.KernelModuleProprietary) && nvflags.Knows(version, nvflags.KernelModuleType):
 		a = append(a, nvflags.KernelModuleType+"="+km)
 	case km == config.KernelModuleOpen && nvflags.Knows(version, nvflags.KernelModuleBuildDirectory):
 		a = append(a, nvflags.KernelModuleBuildDirectory+"=kernel-open")
-	}
-	if loaded {
-		if nvflags.Knows(version, nvflags.AllowRunningDriver) {
-			a = append(a, nvflags.AllowRunningDriver)
-		}
-		a = append(a, "--skip-module-unload")
 	}
 	return a
 }
@@ -410,7 +405,7 @@ func (r *runner) beginInstaller() string {
 // longer partial).
 func (r *runner) runInstaller(ctx context.Context) error {
 	d, run := r.driver(), r.runFile
-	args, err := r.installerArgs(run)
+	args, err := r.installerArgs(run, d.Version)
 	if err != nil {
 		return failed("", false, err)
 	}
@@ -450,81 +445,14 @@ func (r *runner) runInstaller(ctx context.Context) error {
 			err = fmt.Errorf("%w; the partial install was rolled back", err)
 		}
 	}
-	return failed(InstallerLog, true, err)
-}
-
-func (r *runner) beginReboot() string {
-	return fmt.Sprintf("driver %s is installed; it loads at the next boot", r.driver().Version)
-}
-
-// markReboot is step 6: it marks the reboot required and leaves the
-// outcome in the report (Rebooting with reboot = "auto" and no GPU in
-// use) for the install loop to record and act on.
-func (r *runner) markReboot(context.Context) error {
-	d := r.driver()
-	if err := markRebootRequired(r.o.Config.Paths.Root); err != nil {
-		return err
-	}
-	r.rep.Installed, _ = r.installedVersion() // verified by runInstaller
-	r.stampBoot()
-	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
-	if w := kernelWarning(d.Version, r.kernels); w != "" {
-		r.rep.Summary += w
-		if d.Reboot == config.RebootAuto {
-			r.rep.Summary += "; not rebooting by itself although reboot = \"auto\": a kernel has no module"
-			return nil
-		}
-	}
-	if d.Reboot == config.RebootAuto {
-		users, err := r.gpuUsers()
-		switch {
-		case err != nil:
-			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": cannot tell whether a process has an NVIDIA device open (%v); reboot when no container uses a GPU", err)
-		case users > 0:
-			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": %d processes have an NVIDIA device open", users)
-		default:
-			r.rep.Rebooting = true
-			r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed (loaded: %s): rebooting now (reboot = \"auto\")", d.Version, orNone(r.rep.Loaded))
-		}
-	}
-	return nil
+	// The installer unloaded the old driver: put it back and load it.
+	return failed(InstallerLog, true, r.putBack(ctx, err))
 }
 
 // gpuUsers counts the processes that have an NVIDIA device node open
-// (a <proc>/<pid>/fd link to /dev/nvidia*, as the process sees it):
-// containers using a GPU, which a reboot would cut off. At boot, before the
-// guests start, there are none. When it cannot read the process table, or
-// a process's descriptors for another reason than the process being gone,
-// it cannot tell, and says so: a reboot is then not safe.
+// (Holders): containers using a GPU, which a reboot would cut off. When it
+// cannot tell, it says so: a reboot is then not safe.
 func (r *runner) gpuUsers() (int, error) {
-	proc := r.paths().Proc
-	entries, err := os.ReadDir(proc)
-	if err != nil {
-		return 0, fmt.Errorf("listing the processes: %w", err)
-	}
-	n, pids := 0, 0
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		pids++
-		dir := filepath.Join(proc, e.Name(), "fd")
-		fds, err := os.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-			continue // it ended meanwhile
-		}
-		if err != nil {
-			return 0, fmt.Errorf("reading %s: %w", dir, err)
-		}
-		for _, fd := range fds {
-			if t, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && strings.HasPrefix(t, "/dev/nvidia") {
-				n++
-				break
-			}
-		}
-	}
-	if pids == 0 {
-		return 0, fmt.Errorf("%s lists no process (not the kernel's process table?)", proc)
-	}
-	return n, nil
+	hs, err := Holders(r.host("proc"), r.paths().Dev)
+	return len(hs), err
 }

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nvpkgs"
 )
@@ -23,7 +22,7 @@ type Plan struct {
 	Install   []string // packages installed: headers, build tools
 	Blacklist string   // the nouveau blacklist written
 	Installer string   // the installer's command line
-	Reboot    string   // what happens after
+	Reboot    string   // what happens after: the new driver loaded, no reboot
 }
 
 // ErrDeclined: the admin said no to the plan; nothing was changed.
@@ -47,9 +46,7 @@ func (p Plan) Lines() []string {
 	out = append(out, "write /"+p.Blacklist+" and rebuild the initramfs (update-initramfs -u)")
 	out = append(out, "run "+p.Installer+" (builds the module with DKMS)")
 	if p.Loaded != "" {
-		out = append(out, "unload nothing: the loaded module "+p.Loaded+" stays until the reboot")
-	} else {
-		out = append(out, "unload nothing: no NVIDIA module is loaded")
+		out = append(out, "UNLOAD driver "+p.Loaded+" (no process uses it now; a container started meanwhile gets no GPU until the new one is loaded): the installer unloads it first; if the new one fails, driver "+p.Loaded+" is installed and loaded again")
 	}
 	out = append(out, p.Reboot)
 	return out
@@ -60,7 +57,7 @@ func (p Plan) Lines() []string {
 // downloaded).
 func (r *runner) readPlan(ctx context.Context) (Plan, error) {
 	d := r.driver()
-	args, err := r.installerArgs(r.runFile)
+	args, err := r.installerArgs(r.runFile, d.Version)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -91,9 +88,6 @@ func (r *runner) readPlan(ctx context.Context) (Plan, error) {
 		}
 		p.DKMS = dkmsVersions(res.Stdout, "nvidia")
 	}
-	p.Reboot = fmt.Sprintf("then ask for a reboot: driver %s loads at the next boot (reboot = %q: reboot yourself)", d.Version, d.Reboot)
-	if d.Reboot == config.RebootAuto {
-		p.Reboot = fmt.Sprintf("then reboot the node (reboot = %q) when no process has a GPU open; driver %s loads at the next boot", d.Reboot, d.Version)
-	}
+	p.Reboot = fmt.Sprintf("load driver %s and make its device nodes: no reboot", d.Version)
 	return p, nil
 }

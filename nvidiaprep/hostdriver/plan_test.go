@@ -38,7 +38,7 @@ func TestPlanIsShownAndNoChangesNothing(t *testing.T) {
 	text := strings.Join(plan.Lines(), "\n")
 	for _, want := range []string{"purge the distribution's NVIDIA packages: nvidia-driver-libs:amd64 nvidia-kernel-dkms",
 		"uninstall the earlier .run install of driver " + verOld, "remove the DKMS module nvidia/" + verWant,
-		"install linux-headers-" + release + " make", "write /" + BlacklistFile, "--dkms", "unload nothing", "reboot yourself"} {
+		"install linux-headers-" + release + " make", "write /" + BlacklistFile, "--dkms", "load driver " + verWant + " and make its device nodes: no reboot"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the plan does not say %q:\n%s", want, text)
 		}
@@ -58,5 +58,21 @@ func TestPlanIsShownAndNoChangesNothing(t *testing.T) {
 	// Yes installs.
 	if rep, err := n.runAsking(true, &plan); err != nil || rep.Path != PathInstalled {
 		t.Fatalf("confirmed: %+v %v\n%s", rep, err, n.log.String())
+	}
+}
+
+// kernel_module = "open" before 515.43.04: refused before anything changes.
+func TestOpenModulesBefore515Refused(t *testing.T) {
+	n := debianNode(t)
+	run := standinRun(t, "510.108.03")
+	n.cfg.Driver.Version, n.cfg.Driver.Run, n.cfg.Driver.SHA256 = "510.108.03", run, sha(t, run)
+	_, err := n.run()
+	if err == nil || !strings.Contains(err.Error(), `kernel_module = "open", but driver 510.108.03 has no open kernel module (the first is 515.43.04)`) || !strings.Contains(err.Error(), "nothing on the node was changed") {
+		t.Fatalf("%v", err)
+	}
+	for _, c := range n.runner.calls {
+		if strings.Contains(c, "purge") && !strings.Contains(c, " -s ") || strings.HasPrefix(c, "/bin/sh") {
+			t.Errorf("changed the node: %s", c)
+		}
 	}
 }

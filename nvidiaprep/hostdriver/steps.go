@@ -2,11 +2,10 @@ package hostdriver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
-
-	"nvidiaprep/nvidiaprep/hostcmd"
 )
 
 // Step is one of the install path's steps: its position in installSteps,
@@ -20,7 +19,7 @@ const (
 	StepHeaders
 	StepNouveau
 	StepInstall
-	StepReboot
+	StepLoad
 
 	lastStep = iota // the number of steps
 )
@@ -63,8 +62,8 @@ func installSteps() [lastStep + 1]installStep {
 			begin: func(*runner) string { return "blacklisting nouveau in /" + BlacklistFile }, do: (*runner).blacklistNouveau},
 		StepInstall: {name: "install", title: "run the NVIDIA installer", changes: true, partial: true,
 			begin: (*runner).beginInstaller, do: (*runner).runInstaller},
-		StepReboot: {name: "reboot", title: "mark the reboot", changes: true,
-			begin: (*runner).beginReboot, do: (*runner).markReboot},
+		StepLoad: {name: "load", title: "load the new driver", changes: true,
+			begin: (*runner).beginLoad, do: (*runner).loadStep},
 	}
 }
 
@@ -135,6 +134,14 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 					}
 				}
 			}
+			// What can be checked before anything is removed (upgrade.go;
+			// the kernel gate ran in the prepares).
+			var wait *RebootRequiredError
+			if err := r.checkUpgrade(ctx); errors.As(err, &wait) {
+				return r.rebootRequired(wait)
+			} else if err != nil {
+				return r.rep, r.fail(s, false, err)
+			}
 			if r.o.Confirm != nil {
 				plan, err := r.readPlan(ctx)
 				if err != nil {
@@ -167,23 +174,13 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 	}
 	// The steps left the outcome in the report.
 	r.rep.Path = PathInstalled
-	r.st.Installed, r.st.Outcome, r.st.Error, r.st.Log = r.rep.Installed, OutcomeRebootRequired, "", ""
-	if r.rep.Rebooting {
-		r.st.Outcome = OutcomeRebooting
-	}
+	r.st.Installed, r.st.Outcome, r.st.Error, r.st.Log = r.rep.Installed, OutcomeCurrent, "", ""
 	r.finish()
 	r.st.Time, r.st.Duration = time.Now().UTC(), r.rep.Duration
 	if err := saveState(r.paths().State, r.st, true); err != nil {
 		return r.rep, r.fail(lastStep, true, err)
 	}
 	r.status("%s", r.rep.Summary)
-	if r.rep.Rebooting {
-		// Last, once the state says so. --no-block: the reboot waits for
-		// this unit to finish, not the reverse.
-		if _, err := r.sh(ctx, hostcmd.Command{Name: "systemctl", Args: []string{"--no-block", "reboot"}}); err != nil {
-			return r.rep, r.fail(lastStep, true, err)
-		}
-	}
 	return r.rep, nil
 }
 

@@ -20,6 +20,9 @@ var distroDriverPrefixes = []string{
 	"nvidia-", "libnvidia-", "libcuda1", "libcudadebugger", "libnvcuvid", "libnvoptix",
 	"libgl1-nvidia", "libegl-nvidia", "libgles-nvidia", "libglx-nvidia", "libxnvctrl",
 	"xserver-xorg-video-nvidia", "firmware-nvidia-", "cuda-drivers",
+	// Debian's GLX switching that only its NVIDIA driver pulls in (libcuda1
+	// -> nvidia-alternative): alternatives and diversions of libGL & co.
+	"glx-alternative-nvidia", "glx-diversions",
 }
 
 // notDriver are NVIDIA packages that are not the driver and stay: the

@@ -12,18 +12,24 @@ import (
 
 // wantEntry is one file or symlink nvidia-installer must have installed.
 type wantEntry struct {
-	dest     string // absolute path inside the container
+	dest     string // absolute path inside the container; a 32-bit entry's base name
 	size     int64  // a file's size (the tree's file)
 	target   string // a symlink's target; "" for a file
 	firmware bool
+	// compat32: a 32-bit library (or its link) in whichever of
+	// compat32List the installer picked (files.c compat_libdirs: the
+	// first the ldconfig cache names, else the first that exists).
+	compat32 bool
 }
 
 // libTypes are the .manifest types of native libraries installed into the
 // library directory, with whether the entry carries a path below it
 // (manifest.c: has_path); symTypes the same for their symlinks.
 var (
-	libTypes = map[string]bool{"UTILITY_LIB": false, "ENCODEAPI_LIB": false, "NVCUVID_LIB": false, "CUDA_LIB": true, "OPENCL_LIB": true}
-	symTypes = map[string]bool{"UTILITY_LIB_SYMLINK": false, "ENCODEAPI_LIB_SYMLINK": false, "NVCUVID_LIB_SYMLINK": false, "CUDA_SYMLINK": true, "OPENCL_LIB_SYMLINK": true}
+	libTypes = map[string]bool{"UTILITY_LIB": false, "ENCODEAPI_LIB": false, "NVCUVID_LIB": false, "CUDA_LIB": true, "OPENCL_LIB": true,
+		"OPENGL_LIB": false, "GLX_CLIENT_LIB": false, "EGL_CLIENT_LIB": false}
+	symTypes = map[string]bool{"UTILITY_LIB_SYMLINK": false, "ENCODEAPI_LIB_SYMLINK": false, "NVCUVID_LIB_SYMLINK": false, "CUDA_SYMLINK": true, "OPENCL_LIB_SYMLINK": true,
+		"OPENGL_SYMLINK": false, "GLX_CLIENT_SYMLINK": false, "EGL_CLIENT_SYMLINK": false}
 )
 
 // plainName is what a manifest name or target must look like to be
@@ -62,6 +68,17 @@ func manifestEntries(tree, libDir string) ([]wantEntry, error) {
 		name, typ, rest := fl[0], fl[2], fl[3:]
 		dir := libDir
 		if hasPath, ok := libTypes[typ]; ok {
+			if len(rest) > 0 && rest[0] == "COMPAT32" {
+				rel := path.Base(name)
+				if hasPath && len(rest) > 1 && !strings.HasPrefix(rest[1], "MODULE:") {
+					rel = strings.TrimPrefix(path.Join(rest[1], rel), "/")
+				}
+				if e, ok := fileEntry(tree, name, rel); ok {
+					e.compat32 = true
+					out = append(out, e)
+				}
+				continue
+			}
 			if len(rest) == 0 || rest[0] != "NATIVE" {
 				continue
 			}
@@ -74,6 +91,16 @@ func manifestEntries(tree, libDir string) ([]wantEntry, error) {
 			continue
 		}
 		if hasPath, ok := symTypes[typ]; ok {
+			if len(rest) > 1 && rest[0] == "COMPAT32" {
+				rel, rest := path.Base(name), rest[1:]
+				if hasPath && len(rest) > 1 {
+					rel, rest = strings.TrimPrefix(path.Join(rest[0], rel), "/"), rest[1:]
+				}
+				if plainName.MatchString(rest[0]) && !strings.HasPrefix(rest[0], "MODULE:") && !strings.Contains(rel, "..") {
+					out = append(out, wantEntry{dest: rel, target: rest[0], compat32: true})
+				}
+				continue
+			}
 			if len(rest) == 0 || rest[0] != "NATIVE" {
 				continue
 			}
@@ -88,9 +115,26 @@ func manifestEntries(tree, libDir string) ([]wantEntry, error) {
 			continue
 		}
 		switch typ {
-		case "UTILITY_BINARY":
+		case "UTILITY_BINARY", "INSTALLER_BINARY":
 			if e, ok := fileEntry(tree, name, path.Join("/usr/bin", path.Base(name))); ok {
 				out = append(out, e)
+			}
+		case "UTILITY_BIN_SYMLINK":
+			if len(rest) > 0 && plainName.MatchString(rest[0]) && !strings.HasPrefix(rest[0], "MODULE:") {
+				out = append(out, wantEntry{dest: path.Join("/usr/bin", path.Base(name)), target: rest[0]})
+			}
+		case "GLVND_EGL_ICD_JSON":
+			// With --no-install-libglvnd: the system libglvnd's directory
+			// (files.c check_libglvnd_files).
+			if e, ok := fileEntry(tree, name, path.Join("/usr/share/glvnd/egl_vendor.d", path.Base(name))); ok {
+				out = append(out, e)
+			}
+		case "VULKAN_ICD_JSON":
+			// /etc/vulkan/<path>/ (files.c set_destinations).
+			if len(rest) > 0 && plainName.MatchString(rest[0]) && !strings.HasPrefix(rest[0], "MODULE:") && !strings.Contains(rest[0], "..") {
+				if e, ok := fileEntry(tree, name, path.Join("/etc/vulkan", rest[0], path.Base(name))); ok {
+					out = append(out, e)
+				}
 			}
 		case "FIRMWARE":
 			_, sub, _ := strings.Cut(name, "/")
@@ -116,20 +160,31 @@ func fileEntry(tree, name, dest string) (wantEntry, bool) {
 
 // checkScript prints, of the entries on stdin ("f PATH SIZE" or "l PATH
 // TARGET"), the paths that are not there as installed.
+// A 32-bit entry ("c NAME SIZE", "d NAME TARGET") may be in any of
+// compat32List.
 const checkScript = `while read -r k p v; do
 	case $k in
 	f) if [ -L "$p" ] || [ ! -f "$p" ] || [ "$(stat -c %s "$p")" != "$v" ]; then echo "$p"; fi ;;
 	l) if [ "$(readlink "$p")" != "$v" ]; then echo "$p"; fi ;;
+	c) ok=; for d in ` + compat32List + `; do if [ ! -L "$d/$p" ] && [ -f "$d/$p" ] && [ "$(stat -c %s "$d/$p")" = "$v" ]; then ok=1; break; fi; done; [ -n "$ok" ] || echo "$p" ;;
+	d) ok=; for d in ` + compat32List + `; do if [ "$(readlink "$d/$p")" = "$v" ]; then ok=1; break; fi; done; [ -n "$ok" ] || echo "$p" ;;
 	esac
 done`
+
+const compat32List = "/usr/lib/i386-linux-gnu /usr/lib32 /usr/lib"
 
 // checkInput renders the entries as checkScript's stdin.
 func checkInput(want []wantEntry) string {
 	var b strings.Builder
 	for _, e := range want {
-		if e.target != "" {
+		switch {
+		case e.compat32 && e.target != "":
+			fmt.Fprintf(&b, "d %s %s\n", e.dest, e.target)
+		case e.compat32:
+			fmt.Fprintf(&b, "c %s %d\n", e.dest, e.size)
+		case e.target != "":
 			fmt.Fprintf(&b, "l %s %s\n", e.dest, e.target)
-		} else {
+		default:
 			fmt.Fprintf(&b, "f %s %d\n", e.dest, e.size)
 		}
 	}

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -27,6 +28,14 @@ libcuda.so.1 0000 CUDA_SYMLINK NATIVE / libcuda.so.580.159.04 MODULE:gpgpu
 32/libcuda.so.580.159.04 0755 CUDA_LIB COMPAT32 / MODULE:gpgpu
 libGL.so.1.7.0 0644 GLVND_LIB NATIVE MODULE:opengl
 nvidia-smi 0755 UTILITY_BINARY MODULE:utils
+libGLX_nvidia.so.580.159.04 0755 GLX_CLIENT_LIB NATIVE MODULE:opengl
+libGLX_nvidia.so.0 0000 GLX_CLIENT_SYMLINK NATIVE libGLX_nvidia.so.580.159.04 MODULE:opengl
+32/libGLX_nvidia.so.580.159.04 0755 GLX_CLIENT_LIB COMPAT32 MODULE:opengl
+32/libGLX_nvidia.so.0 0000 GLX_CLIENT_SYMLINK COMPAT32 libGLX_nvidia.so.580.159.04 MODULE:opengl
+10_nvidia.json 0644 GLVND_EGL_ICD_JSON MODULE:opengl
+nvidia_icd.json 0644 VULKAN_ICD_JSON icd.d MODULE:vulkan
+nvidia-installer 0755 INSTALLER_BINARY MODULE:installer
+nvidia-uninstall 0000 UTILITY_BIN_SYMLINK nvidia-installer MODULE:installer
 firmware/gsp_ga10x.bin 0644 FIRMWARE INHERIT_PATH_DEPTH:1 MODULE:resman
 kernel/nvidia/nv.c 0644 KERNEL_MODULE_SRC INHERIT_PATH_DEPTH:1 MODULE:resman
 odd name 0644 UTILITY_BINARY MODULE:utils
@@ -35,7 +44,8 @@ odd name 0644 UTILITY_BINARY MODULE:utils
 func TestManifestEntries(t *testing.T) {
 	tree := t.TempDir()
 	files := map[string]string{".manifest": testManifest, "libnvidia-ml.so.580.159.04": "ml", "libcuda.so.580.159.04": "cuda!",
-		"32/libcuda.so.580.159.04": "x", "libGL.so.1.7.0": "gl", "nvidia-smi": "smi", "firmware/gsp_ga10x.bin": "fw"}
+		"32/libcuda.so.580.159.04": "x", "libGL.so.1.7.0": "gl", "nvidia-smi": "smi", "firmware/gsp_ga10x.bin": "fw",
+		"libGLX_nvidia.so.580.159.04": "glx", "32/libGLX_nvidia.so.580.159.04": "glx32", "10_nvidia.json": "{}", "nvidia_icd.json": "{ }", "nvidia-installer": "inst"}
 	for n, c := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(tree, n)), 0o755)
 		if err := os.WriteFile(filepath.Join(tree, n), []byte(c), 0o644); err != nil {
@@ -52,7 +62,16 @@ func TestManifestEntries(t *testing.T) {
 		{dest: lib + "/libnvidia-ml.so.1", target: "libnvidia-ml.so.580.159.04"},
 		{dest: lib + "/libcuda.so.580.159.04", size: 5},
 		{dest: lib + "/libcuda.so.1", target: "libcuda.so.580.159.04"},
+		{dest: "libcuda.so.580.159.04", size: 1, compat32: true},
 		{dest: "/usr/bin/nvidia-smi", size: 3},
+		{dest: lib + "/libGLX_nvidia.so.580.159.04", size: 3},
+		{dest: lib + "/libGLX_nvidia.so.0", target: "libGLX_nvidia.so.580.159.04"},
+		{dest: "libGLX_nvidia.so.580.159.04", size: 5, compat32: true},
+		{dest: "libGLX_nvidia.so.0", target: "libGLX_nvidia.so.580.159.04", compat32: true},
+		{dest: "/usr/share/glvnd/egl_vendor.d/10_nvidia.json", size: 2},
+		{dest: "/etc/vulkan/icd.d/nvidia_icd.json", size: 3},
+		{dest: "/usr/bin/nvidia-installer", size: 4},
+		{dest: "/usr/bin/nvidia-uninstall", target: "nvidia-installer"},
 		{dest: "/lib/firmware/nvidia/580.159.04/gsp_ga10x.bin", size: 2, firmware: true},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -90,5 +109,52 @@ func TestInstallerFlagsKnownFromTheMinimum(t *testing.T) {
 		if !nvflags.Knows(nvflags.MinContainerVersion, f) {
 			t.Errorf("%s is unknown to %s's installer", f, nvflags.MinContainerVersion)
 		}
+	}
+}
+
+// A 32-bit entry is found in whichever 32-bit directory the installer
+// picked; missing there, it is reported.
+func TestCheckScriptCompat32(t *testing.T) {
+	d := t.TempDir()
+	dirs := []string{filepath.Join(d, "i386"), filepath.Join(d, "lib32"), filepath.Join(d, "lib")}
+	for _, x := range dirs {
+		os.MkdirAll(x, 0o755)
+	}
+	os.WriteFile(filepath.Join(dirs[2], "libGLX_nvidia.so.1.2"), []byte("glx32"), 0o644)
+	os.Symlink("libGLX_nvidia.so.1.2", filepath.Join(dirs[2], "libGLX_nvidia.so.0"))
+	script := strings.ReplaceAll(checkScript, compat32List, strings.Join(dirs, " "))
+	want := []wantEntry{{dest: "libGLX_nvidia.so.1.2", size: 5, compat32: true}, {dest: "libGLX_nvidia.so.0", target: "libGLX_nvidia.so.1.2", compat32: true},
+		{dest: "libnvidia-glcore.so.1.2", size: 3, compat32: true}}
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Stdin = strings.NewReader(checkInput(want))
+	out, err := cmd.Output()
+	if err != nil || string(out) != "libnvidia-glcore.so.1.2\n" {
+		t.Errorf("%v: %q", err, out)
+	}
+	if files, _ := missingOf(want, string(out)); len(files) != 1 || files[0] != "libnvidia-glcore.so.1.2" {
+		t.Errorf("missing %v", files)
+	}
+}
+
+// The libraries whose names conflict, and what conflictScript finds.
+func TestConflicts(t *testing.T) {
+	tree := t.TempDir()
+	os.WriteFile(filepath.Join(tree, ".manifest"), []byte(testManifest), 0o644)
+	names, err := conflictNames(tree)
+	if err != nil || strings.Join(names, " ") != "libnvidia-ml.so libcuda.so libGLX_nvidia.so" {
+		t.Fatalf("%v %v", names, err)
+	}
+	d := t.TempDir()
+	lib := filepath.Join(d, "lib", "x86_64-linux-gnu")
+	os.MkdirAll(lib, 0o755)
+	os.MkdirAll(filepath.Join(d, "lib", "build"), 0o755)
+	for _, f := range []string{"libcuda.so.535.216.01", "libnvidia-cfg.so.1", "../build/libcuda.so.1"} {
+		os.WriteFile(filepath.Join(lib, f), []byte("x"), 0o644)
+	}
+	os.Symlink("libcuda.so.535.216.01", filepath.Join(lib, "libcuda.so.1"))
+	script := strings.ReplaceAll(conflictScript, conflictDirs, filepath.Join(d, "lib"))
+	out, err := exec.Command("/bin/sh", append([]string{"-c", script, "conflicts"}, names...)...).Output()
+	if err != nil || string(out) != lib+"/libcuda.so.1\t-\n"+lib+"/libcuda.so.535.216.01\t-\n" {
+		t.Errorf("%v: %q", err, out)
 	}
 }

@@ -212,6 +212,9 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	if err := s.clean(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.checkConflicts(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.install(ctx); err != nil {
 		return nil, err
 	}
@@ -392,9 +395,12 @@ func (s session) clean(ctx context.Context) error {
 // sixteen modules and runs depmod (backup.c run_existing_uninstaller,
 // do_uninstall). The old uninstaller is used when it is there, else the new
 // installer's --uninstall ($1); --skip-depmod only when it lists it, as
-// nvidia-installer's own check_skip_depmod_support asks.
+// nvidia-installer's own check_skip_depmod_support asks. An old
+// nvidia-uninstall that does not list --skip-module-unload (before 346.16:
+// it would reject it, exit 1) is passed over for the new installer's
+// --uninstall, which reads the same record.
 const uninstallScript = `[ -f ` + nvidiaLog + ` ] || exit 0
-if [ -x /usr/bin/nvidia-uninstall ]; then set -- /usr/bin/nvidia-uninstall; else set -- "$1" --uninstall; fi
+if [ -x /usr/bin/nvidia-uninstall ] && /usr/bin/nvidia-uninstall -A 2>/dev/null </dev/null | grep -q -- '^ \+--skip-module-unload$'; then set -- /usr/bin/nvidia-uninstall; else set -- "$1" --uninstall; fi
 skip=
 if "$1" -A 2>/dev/null </dev/null | grep -q -- '^ \+--skip-depmod$'; then skip=--skip-depmod; fi
 "$@" --silent --skip-module-unload $skip --log-file-name=/var/log/nvidia-uninstall.log`
@@ -492,7 +498,8 @@ done
 // are glibc programs), or no ldconfig, grep, dmesg or tail.
 func (s session) preflight(ctx context.Context) error {
 	argv := []string{"/bin/sh", "-c", preflightScript, "preflight"}
-	for _, u := range systemUtils {
+	utils := systemUtilsFor(s.version)
+	for _, u := range utils {
 		argv = append(argv, u.name)
 	}
 	r, err := s.ct.Run(ctx, argv, nil)
@@ -507,7 +514,7 @@ func (s session) preflight(ctx context.Context) error {
 	case 4:
 		var missing, pkgs []string
 		out := strings.Fields(r.Stdout.Raw())
-		for _, u := range systemUtils {
+		for _, u := range utils {
 			for _, m := range out {
 				if m == u.name { // only names nvidiaprep asked about reach the message
 					missing, pkgs = append(missing, u.name), append(pkgs, u.pkg)

@@ -75,3 +75,46 @@ func TestPreflightScript(t *testing.T) {
 		t.Errorf("without glibc's loader: exit %d", code)
 	}
 }
+
+// Before 510.39.01 the installer also requires ldd, cut, tr and sed.
+func TestSystemUtilsByBranch(t *testing.T) {
+	names := func(v string) string {
+		var n []string
+		for _, u := range systemUtilsFor(v) {
+			n = append(n, u.name)
+		}
+		return strings.Join(n, " ")
+	}
+	if got := names("495.46"); got != "ldconfig grep dmesg tail ldd cut tr sed" {
+		t.Errorf("495.46: %s", got)
+	}
+	if got := names("470.256.02"); !strings.Contains(got, "sed") {
+		t.Errorf("470: %s", got)
+	}
+	if got := names("510.39.01"); got != "ldconfig grep dmesg tail" {
+		t.Errorf("510.39.01: %s", got)
+	}
+}
+
+// An installed nvidia-uninstall that does not list --skip-module-unload
+// (before 346.16) is passed over for the new installer's --uninstall.
+func TestUninstallScriptOldUninstaller(t *testing.T) {
+	d := t.TempDir()
+	log := filepath.Join(d, "log")
+	os.WriteFile(log, []byte("x"), 0o600)
+	old := filepath.Join(d, "nvidia-uninstall")
+	newInst := filepath.Join(d, "nvidia-installer")
+	for path, help := range map[string]string{old: "  --skip-depmod", newInst: "  --skip-module-unload\n  --skip-depmod"} {
+		os.WriteFile(path, []byte("#!/bin/sh\nif [ \"$1\" = -A ]; then printf '"+help+"\\n'; exit 0; fi\necho \"$0 $*\"\n"), 0o755)
+	}
+	script := strings.NewReplacer(nvidiaLog, log, "/usr/bin/nvidia-uninstall", old).Replace(uninstallScript)
+	out, err := exec.Command("/bin/sh", "-c", script, "uninstall", newInst).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), newInst+" --uninstall --silent --skip-module-unload --skip-depmod") {
+		t.Errorf("%v: %s", err, out)
+	}
+	os.WriteFile(old, []byte("#!/bin/sh\nif [ \"$1\" = -A ]; then printf '  --skip-module-unload\\n'; exit 0; fi\necho \"$0 $*\"\n"), 0o755)
+	out, err = exec.Command("/bin/sh", "-c", script, "uninstall", newInst).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), old+" --silent --skip-module-unload --log-file-name") {
+		t.Errorf("a current uninstaller: %v: %s", err, out)
+	}
+}

@@ -99,6 +99,8 @@ func (p *printer) node(n Node) {
 	switch {
 	case n.HostDriver != nil && n.HostDriver.Outcome == "not-loaded":
 		p.kv("reboot pending", "no: the installed driver did not load on this boot, and another reboot does not load it (host driver unit, below)", p.st.Red)
+	case n.RebootPending && n.HostDriver != nil && n.HostDriver.Outcome == "reboot-required" && n.HostDriver.Error != "":
+		p.kv("reboot pending", "yes: driver "+n.HostDriver.Configured+" is installed and loaded at the next boot (why: see host driver unit)", p.st.Yellow)
 	case n.RebootPending:
 		p.kv("reboot pending", "yes: the installed driver loads at the next boot", p.st.Yellow)
 	default:

@@ -1,0 +1,117 @@
+package provision
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/untrusted"
+)
+
+// conflictTypes are the .manifest library types whose names make files
+// conflicting: with --no-backup nvidia-installer deletes every
+// lib<name>.so* of them under /usr/lib*, /usr/X11R6/lib*, whoever installed
+// it (command-list.c find_conflicting_files, manifest.c is_conflicting).
+var conflictTypes = map[string]bool{"UTILITY_LIB": true, "CUDA_LIB": true, "ENCODEAPI_LIB": true, "NVCUVID_LIB": true,
+	"OPENGL_LIB": true, "GLX_CLIENT_LIB": true, "EGL_CLIENT_LIB": true, "OPENCL_LIB": true, "TLS_LIB": true,
+	"VDPAU_LIB": true, "GBM_BACKEND_LIB": true}
+
+// conflictNames lists the "lib<name>.so" prefixes of tree's conflicting
+// libraries.
+func conflictNames(tree string) ([]string, error) {
+	f, err := os.Open(filepath.Join(tree, ".manifest"))
+	if err != nil {
+		return nil, fmt.Errorf("the driver tree's manifest: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		fl := strings.Fields(sc.Text())
+		if n <= 8 || len(fl) < 3 || !conflictTypes[fl[2]] || !plainName.MatchString(fl[0]) {
+			continue
+		}
+		base, _, ok := strings.Cut(path.Base(fl[0]), ".so.")
+		if name := base + ".so"; ok && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, sc.Err()
+}
+
+// conflictDirs are where nvidia-installer looks for conflicting libraries.
+const conflictDirs = "/usr/X11R6/lib /usr/X11R6/lib32 /usr/X11R6/lib64 /usr/lib /usr/lib32 /usr/lib64"
+
+// conflictScript prints "<path>\t<package or ->" for each file or link
+// under conflictDirs named like one of the prefixes in "$@" (searched as
+// the installer does, through links, skipping source, build and
+// nvidia-cg-toolkit).
+const conflictScript = `set -f
+n=
+for p in "$@"; do
+	if [ -z "$n" ]; then set -- "$@" -name "$p*"; n=1; else set -- "$@" -o -name "$p*"; fi
+	shift
+done
+for d in ` + conflictDirs + `; do
+	[ -d "$d" ] || continue
+	find -L "$d" \( -name source -o -name build -o -name nvidia-cg-toolkit \) -prune -o \( -type f -o -type l \) \( "$@" \) -print 2>/dev/null
+done | sort -u | while IFS= read -r f; do
+	o=$(dpkg -S "$f" 2>/dev/null | head -n 1 | cut -d: -f1)
+	printf '%s\t%s\n' "$f" "${o:--}"
+done`
+
+// checkConflicts is run after clean, before the install: what the
+// installer would still delete with --no-backup is neither nvidia-installer's
+// (uninstalled) nor the distribution's NVIDIA driver packages' (purged),
+// so it belongs to something else (a -dev or profiler package kept in the
+// container, a copy bundled by hand): the install is refused, naming the
+// files and their packages, and nothing more is changed. (--no-backup is
+// kept: without it the installer moves such files into /var/lib/nvidia,
+// which breaks their packages just the same until an uninstall restores
+// them, and an upgrade's uninstall would bring them back in the way.)
+func (s session) checkConflicts(ctx context.Context) error {
+	names, err := conflictNames(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))
+	if err != nil {
+		return fmt.Errorf("CT %d: %w", s.vmid(), err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	r, err := s.ct.Run(ctx, append([]string{"/bin/sh", "-c", conflictScript, "conflicts"}, names...), nil)
+	if err != nil {
+		return err
+	}
+	if r.Exit != 0 {
+		return fmt.Errorf("CT %d: looking for files NVIDIA's installer would delete failed (exit %d): %s", s.vmid(), r.Exit, r.Output().LastLines(3))
+	}
+	var files, pkgs []string
+	for _, l := range strings.Split(r.Stdout.Raw(), "\n") {
+		f, pkg, ok := strings.Cut(l, "\t")
+		if !ok {
+			continue
+		}
+		files = append(files, untrusted.Escape(f, 256))
+		if pkg != "-" && !slices.Contains(pkgs, pkg) {
+			pkgs = append(pkgs, untrusted.Escape(pkg, 128))
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	shown := files
+	if len(shown) > 5 {
+		shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(files)-5))
+	}
+	fix := "remove them"
+	if len(pkgs) > 0 {
+		fix = fmt.Sprintf("they belong to %s: purge those (pct exec %d -- apt-get purge %s) or remove the files", strings.Join(pkgs, ", "), s.vmid(), strings.Join(pkgs, " "))
+	}
+	return fmt.Errorf("CT %d: NVIDIA's installer would delete %s: it deletes every lib<name>.so* of the driver's libraries under /usr/lib*, whoever installed it; nothing more was changed: %s, or set install = false for the container, then restart it", s.vmid(), strings.Join(shown, ", "), fix)
+}
