@@ -23,6 +23,7 @@ import (
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -148,6 +149,9 @@ func (r *run) hostDriver() {
 		r.problem("host-driver-failed", fmt.Sprintf("the host driver unit failed to install driver %s: %s", h.Configured, h.Error),
 			fix+"; fix the cause, then `systemctl restart nvidiaprep-host-driver.service`")
 	case "not-loaded":
+		if h.Installed != "" && h.Installed == r.loaded {
+			return // loaded since (`modprobe nvidia`): the record is of the boot's start
+		}
 		r.notLoaded(h)
 	case "reboot-required":
 		if h.Error != "" {
@@ -521,8 +525,11 @@ func (r *run) kernelLog(ctx context.Context) {
 		}
 	}
 	if line := secureboot.Refusal(text); line != "" {
+		// An unsigned module is built again, signed; a signed one's key
+		// is enrolled (kernel/module/signing.c names which).
+		version, _ := kernelguard.InstalledVersion(r.o.Config.Paths.Root)
 		r.problem("module-signature", fmt.Sprintf("the kernel refused the NVIDIA module for its signature: %q (Secure Boot)", untrusted.New(line)),
-			"sign with the one key DKMS and the installer use and enroll it: "+secureboot.EnrollFix)
+			signFix(orNone(version), r.running(), strings.Contains(line, "unsigned module")))
 	}
 	if last == "" {
 		return

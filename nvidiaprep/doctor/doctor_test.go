@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,6 +38,19 @@ func (k *kernelLog) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, e
 	}
 	if c.Name == "dkms" && k.dkms != nil {
 		out := k.dkms()
+		return hostcmd.Result{Stdout: out, Output: out}, nil
+	}
+	if c.Name == "modinfo" && len(c.Args) == 3 && c.Args[0] == "-F" && c.Args[1] == "sig_key" {
+		// modinfo -F sig_key <module>: the signer's serial, "" when the
+		// module is unsigned; a stand-in module holds its signer as text.
+		b, err := os.ReadFile(c.Args[2])
+		if err != nil {
+			return hostcmd.Result{}, fmt.Errorf("modinfo: %w", err)
+		}
+		out := ""
+		if sig, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "sig_key="); ok {
+			out = sig + "\n"
+		}
 		return hostcmd.Result{Stdout: out, Output: out}, nil
 	}
 	return hostcmd.Result{Stdout: k.log, Output: k.log}, nil
@@ -76,15 +90,25 @@ func newNode(t *testing.T) *node {
 	n := &node{t: t, host: h, drv: d, log: &kernelLog{log: "nvidia: loading out-of-tree module taints kernel.\nNVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  580.159.04\n"}}
 	cfg.Paths.PVE, cfg.Paths.Root = filepath.Join(root, "pve"), filepath.Join(root, "hostroot")
 	n.opts = Options{Config: cfg, Runner: n.log, Nodes: h.Nodes, KernelRelease: testKernel}
-	// DKMS has built whatever driver nvidia-installer's record names for
-	// the node's one kernel.
+	// DKMS has installed whatever driver nvidia-installer's record names
+	// for each kernel with its module in updates/dkms (where DKMS installs
+	// it): the node's one kernel.
 	n.log.dkms = func() string {
 		b, err := os.ReadFile(filepath.Join(cfg.Paths.Root, "var/lib/nvidia/log"))
 		if err != nil {
 			return ""
 		}
-		return "nvidia/" + record.InstalledVersion(b) + ", " + testKernel + ", x86_64: installed\n"
+		mods, _ := filepath.Glob(filepath.Join(cfg.Paths.Root, "lib/modules/*/updates/dkms/nvidia.ko"))
+		out := ""
+		for _, m := range mods {
+			release := filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(m))))
+			out += "nvidia/" + record.InstalledVersion(b) + ", " + release + ", x86_64: installed\n"
+		}
+		return out
 	}
+	// Its headers, with which DKMS built the module.
+	n.write(filepath.Join(cfg.Paths.Root, "lib/modules", testKernel, "build/include/linux/version.h"), "", 0o644)
+	n.dkmsModule(testKernel, "")
 	n.write(filepath.Join(h.Proc, "modules"), "nvidia_uvm 1 0 - Live 0x0\nnvidia 2 1 nvidia_uvm, Live 0x0\n", 0o644)
 	// The loaded driver's tree, extracted from its (stand-in) .run.
 	cache := driverrun.Cache{Dir: cfg.Paths.Cache}
@@ -109,6 +133,17 @@ func newNode(t *testing.T) *node {
 	}
 	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\n")
 	return n
+}
+
+// dkmsModule leaves the nvidia module DKMS installs for release (its
+// updates/dkms), signed by the key with serial sigKey ("" unsigned).
+func (n *node) dkmsModule(release, sigKey string) {
+	n.t.Helper()
+	text := ""
+	if sigKey != "" {
+		text = "sig_key=" + sigKey + "\n"
+	}
+	n.write(filepath.Join(n.opts.Config.Paths.Root, "lib/modules", release, "updates/dkms/nvidia.ko"), text, 0o644)
 }
 
 func (n *node) write(path, text string, mode os.FileMode) {

@@ -2,6 +2,9 @@ package doctor
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,9 +21,12 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/kernelguard"
+	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/prestart"
 	"nvidiaprep/nvidiaprep/record"
+	"nvidiaprep/nvidiaprep/secureboot"
 )
 
 // fixCase is one finding: how to make it, what its fix must say, and that
@@ -58,10 +64,17 @@ func (n *node) reboot(v string) {
 // so it takes its fast path and records it.
 func (n *node) hostDriverUnit() {
 	n.t.Helper()
-	o := hostdriver.Options{Config: n.opts.Config, Runner: n.log, Log: zerolog.Nop(), Status: func(string) {}}
-	if _, err := hostdriver.Run(context.Background(), o); err != nil {
+	if err := n.hostDriverRun(); err != nil {
 		n.t.Fatalf("host driver unit: %v", err)
 	}
+}
+
+// hostDriverRun runs the host driver unit's real code on the running
+// kernel of the stand-in node and returns its error.
+func (n *node) hostDriverRun() error {
+	o := hostdriver.Options{Config: n.opts.Config, Runner: n.log, Log: zerolog.Nop(), Status: func(string) {}, KernelRelease: n.opts.KernelRelease}
+	_, err := hostdriver.Run(context.Background(), o)
+	return err
 }
 
 // preStart runs the hook's real pre-start for vmid on the stand-in node,
@@ -321,6 +334,254 @@ func fixCases() []fixCase {
 			},
 			says:  []string{"delete it from "},
 			apply: func(n *node) { editCT(n, 105, dropLine("lxc.autodev:")) }},
+		{name: "the container's toolkit cannot work there", check: "container-toolkit",
+			make: func(n *node) {
+				// What the worker leaves when it cannot set no-cgroups in
+				// an unprivileged container (toolkit.go).
+				if err := record.SaveFindings(n.opts.Config.Paths.State, 101, []string{"CT 101 is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true (setting it failed: sed: couldn't open temporary file /etc/nvidia-container-runtime/sedX: Read-only file system): docker/podman --gpus and nvidia-container-cli fail with a cgroup error"}); err != nil {
+					n.t.Fatal(err)
+				}
+			},
+			says: []string{"/etc/nvidia-container-runtime/config.toml inside CT 101", "no-cgroups = true", "nvidiaprep provision 101"},
+			// The worker of `nvidiaprep provision 101` (its real code needs
+			// a running container: the integration tests) finds no-cgroups
+			// set and leaves no findings.
+			apply: func(n *node) {
+				if err := record.SaveFindings(n.opts.Config.Paths.State, 101, nil); err != nil {
+					n.t.Fatal(err)
+				}
+			}},
+		{name: "a table that names no container", check: "config",
+			make: func(n *node) { n.configFile("[containers.ct101]\ngpus = [\"0\"]\n") },
+			says: []string{"name the container's vmid in the table's header, or remove the table"},
+			apply: func(n *node) {
+				n.editConfig(func(s string) string { return strings.Replace(s, "[containers.ct101]", "[containers.101]", 1) })
+			}},
+		{name: "an error in a container's table", check: "config",
+			make: func(n *node) {
+				n.configFile("[containers.101]\ngpu = [\"0\"]\n")
+				// pre-start refused its start: no block in the config.
+				n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
+			},
+			says: []string{"correct that line", "nvidiaprep check", "pct start 101"},
+			apply: func(n *node) {
+				n.editConfig(func(s string) string { return strings.Replace(s, "gpu = ", "gpus = ", 1) })
+				n.preStart(101)
+			}},
+		{name: "a new kernel without headers", check: "kernel-not-ready",
+			make: func(n *node) {
+				n.installRecord(version)
+				// apt installed a newer kernel, without its headers.
+				n.kernelImage(testKernel)
+				n.kernelImage(newKernel)
+			},
+			says:  []string{"`apt install proxmox-headers-" + newKernel + "`", "nvidiaprep kernel-installed " + newKernel, kernels.PinCommand(testKernel)},
+			apply: func(n *node) { n.installHeaders(newKernel); n.kernelInstalled(newKernel) }},
+		{name: "the module signed by a key not enrolled", check: "module-signature",
+			make: func(n *node) {
+				// The unit installed the driver with Secure Boot on: DKMS
+				// signs with its key; the key was never enrolled, so at
+				// this boot the kernel refused the module.
+				n.installRecord(version)
+				n.opts.Config.Driver.Version = version
+				n.secureBoot()
+				if _, _, err := secureboot.EnsureKey(n.opts.Config.Paths.Root); err != nil {
+					n.t.Fatal(err)
+				}
+				if _, err := secureboot.EnsureDKMSSigning(n.opts.Config.Paths.Root); err != nil {
+					n.t.Fatal(err)
+				}
+				n.dkmsInstall(testKernel)
+				n.bootWithout("Loading of module with unavailable key is rejected")
+			},
+			says: []string{secureboot.ImportCommand, "MOK manager"},
+			apply: func(n *node) {
+				n.enroll()
+				n.reboot(version)
+			}},
+		{name: "an unsigned module that Secure Boot refuses", check: "module-signature",
+			make: func(n *node) {
+				// Built by DKMS before Secure Boot was turned on: unsigned.
+				n.installRecord(version)
+				n.opts.Config.Driver.Version = version
+				n.secureBoot()
+				n.bootWithout("Loading of unsigned module is rejected")
+			},
+			says: []string{"nvidiaprep kernel-installed " + testKernel, "dkms remove nvidia/" + version + " -k " + testKernel + " && dkms install nvidia/" + version + " -k " + testKernel, secureboot.ImportCommand},
+			apply: func(n *node) {
+				n.kernelInstalled(testKernel)
+				n.dkmsInstall(testKernel) // dkms remove, then dkms install
+				n.enroll()
+				n.reboot(version)
+			}},
+		{name: "a boot into a kernel without the module", check: "driver-not-loaded-after-reboot",
+			make: func(n *node) {
+				n.installRecord(version)
+				n.opts.Config.Driver.Version = version
+				n.kernelImage(testKernel)
+				if _, err := n.host.Boot(time.Now().Add(-time.Hour)); err != nil {
+					n.t.Fatal(err)
+				}
+				n.hostDriverUnit() // this boot's run: the driver loaded
+				// apt installs a newer kernel without its headers, and the
+				// node boots it.
+				n.kernelImage(newKernel)
+				n.opts.KernelRelease = newKernel
+				n.bootWithout("Linux version " + newKernel + " (build@proxmox)")
+				var nl *hostdriver.NotLoadedError
+				if err := n.hostDriverRun(); !errors.As(err, &nl) {
+					n.t.Fatalf("the unit at the new boot: %v, want a driver that did not load", err)
+				}
+			},
+			says: []string{"`apt install proxmox-headers-" + newKernel + "`", "systemctl restart nvidiaprep-host-driver.service", kernels.PinCommand(testKernel)},
+			apply: func(n *node) {
+				n.installHeaders(newKernel)
+				n.kernelInstalled(newKernel)
+				// The unit's restart: its modprobe nvidia and
+				// nvidia-modprobe (they need the GPU), then its own run.
+				n.load(version)
+				n.hostDriverUnit()
+			}},
+	}
+}
+
+// newKernel is a kernel apt installs after the stand-in node's.
+const newKernel = "6.8.12-5-pve"
+
+// configFile writes text as the node's configuration file (with the
+// stand-in node's [paths]) and loads it with the real loader.
+func (n *node) configFile(text string) {
+	n.t.Helper()
+	p := n.opts.Config.Paths
+	paths := fmt.Sprintf("[paths]\nlxc = %q\ndev = %q\nproc = %q\nsys = %q\ncache = %q\nstate = %q\npve = %q\nroot = %q\n\n",
+		p.LXC, p.Dev, p.Proc, p.Sys, p.Cache, p.State, p.PVE, p.Root)
+	n.write(n.configPath(), paths+text, 0o644)
+	n.loadConfig()
+}
+
+func (n *node) configPath() string {
+	return filepath.Join(n.opts.Config.Paths.Root, config.NodeFile)
+}
+
+func (n *node) loadConfig() {
+	n.t.Helper()
+	cfg, err := config.LoadFiles(config.File{Path: n.configPath()})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.opts.Config = cfg
+}
+
+// editConfig edits the node's configuration file and loads it again.
+func (n *node) editConfig(edit func(string) string) {
+	n.t.Helper()
+	b, err := os.ReadFile(n.configPath())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.write(n.configPath(), edit(string(b)), 0o644)
+	n.loadConfig()
+}
+
+// installRecord is nvidia-installer's record of driver v.
+func (n *node) installRecord(v string) {
+	n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 ("+v+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
+}
+
+// kernelImage is a kernel package's image in /boot.
+func (n *node) kernelImage(release string) {
+	n.write(filepath.Join(n.opts.Config.Paths.Root, "boot/vmlinuz-"+release), "", 0o644)
+}
+
+// installHeaders stands in for `apt install proxmox-headers-<release>`:
+// the headers, and DKMS's header_postinst.d hook, which builds and
+// installs the module for that kernel.
+func (n *node) installHeaders(release string) {
+	n.t.Helper()
+	n.write(filepath.Join(n.opts.Config.Paths.Root, "lib/modules", release, "build/include/linux/version.h"), "", 0o644)
+	n.dkmsInstall(release)
+}
+
+// dkmsInstall is what `dkms install` (and autoinstall, and its hooks) does
+// on the node: it needs the kernel's headers, and signs the module only
+// with a signing configuration (nvidiaprep's secureboot.DKMSConf), with
+// DKMS's key.
+func (n *node) dkmsInstall(release string) {
+	n.t.Helper()
+	root := n.opts.Config.Paths.Root
+	if !kernels.HasHeaders(root, release) {
+		n.t.Fatalf("dkms install for %s: its headers are not installed", release)
+	}
+	sig := ""
+	if _, err := os.Stat(filepath.Join(root, secureboot.DKMSConf)); err == nil {
+		k, err := secureboot.ReadKey(root)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		sig = secureboot.SigKey(k.Cert)
+	}
+	n.dkmsModule(release, sig)
+}
+
+// kernelInstalled runs `nvidiaprep kernel-installed <release>`'s real code.
+func (n *node) kernelInstalled(release string) {
+	n.t.Helper()
+	if _, err := kernelguard.KernelInstalled(context.Background(), kernelguard.GuardInput{Config: n.opts.Config, Release: release, Running: n.opts.KernelRelease, Runner: n.log, Out: io.Discard}); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// secureBoot turns Secure Boot on in the firmware.
+func (n *node) secureBoot() {
+	n.t.Helper()
+	if err := n.host.SetSecureBoot(true); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// enroll stands in for mokutil --import and the MOK manager at the
+// console: shim's list holds DKMS's key.
+func (n *node) enroll() {
+	n.t.Helper()
+	k, err := secureboot.ReadKey(n.opts.Config.Paths.Root)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if err := n.host.EnrollMOK(k.Cert.Raw); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// bootWithout stands in for a boot that came up without the driver: a new
+// boot id, no module loaded, no device nodes (a new /dev), and the kernel
+// log's lines.
+func (n *node) bootWithout(log ...string) {
+	n.t.Helper()
+	if _, err := n.host.Boot(time.Now()); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := n.host.UnloadDriver(); err != nil {
+		n.t.Fatal(err)
+	}
+	nodes, _ := filepath.Glob(filepath.Join(n.host.Dev, "nvidia*"))
+	for _, p := range nodes {
+		if err := os.RemoveAll(p); err != nil {
+			n.t.Fatal(err)
+		}
+	}
+	n.log.log = strings.Join(log, "\n") + "\n"
+}
+
+// load stands in for modprobe nvidia and nvidia-modprobe: driver v is
+// loaded, its nodes made.
+func (n *node) load(v string) {
+	n.t.Helper()
+	n.drv.Version = v
+	if err := n.host.LoadDriver(n.drv); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := n.host.MakeNodes(n.drv); err != nil {
+		n.t.Fatal(err)
 	}
 }
 
@@ -482,4 +743,18 @@ func TestStoppedContainerHasNoLostBlock(t *testing.T) {
 	n.want(n.run(), "lost-block")
 	n.opts.Running = func(int) (bool, bool) { return false, false } // cannot tell
 	n.want(n.run(), "lost-block")
+}
+
+// A driver loaded by hand after the unit recorded a boot without it
+// (`modprobe nvidia`, once the running kernel has the module) is no longer
+// named as not loaded: the unit's record is of the boot's start. (Before,
+// doctor said it "did not load on this boot" with "no cause found".)
+func TestDriverLoadedSinceTheUnitsRecord(t *testing.T) {
+	n := newNode(t)
+	i := slices.IndexFunc(fixCases(), func(c fixCase) bool { return c.check == "driver-not-loaded-after-reboot" })
+	fixCases()[i].make(n)
+	n.want(n.run(), "driver-not-loaded", "driver-not-loaded-after-reboot", "kernel-not-ready")
+	n.installHeaders(newKernel)
+	n.load(version) // modprobe nvidia, nvidia-modprobe: without the unit
+	n.want(n.run())
 }

@@ -3,10 +3,12 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
+	"nvidiaprep/nvidiaprep/secureboot"
 	"nvidiaprep/nvidiaprep/status"
 )
 
@@ -43,7 +45,7 @@ func (r *run) kernels(ctx context.Context) {
 		if err != nil {
 			r.note("%v", err)
 		} else if why != "" {
-			r.problem("module-signature", fmt.Sprintf("kernel %s: %s", ks[i].Release, why), kernelSignFix)
+			r.problem("module-signature", fmt.Sprintf("kernel %s: %s", ks[i].Release, why), signFix(version, ks[i].Release, strings.Contains(why, "not signed")))
 		}
 	}
 	working := kernels.Working(ks)
@@ -63,7 +65,19 @@ func (r *run) kernels(ctx context.Context) {
 	}
 }
 
-const kernelSignFix = "enroll the key DKMS and the installer sign with: " + "`mokutil --import /var/lib/dkms/mok.pub`, then reboot at the console and enroll it in the MOK manager"
+// signFix is the fix for a module Secure Boot refuses. A module signed by
+// a key the firmware does not trust loads once that key is enrolled; an
+// unsigned one must first be built again, signed: `nvidiaprep
+// kernel-installed` makes the key and has DKMS sign with it (it writes
+// secureboot.DKMSConf), and DKMS signs only what it builds after that.
+func signFix(version, release string, unsigned bool) string {
+	enroll := "enroll the key DKMS and the installer sign with: " + secureboot.EnrollFix
+	if !unsigned {
+		return enroll
+	}
+	return fmt.Sprintf("have DKMS sign it: `nvidiaprep kernel-installed %s` (makes the key and DKMS's signing configuration), then `dkms remove %s/%s -k %s && dkms install %s/%s -k %s`; then %s",
+		release, kernels.Module, version, release, kernels.Module, version, release, enroll)
+}
 
 // notLoaded: a boot after the install came up without the driver: the
 // causes as they are now, each with its fix.

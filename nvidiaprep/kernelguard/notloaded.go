@@ -63,7 +63,9 @@ func WhyNotLoaded(ctx context.Context, in NotLoadedInput) []Cause {
 		out = append(out, Cause{What: fmt.Sprintf("whether DKMS built driver %s's module for kernel %s is unknown: %v", in.Version, in.Running, err),
 			Fix: "install dkms (`apt install dkms`), then `dkms autoinstall -k " + in.Running + "` and `modprobe nvidia`"})
 	} else if k := c.Judge(in.Version, in.Running, states[in.Running]); !k.Ready {
-		fix := k.Fix + "; then `modprobe nvidia` loads it without a reboot"
+		// The unit's own run loads it (modprobe nvidia), makes its device
+		// nodes and records the boot as one with the driver.
+		fix := k.Fix + "; then `systemctl restart nvidiaprep-host-driver.service` loads it without a reboot (modprobe nvidia) and makes its device nodes"
 		all, _ := c.Check(ctx, in.Version)
 		if w := kernels.Working(all); w != "" && w != in.Running {
 			fix += fmt.Sprintf("; or boot kernel %s, which has it: %s, then reboot", w, kernels.PinCommand(w))
