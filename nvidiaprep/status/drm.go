@@ -18,7 +18,7 @@ func drmNodes(p config.Paths, nfs nvdev.NodeFS, gpus []nvdev.GPU) ([]DeviceNode,
 	var out []DeviceNode
 	for _, g := range gpus {
 		for _, n := range byPCI[g.PCIBusID] {
-			d := DeviceNode{Name: n.Name}
+			d := DeviceNode{Name: n.Name, GPU: g.PCIBusID}
 			if st, err := nfs.Stat(filepath.Join(p.Dev, n.Name)); err == nil && st.Char {
 				d.Present = true
 				d.Device = nvdev.Node{Major: st.Major, Minor: st.Minor}.Device()

@@ -1,10 +1,11 @@
 package status
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
-	"strconv"
+	"nvidiaprep/nvidiaprep/kernels"
 )
 
 // JSON is the report as `status --json` prints it (docs/json.md): snake
@@ -17,11 +18,44 @@ type JSON struct {
 
 // NodeJSON is the node's driver.
 type NodeJSON struct {
-	Driver         DriverJSON       `json:"driver"`
-	RebootPending  bool             `json:"reboot_pending"`
-	HostDriverUnit *HostDriverJSON  `json:"host_driver_unit"`
-	GPUs           []GPUJSON        `json:"gpus"`
-	DeviceNodes    []DeviceNodeJSON `json:"device_nodes"`
+	Driver           DriverJSON       `json:"driver"`
+	RebootPending    bool             `json:"reboot_pending"`
+	RebootPendingWhy []string         `json:"reboot_pending_why"` // [] when none is pending
+	HostDriverUnit   *HostDriverJSON  `json:"host_driver_unit"`
+	GPUs             []GPUJSON        `json:"gpus"`
+	DeviceNodes      []DeviceNodeJSON `json:"device_nodes"`
+	Kernels          []KernelJSON     `json:"kernels"`
+	// WorkingKernel is the kernel to keep booting while another is not
+	// ready (kernels.Working); null when none is ready.
+	WorkingKernel *WorkingKernelJSON `json:"working_kernel"`
+}
+
+// KernelJSON is an installed kernel and the installed driver's module for
+// it (kernels.Kernel).
+type KernelJSON struct {
+	Release  string  `json:"release"`
+	Running  bool    `json:"running"`
+	Bootable bool    `json:"bootable"`
+	Headers  bool    `json:"headers"`
+	DKMS     *string `json:"dkms"`      // "installed", "built"; null: DKMS has none
+	BuildLog *string `json:"build_log"` // a failed build's make.log
+	Ready    bool    `json:"ready"`
+	Why      *string `json:"why"` // why not ready
+	Fix      *string `json:"fix"` // what makes it ready
+}
+
+// WorkingKernelJSON is the kernel that has the driver, and how to keep
+// booting it on Proxmox VE.
+type WorkingKernelJSON struct {
+	Release    string `json:"release"`
+	PinCommand string `json:"pin_command"`
+}
+
+// CauseJSON is why a boot came up without the installed driver.
+type CauseJSON struct {
+	What        string `json:"what"`
+	Fix         string `json:"fix"`
+	RebootHelps bool   `json:"reboot_helps"`
 }
 
 // DriverJSON holds the driver versions; null when unknown or none.
@@ -42,6 +76,9 @@ type HostDriverJSON struct {
 	DurationSeconds *float64   `json:"duration_seconds"`
 	Error           *string    `json:"error"`
 	Log             *string    `json:"log"`
+	// Causes are why this boot came up without the installed driver
+	// (outcome "not-loaded"); [] otherwise.
+	Causes []CauseJSON `json:"causes"`
 }
 
 // GPUJSON is a GPU as pre-start sees it.
@@ -56,9 +93,10 @@ type GPUJSON struct {
 type DeviceNodeJSON struct {
 	Name    string  `json:"name"`
 	Present bool    `json:"present"`
-	Device  *string `json:"device"`        // "195:255" as it is
-	Driver  *string `json:"driver_device"` // what the driver registered, when known
-	Correct bool    `json:"correct"`       // present with the driver's numbers
+	Device  *string `json:"device"`          // "195:255" as it is
+	Driver  *string `json:"driver_device"`   // what the driver registered, when known
+	Correct bool    `json:"correct"`         // present with the driver's numbers
+	GPU     *string `json:"gpu_pci_address"` // the GPU whose node it is; null for the shared ones
 }
 
 // ContainerJSON is one container.
@@ -124,27 +162,39 @@ func (r Report) ToJSON() JSON {
 	n := r.Node
 	j := JSON{
 		Node: NodeJSON{
-			Driver:        DriverJSON{Configured: str(n.Configured), Installed: str(n.Installed), Loaded: str(n.Loaded)},
-			RebootPending: n.RebootPending,
-			GPUs:          []GPUJSON{},
-			DeviceNodes:   []DeviceNodeJSON{},
+			Driver:           DriverJSON{Configured: str(n.Configured), Installed: str(n.Installed), Loaded: str(n.Loaded)},
+			RebootPending:    n.RebootPending,
+			RebootPendingWhy: append([]string{}, n.RebootWhy...),
+			GPUs:             []GPUJSON{},
+			DeviceNodes:      []DeviceNodeJSON{},
+			Kernels:          []KernelJSON{},
 		},
 		Containers: []ContainerJSON{},
 		Problems:   append([]string{}, r.Problems...),
 	}
 	if h := n.HostDriver; h != nil {
 		j.Node.HostDriverUnit = &HostDriverJSON{Outcome: h.Outcome, Configured: str(h.Configured), Installed: str(h.Installed), Loaded: str(h.Loaded),
-			Step: str(h.Step), Time: at(h.Time), DurationSeconds: seconds(h.Duration), Error: str(h.Error), Log: str(h.Log)}
+			Step: str(h.Step), Time: at(h.Time), DurationSeconds: seconds(h.Duration), Error: str(h.Error), Log: str(h.Log), Causes: []CauseJSON{}}
+		for _, c := range h.Causes {
+			j.Node.HostDriverUnit.Causes = append(j.Node.HostDriverUnit.Causes, CauseJSON{What: c.What, Fix: c.Fix, RebootHelps: c.RebootHelps})
+		}
 	}
 	for _, g := range n.GPUs {
 		j.Node.GPUs = append(j.Node.GPUs, GPUJSON{Index: g.Index, UUID: g.UUID, PCIAddress: g.PCIBusID, Minor: g.Minor})
 	}
 	for _, d := range n.DeviceNodes {
-		dn := DeviceNodeJSON{Name: d.Name, Present: d.Present, Device: str(d.Device), Driver: str(d.Want), Correct: d.Present && d.Want == ""}
+		dn := DeviceNodeJSON{Name: d.Name, Present: d.Present, Device: str(d.Device), Driver: str(d.Want), Correct: d.Present && d.Want == "", GPU: str(d.GPU)}
 		if dn.Driver == nil && d.Present {
 			dn.Driver = str(d.Device)
 		}
 		j.Node.DeviceNodes = append(j.Node.DeviceNodes, dn)
+	}
+	for _, k := range n.Kernels {
+		j.Node.Kernels = append(j.Node.Kernels, KernelJSON{Release: k.Release, Running: k.Running, Bootable: k.Bootable, Headers: k.Headers,
+			DKMS: str(k.DKMS), BuildLog: str(k.BuildLog), Ready: k.Ready, Why: str(k.Why), Fix: str(k.Fix)})
+	}
+	if w := kernels.Working(n.Kernels); w != "" {
+		j.Node.WorkingKernel = &WorkingKernelJSON{Release: w, PinCommand: kernels.PinCommand(w)}
 	}
 	for _, c := range r.Containers {
 		cj := ContainerJSON{VMID: c.VMID, State: str(c.State), Chain: str(c.Chain), Required: c.Required, Install: c.Install,

@@ -87,6 +87,9 @@ type Node struct {
 	// Kernels are the installed kernels and whether the installed driver's
 	// module is built for each.
 	Kernels []kernels.Kernel `json:"kernels,omitempty"`
+	// RebootWhy says why a reboot is pending, a sentence for each reason;
+	// empty when none is (rebootWhy).
+	RebootWhy []string `json:"reboot_why,omitempty"`
 }
 
 // HostDriver is the host driver unit's last run, from its state file.
@@ -107,6 +110,9 @@ type DeviceNode struct {
 	Present bool   `json:"present"`
 	Device  string `json:"device,omitempty"` // "195:255" as it is
 	Want    string `json:"want,omitempty"`   // what the driver registered, when it differs
+	// GPU is the PCI address of the GPU whose node it is (nvidia<minor>,
+	// its DRM nodes); "" for the nodes every container with a GPU gets.
+	GPU string `json:"gpu,omitempty"`
 }
 
 // Container is one container that uses the hookscript.
@@ -173,11 +179,12 @@ func Gather(o Options) Report {
 	} else if b, err := fsutil.ReadRegular(o.Config.Paths.Host(installRecord), 1<<20); err == nil {
 		r.Node.Installed = record.InstalledVersion(b)
 	}
-	r.Node.RebootPending = hd != nil && (hd.Outcome == "reboot-required" || hd.Outcome == "rebooting") ||
-		r.Node.Installed != "" && r.Node.Loaded != "" && r.Node.Installed != r.Node.Loaded
+	listed := false
 	if b, err := fsutil.ReadRegular(o.Config.Paths.Host(rebootRequired), 1<<16); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {
-		r.Node.RebootPending = true
+		listed = true
 	}
+	r.Node.RebootWhy = rebootWhy(hd, r.Node.Installed, r.Node.Loaded, listed)
+	r.Node.RebootPending = len(r.Node.RebootWhy) > 0
 	if r.Node.Loaded != "" {
 		gpus, err := nvdev.ProcGPUs{Proc: p.Proc}.GPUs()
 		if err != nil {
@@ -208,6 +215,9 @@ func deviceNodes(p config.Paths, nfs nvdev.NodeFS, w nvdev.Want) []DeviceNode {
 	out := make([]DeviceNode, 0, len(expected))
 	for _, e := range expected {
 		n := DeviceNode{Name: e.Name}
+		if i := slices.IndexFunc(w.GPUs, func(g nvdev.GPU) bool { return uint32(g.Minor) == e.Minor }); e.Kind == nvdev.KindGPU && i >= 0 {
+			n.GPU = w.GPUs[i].PCIBusID
+		}
 		if st, err := nfs.Stat(e.Path); err == nil && st.Char {
 			n.Present = true
 			n.Device = nvdev.Node{Major: st.Major, Minor: st.Minor}.Device()
