@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,12 +34,6 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	if installs && err != nil {
 		return 0 // pre-start has said what is missing
 	}
-	// The CDI spec the container should have: "" for none (a spec of
-	// nvidiaprep's left from when it had a GPU is removed).
-	wantSpec, _, specErr := installstate.SpecWanted(cfg, vmid, version)
-	if specErr != nil {
-		log.Warn().Err(specErr).Msgf("CT %d: %v; its CDI spec is checked at its next start", vmid, specErr)
-	}
 	var st state
 	done := make(chan state, 1)
 	go func() { done <- look(cfg.Paths.LXCConfig(vmid), vmid, version, installs) }()
@@ -50,7 +45,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	if st.err != nil && !installs {
 		// Only a left-over spec was looked for: not worth a failed phase.
-		log.Warn().Err(st.err).Msgf("CT %d: %v; whether it has a CDI spec of nvidiaprep's to remove is checked at its next start", vmid, st.err)
+		log.Warn().Err(st.err).Msg(ctMessage(vmid, st.err) + "; whether it has a CDI spec of nvidiaprep's to remove is checked at its next start")
 		return 0
 	}
 	if st.err != nil {
@@ -63,10 +58,16 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		}
 		return 0
 	}
+	// The CDI spec the container should have: "" for none (a spec of
+	// nvidiaprep's left from when it had a GPU is removed).
+	wantSpec, _, specErr := installstate.SpecWanted(cfg, vmid, version)
+	if specErr != nil {
+		log.Warn().Err(specErr).Msg(ctMessage(vmid, specErr) + "; its CDI spec is checked at its next start")
+	}
 	// What cannot be told is not acted on.
 	specOK := specErr != nil || st.specErr != nil || st.spec.UpToDate(wantSpec)
 	if st.specErr != nil {
-		log.Warn().Err(st.specErr).Msgf("%v; its CDI spec is checked at its next start", st.specErr)
+		log.Warn().Err(st.specErr).Msg(ctMessage(vmid, st.specErr) + "; its CDI spec is checked at its next start")
 	}
 	if !installs && specOK && !st.registered {
 		return 0
@@ -135,6 +136,9 @@ type state struct {
 // its CDI spec from its root.
 func look(lxcConfig string, vmid int, version string, installs bool) state {
 	config, err := fsutil.ReadRegular(lxcConfig, lxcconf.MaxSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return state{running: false} // LXC has not started it: Proxmox writes this file first
+	}
 	if err != nil {
 		return state{err: fmt.Errorf("CT %d: reading its LXC config: %w", vmid, err)}
 	}

@@ -273,8 +273,10 @@ func converge(t *testing.T, n *scenario.Node, ct *lxctest.CT, version, old strin
 	if out, _ := sh(t, ct, "find / -xdev -name '*"+old+"*'; grep -c '"+old+"' "+ctNVLog); out != "0" {
 		t.Errorf("files of driver %s remain beside %s:\n%s", old, version, out)
 	}
-	if out, _ := sh(t, ct, "ls -A /var/lib/nvidiaprep"); out != "installed" {
-		t.Errorf("/var/lib/nvidiaprep holds %q, want only the record", out)
+	// The record, and the control file of the apt registration (no
+	// temporary file of a killed worker).
+	if out, _ := sh(t, ct, "ls -A /var/lib/nvidiaprep"); out != "aptreg.control\ninstalled" {
+		t.Errorf("/var/lib/nvidiaprep holds %q, want only the record and the registration", out)
 	}
 	if left, _ := filepath.Glob(filepath.Join(n.Host.Root, "cache", "tmp", "extract-*")); len(left) > 0 {
 		t.Errorf("half-extracted trees are left: %v", left)

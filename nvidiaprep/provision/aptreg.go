@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"nvidiaprep/nvidiaprep/aptreg"
@@ -15,10 +16,19 @@ import (
 // so that an unchanged registration is left alone.
 const regControl = ctDir + "/aptreg.control"
 
-// pkgnamesScript lists the package names apt's lists know that start with
-// one of "$@"; nothing without apt.
+// aptNoCache keeps apt from saving its package cache (pkgcache.bin and
+// srcpkgcache.bin, tens of MiB) in the container: nvidiaprep's apt calls
+// build it in memory, so that a container whose disk is nearly full is not
+// filled by them, and the space an admin frees stays free.
+const aptNoCache = `-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=`
+
+// pkgnamesScript lists the package names apt's lists know that match the
+// extended regular expression $1 (the driver packages' prefixes), in one
+// apt-cache call; nothing without apt.
 const pkgnamesScript = `command -v apt-cache >/dev/null || exit 0
-for p in "$@"; do apt-cache pkgnames "$p"; done`
+names=$(apt-cache ` + aptNoCache + ` pkgnames) || exit $?
+printf '%s\n' "$names" | grep -E "$1"
+exit 0`
 
 // writePinScript replaces the pin with stdin.
 const writePinScript = `set -e
@@ -38,7 +48,7 @@ rm -rf "$d"; mkdir -p "$d/pkg/DEBIAN"
 cat > "$d/pkg/DEBIAN/control"
 dpkg-deb --root-owner-group -b "$d/pkg" "$d/` + aptreg.Package + `.deb" >/dev/null
 if command -v apt-get >/dev/null; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --allow-downgrades -o DPkg::Lock::Timeout="$1" "$d/` + aptreg.Package + `.deb"
+	DEBIAN_FRONTEND=noninteractive apt-get ` + aptNoCache + ` install -y -q --no-install-recommends --allow-downgrades -o DPkg::Lock::Timeout="$1" "$d/` + aptreg.Package + `.deb"
 else
 	dpkg -i "$d/` + aptreg.Package + `.deb"
 fi
@@ -79,7 +89,7 @@ func (s session) register(ctx context.Context) error {
 	}
 	packages, virtual := aptreg.Names(installed)
 	control := aptreg.Control(s.version, packages, virtual)
-	r, err = s.ct.Run(ctx, append([]string{"/bin/sh", "-c", pkgnamesScript, "pkgnames"}, nvpkgs.Prefixes()...), nil)
+	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", pkgnamesScript, "pkgnames", prefixPattern(nvpkgs.Prefixes())}, nil)
 	if err != nil {
 		return err
 	}
@@ -128,4 +138,14 @@ func (s session) registered(ctx context.Context, control, pin string) (bool, err
 		return false, err
 	}
 	return r.Exit == 0 && r.Stdout.Raw() == "install ok installed "+s.version, nil
+}
+
+// prefixPattern is an extended regular expression matching names that
+// start with one of prefixes.
+func prefixPattern(prefixes []string) string {
+	quoted := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		quoted[i] = regexp.QuoteMeta(p)
+	}
+	return "^(" + strings.Join(quoted, "|") + ")"
 }

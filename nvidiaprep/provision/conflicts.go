@@ -49,10 +49,10 @@ func conflictNames(tree string) ([]string, error) {
 // conflictDirs are where nvidia-installer looks for conflicting libraries.
 const conflictDirs = "/usr/X11R6/lib /usr/X11R6/lib32 /usr/X11R6/lib64 /usr/lib /usr/lib32 /usr/lib64"
 
-// conflictScript prints "<path>\t<package or ->" for each file or link
-// under conflictDirs named like one of the prefixes in "$@" (searched as
-// the installer does, through links, skipping source, build and
-// nvidia-cg-toolkit).
+// conflictScript prints "<path>\t<package or ->\t<link target or empty>"
+// for each file or link under conflictDirs named like one of the prefixes
+// in "$@" (searched as the installer does, through links, skipping source,
+// build and nvidia-cg-toolkit).
 const conflictScript = `set -f
 n=
 for p in "$@"; do
@@ -64,8 +64,22 @@ for d in ` + conflictDirs + `; do
 	find -L "$d" \( -name source -o -name build -o -name nvidia-cg-toolkit \) -prune -o \( -type f -o -type l \) \( "$@" \) -print 2>/dev/null
 done | sort -u | while IFS= read -r f; do
 	o=$(dpkg -S "$f" 2>/dev/null | head -n 1 | cut -d: -f1)
-	printf '%s\t%s\n' "$f" "${o:--}"
+	t=; [ -L "$f" ] && t=$(readlink "$f")
+	printf '%s\t%s\t%s\n' "$f" "${o:--}" "$t"
 done`
+
+// sameDriver tells whether a file no package owns is a library of the very
+// driver version being installed, or a link to one: what an earlier,
+// interrupted install of it left (its record unwritten on a full disk), or
+// a copy of the same files. Deleting it loses nothing: the install puts
+// the same library in place.
+func sameDriver(file, linkTarget, version string) bool {
+	suffix := ".so." + version
+	if linkTarget != "" {
+		return strings.HasSuffix(path.Base(linkTarget), suffix)
+	}
+	return strings.HasSuffix(path.Base(file), suffix)
+}
 
 // checkConflicts is run after clean, before the install: what the
 // installer would still delete with --no-backup is neither nvidia-installer's
@@ -93,8 +107,12 @@ func (s session) checkConflicts(ctx context.Context) error {
 	}
 	var files, pkgs []string
 	for _, l := range strings.Split(r.Stdout.Raw(), "\n") {
-		f, pkg, ok := strings.Cut(l, "\t")
-		if !ok {
+		fields := strings.Split(l, "\t")
+		if len(fields) != 3 {
+			continue
+		}
+		f, pkg, target := fields[0], fields[1], fields[2]
+		if pkg == "-" && sameDriver(f, target, s.version) {
 			continue
 		}
 		files = append(files, untrusted.Escape(f, 256))

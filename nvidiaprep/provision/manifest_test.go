@@ -154,7 +154,27 @@ func TestConflicts(t *testing.T) {
 	os.Symlink("libcuda.so.535.216.01", filepath.Join(lib, "libcuda.so.1"))
 	script := strings.ReplaceAll(conflictScript, conflictDirs, filepath.Join(d, "lib"))
 	out, err := exec.Command("/bin/sh", append([]string{"-c", script, "conflicts"}, names...)...).Output()
-	if err != nil || string(out) != lib+"/libcuda.so.1\t-\n"+lib+"/libcuda.so.535.216.01\t-\n" {
+	if err != nil || string(out) != lib+"/libcuda.so.1\t-\tlibcuda.so.535.216.01\n"+lib+"/libcuda.so.535.216.01\t-\t\n" {
 		t.Errorf("%v: %q", err, out)
+	}
+}
+
+// What an interrupted install of the same version left (a library and a
+// link to it, no package's) is no conflict; another version's copy is.
+func TestSameDriverIsNoConflict(t *testing.T) {
+	for _, c := range []struct {
+		file, target string
+		same         bool
+	}{
+		{"/usr/lib/x86_64-linux-gnu/libcuda.so.580.142", "", true},
+		{"/usr/lib/x86_64-linux-gnu/libcuda.so.1", "libcuda.so.580.142", true},
+		{"/usr/lib/x86_64-linux-gnu/libcuda.so.535.216.01", "", false},
+		{"/usr/lib/x86_64-linux-gnu/libcuda.so.1", "libcuda.so.535.216.01", false},
+		{"/usr/lib/x86_64-linux-gnu/libcuda.so.580.142.1", "", false},
+		{"/usr/lib/x86_64-linux-gnu/libcuda.so", "", false},
+	} {
+		if got := sameDriver(c.file, c.target, "580.142"); got != c.same {
+			t.Errorf("sameDriver(%q, %q) = %v", c.file, c.target, got)
+		}
 	}
 }

@@ -370,7 +370,7 @@ func (s session) clean(ctx context.Context) error {
 	if pkgs := nvpkgs.DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
 		secs := int(s.w.Config.Provision.DpkgLockTimeout.Seconds())
-		script := fmt.Sprintf(`if command -v apt-get >/dev/null; then apt-get purge -y -q -o DPkg::Lock::Timeout=%d "$@"; else dpkg --purge "$@"; fi`, secs)
+		script := fmt.Sprintf(`if command -v apt-get >/dev/null; then apt-get `+aptNoCache+` purge -y -q -o DPkg::Lock::Timeout=%d "$@"; else dpkg --purge "$@"; fi`, secs)
 		r, err := s.ct.Run(ctx, append([]string{"/bin/sh", "-c", script, "purge"}, pkgs...), nil)
 		if err != nil {
 			return err
