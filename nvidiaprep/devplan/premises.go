@@ -26,9 +26,12 @@ const OwnDir = "dev/.nvidiaprep"
 //     host directory where LXC then mounts the overlay;
 //   - an lxc.mount.entry over dev itself, at or below dev/.nvidiaprep, from
 //     the host's /dev/.nvidiaprep (another container's copies), or over a
-//     device path nvidiaprep gives from anything but the host's node of
-//     that name (which hides nvidiaprep's node);
+//     device path nvidiaprep gives (which hides nvidiaprep's node);
 //   - an lxc.hook.* line that names .nvidiaprep or a /dev/nvidia path.
+//
+// entries are the config as LXC will read it: pre-start leaves the binds
+// of the host's own nodes (HostNodeBinds) out before it judges, so those
+// are not named here, and any other mount at a path it gives is.
 func Premises(entries []lxcconf.Entry, targets []string, pveConf string) []Finding {
 	var out []Finding
 	fix := fmt.Sprintf("delete it from %s, then start the container again", pveConf)
@@ -55,13 +58,56 @@ func Premises(entries []lxcconf.Entry, targets []string, pveConf string) []Findi
 				add(e, "mounts at "+OwnDir+", which is nvidiaprep's")
 			case src == "/"+OwnDir || strings.HasPrefix(src, "/"+OwnDir+"/"):
 				add(e, "mounts from the host's /"+OwnDir+", where nvidiaprep keeps each container's own copies of its device nodes and the driver trees")
-			case slices.Contains(targets, target) && src != "/"+target:
+			case slices.Contains(targets, target):
 				add(e, fmt.Sprintf("mounts %s over /%s, which nvidiaprep gives the container, hiding its node", src, target))
 			}
 		case strings.HasPrefix(e.Key, "lxc.hook."):
 			if strings.Contains(e.Value, ".nvidiaprep") || strings.Contains(e.Value, "dev/nvidia") {
 				add(e, "runs a hook that touches the device nodes or the directory nvidiaprep gives the container")
 			}
+		}
+	}
+	return out
+}
+
+// HostNodeBinds returns the numbers of the entries (Entry.Line) that bind
+// the host's own node at the path of the same name where nvidiaprep mounts
+// the container's copy (targets, "dev/nvidia0"): the tutorials'
+// "lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,..." lines. LXC
+// mounts only the first entry for a path, so pre-start leaves these out of
+// the generated config (lxcconf.Disable) and judges the Premises on what
+// remains; Superseded names them for removal. A mount of anything else at
+// such a path (another node, a file, a tmpfs) is not one of them: it stays
+// and breaks a premise. devRoot is the host's /dev ("/dev", or the tree in
+// use in tests, where "/dev/<name>" maps onto it as well).
+func HostNodeBinds(entries []lxcconf.Entry, targets []string, devRoot string) []int {
+	var lines []int
+	for _, e := range entries {
+		if e.Key != "lxc.mount.entry" {
+			continue
+		}
+		src, target, ok := mountTarget(e.Value)
+		if !ok {
+			continue
+		}
+		target, src = path.Clean(target), path.Clean(src)
+		name, ok := strings.CutPrefix(target, "dev/")
+		if !ok || !slices.Contains(targets, target) {
+			continue
+		}
+		if src == "/dev/"+name || src == path.Join(devRoot, name) {
+			lines = append(lines, e.Line)
+		}
+	}
+	return lines
+}
+
+// Except returns the entries whose line is not among lines.
+func Except(entries []lxcconf.Entry, lines []int) []lxcconf.Entry {
+	var out []lxcconf.Entry
+	for _, e := range entries {
+		if !slices.Contains(lines, e.Line) {
+			out = append(out, e)
 		}
 	}
 	return out

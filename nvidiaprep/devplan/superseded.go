@@ -60,16 +60,6 @@ func isNVIDIAMount(e lxcconf.Entry) bool {
 	return ok && e.Key == "lxc.mount.entry" && strings.HasPrefix(filepath.Clean(src), "/dev/nvidia")
 }
 
-// MountTarget is the target of an lxc.mount.entry, relative to the
-// container's root ("dev/nvidia0"), as Mount.Target has it.
-func MountTarget(e lxcconf.Entry) (string, bool) {
-	if e.Key != "lxc.mount.entry" {
-		return "", false
-	}
-	_, t, ok := mountTarget(e.Value)
-	return filepath.Clean(t), ok
-}
-
 // isNodeMount tells whether a mount entry binds an NVIDIA node of the
 // host tree at devRoot (a relocated /dev, as in tests).
 func isNodeMount(e lxcconf.Entry, devRoot string) bool {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -147,18 +146,6 @@ type Result struct {
 	mounted []string     // the block's mount targets
 }
 
-// hiding are the lines of the hand-written mount entries at a target that
-// the block mounts: LXC would mount theirs and skip the block's.
-func hiding(entries []lxcconf.Entry, mounted []string) []int {
-	var lines []int
-	for _, e := range entries {
-		if t, ok := devplan.MountTarget(e); ok && slices.Contains(mounted, t) {
-			lines = append(lines, e.Line)
-		}
-	}
-	return lines
-}
-
 // staleTemp is the age after which a temporary file beside the LXC config
 // is an interrupted writer's: a write takes milliseconds.
 const staleTemp = 5 * time.Minute
@@ -188,12 +175,17 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 		log.Warn().Err(err).Msgf("CT %d starts without GPU: %v", req.VMID, err)
 		res = Result{}
 	}
+	// The hand-written binds of the host's own nodes at paths the block
+	// mounts are left out of this start's config: LXC would mount theirs
+	// and skip the block's. The premises are judged on what remains, so a
+	// line is either left out or judged, by one classification.
+	leftOut := devplan.HostNodeBinds(entries, res.mounted, h.Dev)
 	if len(res.Lines) > 0 {
 		targets := []string{driverrun.MountPoint}
 		for _, n := range res.Nodes {
 			targets = append(targets, "dev/"+n.Name)
 		}
-		if findings := devplan.Premises(entries, targets, h.pveConf(req.VMID)); len(findings) > 0 {
+		if findings := devplan.Premises(devplan.Except(entries, leftOut), targets, h.pveConf(req.VMID)); len(findings) > 0 {
 			return Result{}, &PremiseError{VMID: req.VMID, Findings: findings}
 		}
 	}
@@ -210,7 +202,7 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 			log.Warn().Msgf("CT %d: %s (strict = true in [containers.%d] refuses the start instead)", req.VMID, f, req.VMID)
 		}
 	}
-	updated, err := lxcconf.Apply(lxcconf.Disable(config, hiding(entries, res.mounted)), res.Lines)
+	updated, err := lxcconf.Apply(lxcconf.Disable(config, leftOut), res.Lines)
 	if err != nil {
 		return Result{}, fmt.Errorf("CT %d: %s: %w", req.VMID, h.LXCConfig, err)
 	}

@@ -3,6 +3,7 @@ package prestart
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -380,5 +381,48 @@ func TestLinesThatBreakThePremisesRefuseTheStart(t *testing.T) {
 	os.WriteFile(f.host.LXCConfig, []byte(generated+"lxc.autodev = 0\n"), 0o640)
 	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{}}, f.logger()); err != nil {
 		t.Errorf("gpus = []: %v", err)
+	}
+}
+
+// The tutorials' binds of the host's own nodes, as written for this host's
+// /dev, are left out of the generated config and the start goes on with
+// the copies, while a mount of anything else at a path nvidiaprep gives
+// stays in the config and refuses the start: the lines pre-start leaves
+// out are the lines the premises are not judged on, and no others.
+// (Before, binds of the host's nodes of a /dev other than "/dev" were
+// refused as hiding the node, though pre-start leaves them out.)
+func TestHostNodeBindsAreLeftOutAndOtherMountsRefused(t *testing.T) {
+	f := setup(t, true)
+	var hand string
+	for _, name := range []string{"nvidiactl", "nvidia0", "nvidia-uvm"} {
+		hand += fmt.Sprintf("lxc.mount.entry = %s dev/%s none bind,optional,create=file\n", filepath.Join(f.sh.Dev, name), name)
+	}
+	conf := "lxc.arch = amd64\nlxc.cgroup2.devices.allow = c 195:* rwm\n" + hand
+	os.WriteFile(f.host.LXCConfig, []byte(conf), 0o640)
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger()); err != nil {
+		t.Fatalf("the tutorial's binds refuse the start: %v", err)
+	}
+	got := f.config(t)
+	for _, l := range strings.Split(strings.TrimSpace(hand), "\n") {
+		if !strings.Contains(got, "\n"+lxcconf.Disabled+l+"\n") {
+			t.Errorf("%q is not left out:\n%s", l, got)
+		}
+	}
+	for _, line := range []string{
+		"lxc.mount.entry = /tmp/fake dev/nvidia0 none bind,create=file 0 0",
+		"lxc.mount.entry = " + filepath.Join(f.sh.Dev, "nvidia1") + " dev/nvidia0 none bind,optional,create=file",
+		"lxc.mount.entry = /dev/nvidia1 dev/nvidia0 none bind,optional,create=file",
+		"lxc.mount.entry = tmpfs dev/nvidiactl tmpfs defaults 0 0",
+	} {
+		f := setup(t, true)
+		os.WriteFile(f.host.LXCConfig, []byte(conf+line+"\n"), 0o640)
+		_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger())
+		var pe *PremiseError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), line) || !strings.Contains(err.Error(), "hiding its node") {
+			t.Errorf("%s: %v", line, err)
+		}
+		if got := f.config(t); got != conf+line+"\n" {
+			t.Errorf("%s: the config was written:\n%s", line, got)
+		}
 	}
 }
