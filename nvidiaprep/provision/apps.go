@@ -187,10 +187,8 @@ func (w Worker) specInput(root *ctfs.Root, version string, block []string, key s
 	if err != nil {
 		return cdispec.Input{}, err
 	}
-	for _, e := range entries {
-		if !e.firmware {
-			in.Files = append(in.Files, e.dest)
-		}
+	for _, e := range nativeFiles(entries) {
+		in.Files = append(in.Files, e.dest)
 	}
 	return in, nil
 }

@@ -82,10 +82,8 @@ func (s session) register(ctx context.Context) error {
 		return fmt.Errorf("CT %d: %w", s.vmid(), err)
 	}
 	var installed []aptreg.Entry
-	for _, e := range entries {
-		if !e.firmware {
-			installed = append(installed, aptreg.Entry{Path: e.dest, Target: e.target})
-		}
+	for _, e := range nativeFiles(entries) {
+		installed = append(installed, aptreg.Entry{Path: e.dest, Target: e.target})
 	}
 	packages, virtual := aptreg.Names(installed)
 	control := aptreg.Control(s.version, packages, virtual)

@@ -213,3 +213,18 @@ func missingOf(want []wantEntry, out string) (files, firmware []string) {
 	}
 	return files, firmware
 }
+
+// nativeFiles are the entries the CDI spec and the apt registration name:
+// the 64-bit libraries, links and programs, at their absolute paths. Not
+// firmware (the host's kernel loads it), nor 32-bit libraries, whose
+// directory depends on the container (their dest is relative) and which a
+// nested container's 64-bit programs do not load.
+func nativeFiles(entries []wantEntry) []wantEntry {
+	var out []wantEntry
+	for _, e := range entries {
+		if !e.firmware && !e.compat32 {
+			out = append(out, e)
+		}
+	}
+	return out
+}

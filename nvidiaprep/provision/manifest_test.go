@@ -3,6 +3,7 @@ package provision
 import (
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -175,6 +176,33 @@ func TestSameDriverIsNoConflict(t *testing.T) {
 	} {
 		if got := sameDriver(c.file, c.target, "580.142"); got != c.same {
 			t.Errorf("sameDriver(%q, %q) = %v", c.file, c.target, got)
+		}
+	}
+}
+
+// The CDI spec and the registration get absolute paths only: with a
+// 32-bit library in the manifest, the spec was refused ("not an absolute
+// path") after every install.
+func TestNativeFilesAreAbsolute(t *testing.T) {
+	tree := t.TempDir()
+	os.WriteFile(filepath.Join(tree, ".manifest"), []byte(testManifest), 0o644)
+	entries, err := manifestEntries(tree, "/usr/lib/x86_64-linux-gnu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compat := 0
+	for _, e := range entries {
+		if e.compat32 {
+			compat++
+		}
+	}
+	files := nativeFiles(entries)
+	if compat == 0 || len(files) == 0 {
+		t.Fatalf("the test manifest has %d 32-bit and %d native entries", compat, len(files))
+	}
+	for _, e := range files {
+		if !path.IsAbs(e.dest) || e.compat32 || e.firmware {
+			t.Errorf("%+v", e)
 		}
 	}
 }
