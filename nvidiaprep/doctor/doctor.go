@@ -125,7 +125,7 @@ func (r *run) driverLoaded() {
 	d := r.o.Config.Driver
 	fix := "set [driver] version in /etc/nvidiaprep/nvidiaprep.toml and run `systemctl start nvidiaprep-host-driver.service`, which installs it (or load an installed driver: `modprobe nvidia`)"
 	if d.Version != "" {
-		fix = fmt.Sprintf("run `systemctl start nvidiaprep-host-driver.service`, which installs driver %s ([driver] version) and says what it needs (`journalctl -u nvidiaprep-host-driver.service`); a reboot may be needed to load it", d.Version)
+		fix = fmt.Sprintf("run `systemctl start nvidiaprep-host-driver.service`, which installs and loads driver %s ([driver] version) or says what stops it and whether a reboot is needed (`journalctl -u nvidiaprep-host-driver.service`)", d.Version)
 	}
 	r.problem("driver-not-loaded", "no NVIDIA kernel module is loaded: containers start without GPU, those with required = true not at all", fix)
 }

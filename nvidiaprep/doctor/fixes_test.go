@@ -126,7 +126,7 @@ func fixCases() []fixCase {
 					n.t.Fatal(err)
 				}
 			},
-			says: []string{"systemctl start nvidiaprep-host-driver.service", "a reboot may be needed"},
+			says: []string{"systemctl start nvidiaprep-host-driver.service", "installs and loads driver"},
 			// The unit installs the driver and the node reboots into it.
 			apply: func(n *node) { n.reboot(version) }},
 		{name: "host driver install failed", check: "host-driver-failed",

@@ -409,7 +409,13 @@ func (r *runner) runInstaller(ctx context.Context) error {
 	if err != nil {
 		return failed("", false, err)
 	}
-	_, err = r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: args, Env: r.runEnv()})
+	res, err := r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: args, Env: r.runEnv()})
+	if err != nil {
+		release, _ := r.kernelRelease()
+		if cause := installerCause(res.Output, d.Version, release); cause != "" {
+			err = fmt.Errorf("%w: %s", err, cause)
+		}
+	}
 	if err == nil {
 		if have, rerr := r.installedVersion(); rerr != nil {
 			err = fmt.Errorf("the installer succeeded, but its record cannot be read: %w", rerr)
