@@ -58,6 +58,17 @@ func cgroups(vmid int) []string {
 	return out
 }
 
+// populated tells whether a process runs in one of container vmid's cgroups.
+func populated(vmid int) bool {
+	for _, p := range cgroups(vmid) {
+		b, _ := os.ReadFile(filepath.Join(p, "cgroup.events"))
+		if strings.Contains(string(b), "populated 1") {
+			return true
+		}
+	}
+	return false
+}
+
 // monitorPID finds the LXC monitor of container vmid of lxcpath by its
 // process title ("[lxc monitor] <lxcpath> <vmid>").
 func monitorPID(t *testing.T, lxcpath string, vmid int) int {
@@ -150,7 +161,8 @@ func TestKilledTestLeavesNothingBehind(t *testing.T) {
 	if err := osexec.Command("kill", "-KILL", strconv.Itoa(monitorPID(t, b.LXCPath, vmidKilled))).Run(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); c.Running(); time.Sleep(100 * time.Millisecond) {
+	// Its init dies with the monitor (LXC's death signal), a moment later.
+	for deadline := time.Now().Add(10 * time.Second); c.Running() || populated(vmidKilled); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the container runs on without its monitor")
 		}
