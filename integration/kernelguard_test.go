@@ -271,14 +271,21 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		}
 		wantContains(t, "the marker", n.must("cat /run/nvidiaprep/kernel-not-ready"), "kernel "+k+" has no NVIDIA driver "+v+" module")
 		wantContains(t, "the journal", n.must("journalctl -t nvidiaprep-kernel --no-pager -o cat"), "kernel "+k+" has NO NVIDIA driver "+v+" module")
-		status := n.must("nvidiaprep status")
+		// --wide: one line per value, so that a message is found whole
+		// whatever the width (output to no terminal fits 80 columns).
+		status := n.must("nvidiaprep status --wide")
 		t.Logf("nvidiaprep status:\n%s", status)
 		wantContains(t, "status", status, k+": NOT READY: its headers are not installed", "fix: `apt install linux-headers-"+k+"`")
-		doctor, code := n.sh("nvidiaprep doctor")
+		doctor, code := n.sh("nvidiaprep doctor --wide")
 		if code != 1 {
 			t.Errorf("doctor exit %d", code)
 		}
 		wantContains(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: its headers are not installed", "booting it leaves the node without GPUs")
+		// The container runs the machine's kernel, which is not installed
+		// in it: none of the node's kernels, nothing to build for.
+		if running := strings.TrimSpace(n.must("uname -r")); strings.Contains(status, running) || strings.Contains(doctor, running) {
+			t.Errorf("status or doctor names the machine's kernel %s, which is not installed in the node:\n%s\n%s", running, status, doctor)
+		}
 	})
 
 	t.Run("its headers arrive", func(t *testing.T) {
@@ -291,8 +298,8 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		}
 		wantContains(t, "apt's output", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
 		wantContains(t, "dkms status", n.must("dkms status"), "nvidia/"+v+", "+k+", x86_64: installed")
-		wantContains(t, "status", n.must("nvidiaprep status"), k+": driver "+v+" built (dkms: installed)")
-		if doctor, _ := n.sh("nvidiaprep doctor"); strings.Contains(doctor, "kernel-not-ready: kernel "+k) {
+		wantContains(t, "status", n.must("nvidiaprep status --wide"), k+": driver "+v+" built (dkms: installed)")
+		if doctor, _ := n.sh("nvidiaprep doctor --wide"); strings.Contains(doctor, "kernel-not-ready: kernel "+k) {
 			t.Errorf("doctor:\n%s", doctor)
 		}
 		if out, code := n.sh("ls /run/nvidiaprep/kernel-not-ready 2>&1"); code == 0 {
@@ -319,9 +326,9 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		wantContains(t, "apt's output", out, "Bad return status for module build on kernel: "+k,
 			"nvidiaprep: kernel "+k+" has NO NVIDIA driver "+v+" module: DKMS failed to build driver "+v+"'s module for it; its log is "+log)
 		wantContains(t, "the build log", n.must("cat "+log), "nvidiaprep test: this build fails")
-		status := n.must("nvidiaprep status")
+		status := n.must("nvidiaprep status --wide")
 		wantContains(t, "status", status, k+": NOT READY: DKMS failed to build driver "+v+"'s module for it; its log is "+log)
-		doctor, _ := n.sh("nvidiaprep doctor")
+		doctor, _ := n.sh("nvidiaprep doctor --wide")
 		t.Logf("nvidiaprep doctor:\n%s", doctor)
 		wantContains(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: DKMS failed to build", "read "+log)
 		// The fix: the sources back, dpkg finishes the kernel's configuration.

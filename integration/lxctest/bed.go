@@ -18,6 +18,10 @@
 // Everything here needs root. Container ids (vmids) must be unique among the
 // containers running on the machine at the same time, because LXC names the
 // container's cgroup lxc/<vmid> in the one cgroup2 hierarchy, as Proxmox does.
+// A process that ends without closing its beds (killed, or go test's
+// -timeout) leaves none of their containers running: each bed's watchdog
+// stops them; NewContainer removes the empty cgroups that a container killed
+// with its monitor leaves.
 package lxctest
 
 import (
@@ -57,6 +61,8 @@ type Bed struct {
 
 	mu  sync.Mutex
 	cts map[int]*CT
+
+	watchdog int // its process id (see startWatchdog); 0: none
 }
 
 // NewBed makes a test bed in dir, creating dir if needed and making it
@@ -92,6 +98,9 @@ func NewBed(dir string) (*Bed, error) {
 		return nil, err
 	}
 	if err := b.writePostStopHook(); err != nil {
+		return nil, err
+	}
+	if err := b.startWatchdog(); err != nil {
 		return nil, err
 	}
 	b.overlay = probeOverlay(b.lowerDir("", false), filepath.Join(dir, "disk", ".overlay-probe")) == nil
@@ -164,6 +173,7 @@ func (b *Bed) Close() error {
 		b.mu.Lock()
 		b.cts = map[int]*CT{}
 		b.mu.Unlock()
+		b.stopWatchdog() // else it kills what is stuck when this process ends
 	}
 	return errors.Join(errs...)
 }

@@ -63,15 +63,14 @@ type CT struct {
 // NewContainer prepares container vmid: its directory <LXCPath>/<vmid>/ and
 // its root file system data (an overlay over the cached tree, or a copy),
 // unmounted. Nothing is written to the config until a start. It fails if
-// the vmid is taken in this bed, or by a running container on the machine.
+// the vmid is taken in this bed, or by a running container on the machine;
+// the empty cgroups of a container killed with its monitor it removes.
 func (b *Bed) NewContainer(vmid int, o Options) (*CT, error) {
 	if vmid <= 0 {
 		return nil, fmt.Errorf("lxctest: invalid vmid %d", vmid)
 	}
-	for _, p := range []string{"/sys/fs/cgroup/unified/lxc", "/sys/fs/cgroup/lxc"} {
-		if _, err := os.Stat(filepath.Join(p, strconv.Itoa(vmid))); err == nil {
-			return nil, fmt.Errorf("lxctest: container %d: cgroup %s/%d exists: a container with this vmid runs elsewhere on this machine (a test killed before its cleanup? lxc-stop -k -n %d -P <its bed>/lxc)", vmid, p, vmid, vmid)
-		}
+	if err := clearLeftoverCgroups(vmid); err != nil {
+		return nil, err
 	}
 	c := &CT{VMID: vmid, Bed: b, opts: o}
 	b.mu.Lock()

@@ -100,7 +100,8 @@ func newNode(t *testing.T) *node {
 		Cache: filepath.Join(dir, "cache"), State: filepath.Join(dir, "state"), Root: n.root}
 	n.cfg.Driver = config.Driver{Version: verWant, KernelModule: config.KernelModuleOpen, Reboot: config.RebootNever}
 	n.runner = &fakeRunner{n: n}
-	for _, d := range []string{"usr/bin", "usr/sbin", "run", "etc"} {
+	// lib/modules/<release>: what a node running kernel release has.
+	for _, d := range []string{"usr/bin", "usr/sbin", "run", "etc", "lib/modules/" + release} {
 		if err := os.MkdirAll(filepath.Join(n.root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -29,8 +29,8 @@ const Module = "nvidia"
 type Kernel struct {
 	Release string `json:"release"`
 	Running bool   `json:"running,omitempty"`
-	// Bootable: its image is in /boot, so the node can boot it (the running
-	// kernel of a container or a chroot is not).
+	// Bootable: its image is in /boot, so the node can boot it (a running
+	// kernel whose package was removed while it runs is not).
 	Bootable bool `json:"bootable"`
 	// Headers: <root>/lib/modules/<release>/build/include exists, DKMS's own
 	// test before it builds (dkms_autoinstaller _check_kernel_dir).
@@ -47,7 +47,10 @@ type Kernel struct {
 
 // Installed lists the kernels installed below root (a /boot/vmlinuz-<release>
 // each, as Debian's and Proxmox's kernel packages install them) and the
-// running one, newest first.
+// running one where its modules are below root, newest first. A node always
+// has <root>/lib/modules/<running>; without it the running kernel is
+// another root's (that of the machine a container or a chroot runs on),
+// which nothing installed below root builds modules for.
 func Installed(root, running string) ([]string, error) {
 	matches, err := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
 	if err != nil {
@@ -59,11 +62,17 @@ func Installed(root, running string) ([]string, error) {
 			out = append(out, strings.TrimPrefix(filepath.Base(m), "vmlinuz-"))
 		}
 	}
-	if running != "" && !slices.Contains(out, running) {
+	if running != "" && !slices.Contains(out, running) && hasModulesDir(root, running) {
 		out = append(out, running)
 	}
 	slices.SortFunc(out, func(a, b string) int { return -compareRelease(a, b) })
 	return out, nil
+}
+
+// hasModulesDir tells whether <root>/lib/modules/<release> is a directory.
+func hasModulesDir(root, release string) bool {
+	st, err := os.Stat(filepath.Join(root, "lib", "modules", release))
+	return err == nil && st.IsDir()
 }
 
 // compareRelease orders kernel releases as version numbers

@@ -39,9 +39,25 @@ func TestInstalledNewestFirstWithTheRunning(t *testing.T) {
 	for _, r := range []string{"6.8.12-9-pve", "6.8.12-10-pve", "6.14.8-2-pve"} {
 		write(t, filepath.Join(root, "boot", "vmlinuz-"+r), "")
 	}
+	// The running kernel's image was removed; its modules are still there.
+	if err := os.MkdirAll(filepath.Join(root, "lib/modules/6.5.13-1-pve"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	got, err := Installed(root, "6.5.13-1-pve")
 	want := []string{"6.14.8-2-pve", "6.8.12-10-pve", "6.8.12-9-pve", "6.5.13-1-pve"}
 	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("%v %v, want %v", got, err, want)
+	}
+}
+
+// In a container or a chroot the running kernel is the machine's: nothing
+// of it is below root, so it is none of root's kernels (status and doctor
+// said it was NOT READY, with a headers package to install for it).
+func TestInstalledLeavesOutAnotherRootsRunningKernel(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "boot", "vmlinuz-6.1.0-57-amd64"), "")
+	got, err := Installed(root, "6.18.44-fc-v1272")
+	if want := []string{"6.1.0-57-amd64"}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("%v %v, want %v", got, err, want)
 	}
 }
