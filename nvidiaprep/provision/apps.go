@@ -187,12 +187,23 @@ func (w Worker) specInput(root *ctfs.Root, version string, block []string, key s
 	if err != nil {
 		return cdispec.Input{}, err
 	}
+	in.Files = specFiles(entries)
+	return in, nil
+}
+
+// specFiles are the driver's files a CDI spec mounts: the 64-bit ones at
+// their absolute paths. Firmware stays with the kernel module; the 32-bit
+// copies (COMPAT32) have no fixed path (whichever of compat32List the
+// installer picked) and a nested container's CUDA and NVML use the 64-bit
+// libraries, as in the NVIDIA Container Toolkit's generated spec.
+func specFiles(entries []wantEntry) []string {
+	var files []string
 	for _, e := range entries {
-		if !e.firmware {
-			in.Files = append(in.Files, e.dest)
+		if !e.firmware && !e.compat32 {
+			files = append(files, e.dest)
 		}
 	}
-	return in, nil
+	return files
 }
 
 // registration keeps the container's apt registration (aptreg) in step: it
