@@ -92,6 +92,9 @@ unprivileged() {
 		fig unpriv_gpu_nvidia_smi_L "$(timeout 60 lxc-attach -n "$VMID_UNPRIV" -P "$LXCP" --clear-env --set-var PATH=$CTPATH -- nvidia-smi -L 2>&1 | tr '\n' ' ')"
 		ctx "$VMID_UNPRIV" 'nvidia-smi -L; ls -l /usr/bin/nvidia-smi /usr/lib/x86_64-linux-gnu/libcuda.so* /var/lib/nvidiaprep/installed 2>&1'
 		ctx "$VMID_UNPRIV" "$TRYOPEN tryopen /dev/nvidia$sel /dev/nvidiactl /dev/nvidia-uvm"
+		note "the CDI spec the worker wrote, which a nested Podman's --device nvidia.com/gpu=0 would use"
+		ctx "$VMID_UNPRIV" 'ls -l /etc/cdi; grep -E "^(#|cdiVersion|kind)|name:|path:|hostPath:" /etc/cdi/nvidia.yaml | head -30'
+		fig unpriv_cdi_spec "$(timeout 60 lxc-attach -n "$VMID_UNPRIV" -P "$LXCP" --clear-env --set-var PATH=$CTPATH -- sh -c 'test -s /etc/cdi/nvidia.yaml && grep -c "hostPath:" /etc/cdi/nvidia.yaml | sed "s/$/ mounts/" || echo missing' 2>&1)"
 		if [ "$MODE" = real ]; then
 			ctx "$VMID_UNPRIV" "$CUDA_CHECK"
 			case $? in 0) fig unpriv_gpu_cuda ok ;; 3) fig unpriv_gpu_cuda "no torch" ;; *) fig unpriv_gpu_cuda failed ;; esac
