@@ -10,8 +10,9 @@
 #                liblxc-common, lxc-templates (the distributions' configs),
 #                libseccomp2, libapparmor1, libcap2, libselinux1, libpcre2-8-0
 #                (run.sh unpacks a library only where the machine lacks it)
-#   CARRY/bin/   nvidiaprep-hook, nvidiaprep (CGO: they link liblxc.so.1)
-#                and gpuproof (CGO for NVML), built from this tree, x86-64
+#   CARRY/bin/   nvidiaprep-hook, nvidiaprep (CGO: they link liblxc.so.1),
+#                gpuproof (CGO for NVML) and nvidiaprep-unit-prestart (the
+#                pve-container@ drop-in's program, no cgo), from this tree, x86-64
 #   CARRY/bin/BUILD  what was built from which commit
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,10 +34,14 @@ cd "$REPO"
 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep-hook" ./hook
 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep" ./nvidiaprep
 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/gpuproof" ./integration/gpu/gpuproof
+# The drop-in's program, without cgo as debian/rules builds it; beside the
+# hook, where it looks for it.
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep-unit-prestart" ./hook/unitprestart
 {
 	echo "built $(date -u +%FT%TZ) on $(. /etc/os-release && echo "$PRETTY_NAME"), $(go version)"
 	echo "from commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' with uncommitted changes')"
 	echo "nvidiaprep commands: $("$CARRY/bin/nvidiaprep" help 2>&1 | sed -n 's/^  \([a-z-]\+\).*/\1/p' | tr '\n' ' ')"
 } >"$CARRY/bin/BUILD"
 cat "$CARRY/bin/BUILD"
-du -sh "$CARRY"
+# What travels to the GPU machine with the working tree (64 MiB in all).
+echo "carry: $(du -sb "$CARRY" | cut -f1) bytes ($(du -sh "$CARRY" | cut -f1)); debs $(du -sh "$CARRY/debs" | cut -f1), bin $(du -sh "$CARRY/bin" | cut -f1)"

@@ -26,6 +26,12 @@
 #                     device
 #   04-bench.txt      hook wall times over BENCH_N runs (real NVML)
 #   05-logs.txt       generated LXC configs, lxc-start logs, the worker's log
+#   06-unprivileged.txt ... 11-podman.txt
+#                     the second proof (issue 23): unprivileged containers,
+#                     the reboot path through the drop-in's program, MIG and
+#                     render nodes read only, the host driver unit's fast
+#                     path, hook and drop-in times, Podman (integration/gpu/
+#                     second.sh says what each holds; docs/gpu/second/)
 #   summary.txt       the figures, one key=value a line
 #
 # Containers: the root file system is an overlay of the machine's own root
@@ -48,6 +54,7 @@
 #               and a stand-in .run with generated libraries, to rehearse on
 #               a machine without a GPU [real when a driver is loaded]
 #   VMID_GPU, VMID_NOGPU   the two containers' ids [101, 102]
+#   VMID_UNPRIV, VMID_UNPRIV_NOGPU   the unprivileged ones [103, 104]
 #   BENCH_N     hook runs timed [50]
 set -u
 umask 022
@@ -84,9 +91,22 @@ HOOK=$BIN/nvidiaprep-hook
 PROOF=$BIN/gpuproof
 CTPATH=/usr/sbin:/usr/bin:/sbin:/bin
 # tryopen NODE... (sh, inside a container): open each node read-write and
-# say what happened. The open runs in a subshell: a failed redirection of a
+# say what happened; a missing one is said so (<> would create a regular
+# file, which opens). The open runs in a subshell: a failed redirection of a
 # special built-in such as ':' ends a POSIX shell.
-TRYOPEN='tryopen() { for n in "$@"; do if m=$( (: <>"$n") 2>&1 ); then echo "$n: opened read-write"; else echo "$n: refused: ${m##*: }"; fi; done; }; '
+TRYOPEN='tryopen() { for n in "$@"; do if [ ! -e "$n" ]; then echo "$n: does not exist"; elif m=$( (: <>"$n") 2>&1 ); then echo "$n: opened read-write"; else echo "$n: refused: ${m##*: }"; fi; done; }; '
+
+# CUDA_CHECK (sh, inside a container): PyTorch of the machine's root, if it
+# has one, multiplies on the GPU through the provisioned libcuda; exit 3
+# when there is no torch.
+CUDA_CHECK='for py in /opt/torch/.venv/bin/python3 /usr/bin/python3; do [ -x $py ] && $py -c "import torch" 2>/dev/null && exec timeout 120 $py -c "
+import torch
+print(\"torch\", torch.__version__, \"cuda available:\", torch.cuda.is_available(), \"devices:\", torch.cuda.device_count())
+print(\"device 0:\", torch.cuda.get_device_name(0))
+a = torch.randn(4096, 4096, device=\"cuda\"); b = a @ a; torch.cuda.synchronize()
+print(\"matmul 4096x4096 on the GPU: checksum\", float(b.float().abs().sum()))
+print([l.split()[-1] for l in open(\"/proc/self/maps\") if \"libcuda.so\" in l][0])
+"; done; echo "no python3 with torch in this root"; exit 3'
 
 # ------------------------------------------------------------------ helpers
 
@@ -157,7 +177,7 @@ rm_cgroups() {
 }
 
 cleanup() {
-	for v in $VMID_GPU $VMID_NOGPU; do
+	for v in $VMID_GPU $VMID_NOGPU $VMID_UNPRIV $VMID_UNPRIV_NOGPU; do
 		if [ -d "$LXCP/$v" ] && command -v lxc-stop >/dev/null; then
 			lxc-stop -n "$v" -P "$LXCP" -k >/dev/null 2>&1
 		fi
@@ -345,6 +365,7 @@ gen_config() {
 		echo "lxc.cgroup.dir.container.inner = ns"
 		echo "lxc.arch = amd64"
 		echo "lxc.include = $LXCCONF/$ostype.common.conf"
+		is_unpriv "$id" && unpriv_lines "$id" "$ostype"
 		if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] && ! command -v apparmor_parser >/dev/null; then
 			echo "# bed: AppArmor is on but apparmor_parser is missing, so LXC could not load its generated profile"
 			echo "lxc.apparmor.profile = unconfined"
@@ -385,7 +406,7 @@ if [ "$(stat -f -c %T /sys/fs/cgroup)" != cgroup2fs ]; then
 	umount /sys/fs/cgroup
 	mount -t cgroup2 none /sys/fs/cgroup
 fi
-mount -t overlay overlay -o "lowerdir=/,upperdir=$4/upper,workdir=$4/work" "$3"
+mount -t overlay overlay -o "lowerdir=${6:-/},upperdir=$4/upper,workdir=$4/work" "$3"
 exec lxc-start -n "$2" -P "$1" -d -o "$5" -l INFO'
 
 # start_ct VMID: "pct start": generated config, pre-start, lxc-start,
@@ -400,7 +421,7 @@ start_ct() {
 	[ $PRE_RC = 0 ] || { note "pre-start failed: Proxmox aborts the start"; return 1; }
 	x "sed -n '/^# BEGIN nvidiaprep/,/^# END nvidiaprep/p' '$LXCP/$id/config'"
 	t0=$(now_ms)
-	x "unshare -m --propagation private sh -c '$STARTSCRIPT' sh '$LXCP' $id '$LXCP/$id/rootfs' '$WORK/disk/$id' '$WORK/logs/lxc-$id.log' && lxc-wait -n $id -P '$LXCP' -s RUNNING -t 30" || {
+	x "unshare -m --propagation private sh -c '$STARTSCRIPT' sh '$LXCP' $id '$LXCP/$id/rootfs' '$WORK/disk/$id' '$WORK/logs/lxc-$id.log' '$(ct_lower "$id")' && lxc-wait -n $id -P '$LXCP' -s RUNNING -t 30" || {
 		x "grep -E 'ERROR|WARN' '$WORK/logs/lxc-$id.log' | tail -40"
 		if [ "$LIMITS" = 1 ] && grep -qE 'Could not enable "\+(memory|cpu)"|Failed to set "(memory|cpu)\.' "$WORK/logs/lxc-$id.log"; then
 			note "LXC could not enable the memory/cpu controllers for CT $id: what the cgroup tree says, and a probe by hand"
@@ -460,6 +481,7 @@ e2e() {
 		echo
 		echo "[containers.$VMID_NOGPU]"
 		echo "gpus = []"
+		unpriv_cfg "$sel"
 	} >"$CFG"
 	x "cat '$CFG'"
 	admin_commands before
@@ -516,14 +538,7 @@ e2e() {
 		ctx "$VMID_GPU" 'ls -l /dev/nvidia*; mount | grep -E "nvidia|nvidiaprep"'
 		if [ "$MODE" = real ]; then
 			note "CUDA inside: PyTorch of this machine's root, if it has one, through the provisioned libcuda"
-			ctx "$VMID_GPU" 'for py in /opt/torch/.venv/bin/python3 /usr/bin/python3; do [ -x $py ] && $py -c "import torch" 2>/dev/null && exec timeout 120 $py -c "
-import torch
-print(\"torch\", torch.__version__, \"cuda available:\", torch.cuda.is_available(), \"devices:\", torch.cuda.device_count())
-print(\"device 0:\", torch.cuda.get_device_name(0))
-a = torch.randn(4096, 4096, device=\"cuda\"); b = a @ a; torch.cuda.synchronize()
-print(\"matmul 4096x4096 on the GPU: checksum\", float(b.float().abs().sum()))
-print([l.split()[-1] for l in open(\"/proc/self/maps\") if \"libcuda.so\" in l][0])
-"; done; echo "no python3 with torch in this root"; exit 3'
+			ctx "$VMID_GPU" "$CUDA_CHECK"
 			case $? in 0) fig ct_gpu_cuda ok ;; 3) fig ct_gpu_cuda "no torch" ;; *) fig ct_gpu_cuda failed ;; esac
 		fi
 		note "the cgroup refuses a node the container was not given: mknod 195:$((sel == 0 ? 1 : 0)) inside, then open it"
@@ -574,13 +589,17 @@ bench() {
 logs() {
 	section 05-logs.txt "generated LXC configs, lxc-start logs, the worker's log"
 	local v
-	for v in $VMID_GPU $VMID_NOGPU; do
+	for v in $VMID_GPU $VMID_NOGPU $VMID_UNPRIV $VMID_UNPRIV_NOGPU; do
+		[ -e "$LXCP/$v/config" ] || continue
 		x "cat '$LXCP/$v/config'"
 		x "cat '$WORK/logs/lxc-$v.log'"
 	done
 	x "cat '$STATE'/log/*.log 2>/dev/null || journalctl -u 'nvidiaprep-provision-*' --no-pager 2>/dev/null | tail -50"
 	x "cat '$STATE'/containers/*.json"
 }
+
+# The second proof's steps (issue 23): 06-unprivileged.txt ... 11-podman.txt
+. "$REPO/integration/gpu/second.sh"
 
 # ------------------------------------------------------------ main
 
@@ -594,7 +613,13 @@ fig os "$(. /etc/os-release && echo "$PRETTY_NAME")"
 install_lxc
 discovery
 e2e
+unprivileged
+reboot_path
+mig_render
+host_driver
 bench
+hook_times
+podman_note
 logs
 echo "== summary.txt"
 cat "$SUMMARY"

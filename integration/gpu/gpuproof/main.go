@@ -16,6 +16,9 @@
 //	wait-record -state DIR -vmid N [-timeout D]
 //	                         wait for the provisioning worker's host record of
 //	                         CT N to show a finished run, print it
+//	idmap-mount -src DIR -dst DIR [-shift N] [-range N]
+//	                         an idmapped bind mount, the bed's substitute for
+//	                         an unprivileged container's shifted owners
 package main
 
 import (
@@ -45,6 +48,7 @@ const usage = `usage: gpuproof discover
        gpuproof standin-host -root DIR -version V
        gpuproof bench -n N [-max DURATION] -name NAME -- CMD [ARG]...
        gpuproof wait-record -state DIR -vmid N [-timeout DURATION]
+       gpuproof idmap-mount -src DIR -dst DIR [-shift N] [-range N]
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -64,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = bench(args[1:], stdout)
 	case "wait-record":
 		err = waitRecord(args[1:], stdout)
+	case "idmap-mount":
+		err = idmapMount(args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
