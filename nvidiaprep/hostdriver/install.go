@@ -15,6 +15,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/nvpkgs"
 	"nvidiaprep/nvidiaprep/record"
@@ -324,10 +325,10 @@ func (r *runner) installPackages(ctx context.Context) error {
 // is new or changed; when that fails the blacklist goes again, so that the
 // next run redoes both.
 func (r *runner) blacklistNouveau(ctx context.Context) error {
-	path := r.host(BlacklistFile)
+	path := r.host(hostdriverstate.BlacklistFile)
 	old, err := fsutil.ReadRegular(path, 1<<20)
 	if bytes.Equal(old, []byte(blacklistContents)) {
-		r.logf("/%s is in place", BlacklistFile)
+		r.logf("/%s is in place", hostdriverstate.BlacklistFile)
 		return nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -18,7 +18,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
-	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -93,11 +93,11 @@ type Node struct {
 }
 
 // HostDriver is the host driver unit's last run, from its state file.
-type HostDriver = hostdriver.State
+type HostDriver = hostdriverstate.State
 
 // ReadHostDriver reads the host driver unit's state file; nil when there is none.
 func ReadHostDriver(stateDir string) (*HostDriver, error) {
-	s, ok, err := hostdriver.LoadState(stateDir)
+	s, ok, err := hostdriverstate.Load(stateDir)
 	if err != nil || !ok {
 		return nil, err
 	}
