@@ -578,7 +578,7 @@ func (r *run) hostUserSpace() string {
 	if h, ok, err := hostdriverstate.Load(r.o.Config.Paths.State); err == nil && ok && h.Installed != "" {
 		return h.Installed
 	}
-	if b, err := fsutil.ReadRegular(r.o.Config.Paths.Host("/var/lib/nvidia/log"), 1<<20); err == nil {
+	if b, err := fsutil.ReadRegular(r.o.Config.Paths.Host(record.NVIDIALog), 1<<20); err == nil {
 		return record.InstalledVersion(b)
 	}
 	return ""

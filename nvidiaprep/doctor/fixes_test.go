@@ -312,7 +312,7 @@ func fixCases() []fixCase {
 			make: func(n *node) {
 				// The host's own libraries are 580.142 (installed without
 				// reloading the module), and a program on the host used them.
-				n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 (580.142)\n", 0o600)
+				n.write(filepath.Join(n.opts.Config.Paths.Root, record.NVIDIALog), "1.0-1 (580.142)\n", 0o600)
 				n.log.log += "NVRM: API mismatch: the client has the version 580.142, but\nNVRM: this kernel module has the version 580.159.04.\n"
 			},
 			says: []string{"reboot the node"},
@@ -486,7 +486,7 @@ func (n *node) editConfig(edit func(string) string) {
 
 // installRecord is nvidia-installer's record of driver v.
 func (n *node) installRecord(v string) {
-	n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 ("+v+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
+	n.write(filepath.Join(n.opts.Config.Paths.Root, record.NVIDIALog), "1.0-1 ("+v+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
 }
 
 // kernelImage is a kernel package's image in /boot.

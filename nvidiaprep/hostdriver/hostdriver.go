@@ -135,7 +135,6 @@ type Report struct {
 // Files the unit reads and writes below [paths] root, and the logs of the
 // programs it runs (real paths: the programs write them).
 const (
-	nvidiaLog         = "var/lib/nvidia/log"                       // nvidia-installer's install record
 	altMarker         = "usr/lib/nvidia/alternate-install-present" // left by distribution packages
 	InstallerLog      = "/var/log/nvidia-installer.log"
 	UninstallerLog    = "/var/log/nvidia-uninstall.log"
@@ -258,9 +257,9 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 		return r.pending(prev)
 	default:
 		if installed == d.Version && stateErr != nil {
-			r.logf("the host driver state cannot be read, so whether the install of driver %s recorded in /%s finished is unknown; installing again", d.Version, nvidiaLog)
+			r.logf("the host driver state cannot be read, so whether the install of driver %s recorded in %s finished is unknown; installing again", d.Version, record.NVIDIALog)
 		} else if installed == d.Version {
-			r.logf("the record of driver %s in /%s is from an install that did not finish (%s at step %s); installing again", d.Version, nvidiaLog, prev.Outcome, prev.Step)
+			r.logf("the record of driver %s in %s is from an install that did not finish (%s at step %s); installing again", d.Version, record.NVIDIALog, prev.Outcome, prev.Step)
 		}
 		return r.install(ctx)
 	}
@@ -269,7 +268,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 // installedVersion reads nvidia-installer's record; "" when there is none,
 // an error when there is one that cannot be read.
 func (r *runner) installedVersion() (string, error) {
-	b, err := fsutil.ReadRegular(r.host(nvidiaLog), 1<<20)
+	b, err := fsutil.ReadRegular(r.host(record.NVIDIALog), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}

@@ -24,6 +24,7 @@ import (
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
+	"nvidiaprep/nvidiaprep/record"
 )
 
 const (
@@ -140,7 +141,7 @@ func (n *node) write(path, content string) {
 // installed writes nvidia-installer's record of version and the kernel
 // module sources a --dkms install leaves.
 func (n *node) installed(version string) {
-	n.write(nvidiaLog, "1.0-1234 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n")
+	n.write(record.NVIDIALog, "1.0-1234 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n")
 	n.write("usr/src/nvidia-"+version+"/dkms.conf", "PACKAGE_NAME=\"nvidia\"\n")
 }
 
@@ -444,7 +445,7 @@ func TestFailuresBeforeRemovingChangeNothing(t *testing.T) {
 					t.Errorf("changed the node: %s", c)
 				}
 			}
-			if got := n.file(nvidiaLog); !strings.Contains(got, verOld) {
+			if got := n.file(record.NVIDIALog); !strings.Contains(got, verOld) {
 				t.Errorf("the earlier install is gone: %q", got)
 			}
 			if n.file(hostdriverstate.BlacklistFile) != "" || n.file(rebootRequired) != "" {
@@ -480,7 +481,7 @@ func TestFailingInstallerIsRolledBack(t *testing.T) {
 	if n.runner.called("/bin/sh "+n.cfg.Paths.Cache+"/runs/"+driverrun.RunFileName(verWant)+" --uninstall --silent") < 0 {
 		t.Errorf("no rollback:\n%s", strings.Join(n.runner.calls, "\n"))
 	}
-	if n.file(nvidiaLog) != "" || n.file(rebootRequired) != "" {
+	if n.file(record.NVIDIALog) != "" || n.file(rebootRequired) != "" {
 		t.Error("half an install is left, or a reboot asked for")
 	}
 	if st := n.state(); st.Outcome != hostdriverstate.OutcomeFailed || st.Step != "install" || st.Log != InstallerLog {
@@ -837,7 +838,7 @@ func TestUnreadableInstallRecordChangesNothing(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			n := debianNode(t)
-			p := filepath.Join(n.root, nvidiaLog)
+			p := filepath.Join(n.root, record.NVIDIALog)
 			os.Remove(p)
 			if err := plant(p); err != nil {
 				t.Fatal(err)
@@ -1002,7 +1003,7 @@ func TestModuleTypeTheGPUCannotUseChangesNothing(t *testing.T) {
 	if !errors.As(err, &se) || se.Step != StepFetch || !strings.Contains(err.Error(), `kernel_module = "open", but GPU 0000:01:00.0 (10de:1b80) NVIDIA GeForce GTX 1080 is older than Turing`) || !strings.Contains(err.Error(), "nothing on the node was changed") {
 		t.Fatalf("%v", err)
 	}
-	if !strings.Contains(n.file(nvidiaLog), verOld) || n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 purge") >= 0 {
+	if !strings.Contains(n.file(record.NVIDIALog), verOld) || n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 purge") >= 0 {
 		t.Error("the node was changed")
 	}
 }
@@ -1086,7 +1087,7 @@ func TestBranchWithoutTheCardChangesNothing(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", w, err)
 		}
 	}
-	if !strings.Contains(n.file(nvidiaLog), verOld) {
+	if !strings.Contains(n.file(record.NVIDIALog), verOld) {
 		t.Error("the earlier install is gone")
 	}
 }

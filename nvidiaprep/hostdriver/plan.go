@@ -67,7 +67,7 @@ func (r *runner) readPlan(ctx context.Context) (Plan, error) {
 	if q, err := findProgram(r.o.Config.Paths.Root, "dpkg-query"); err != nil {
 		return p, err
 	} else if q != "" {
-		res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
+		res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=" + nvpkgs.QueryFormat}})
 		if err != nil {
 			return p, err
 		}

@@ -52,6 +52,7 @@ import (
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/nvflags"
+	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
@@ -299,7 +300,7 @@ func (r *runner) putBack(ctx context.Context, cause error) error {
 	}
 	ctx = context.WithoutCancel(ctx)
 	r.status("%s failed; putting driver %s back", r.cur.label(), old)
-	if _, err := os.Stat(r.host(nvidiaLog)); err == nil {
+	if _, err := os.Stat(r.host(record.NVIDIALog)); err == nil {
 		c := hostcmd.Command{Name: "/bin/sh", Args: []string{r.runFile, "--uninstall", "--silent", "--log-file-name=" + UninstallerLog}, Env: r.runEnv()}
 		if _, err := r.sh(ctx, c); err != nil {
 			r.warnf("removing what the failed install left: %v", err)

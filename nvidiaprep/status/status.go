@@ -63,7 +63,6 @@ const (
 
 // The host's files status reads, below [paths] root.
 const (
-	installRecord  = "/var/lib/nvidia/log"       // nvidia-installer's record, read when the host driver unit has no state
 	rebootRequired = "/run/reboot-required.pkgs" // Debian's list of packages that want a reboot
 )
 
@@ -176,7 +175,7 @@ func Gather(o Options) Report {
 	r.Node.HostDriver = hd
 	if hd != nil && hd.Installed != "" {
 		r.Node.Installed = hd.Installed
-	} else if b, err := fsutil.ReadRegular(o.Config.Paths.Host(installRecord), 1<<20); err == nil {
+	} else if b, err := fsutil.ReadRegular(o.Config.Paths.Host(record.NVIDIALog), 1<<20); err == nil {
 		r.Node.Installed = record.InstalledVersion(b)
 	}
 	listed := false
