@@ -22,6 +22,7 @@ import (
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
 // vmids 9401-9449 belong to the host driver unit's tests.
@@ -220,9 +221,9 @@ func (n *hostNode) hostDriver(config string) (string, int) {
 	return n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/" + config + " nvidiaprep host-driver 2>&1")
 }
 
-func (n *hostNode) state() hostdriver.State {
+func (n *hostNode) state() hostdriverstate.State {
 	n.t.Helper()
-	var s hostdriver.State
+	var s hostdriverstate.State
 	out := n.must("cat /var/lib/nvidiaprep/host-driver.json")
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		n.t.Fatalf("state file: %v\n%s", err, out)
@@ -291,7 +292,7 @@ dkms status`)
 			t.Errorf("exit %d, want 1", code)
 		}
 		wantContains(t, "output", out, "step 1/6 (get the driver package) failed", "[driver] sha256 pins "+bad, hdRunURL, "nothing on the node was changed")
-		if s := n.state(); s.Outcome != hostdriver.OutcomeFailed || s.Step != "fetch" {
+		if s := n.state(); s.Outcome != hostdriverstate.OutcomeFailed || s.Step != "fetch" {
 			t.Errorf("state %+v", s)
 		}
 		n.wantUntouched("after a sha256 mismatch")
@@ -325,7 +326,7 @@ dkms status`)
 		if out, code := n.sh("ls /var/lib/nvidia /usr/bin/nvidia-smi /usr/lib/x86_64-linux-gnu/libnvidia-ml.so." + hdWant + " /run/reboot-required 2>&1"); code == 0 || strings.Count(out, "No such file") != 4 {
 			t.Errorf("half an install is left:\n%s", out)
 		}
-		if s := n.state(); s.Outcome != hostdriver.OutcomeFailed || s.Step != "install" || s.Log != hostdriver.InstallerLog || s.Partial {
+		if s := n.state(); s.Outcome != hostdriverstate.OutcomeFailed || s.Step != "install" || s.Log != hostdriver.InstallerLog || s.Partial {
 			t.Errorf("state %+v", s)
 		}
 		// Steps 2 to 4 were done, and stay done.
@@ -364,7 +365,7 @@ dkms status`)
 	wantContains(t, "the install", n.must("head -n1 /var/lib/nvidia/log; readlink /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1; dkms status; ls /usr/src/nvidia-"+hdWant+"; cat /srv/standin/sys/module/nvidia/version"),
 		"("+hdWant+")", "libnvidia-ml.so."+hdWant, "nvidia/"+hdWant+", "+n.release+", x86_64: installed", "dkms.conf", hdWant+"\n")
 	wantContains(t, "the cache", n.must("ls /var/cache/nvidiaprep/runs /var/cache/nvidiaprep/drivers/"+hdWant), standin.RunFileName(hdWant), "nvidia-installer")
-	if s := n.state(); s.Outcome != hostdriver.OutcomeCurrent || s.Installed != hdWant || s.Loaded != hdWant {
+	if s := n.state(); s.Outcome != hostdriverstate.OutcomeCurrent || s.Installed != hdWant || s.Loaded != hdWant {
 		t.Errorf("state %+v", s)
 	}
 	if out, code := n.sh("ls /run/reboot-required 2>&1"); code == 0 {
@@ -400,7 +401,7 @@ dkms status`)
 			t.Errorf("%s: %v, want a character device %d:%d", name, err, mm[0], mm[1])
 		}
 	}
-	if s := n.state(); s.Outcome != hostdriver.OutcomeCurrent || s.Loaded != hdWant {
+	if s := n.state(); s.Outcome != hostdriverstate.OutcomeCurrent || s.Loaded != hdWant {
 		t.Errorf("state %+v", s)
 	}
 	if out, code := n.sh("ls /run/reboot-required 2>&1"); code == 0 {

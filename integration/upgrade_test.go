@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"nvidiaprep/integration/standin"
-	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
 // Driver versions of the upgrade test (vmid vmidHostDriver+1).
@@ -148,7 +148,7 @@ systemctl enable nvidiaprep-host-driver`)
 		if out, code := n.sh("ls /run/reboot-required 2>&1"); code == 0 {
 			t.Errorf("reboot required: %s", out)
 		}
-		if s := n.state(); s.Outcome != hostdriver.OutcomeCurrent || s.Loaded != up580 {
+		if s := n.state(); s.Outcome != hostdriverstate.OutcomeCurrent || s.Loaded != up580 {
 			t.Errorf("state %+v", s)
 		}
 		// The containers' tree of the new driver is ready, and the nodes.
@@ -177,7 +177,7 @@ systemctl enable nvidiaprep-host-driver`)
 			t.Errorf("loaded: %q (want the old driver back, whole)", l)
 		}
 		wantContains(t, "dkms status", n.must("dkms status"), "nvidia/"+up580+", "+n.release+", x86_64: installed")
-		if s := n.state(); s.Outcome != hostdriver.OutcomeFailed || s.Step != "install" || s.Loaded != up580 {
+		if s := n.state(); s.Outcome != hostdriverstate.OutcomeFailed || s.Step != "install" || s.Loaded != up580 {
 			t.Errorf("state %+v", s)
 		}
 		doc, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep doctor 2>&1")
@@ -203,7 +203,7 @@ systemctl enable nvidiaprep-host-driver`)
 			t.Errorf("loaded: %q (want the old driver untouched)", l)
 		}
 		n.must("test -e /run/reboot-required")
-		if s := n.state(); s.Outcome != hostdriver.OutcomeRebootRequired || !strings.Contains(s.Error, "(perl)") {
+		if s := n.state(); s.Outcome != hostdriverstate.OutcomeRebootRequired || !strings.Contains(s.Error, "(perl)") {
 			t.Errorf("state %+v", s)
 		}
 		st, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep status 2>&1")
@@ -239,7 +239,7 @@ systemctl enable nvidiaprep-host-driver`)
 		wantContains(t, "status", status, "active (exited)", "reboot required to release nouveau")
 		n.must("grep -q 'blacklist nouveau' /etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf && test -e /run/reboot-required")
 		wantContains(t, "the install record", n.must("head -n1 /var/lib/nvidia/log"), "("+up590+")")
-		if s := n.state(); s.Outcome != hostdriver.OutcomeRebootRequired || !strings.Contains(s.Error, "nouveau") {
+		if s := n.state(); s.Outcome != hostdriverstate.OutcomeRebootRequired || !strings.Contains(s.Error, "nouveau") {
 			t.Errorf("state %+v", s)
 		}
 		// The reboot with the blacklist: nouveau stays out, and the unit

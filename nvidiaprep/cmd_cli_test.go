@@ -10,6 +10,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
 // runApp runs `nvidiaprep args...` on h.
@@ -160,7 +161,7 @@ func TestEnableDoesNotClaimAnInstall(t *testing.T) {
 // host-driver at a terminal asks after showing its plan; only y or yes
 // goes on.
 func TestHostDriverAsks(t *testing.T) {
-	plan := hostdriver.Plan{Version: "580.159.04", Purge: []string{"nvidia-driver"}, Blacklist: hostdriver.BlacklistFile, Installer: "NVIDIA-Linux-x86_64-580.159.04.run --silent --dkms", Reboot: "then ask for a reboot"}
+	plan := hostdriver.Plan{Version: "580.159.04", Purge: []string{"nvidia-driver"}, Blacklist: hostdriverstate.BlacklistFile, Installer: "NVIDIA-Linux-x86_64-580.159.04.run --silent --dkms", Reboot: "then ask for a reboot"}
 	for answer, want := range map[string]bool{"y\n": true, "YES\n": true, "\n": false, "n\n": false, "": false, "yes please\n": false} {
 		var out bytes.Buffer
 		if got := confirmPlan(strings.NewReader(answer), &out)(plan); got != want {

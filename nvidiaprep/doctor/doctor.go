@@ -22,14 +22,13 @@ import (
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
-	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/secureboot"
-	"nvidiaprep/nvidiaprep/status"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
@@ -132,28 +131,28 @@ func (r *run) driverLoaded() {
 
 // hostDriver: the host driver unit's last run failed, or waits for a reboot.
 func (r *run) hostDriver() {
-	h, err := status.ReadHostDriver(r.o.Config.Paths.State)
+	h, ok, err := hostdriverstate.Load(r.o.Config.Paths.State)
 	if err != nil {
 		r.note("%v", err)
 		return
 	}
-	if h == nil {
+	if !ok {
 		return
 	}
 	switch h.Outcome {
-	case "failed":
+	case hostdriverstate.OutcomeFailed:
 		fix := "see `journalctl -u nvidiaprep-host-driver.service`"
 		if h.Log != "" {
 			fix += " and " + h.Log
 		}
 		r.problem("host-driver-failed", fmt.Sprintf("the host driver unit failed to install driver %s: %s", h.Configured, h.Error),
 			fix+"; fix the cause, then `systemctl restart nvidiaprep-host-driver.service`")
-	case "not-loaded":
+	case hostdriverstate.OutcomeNotLoaded:
 		if h.Installed != "" && h.Installed == r.loaded {
 			return // loaded since (`modprobe nvidia`): the record is of the boot's start
 		}
 		r.notLoaded(h)
-	case "reboot-required":
+	case hostdriverstate.OutcomeRebootRequired:
 		if h.Error != "" {
 			// The install waits for a reboot (a held GPU, nouveau): the
 			// unit said why.
@@ -228,7 +227,7 @@ func (r *run) nouveau() {
 	for sc.Scan() {
 		if name, _, _ := strings.Cut(sc.Text(), " "); name == "nouveau" {
 			r.problem("nouveau", "the nouveau driver is loaded: it holds the GPUs, and the NVIDIA driver cannot load while it does",
-				"blacklist it and reboot: `printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /"+hostdriver.BlacklistFile+" && update-initramfs -u && reboot` (the file the host driver unit writes when it installs the driver)")
+				"blacklist it and reboot: `printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /"+hostdriverstate.BlacklistFile+" && update-initramfs -u && reboot` (the file the host driver unit writes when it installs the driver)")
 			return
 		}
 	}
@@ -576,10 +575,10 @@ func clientVersion(line string) string {
 // hostUserSpace is the version of the host's own user-space libraries:
 // what the host driver unit installed, else nvidia-installer's record.
 func (r *run) hostUserSpace() string {
-	if h, err := status.ReadHostDriver(r.o.Config.Paths.State); err == nil && h != nil && h.Installed != "" {
+	if h, ok, err := hostdriverstate.Load(r.o.Config.Paths.State); err == nil && ok && h.Installed != "" {
 		return h.Installed
 	}
-	if b, err := fsutil.ReadRegular(r.o.Config.Paths.Host("/var/lib/nvidia/log"), 1<<20); err == nil {
+	if b, err := fsutil.ReadRegular(r.o.Config.Paths.Host(record.NVIDIALog), 1<<20); err == nil {
 		return record.InstalledVersion(b)
 	}
 	return ""

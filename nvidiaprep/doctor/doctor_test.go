@@ -94,7 +94,7 @@ func newNode(t *testing.T) *node {
 	// for each kernel with its module in updates/dkms (where DKMS installs
 	// it): the node's one kernel.
 	n.log.dkms = func() string {
-		b, err := os.ReadFile(filepath.Join(cfg.Paths.Root, "var/lib/nvidia/log"))
+		b, err := os.ReadFile(filepath.Join(cfg.Paths.Root, record.NVIDIALog))
 		if err != nil {
 			return ""
 		}
@@ -360,7 +360,7 @@ func TestHandWrittenLines(t *testing.T) {
 func TestKernelLogAPIMismatch(t *testing.T) {
 	n := newNode(t)
 	// The host's own libraries are 580.142 (installed, module not reloaded).
-	n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 (580.142)\n", 0o600)
+	n.write(filepath.Join(n.opts.Config.Paths.Root, record.NVIDIALog), "1.0-1 (580.142)\n", 0o600)
 	n.log.log += "NVRM: API mismatch: the client has the version 580.142, but\nNVRM: this kernel module has the version 580.159.04.\n"
 	r := n.run()
 	n.want(r, "api-mismatch")
@@ -389,7 +389,7 @@ func TestKernelLogAPIMismatch(t *testing.T) {
 // records give that version, and never sends the admin to the host.
 func TestAPIMismatchFromAContainerDoesNotBlameTheHost(t *testing.T) {
 	n := newNode(t)
-	n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 ("+version+")\n", 0o600)
+	n.write(filepath.Join(n.opts.Config.Paths.Root, record.NVIDIALog), "1.0-1 ("+version+")\n", 0o600)
 	n.ct(105, "")
 	if err := record.Save(n.opts.Config.Paths.State, record.Provision{VMID: 105, Version: "570.86.15", Outcome: record.Installed}); err != nil {
 		t.Fatal(err)
@@ -612,7 +612,7 @@ func TestContainerToolkitFindings(t *testing.T) {
 func TestKernelsAndSignatureRefusals(t *testing.T) {
 	n := newNode(t)
 	root := n.opts.Config.Paths.Root
-	n.write(filepath.Join(root, "var/lib/nvidia/log"), "1.0-1 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
+	n.write(filepath.Join(root, record.NVIDIALog), "1.0-1 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
 	n.write(filepath.Join(root, "boot/vmlinuz-6.8.12-4-pve"), "", 0o644)
 	n.write(filepath.Join(root, "boot/vmlinuz-6.8.12-5-pve"), "", 0o644)
 	n.opts.KernelRelease = "6.8.12-4-pve"

@@ -21,6 +21,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -131,7 +132,7 @@ func fixCases() []fixCase {
 			apply: func(n *node) { n.reboot(version) }},
 		{name: "host driver install failed", check: "host-driver-failed",
 			make: func(n *node) {
-				n.write(hostdriver.StatePath(n.opts.Config.Paths.State), `{"configured":"590.1","outcome":"failed","error":"no .run for 590.1","time":"2025-11-26T09:00:00Z"}`, 0o644)
+				n.write(hostdriverstate.Path(n.opts.Config.Paths.State), `{"configured":"590.1","outcome":"failed","error":"no .run for 590.1","time":"2025-11-26T09:00:00Z"}`, 0o644)
 			},
 			says: []string{"journalctl -u nvidiaprep-host-driver.service", "systemctl restart nvidiaprep-host-driver.service"},
 			// The cause: a version with no .run; [driver] version set to the
@@ -140,7 +141,7 @@ func fixCases() []fixCase {
 		{name: "reboot pending", check: "reboot-pending",
 			make: func(n *node) {
 				n.opts.Config.Driver.Version = "580.172.01"
-				n.write(hostdriver.StatePath(n.opts.Config.Paths.State), `{"configured":"580.172.01","installed":"580.172.01","loaded":"`+version+`","outcome":"reboot-required"}`, 0o644)
+				n.write(hostdriverstate.Path(n.opts.Config.Paths.State), `{"configured":"580.172.01","installed":"580.172.01","loaded":"`+version+`","outcome":"reboot-required"}`, 0o644)
 				n.cacheRun("580.172.01")
 			},
 			says:  []string{"reboot the node"},
@@ -176,12 +177,12 @@ func fixCases() []fixCase {
 			make: func(n *node) {
 				n.write(filepath.Join(n.host.Proc, "modules"), "drm 1 1 nouveau, Live 0x0\nnouveau 2 0 - Live 0x0\n", 0o644)
 			},
-			says: []string{"/" + hostdriver.BlacklistFile, "update-initramfs -u", "reboot"},
+			says: []string{"/" + hostdriverstate.BlacklistFile, "update-initramfs -u", "reboot"},
 			apply: func(n *node) {
 				// The printed command writes the host driver unit's own
 				// file (the one it checks and rewrites); after the reboot
 				// the blacklisted module is not loaded.
-				n.write(filepath.Join(n.opts.Config.Paths.Root, hostdriver.BlacklistFile), "blacklist nouveau\noptions nouveau modeset=0\n", 0o644)
+				n.write(filepath.Join(n.opts.Config.Paths.Root, hostdriverstate.BlacklistFile), "blacklist nouveau\noptions nouveau modeset=0\n", 0o644)
 				n.write(filepath.Join(n.host.Proc, "modules"), "nvidia_uvm 1 0 - Live 0x0\nnvidia 2 1 nvidia_uvm, Live 0x0\n", 0o644)
 			}},
 		{name: "provisioning failed", check: "provisioning-failed",
@@ -311,7 +312,7 @@ func fixCases() []fixCase {
 			make: func(n *node) {
 				// The host's own libraries are 580.142 (installed without
 				// reloading the module), and a program on the host used them.
-				n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 (580.142)\n", 0o600)
+				n.write(filepath.Join(n.opts.Config.Paths.Root, record.NVIDIALog), "1.0-1 (580.142)\n", 0o600)
 				n.log.log += "NVRM: API mismatch: the client has the version 580.142, but\nNVRM: this kernel module has the version 580.159.04.\n"
 			},
 			says: []string{"reboot the node"},
@@ -485,7 +486,7 @@ func (n *node) editConfig(edit func(string) string) {
 
 // installRecord is nvidia-installer's record of driver v.
 func (n *node) installRecord(v string) {
-	n.write(filepath.Join(n.opts.Config.Paths.Root, "var/lib/nvidia/log"), "1.0-1 ("+v+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
+	n.write(filepath.Join(n.opts.Config.Paths.Root, record.NVIDIALog), "1.0-1 ("+v+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n", 0o600)
 }
 
 // kernelImage is a kernel package's image in /boot.

@@ -6,10 +6,10 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/secureboot"
-	"nvidiaprep/nvidiaprep/status"
 )
 
 func (r *run) running() string {
@@ -81,7 +81,7 @@ func signFix(version, release string, unsigned bool) string {
 
 // notLoaded: a boot after the install came up without the driver: the
 // causes as they are now, each with its fix.
-func (r *run) notLoaded(h *status.HostDriver) {
+func (r *run) notLoaded(h hostdriverstate.State) {
 	p := r.o.Config.Paths
 	klog, _ := kernelguard.KernelLog(context.Background(), r.o.Runner)
 	tree := ""

@@ -79,6 +79,7 @@ import (
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -134,9 +135,7 @@ type Report struct {
 // Files the unit reads and writes below [paths] root, and the logs of the
 // programs it runs (real paths: the programs write them).
 const (
-	nvidiaLog         = "var/lib/nvidia/log"                       // nvidia-installer's install record
 	altMarker         = "usr/lib/nvidia/alternate-install-present" // left by distribution packages
-	BlacklistFile     = "etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf"
 	InstallerLog      = "/var/log/nvidia-installer.log"
 	UninstallerLog    = "/var/log/nvidia-uninstall.log"
 	aptLog            = "/var/log/apt/term.log"
@@ -156,7 +155,7 @@ type runner struct {
 	o     Options
 	start time.Time
 	cache driverrun.Cache
-	st    State
+	st    hostdriverstate.State
 	rep   Report
 	// Between the install steps: the current step, the verified .run
 	// (step 1), and the packages step 3 installs (downloaded by its prepare).
@@ -235,7 +234,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	}
 	defer lock.Unlock()
 
-	prev, _, stateErr := LoadState(p.State)
+	prev, _, stateErr := hostdriverstate.Load(p.State)
 	if stateErr != nil {
 		r.warnf("%v; ignoring it", stateErr)
 	}
@@ -247,7 +246,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	// Without the state, whether an install of this version finished is
 	// unknown: it is treated as one that did not, and installed again.
 	partial := prev.Partial || stateErr != nil && installed == d.Version && loaded != d.Version
-	r.st = State{Configured: d.Version, Loaded: loaded, Installed: installed, Partial: partial}
+	r.st = hostdriverstate.State{Configured: d.Version, Loaded: loaded, Installed: installed, Partial: partial}
 
 	switch {
 	case loaded == d.Version:
@@ -258,9 +257,9 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 		return r.pending(prev)
 	default:
 		if installed == d.Version && stateErr != nil {
-			r.logf("the host driver state cannot be read, so whether the install of driver %s recorded in /%s finished is unknown; installing again", d.Version, nvidiaLog)
+			r.logf("the host driver state cannot be read, so whether the install of driver %s recorded in %s finished is unknown; installing again", d.Version, record.NVIDIALog)
 		} else if installed == d.Version {
-			r.logf("the record of driver %s in /%s is from an install that did not finish (%s at step %s); installing again", d.Version, nvidiaLog, prev.Outcome, prev.Step)
+			r.logf("the record of driver %s in %s is from an install that did not finish (%s at step %s); installing again", d.Version, record.NVIDIALog, prev.Outcome, prev.Step)
 		}
 		return r.install(ctx)
 	}
@@ -269,7 +268,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 // installedVersion reads nvidia-installer's record; "" when there is none,
 // an error when there is one that cannot be read.
 func (r *runner) installedVersion() (string, error) {
-	b, err := fsutil.ReadRegular(r.host(nvidiaLog), 1<<20)
+	b, err := fsutil.ReadRegular(r.host(record.NVIDIALog), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -324,9 +323,9 @@ func (r *runner) fastPath(ctx context.Context) (Report, error) {
 	r.finish()
 	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s is loaded; device nodes %s ready; containers' driver tree %s ready (%v)",
 		d.Version, strings.Join(r.rep.Nodes, " "), tree, r.rep.Duration.Round(time.Microsecond))
-	r.st.Outcome, r.st.Time, r.st.Duration = OutcomeCurrent, time.Now().UTC(), r.rep.Duration
+	r.st.Outcome, r.st.Time, r.st.Duration = hostdriverstate.OutcomeCurrent, time.Now().UTC(), r.rep.Duration
 	r.st.BootID = r.bootID() // a later boot without the driver fails
-	if err := saveState(p.State, r.st, false); err != nil {
+	if err := hostdriverstate.Save(p.State, r.st, false); err != nil {
 		r.warnf("%v", err)
 	}
 	r.status("%s", r.rep.Summary)
@@ -335,15 +334,15 @@ func (r *runner) fastPath(ctx context.Context) (Report, error) {
 
 func (r *runner) fastFail(what string, err error) error {
 	e := &StepError{Name: what, Err: err}
-	r.st.Outcome, r.st.Step, r.st.Error, r.st.Time = OutcomeFailed, what, e.Error(), time.Now().UTC()
-	if serr := saveState(r.paths().State, r.st, true); serr != nil {
+	r.st.Outcome, r.st.Step, r.st.Error, r.st.Time = hostdriverstate.OutcomeFailed, what, e.Error(), time.Now().UTC()
+	if serr := hostdriverstate.Save(r.paths().State, r.st, true); serr != nil {
 		r.warnf("%v", serr)
 	}
 	return e
 }
 
 // pending: installed, not loaded.
-func (r *runner) pending(prev State) (Report, error) {
+func (r *runner) pending(prev hostdriverstate.State) (Report, error) {
 	d := r.driver()
 	r.rep.Path = PathPending
 	why := fmt.Sprintf("NVIDIA driver %s is installed but not loaded (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
@@ -353,13 +352,13 @@ func (r *runner) pending(prev State) (Report, error) {
 	if err := markRebootRequired(r.o.Config.Paths.Root); err != nil {
 		return r.rep, err
 	}
-	r.st.Outcome, r.st.Time = OutcomeRebootRequired, time.Now().UTC()
-	if prev.Configured == d.Version && !prev.Time.IsZero() && prev.Outcome == OutcomeRebootRequired {
+	r.st.Outcome, r.st.Time = hostdriverstate.OutcomeRebootRequired, time.Now().UTC()
+	if prev.Configured == d.Version && !prev.Time.IsZero() && prev.Outcome == hostdriverstate.OutcomeRebootRequired {
 		r.st.Time = prev.Time // when it was installed
 	}
 	r.finish()
 	r.st.Duration = r.rep.Duration
-	if err := saveState(r.paths().State, r.st, false); err != nil {
+	if err := hostdriverstate.Save(r.paths().State, r.st, false); err != nil {
 		return r.rep, err
 	}
 	r.rep.Summary = why
@@ -371,7 +370,7 @@ func (r *runner) pending(prev State) (Report, error) {
 // waiting for its boot, of a boot that came without it, or of a boot
 // that had it loaded: on a later boot, the driver should be loaded.
 func installOutcome(o string) bool {
-	return o == OutcomeRebootRequired || o == OutcomeRebooting || o == OutcomeNotLoaded || o == OutcomeCurrent
+	return o == hostdriverstate.OutcomeRebootRequired || o == hostdriverstate.OutcomeRebooting || o == hostdriverstate.OutcomeNotLoaded || o == hostdriverstate.OutcomeCurrent
 }
 
 // bootedAfter tells whether the node booted after t (btime in <proc>/stat).

@@ -23,6 +23,8 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
+	"nvidiaprep/nvidiaprep/record"
 )
 
 const (
@@ -139,7 +141,7 @@ func (n *node) write(path, content string) {
 // installed writes nvidia-installer's record of version and the kernel
 // module sources a --dkms install leaves.
 func (n *node) installed(version string) {
-	n.write(nvidiaLog, "1.0-1234 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n")
+	n.write(record.NVIDIALog, "1.0-1234 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n")
 	n.write("usr/src/nvidia-"+version+"/dkms.conf", "PACKAGE_NAME=\"nvidia\"\n")
 }
 
@@ -150,9 +152,9 @@ func (n *node) run() (Report, error) {
 		KernelRelease: release, DownloadAttempts: 2, DownloadBackoff: time.Millisecond})
 }
 
-func (n *node) state() State {
+func (n *node) state() hostdriverstate.State {
 	n.t.Helper()
-	s, ok, err := LoadState(n.cfg.Paths.State)
+	s, ok, err := hostdriverstate.Load(n.cfg.Paths.State)
 	if err != nil || !ok {
 		n.t.Fatalf("state file: %v %v", ok, err)
 	}
@@ -334,7 +336,7 @@ func TestInstallRunsTheStepsInOrder(t *testing.T) {
 			t.Errorf("unexpected %s", c)
 		}
 	}
-	if got := n.file(BlacklistFile); !strings.Contains(got, "blacklist nouveau\n") || !strings.Contains(got, "options nouveau modeset=0\n") {
+	if got := n.file(hostdriverstate.BlacklistFile); !strings.Contains(got, "blacklist nouveau\n") || !strings.Contains(got, "options nouveau modeset=0\n") {
 		t.Errorf("blacklist: %q", got)
 	}
 	if _, err := os.Stat(filepath.Join(n.root, altMarker)); err == nil {
@@ -347,7 +349,7 @@ func TestInstallRunsTheStepsInOrder(t *testing.T) {
 		t.Errorf("the containers' tree was not extracted: %v", err)
 	}
 	st := n.state()
-	if st.Outcome != OutcomeCurrent || st.Installed != verWant || st.Configured != verWant || st.Loaded != verWant || st.Partial {
+	if st.Outcome != hostdriverstate.OutcomeCurrent || st.Installed != verWant || st.Configured != verWant || st.Loaded != verWant || st.Partial {
 		t.Errorf("state %+v", st)
 	}
 	wantStatus := []string{"step 1/6 (fetch)", "step 2/6 (remove)", "step 3/6 (headers)", "step 4/6 (nouveau)", "step 5/6 (install)", "step 6/6 (load)", "installed and loaded (was: none)", "no reboot needed"}
@@ -443,10 +445,10 @@ func TestFailuresBeforeRemovingChangeNothing(t *testing.T) {
 					t.Errorf("changed the node: %s", c)
 				}
 			}
-			if got := n.file(nvidiaLog); !strings.Contains(got, verOld) {
+			if got := n.file(record.NVIDIALog); !strings.Contains(got, verOld) {
 				t.Errorf("the earlier install is gone: %q", got)
 			}
-			if n.file(BlacklistFile) != "" || n.file(rebootRequired) != "" {
+			if n.file(hostdriverstate.BlacklistFile) != "" || n.file(rebootRequired) != "" {
 				t.Error("blacklist or reboot marker written")
 			}
 			// A refusal by the gate keeps the verified .run: the cache is
@@ -454,7 +456,7 @@ func TestFailuresBeforeRemovingChangeNothing(t *testing.T) {
 			if entries, _ := os.ReadDir(filepath.Join(n.cfg.Paths.Cache, "runs")); len(entries) > 0 && tc.step == StepFetch && name != "no headers" {
 				t.Errorf("left in the cache: %v", entries)
 			}
-			if st := n.state(); st.Outcome != OutcomeFailed || st.Step != tc.step.Name() {
+			if st := n.state(); st.Outcome != hostdriverstate.OutcomeFailed || st.Step != tc.step.Name() {
 				t.Errorf("state %+v", st)
 			}
 		})
@@ -479,10 +481,10 @@ func TestFailingInstallerIsRolledBack(t *testing.T) {
 	if n.runner.called("/bin/sh "+n.cfg.Paths.Cache+"/runs/"+driverrun.RunFileName(verWant)+" --uninstall --silent") < 0 {
 		t.Errorf("no rollback:\n%s", strings.Join(n.runner.calls, "\n"))
 	}
-	if n.file(nvidiaLog) != "" || n.file(rebootRequired) != "" {
+	if n.file(record.NVIDIALog) != "" || n.file(rebootRequired) != "" {
 		t.Error("half an install is left, or a reboot asked for")
 	}
-	if st := n.state(); st.Outcome != OutcomeFailed || st.Step != "install" || st.Log != InstallerLog {
+	if st := n.state(); st.Outcome != hostdriverstate.OutcomeFailed || st.Step != "install" || st.Log != InstallerLog {
 		t.Errorf("state %+v", st)
 	}
 
@@ -490,7 +492,7 @@ func TestFailingInstallerIsRolledBack(t *testing.T) {
 	n.installed(verWant)
 	st := n.state()
 	st.Partial = true
-	if err := saveState(n.cfg.Paths.State, st, false); err != nil {
+	if err := hostdriverstate.Save(n.cfg.Paths.State, st, false); err != nil {
 		t.Fatal(err)
 	}
 	n.runner.installerExit = 0
@@ -530,11 +532,11 @@ func TestRebootAuto(t *testing.T) {
 	if n.runner.called("systemctl --no-block reboot") < 0 {
 		t.Errorf("no reboot: %v", n.runner.calls)
 	}
-	if st := n.state(); st.Outcome != OutcomeRebooting {
+	if st := n.state(); st.Outcome != hostdriverstate.OutcomeRebooting {
 		t.Errorf("state %+v", st)
 	}
-	if !strings.Contains(rep.Summary, "reboot required to release nouveau") || n.file(BlacklistFile) == "" {
-		t.Errorf("summary %q, blacklist %q", rep.Summary, n.file(BlacklistFile))
+	if !strings.Contains(rep.Summary, "reboot required to release nouveau") || n.file(hostdriverstate.BlacklistFile) == "" {
+		t.Errorf("summary %q, blacklist %q", rep.Summary, n.file(hostdriverstate.BlacklistFile))
 	}
 	if n.runner.called("/bin/sh") >= 0 || n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 purge") >= 0 {
 		t.Errorf("installed or removed although nouveau stays: %v", n.runner.calls)
@@ -648,7 +650,7 @@ func TestUpgradeLoadsTheNewDriverWithoutReboot(t *testing.T) {
 	if !strings.Contains(rep.Summary, "installed and loaded (was: "+verOld+")") || n.file(rebootRequired) != "" {
 		t.Errorf("summary %q, reboot-required %q", rep.Summary, n.file(rebootRequired))
 	}
-	if st := n.state(); st.Outcome != OutcomeCurrent || st.Loaded != verWant {
+	if st := n.state(); st.Outcome != hostdriverstate.OutcomeCurrent || st.Loaded != verWant {
 		t.Errorf("state %+v", st)
 	}
 }
@@ -681,7 +683,7 @@ func TestUpgradeWithAHeldModuleChangesNothing(t *testing.T) {
 	if v, _ := os.ReadFile(filepath.Join(n.host.Sys, "module/nvidia/version")); strings.TrimSpace(string(v)) != verOld {
 		t.Errorf("loaded %q", v)
 	}
-	if st := n.state(); st.Outcome != OutcomeRebootRequired || !strings.Contains(st.Error, "python3") || n.file(rebootRequired) == "" {
+	if st := n.state(); st.Outcome != hostdriverstate.OutcomeRebootRequired || !strings.Contains(st.Error, "python3") || n.file(rebootRequired) == "" {
 		t.Errorf("state %+v", st)
 	}
 }
@@ -709,7 +711,7 @@ func TestUpgradeFailingNewModulePutsTheOldBack(t *testing.T) {
 			if v, _ := os.ReadFile(filepath.Join(n.host.Sys, "module/nvidia/version")); strings.TrimSpace(string(v)) != verOld {
 				t.Errorf("loaded %q", v)
 			}
-			if st := n.state(); st.Outcome != OutcomeFailed || st.Loaded != verOld {
+			if st := n.state(); st.Outcome != hostdriverstate.OutcomeFailed || st.Loaded != verOld {
 				t.Errorf("state %+v", st)
 			}
 		})
@@ -794,7 +796,7 @@ func TestFastPathMakesNodesAndTree(t *testing.T) {
 	if n.file(rebootRequired) != "" {
 		t.Error("our reboot request was not withdrawn")
 	}
-	if st := n.state(); st.Outcome != OutcomeCurrent || st.Loaded != verWant {
+	if st := n.state(); st.Outcome != hostdriverstate.OutcomeCurrent || st.Loaded != verWant {
 		t.Errorf("state %+v", st)
 	}
 }
@@ -836,7 +838,7 @@ func TestUnreadableInstallRecordChangesNothing(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			n := debianNode(t)
-			p := filepath.Join(n.root, nvidiaLog)
+			p := filepath.Join(n.root, record.NVIDIALog)
 			os.Remove(p)
 			if err := plant(p); err != nil {
 				t.Fatal(err)
@@ -861,7 +863,7 @@ func TestUnreadableStateInstallsAgain(t *testing.T) {
 	n := debianNode(t)
 	n.installed(verWant)
 	os.MkdirAll(n.cfg.Paths.State, 0o755)
-	os.WriteFile(StatePath(n.cfg.Paths.State), []byte("{not json"), 0o644)
+	os.WriteFile(hostdriverstate.Path(n.cfg.Paths.State), []byte("{not json"), 0o644)
 	rep, err := n.run()
 	if err != nil || rep.Path != PathInstalled {
 		t.Fatalf("%+v %v\n%s", rep, err, n.log.String())
@@ -1001,7 +1003,7 @@ func TestModuleTypeTheGPUCannotUseChangesNothing(t *testing.T) {
 	if !errors.As(err, &se) || se.Step != StepFetch || !strings.Contains(err.Error(), `kernel_module = "open", but GPU 0000:01:00.0 (10de:1b80) NVIDIA GeForce GTX 1080 is older than Turing`) || !strings.Contains(err.Error(), "nothing on the node was changed") {
 		t.Fatalf("%v", err)
 	}
-	if !strings.Contains(n.file(nvidiaLog), verOld) || n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 purge") >= 0 {
+	if !strings.Contains(n.file(record.NVIDIALog), verOld) || n.runner.called("apt-get -q -y -o DPkg::Lock::Timeout=300 purge") >= 0 {
 		t.Error("the node was changed")
 	}
 }
@@ -1085,7 +1087,7 @@ func TestBranchWithoutTheCardChangesNothing(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", w, err)
 		}
 	}
-	if !strings.Contains(n.file(nvidiaLog), verOld) {
+	if !strings.Contains(n.file(record.NVIDIALog), verOld) {
 		t.Error("the earlier install is gone")
 	}
 }

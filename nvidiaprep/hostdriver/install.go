@@ -15,6 +15,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/nvpkgs"
 	"nvidiaprep/nvidiaprep/record"
@@ -71,7 +72,7 @@ func (r *runner) apt(ctx context.Context, args ...string) (hostcmd.Result, error
 // dpkgStatus returns the dpkg status ("ii", "rc", ...) of the named
 // packages that dpkg knows.
 func (r *runner) dpkgStatus(ctx context.Context, names ...string) (map[string]string, error) {
-	res, err := r.o.Runner.Run(ctx, hostcmd.Command{Name: "dpkg-query", Args: append([]string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}, names...)})
+	res, err := r.o.Runner.Run(ctx, hostcmd.Command{Name: "dpkg-query", Args: append([]string{"-W", "-f=" + nvpkgs.QueryFormat}, names...)})
 	// Exit 1 only means some names are unknown.
 	if code, ok := hostcmd.ExitCode(err); ok && code == 1 {
 		err = nil
@@ -179,7 +180,7 @@ func (r *runner) purgeDistroPackages(ctx context.Context) (changed bool, err err
 	if p, err := findProgram(r.o.Config.Paths.Root, "dpkg-query"); err != nil || p == "" {
 		return false, err // none: not a dpkg system; an error: cannot tell
 	}
-	res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
+	res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=" + nvpkgs.QueryFormat}})
 	if err != nil {
 		return false, err
 	}
@@ -235,7 +236,7 @@ func (r *runner) uninstallArgs() []string {
 // nvidia-uninstall, or with the configured .run's --uninstall when that is
 // gone (both read /var/lib/nvidia/log).
 func (r *runner) uninstallRun(ctx context.Context, run string) error {
-	b, err := fsutil.ReadRegular(r.host(nvidiaLog), 1<<20)
+	b, err := fsutil.ReadRegular(r.host(record.NVIDIALog), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -250,11 +251,11 @@ func (r *runner) uninstallRun(ctx context.Context, run string) error {
 	if _, err := r.sh(ctx, c); err != nil {
 		return err
 	}
-	if _, err := os.Stat(r.host(nvidiaLog)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(r.host(record.NVIDIALog)); !errors.Is(err, os.ErrNotExist) {
 		if err != nil {
-			return fmt.Errorf("after %s, cannot tell whether /%s is gone: %w", c.Name, nvidiaLog, err)
+			return fmt.Errorf("after %s, cannot tell whether %s is gone: %w", c.Name, record.NVIDIALog, err)
 		}
-		return fmt.Errorf("%s left /%s behind", c.Name, nvidiaLog)
+		return fmt.Errorf("%s left %s behind", c.Name, record.NVIDIALog)
 	}
 	r.st.Partial = false
 	return nil
@@ -324,10 +325,10 @@ func (r *runner) installPackages(ctx context.Context) error {
 // is new or changed; when that fails the blacklist goes again, so that the
 // next run redoes both.
 func (r *runner) blacklistNouveau(ctx context.Context) error {
-	path := r.host(BlacklistFile)
+	path := r.host(hostdriverstate.BlacklistFile)
 	old, err := fsutil.ReadRegular(path, 1<<20)
 	if bytes.Equal(old, []byte(blacklistContents)) {
-		r.logf("/%s is in place", BlacklistFile)
+		r.logf("/%s is in place", hostdriverstate.BlacklistFile)
 		return nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -420,7 +421,7 @@ func (r *runner) runInstaller(ctx context.Context) error {
 		if have, rerr := r.installedVersion(); rerr != nil {
 			err = fmt.Errorf("the installer succeeded, but its record cannot be read: %w", rerr)
 		} else if have != d.Version {
-			err = fmt.Errorf("the installer succeeded, but /%s records driver %q", nvidiaLog, have)
+			err = fmt.Errorf("the installer succeeded, but %s records driver %q", record.NVIDIALog, have)
 		}
 	}
 	if err == nil {
@@ -435,7 +436,7 @@ func (r *runner) runInstaller(ctx context.Context) error {
 		r.kernels = r.dkmsEveryKernel(ctx)
 		return nil
 	}
-	_, statErr := os.Stat(r.host(nvidiaLog))
+	_, statErr := os.Stat(r.host(record.NVIDIALog))
 	if statErr != nil && !errors.Is(statErr, os.ErrNotExist) {
 		// It may have installed files: left marked partial, the next run
 		// uninstalls them before it installs.

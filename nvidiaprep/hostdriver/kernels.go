@@ -9,6 +9,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -192,7 +193,7 @@ func (r *runner) bootID() string {
 // laterBoot tells whether this boot is a later one than the install's
 // recorded in prev: by boot id, else (a state written before boot ids
 // were) by the boot time.
-func (r *runner) laterBoot(prev State) bool {
+func (r *runner) laterBoot(prev hostdriverstate.State) bool {
 	if prev.BootID != "" {
 		cur := r.bootID()
 		return cur != "" && cur != prev.BootID
@@ -223,7 +224,7 @@ func (e *NotLoadedError) Error() string {
 
 // notLoaded is the pending path on a later boot than the install's: the
 // driver should have loaded and did not. It records the causes and fails.
-func (r *runner) notLoaded(ctx context.Context, prev State) (Report, error) {
+func (r *runner) notLoaded(ctx context.Context, prev hostdriverstate.State) (Report, error) {
 	d := r.driver()
 	release, _ := r.kernelRelease()
 	// On the real host (Modprobe is wired only there), load it first: at
@@ -260,11 +261,11 @@ func (r *runner) notLoaded(ctx context.Context, prev State) (Report, error) {
 		r.warnf("%v", err)
 	}
 	r.rep.Path = PathNotLoaded
-	r.st.Outcome, r.st.Error, r.st.BootID, r.st.Causes = OutcomeNotLoaded, e.Error(), prev.BootID, causes
+	r.st.Outcome, r.st.Error, r.st.BootID, r.st.Causes = hostdriverstate.OutcomeNotLoaded, e.Error(), prev.BootID, causes
 	r.st.Time = prev.Time
 	r.finish()
 	r.st.Duration = r.rep.Duration
-	if err := saveState(r.paths().State, r.st, false); err != nil {
+	if err := hostdriverstate.Save(r.paths().State, r.st, false); err != nil {
 		r.warnf("%v", err)
 	}
 	return r.rep, e

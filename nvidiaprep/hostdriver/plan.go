@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/nvpkgs"
 )
 
@@ -61,12 +62,12 @@ func (r *runner) readPlan(ctx context.Context) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Version: d.Version, Loaded: r.rep.Loaded, Install: r.headerPkgs, Blacklist: BlacklistFile,
+	p := Plan{Version: d.Version, Loaded: r.rep.Loaded, Install: r.headerPkgs, Blacklist: hostdriverstate.BlacklistFile,
 		Installer: filepath.Base(r.runFile) + " " + strings.Join(args[1:], " ")}
 	if q, err := findProgram(r.o.Config.Paths.Root, "dpkg-query"); err != nil {
 		return p, err
 	} else if q != "" {
-		res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=${db:Status-Abbrev} ${Package}\n"}})
+		res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=" + nvpkgs.QueryFormat}})
 		if err != nil {
 			return p, err
 		}

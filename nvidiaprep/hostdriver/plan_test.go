@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
 // run with a confirmation: the admin at a terminal.
@@ -38,7 +40,7 @@ func TestPlanIsShownAndNoChangesNothing(t *testing.T) {
 	text := strings.Join(plan.Lines(), "\n")
 	for _, want := range []string{"purge the distribution's NVIDIA packages: nvidia-driver-libs:amd64 nvidia-kernel-dkms",
 		"uninstall the earlier .run install of driver " + verOld, "remove the DKMS module nvidia/" + verWant,
-		"install linux-headers-" + release + " make", "write /" + BlacklistFile, "--dkms", "load driver " + verWant + " and make its device nodes: no reboot"} {
+		"install linux-headers-" + release + " make", "write /" + hostdriverstate.BlacklistFile, "--dkms", "load driver " + verWant + " and make its device nodes: no reboot"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the plan does not say %q:\n%s", want, text)
 		}
@@ -49,10 +51,10 @@ func TestPlanIsShownAndNoChangesNothing(t *testing.T) {
 			t.Errorf("a declined install ran %q", c)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(n.root, BlacklistFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(n.root, hostdriverstate.BlacklistFile)); err == nil {
 		t.Error("a declined install wrote the blacklist")
 	}
-	if s, ok, _ := LoadState(n.cfg.Paths.State); ok && (s.Outcome == OutcomeInstalling || s.Outcome == OutcomeFailed) {
+	if s, ok, _ := hostdriverstate.Load(n.cfg.Paths.State); ok && (s.Outcome == hostdriverstate.OutcomeInstalling || s.Outcome == hostdriverstate.OutcomeFailed) {
 		t.Errorf("a declined install recorded %+v", s)
 	}
 	// Yes installs.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
 // Step is one of the install path's steps: its position in installSteps,
@@ -59,7 +61,7 @@ func installSteps() [lastStep + 1]installStep {
 		StepHeaders: {name: "headers", title: "install kernel headers and build tools", changes: true,
 			prepare: (*runner).prepareHeaders, begin: (*runner).beginHeaders, do: (*runner).installPackages},
 		StepNouveau: {name: "nouveau", title: "blacklist nouveau", changes: true,
-			begin: func(*runner) string { return "blacklisting nouveau in /" + BlacklistFile }, do: (*runner).blacklistNouveau},
+			begin: func(*runner) string { return "blacklisting nouveau in /" + hostdriverstate.BlacklistFile }, do: (*runner).blacklistNouveau},
 		StepInstall: {name: "install", title: "run the NVIDIA installer", changes: true, partial: true,
 			begin: (*runner).beginInstaller, do: (*runner).runInstaller},
 		StepLoad: {name: "load", title: "load the new driver", changes: true,
@@ -160,8 +162,8 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 		r.stepf("%s", row.begin(r))
 		r.st.Step = row.name
 		if row.changes {
-			r.st.Outcome, r.st.Time = OutcomeInstalling, time.Now().UTC()
-			if err := saveState(r.paths().State, r.st, true); err != nil {
+			r.st.Outcome, r.st.Time = hostdriverstate.OutcomeInstalling, time.Now().UTC()
+			if err := hostdriverstate.Save(r.paths().State, r.st, true); err != nil {
 				r.warnf("%v", err)
 			}
 		}
@@ -174,10 +176,10 @@ func (r *runner) install(ctx context.Context) (Report, error) {
 	}
 	// The steps left the outcome in the report.
 	r.rep.Path = PathInstalled
-	r.st.Installed, r.st.Outcome, r.st.Error, r.st.Log = r.rep.Installed, OutcomeCurrent, "", ""
+	r.st.Installed, r.st.Outcome, r.st.Error, r.st.Log = r.rep.Installed, hostdriverstate.OutcomeCurrent, "", ""
 	r.finish()
 	r.st.Time, r.st.Duration = time.Now().UTC(), r.rep.Duration
-	if err := saveState(r.paths().State, r.st, true); err != nil {
+	if err := hostdriverstate.Save(r.paths().State, r.st, true); err != nil {
 		return r.rep, r.fail(lastStep, true, err)
 	}
 	r.status("%s", r.rep.Summary)
@@ -197,9 +199,9 @@ func (r *runner) fail(s Step, changed bool, err error) error {
 		e.Log, e.Changed, e.Err = se.Log, se.Changed, se.Err
 	}
 	r.st.Installed, _ = r.installedVersion() // for the record only; "" when unreadable
-	r.st.Step, r.st.Outcome, r.st.Error, r.st.Log = s.Name(), OutcomeFailed, e.Error(), e.Log
+	r.st.Step, r.st.Outcome, r.st.Error, r.st.Log = s.Name(), hostdriverstate.OutcomeFailed, e.Error(), e.Log
 	r.st.Time, r.st.Duration = time.Now().UTC(), time.Since(r.start)
-	if serr := saveState(r.paths().State, r.st, true); serr != nil {
+	if serr := hostdriverstate.Save(r.paths().State, r.st, true); serr != nil {
 		r.warnf("%v", serr)
 	}
 	return e

@@ -49,8 +49,10 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/nvflags"
+	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
@@ -173,7 +175,7 @@ func (r *runner) checkUpgrade(ctx context.Context) error {
 			if berr := r.blacklistNouveau(ctx); berr != nil {
 				return fmt.Errorf("nouveau drives a GPU and cannot be released (%s), and blacklisting it failed: %w", why, berr)
 			}
-			return &RebootRequiredError{Why: fmt.Sprintf("nouveau drives a GPU and cannot be released now (%s); it is blacklisted (/%s) and the initramfs rebuilt, and driver %s is installed at the next boot: reboot required to release nouveau", why, BlacklistFile, d.Version)}
+			return &RebootRequiredError{Why: fmt.Sprintf("nouveau drives a GPU and cannot be released now (%s); it is blacklisted (/%s) and the initramfs rebuilt, and driver %s is installed at the next boot: reboot required to release nouveau", why, hostdriverstate.BlacklistFile, d.Version)}
 		}
 	}
 	// Will the new module build and be accepted on every installed kernel
@@ -192,8 +194,8 @@ func (r *runner) rebootRequired(e *RebootRequiredError) (Report, error) {
 	r.rep.Path = PathPending
 	r.rep.Summary = e.Why
 	r.finish()
-	r.st.Outcome, r.st.Error, r.st.Step, r.st.Time, r.st.Duration = OutcomeRebootRequired, e.Why, "", time.Now().UTC(), r.rep.Duration
-	if err := saveState(r.paths().State, r.st, true); err != nil {
+	r.st.Outcome, r.st.Error, r.st.Step, r.st.Time, r.st.Duration = hostdriverstate.OutcomeRebootRequired, e.Why, "", time.Now().UTC(), r.rep.Duration
+	if err := hostdriverstate.Save(r.paths().State, r.st, true); err != nil {
 		r.warnf("%v", err)
 	}
 	r.status("%s", e.Why)
@@ -209,9 +211,9 @@ func (r *runner) rebootRequired(e *RebootRequiredError) (Report, error) {
 		case users > 0:
 			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": %d processes have an NVIDIA device open", users)
 		default:
-			r.st.Outcome, r.rep.Rebooting = OutcomeRebooting, true
+			r.st.Outcome, r.rep.Rebooting = hostdriverstate.OutcomeRebooting, true
 			r.rep.Summary += "; rebooting now (reboot = \"auto\")"
-			if err := saveState(r.paths().State, r.st, true); err != nil {
+			if err := hostdriverstate.Save(r.paths().State, r.st, true); err != nil {
 				r.warnf("%v", err)
 			}
 			if _, err := r.sh(context.Background(), hostcmd.Command{Name: "systemctl", Args: []string{"--no-block", "reboot"}}); err != nil {
@@ -298,7 +300,7 @@ func (r *runner) putBack(ctx context.Context, cause error) error {
 	}
 	ctx = context.WithoutCancel(ctx)
 	r.status("%s failed; putting driver %s back", r.cur.label(), old)
-	if _, err := os.Stat(r.host(nvidiaLog)); err == nil {
+	if _, err := os.Stat(r.host(record.NVIDIALog)); err == nil {
 		c := hostcmd.Command{Name: "/bin/sh", Args: []string{r.runFile, "--uninstall", "--silent", "--log-file-name=" + UninstallerLog}, Env: r.runEnv()}
 		if _, err := r.sh(ctx, c); err != nil {
 			r.warnf("removing what the failed install left: %v", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/record"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,16 +61,16 @@ func TestCurrentOnlyWhenItCanTell(t *testing.T) {
 		{"marker is a FIFO", func(root string) error { return unix.Mkfifo(filepath.Join(root, Marker), 0o644) }, false, "whether an earlier install finished is unknown"},
 		{"marker present", func(root string) error { return os.WriteFile(filepath.Join(root, Marker), []byte(v+"\n"), 0o644) }, false, "an earlier install did not finish"},
 		{"record unreadable", func(root string) error {
-			os.Remove(filepath.Join(root, NVIDIALog))
-			return os.Mkdir(filepath.Join(root, NVIDIALog), 0o755)
+			os.Remove(filepath.Join(root, record.NVIDIALog))
+			return os.Mkdir(filepath.Join(root, record.NVIDIALog), 0o755)
 		}, false, "its install record cannot be read"},
-		{"no record", func(root string) error { return os.Remove(filepath.Join(root, NVIDIALog)) }, false, "no NVIDIA driver is installed"},
+		{"no record", func(root string) error { return os.Remove(filepath.Join(root, record.NVIDIALog)) }, false, "no NVIDIA driver is installed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root, pid := chrooted(t)
 			os.MkdirAll(filepath.Join(root, Dir), 0o755)
-			os.MkdirAll(filepath.Join(root, path.Dir(NVIDIALog)), 0o755)
-			os.WriteFile(filepath.Join(root, NVIDIALog), []byte("1.0-1 ("+v+")\n"), 0o644)
+			os.MkdirAll(filepath.Join(root, path.Dir(record.NVIDIALog)), 0o755)
+			os.WriteFile(filepath.Join(root, record.NVIDIALog), []byte("1.0-1 ("+v+")\n"), 0o644)
 			if err := c.plant(root); err != nil {
 				t.Fatal(err)
 			}

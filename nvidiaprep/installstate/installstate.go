@@ -18,9 +18,8 @@ import (
 
 // Paths inside the container.
 const (
-	NVIDIALog = "/var/lib/nvidia/log" // nvidia-installer's install record
-	Dir       = "/var/lib/nvidiaprep" // nvidiaprep's directory inside
-	Marker    = Dir + "/provisioning" // present while an install is under way
+	Dir    = "/var/lib/nvidiaprep" // nvidiaprep's directory inside
+	Marker = Dir + "/provisioning" // present while an install is under way
 )
 
 // Current tells whether the container whose root is root already has
@@ -30,7 +29,7 @@ func Current(root *ctfs.Root, version string) (ok bool, why string, err error) {
 	// Only a missing file is an answer; what cannot be read leaves the
 	// question open, and an open question is "not current": the worker
 	// installs and verifies.
-	reads := root.ReadFiles(4096, Marker, NVIDIALog) // one child process for both
+	reads := root.ReadFiles(4096, Marker, record.NVIDIALog) // one child process for both
 	switch err := reads[0].Err; {
 	case err == nil:
 		return false, "an earlier install did not finish", nil

@@ -28,7 +28,6 @@ const (
 	// reboot now would do: a kernel the node may boot has no driver. It
 	// lives in /run, which a reboot empties; the state file keeps the rest.
 	NotReadyMarker = "/run/nvidiaprep/kernel-not-ready"
-	installRecord  = "/var/lib/nvidia/log" // nvidia-installer's record: the installed driver
 	pinFile        = "/etc/kernel/proxmox-boot-pin"
 )
 
@@ -71,7 +70,7 @@ func saveState(stateDir string, s State) error {
 // InstalledVersion is the driver nvidia-installer's record names below
 // root; "" when there is none.
 func InstalledVersion(root string) (string, error) {
-	b, err := fsutil.ReadRegular(filepath.Join(root, installRecord), 1<<20)
+	b, err := fsutil.ReadRegular(filepath.Join(root, record.NVIDIALog), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}

@@ -13,6 +13,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/hostcmd"
+	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/secureboot"
 )
 
@@ -74,7 +75,7 @@ func newNode(t *testing.T, kernels ...string) *node {
 }
 
 func (n *node) installed(t *testing.T, version string) {
-	write(t, filepath.Join(n.root, installRecord), "1.0-1 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n")
+	write(t, filepath.Join(n.root, record.NVIDIALog), "1.0-1 ("+version+")\nNVIDIA Accelerated Graphics Driver for Linux-x86_64\n")
 }
 
 func (n *node) guard(t *testing.T, release string) (GuardReport, string) {

@@ -34,9 +34,13 @@ var distroDriverPrefixes = []string{
 var notDriver = []string{"nvidia-container-", "libnvidia-container", "nvidia-docker", "nvidiaprep", "nvidia-cuda-toolkit", "nvidia-cuda-dev",
 	"nvidia-cuda-gdb", "nvidia-cuda-samples", "nvidia-profiler", "nvidia-visual-profiler", "nvidia-nsight", "nvidia-openjdk"}
 
-// DriverPackages picks, from "<status> <package>" lines of
-// `dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`, the distribution's
-// NVIDIA driver packages that are installed or left as config files.
+// QueryFormat is the `dpkg-query -W -f` format that lists packages as
+// "<status> <package>" lines, as DriverPackages reads them.
+const QueryFormat = "${db:Status-Abbrev} ${Package}\n"
+
+// DriverPackages picks, from the lines of `dpkg-query -W -f QueryFormat`,
+// the distribution's NVIDIA driver packages that are installed or left as
+// config files.
 func DriverPackages(dpkgQuery string) []string {
 	var out []string
 	for _, line := range strings.Split(dpkgQuery, "\n") {

@@ -12,7 +12,7 @@ func Inspect(root *ctfs.Root) (version string, unfinished bool) {
 	if _, err := root.ReadFile(marker, 64); err == nil {
 		unfinished = true
 	}
-	if log, err := root.ReadFile(nvidiaLog, 4096); err == nil {
+	if log, err := root.ReadFile(record.NVIDIALog, 4096); err == nil {
 		version = record.InstalledVersion(log)
 	}
 	return version, unfinished

@@ -45,8 +45,6 @@ import (
 
 // Paths inside the container.
 const (
-	nvidiaDir = "/var/lib/nvidia"                           // nvidia-installer's own directory
-	nvidiaLog = installstate.NVIDIALog                      // nvidia-installer's install record
 	ctDir     = installstate.Dir                            // nvidiaprep's directory inside
 	marker    = installstate.Marker                         // present while an install is under way
 	ctRecord  = ctDir + "/installed"                        // what nvidiaprep installed, for admins inside
@@ -344,12 +342,16 @@ func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Tex
 	return "", who, nil
 }
 
+// listPackagesScript lists the container's packages for
+// nvpkgs.DriverPackages (nothing where there is no dpkg).
+const listPackagesScript = "command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '" + nvpkgs.QueryFormat + "'"
+
 // clean removes what would conflict with the install: the distribution's
 // NVIDIA driver packages, their alternate-install marker, and a .run
 // install of another version or one left half-done.
 func (s session) clean(ctx context.Context) error {
 	s.w.status("removing conflicting NVIDIA installs")
-	r, err := s.sh(ctx, `command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`)
+	r, err := s.sh(ctx, listPackagesScript)
 	if err != nil {
 		return err
 	}
@@ -363,7 +365,7 @@ func (s session) clean(ctx context.Context) error {
 	if err := s.register(ctx); err != nil {
 		s.w.Log.Warn().Err(err).Msgf("%v; installing the driver all the same", err)
 	}
-	r, err = s.sh(ctx, `command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n'`)
+	r, err = s.sh(ctx, listPackagesScript)
 	if err != nil {
 		return err
 	}
@@ -399,7 +401,7 @@ func (s session) clean(ctx context.Context) error {
 // nvidia-uninstall that does not list --skip-module-unload (before 346.16:
 // it would reject it, exit 1) is passed over for the new installer's
 // --uninstall, which reads the same record.
-const uninstallScript = `[ -f ` + nvidiaLog + ` ] || exit 0
+const uninstallScript = `[ -f ` + record.NVIDIALog + ` ] || exit 0
 if [ -x /usr/bin/nvidia-uninstall ] && /usr/bin/nvidia-uninstall -A 2>/dev/null </dev/null | grep -q -- '^ \+--skip-module-unload$'; then set -- /usr/bin/nvidia-uninstall; else set -- "$1" --uninstall; fi
 skip=
 if "$1" -A 2>/dev/null </dev/null | grep -q -- '^ \+--skip-depmod$'; then skip=--skip-depmod; fi
@@ -420,9 +422,9 @@ func (s session) uninstall(ctx context.Context) error {
 		return err
 	}
 	defer root.Close()
-	log, err := root.ReadFile(nvidiaLog, 4096)
+	log, err := root.ReadFile(record.NVIDIALog, 4096)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("CT %d: after the uninstaller ran, whether the earlier NVIDIA driver is gone is unknown: %w; nothing more was changed: make %s a regular file or remove it (pct exec %d -- rm -rf %s), then restart the container", s.vmid(), err, nvidiaLog, s.vmid(), nvidiaLog)
+		return fmt.Errorf("CT %d: after the uninstaller ran, whether the earlier NVIDIA driver is gone is unknown: %w; nothing more was changed: make %s a regular file or remove it (pct exec %d -- rm -rf %s), then restart the container", s.vmid(), err, record.NVIDIALog, s.vmid(), record.NVIDIALog)
 	}
 	if err == nil {
 		return fmt.Errorf("CT %d: the earlier NVIDIA driver %s is still installed after its uninstaller ran (it exits 0 either way); /var/log/nvidia-uninstall.log inside the container has its ERROR (it removes nothing when /var/lib/nvidia is not mode 0700 or its log not 0600: pct exec %d -- chmod 700 /var/lib/nvidia). Fix that, then restart the container", s.vmid(), orNone(record.InstalledVersion(log)), s.vmid())
@@ -537,7 +539,7 @@ func (s session) preflight(ctx context.Context) error {
 // not recreate it.
 const markScript = `set -e
 rm -rf ` + altMarker + `
-if [ -L ` + nvidiaDir + ` ] && [ ! -d ` + nvidiaDir + ` ]; then rm -f ` + nvidiaDir + `; fi
+if [ -L ` + record.NVIDIADir + ` ] && [ ! -d ` + record.NVIDIADir + ` ]; then rm -f ` + record.NVIDIADir + `; fi
 d=` + ctDir + `
 if [ ! -d "$d" ]; then rm -f "$d"; mkdir -p "$d"; fi
 rm -rf ` + marker + `
@@ -630,12 +632,12 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer root.Close()
-	log, err := root.ReadFile(nvidiaLog, 4096)
+	log, err := root.ReadFile(record.NVIDIALog, 4096)
 	if err != nil {
 		return nil, fmt.Errorf("CT %d: after the install: %w", s.vmid(), err)
 	}
 	if have := record.InstalledVersion(log); have != s.version {
-		return nil, fmt.Errorf("CT %d: after the install %s records version %q, want %s", s.vmid(), nvidiaLog, have, s.version)
+		return nil, fmt.Errorf("CT %d: after the install %s records version %q, want %s", s.vmid(), record.NVIDIALog, have, s.version)
 	}
 	want := "libnvidia-ml.so." + s.version
 	var target untrusted.Text

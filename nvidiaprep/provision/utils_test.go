@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"nvidiaprep/nvidiaprep/record"
 )
 
 // utilsScript, run here with its directory moved to a temporary one: the
@@ -107,7 +109,7 @@ func TestUninstallScriptOldUninstaller(t *testing.T) {
 	for path, help := range map[string]string{old: "  --skip-depmod", newInst: "  --skip-module-unload\n  --skip-depmod"} {
 		os.WriteFile(path, []byte("#!/bin/sh\nif [ \"$1\" = -A ]; then printf '"+help+"\\n'; exit 0; fi\necho \"$0 $*\"\n"), 0o755)
 	}
-	script := strings.NewReplacer(nvidiaLog, log, "/usr/bin/nvidia-uninstall", old).Replace(uninstallScript)
+	script := strings.NewReplacer(record.NVIDIALog, log, "/usr/bin/nvidia-uninstall", old).Replace(uninstallScript)
 	out, err := exec.Command("/bin/sh", "-c", script, "uninstall", newInst).CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), newInst+" --uninstall --silent --skip-module-unload --skip-depmod") {
 		t.Errorf("%v: %s", err, out)

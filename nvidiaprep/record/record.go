@@ -18,6 +18,13 @@ import (
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
+// nvidia-installer's own files, at the same paths on the host and inside a
+// container.
+const (
+	NVIDIADir = "/var/lib/nvidia"  // nvidia-installer's directory
+	NVIDIALog = NVIDIADir + "/log" // its install record (InstalledVersion reads it)
+)
+
 // Outcomes of a provisioning run.
 const (
 	Running   = "running"

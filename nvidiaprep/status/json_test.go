@@ -12,6 +12,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
+	"nvidiaprep/nvidiaprep/record"
 )
 
 // asJSON is the report's document as a script reads it.
@@ -178,7 +179,7 @@ func TestRebootPendingWhy(t *testing.T) {
 				write(t, filepath.Join(cfg.Paths.State, "host-driver.json"), c.hostDriver)
 			}
 			if c.installed != "" {
-				write(t, cfg.Paths.Host(installRecord), "1.0-1 ("+c.installed+")\n")
+				write(t, cfg.Paths.Host(record.NVIDIALog), "1.0-1 ("+c.installed+")\n")
 			}
 			if c.pkgs != "" {
 				write(t, cfg.Paths.Host(rebootRequired), c.pkgs)

@@ -3,7 +3,7 @@ package status
 import (
 	"fmt"
 
-	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
 // rebootWhy says why the node waits for a reboot to load the driver, a
@@ -14,16 +14,16 @@ import (
 // (listed).
 func rebootWhy(hd *HostDriver, installed, loaded string, listed bool) []string {
 	var out []string
-	if hd != nil && (hd.Outcome == hostdriver.OutcomeRebootRequired || hd.Outcome == hostdriver.OutcomeRebooting) {
+	if hd != nil && (hd.Outcome == hostdriverstate.OutcomeRebootRequired || hd.Outcome == hostdriverstate.OutcomeRebooting) {
 		why := hd.Error
 		if why == "" {
 			why = fmt.Sprintf("the host driver unit installed driver %s; it loads at the next boot", orDash(hd.Configured, orDash(installed, "?")))
 		}
-		if hd.Outcome == hostdriver.OutcomeRebooting {
+		if hd.Outcome == hostdriverstate.OutcomeRebooting {
 			why += "; the host driver unit reboots the node now (reboot = \"auto\")"
 		}
 		out = append(out, why)
-	} else if installed != "" && loaded != "" && installed != loaded && (hd == nil || hd.Outcome != hostdriver.OutcomeNotLoaded) {
+	} else if installed != "" && loaded != "" && installed != loaded && (hd == nil || hd.Outcome != hostdriverstate.OutcomeNotLoaded) {
 		// After a boot that did not load it (not-loaded), another reboot
 		// does not either: the unit's causes say what does.
 		out = append(out, fmt.Sprintf("driver %s is installed, but the loaded module is %s's; the installed one loads at the next boot", installed, loaded))

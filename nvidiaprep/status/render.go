@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/term"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
@@ -97,9 +98,9 @@ func (p *printer) node(n Node) {
 	}
 	p.kv("driver loaded", orDash(n.Loaded, "none (no NVIDIA kernel module is loaded)"), loadedPaint)
 	switch {
-	case n.HostDriver != nil && n.HostDriver.Outcome == "not-loaded":
+	case n.HostDriver != nil && n.HostDriver.Outcome == hostdriverstate.OutcomeNotLoaded:
 		p.kv("reboot pending", "no: the installed driver did not load on this boot, and another reboot does not load it (host driver unit, below)", p.st.Red)
-	case n.RebootPending && n.HostDriver != nil && n.HostDriver.Outcome == "reboot-required" && n.HostDriver.Error != "":
+	case n.RebootPending && n.HostDriver != nil && n.HostDriver.Outcome == hostdriverstate.OutcomeRebootRequired && n.HostDriver.Error != "":
 		p.kv("reboot pending", "yes: driver "+n.HostDriver.Configured+" is installed and loaded at the next boot (why: see host driver unit)", p.st.Yellow)
 	case n.RebootPending:
 		p.kv("reboot pending", "yes: the installed driver loads at the next boot", p.st.Yellow)
@@ -115,7 +116,7 @@ func (p *printer) node(n Node) {
 			line += ": " + h.Error
 		}
 		var paint func(string) string
-		if h.Outcome == "failed" {
+		if h.Outcome == hostdriverstate.OutcomeFailed {
 			paint = p.st.Red
 		}
 		p.kv("host driver unit", line, paint)

@@ -18,7 +18,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
-	"nvidiaprep/nvidiaprep/hostdriver"
+	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -63,7 +63,6 @@ const (
 
 // The host's files status reads, below [paths] root.
 const (
-	installRecord  = "/var/lib/nvidia/log"       // nvidia-installer's record, read when the host driver unit has no state
 	rebootRequired = "/run/reboot-required.pkgs" // Debian's list of packages that want a reboot
 )
 
@@ -93,11 +92,11 @@ type Node struct {
 }
 
 // HostDriver is the host driver unit's last run, from its state file.
-type HostDriver = hostdriver.State
+type HostDriver = hostdriverstate.State
 
 // ReadHostDriver reads the host driver unit's state file; nil when there is none.
 func ReadHostDriver(stateDir string) (*HostDriver, error) {
-	s, ok, err := hostdriver.LoadState(stateDir)
+	s, ok, err := hostdriverstate.Load(stateDir)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -176,7 +175,7 @@ func Gather(o Options) Report {
 	r.Node.HostDriver = hd
 	if hd != nil && hd.Installed != "" {
 		r.Node.Installed = hd.Installed
-	} else if b, err := fsutil.ReadRegular(o.Config.Paths.Host(installRecord), 1<<20); err == nil {
+	} else if b, err := fsutil.ReadRegular(o.Config.Paths.Host(record.NVIDIALog), 1<<20); err == nil {
 		r.Node.Installed = record.InstalledVersion(b)
 	}
 	listed := false
