@@ -16,11 +16,13 @@ import (
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
-// Driver versions of the upgrade test (vmid vmidHostDriver+1).
+// Driver versions of the upgrade test (vmid vmidHostDriver+1). The first is
+// the first 580 release for kernels 6.17 and later: the node's running kernel
+// is this machine's, and the kernel gate refuses older drivers on it.
 const (
-	up570 = "570.195.03"
-	up580 = "580.119.02"
-	up590 = "590.48.01"
+	upFirst = "580.105.08"
+	up580   = "580.119.02"
+	up590   = "590.48.01"
 )
 
 // standinModules makes the node's module programs the stand-in ones
@@ -102,7 +104,7 @@ func (n *hostNode) unit() (int, string, string) {
 // installs, test-loads the new one and loads it (integration/standin).
 func TestHostDriverUpgradeAtBoot(t *testing.T) {
 	t0 := time.Now()
-	n := newHostNodeWith(t, vmidHostDriver+1, nil, up570, up580, up590)
+	n := newHostNodeWith(t, vmidHostDriver+1, nil, upFirst, up580, up590)
 	n.standinModules()
 	n.boot()
 	n.must(`set -e
@@ -115,12 +117,12 @@ systemctl enable nvidiaprep-host-driver`)
 
 	// A first install, by the unit, with no driver loaded: installed and
 	// loaded at once.
-	n.configure(up570)
+	n.configure(upFirst)
 	code, status, journal := n.unit()
-	if code != 0 || n.loaded() != allLoaded(up570) {
+	if code != 0 || n.loaded() != allLoaded(upFirst) {
 		t.Fatalf("first install: exit %d, loaded %q\n%s\n%s", code, n.loaded(), status, journal)
 	}
-	wantContains(t, "first install", status, "NVIDIA driver "+up570+" installed and loaded (was: none)", "no reboot needed")
+	wantContains(t, "first install", status, "NVIDIA driver "+upFirst+" installed and loaded (was: none)", "no reboot needed")
 
 	t.Run("upgrade at boot", func(t *testing.T) {
 		n.configure(up580)
@@ -136,13 +138,13 @@ systemctl enable nvidiaprep-host-driver`)
 		n.boot()
 		status, _ := n.sh("systemctl status --no-pager --lines=0 nvidiaprep-host-driver")
 		t.Logf("boot with the upgrade in %v:\n%s", time.Since(t1).Round(time.Millisecond), status)
-		wantContains(t, "status", status, "active (exited)", "NVIDIA driver "+up580+" installed and loaded (was: "+up570+")", "no reboot needed")
+		wantContains(t, "status", status, "active (exited)", "NVIDIA driver "+up580+" installed and loaded (was: "+upFirst+")", "no reboot needed")
 		if l := n.loaded(); l != allLoaded(up580) {
 			t.Errorf("loaded: %q", l)
 		}
 		dkms := n.must("dkms status")
 		wantContains(t, "dkms status", dkms, "nvidia/"+up580+", "+n.release+", x86_64: installed")
-		if strings.Contains(dkms, up570) {
+		if strings.Contains(dkms, upFirst) {
 			t.Errorf("the old DKMS module is left:\n%s", dkms)
 		}
 		if out, code := n.sh("ls /run/reboot-required 2>&1"); code == 0 {
@@ -153,7 +155,7 @@ systemctl enable nvidiaprep-host-driver`)
 		}
 		// The containers' tree of the new driver is ready, and the nodes.
 		n.must("test -x /var/cache/nvidiaprep/drivers/" + up580 + "/nvidia-installer && test -c /srv/standin/dev/nvidiactl && test -c /srv/standin/dev/nvidia-uvm")
-		st := n.must("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep status 2>&1 || true")
+		st := n.must("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep status --wide 2>&1 || true")
 		wantContains(t, "nvidiaprep status", st, "driver loaded", up580)
 		if strings.Contains(st, "reboot pending     yes") {
 			t.Errorf("status says a reboot is pending:\n%s", st)
@@ -180,7 +182,7 @@ systemctl enable nvidiaprep-host-driver`)
 		if s := n.state(); s.Outcome != hostdriverstate.OutcomeFailed || s.Step != "install" || s.Loaded != up580 {
 			t.Errorf("state %+v", s)
 		}
-		doc, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep doctor 2>&1")
+		doc, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep doctor --wide 2>&1")
 		wantContains(t, "doctor", doc, "failed to install driver "+up590, "was put back and is loaded")
 	})
 
@@ -206,9 +208,9 @@ systemctl enable nvidiaprep-host-driver`)
 		if s := n.state(); s.Outcome != hostdriverstate.OutcomeRebootRequired || !strings.Contains(s.Error, "(perl)") {
 			t.Errorf("state %+v", s)
 		}
-		st, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep status 2>&1")
+		st, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep status --wide 2>&1")
 		wantContains(t, "status", st, "reboot pending", "yes", "(perl)")
-		doc, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep doctor 2>&1")
+		doc, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep doctor --wide 2>&1")
 		wantContains(t, "doctor", doc, "waits for a reboot", "(perl)")
 		// The holder gone, the upgrade goes through without a reboot.
 		n.must("systemctl stop gpu-holder")
