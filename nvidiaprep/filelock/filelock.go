@@ -70,9 +70,14 @@ func Wait(ctx context.Context, path string) (*Lock, error) {
 // WaitAny takes one of n slot locks named prefix-0 ... prefix-(n-1), retrying
 // until ctx ends: a node-wide limit of n concurrent holders.
 func WaitAny(ctx context.Context, prefix string, n int) (*Lock, error) {
+	return waitAny(ctx, prefix, n, TryLock)
+}
+
+// waitAny takes one of n slot locks with try, retrying until ctx ends.
+func waitAny(ctx context.Context, prefix string, n int, try func(string) (*Lock, error)) (*Lock, error) {
 	for {
 		for i := 0; i < n; i++ {
-			l, err := TryLock(fmt.Sprintf("%s-%d", prefix, i))
+			l, err := try(fmt.Sprintf("%s-%d", prefix, i))
 			if !errors.Is(err, ErrBusy) {
 				return l, err
 			}
@@ -115,17 +120,5 @@ func TryLockOwned(path string) (*Lock, error) {
 
 // WaitAnyOwned is WaitAny with TryLockOwned's locks.
 func WaitAnyOwned(ctx context.Context, prefix string, n int) (*Lock, error) {
-	for {
-		for i := 0; i < n; i++ {
-			l, err := TryLockOwned(fmt.Sprintf("%s-%d", prefix, i))
-			if !errors.Is(err, ErrBusy) {
-				return l, err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for one of %d slots %s-*: %w", n, prefix, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return waitAny(ctx, prefix, n, TryLockOwned)
 }
