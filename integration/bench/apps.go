@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/scenario"
 )
 
@@ -17,23 +16,11 @@ import (
 // registration was removed (the worker builds and installs it with dpkg);
 // and post-start when only the spec is out of date (it starts the worker).
 func (e env) apps(runs int) ([]row, error) {
-	n, err := e.node("apps")
+	n, ct, done, err := e.provisioned("apps", 9903)
 	if err != nil {
 		return nil, err
 	}
-	defer n.Bed.Close()
-	ct, err := n.Bed.NewContainer(9903, lxctest.Options{})
-	if err != nil {
-		return nil, err
-	}
-	since := time.Now()
-	if _, err := ct.ProxmoxStart(n.Hook, n.Env()); err != nil {
-		return nil, err
-	}
-	defer ct.Stop("", nil)
-	if _, err := n.WaitProvisioned(9903, since, 3*time.Minute); err != nil {
-		return nil, err
-	}
+	defer done()
 	worker := func(prep string) (time.Duration, error) {
 		if prep != "" {
 			if out, code, err := scenario.Sh(ct, prep); err != nil || code != 0 {

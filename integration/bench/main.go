@@ -412,24 +412,37 @@ func (e env) node(name string) (*scenario.Node, error) {
 	return n, n.CacheRun("580.142", standin.RunOptions{})
 }
 
-func (e env) postStart(runs int) ([]row, error) {
-	n, err := e.node("poststart")
+// provisioned is a node of its own with container vmid started the
+// Proxmox way and provisioned; done stops the container and closes the bed.
+func (e env) provisioned(name string, vmid int) (n *scenario.Node, ct *lxctest.CT, done func(), err error) {
+	n, err = e.node(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	defer n.Bed.Close()
-	ct, err := n.Bed.NewContainer(9901, lxctest.Options{})
+	ct, err = n.Bed.NewContainer(vmid, lxctest.Options{})
 	if err != nil {
-		return nil, err
+		n.Bed.Close()
+		return nil, nil, nil, err
 	}
+	done = func() { ct.Stop("", nil); n.Bed.Close() }
 	since := time.Now()
 	if _, err := ct.ProxmoxStart(n.Hook, n.Env()); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	if _, err := n.WaitProvisioned(vmid, since, 3*time.Minute); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return n, ct, done, nil
+}
+
+func (e env) postStart(runs int) ([]row, error) {
+	n, _, done, err := e.provisioned("poststart", 9901)
+	if err != nil {
 		return nil, err
 	}
-	defer ct.Stop("", nil)
-	if _, err := n.WaitProvisioned(9901, since, 3*time.Minute); err != nil {
-		return nil, err
-	}
+	defer done()
 	postStart := func(pause time.Duration) ([]time.Duration, error) {
 		var ds []time.Duration
 		for i := 0; i < runs; i++ {
