@@ -152,6 +152,24 @@ func (s Selection) given(minor int) bool {
 	return s.All || slices.Contains(s.Given, uint32(minor))
 }
 
+// Gives tells whether pre-start's block gives the container the node at
+// a path under /dev, judged from the selection alone (doctor's view; pre-start
+// itself knows what it mounts): the control and UVM nodes, the given GPUs'
+// nodes and render nodes. MIG capability nodes and any other NVIDIA node
+// (nvswitch, IMEX channels) are not, so hand-written lines for them are
+// not named as superseded.
+func (s Selection) Gives(node string) bool {
+	switch {
+	case slices.Contains([]string{"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"}, node):
+		return true
+	case strings.HasPrefix(node, "dri/"):
+		return true
+	}
+	n, ok := strings.CutPrefix(node, "nvidia")
+	minor, err := strconv.Atoi(n)
+	return ok && err == nil && s.given(minor)
+}
+
 // Bypasses names the hand-written lines that let the container reach GPUs
 // its selection does not give it: device rules that allow every device,
 // every character device, every NVIDIA node or another GPU's minor (in a

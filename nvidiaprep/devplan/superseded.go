@@ -79,8 +79,12 @@ func isNodeMount(e lxcconf.Entry, devRoot string) bool {
 // (195:*), which no rule nvidiaprep adds can narrow, is Bypasses' to name,
 // and lines that cannot work on this node are Stale's.
 // devRoot maps "/dev/..." onto the host tree being examined; Finding.At is
-// each line's number in its file.
-func Superseded(entries []lxcconf.Entry, devices []Passthrough, majors nvdev.Majors, devRoot string, vmid int, pveConf string) []Finding {
+// each line's number in its file. gives tells whether the block gives the
+// container a node at a path under /dev ("nvidia0", "nvidia-caps/nvidia-cap1"):
+// a bind or devN: entry of a node it does not give stays in the generated
+// config and still works if a rule allows it, so it is not superseded and
+// not named here.
+func Superseded(entries []lxcconf.Entry, devices []Passthrough, majors nvdev.Majors, devRoot string, vmid int, pveConf string, gives func(node string) bool) []Finding {
 	nvidia := nvidiaMajors(majors)
 	fix := fmt.Sprintf("`nvidiaprep enable %d --adopt` removes it from %s (or delete it there by hand)", vmid, pveConf)
 	exists := func(path string) bool {
@@ -101,16 +105,20 @@ func Superseded(entries []lxcconf.Entry, devices []Passthrough, majors nvdev.Maj
 			out = append(out, Finding{Line: strings.TrimSpace(e.Raw), At: e.Line, Fix: fix,
 				What: "is superseded: nvidiaprep writes the rules for the nodes the container is given at every start"})
 		case isNVIDIAMount(e) || isNodeMount(e, devRoot):
-			src, _, _ := mountTarget(e.Value)
+			src, target, _ := mountTarget(e.Value)
 			if !exists(src) {
 				continue // Stale's
+			}
+			if node, ok := strings.CutPrefix(filepath.Clean(target), "dev/"); !ok || !gives(node) {
+				continue // not replaced: the line stays and does what it did
 			}
 			out = append(out, Finding{Line: strings.TrimSpace(e.Raw), At: e.Line, Fix: fix,
 				What: fmt.Sprintf("binds the host's %s: nvidiaprep mounts the container's own copy there instead, and leaves this line out of the generated config at every start", src)})
 		}
 	}
 	for _, d := range devices {
-		if !strings.HasPrefix(filepath.Clean(d.Path), "/dev/nvidia") || !exists(d.Path) {
+		node, ok := strings.CutPrefix(filepath.Clean(d.Path), "/dev/")
+		if !ok || !strings.HasPrefix(node, "nvidia") || !exists(d.Path) || !gives(node) {
 			continue
 		}
 		out = append(out, Finding{Line: d.Line, At: d.At, Fix: fix,

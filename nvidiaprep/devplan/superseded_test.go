@@ -50,7 +50,7 @@ var tutorialMajors = nvdev.Majors{"nvidia": 195, "nvidiactl": 195, "nvidia-uvm":
 // cannot work (Stale's), are not.
 func TestSuperseded(t *testing.T) {
 	ct, devs, dev := tutorialCT(t)
-	got := Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path)
+	got := Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path, Selection{Given: []uint32{0}}.Gives)
 	want := map[int]string{
 		4:  "is superseded: nvidiaprep writes the rules",
 		9:  "binds the host's /dev/nvidia0: nvidiaprep mounts the container's own copy there instead",
@@ -93,5 +93,45 @@ func TestWithout(t *testing.T) {
 	named := []Finding{{Line: "lxc.cgroup2.devices.allow = c 195:3  rw"}, {Line: "dev0: /dev/nvidia2"}}
 	if got := Without(fs, named); len(got) != 1 || got[0].Line != fs[2].Line {
 		t.Errorf("Without = %v", got)
+	}
+}
+
+// A bind or devN: entry of a node the block does not give (MIG capability
+// nodes of a container given a whole GPU) stays in the generated config and
+// keeps working, so it is not called superseded, nor told to be removed.
+func TestNodesTheBlockDoesNotGiveAreNotSuperseded(t *testing.T) {
+	dev := t.TempDir()
+	os.MkdirAll(filepath.Join(dev, "nvidia-caps"), 0o755)
+	for _, n := range []string{"nvidia0", "nvidia-caps/nvidia-cap1", "nvidia-caps/nvidia-cap2"} {
+		os.WriteFile(filepath.Join(dev, n), nil, 0o666)
+	}
+	conf := "lxc.mount.entry: /dev/nvidia-caps/nvidia-cap2 dev/nvidia-caps/nvidia-cap2 none bind,optional,create=file\n" +
+		"lxc.mount.entry: /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\n" +
+		"dev0: /dev/nvidia-caps/nvidia-cap1\n"
+	ct := pve.ParseCT(101, "/etc/pve/lxc/101.conf", []byte(conf))
+	var devs []Passthrough
+	for _, d := range ct.Devices {
+		devs = append(devs, Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw, At: d.Line})
+	}
+	got := Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path, Selection{Given: []uint32{0}}.Gives)
+	if len(got) != 1 || got[0].At != 2 {
+		t.Errorf("findings:\n%s\nwant only line 2 (the bind of /dev/nvidia0, which the block replaces)", render(got))
+	}
+	every := func(string) bool { return true }
+	if n := len(Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path, every)); n != 3 {
+		t.Errorf("%d findings when the block gives every node, want 3", n)
+	}
+}
+
+func TestSelectionGives(t *testing.T) {
+	s := Selection{Given: []uint32{1}}
+	for node, want := range map[string]bool{"nvidiactl": true, "nvidia-uvm-tools": true, "nvidia1": true, "nvidia0": false,
+		"nvidia-caps/nvidia-cap1": false, "dri/renderD128": true, "nvidia-nvswitchctl": false} {
+		if got := s.Gives(node); got != want {
+			t.Errorf("Gives(%q) = %v, want %v", node, got, want)
+		}
+	}
+	if !(Selection{All: true}).Gives("nvidia7") {
+		t.Error("a container given every GPU is not given nvidia7")
 	}
 }

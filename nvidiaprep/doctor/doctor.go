@@ -227,7 +227,7 @@ func (r *run) nouveau() {
 	for sc.Scan() {
 		if name, _, _ := strings.Cut(sc.Text(), " "); name == "nouveau" {
 			r.problem("nouveau", "the nouveau driver is loaded: it holds the GPUs, and the NVIDIA driver cannot load while it does",
-				"blacklist it and reboot: `printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /"+hostdriverstate.BlacklistFile+" && update-initramfs -u && reboot` (the file the host driver unit writes when it installs the driver)")
+				"blacklist it and reboot: "+kernelguard.NouveauBlacklistFix+", then `reboot` (the file the host driver unit writes when it installs the driver)")
 			return
 		}
 	}
@@ -452,7 +452,7 @@ func (r *run) handWritten() {
 			devices[i] = devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw}
 		}
 		bypasses := devplan.Bypasses(ct.LXC, devices, sel)
-		for _, f := range devplan.Without(devplan.Superseded(ct.LXC, devices, r.majors, r.o.Config.Paths.Dev, ct.VMID, ct.Path), bypasses) {
+		for _, f := range devplan.Without(devplan.Superseded(ct.LXC, devices, r.majors, r.o.Config.Paths.Dev, ct.VMID, ct.Path, sel.Gives), bypasses) {
 			r.problem("hand-written-lines", fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What), f.Fix)
 		}
 		for _, f := range bypasses {

@@ -29,8 +29,8 @@ const (
 )
 
 // BlacklistFile is the modprobe.d file, below [paths] root, in which each
-// install blacklists nouveau.
-const BlacklistFile = "etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf"
+// install blacklists nouveau (kernelguard owns the name: its causes print it).
+const BlacklistFile = kernelguard.NouveauBlacklistFile
 
 // State is the host driver unit's record, <state>/host-driver.json, for
 // admins and status tools; the unit itself reads it back only to tell a

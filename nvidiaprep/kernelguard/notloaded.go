@@ -87,7 +87,7 @@ func WhyNotLoaded(ctx context.Context, in NotLoadedInput) []Cause {
 
 	if nouveauLoaded(in.Proc) {
 		out = append(out, Cause{What: "the nouveau driver is loaded and holds the GPUs",
-			Fix: "`printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf && update-initramfs -u`, then reboot", RebootHelps: true})
+			Fix: NouveauBlacklistFix + ", then reboot", RebootHelps: true})
 	}
 	if len(out) == 0 {
 		out = append(out, Cause{What: fmt.Sprintf("no cause found: DKMS has driver %s's module for kernel %s, and nothing in the kernel log names why it did not load", in.Version, in.Running),
@@ -95,6 +95,13 @@ func WhyNotLoaded(ctx context.Context, in NotLoadedInput) []Cause {
 	}
 	return out
 }
+
+// NouveauBlacklistFile is the modprobe.d file, below the node's root, in
+// which each host driver install blacklists nouveau.
+const NouveauBlacklistFile = "etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf"
+
+// NouveauBlacklistFix is the command that writes that file by hand.
+const NouveauBlacklistFix = "`printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' > /" + NouveauBlacklistFile + " && update-initramfs -u`"
 
 // nouveauLoaded reads <proc>/modules.
 func nouveauLoaded(proc string) bool {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -316,12 +317,15 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	// hand-written lines say; a hand-written bind at a path the block
 	// mounts is left out of this start's config (lxcconf.Disable), so the
 	// copies are what the container sees. Those lines are named for removal.
+	p := devplan.ForNodes(copies)
 	hand, devices := h.handWritten(req.VMID, entries)
-	superseded := devplan.Superseded(hand, devices, majors, h.Dev, req.VMID, h.pveConf(req.VMID))
+	gives := func(node string) bool {
+		return slices.ContainsFunc(p.Mounts, func(m devplan.Mount) bool { return m.Target == "dev/"+node })
+	}
+	superseded := devplan.Superseded(hand, devices, majors, h.Dev, req.VMID, h.pveConf(req.VMID), gives)
 	for _, f := range devplan.Without(superseded, bypasses(h, req, entries, gpus)) {
 		log.Warn().Msgf("CT %d: %s", req.VMID, f)
 	}
-	p := devplan.ForNodes(copies)
 	if req.Install && h.DriverCache.Dir != "" {
 		m, err := driverMount(h.DriverCache)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/hostdriverstate"
+	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/term"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
@@ -235,7 +236,7 @@ func (p *printer) table(r Report) {
 		if c.Skew {
 			cells[4] = p.st.Yellow(cells[4])
 		}
-		if c.Outcome == "failed" {
+		if c.Outcome == record.Failed {
 			cells[5] = p.st.Red(cells[5])
 		}
 		p.line(strings.TrimRight(strings.Join(cells, "  "), " "))
@@ -290,7 +291,7 @@ func (p *printer) lastProvisioning(c Container) string {
 	if c.Version != "" {
 		s += " " + c.Version
 	}
-	if c.LiveStep != "" && c.Outcome == "running" {
+	if c.LiveStep != "" && c.Outcome == record.Running {
 		return s + ": " + c.LiveStep
 	}
 	if !c.When.IsZero() {
@@ -334,14 +335,14 @@ func containerNotes(c Container, loaded string) []string {
 	if c.Chain != "" {
 		out = append(out, ct+fmt.Sprintf("nvidiaprep's hook runs its own hookscript %s first, in every phase.", untrusted.New(c.Chain)))
 	}
-	if c.Outcome == "running" {
+	if c.Outcome == record.Running {
 		now := "installing the libraries now"
 		if c.LiveStep != "" {
 			now += ": " + c.LiveStep
 		}
 		return append(out, ct+now+fmt.Sprintf(" (nvidiaprep logs %d -f)", c.VMID))
 	}
-	if c.Outcome == "failed" {
+	if c.Outcome == record.Failed {
 		out = append(out, ct+fmt.Sprintf("the last provisioning (%s) failed: %s", orDash(c.Version, "?"), c.Error))
 	}
 	switch {
@@ -399,7 +400,7 @@ func (p *printer) container(c Container, loaded string) {
 		}
 	}
 	var lastPaint func(string) string
-	if c.Outcome == "failed" {
+	if c.Outcome == record.Failed {
 		lastPaint = p.st.Red
 	}
 	p.kv("last provisioning", last, lastPaint)
