@@ -99,12 +99,6 @@ type Input struct {
 	GID *uint32
 }
 
-// Ours tells whether spec is a file nvidiaprep wrote.
-func Ours(spec []byte) bool {
-	_, ok := installstate.SpecHeaderKey(spec)
-	return ok
-}
-
 // Build returns the spec: one device per GPU by its index inside the
 // container ("0", "1", ... in PCI bus order, as nvidia-smi numbers the GPUs
 // it sees there) and by its UUID, and "all". The nodes every GPU needs and

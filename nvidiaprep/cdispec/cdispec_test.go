@@ -86,7 +86,7 @@ func TestHeaderKeyAndOurs(t *testing.T) {
 	if k, ok := installstate.SpecHeaderKey(data); !ok || k != in.Key {
 		t.Errorf("HeaderKey = %q, %v; want %q", k, ok, in.Key)
 	}
-	if Ours([]byte("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\n")) {
+	if _, ours := installstate.SpecHeaderKey([]byte("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\n")); ours {
 		t.Error("a spec nvidia-ctk wrote counts as nvidiaprep's")
 	}
 	if installstate.SpecKey("580.159.04", []string{"a"}) == installstate.SpecKey("580.159.05", []string{"a"}) || installstate.SpecKey("1", []string{"a"}) == installstate.SpecKey("1", []string{"b"}) {

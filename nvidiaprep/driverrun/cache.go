@@ -143,19 +143,8 @@ func SHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Verify checks a .run against a pinned sha256 ("" pins nothing).
-func Verify(path, pinned string) error {
-	if pinned == "" {
-		return nil
-	}
-	sum, err := SHA256(path)
-	if err != nil {
-		return err
-	}
-	return verifySum(path, sum, pinned)
-}
-
-// verifySum is Verify of a file whose sha256 is known.
+// verifySum checks a .run whose sha256 is sum against the pinned one ("" pins
+// nothing).
 func verifySum(path, sum, pinned string) error {
 	if pinned != "" && !strings.EqualFold(sum, pinned) {
 		return fmt.Errorf("%s has sha256 %s, but the configuration pins %s: the file is damaged or not the configured driver; replace it with NVIDIA's file or fix [driver] sha256", path, sum, pinned)

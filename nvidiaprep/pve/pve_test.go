@@ -3,6 +3,7 @@ package pve
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,7 +70,7 @@ nfs: shared
 
 func TestHookscriptPath(t *testing.T) {
 	st := ParseStorage([]byte(storageCfg))
-	if len(st) != 3 || st[2].Path != "/mnt/pve/shared" || !st[2].HasContent("snippets") || st[0].HasContent("snippets") {
+	if len(st) != 3 || st[2].Path != "/mnt/pve/shared" || !slices.Contains(st[2].Content, "snippets") || slices.Contains(st[0].Content, "snippets") {
 		t.Fatalf("%+v", st)
 	}
 	for vol, want := range map[string]string{

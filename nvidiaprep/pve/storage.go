@@ -112,9 +112,6 @@ func HookscriptPath(volid string, storages []Storage) (string, error) {
 	return filepath.Join(s.Path, "snippets", name), nil
 }
 
-// HasContent tells whether the storage lists content type c.
-func (s Storage) HasContent(c string) bool { return slices.Contains(s.Content, c) }
-
 // Why a hookscript volume cannot run, as Proxmox says it.
 var (
 	ErrNoScript      = errors.New("does not exist")
