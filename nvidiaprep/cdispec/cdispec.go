@@ -48,20 +48,6 @@ const Kind = "nvidia.com/gpu"
 // and the first that allows device names that start with a digit ("0").
 const Version = "0.5.0"
 
-// Path is the spec's path inside the container. It is the file
-// `nvidia-ctk cdi generate --output` is told to write in NVIDIA's guides:
-// a spec a user made there is replaced (kept as BackupPath, which CDI does
-// not read), so that no two specs define nvidia.com/gpu=0 (CDI refuses a
-// device two specs of one directory define). /var/run/cdi takes
-// precedence over /etc/cdi; nvidiaprep writes none there (it is a tmpfs
-// that NVIDIA's nvidia-cdi-refresh fills at boot, which does not run in a
-// container without the toolkit).
-const (
-	Dir        = installstate.SpecDir
-	Path       = installstate.SpecPath
-	BackupPath = installstate.SpecBackupPath
-)
-
 // GPU is one GPU the container was given.
 type GPU struct {
 	UUID     string // "GPU-..."
@@ -99,12 +85,12 @@ type Input struct {
 	GID *uint32
 }
 
-// Build returns the spec: one device per GPU by its index inside the
+// build returns the spec: one device per GPU by its index inside the
 // container ("0", "1", ... in PCI bus order, as nvidia-smi numbers the GPUs
 // it sees there) and by its UUID, and "all". The nodes every GPU needs and
 // the driver's files are the spec's own edits, applied with any of its
 // devices.
-func Build(in Input) (*specs.Spec, error) {
+func build(in Input) (*specs.Spec, error) {
 	if len(in.GPUs) == 0 && len(in.MIGs) == 0 {
 		return nil, fmt.Errorf("no GPU: a spec needs at least one device")
 	}
@@ -160,7 +146,7 @@ func Build(in Input) (*specs.Spec, error) {
 // with the key, then the spec in YAML, checked with the CDI project's own
 // validation (as Podman and Docker load it) and against Version.
 func Render(in Input) ([]byte, error) {
-	s, err := Build(in)
+	s, err := build(in)
 	if err != nil {
 		return nil, err
 	}
@@ -173,16 +159,16 @@ func Render(in Input) ([]byte, error) {
 	b.WriteString("# Written by nvidiaprep: the GPUs this container was given and the NVIDIA driver's files as installed.\n")
 	b.WriteString("# It is rewritten when the GPUs or the driver change; edits are lost. Devices: nvidia.com/gpu=0, =<UUID>, =all.\n")
 	b.Write(body)
-	if err := Validate(b.Bytes()); err != nil {
+	if err := validate(b.Bytes()); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
 }
 
-// Validate loads data as Podman and Docker do (the CDI library's
+// validate loads data as Podman and Docker do (the CDI library's
 // ReadSpec: known fields only, names, edits, version) and checks that it
 // needs no CDI version newer than Version.
-func Validate(data []byte) error {
+func validate(data []byte) error {
 	dir, err := os.MkdirTemp("", "nvidiaprep-cdi-")
 	if err != nil {
 		return fmt.Errorf("checking the CDI spec: %w", err)

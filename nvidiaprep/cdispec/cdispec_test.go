@@ -116,7 +116,7 @@ func TestGIDIsGivenToEveryNode(t *testing.T) {
 	in := input()
 	gid := uint32(44)
 	in.GID = &gid
-	s, err := Build(in)
+	s, err := build(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestGIDIsGivenToEveryNode(t *testing.T) {
 func TestDRMNodesComeWithTheirGPU(t *testing.T) {
 	in := input()
 	in.GPUs[1].Extra = []string{"/dev/dri/card1", "/dev/dri/renderD129"} // GPU-aaaa, index 0 inside
-	s, err := Build(in)
+	s, err := build(in)
 	if err != nil {
 		t.Fatal(err)
 	}

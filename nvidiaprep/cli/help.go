@@ -103,9 +103,9 @@ func (a *App) CommandHelp(c *Command) string {
 	return b.String()
 }
 
-// Suggest returns the candidate closest to s when it is close enough to be
+// suggest returns the candidate closest to s when it is close enough to be
 // a typo of it (a prefix, or at most a third of its letters wrong), else "".
-func Suggest(s string, candidates []string) string {
+func suggest(s string, candidates []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
 		d := distance(s, c)

@@ -69,7 +69,7 @@ nfs: shared
 `
 
 func TestHookscriptPath(t *testing.T) {
-	st := ParseStorage([]byte(storageCfg))
+	st := parseStorage([]byte(storageCfg))
 	if len(st) != 3 || st[2].Path != "/mnt/pve/shared" || !slices.Contains(st[2].Content, "snippets") || slices.Contains(st[0].Content, "snippets") {
 		t.Fatalf("%+v", st)
 	}
@@ -81,7 +81,7 @@ func TestHookscriptPath(t *testing.T) {
 		"nowhere:snippets/x":              "does not define",
 		"/var/lib/vz/snippets/x":          "not a volume id",
 	} {
-		p, err := HookscriptPath(vol, st)
+		p, err := hookscriptPath(vol, st)
 		got := p
 		if err != nil {
 			got = err.Error()
