@@ -1,26 +1,12 @@
-// Package cdispec makes the Container Device Interface spec that lets
-// Docker and Podman inside a container use the GPUs nvidiaprep gave it,
-// with no NVIDIA container toolkit and no network: `podman run --device
-// nvidia.com/gpu=0 ...`.
+// Package cdispec makes the Container Device Interface spec that lets Docker
+// and Podman inside a container use the GPUs nvidiaprep gave it, with no
+// NVIDIA container toolkit: `podman run --device nvidia.com/gpu=0 ...`.
 //
-// It uses the CDI project's own types and validation
-// (tags.cncf.io/container-device-interface), not NVIDIA's
-// nvidia-container-toolkit/pkg/nvcdi: nvcdi discovers devices and libraries
-// itself, through NVML and the running system's ld cache, and emits
-// nvidia-cdi-hook hooks (update-ldcache, create-symlinks) that need the
-// toolkit inside the nested container; nvidiaprep already knows exactly
-// which nodes it gave (pre-start's block) and which files it installed
-// (the tree's manifest), and wants a spec that works without the toolkit.
-//
-// What a nested container needs to load the libraries without
-// nvidia-cdi-hook: every library and each of its links (libcuda.so.1, ...)
-// is bind-mounted at the same path as in the container (the bind of a link
-// mounts the file it names), so the loader finds libcuda.so.1 by name in
-// its default directories without an ld cache entry: glibc's system search
-// path on Debian and Ubuntu (and images built on them) includes
-// /usr/lib/x86_64-linux-gnu. An image whose loader does not search the
-// container's library directory (a Fedora image in a Debian container)
-// needs LD_LIBRARY_PATH set to it: that is the limit.
+// It uses the CDI project's own types and validation, not NVIDIA's nvcdi,
+// which discovers devices itself and emits hooks that need the toolkit: the
+// spec lists exactly the nodes pre-start gave and the files the tree's
+// manifest installed, each bound at its own path, so the nested container's
+// loader finds the libraries in its default directories (docs/docker-cdi.md).
 package cdispec
 
 import (

@@ -2,7 +2,7 @@
 // host: it reads the version from the stub's header, checks a pinned
 // sha256, finds a version's .run in the cache and extracts each version once
 // (the .run's own --extract-only --target) into a tree that containers read
-// through a read-only bind mount.
+// through a read-only overlay (pre-start mounts it).
 package driverrun
 
 import (
