@@ -75,23 +75,23 @@ type App struct {
 // Run runs the command named by args[0] and returns the exit status.
 func (a *App) Run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, a.Usage())
+		fmt.Fprint(stderr, a.usage())
 		return ExitUsage
 	}
 	switch args[0] {
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			if c := a.Lookup(args[1]); c != nil {
-				fmt.Fprint(stdout, a.CommandHelp(c))
+				fmt.Fprint(stdout, a.commandHelp(c))
 				return ExitOK
 			}
 			if args[1] == "help" || args[1] == "version" {
-				fmt.Fprint(stdout, a.Usage())
+				fmt.Fprint(stdout, a.usage())
 				return ExitOK
 			}
 			return a.unknownCommand(args[1], stderr)
 		}
-		fmt.Fprint(stdout, a.Usage())
+		fmt.Fprint(stdout, a.usage())
 		return ExitOK
 	case "version", "--version", "-V":
 		fmt.Fprintln(stdout, a.Version)
@@ -138,7 +138,7 @@ func (a *App) runCommand(c *Command, args []string, stdout, stderr io.Writer) in
 			break
 		}
 		if arg == "-h" || arg == "--help" || arg == "-help" {
-			fmt.Fprint(stdout, a.CommandHelp(c))
+			fmt.Fprint(stdout, a.commandHelp(c))
 			return ExitOK
 		}
 	}

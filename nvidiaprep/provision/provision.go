@@ -65,9 +65,9 @@ var installerFlags = []string{
 	"--log-file-name=/var/log/nvidia-installer.log",
 }
 
-// CheckVersion refuses driver versions whose installer cannot install into
+// checkVersion refuses driver versions whose installer cannot install into
 // a container.
-func CheckVersion(version string) error {
+func checkVersion(version string) error {
 	if !nvflags.AtLeast(version, nvflags.MinContainerVersion) {
 		return fmt.Errorf("driver %s is older than %s: its nvidia-installer has no --no-systemd, so nvidiaprep cannot install its libraries into a container; nothing was changed. Run a driver of %s or later on the host, or set install = false for the container and install the libraries yourself", version, nvflags.MinContainerVersion, nvflags.MinContainerVersion)
 	}
@@ -164,7 +164,7 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	}
 	defer slot.Unlock()
 
-	if err := CheckVersion(version); err != nil {
+	if err := checkVersion(version); err != nil {
 		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
 	}
 	w.status("preparing driver %s in the node's cache", version)
