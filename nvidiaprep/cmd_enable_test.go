@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,20 @@ func testHost(t *testing.T, withPct bool) (host, *recorder, string) {
 		runner: rec, now: time.Now,
 	}
 	return h, rec, dir
+}
+
+// enable, disable and check run one command through the command layer, as
+// `nvidiaprep <name> args...` would.
+func (h host) enable(args []string, stdout, stderr io.Writer) int {
+	return newApp(h).Run(append([]string{"enable"}, args...), stdout, stderr)
+}
+
+func (h host) disable(args []string, stdout, stderr io.Writer) int {
+	return newApp(h).Run(append([]string{"disable"}, args...), stdout, stderr)
+}
+
+func (h host) check(args []string, stdout, stderr io.Writer) int {
+	return newApp(h).Run(append([]string{"check"}, args...), stdout, stderr)
 }
 
 func call(f func([]string, *bytes.Buffer, *bytes.Buffer) int, args ...string) (int, string, string) {

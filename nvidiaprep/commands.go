@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"io"
 	"os"
 
 	"nvidiaprep/nvidiaprep/buildinfo"
@@ -195,26 +194,4 @@ func (h host) geteuid() func() int {
 		return h.euid
 	}
 	return os.Geteuid
-}
-
-// enable, disable, status and doctor run one command through the command
-// layer, as `nvidiaprep <name> args...` would.
-func (h host) enable(args []string, stdout, stderr io.Writer) int {
-	return newApp(h).Run(append([]string{"enable"}, args...), stdout, stderr)
-}
-
-func (h host) disable(args []string, stdout, stderr io.Writer) int {
-	return newApp(h).Run(append([]string{"disable"}, args...), stdout, stderr)
-}
-
-func (h host) status(args []string, stdout, stderr io.Writer) int {
-	return newApp(h).Run(append([]string{"status"}, args...), stdout, stderr)
-}
-
-func (h host) doctor(args []string, stdout, stderr io.Writer) int {
-	return newApp(h).Run(append([]string{"doctor"}, args...), stdout, stderr)
-}
-
-func (h host) check(args []string, stdout, stderr io.Writer) int {
-	return newApp(h).Run(append([]string{"check"}, args...), stdout, stderr)
 }

@@ -1,23 +1,15 @@
 // Command nvidiaprep-unit-prestart gives a container its GPUs on the paths
-// where Proxmox runs no hookscript. A reboot from inside a container (or an
-// unattended upgrade that reboots it) goes through Proxmox's LXC post-stop
-// hook, which writes /var/lib/lxc/<vmid>/config anew from
-// /etc/pve/lxc/<vmid>.conf, and the unit's stop wrapper, which restarts
-// pve-container@<vmid>.service: lxc-start then reads a config without
-// nvidiaprep's block. The package's drop-ins for pve-container@.service and
-// pve-container-debug@.service run this program as ExecStartPre=, so that
-// pre-start is applied before every lxc-start.
+// where Proxmox runs no hookscript (a reboot from inside the container: the
+// post-stop hook writes the LXC config anew and the unit restarts). The
+// package's drop-ins for pve-container@ and pve-container-debug@ run it as
+// ExecStartPre=, so pre-start is applied before every lxc-start
+// (docs/how-it-works.md).
 //
-// It sits on the start of every container of the node, so it decides
-// quickly and never fails a container that is not nvidiaprep's: it is built
-// without cgo, reads only [paths] of nvidiaprep's configuration
-// (config.LoadPaths: the files' other tables are not decoded, and every file
-// is held to config's limits) and the container's Proxmox config. A container
-// whose hookscript is nvidiaprep's gets nvidiaprep's pre-start (without the
-// chained hookscript: Proxmox would not run one here), unless the config
-// already holds the block that this start's hookscript wrote moments ago.
-// Its exit status is then pre-start's: a container that requires its GPU
-// does not start without it, as with pct start.
+// It sits on every container's start, so it is built without cgo, reads
+// only [paths] of the configuration and the container's Proxmox config, and
+// never fails a container that is not nvidiaprep's. A container whose
+// hookscript is nvidiaprep's gets pre-start (without the chained hookscript)
+// unless the block was written moments ago, and pre-start's exit status.
 package main
 
 import (

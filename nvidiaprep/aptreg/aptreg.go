@@ -1,26 +1,14 @@
 // Package aptreg tells a container's apt that the NVIDIA driver nvidiaprep
-// installed from the host's .run is there, so that packages that depend on
-// the driver (nvidia-cuda-toolkit through nvidia-cuda-dev's "libcuda1 (>=
-// 520) | libcuda.so.1 (>= 520)", libnvidia-ml-dev, python3-pycuda, ...)
-// install against it and no distribution driver package comes back.
-//
-// It does both things apt offers, because each closes what the other
-// leaves open:
-//   - a local package, nvidiaprep-nvidia-driver, that Provides the
-//     distribution's package names of the installed libraries (libcuda1,
-//     libnvidia-ml1, ...), their sonames (libcuda.so.1, the virtual names
-//     Debian's own packages provide) and programs (nvidia-smi) at exactly
-//     the installed version, and Conflicts with those packages: dependencies
-//     resolve against it, dpkg refuses the distribution's copies, and apt
-//     removes an installed one in the same step while what depends on it
-//     stays (Debian's Provides/Conflicts idiom);
-//   - a pin (Pin-Priority -1) on every distribution driver package apt's
-//     lists know (nvpkgs decides which), so that a Recommends (libnvcuvid1
-//     from nvidia-cuda-dev) or an `apt install nvidia-driver` never brings
-//     one back: apt says it has no installation candidate.
-//
-// The package ships no file, so it cannot fight the .run's files, and has
-// no dependency, so `apt-get check` stays clean.
+// installed from the .run is there, so that what depends on it
+// (nvidia-cuda-toolkit, libnvidia-ml-dev, ...) installs against it and no
+// distribution driver package comes back. It writes both things apt offers:
+// a local package, nvidiaprep-nvidia-driver, that Provides the distribution's
+// library packages, sonames and programs at exactly the installed version
+// and Conflicts with them (Debian's Provides/Conflicts idiom); and a pin
+// (Pin-Priority -1) on every distribution driver package (nvpkgs decides
+// which), so that no Recommends brings one back. The package ships no file
+// and has no dependency: it cannot fight the .run's files, and `apt-get
+// check` stays clean.
 package aptreg
 
 import (

@@ -1,26 +1,12 @@
-// Package cdispec makes the Container Device Interface spec that lets
-// Docker and Podman inside a container use the GPUs nvidiaprep gave it,
-// with no NVIDIA container toolkit and no network: `podman run --device
-// nvidia.com/gpu=0 ...`.
+// Package cdispec makes the Container Device Interface spec that lets Docker
+// and Podman inside a container use the GPUs nvidiaprep gave it, with no
+// NVIDIA container toolkit: `podman run --device nvidia.com/gpu=0 ...`.
 //
-// It uses the CDI project's own types and validation
-// (tags.cncf.io/container-device-interface), not NVIDIA's
-// nvidia-container-toolkit/pkg/nvcdi: nvcdi discovers devices and libraries
-// itself, through NVML and the running system's ld cache, and emits
-// nvidia-cdi-hook hooks (update-ldcache, create-symlinks) that need the
-// toolkit inside the nested container; nvidiaprep already knows exactly
-// which nodes it gave (pre-start's block) and which files it installed
-// (the tree's manifest), and wants a spec that works without the toolkit.
-//
-// What a nested container needs to load the libraries without
-// nvidia-cdi-hook: every library and each of its links (libcuda.so.1, ...)
-// is bind-mounted at the same path as in the container (the bind of a link
-// mounts the file it names), so the loader finds libcuda.so.1 by name in
-// its default directories without an ld cache entry: glibc's system search
-// path on Debian and Ubuntu (and images built on them) includes
-// /usr/lib/x86_64-linux-gnu. An image whose loader does not search the
-// container's library directory (a Fedora image in a Debian container)
-// needs LD_LIBRARY_PATH set to it: that is the limit.
+// It uses the CDI project's own types and validation, not NVIDIA's nvcdi,
+// which discovers devices itself and emits hooks that need the toolkit: the
+// spec lists exactly the nodes pre-start gave and the files the tree's
+// manifest installed, each bound at its own path, so the nested container's
+// loader finds the libraries in its default directories (docs/docker-cdi.md).
 package cdispec
 
 import (
@@ -47,20 +33,6 @@ const Kind = "nvidia.com/gpu"
 // reads (its CDI library knows 0.5.0 and rejects fields it does not know),
 // and the first that allows device names that start with a digit ("0").
 const Version = "0.5.0"
-
-// Path is the spec's path inside the container. It is the file
-// `nvidia-ctk cdi generate --output` is told to write in NVIDIA's guides:
-// a spec a user made there is replaced (kept as BackupPath, which CDI does
-// not read), so that no two specs define nvidia.com/gpu=0 (CDI refuses a
-// device two specs of one directory define). /var/run/cdi takes
-// precedence over /etc/cdi; nvidiaprep writes none there (it is a tmpfs
-// that NVIDIA's nvidia-cdi-refresh fills at boot, which does not run in a
-// container without the toolkit).
-const (
-	Dir        = installstate.SpecDir
-	Path       = installstate.SpecPath
-	BackupPath = installstate.SpecBackupPath
-)
 
 // GPU is one GPU the container was given.
 type GPU struct {
@@ -99,18 +71,12 @@ type Input struct {
 	GID *uint32
 }
 
-// Ours tells whether spec is a file nvidiaprep wrote.
-func Ours(spec []byte) bool {
-	_, ok := installstate.SpecHeaderKey(spec)
-	return ok
-}
-
-// Build returns the spec: one device per GPU by its index inside the
+// build returns the spec: one device per GPU by its index inside the
 // container ("0", "1", ... in PCI bus order, as nvidia-smi numbers the GPUs
 // it sees there) and by its UUID, and "all". The nodes every GPU needs and
 // the driver's files are the spec's own edits, applied with any of its
 // devices.
-func Build(in Input) (*specs.Spec, error) {
+func build(in Input) (*specs.Spec, error) {
 	if len(in.GPUs) == 0 && len(in.MIGs) == 0 {
 		return nil, fmt.Errorf("no GPU: a spec needs at least one device")
 	}
@@ -166,7 +132,7 @@ func Build(in Input) (*specs.Spec, error) {
 // with the key, then the spec in YAML, checked with the CDI project's own
 // validation (as Podman and Docker load it) and against Version.
 func Render(in Input) ([]byte, error) {
-	s, err := Build(in)
+	s, err := build(in)
 	if err != nil {
 		return nil, err
 	}
@@ -179,16 +145,16 @@ func Render(in Input) ([]byte, error) {
 	b.WriteString("# Written by nvidiaprep: the GPUs this container was given and the NVIDIA driver's files as installed.\n")
 	b.WriteString("# It is rewritten when the GPUs or the driver change; edits are lost. Devices: nvidia.com/gpu=0, =<UUID>, =all.\n")
 	b.Write(body)
-	if err := Validate(b.Bytes()); err != nil {
+	if err := validate(b.Bytes()); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
 }
 
-// Validate loads data as Podman and Docker do (the CDI library's
+// validate loads data as Podman and Docker do (the CDI library's
 // ReadSpec: known fields only, names, edits, version) and checks that it
 // needs no CDI version newer than Version.
-func Validate(data []byte) error {
+func validate(data []byte) error {
 	dir, err := os.MkdirTemp("", "nvidiaprep-cdi-")
 	if err != nil {
 		return fmt.Errorf("checking the CDI spec: %w", err)

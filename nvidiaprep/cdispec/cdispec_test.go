@@ -86,7 +86,7 @@ func TestHeaderKeyAndOurs(t *testing.T) {
 	if k, ok := installstate.SpecHeaderKey(data); !ok || k != in.Key {
 		t.Errorf("HeaderKey = %q, %v; want %q", k, ok, in.Key)
 	}
-	if Ours([]byte("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\n")) {
+	if _, ours := installstate.SpecHeaderKey([]byte("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\n")); ours {
 		t.Error("a spec nvidia-ctk wrote counts as nvidiaprep's")
 	}
 	if installstate.SpecKey("580.159.04", []string{"a"}) == installstate.SpecKey("580.159.05", []string{"a"}) || installstate.SpecKey("1", []string{"a"}) == installstate.SpecKey("1", []string{"b"}) {
@@ -116,7 +116,7 @@ func TestGIDIsGivenToEveryNode(t *testing.T) {
 	in := input()
 	gid := uint32(44)
 	in.GID = &gid
-	s, err := Build(in)
+	s, err := build(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestGIDIsGivenToEveryNode(t *testing.T) {
 func TestDRMNodesComeWithTheirGPU(t *testing.T) {
 	in := input()
 	in.GPUs[1].Extra = []string{"/dev/dri/card1", "/dev/dri/renderD129"} // GPU-aaaa, index 0 inside
-	s, err := Build(in)
+	s, err := build(in)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -212,16 +212,3 @@ func Selectors(gpus []nvdev.GPU, selectors []string) error {
 	}
 	return nil
 }
-
-// GPUList writes the node's GPUs for a message: "0 (GPU-…, 0000:01:00.0);
-// 1 (…)", or "none".
-func GPUList(gpus []nvdev.GPU) string {
-	if len(gpus) == 0 {
-		return "none"
-	}
-	parts := make([]string, len(gpus))
-	for i, g := range gpus {
-		parts[i] = fmt.Sprintf("%d (%s, %s)", g.Index, g.UUID, g.PCIBusID)
-	}
-	return strings.Join(parts, "; ")
-}

@@ -75,23 +75,23 @@ type App struct {
 // Run runs the command named by args[0] and returns the exit status.
 func (a *App) Run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, a.Usage())
+		fmt.Fprint(stderr, a.usage())
 		return ExitUsage
 	}
 	switch args[0] {
 	case "help", "-h", "--help":
 		if len(args) > 1 {
 			if c := a.Lookup(args[1]); c != nil {
-				fmt.Fprint(stdout, a.CommandHelp(c))
+				fmt.Fprint(stdout, a.commandHelp(c))
 				return ExitOK
 			}
 			if args[1] == "help" || args[1] == "version" {
-				fmt.Fprint(stdout, a.Usage())
+				fmt.Fprint(stdout, a.usage())
 				return ExitOK
 			}
 			return a.unknownCommand(args[1], stderr)
 		}
-		fmt.Fprint(stdout, a.Usage())
+		fmt.Fprint(stdout, a.usage())
 		return ExitOK
 	case "version", "--version", "-V":
 		fmt.Fprintln(stdout, a.Version)
@@ -121,7 +121,7 @@ func (a *App) unknownCommand(name string, stderr io.Writer) int {
 	}
 	names = append(names, "help", "version")
 	msg := fmt.Sprintf("%s: unknown command %q", a.Name, name)
-	if s := Suggest(name, names); s != "" {
+	if s := suggest(name, names); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
 	fmt.Fprintf(stderr, "%s\nRun '%s help' for the list of commands.\n", msg, a.Name)
@@ -138,7 +138,7 @@ func (a *App) runCommand(c *Command, args []string, stdout, stderr io.Writer) in
 			break
 		}
 		if arg == "-h" || arg == "--help" || arg == "-help" {
-			fmt.Fprint(stdout, a.CommandHelp(c))
+			fmt.Fprint(stdout, a.commandHelp(c))
 			return ExitOK
 		}
 	}
@@ -155,7 +155,7 @@ func (a *App) runCommand(c *Command, args []string, stdout, stderr io.Writer) in
 			return call.Fail(ExitFail, "run as root (sudo %s %s ...): it reads and changes the node's configuration, containers and devices", a.Name, c.Name)
 		}
 	}
-	pos, err := Parse(call.Flags, args)
+	pos, err := parse(call.Flags, args)
 	if err == nil {
 		switch {
 		case len(pos) < c.MinArgs:
@@ -188,11 +188,11 @@ func (a *App) flagSet(c *Command) *flag.FlagSet {
 	return fs
 }
 
-// Parse parses flags and positional arguments in any order: `--name`,
+// parse parses flags and positional arguments in any order: `--name`,
 // `-name`, `--name=value`, `--name value`, and for a boolean flag also
 // `--name true|false`; `--` makes the rest positional. It returns the
 // positional arguments.
-func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
@@ -240,7 +240,7 @@ func unknownFlag(fs *flag.FlagSet, name string) error {
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	msg := fmt.Sprintf("unknown flag --%s", name)
-	if s := Suggest(name, append(names, "help")); s != "" {
+	if s := suggest(name, append(names, "help")); s != "" {
 		msg += fmt.Sprintf("; did you mean --%s?", s)
 	}
 	return fmt.Errorf("%s", msg)

@@ -30,7 +30,7 @@ func TestParse(t *testing.T) {
 		{[]string{"-", "101"}, []string{"-", "101"}, " false true"},
 	} {
 		fs := flags()
-		pos, err := Parse(fs, c.args)
+		pos, err := parse(fs, c.args)
 		got := fs.Lookup("gpus").Value.String() + " " + fs.Lookup("required").Value.String() + " " + fs.Lookup("install").Value.String()
 		if err != nil || !slices.Equal(pos, c.pos) || got != c.want {
 			t.Errorf("%q: %q %q %v", c.args, pos, got, err)
@@ -42,7 +42,7 @@ func TestParse(t *testing.T) {
 		"--required=yes": `invalid value "yes" for --required`,
 		"--xyzzy":        "unknown flag --xyzzy",
 	} {
-		if _, err := Parse(flags(), strings.Fields(args)); err == nil || err.Error() != want && !strings.HasPrefix(err.Error(), want) {
+		if _, err := parse(flags(), strings.Fields(args)); err == nil || err.Error() != want && !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", args, err, want)
 		}
 	}
@@ -52,7 +52,7 @@ func TestSuggest(t *testing.T) {
 	names := []string{"enable", "disable", "status", "doctor", "gpus", "logs", "provision", "host-driver"}
 	for in, want := range map[string]string{"stauts": "status", "enabel": "enable", "docter": "doctor", "gpu": "gpus",
 		"log": "logs", "host-drive": "host-driver", "hostdriver": "host-driver", "stat": "status", "xyz": "", "remove": ""} {
-		if got := Suggest(in, names); got != want {
+		if got := suggest(in, names); got != want {
 			t.Errorf("%s: %q, want %q", in, got, want)
 		}
 	}

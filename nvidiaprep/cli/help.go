@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// Usage is the text of `help`: the common commands first, then the others.
-func (a *App) Usage() string {
+// usage is the text of `help`: the common commands first, then the others.
+func (a *App) usage() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "usage: %s <command> [arguments] [flags]\n", a.Name)
 	width := 0
@@ -49,9 +49,9 @@ func hasFlags(fs *flag.FlagSet) bool {
 	return n > 0
 }
 
-// CommandHelp is the text of `<command> --help`: synopsis, description,
+// commandHelp is the text of `<command> --help`: synopsis, description,
 // flags (two dashes) and examples.
-func (a *App) CommandHelp(c *Command) string {
+func (a *App) commandHelp(c *Command) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "usage: %s\n\n", a.synopsis(c))
 	help := c.Help
@@ -103,9 +103,9 @@ func (a *App) CommandHelp(c *Command) string {
 	return b.String()
 }
 
-// Suggest returns the candidate closest to s when it is close enough to be
+// suggest returns the candidate closest to s when it is close enough to be
 // a typo of it (a prefix, or at most a third of its letters wrong), else "".
-func Suggest(s string, candidates []string) string {
+func suggest(s string, candidates []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
 		d := distance(s, c)

@@ -6,9 +6,9 @@ import (
 	"io"
 )
 
-// SchemaVersion is the version of the JSON documents described in
+// schemaVersion is the version of the JSON documents described in
 // docs/json.md; it changes only when a key changes meaning or goes away.
-const SchemaVersion = 1
+const schemaVersion = 1
 
 // Envelope opens every JSON document: embed it first in a command's
 // document type so that its keys come first.
@@ -26,14 +26,14 @@ type Error struct {
 
 // Envelope returns the envelope of a successful run of the command.
 func (c *Call) Envelope() Envelope {
-	return Envelope{SchemaVersion: SchemaVersion, Command: c.Cmd.Name}
+	return Envelope{SchemaVersion: schemaVersion, Command: c.Cmd.Name}
 }
 
 // ErrorDocument is the JSON document of a failed command: the envelope
 // with its error, and every key of the command's document null.
 func ErrorDocument(c *Command, message string, code int) json.RawMessage {
 	var b bytes.Buffer
-	env, _ := json.Marshal(Envelope{SchemaVersion: SchemaVersion, Command: c.Name, Error: &Error{Message: message, ExitStatus: code}})
+	env, _ := json.Marshal(Envelope{SchemaVersion: schemaVersion, Command: c.Name, Error: &Error{Message: message, ExitStatus: code}})
 	b.Write(env[:len(env)-1])
 	for _, k := range c.JSONKeys {
 		key, _ := json.Marshal(k)

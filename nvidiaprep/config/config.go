@@ -1,55 +1,14 @@
-// Package config loads nvidiaprep's configuration: TOML files that say where
-// the host's paths are, which containers get which GPUs, how post-start
-// provisioning behaves and, later, which NVIDIA driver to install.
+// Package config loads nvidiaprep's configuration: the cluster file
+// (/etc/pve/nvidiaprep.toml, or $NVIDIAPREP_CLUSTER_CONFIG), then the node's
+// (/etc/nvidiaprep/nvidiaprep.toml, or $NVIDIAPREP_CONFIG), merged key by
+// key, [containers.N] tables included; Config.Origins says which file and
+// line set each container key. No file at all: the defaults.
 //
-// Two files are read, the cluster-wide one first, then the node's:
-//
-//	/etc/pve/nvidiaprep.toml          (or $NVIDIAPREP_CLUSTER_CONFIG)
-//	/etc/nvidiaprep/nvidiaprep.toml   (or $NVIDIAPREP_CONFIG)
-//
-// Either may be missing at its default path; a file named by an environment
-// variable must exist, and a variable set to the empty string means "no such
-// file". With no file at all the defaults apply: every container that uses
-// the hook gets every GPU.
-//
-// Keys in the node file override the same keys in the cluster file, one key
-// at a time, [containers.N] tables included: a node table that sets gpus
-// keeps the cluster table's strict and chain. Config.Origins says which file
-// and line set each container key.
-//
-// A file with a syntax error, an unknown key, a value of the wrong type or an
-// invalid value is an error of type *Error, which names the file, the line
-// and the key:
-//
-//	/etc/nvidiaprep/nvidiaprep.toml:7: containers.101.gpu: unknown key (known keys: gpus, required, install)
-//
-// An error confined to one container's [containers.N] table does not stop
-// the load: it is in Config.Problems, and ContainerError gives it to the
-// hook, which refuses that container's start alone. A file that does not
-// parse, or whose other tables are wrong, is an error: nothing in it can
-// be trusted, so every start that reads it is refused.
-//
-// A file is held to Limits (size, nesting, decoding time) before and while
-// it is decoded, so that no file can hold up a container's start; a file
-// over one is an *Error that names the limit and matches ErrLimit.
-//
-// An example file:
-//
-//	[paths]
-//	lxc = "/var/lib/lxc"
-//	cache = "/var/cache/nvidiaprep"
-//
-//	[provision]
-//	systemd_timeout = "2m"
-//	max_concurrent = 2
-//
-//	[containers.101]
-//	gpus = ["0", "GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d", "0000:01:00.0"]
-//	required = true
-//
-//	[containers.102]
-//	gpus = []         # no GPU
-//	install = false
+// Invariants: an error confined to one [containers.N] table is in
+// Config.Problems and refuses that container's start alone (ContainerError);
+// any other error (an *Error naming file, line and key) refuses every start.
+// Every file is held to Limits (size, nesting, decoding time), so that none
+// can hold up a start. The keys, with an example: docs/configuration.md.
 package config
 
 import (
@@ -164,8 +123,8 @@ type Provision struct {
 	MaxConcurrent   int           // node-wide limit on concurrent installs, >= 1
 }
 
-// Driver says which NVIDIA driver the node should have. It is decoded and
-// checked, but nothing acts on it yet.
+// Driver says which NVIDIA driver the node should have: the host driver unit
+// (nvidiaprep/hostdriver) installs it.
 type Driver struct {
 	Version      string `toml:"version"`       // e.g. "550.54.14"; "" means none configured
 	Run          string `toml:"run"`           // the .run installer: an absolute path or an http(s) URL

@@ -56,14 +56,14 @@ func (c *Container) Close() {
 // <lxcpath>/<vmid>/config at every start).
 func (c *Container) Defined() bool { return c.c.Defined() }
 
-// QueryTimeout bounds each question to the container's LXC monitor (its
+// queryTimeout bounds each question to the container's LXC monitor (its
 // state, its init's pid): a monitor that does not answer (stopped, stuck)
 // is an error after it, never a wait without end.
-const QueryTimeout = 10 * time.Second
+const queryTimeout = 10 * time.Second
 
 // InitPID is the host pid of the container's init, or -1 when it does not
 // run. liblxc asks the container's monitor: when that does not answer
-// before ctx ends or QueryTimeout passes, it is an error.
+// before ctx ends or queryTimeout passes, it is an error.
 func (c *Container) InitPID(ctx context.Context) (int, error) {
 	return ask(ctx, c, "its init's pid", c.c.InitPid)
 }
@@ -104,7 +104,7 @@ func (c *Container) Root(ctx context.Context) (*ctfs.Root, error) {
 // container is marked stuck: go-lxc's handle stays locked by it.
 func ask[T any](ctx context.Context, c *Container, what string, query func() T) (T, error) {
 	vmid := c.VMID
-	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	done := make(chan T, 1)
 	go func() { done <- query() }()
@@ -310,7 +310,7 @@ func (c *Container) stopsSoon(ctx context.Context) bool {
 }
 
 // running asks liblxc whether the container runs, until ctx ends or
-// QueryTimeout passes.
+// queryTimeout passes.
 func (c *Container) running(ctx context.Context) (bool, error) {
 	return ask(ctx, c, "its state", c.c.Running)
 }

@@ -17,12 +17,12 @@ import (
 	"nvidiaprep/nvidiaprep/isolate"
 )
 
-// OpName is the isolated operation that does ctfs's reads.
-const OpName = "ctfs"
+// opName is the isolated operation that does ctfs's reads.
+const opName = "ctfs"
 
 // Ops are the isolated operations ctfs needs: programs that read a
 // container's files pass them to isolate.Serve first thing in main.
-func Ops() isolate.Ops { return isolate.Ops{OpName: serve} }
+func Ops() isolate.Ops { return isolate.Ops{opName: serve} }
 
 // Kinds of request.
 const (
@@ -155,7 +155,7 @@ func serveRoot(req request, files []*os.File) (reply, error) {
 	// Decide before crossing: a path below a mount that holds no plain
 	// files is refused from the init's mountinfo, before any lookup there
 	// (which a FUSE server would be asked, and might never answer).
-	mounts, err := ReadMounts(pid)
+	mounts, err := readMounts(pid)
 	if err != nil {
 		return reply{}, err
 	}

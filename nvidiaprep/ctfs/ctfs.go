@@ -152,12 +152,12 @@ func (r *Root) Readlink(path string) (untrusted.Text, error) {
 	return untrusted.Bytes(rep.Data), nil
 }
 
-// LockHolder tells whether a write lock on path would be refused because
+// lockHolder tells whether a write lock on path would be refused because
 // another process holds an fcntl lock on it (as dpkg and apt do), and that
 // process's host pid when the kernel says (0 for open file description
 // locks). A missing file is not locked; one that is not a regular file is a
 // *NotRegularError (the host does not open it, and cannot tell).
-func (r *Root) LockHolder(path string) (locked bool, pid int, err error) {
+func (r *Root) lockHolder(path string) (locked bool, pid int, err error) {
 	rep, err := r.do(request{Kind: kindLock, Path: path}, "probing the lock")
 	if errors.Is(err, unix.ENOENT) {
 		return false, 0, nil
@@ -172,7 +172,7 @@ type Held struct {
 	Err    error
 }
 
-// LockHolders is LockHolder of several files at once (one child process
+// LockHolders is lockHolder of several files at once (one child process
 // for all of them); a failure of the whole (a deadline) is every file's Err.
 func (r *Root) LockHolders(paths ...string) []Held {
 	out := make([]Held, len(paths))
@@ -216,7 +216,7 @@ func (r *Root) do(req request, verb string) (reply, error) {
 	pidfd := os.NewFile(uintptr(dup), "pidfd")
 	defer pidfd.Close()
 	out, err := isolate.Run(context.Background(), isolate.Call{
-		Op: OpName, In: in, Files: []*os.File{pidfd}, What: what, Timeout: r.Timeout,
+		Op: opName, In: in, Files: []*os.File{pidfd}, What: what, Timeout: r.Timeout,
 		Unstick: func() string {
 			var did []string
 			for _, p := range paths {
@@ -287,7 +287,7 @@ type NotRegularError = fsutil.NotRegularError
 func ProcessName(pid int) untrusted.Text {
 	in, _ := json.Marshal(request{Kind: kindCmdline, Pid: pid})
 	out, err := isolate.Run(context.Background(), isolate.Call{
-		Op: OpName, In: in, What: fmt.Sprintf("reading the command line of process %d", pid), Timeout: 5 * time.Second,
+		Op: opName, In: in, What: fmt.Sprintf("reading the command line of process %d", pid), Timeout: 5 * time.Second,
 	})
 	var rep reply
 	if err != nil || json.Unmarshal(out, &rep) != nil || rep.Err != nil || len(rep.Data) == 0 {

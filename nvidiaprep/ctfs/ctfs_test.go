@@ -109,7 +109,7 @@ func TestLockHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if locked, _, err := r.LockHolder("/var/lib/dpkg/lock-frontend"); err != nil || locked {
+	if locked, _, err := r.lockHolder("/var/lib/dpkg/lock-frontend"); err != nil || locked {
 		t.Fatalf("free lock: %v %v", locked, err)
 	}
 	// A process-associated fcntl lock, as apt takes it, held by a child.
@@ -125,7 +125,7 @@ func TestLockHolder(t *testing.T) {
 	buf := make([]byte, 3)
 	out.Read(buf)
 	time.Sleep(10 * time.Millisecond)
-	locked, who, err := r.LockHolder("/var/lib/dpkg/lock-frontend")
+	locked, who, err := r.lockHolder("/var/lib/dpkg/lock-frontend")
 	if err != nil || !locked || who != holder.Process.Pid {
 		t.Fatalf("held lock: locked=%v pid=%d (want %d) err=%v", locked, who, holder.Process.Pid, err)
 	}
@@ -136,7 +136,7 @@ func TestLockHolder(t *testing.T) {
 	if msg := fmt.Sprintf("STATUS=waiting for the lock, held by %s", ProcessName(who)); strings.Contains(msg, "\nMAINPID=") {
 		t.Fatalf("forged notify line: %q", msg)
 	}
-	if locked, _, err := r.LockHolder("/var/lib/dpkg/missing"); err != nil || locked {
+	if locked, _, err := r.lockHolder("/var/lib/dpkg/missing"); err != nil || locked {
 		t.Fatalf("missing file: %v %v", locked, err)
 	}
 	held := r.LockHolders("/var/lib/dpkg/missing", "/var/lib/dpkg/lock-frontend")
@@ -185,7 +185,7 @@ func TestDeviceNodesAndFIFOsAreNeverOpened(t *testing.T) {
 		if !errors.As(err, &nr) || nr.Kind != kind || !strings.Contains(err.Error(), p+" is "+kind) {
 			t.Errorf("ReadFile(%s): %v, want it refused as %s", p, err, kind)
 		}
-		if _, _, err := r.LockHolder(p); !errors.As(err, &nr) {
+		if _, _, err := r.lockHolder(p); !errors.As(err, &nr) {
 			t.Errorf("LockHolder(%s): %v, want it refused", p, err)
 		}
 	}
@@ -223,7 +223,7 @@ func TestReadsCrossTheContainersMountsButNotIntoPseudoFileSystems(t *testing.T) 
 	if b, err := r.ReadFile("/var/lib/nvidia/log", 1024); err != nil || string(b) != "580.142\n" {
 		t.Fatalf("a file on the container's own /var/lib mount: %q, %v", b, err)
 	}
-	if locked, _, err := r.LockHolder("/var/lib/nvidia/log"); err != nil || locked {
+	if locked, _, err := r.lockHolder("/var/lib/nvidia/log"); err != nil || locked {
 		t.Fatalf("a lock on the container's own /var/lib mount: %v, %v", locked, err)
 	}
 	for _, p := range []string{"/var/lib/nvidia/proc-link", "/mnt/proc/version", "/mnt/sys/kernel/uevent_seqnum"} {

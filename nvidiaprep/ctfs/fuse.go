@@ -10,9 +10,9 @@ import (
 	"strings"
 )
 
-// DefaultFuseConnections is where fusectl shows the kernel's FUSE
+// defaultFuseConnections is where fusectl shows the kernel's FUSE
 // connections (systemd mounts it: sys-fs-fuse-connections.mount).
-const DefaultFuseConnections = "/sys/fs/fuse/connections"
+const defaultFuseConnections = "/sys/fs/fuse/connections"
 
 // abortFUSE is the kernel's escape hatch for a read stuck on a FUSE server
 // that does not answer: writing to /sys/fs/fuse/connections/<dev>/abort
@@ -25,16 +25,16 @@ const DefaultFuseConnections = "/sys/fs/fuse/connections"
 // it did, "" for nothing.
 func abortFUSE(pid int, p, dir string) string {
 	if dir == "" {
-		dir = DefaultFuseConnections
+		dir = defaultFuseConnections
 	}
-	mounts, err := ReadMounts(pid)
+	mounts, err := readMounts(pid)
 	if err != nil {
 		return ""
 	}
-	host, _ := ReadMounts(os.Getpid())
+	host, _ := readMounts(os.Getpid())
 	var own Mounts
 	for _, m := range mounts {
-		if IsFUSE(m.FSType) && !slices.ContainsFunc(host, func(h Mount) bool { return h.Major == m.Major && h.Minor == m.Minor }) {
+		if isFUSE(m.FSType) && !slices.ContainsFunc(host, func(h Mount) bool { return h.Major == m.Major && h.Minor == m.Minor }) {
 			own = append(own, m)
 		}
 	}

@@ -24,10 +24,10 @@ type Mounts []Mount
 // and 16 MiB is some 100000 of them.
 const maxMountinfo = 16 << 20
 
-// ReadMounts reads /proc/<pid>/mountinfo: the kernel writes it (mount
+// readMounts reads /proc/<pid>/mountinfo: the kernel writes it (mount
 // points relative to that process's root, so a container init's lists its
 // mounts as the container sees them) without asking any file system.
-func ReadMounts(pid int) (Mounts, error) {
+func readMounts(pid int) (Mounts, error) {
 	path := "/proc/" + strconv.Itoa(pid) + "/mountinfo"
 	f, err := os.Open(path)
 	if err != nil {
@@ -41,12 +41,12 @@ func ReadMounts(pid int) (Mounts, error) {
 	if buf.Len() > maxMountinfo {
 		return nil, fmt.Errorf("%s is larger than %d bytes: too many mounts to tell what a path crosses", path, maxMountinfo)
 	}
-	return ParseMounts(buf.Bytes()), nil
+	return parseMounts(buf.Bytes()), nil
 }
 
-// ParseMounts parses mountinfo text (proc(5)): "id parent major:minor root
+// parseMounts parses mountinfo text (proc(5)): "id parent major:minor root
 // point options [optional fields] - fstype source superoptions".
-func ParseMounts(text []byte) Mounts {
+func parseMounts(text []byte) Mounts {
 	var out Mounts
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -100,8 +100,8 @@ var plainFileSystems = map[string]bool{
 	"erofs": true, "bcachefs": true,
 }
 
-// IsFUSE tells whether a mountinfo type is a FUSE file system.
-func IsFUSE(fstype string) bool {
+// isFUSE tells whether a mountinfo type is a FUSE file system.
+func isFUSE(fstype string) bool {
 	return fstype == "fuse" || fstype == "fuseblk" || strings.HasPrefix(fstype, "fuse.") || strings.HasPrefix(fstype, "fuseblk.")
 }
 

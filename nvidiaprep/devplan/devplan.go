@@ -1,5 +1,5 @@
 // Package devplan turns the device nodes a container is given into a plan
-// (bind mounts and cgroup2 device rules) and renders it as lxc.* lines. A plan
+// (mounts and cgroup2 device rules) and renders it as lxc.* lines. A plan
 // is plain data: one place, Lines, decides how it looks in an LXC config.
 package devplan
 
@@ -10,7 +10,8 @@ import (
 	"nvidiaprep/nvidiaprep/nvdev"
 )
 
-// Mount is a bind mount of a host path into the container.
+// Mount is a bind mount of a host path into the container, or an overlay of
+// Layers.
 type Mount struct {
 	Source   string // host path
 	Target   string // relative to the container's root: "dev/nvidia0"

@@ -52,14 +52,6 @@ func starOrInt(s string) int {
 	return n
 }
 
-// covers reports whether a hand-written rule already gives r. Proxmox's
-// blanket "a" for unprivileged containers does not count: it is not a
-// statement about NVIDIA nodes, and our explicit rules stay harmless there.
-func (a allowRule) covers(r Rule) bool {
-	return a.kind == "c" && a.major == int(r.Major) && (a.minor == -1 || a.minor == int(r.Minor)) &&
-		strings.Contains(a.access, "r") && strings.Contains(a.access, "w")
-}
-
 // mountTarget returns the target field of an lxc.mount.entry value.
 func mountTarget(value string) (source, target string, ok bool) {
 	f := strings.Fields(value)

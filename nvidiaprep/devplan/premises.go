@@ -9,10 +9,10 @@ import (
 	"nvidiaprep/nvidiaprep/lxcconf"
 )
 
-// OwnDir is the directory below the container's /dev where nvidiaprep
+// ownDir is the directory below the container's /dev where nvidiaprep
 // mounts what it gives (the driver trees' overlay), and, on the host's
 // /dev, where it keeps each container's copies of its nodes.
-const OwnDir = "dev/.nvidiaprep"
+const ownDir = "dev/.nvidiaprep"
 
 // Premises names the lines of a container's config that break what
 // nvidiaprep's defences rely on, each with its fix: that LXC makes the
@@ -54,10 +54,10 @@ func Premises(entries []lxcconf.Entry, targets []string, pveConf string) []Findi
 			switch {
 			case target == "dev":
 				add(e, "mounts over the container's whole /dev, which nvidiaprep relies on LXC to make afresh")
-			case target == OwnDir || strings.HasPrefix(target, OwnDir+"/"):
-				add(e, "mounts at "+OwnDir+", which is nvidiaprep's")
-			case src == "/"+OwnDir || strings.HasPrefix(src, "/"+OwnDir+"/"):
-				add(e, "mounts from the host's /"+OwnDir+", where nvidiaprep keeps each container's own copies of its device nodes and the driver trees")
+			case target == ownDir || strings.HasPrefix(target, ownDir+"/"):
+				add(e, "mounts at "+ownDir+", which is nvidiaprep's")
+			case src == "/"+ownDir || strings.HasPrefix(src, "/"+ownDir+"/"):
+				add(e, "mounts from the host's /"+ownDir+", where nvidiaprep keeps each container's own copies of its device nodes and the driver trees")
 			case slices.Contains(targets, target):
 				add(e, fmt.Sprintf("mounts %s over /%s, which nvidiaprep gives the container, hiding its node", src, target))
 			}

@@ -143,19 +143,8 @@ func SHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Verify checks a .run against a pinned sha256 ("" pins nothing).
-func Verify(path, pinned string) error {
-	if pinned == "" {
-		return nil
-	}
-	sum, err := SHA256(path)
-	if err != nil {
-		return err
-	}
-	return verifySum(path, sum, pinned)
-}
-
-// verifySum is Verify of a file whose sha256 is known.
+// verifySum checks a .run whose sha256 is sum against the pinned one ("" pins
+// nothing).
 func verifySum(path, sum, pinned string) error {
 	if pinned != "" && !strings.EqualFold(sum, pinned) {
 		return fmt.Errorf("%s has sha256 %s, but the configuration pins %s: the file is damaged or not the configured driver; replace it with NVIDIA's file or fix [driver] sha256", path, sum, pinned)
@@ -163,14 +152,14 @@ func verifySum(path, sum, pinned string) error {
 	return nil
 }
 
-// SourceFile, in an extracted tree, holds the sha256 of the .run the tree
+// sourceFile, in an extracted tree, holds the sha256 of the .run the tree
 // came from: a tree is used for a pinned version only when it names the pin.
-const SourceFile = ".nvidiaprep-run-sha256"
+const sourceFile = ".nvidiaprep-run-sha256"
 
 // TreeSource is the sha256 of the .run version's tree came from; "" when
 // the tree does not say (extracted by an older nvidiaprep) or is missing.
 func (c Cache) TreeSource(version string) (string, error) {
-	b, err := fsutil.ReadRegular(filepath.Join(c.Tree(version), SourceFile), 256)
+	b, err := fsutil.ReadRegular(filepath.Join(c.Tree(version), sourceFile), 256)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -273,7 +262,7 @@ func (c Cache) Extract(ctx context.Context, version, pinned string) (string, err
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("extracting %s: no nvidia-installer in the tree: %w", run, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, SourceFile), []byte(sum+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, sourceFile), []byte(sum+"\n"), 0o644); err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("driver cache: %w", err)
 	}

@@ -73,7 +73,7 @@ func TestReadHeaderRejectsOtherFiles(t *testing.T) {
 		"#! /bin/sh\nCRCsum=1\nMD5=2\nskip=10\nlabel=\"NVIDIA Accelerated Graphics Driver for Linux-x86_64 x\"\nversion_string=../../x\ntargetdir=x\n",
 		"\x7fELF\x02\x01\x01",
 	} {
-		if _, err := ReadHeader(strings.NewReader(in)); !errors.Is(err, ErrNotNVIDIA) {
+		if _, err := ReadHeader(strings.NewReader(in)); !errors.Is(err, errNotNVIDIA) {
 			t.Errorf("%q: want ErrNotNVIDIA, got %v", in, err)
 		}
 	}
@@ -206,7 +206,7 @@ func TestPinAddedAfterExtraction(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As extracted by another build (or an older nvidiaprep): no source.
-	os.Remove(filepath.Join(tree, SourceFile))
+	os.Remove(filepath.Join(tree, sourceFile))
 	os.WriteFile(filepath.Join(tree, "from-another-build"), nil, 0o644)
 	wrong := strings.Repeat("ab", 32)
 	if _, err := c.Extract(context.Background(), "580.159.04", wrong); err == nil || !strings.Contains(err.Error(), "but the configuration pins "+wrong) {
@@ -306,7 +306,7 @@ func TestChangedTreeIsExtractedAgain(t *testing.T) {
 		}},
 		{"mode changed", `"nvidia-installer" changed`, func() { os.Chmod(installer, 0o4755) }},
 		{"a file added", `"zz-planted" was added`, func() { os.WriteFile(filepath.Join(tree, "zz-planted"), nil, 0o755) }},
-		{"a file removed", `" is missing`, func() { os.Remove(filepath.Join(tree, SourceFile)) }},
+		{"a file removed", `" is missing`, func() { os.Remove(filepath.Join(tree, sourceFile)) }},
 		{"no file list", "has no file list", func() { os.Remove(filepath.Join(c.ListsDir(), v)) }},
 	} {
 		change.do()

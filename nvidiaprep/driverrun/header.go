@@ -2,7 +2,7 @@
 // host: it reads the version from the stub's header, checks a pinned
 // sha256, finds a version's .run in the cache and extracts each version once
 // (the .run's own --extract-only --target) into a tree that containers read
-// through a read-only bind mount.
+// through a read-only overlay (pre-start mounts it).
 package driverrun
 
 import (
@@ -24,8 +24,8 @@ type Header struct {
 	Skip      int    // line where the payload starts
 }
 
-// ErrNotNVIDIA means the file is not an NVIDIA driver .run.
-var ErrNotNVIDIA = errors.New("not an NVIDIA driver .run (its header lacks NVIDIA's makeself variables)")
+// errNotNVIDIA means the file is not an NVIDIA driver .run.
+var errNotNVIDIA = errors.New("not an NVIDIA driver .run (its header lacks NVIDIA's makeself variables)")
 
 // maxHeaderLines bounds how far ReadHeader looks: the variables come first.
 const maxHeaderLines = 40
@@ -40,7 +40,7 @@ func ReadHeader(r io.Reader) (Header, error) {
 		line := sc.Text()
 		if n == 0 {
 			if !strings.HasPrefix(line, "#!") || !strings.Contains(line, "/bin/sh") {
-				return Header{}, ErrNotNVIDIA
+				return Header{}, errNotNVIDIA
 			}
 			continue
 		}
@@ -55,19 +55,19 @@ func ReadHeader(r io.Reader) (Header, error) {
 	}
 	for _, k := range []string{"CRCsum", "MD5", "skip", "label", "version_string", "targetdir"} {
 		if _, ok := vars[k]; !ok {
-			return Header{}, ErrNotNVIDIA
+			return Header{}, errNotNVIDIA
 		}
 	}
 	h := Header{Label: vars["label"], Version: vars["version_string"], TargetDir: vars["targetdir"]}
 	if !strings.HasPrefix(h.Label, "NVIDIA Accelerated Graphics Driver") {
-		return Header{}, fmt.Errorf("%w: label %q", ErrNotNVIDIA, h.Label)
+		return Header{}, fmt.Errorf("%w: label %q", errNotNVIDIA, h.Label)
 	}
 	if why := nvdev.VersionProblem(h.Version); why != "" {
-		return Header{}, fmt.Errorf("%w: version_string %q: %s", ErrNotNVIDIA, h.Version, why)
+		return Header{}, fmt.Errorf("%w: version_string %q: %s", errNotNVIDIA, h.Version, why)
 	}
 	skip, err := strconv.Atoi(vars["skip"])
 	if err != nil || skip < 2 {
-		return Header{}, fmt.Errorf("%w: skip %q", ErrNotNVIDIA, vars["skip"])
+		return Header{}, fmt.Errorf("%w: skip %q", errNotNVIDIA, vars["skip"])
 	}
 	h.Skip = skip
 	return h, nil

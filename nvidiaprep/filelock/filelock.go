@@ -67,12 +67,6 @@ func Wait(ctx context.Context, path string) (*Lock, error) {
 	}
 }
 
-// WaitAny takes one of n slot locks named prefix-0 ... prefix-(n-1), retrying
-// until ctx ends: a node-wide limit of n concurrent holders.
-func WaitAny(ctx context.Context, prefix string, n int) (*Lock, error) {
-	return waitAny(ctx, prefix, n, TryLock)
-}
-
 // waitAny takes one of n slot locks with try, retrying until ctx ends.
 func waitAny(ctx context.Context, prefix string, n int, try func(string) (*Lock, error)) (*Lock, error) {
 	for {
@@ -118,7 +112,9 @@ func TryLockOwned(path string) (*Lock, error) {
 	return &Lock{f: f}, nil
 }
 
-// WaitAnyOwned is WaitAny with TryLockOwned's locks.
+// WaitAnyOwned takes one of n slot locks named prefix-0 ... prefix-(n-1), as
+// TryLockOwned takes them, retrying until ctx ends: a node-wide limit of n
+// concurrent holders.
 func WaitAnyOwned(ctx context.Context, prefix string, n int) (*Lock, error) {
 	return waitAny(ctx, prefix, n, TryLockOwned)
 }

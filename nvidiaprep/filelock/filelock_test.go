@@ -30,23 +30,25 @@ func TestLockExcludesAndReleases(t *testing.T) {
 	b.Unlock()
 }
 
+// TestWaitAnyLimitsHolders runs WaitAnyOwned's loop with flock's locks,
+// which exclude each other within one process.
 func TestWaitAnyLimitsHolders(t *testing.T) {
 	prefix := filepath.Join(t.TempDir(), "slot")
-	x, err := WaitAny(context.Background(), prefix, 2)
+	x, err := waitAny(context.Background(), prefix, 2, TryLock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := WaitAny(context.Background(), prefix, 2)
+	y, err := waitAny(context.Background(), prefix, 2, TryLock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := WaitAny(ctx, prefix, 2); err == nil {
+	if _, err := waitAny(ctx, prefix, 2, TryLock); err == nil {
 		t.Fatal("a third holder got a slot of two")
 	}
 	x.Unlock()
-	z, err := WaitAny(context.Background(), prefix, 2)
+	z, err := waitAny(context.Background(), prefix, 2, TryLock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,8 @@ func (e *NotRegularError) Error() string {
 // ErrTooLarge means a file is larger than its reader accepts.
 var ErrTooLarge = errors.New("file too large")
 
-// Kind names a file type (the S_IFMT bits of mode) for messages.
-func Kind(mode uint32) string {
+// fileKind names a file type (the S_IFMT bits of mode) for messages.
+func fileKind(mode uint32) string {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		return "a regular file"
@@ -69,7 +69,7 @@ func ReopenRegular(fd int, path string) (*os.File, error) {
 		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &NotRegularError{Path: path, Kind: Kind(st.Mode)}
+		return nil, &NotRegularError{Path: path, Kind: fileKind(st.Mode)}
 	}
 	rfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -51,15 +51,15 @@ func Is(path string, known ...string) (yes bool, why string, err error) {
 	return false, "", nil
 }
 
-// EnvChained marks the environment of a chained hookscript with the vmid
+// envChained marks the environment of a chained hookscript with the vmid
 // whose hook runs it: a hook that finds its own vmid there was started,
 // directly or not, by its own chained hookscript.
-const EnvChained = "NVIDIAPREP_CHAINED_BY"
+const envChained = "NVIDIAPREP_CHAINED_BY"
 
 // Recursing tells whether this hook, for vmid, was started by vmid's own
 // chained hookscript (getenv is os.LookupEnv).
 func Recursing(getenv func(string) (string, bool), vmid int) bool {
-	v, ok := getenv(EnvChained)
+	v, ok := getenv(envChained)
 	if !ok {
 		return false
 	}
@@ -78,13 +78,13 @@ func AddMark(env []string, vmid int) []string {
 	out := make([]string, 0, len(env)+1)
 	mark := strconv.Itoa(vmid)
 	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, EnvChained+"="); ok {
+		if v, ok := strings.CutPrefix(e, envChained+"="); ok {
 			mark = v + "," + mark
 			continue
 		}
 		out = append(out, e)
 	}
-	return append(out, EnvChained+"="+mark)
+	return append(out, envChained+"="+mark)
 }
 
 // maxAncestors bounds the walk up the process tree.

@@ -41,7 +41,7 @@ func TestIsByWhatTheFileIs(t *testing.T) {
 }
 
 func TestRecursionMark(t *testing.T) {
-	env := AddMark([]string{"PATH=/bin", EnvChained + "=7"}, 101)
+	env := AddMark([]string{"PATH=/bin", envChained + "=7"}, 101)
 	get := func(k string) (string, bool) {
 		for _, e := range env {
 			if v, ok := strings.CutPrefix(e, k+"="); ok {

@@ -1,64 +1,18 @@
-// Package hostdriver keeps the node's NVIDIA driver at the configured
-// version ([driver] in the configuration). It is the body of the host driver
-// unit (`nvidiaprep host-driver`, nvidiaprep-host-driver.service), which
-// runs on every boot before the guests start, so it takes one of three
-// paths and the common one costs milliseconds:
+// Package hostdriver is the host driver unit (`nvidiaprep host-driver`,
+// nvidiaprep-host-driver.service): at every boot, before the guests start, it
+// keeps the node's NVIDIA driver at the configured version ([driver]). It
+// takes one of three paths: fast (the configured version is loaded: device
+// nodes, the cache's tree, a record; milliseconds), pending (installed, but
+// another module is loaded: say a reboot is required and change nothing), or
+// install, in the six steps of steps.go run by one loop.
 //
-//   - Fast path: the loaded kernel module (sysfs, else procfs) is the
-//     configured version. Make sure the device nodes that containers need
-//     exist (nvidiactl, nvidia-uvm, nvidia-uvm-tools and, when its module is
-//     loaded, nvidia-modeset; nvidia-modprobe loads missing modules on the
-//     real host), make sure the version's extracted tree is in the cache
-//     (fetching the .run first if it is missing), record, report.
-//   - Pending: nvidia-installer's own record (/var/lib/nvidia/log) says the
-//     configured version is installed and no install of it was cut off, but
-//     another module (or none) is loaded: a reboot is required. Say so (state
-//     file, STATUS line, /run/reboot-required) and change nothing.
-//   - Install, in six steps, each announced through Options.Status
-//     (docs/driver-upgrades.md says what an upgrade does):
-//     1. get the .run into the cache, verified, and extract it for the
-//     containers; then make sure step 3's packages can be had (apt
-//     downloads them now), so that a dead network or a kernel without
-//     headers fails before anything is removed;
-//     2. purge the distribution's NVIDIA driver packages (never nvidiaprep's
-//     own, and never anything else apt would take along), uninstall an
-//     earlier .run install, remove every DKMS nvidia module left;
-//     3. install the running kernel's headers (proxmox-headers-<release>,
-//     else pve-headers-, else Debian's linux-headers-), dkms, gcc and make,
-//     with apt's lock timeout and without recommends (dkms recommends
-//     Debian's own kernel headers, wrong on Proxmox);
-//     4. blacklist nouveau and rebuild the initramfs (update-initramfs -u,
-//     when installed);
-//     5. run the .run: --silent --dkms and the configured module type,
-//     without --skip-module-load: NVIDIA's installer rmmods every loaded
-//     NVIDIA module first (whatever the flags), test-loads the new one
-//     and loads it as its last step; a failed install is rolled back with
-//     the .run's own --uninstall;
-//     6. load: the new driver must be loaded; nvidia-uvm is loaded and the
-//     device nodes made: no reboot. When step 5 or 6 fails and another
-//     driver was loaded, that driver is installed again from its cached
-//     .run and loaded (upgrade.go).
-//
-// Before step 2 (upgrade.go checkUpgrade), a loaded driver that a process
-// holds (an NVIDIA node open: named) leaves everything as it is and ends
-// "reboot required" (the install runs at the next boot, before the guests
-// start); nouveau that `modprobe -r` cannot release is blacklisted, the
-// initramfs rebuilt, and the run ends "reboot required to release
-// nouveau"; with reboot = "auto" that reboot happens when no process has
-// an NVIDIA device node open.
-//
-// A failure ends in a *StepError naming the step and where its log is. Up to
-// the end of step 1 nothing on the node has changed; after that the state
-// file says an install is under way, so the next run installs again (and a
-// record of the configured version left by a cut-off install is not taken
-// for an installed driver): every failure leaves the node as it was or in a
-// state the next run repairs.
-//
-// Every host path is joined onto an injectable root: the configuration's
-// [paths] (dev, proc, sys, cache, state, and root for the host's own files:
-// /etc/modprobe.d, /var/lib/nvidia, /run, the programs looked for),
-// so the same code runs against t.TempDir() trees. Commands run through the
-// one-method hostcmd.Runner.
+// Invariants: up to the end of the fetch step nothing on the node changes;
+// after it the state file says an install is under way, so every failure (a
+// *StepError naming the step and its log) leaves the node as it was or in a
+// state the next run repairs. A loaded driver that a process holds is never
+// replaced: the run ends "reboot required" (upgrade.go). Every host path is
+// below the configuration's [paths]; commands run through hostcmd.Runner.
+// What each step does: docs/driver-upgrades.md.
 package hostdriver
 
 import (

@@ -152,11 +152,11 @@ type OpError struct {
 
 func (e *OpError) Error() string { return e.What + ": " + e.Msg }
 
-// ErrDeadline is what an *AbandonedError matches with errors.Is.
-var ErrDeadline = errors.New("deadline passed")
+// errDeadline is what an *AbandonedError matches with errors.Is.
+var errDeadline = errors.New("deadline passed")
 
-// Is makes errors.Is(err, ErrDeadline) true for an abandoned call.
-func (e *AbandonedError) Is(target error) bool { return target == ErrDeadline }
+// Is makes errors.Is(err, errDeadline) true for an abandoned call.
+func (e *AbandonedError) Is(target error) bool { return target == errDeadline }
 
 // Run runs c in a child and returns its answer.
 func Run(ctx context.Context, c Call) ([]byte, error) {

@@ -64,7 +64,7 @@ func TestRunAnswersErrsAndGivesUp(t *testing.T) {
 	t0 := time.Now()
 	_, err = Run(ctx, Call{Op: "hang", What: "reading /var/lib/dpkg/lock inside CT 7", Timeout: 200 * time.Millisecond})
 	var ab *AbandonedError
-	if !errors.As(err, &ab) || !errors.Is(err, ErrDeadline) || !ab.Finished || !strings.Contains(err.Error(), "reading /var/lib/dpkg/lock inside CT 7 did not finish within 200ms") {
+	if !errors.As(err, &ab) || !errors.Is(err, errDeadline) || !ab.Finished || !strings.Contains(err.Error(), "reading /var/lib/dpkg/lock inside CT 7 did not finish within 200ms") {
 		t.Errorf("hang: %v", err)
 	}
 	if d := time.Since(t0); d > KillGrace {

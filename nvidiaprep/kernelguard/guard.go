@@ -24,10 +24,10 @@ import (
 // Files of the guard, below [paths] state and root.
 const (
 	stateFile = "kernels.json"
-	// NotReadyMarker says, like Debian's /run/reboot-required, what a
+	// notReadyMarker says, like Debian's /run/reboot-required, what a
 	// reboot now would do: a kernel the node may boot has no driver. It
 	// lives in /run, which a reboot empties; the state file keeps the rest.
-	NotReadyMarker = "/run/nvidiaprep/kernel-not-ready"
+	notReadyMarker = "/run/nvidiaprep/kernel-not-ready"
 	pinFile        = "/etc/kernel/proxmox-boot-pin"
 )
 
@@ -41,8 +41,8 @@ type State struct {
 	Pinned string `json:"pinned,omitempty"`
 }
 
-// LoadState reads the guard's state; ok is false when there is none.
-func LoadState(stateDir string) (s State, ok bool, err error) {
+// loadState reads the guard's state; ok is false when there is none.
+func loadState(stateDir string) (s State, ok bool, err error) {
 	b, err := fsutil.ReadRegular(filepath.Join(stateDir, stateFile), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, false, nil
@@ -106,7 +106,7 @@ type GuardReport struct {
 // with Secure Boot, signed with an enrolled key) for the kernel dpkg just
 // installed, as DKMS's own hook left it: it builds nothing itself. A
 // kernel without its module is said loudly on Out and in the journal,
-// recorded for status and doctor, marked in NotReadyMarker, and with
+// recorded for status and doctor, marked in notReadyMarker, and with
 // pin_working_kernel the working kernel is pinned. Its error is what kept
 // it from checking; a kernel that is not ready is no error (the hook must
 // not fail the kernel package: dpkg would leave it half-configured).
@@ -149,7 +149,7 @@ func KernelInstalled(ctx context.Context, in GuardInput) (GuardReport, error) {
 		}
 		rep.NotReady = append(rep.NotReady, k)
 	}
-	prev, _, err := LoadState(p.State)
+	prev, _, err := loadState(p.State)
 	if err != nil {
 		fmt.Fprintf(in.Out, "nvidiaprep: %v\n", err)
 	}
@@ -208,9 +208,9 @@ func banner(version string, k kernels.Kernel, working string) string {
 	return b.String()
 }
 
-// mark writes or clears NotReadyMarker below root.
+// mark writes or clears notReadyMarker below root.
 func mark(root, version string, notReady []kernels.Kernel, working string, allReady bool) error {
-	path := filepath.Join(root, NotReadyMarker)
+	path := filepath.Join(root, notReadyMarker)
 	if allReady {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -349,7 +349,7 @@ func SignatureProblem(ctx context.Context, run hostcmd.Runner, root, sys, releas
 // signatureProblem says why Secure Boot would refuse release's nvidia
 // module; "" when its signer is enrolled.
 func signatureProblem(ctx context.Context, run hostcmd.Runner, root, release string, enrolled []*x509.Certificate) string {
-	mod := ModuleFile(root, release)
+	mod := moduleFile(root, release)
 	if mod == "" {
 		return ""
 	}
@@ -368,9 +368,9 @@ func signatureProblem(ctx context.Context, run hostcmd.Runner, root, release str
 	return "its module is signed by key " + sig + ", which is not enrolled: Secure Boot refuses it"
 }
 
-// ModuleFile is the installed nvidia module of a kernel below root: DKMS's updates/dkms on Debian, else the .run's
+// moduleFile is the installed nvidia module of a kernel below root: DKMS's updates/dkms on Debian, else the .run's
 // kernel/drivers/video; "" when there is none.
-func ModuleFile(root, release string) string {
+func moduleFile(root, release string) string {
 	for _, dir := range []string{"updates/dkms", "kernel/drivers/video", "extra"} {
 		m, _ := filepath.Glob(filepath.Join(root, "lib/modules", release, dir, "nvidia.ko*"))
 		if len(m) > 0 {

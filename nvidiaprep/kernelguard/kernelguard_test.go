@@ -110,14 +110,14 @@ func TestNewKernelWithoutItsModule(t *testing.T) {
 	if len(rep.NotReady) != 1 || rep.Working != "6.8.12-4-pve" || rep.Pinned != "6.8.12-4-pve" {
 		t.Errorf("%+v", rep)
 	}
-	marker, _ := os.ReadFile(filepath.Join(n.root, NotReadyMarker))
+	marker, _ := os.ReadFile(filepath.Join(n.root, notReadyMarker))
 	if !strings.Contains(string(marker), "kernel 6.8.12-5-pve has no NVIDIA driver 580.105.08 module") {
 		t.Errorf("marker: %q", marker)
 	}
 	if pin, _ := os.ReadFile(filepath.Join(n.root, pinFile)); string(pin) != "6.8.12-4-pve\n" {
 		t.Errorf("pin %q", pin)
 	}
-	st, ok, err := LoadState(n.cfg.Paths.State)
+	st, ok, err := loadState(n.cfg.Paths.State)
 	if !ok || err != nil || st.Pinned != "6.8.12-4-pve" || len(st.Kernels) != 2 {
 		t.Errorf("state %+v %v", st, err)
 	}
@@ -128,7 +128,7 @@ func TestNewKernelWithoutItsModule(t *testing.T) {
 	if !strings.Contains(out, "kernel 6.8.12-5-pve has NVIDIA driver 580.105.08's module (dkms status: installed)") || !strings.Contains(out, "unpinned kernel 6.8.12-4-pve") {
 		t.Errorf("output:\n%s", out)
 	}
-	if _, err := os.Stat(filepath.Join(n.root, NotReadyMarker)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(n.root, notReadyMarker)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("marker left: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(n.root, pinFile)); !errors.Is(err, os.ErrNotExist) {

@@ -77,7 +77,7 @@ func WhyNotLoaded(ctx context.Context, in NotLoadedInput) []Cause {
 		out = append(out, Cause{What: fmt.Sprintf("the kernel refused the NVIDIA module for its signature (%q)", line),
 			Fix: "enroll the key DKMS and the installer sign with: " + secureboot.EnrollFix, RebootHelps: true})
 	} else if on, _ := secureboot.Enabled(in.Sys); on {
-		if mod := ModuleFile(in.Root, in.Running); mod != "" {
+		if mod := moduleFile(in.Root, in.Running); mod != "" {
 			enrolled, _ := secureboot.Enrolled(in.Sys)
 			if why := signatureProblem(ctx, in.Runner, in.Root, in.Running, enrolled); why != "" {
 				out = append(out, Cause{What: "Secure Boot is on and kernel " + in.Running + "'s NVIDIA module: " + why, Fix: secureboot.EnrollFix, RebootHelps: true})

@@ -128,14 +128,14 @@ func Status(ctx context.Context, run hostcmd.Runner, version string) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("asking DKMS for nvidia/%s: %w", version, err)
 	}
-	return ParseStatus(res.Stdout, Module, version), nil
+	return parseStatus(res.Stdout, Module, version), nil
 }
 
-// ParseStatus reads `dkms status` output: dkms 3's lines
+// parseStatus reads `dkms status` output: dkms 3's lines
 // ("nvidia/535.261.03, 6.1.0-57-amd64, x86_64: installed") and dkms 2's
 // ("nvidia, 535.261.03, 6.1.0-57-amd64, x86_64: installed"); a state with
 // a note ("installed (WARNING! ...)") counts as its first word.
-func ParseStatus(out, module, version string) map[string]string {
+func parseStatus(out, module, version string) map[string]string {
 	states := map[string]string{}
 	for _, l := range strings.Split(out, "\n") {
 		head, state, ok := strings.Cut(strings.TrimSpace(l), ": ")
@@ -162,12 +162,12 @@ func ParseStatus(out, module, version string) map[string]string {
 	return states
 }
 
-// BuildLog returns DKMS's make.log of module version when it is from a
+// buildLog returns DKMS's make.log of module version when it is from a
 // build for release: dkms 3.1 and later keep one per kernel
 // (/var/lib/dkms/<m>/<v>/<kernel>/<arch>/log/make.log), dkms 3.0 one per
 // version (/var/lib/dkms/<m>/<v>/build/make.log), whose first line names
 // the kernel ("DKMS make.log for nvidia-535.261.03 for kernel 6.1.0-57-amd64 (x86_64)").
-func BuildLog(root, version, release string) string {
+func buildLog(root, version, release string) string {
 	base := filepath.Join("/var/lib/dkms", Module, version)
 	if m, _ := filepath.Glob(filepath.Join(root, base, release, "*", "log", "make.log")); len(m) > 0 {
 		return strings.TrimPrefix(m[0], filepath.Clean(root))
@@ -221,7 +221,7 @@ func (c Checker) judge(version, release, state string) Kernel {
 		k.Bootable = true
 	}
 	if state != "installed" {
-		k.BuildLog = BuildLog(c.Root, version, release)
+		k.BuildLog = buildLog(c.Root, version, release)
 	}
 	pkg := HeadersFor(release)
 	tooOld := nvsupport.CheckKernel(version, release)

@@ -14,7 +14,7 @@ func TestParseStatus(t *testing.T) {
 		"nvidia/580.142, 6.1.0-57-amd64, x86_64: installed\n" +
 		"nvidia, 535.261.03, 5.15.0-1-pve, x86_64: installed\n" +
 		"nvidia/535.261.03: added\n"
-	got := ParseStatus(out, "nvidia", "535.261.03")
+	got := parseStatus(out, "nvidia", "535.261.03")
 	want := map[string]string{"6.1.0-57-amd64": "installed", "6.1.0-50-amd64": "built", "6.8.12-4-pve": "installed", "5.15.0-1-pve": "installed"}
 	if len(got) != len(want) {
 		t.Errorf("%v", got)

@@ -40,9 +40,9 @@ func Unit(vmid int) string { return fmt.Sprintf("nvidiaprep-provision-%d.service
 // worker already running for the container is left alone.
 func Start(ctx context.Context, j Job) (string, error) {
 	if systemdBooted() {
-		return Transient(ctx, j)
+		return transient(ctx, j)
 	}
-	return Detached(j)
+	return detached(j)
 }
 
 // systemdBooted is sd_booted(3): systemd runs this system when
@@ -53,8 +53,8 @@ func systemdBooted() bool {
 	return err == nil && st.IsDir()
 }
 
-// Transient starts the job as a transient systemd service.
-func Transient(ctx context.Context, j Job) (string, error) {
+// transient starts the job as a transient systemd service.
+func transient(ctx context.Context, j Job) (string, error) {
 	conn, err := sddbus.NewSystemdConnectionContext(ctx)
 	if err != nil {
 		return "", fmt.Errorf("CT %d: connecting to systemd: %w", j.VMID, err)
@@ -110,10 +110,10 @@ func unitExists(err error) bool {
 	return strings.Contains(err.Error(), "already exists")
 }
 
-// Detached starts the job as a process in a new session, its output
+// detached starts the job as a process in a new session, its output
 // appended to <LogDir>/<vmid>.log. The worker's own lock keeps a second
 // worker from doing anything.
-func Detached(j Job) (string, error) {
+func detached(j Job) (string, error) {
 	if err := os.MkdirAll(j.LogDir, 0o755); err != nil {
 		return "", fmt.Errorf("CT %d: worker log: %w", j.VMID, err)
 	}

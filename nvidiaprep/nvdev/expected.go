@@ -9,10 +9,10 @@ import (
 // The NVIDIA driver's fixed minors of its control nodes, as nvidia-modprobe
 // makes them; their majors are read from /proc/devices.
 const (
-	CtlMinor      = 255 // nvidiactl, on the nvidiactl (or nvidia) major
-	ModesetMinor  = 254 // nvidia-modeset, on the same major as nvidiactl
-	UVMMinor      = 0   // nvidia-uvm, on the nvidia-uvm major
-	UVMToolsMinor = 1   // nvidia-uvm-tools, on the nvidia-uvm major
+	ctlMinor      = 255 // nvidiactl, on the nvidiactl (or nvidia) major
+	modesetMinor  = 254 // nvidia-modeset, on the same major as nvidiactl
+	uvmMinor      = 0   // nvidia-uvm, on the nvidia-uvm major
+	uvmToolsMinor = 1   // nvidia-uvm-tools, on the nvidia-uvm major
 )
 
 // Kind says what a node is for, and so what its absence means.
@@ -69,12 +69,12 @@ func ExpectedNodes(dev string, w Want) []Expected {
 	gpu, hasGPU := w.Majors["nvidia"]
 	caps, hasCaps := w.Majors["nvidia-caps"]
 	out := []Expected{
-		{Node: Node{Name: "nvidiactl", Major: ctl, Minor: CtlMinor}, Kind: KindControl, Registered: ctl != 0, Driver: ctlDriver},
-		{Node: Node{Name: "nvidia-uvm", Major: uvm, Minor: UVMMinor}, Kind: KindUVM, Registered: hasUVM, Driver: "nvidia-uvm"},
-		{Node: Node{Name: "nvidia-uvm-tools", Major: uvm, Minor: UVMToolsMinor}, Kind: KindUVM, Registered: hasUVM, Driver: "nvidia-uvm"},
+		{Node: Node{Name: "nvidiactl", Major: ctl, Minor: ctlMinor}, Kind: KindControl, Registered: ctl != 0, Driver: ctlDriver},
+		{Node: Node{Name: "nvidia-uvm", Major: uvm, Minor: uvmMinor}, Kind: KindUVM, Registered: hasUVM, Driver: "nvidia-uvm"},
+		{Node: Node{Name: "nvidia-uvm-tools", Major: uvm, Minor: uvmToolsMinor}, Kind: KindUVM, Registered: hasUVM, Driver: "nvidia-uvm"},
 	}
 	if w.Modeset {
-		out = append(out, Expected{Node: Node{Name: "nvidia-modeset", Major: ctl, Minor: ModesetMinor}, Kind: KindControl, Registered: ctl != 0, Driver: ctlDriver})
+		out = append(out, Expected{Node: Node{Name: "nvidia-modeset", Major: ctl, Minor: modesetMinor}, Kind: KindControl, Registered: ctl != 0, Driver: ctlDriver})
 	}
 	for _, g := range w.GPUs {
 		out = append(out, Expected{Node: Node{Name: "nvidia" + strconv.Itoa(g.Minor), Major: gpu, Minor: uint32(g.Minor)}, Kind: KindGPU, Registered: hasGPU && gpu != 0, Driver: "nvidia"})

@@ -120,25 +120,6 @@ func NormalizePCIBusID(id string) string {
 	return id
 }
 
-// Fallback lists GPUs with Primary and, when it fails (NVML missing, say),
-// with Secondary; OnFallback, if set, hears why.
-type Fallback struct {
-	Primary, Secondary GPULister
-	OnFallback         func(error)
-}
-
-// GPUs implements GPULister.
-func (f Fallback) GPUs() ([]GPU, error) {
-	gpus, err := f.Primary.GPUs()
-	if err == nil {
-		return gpus, nil
-	}
-	if f.OnFallback != nil {
-		f.OnFallback(err)
-	}
-	return f.Secondary.GPUs()
-}
-
 // ProcModels reads each GPU's "Model:" line from
 // <proc>/driver/nvidia/gpus/*/information, by normalised PCI bus id; what
 // cannot be read is left out.

@@ -97,17 +97,14 @@ type Owner struct {
 	Mode uint32 // 0: the host node's mode
 }
 
-// HostOwner keeps the host's group and mode.
-var HostOwner = Owner{GID: -1}
-
 // CopyNodes makes, in dir, a copy of each node (the same numbers, mode and
 // owner, at dir/<Name>) and returns the nodes with their Path the copy's.
 // A container given the copies, bind-mounted, shares no inode with the
 // host's nodes: its root, privileged or not, can chmod, chown or
 // touch what it sees, and the host's /dev and every other container see
 // nothing of it. A node that is not the character device it should be is
-// an error: it is not copied. as, when not HostOwner, sets the copies'
-// group and mode (the host's nodes stay as they are).
+// an error: it is not copied. as sets the copies' group and mode (the
+// host's nodes stay as they are).
 func CopyNodes(nfs NodeFS, dir string, nodes []Node, as Owner) ([]Node, error) {
 	out := make([]Node, len(nodes))
 	for i, n := range nodes {

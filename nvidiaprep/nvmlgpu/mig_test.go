@@ -58,7 +58,7 @@ func TestMIGsFromNVMLAgreeWithProcfs(t *testing.T) {
 		DeviceGetCountFunc:         func() (int, nvml.Return) { return len(gpus), nvml.SUCCESS },
 		DeviceGetHandleByIndexFunc: func(i int) (nvml.Device, nvml.Return) { return gpus[i], nvml.SUCCESS },
 	}
-	migs, err := NewWith(lib).MIGs()
+	migs, err := newWith(lib).MIGs()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ type Lister struct {
 // New returns a Lister over the real NVML library.
 func New() Lister { return Lister{lib: nvml.New()} }
 
-// NewWith returns a Lister over lib (go-nvml's mock servers in tests).
-func NewWith(lib nvml.Interface) Lister { return Lister{lib: lib} }
+// newWith returns a Lister over lib (go-nvml's mock servers in tests).
+func newWith(lib nvml.Interface) Lister { return Lister{lib: lib} }
 
 // ErrLibraryNotFound means libnvidia-ml.so.1 is not installed on this host.
 var ErrLibraryNotFound = errors.New("NVML library libnvidia-ml.so.1 not found")

@@ -25,7 +25,7 @@ func TestGPUsFromMockDGXH100(t *testing.T) {
 			return p, nvml.SUCCESS
 		}
 	}
-	gpus, err := NewWith(srv).GPUs()
+	gpus, err := newWith(srv).GPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestGPUsFromMockDGXH100(t *testing.T) {
 			t.Errorf("GPU %d: PCI bus id %q not normalised", i, g.PCIBusID)
 		}
 	}
-	v, err := NewWith(dgxh100.New()).DriverVersion()
+	v, err := newWith(dgxh100.New()).DriverVersion()
 	if err != nil || v != "550.54.15" {
 		t.Fatalf("driver version %q, %v", v, err)
 	}
@@ -56,7 +56,7 @@ func TestLibraryNotFound(t *testing.T) {
 		InitFunc:        func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND },
 		ErrorStringFunc: func(nvml.Return) string { return "not found" },
 	}
-	if _, err := NewWith(lib).GPUs(); !errors.Is(err, ErrLibraryNotFound) {
+	if _, err := newWith(lib).GPUs(); !errors.Is(err, ErrLibraryNotFound) {
 		t.Fatalf("want ErrLibraryNotFound, got %v", err)
 	}
 }
@@ -78,7 +78,7 @@ func TestDetailsFromMockDGXH100(t *testing.T) {
 			dev.GetMigModeFunc = func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS }
 		}
 	}
-	d, err := NewWith(srv).Details()
+	d, err := newWith(srv).Details()
 	if err != nil || len(d) != 8 {
 		t.Fatalf("%d GPUs, %v", len(d), err)
 	}

@@ -18,9 +18,9 @@ import (
 	"nvidiaprep/nvidiaprep/fsutil"
 )
 
-// SupportedGPUsFile is where a .run's extracted tree lists the GPUs its
+// supportedGPUsFile is where a .run's extracted tree lists the GPUs its
 // branch knows (NVIDIA ships it in every .run since the 450 branch).
-const SupportedGPUsFile = "supported-gpus/supported-gpus.json"
+const supportedGPUsFile = "supported-gpus/supported-gpus.json"
 
 // Chip is one row of supported-gpus.json.
 type Chip struct {
@@ -41,11 +41,11 @@ type List struct {
 
 // ErrNoList is a tree without supported-gpus.json (a .run older than 450,
 // or not NVIDIA's): support cannot be checked from it.
-var ErrNoList = errors.New("the driver package has no " + SupportedGPUsFile)
+var ErrNoList = errors.New("the driver package has no " + supportedGPUsFile)
 
 // ReadList reads the supported-gpus.json of an extracted .run tree.
 func ReadList(tree string) (List, error) {
-	path := filepath.Join(tree, SupportedGPUsFile)
+	path := filepath.Join(tree, supportedGPUsFile)
 	b, err := fsutil.ReadRegular(path, 16<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return List{}, ErrNoList

@@ -28,9 +28,9 @@ var kernelMins = []KernelMin{
 	}},
 }
 
-// MinDriver returns the known minimum driver for kernel release (such as
+// minDriver returns the known minimum driver for kernel release (such as
 // "6.17.2-1-pve"); ok is false when none is known.
-func MinDriver(release string) (KernelMin, bool) {
+func minDriver(release string) (KernelMin, bool) {
 	maj, min, ok := kernelMajorMinor(release)
 	if !ok {
 		return KernelMin{}, false
@@ -49,7 +49,7 @@ func MinDriver(release string) (KernelMin, bool) {
 // CheckKernel says why driver version is known not to work on kernel
 // release; "" when it is not known not to.
 func CheckKernel(version, release string) string {
-	k, ok := MinDriver(release)
+	k, ok := minDriver(release)
 	if !ok || nvflags.AtLeast(version, k.Driver) {
 		return ""
 	}

@@ -21,8 +21,8 @@ const (
 // it. --print-recommended-kernel-module-type exists from 570.86.16
 // (nvflags).
 const (
-	FirstOpen        = "515.43.04"
-	FirstOpenDefault = "560"
+	firstOpen        = "515.43.04"
+	firstOpenDefault = "560"
 )
 
 // GPU generations by PCI device id, where supported-gpus.json says
@@ -38,17 +38,17 @@ const (
 	firstBlackwell = 0x2900
 )
 
-// OpenCapable tells whether the open module can drive the GPU: its row's
+// openCapable tells whether the open module can drive the GPU: its row's
 // "kernelopen" feature where the list has features, else its generation.
-func OpenCapable(g PCIGPU, row Chip, listed bool) bool {
+func openCapable(g PCIGPU, row Chip, listed bool) bool {
 	if listed && len(row.Features) > 0 {
 		return row.HasFeature("kernelopen")
 	}
 	return g.Device >= firstTuring
 }
 
-// OpenRequired tells whether only the open module drives the GPU.
-func OpenRequired(g PCIGPU) bool {
+// openRequired tells whether only the open module drives the GPU.
+func openRequired(g PCIGPU) bool {
 	return g.Device >= firstBlackwell || g.Device >= 0x2340 && g.Device <= 0x237F
 }
 
@@ -84,7 +84,7 @@ func Check(version string, list List, listErr error, gpus []PCIGPU, moduleType s
 			rows[i], listed[i] = list.Lookup(g)
 			switch {
 			case !listed[i]:
-				v.Problems = append(v.Problems, fmt.Sprintf("GPU %s is not in driver %s's list of supported GPUs (%s): this branch does not drive it; a newer branch may (check NVIDIA's list for your card), then set [driver] version to it", g, version, SupportedGPUsFile))
+				v.Problems = append(v.Problems, fmt.Sprintf("GPU %s is not in driver %s's list of supported GPUs (%s): this branch does not drive it; a newer branch may (check NVIDIA's list for your card), then set [driver] version to it", g, version, supportedGPUsFile))
 			case rows[i].LegacyBranch != "":
 				v.Problems = append(v.Problems, fmt.Sprintf("GPU %s (%s) is not supported by driver %s: NVIDIA supports it in the %s legacy branch; set [driver] version to a %s release (and its run and sha256)", g, rows[i].Name, version, rows[i].LegacyBranch, rows[i].Branch()))
 			}
@@ -105,8 +105,8 @@ func Check(version string, list List, listErr error, gpus []PCIGPU, moduleType s
 // (rows and listed as Check finds them; nil for unknown).
 func CheckType(version, t string, gpus []PCIGPU, rows []Chip, listed []bool) []string {
 	var out []string
-	if t == Open && !nvflags.AtLeast(version, FirstOpen) {
-		return []string{fmt.Sprintf("kernel_module = \"open\", but driver %s has no open kernel module (the first is %s): set kernel_module = \"proprietary\" or \"auto\", or a newer [driver] version", version, FirstOpen)}
+	if t == Open && !nvflags.AtLeast(version, firstOpen) {
+		return []string{fmt.Sprintf("kernel_module = \"open\", but driver %s has no open kernel module (the first is %s): set kernel_module = \"proprietary\" or \"auto\", or a newer [driver] version", version, firstOpen)}
 	}
 	for i, g := range gpus {
 		row, ok := Chip{}, false
@@ -118,9 +118,9 @@ func CheckType(version, t string, gpus []PCIGPU, rows []Chip, listed []bool) []s
 			name += " " + row.Name
 		}
 		switch {
-		case t == Open && !OpenCapable(g, row, ok):
+		case t == Open && !openCapable(g, row, ok):
 			out = append(out, fmt.Sprintf("kernel_module = \"open\", but GPU %s is older than Turing: the open kernel module does not drive it; set kernel_module = \"proprietary\" (or \"auto\")", name))
-		case t == Proprietary && OpenRequired(g):
+		case t == Proprietary && openRequired(g):
 			out = append(out, fmt.Sprintf("kernel_module = \"proprietary\", but GPU %s needs the open kernel module (Blackwell and later, self-hosted Hopper); set kernel_module = \"open\" (or \"auto\")", name))
 		}
 	}
@@ -131,9 +131,9 @@ func CheckType(version, t string, gpus []PCIGPU, rows []Chip, listed []bool) []s
 // valid_kernel_module_types): open when a GPU requires it, else open from
 // 560 when every GPU supports it, else proprietary.
 func autoType(version string, gpus []PCIGPU, rows []Chip, listed []bool, problems []string) (string, []string) {
-	if !nvflags.AtLeast(version, FirstOpen) {
+	if !nvflags.AtLeast(version, firstOpen) {
 		for _, g := range gpus {
-			if OpenRequired(g) {
+			if openRequired(g) {
 				problems = append(problems, fmt.Sprintf("GPU %s needs the open kernel module, which driver %s does not have: set [driver] version to a 570 or later release", g, version))
 			}
 		}
@@ -145,10 +145,10 @@ func autoType(version string, gpus []PCIGPU, rows []Chip, listed []bool, problem
 	required, allCapable := false, true
 	var cannot []string
 	for i, g := range gpus {
-		if OpenRequired(g) {
+		if openRequired(g) {
 			required = true
 		}
-		if !OpenCapable(g, rows[i], listed[i]) {
+		if !openCapable(g, rows[i], listed[i]) {
 			allCapable = false
 			cannot = append(cannot, g.String())
 		}
@@ -158,7 +158,7 @@ func autoType(version string, gpus []PCIGPU, rows []Chip, listed []bool, problem
 		return Open, append(problems, fmt.Sprintf("the node mixes GPUs that need the open kernel module with GPUs it does not drive (%s): one driver cannot serve both; move those GPUs to another node", strings.Join(cannot, ", ")))
 	case required:
 		return Open, problems
-	case allCapable && nvflags.AtLeast(version, FirstOpenDefault):
+	case allCapable && nvflags.AtLeast(version, firstOpenDefault):
 		return Open, problems
 	default:
 		return Proprietary, problems

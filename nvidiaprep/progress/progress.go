@@ -46,7 +46,7 @@ func IsTerminal(f *os.File) bool {
 // New returns a status line on f, drawn only when f is a terminal; it
 // redraws itself every tick (the spinner and the time) until Stop.
 func New(f *os.File) *Line {
-	l := NewWriter(f, IsTerminal(f))
+	l := newWriter(f, IsTerminal(f))
 	l.width = func() int { return term.TerminalWidth(int(f.Fd())) }
 	if l.on {
 		l.stop, l.done = make(chan struct{}), make(chan struct{})
@@ -55,9 +55,9 @@ func New(f *os.File) *Line {
 	return l
 }
 
-// NewWriter returns a status line on w, drawn only when on; it redraws on
+// newWriter returns a status line on w, drawn only when on; it redraws on
 // Step and around log lines, not by itself.
-func NewWriter(w io.Writer, on bool) *Line {
+func newWriter(w io.Writer, on bool) *Line {
 	return &Line{w: w, on: on, now: time.Now}
 }
 

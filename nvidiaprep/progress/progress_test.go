@@ -11,7 +11,7 @@ import (
 
 func TestNotATerminalDrawsNothing(t *testing.T) {
 	var b bytes.Buffer
-	l := NewWriter(&b, false)
+	l := newWriter(&b, false)
 	l.Step("downloading")
 	w := l.Writer(&b)
 	w.Write([]byte("12:00:00 INF downloading NVIDIA-Linux-x86_64-580.159.04.run\n"))
@@ -29,7 +29,7 @@ func TestNotATerminalDrawsNothing(t *testing.T) {
 
 func TestTerminalLineStaysBelowLogLines(t *testing.T) {
 	var b bytes.Buffer
-	l := NewWriter(&b, true)
+	l := newWriter(&b, true)
 	now := time.Date(2025, 11, 26, 9, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { return now }
 	l.Step("extracting 580.159.04")
@@ -63,7 +63,7 @@ func TestIsTerminal(t *testing.T) {
 // that it never wraps: a wrapped line is not erased by the next \r.
 func TestLineIsCutToTheTerminal(t *testing.T) {
 	var b bytes.Buffer
-	l := NewWriter(&b, true)
+	l := newWriter(&b, true)
 	l.now = func() time.Time { return time.Date(2025, 11, 26, 9, 0, 0, 0, time.UTC) }
 	width := 40
 	l.width = func() int { return width }

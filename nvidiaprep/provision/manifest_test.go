@@ -94,7 +94,7 @@ func TestManifestEntries(t *testing.T) {
 
 func TestCheckVersion(t *testing.T) {
 	for v, ok := range map[string]bool{"460.91.03": false, "465.19.01": true, "535.216.01": true, "580.159.04": true} {
-		err := CheckVersion(v)
+		err := checkVersion(v)
 		if (err == nil) != ok {
 			t.Errorf("CheckVersion(%s): %v", v, err)
 		}

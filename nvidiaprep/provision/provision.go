@@ -1,22 +1,15 @@
-// Package provision installs, inside a container, the NVIDIA user-space
-// libraries of exactly the host's loaded driver version, from the node's
-// cached driver tree, and records the outcome. It is the provisioning
-// worker's body; post-start only asks installstate.Current and starts the worker.
+// Package provision is the provisioning worker: it installs, inside a
+// container, the NVIDIA user-space libraries of exactly the host's loaded
+// driver version, from the node's cached driver tree, and records the outcome.
 //
-// Everything inside the container happens through attach (ctexec), so the
-// container's paths resolve inside it; the few reads from the host go
-// through openat2(RESOLVE_IN_ROOT) (ctfs). The installer runs from the
-// node's extracted tree, bind-mounted read-only by pre-start: no copy of the
-// .run or of the tree is made per container.
-//
-// nvidia-installer runs from a read-only tree with --no-kernel-module: in its
-// source (install-from-cwd.c, install_from_cwd) everything that writes into
-// the package directory, building or linking the kernel interface
-// (kernel.c) and DKMS registration (misc.c), is skipped when
-// op->no_kernel_modules is set; the manifest and the installed files are only
-// read (parse_manifest, files.c install_file, crc.c). Its temporary files go
-// to $TMPDIR or /tmp (files.c get_tmpdir), and its log must be an absolute
-// path, which installerFlags give.
+// Everything inside the container happens through attach (ctexec); the few
+// reads from the host go through ctfs (openat2 RESOLVE_IN_ROOT). The
+// installer runs with --no-kernel-module from the tree that pre-start shows
+// in the container as a read-only overlay: no copy per container. In that
+// mode nvidia-installer only reads its package directory (install-from-cwd.c
+// skips the kernel interface and DKMS; parse_manifest, files.c install_file
+// and crc.c only read), writes its temporary files to $TMPDIR (files.c
+// get_tmpdir), and wants an absolute log path (installerFlags gives one).
 package provision
 
 import (
@@ -72,9 +65,9 @@ var installerFlags = []string{
 	"--log-file-name=/var/log/nvidia-installer.log",
 }
 
-// CheckVersion refuses driver versions whose installer cannot install into
+// checkVersion refuses driver versions whose installer cannot install into
 // a container.
-func CheckVersion(version string) error {
+func checkVersion(version string) error {
 	if !nvflags.AtLeast(version, nvflags.MinContainerVersion) {
 		return fmt.Errorf("driver %s is older than %s: its nvidia-installer has no --no-systemd, so nvidiaprep cannot install its libraries into a container; nothing was changed. Run a driver of %s or later on the host, or set install = false for the container and install the libraries yourself", version, nvflags.MinContainerVersion, nvflags.MinContainerVersion)
 	}
@@ -171,7 +164,7 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	}
 	defer slot.Unlock()
 
-	if err := CheckVersion(version); err != nil {
+	if err := checkVersion(version); err != nil {
 		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
 	}
 	w.status("preparing driver %s in the node's cache", version)

@@ -24,9 +24,9 @@ func ConfigLock(root string, vmid int) string {
 	return filepath.Join(root, "run/lock/lxc", "pve-config-"+strconv.Itoa(vmid)+".lock")
 }
 
-// ErrChanged means a container's config changed between the moment its
+// errChanged means a container's config changed between the moment its
 // lines were chosen and the edit: nothing was written.
-var ErrChanged = errors.New("the config changed meanwhile")
+var errChanged = errors.New("the config changed meanwhile")
 
 // RemoveLines removes lines (1-based numbers, of the config's text as
 // read before) from container vmid's config below dir, under Proxmox's
@@ -36,7 +36,7 @@ var ErrChanged = errors.New("the config changed meanwhile")
 // itself has no command for raw lxc.* lines (pct set cannot remove them),
 // which is why this package writes below /etc/pve here, as pct does, under
 // the same lock. before is the text the line numbers refer to: a config
-// that no longer holds exactly that text is left alone (ErrChanged).
+// that no longer holds exactly that text is left alone (errChanged).
 func RemoveLines(ctx context.Context, dir, root string, vmid int, before []byte, lines []int) error {
 	lock, err := filelock.Wait(ctx, ConfigLock(root, vmid))
 	if err != nil {
@@ -49,17 +49,17 @@ func RemoveLines(ctx context.Context, dir, root string, vmid int, before []byte,
 		return fmt.Errorf("CT %d: %w", vmid, err)
 	}
 	if !bytes.Equal(text, before) {
-		return fmt.Errorf("CT %d: %s: %w; run the command again", vmid, path, ErrChanged)
+		return fmt.Errorf("CT %d: %s: %w; run the command again", vmid, path, errChanged)
 	}
-	if err := fsutil.WriteFileAtomic(path, WithoutLines(text, lines), 0o640); err != nil {
+	if err := fsutil.WriteFileAtomic(path, withoutLines(text, lines), 0o640); err != nil {
 		return fmt.Errorf("CT %d: %w", vmid, err)
 	}
 	return nil
 }
 
-// WithoutLines returns text without the lines numbered in lines (1-based);
+// withoutLines returns text without the lines numbered in lines (1-based);
 // every other byte stays, line endings included.
-func WithoutLines(text []byte, lines []int) []byte {
+func withoutLines(text []byte, lines []int) []byte {
 	drop := map[int]bool{}
 	for _, n := range lines {
 		drop[n] = true

@@ -3,6 +3,7 @@ package pve
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -68,8 +69,8 @@ nfs: shared
 `
 
 func TestHookscriptPath(t *testing.T) {
-	st := ParseStorage([]byte(storageCfg))
-	if len(st) != 3 || st[2].Path != "/mnt/pve/shared" || !st[2].HasContent("snippets") || st[0].HasContent("snippets") {
+	st := parseStorage([]byte(storageCfg))
+	if len(st) != 3 || st[2].Path != "/mnt/pve/shared" || !slices.Contains(st[2].Content, "snippets") || slices.Contains(st[0].Content, "snippets") {
 		t.Fatalf("%+v", st)
 	}
 	for vol, want := range map[string]string{
@@ -80,7 +81,7 @@ func TestHookscriptPath(t *testing.T) {
 		"nowhere:snippets/x":              "does not define",
 		"/var/lib/vz/snippets/x":          "not a volume id",
 	} {
-		p, err := HookscriptPath(vol, st)
+		p, err := hookscriptPath(vol, st)
 		got := p
 		if err != nil {
 			got = err.Error()

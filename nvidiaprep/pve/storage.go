@@ -32,9 +32,9 @@ func defaultStorage() []Storage {
 	return []Storage{{ID: "local", Type: "dir", Path: "/var/lib/vz", Content: []string{"iso", "vztmpl", "backup"}}}
 }
 
-// ParseStorage reads storage.cfg: "type: id" lines, each followed by
+// parseStorage reads storage.cfg: "type: id" lines, each followed by
 // indented "key value" lines.
-func ParseStorage(text []byte) []Storage {
+func parseStorage(text []byte) []Storage {
 	var out []Storage
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	for sc.Scan() {
@@ -86,13 +86,13 @@ func ReadStorage(dir string) ([]Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the storage configuration: %w", err)
 	}
-	return ParseStorage(text), nil
+	return parseStorage(text), nil
 }
 
-// HookscriptPath resolves a hookscript volume id ("local:snippets/name")
+// hookscriptPath resolves a hookscript volume id ("local:snippets/name")
 // the way Proxmox does before it runs one: a file in the snippets
 // directory of a file-based storage. The error says what is wrong.
-func HookscriptPath(volid string, storages []Storage) (string, error) {
+func hookscriptPath(volid string, storages []Storage) (string, error) {
 	id, vol, ok := strings.Cut(volid, ":")
 	if !ok || id == "" || vol == "" {
 		return "", fmt.Errorf("%q is not a volume id (want <storage>:snippets/<file>)", volid)
@@ -111,9 +111,6 @@ func HookscriptPath(volid string, storages []Storage) (string, error) {
 	}
 	return filepath.Join(s.Path, "snippets", name), nil
 }
-
-// HasContent tells whether the storage lists content type c.
-func (s Storage) HasContent(c string) bool { return slices.Contains(s.Content, c) }
 
 // Why a hookscript volume cannot run, as Proxmox says it.
 var (
@@ -137,7 +134,7 @@ func CheckHookscript(pveDir, volid string) (string, error) {
 // Proxmox's words and matches ErrNoScript or ErrNotExecutable; path is
 // returned whenever the volume resolved.
 func FindHookscript(storages []Storage, root, volid string) (string, error) {
-	p, err := HookscriptPath(volid, storages)
+	p, err := hookscriptPath(volid, storages)
 	if err != nil {
 		return "", err
 	}

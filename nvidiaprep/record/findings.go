@@ -10,16 +10,16 @@ import (
 	"nvidiaprep/nvidiaprep/fsutil"
 )
 
-// FindingsPath is where the worker leaves what it found wrong with a
+// findingsPath is where the worker leaves what it found wrong with a
 // container's own container engines (NVIDIA's container toolkit there),
 // one sentence a line: <state>/containers/<vmid>.apps. doctor shows them.
-func FindingsPath(stateDir string, vmid int) string {
+func findingsPath(stateDir string, vmid int) string {
 	return filepath.Join(stateDir, "containers", strconv.Itoa(vmid)+".apps")
 }
 
 // SaveFindings replaces a container's findings; none removes the file.
 func SaveFindings(stateDir string, vmid int, findings []string) error {
-	p := FindingsPath(stateDir, vmid)
+	p := findingsPath(stateDir, vmid)
 	if len(findings) == 0 {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -34,7 +34,7 @@ func SaveFindings(stateDir string, vmid int, findings []string) error {
 
 // LoadFindings reads a container's findings; none when there is no file.
 func LoadFindings(stateDir string, vmid int) ([]string, error) {
-	b, err := fsutil.ReadRegular(FindingsPath(stateDir, vmid), 1<<20)
+	b, err := fsutil.ReadRegular(findingsPath(stateDir, vmid), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

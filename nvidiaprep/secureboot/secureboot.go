@@ -44,10 +44,10 @@ const (
 const (
 	globalGUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
 	shimGUID   = "605dab50-e046-4300-abb6-3dd810dd8b23"
-	// SecureBootVar and MokListRTVar are the variables' file names in
+	// secureBootVar and mokListRTVar are the variables' file names in
 	// <sys>/firmware/efi/efivars.
-	SecureBootVar = "SecureBoot-" + globalGUID
-	MokListRTVar  = "MokListRT-" + shimGUID
+	secureBootVar = "SecureBoot-" + globalGUID
+	mokListRTVar  = "MokListRT-" + shimGUID
 )
 
 func efivars(sys string) string { return filepath.Join(sys, "firmware", "efi", "efivars") }
@@ -59,7 +59,7 @@ func Enabled(sys string) (bool, error) {
 	if _, err := os.Stat(filepath.Join(sys, "firmware", "efi")); errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	b, err := fsutil.ReadRegular(filepath.Join(efivars(sys), SecureBootVar), 64)
+	b, err := fsutil.ReadRegular(filepath.Join(efivars(sys), secureBootVar), 64)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
@@ -67,7 +67,7 @@ func Enabled(sys string) (bool, error) {
 		return false, fmt.Errorf("reading the Secure Boot state: %w", err)
 	}
 	if len(b) != 5 {
-		return false, fmt.Errorf("reading the Secure Boot state: %s holds %d bytes, not 5", SecureBootVar, len(b))
+		return false, fmt.Errorf("reading the Secure Boot state: %s holds %d bytes, not 5", secureBootVar, len(b))
 	}
 	return b[4] == 1, nil
 }
@@ -148,7 +148,7 @@ var x509GUID = []byte{0xa1, 0x59, 0xc0, 0xa5, 0xe4, 0x94, 0xa7, 0x4a, 0x87, 0xb5
 func Enrolled(sys string) ([]*x509.Certificate, error) {
 	b, err := fsutil.ReadRegular(filepath.Join(sys, "firmware", "efi", "mok-variables", "MokListRT"), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
-		b, err = fsutil.ReadRegular(filepath.Join(efivars(sys), MokListRTVar), 1<<20)
+		b, err = fsutil.ReadRegular(filepath.Join(efivars(sys), mokListRTVar), 1<<20)
 		if err == nil && len(b) >= 4 {
 			b = b[4:] // the attributes
 		}

@@ -28,7 +28,7 @@ func TestEnabledFromTheEFIVariable(t *testing.T) {
 			t.Errorf("SecureBoot=%v: %v %v", want, on, err)
 		}
 	}
-	os.WriteFile(filepath.Join(h.Sys, "firmware/efi/efivars", SecureBootVar), []byte{7, 0, 0}, 0o644)
+	os.WriteFile(filepath.Join(h.Sys, "firmware/efi/efivars", secureBootVar), []byte{7, 0, 0}, 0o644)
 	if _, err := Enabled(h.Sys); err == nil {
 		t.Error("a cut variable is no error")
 	}

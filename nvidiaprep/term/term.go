@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultWidth is the width of output that goes to no terminal.
-const DefaultWidth = 80
+// defaultWidth is the width of output that goes to no terminal.
+const defaultWidth = 80
 
 // Style is how output is drawn.
 type Style struct {
@@ -32,7 +32,7 @@ func For(w io.Writer, getenv func(string) (string, bool)) Style {
 	if f, ok := w.(*os.File); ok && isTerminal(int(f.Fd())) {
 		tty = int(f.Fd())
 	}
-	s := Style{Width: DefaultWidth}
+	s := Style{Width: defaultWidth}
 	if v, ok := getenv("COLUMNS"); ok {
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
 			s.Width = n

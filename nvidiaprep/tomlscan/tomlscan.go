@@ -18,15 +18,15 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// BOM is UTF-8's byte order mark, which editors on other systems put first
+// bom is UTF-8's byte order mark, which editors on other systems put first
 // and TOML allows there.
-const BOM = "\ufeff"
+const bom = "\ufeff"
 
 // SplitBOM splits a leading byte order mark off text, so that it is not
 // read as part of the first line and an edit can put it back.
 func SplitBOM(text []byte) (mark, rest []byte) {
-	if r, ok := bytes.CutPrefix(text, []byte(BOM)); ok {
-		return []byte(BOM), r
+	if r, ok := bytes.CutPrefix(text, []byte(bom)); ok {
+		return []byte(bom), r
 	}
 	return nil, text
 }

@@ -2,7 +2,7 @@
 // programs run inside it, the names of its processes, its links and files.
 // Such text is data. A Text prints (String, and so fmt's %s and %v) with
 // every control character, invalid byte and invisible format character
-// escaped, and at most MaxLen bytes long, so that it cannot add lines to a
+// escaped, and at most maxLen bytes long, so that it cannot add lines to a
 // log, a record, an sd_notify datagram or a PROBLEM list, nor send escape
 // sequences to an admin's terminal. Raw gives the bytes to parsers, whose
 // results are checked values (a version, a package name), never printed raw.
@@ -15,8 +15,8 @@ import (
 	"unicode/utf8"
 )
 
-// MaxLen is the most bytes a Text prints, its escapes included.
-const MaxLen = 1024
+// maxLen is the most bytes a Text prints, its escapes included.
+const maxLen = 1024
 
 // Text is container-controlled text; the zero value is empty.
 type Text struct{ raw string }
@@ -33,8 +33,8 @@ func (t Text) Raw() string { return t.raw }
 // Empty tells whether the text is empty.
 func (t Text) Empty() bool { return t.raw == "" }
 
-// String is the text safe to print: escaped and capped at MaxLen bytes.
-func (t Text) String() string { return Escape(t.raw, MaxLen) }
+// String is the text safe to print: escaped and capped at maxLen bytes.
+func (t Text) String() string { return Escape(t.raw, maxLen) }
 
 // Concat is a followed by b.
 func Concat(a, b Text) Text { return Text{raw: a.raw + b.raw} }

@@ -23,7 +23,7 @@ func TestTextPrintsOneSafeLine(t *testing.T) {
 	if got, want := New("a\nb\x1b[0m\\").String(), `a\nb\x1b[0m\`; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if once := New(hostile).String(); Escape(once, MaxLen) != once {
+	if once := New(hostile).String(); Escape(once, maxLen) != once {
 		t.Errorf("escaping twice changed %q", once)
 	}
 	if got := New("Grüße, 日本").String(); got != "Grüße, 日本" {
@@ -33,7 +33,7 @@ func TestTextPrintsOneSafeLine(t *testing.T) {
 
 func TestTextIsCapped(t *testing.T) {
 	s := New(strings.Repeat("\x1b", 1<<20)).String()
-	if len(s) > MaxLen+40 || !strings.HasSuffix(s, "more bytes]") {
+	if len(s) > maxLen+40 || !strings.HasSuffix(s, "more bytes]") {
 		t.Fatalf("len %d: %q", len(s), s[len(s)-40:])
 	}
 }
