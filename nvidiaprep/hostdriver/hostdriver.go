@@ -13,6 +13,10 @@
 // replaced: the run ends "reboot required" (upgrade.go). Every host path is
 // below the configuration's [paths]; commands run through hostcmd.Runner.
 // What each step does: docs/driver-upgrades.md.
+//
+// Each step returns what it did; the loop hands each result to the ledger
+// (ledger.go), the one writer of the state file and the one place that
+// decides whether an install is partial.
 package hostdriver
 
 import (
@@ -34,7 +38,6 @@ import (
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
-	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/record"
@@ -99,130 +102,111 @@ const (
 // Run brings the node to the configured driver, or reports why it need not
 // or cannot. See the package documentation.
 func Run(ctx context.Context, o Options) (Report, error) {
-	r := &runner{o: o, start: time.Now()}
-	r.defaults()
-	return r.run(ctx)
+	return newHost(o).run(ctx)
 }
 
-// runner is one run.
-type runner struct {
+// host is one run's view of the node: the options with their defaults and
+// the tools every path uses (progress, commands, the cache). Nothing
+// changes it during the run: the install's facts travel in a job, what a
+// step did in its result, and what the state file says is the ledger's.
+type host struct {
 	o     Options
-	start time.Time
+	d     config.Driver
+	p     config.Paths
 	cache driverrun.Cache
-	st    hostdriverstate.State
-	rep   Report
-	// Between the install steps: the current step, the verified .run
-	// (step 1), and the packages step 3 installs (downloaded by its prepare).
-	cur        Step
-	runFile    string
-	headerPkgs []string
-	// plan is what kernelguard.Gate found at the end of step 1; kernels,
-	// what DKMS has for each kernel after the installer.
-	plan    kernelguard.Plan
-	kernels []kernels.Kernel
-	// oldRun is the loaded driver's cached .run, to put it back when the
-	// new one fails (upgrade.go).
-	oldRun string
+	start time.Time
 }
 
-func (r *runner) defaults() {
-	if r.o.Config.Paths.Root == "" {
-		r.o.Config.Paths.Root = "/"
+func newHost(o Options) *host {
+	start := time.Now()
+	if o.Config.Paths.Root == "" {
+		o.Config.Paths.Root = "/"
 	}
-	if r.o.Runner == nil {
-		r.o.Runner = hostcmd.Clean()
+	if o.Runner == nil {
+		o.Runner = hostcmd.Clean()
 	}
-	if r.o.HTTP == nil {
-		r.o.HTTP = defaultClient()
+	if o.HTTP == nil {
+		o.HTTP = defaultClient()
 	}
-	if r.o.DownloadAttempts <= 0 {
-		r.o.DownloadAttempts = defaultAttempts
+	if o.DownloadAttempts <= 0 {
+		o.DownloadAttempts = defaultAttempts
 	}
-	if r.o.DownloadBackoff <= 0 {
-		r.o.DownloadBackoff = defaultBackoff
+	if o.DownloadBackoff <= 0 {
+		o.DownloadBackoff = defaultBackoff
 	}
-	r.cache = driverrun.Cache{Dir: r.o.Config.Paths.Cache}
-}
-
-func (r *runner) driver() config.Driver { return r.o.Config.Driver }
-func (r *runner) paths() config.Paths   { return r.o.Config.Paths }
-func (r *runner) host(rel string) string {
-	return r.o.Config.Paths.Host(rel)
+	return &host{o: o, d: o.Config.Driver, p: o.Config.Paths, cache: driverrun.Cache{Dir: o.Config.Paths.Cache}, start: start}
 }
 
 // status announces progress: the log and the unit's STATUS line.
-func (r *runner) status(format string, args ...any) {
+func (h *host) status(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	r.o.Log.Info().Msg(msg)
-	if r.o.Status != nil {
-		r.o.Status(msg)
+	h.o.Log.Info().Msg(msg)
+	if h.o.Status != nil {
+		h.o.Status(msg)
 	}
 }
 
-func (r *runner) logf(format string, args ...any) { r.o.Log.Info().Msgf(format, args...) }
-func (r *runner) warnf(format string, args ...any) {
-	r.o.Log.Warn().Msgf(format, args...)
+func (h *host) logf(format string, args ...any) { h.o.Log.Info().Msgf(format, args...) }
+func (h *host) warnf(format string, args ...any) {
+	h.o.Log.Warn().Msgf(format, args...)
 }
 
-func (r *runner) run(ctx context.Context) (Report, error) {
-	p, d := r.paths(), r.driver()
+func (h *host) run(ctx context.Context) (Report, error) {
+	p, d := h.p, h.d
 	loaded, err := nvdev.LoadedVersion(p.Sys, p.Proc)
 	if err != nil && !errors.Is(err, nvdev.ErrNoDriver) {
-		return r.rep, err
+		return Report{}, err
 	}
-	r.rep.Configured, r.rep.Loaded = d.Version, loaded
+	rep := Report{Configured: d.Version, Loaded: loaded}
 	if d.Version == "" {
-		r.rep.Path = PathUnconfigured
-		r.rep.Summary = fmt.Sprintf("no [driver] version is configured, so the host driver is not managed (loaded: %s)", orNone(loaded))
-		r.status("%s", r.rep.Summary)
-		r.finish()
-		return r.rep, nil
+		rep.Path = PathUnconfigured
+		rep.Summary = fmt.Sprintf("no [driver] version is configured, so the host driver is not managed (loaded: %s)", orNone(loaded))
+		h.status("%s", rep.Summary)
+		rep.Duration = time.Since(h.start)
+		return rep, nil
 	}
 	lock, err := filelock.TryLock(filepath.Join(p.State, "locks", "host-driver.lock"))
 	if errors.Is(err, filelock.ErrBusy) {
-		r.status("another host-driver run is under way; waiting for it")
+		h.status("another host-driver run is under way; waiting for it")
 		lock, err = filelock.Wait(ctx, filepath.Join(p.State, "locks", "host-driver.lock"))
 	}
 	if err != nil {
-		return r.rep, err
+		return rep, err
 	}
 	defer lock.Unlock()
 
 	prev, _, stateErr := hostdriverstate.Load(p.State)
 	if stateErr != nil {
-		r.warnf("%v; ignoring it", stateErr)
+		h.warnf("%v; ignoring it", stateErr)
 	}
-	installed, err := r.installedVersion()
+	installed, err := installedVersion(p)
 	if err != nil {
-		return r.rep, fmt.Errorf("%w: which driver is installed is unknown, so nothing was changed; fix it or move it away (then the configured driver is installed again), then run this again", err)
+		return rep, fmt.Errorf("%w: which driver is installed is unknown, so nothing was changed; fix it or move it away (then the configured driver is installed again), then run this again", err)
 	}
-	r.rep.Installed = installed
-	// Without the state, whether an install of this version finished is
-	// unknown: it is treated as one that did not, and installed again.
-	partial := prev.Partial || stateErr != nil && installed == d.Version && loaded != d.Version
-	r.st = hostdriverstate.State{Configured: d.Version, Loaded: loaded, Installed: installed, Partial: partial}
+	rep.Installed = installed
+	led := newLedger(p.State, h.start, h.warnf, hostdriverstate.State{Configured: d.Version, Loaded: loaded, Installed: installed}, prev, stateErr)
 
 	switch {
 	case loaded == d.Version:
-		return r.fastPath(ctx)
-	case installed == d.Version && !partial && prev.Configured == d.Version && installOutcome(prev.Outcome) && r.laterBoot(prev):
-		return r.notLoaded(ctx, prev)
-	case installed == d.Version && !partial:
-		return r.pending(prev)
+		return h.fastPath(ctx, led, rep)
+	case installed == d.Version && !led.partial() && prev.Configured == d.Version && installOutcome(prev.Outcome) && laterBoot(p.Proc, prev):
+		return h.notLoaded(ctx, led, rep, prev)
+	case installed == d.Version && !led.partial():
+		return h.pending(led, rep, prev)
 	default:
 		if installed == d.Version && stateErr != nil {
-			r.logf("the host driver state cannot be read, so whether the install of driver %s recorded in %s finished is unknown; installing again", d.Version, record.NVIDIALog)
+			h.logf("the host driver state cannot be read, so whether the install of driver %s recorded in %s finished is unknown; installing again", d.Version, record.NVIDIALog)
 		} else if installed == d.Version {
-			r.logf("the record of driver %s in %s is from an install that did not finish (%s at step %s); installing again", d.Version, record.NVIDIALog, prev.Outcome, prev.Step)
+			h.logf("the record of driver %s in %s is from an install that did not finish (%s at step %s); installing again", d.Version, record.NVIDIALog, prev.Outcome, prev.Step)
 		}
-		return r.install(ctx)
+		return h.install(ctx, led, rep)
 	}
 }
 
 // installedVersion reads nvidia-installer's record; "" when there is none,
 // an error when there is one that cannot be read.
-func (r *runner) installedVersion() (string, error) {
-	b, err := fsutil.ReadRegular(r.host(record.NVIDIALog), 1<<20)
+func installedVersion(p config.Paths) (string, error) {
+	b, err := fsutil.ReadRegular(p.Host(record.NVIDIALog), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -239,85 +223,87 @@ func orNone(v string) string {
 	return v
 }
 
-// finish stamps the duration.
-func (r *runner) finish() { r.rep.Duration = time.Since(r.start) }
-
 // fastPath: the configured driver is loaded.
-func (r *runner) fastPath(ctx context.Context) (Report, error) {
-	p, d := r.paths(), r.driver()
-	f := nvdev.Finder{Dev: p.Dev, Proc: p.Proc, Sys: p.Sys, Modprobe: r.o.Modprobe, Warn: func(msg string) { r.warnf("%s", msg) }}
-	majors, err := f.Majors()
+func (h *host) fastPath(ctx context.Context, led *ledger, rep Report) (Report, error) {
+	d := h.d
+	fail := func(what string, err error) (Report, error) {
+		return rep, led.fail(&StepError{Name: what, Err: err}, rep.Installed)
+	}
+	nodes, err := controlNodes(h)
 	if err != nil {
-		return r.rep, r.fastFail("device nodes", err)
+		return fail("device nodes", err)
 	}
-	nodes, _, err := f.ControlNodes(majors)
-	if err != nil {
-		return r.rep, r.fastFail("device nodes", err)
-	}
-	for _, n := range nodes {
-		r.rep.Nodes = append(r.rep.Nodes, n.Name)
-	}
-	tree, err := r.cache.Extract(ctx, d.Version, d.SHA256)
+	rep.Nodes = nodes
+	tree, err := h.cache.Extract(ctx, d.Version, d.SHA256)
 	var missing *driverrun.NotCachedError
 	if errors.As(err, &missing) {
 		// Installed some other way, or the cache was cleared: fetch it once.
-		r.status("driver %s is loaded, but its .run is not in the cache: fetching it for the containers", d.Version)
-		if _, err = r.fetcher().fetch(ctx); err == nil {
-			tree, err = r.cache.Extract(ctx, d.Version, d.SHA256)
+		h.status("driver %s is loaded, but its .run is not in the cache: fetching it for the containers", d.Version)
+		if _, err = h.fetcher().fetch(ctx); err == nil {
+			tree, err = h.cache.Extract(ctx, d.Version, d.SHA256)
 		}
 	}
 	if err != nil {
-		return r.rep, r.fastFail("driver tree for containers", err)
+		return fail("driver tree for containers", err)
 	}
-	r.rep.Tree = tree
-	if err := clearRebootRequired(r.o.Config.Paths.Root); err != nil {
-		r.warnf("%v", err)
+	rep.Tree = tree
+	if err := clearRebootRequired(h.p.Root); err != nil {
+		h.warnf("%v", err)
 	}
-	r.rep.Path = PathFast
-	r.finish()
-	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s is loaded; device nodes %s ready; containers' driver tree %s ready (%v)",
-		d.Version, strings.Join(r.rep.Nodes, " "), tree, r.rep.Duration.Round(time.Microsecond))
-	r.st.Outcome, r.st.Time, r.st.Duration = hostdriverstate.OutcomeCurrent, time.Now().UTC(), r.rep.Duration
-	r.st.BootID = r.bootID() // a later boot without the driver fails
-	if err := hostdriverstate.Save(p.State, r.st, false); err != nil {
-		r.warnf("%v", err)
+	rep.Path = PathFast
+	rep.Duration = time.Since(h.start)
+	rep.Summary = fmt.Sprintf("NVIDIA driver %s is loaded; device nodes %s ready; containers' driver tree %s ready (%v)",
+		d.Version, strings.Join(rep.Nodes, " "), tree, rep.Duration.Round(time.Microsecond))
+	// The boot id: a later boot without the driver fails.
+	if err := led.end(ending{outcome: hostdriverstate.OutcomeCurrent, loaded: d.Version, bootID: bootID(h.p.Proc)}); err != nil {
+		h.warnf("%v", err)
 	}
-	r.status("%s", r.rep.Summary)
-	return r.rep, nil
+	h.status("%s", rep.Summary)
+	return rep, nil
 }
 
-func (r *runner) fastFail(what string, err error) error {
-	e := &StepError{Name: what, Err: err}
-	r.st.Outcome, r.st.Step, r.st.Error, r.st.Time = hostdriverstate.OutcomeFailed, what, e.Error(), time.Now().UTC()
-	if serr := hostdriverstate.Save(r.paths().State, r.st, true); serr != nil {
-		r.warnf("%v", serr)
+// controlNodes makes the device nodes containers need for the loaded
+// driver and names them.
+func controlNodes(h *host) ([]string, error) {
+	p := h.p
+	f := nvdev.Finder{Dev: p.Dev, Proc: p.Proc, Sys: p.Sys, Modprobe: h.o.Modprobe, Warn: func(msg string) { h.warnf("%s", msg) }}
+	majors, err := f.Majors()
+	if err != nil {
+		return nil, err
 	}
-	return e
+	nodes, _, err := f.ControlNodes(majors)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	return names, nil
 }
 
 // pending: installed, not loaded.
-func (r *runner) pending(prev hostdriverstate.State) (Report, error) {
-	d := r.driver()
-	r.rep.Path = PathPending
-	why := fmt.Sprintf("NVIDIA driver %s is installed but not loaded (loaded: %s): reboot required", d.Version, orNone(r.rep.Loaded))
+func (h *host) pending(led *ledger, rep Report, prev hostdriverstate.State) (Report, error) {
+	d := h.d
+	rep.Path = PathPending
+	why := fmt.Sprintf("NVIDIA driver %s is installed but not loaded (loaded: %s): reboot required", d.Version, orNone(rep.Loaded))
+	e := ending{outcome: hostdriverstate.OutcomeRebootRequired}
 	if prev.Configured == d.Version {
-		r.st.BootID = prev.BootID // the install's boot: a later one that comes up without it fails
+		e.bootID = prev.BootID // the install's boot: a later one that comes up without it fails
 	}
-	if err := markRebootRequired(r.o.Config.Paths.Root); err != nil {
-		return r.rep, err
+	if err := markRebootRequired(h.p.Root); err != nil {
+		return rep, err
 	}
-	r.st.Outcome, r.st.Time = hostdriverstate.OutcomeRebootRequired, time.Now().UTC()
 	if prev.Configured == d.Version && !prev.Time.IsZero() && prev.Outcome == hostdriverstate.OutcomeRebootRequired {
-		r.st.Time = prev.Time // when it was installed
+		e.since = prev.Time // when it was installed
 	}
-	r.finish()
-	r.st.Duration = r.rep.Duration
-	if err := hostdriverstate.Save(r.paths().State, r.st, false); err != nil {
-		return r.rep, err
+	rep.Duration = time.Since(h.start)
+	if err := led.end(e); err != nil {
+		return rep, err
 	}
-	r.rep.Summary = why
-	r.status("%s", why)
-	return r.rep, nil
+	rep.Summary = why
+	h.status("%s", why)
+	return rep, nil
 }
 
 // installOutcome tells whether an outcome is that of a finished install
@@ -328,8 +314,8 @@ func installOutcome(o string) bool {
 }
 
 // bootedAfter tells whether the node booted after t (btime in <proc>/stat).
-func (r *runner) bootedAfter(t time.Time) bool {
-	b, err := fsutil.ReadRegular(filepath.Join(r.paths().Proc, "stat"), 1<<20)
+func bootedAfter(proc string, t time.Time) bool {
+	b, err := fsutil.ReadRegular(filepath.Join(proc, "stat"), 1<<20)
 	if err != nil {
 		return false
 	}
@@ -342,16 +328,16 @@ func (r *runner) bootedAfter(t time.Time) bool {
 	return false
 }
 
-func (r *runner) fetcher() fetcher {
-	d := r.driver()
-	return fetcher{cache: r.cache, version: d.Version, source: d.Run, sha256: d.SHA256,
-		client: r.o.HTTP, attempts: r.o.DownloadAttempts, backoff: r.o.DownloadBackoff,
-		log: func(format string, args ...any) { r.logf(format, args...) }}
+func (h *host) fetcher() fetcher {
+	d := h.d
+	return fetcher{cache: h.cache, version: d.Version, source: d.Run, sha256: d.SHA256,
+		client: h.o.HTTP, attempts: h.o.DownloadAttempts, backoff: h.o.DownloadBackoff,
+		log: func(format string, args ...any) { h.logf(format, args...) }}
 }
 
-func (r *runner) kernelRelease() (string, error) {
-	if r.o.KernelRelease != "" {
-		return r.o.KernelRelease, nil
+func (h *host) kernelRelease() (string, error) {
+	if h.o.KernelRelease != "" {
+		return h.o.KernelRelease, nil
 	}
 	if k := kernels.Running(); k != "" {
 		return k, nil

@@ -181,10 +181,16 @@ type fakeRunner struct {
 	nouveauHeld             bool   // `modprobe -r nouveau` fails
 	fail                    map[string]int
 	modprobe                reply // `modprobe nvidia`
+	// crash, when set, panics after the command whose line starts with
+	// it has done its work: the unit killed there (ledger_test.go).
+	crash string
 }
 
 func (f *fakeRunner) Run(_ context.Context, c hostcmd.Command) (hostcmd.Result, error) {
 	r := f.answer(c)
+	if f.crash != "" && strings.HasPrefix(c.String(), f.crash) {
+		panic(killed)
+	}
 	out := r.Stdout + r.Stderr
 	return hostcmd.Result{Stdout: r.Stdout, Output: out}, hostcmd.Exited(c, r.Exit, out)
 }

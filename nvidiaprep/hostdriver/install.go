@@ -22,57 +22,51 @@ import (
 )
 
 // beginFetch says where step 1 gets the .run from.
-func (r *runner) beginFetch() string {
-	d := r.driver()
+func beginFetch(h *host) string {
+	d := h.d
 	src := d.Run
 	if src == "" {
-		src = r.cache.RunsDir()
+		src = h.cache.RunsDir()
 	}
 	return fmt.Sprintf("getting NVIDIA driver %s from %s", d.Version, src)
 }
 
 // fetchStep is step 1: the .run in the cache, verified, and extracted for
-// the containers.
-func (r *runner) fetchStep(ctx context.Context) error {
-	d := r.driver()
+// the containers (prepare then runs the kernel gate on the tree).
+func fetchStep(ctx context.Context, h *host) (run, tree string, err error) {
+	d := h.d
 	if d.SHA256 == "" {
-		r.warnf("[driver] sha256 is not set: the driver package is not verified; pin it")
+		h.warnf("[driver] sha256 is not set: the driver package is not verified; pin it")
 	}
-	run, err := r.fetcher().fetch(ctx)
-	if err != nil {
-		return err
+	if run, err = h.fetcher().fetch(ctx); err != nil {
+		return "", "", err
 	}
-	tree, err := r.cache.Extract(ctx, d.Version, d.SHA256)
-	if err != nil {
-		return err
+	if tree, err = h.cache.Extract(ctx, d.Version, d.SHA256); err != nil {
+		return "", "", err
 	}
-	r.runFile, r.rep.Tree = run, tree
-	return r.gate(ctx)
+	return run, tree, nil
 }
 
 // sh runs a command (a non-zero exit is a *hostcmd.ExitError) and logs it.
-func (r *runner) sh(ctx context.Context, c hostcmd.Command) (hostcmd.Result, error) {
-	r.o.Log.Debug().Msgf("running %s", c)
-	return r.o.Runner.Run(ctx, c)
+func (h *host) sh(ctx context.Context, c hostcmd.Command) (hostcmd.Result, error) {
+	h.o.Log.Debug().Msgf("running %s", c)
+	return h.o.Runner.Run(ctx, c)
 }
 
 // aptEnv keeps apt and dpkg from asking.
 var aptEnv = []string{"DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none"}
 
-func (r *runner) aptLockTimeout() string {
-	return "DPkg::Lock::Timeout=" + strconv.Itoa(int(r.o.Config.Provision.DpkgLockTimeout.Seconds()))
-}
-
-// apt runs apt-get with the lock timeout, quietly, without questions.
-func (r *runner) apt(ctx context.Context, args ...string) (hostcmd.Result, error) {
-	a := append([]string{"-q", "-y", "-o", r.aptLockTimeout()}, args...)
-	return r.sh(ctx, hostcmd.Command{Name: "apt-get", Args: a, Env: aptEnv})
+// apt runs apt-get with dpkg's lock timeout, quietly, without questions.
+func (h *host) apt(ctx context.Context, args ...string) (hostcmd.Result, error) {
+	lock := "DPkg::Lock::Timeout=" + strconv.Itoa(int(h.o.Config.Provision.DpkgLockTimeout.Seconds()))
+	a := append([]string{"-q", "-y", "-o", lock}, args...)
+	return h.sh(ctx, hostcmd.Command{Name: "apt-get", Args: a, Env: aptEnv})
 }
 
 // dpkgStatus returns the dpkg status ("ii", "rc", ...) of the named
 // packages that dpkg knows.
-func (r *runner) dpkgStatus(ctx context.Context, names ...string) (map[string]string, error) {
-	res, err := r.o.Runner.Run(ctx, hostcmd.Command{Name: "dpkg-query", Args: append([]string{"-W", "-f=" + nvpkgs.QueryFormat}, names...)})
+func dpkgStatus(ctx context.Context, run hostcmd.Runner, names ...string) (map[string]string, error) {
+	res, err := run.Run(ctx, hostcmd.Command{Name: "dpkg-query", Args: append([]string{"-W", "-f=" + nvpkgs.QueryFormat}, names...)})
 	// Exit 1 only means some names are unknown.
 	if code, ok := hostcmd.ExitCode(err); ok && code == 1 {
 		err = nil
@@ -95,33 +89,17 @@ func (r *runner) dpkgStatus(ctx context.Context, names ...string) (map[string]st
 // buildTools are what DKMS needs besides the headers to build the module.
 var buildTools = []string{"dkms", "gcc", "make"}
 
-// prepareHeaders is step 3's prepare: it picks the headers package and
-// downloads what step 3 will install, updating apt's lists once when it
-// knows no headers package: before anything is removed, the packages are
-// on the node.
-func (r *runner) prepareHeaders(ctx context.Context) error {
-	pkgs, err := r.headerPackages(ctx)
-	if err != nil {
-		return failed(aptLog, false, err)
-	}
-	r.headerPkgs = pkgs
-	return nil
-}
-
-// headerPackages returns the packages step 3 installs, downloaded: the
-// headers of every installed kernel that lacks them (the gate found them),
-// the headers metapackage, and the build tools DKMS needs.
-func (r *runner) headerPackages(ctx context.Context) ([]string, error) {
-	release, err := r.kernelRelease()
+// headerPackages returns the packages step 3 installs, downloaded before
+// anything is removed (prepare): the headers of every installed kernel
+// that lacks them (the gate found them), the headers metapackage, and the
+// build tools DKMS needs.
+func headerPackages(ctx context.Context, j job) ([]string, error) {
+	j.status("checking that the headers of every installed kernel (%s) can be installed, before anything is removed", strings.Join(j.plan.Kernels, " "))
+	want, err := kernelPackages(ctx, j)
 	if err != nil {
 		return nil, err
 	}
-	r.status("checking that the headers of every installed kernel (%s) can be installed, before anything is removed", strings.Join(r.plan.Kernels, " "))
-	want, err := r.kernelPackages(ctx, release)
-	if err != nil {
-		return nil, err
-	}
-	have, err := r.dpkgStatus(ctx, buildTools...)
+	have, err := dpkgStatus(ctx, j.o.Runner, buildTools...)
 	if err != nil {
 		return nil, err
 	}
@@ -131,11 +109,11 @@ func (r *runner) headerPackages(ctx context.Context) ([]string, error) {
 		}
 	}
 	if len(want) == 0 {
-		r.logf("the headers of every kernel and %s are installed", strings.Join(buildTools, ", "))
+		j.logf("the headers of every kernel and %s are installed", strings.Join(buildTools, ", "))
 		return nil, nil
 	}
-	r.status("downloading %s", strings.Join(want, " "))
-	if _, err := r.apt(ctx, append([]string{"install", "--download-only", "--no-install-recommends"}, want...)...); err != nil {
+	j.status("downloading %s", strings.Join(want, " "))
+	if _, err := j.apt(ctx, append([]string{"install", "--download-only", "--no-install-recommends"}, want...)...); err != nil {
 		return nil, err
 	}
 	return want, nil
@@ -143,8 +121,8 @@ func (r *runner) headerPackages(ctx context.Context) ([]string, error) {
 
 // aptCandidates tells which packages apt could install (apt-cache policy
 // shows a candidate).
-func (r *runner) aptCandidates(ctx context.Context, names ...string) (map[string]bool, error) {
-	res, err := r.sh(ctx, hostcmd.Command{Name: "apt-cache", Args: append([]string{"policy"}, names...)})
+func aptCandidates(ctx context.Context, h *host, names ...string) (map[string]bool, error) {
+	res, err := h.sh(ctx, hostcmd.Command{Name: "apt-cache", Args: append([]string{"policy"}, names...)})
 	if err != nil {
 		return nil, err
 	}
@@ -162,44 +140,45 @@ func (r *runner) aptCandidates(ctx context.Context, names ...string) (map[string
 	return out, nil
 }
 
-// remove is step 2.
-func (r *runner) remove(ctx context.Context) error {
-	if changed, err := r.purgeDistroPackages(ctx); err != nil {
-		return failed(aptLog, changed, err)
+// removeStep is step 2.
+func removeStep(ctx context.Context, j job) (result, error) {
+	if changed, err := purgeDistroPackages(ctx, j); err != nil {
+		return result{}, failed(aptLog, changed, err)
 	}
-	if err := r.uninstallRun(ctx, r.runFile); err != nil {
-		return failed(UninstallerLog, true, err)
+	settled, err := uninstallRun(ctx, j)
+	if err != nil {
+		return result{}, failed(UninstallerLog, true, err)
 	}
-	return r.removeDKMS(ctx)
+	return result{settled: settled}, removeDKMS(ctx, j)
 }
 
 // purgeDistroPackages purges the distribution's NVIDIA driver packages,
 // but only when apt would remove nothing else with them. changed tells
 // whether it got as far as purging.
-func (r *runner) purgeDistroPackages(ctx context.Context) (changed bool, err error) {
-	if p, err := findProgram(r.o.Config.Paths.Root, "dpkg-query"); err != nil || p == "" {
+func purgeDistroPackages(ctx context.Context, j job) (changed bool, err error) {
+	if p, err := findProgram(j.p.Root, "dpkg-query"); err != nil || p == "" {
 		return false, err // none: not a dpkg system; an error: cannot tell
 	}
-	res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=" + nvpkgs.QueryFormat}})
+	res, err := j.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=" + nvpkgs.QueryFormat}})
 	if err != nil {
 		return false, err
 	}
 	pkgs := nvpkgs.DriverPackages(res.Stdout)
 	if len(pkgs) > 0 {
-		sim, err := r.sh(ctx, hostcmd.Command{Name: "apt-get", Args: append([]string{"-s", "-q", "purge"}, pkgs...), Env: aptEnv})
+		sim, err := j.sh(ctx, hostcmd.Command{Name: "apt-get", Args: append([]string{"-s", "-q", "purge"}, pkgs...), Env: aptEnv})
 		if err != nil {
 			return false, err
 		}
 		if extra := alsoRemoved(sim.Stdout, pkgs); len(extra) > 0 {
 			return false, fmt.Errorf("purging the distribution's NVIDIA packages (%s) would also remove %s, which depend on them; remove or keep those yourself, then run again", strings.Join(pkgs, " "), strings.Join(extra, " "))
 		}
-		r.stepf("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
-		if _, err := r.apt(ctx, append([]string{"purge"}, pkgs...)...); err != nil {
+		j.stepf("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
+		if _, err := j.apt(ctx, append([]string{"purge"}, pkgs...)...); err != nil {
 			return true, err
 		}
 	}
 	// Left by packages that are gone now; it would stop the installer.
-	if err := os.Remove(r.host(altMarker)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(j.p.Host(altMarker)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return true, err
 	}
 	return len(pkgs) > 0, nil
@@ -224,9 +203,9 @@ func alsoRemoved(sim string, pkgs []string) []string {
 
 // uninstallArgs are the uninstaller's flags: silent, a known log, and with
 // a module loaded, no attempt to unload it.
-func (r *runner) uninstallArgs() []string {
+func uninstallArgs(loaded string) []string {
 	a := []string{"--silent", "--log-file-name=" + UninstallerLog}
-	if r.rep.Loaded != "" {
+	if loaded != "" {
 		a = append(a, "--skip-module-unload")
 	}
 	return a
@@ -234,47 +213,47 @@ func (r *runner) uninstallArgs() []string {
 
 // uninstallRun removes an earlier .run install with its own
 // nvidia-uninstall, or with the configured .run's --uninstall when that is
-// gone (both read /var/lib/nvidia/log).
-func (r *runner) uninstallRun(ctx context.Context, run string) error {
-	b, err := fsutil.ReadRegular(r.host(record.NVIDIALog), 1<<20)
+// gone (both read /var/lib/nvidia/log). settled tells that it removed one
+// (whatever was half installed is gone with it).
+func uninstallRun(ctx context.Context, j job) (settled bool, err error) {
+	b, err := fsutil.ReadRegular(j.p.Host(record.NVIDIALog), 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	r.stepf("uninstalling the earlier .run install of driver %s", orNone(record.InstalledVersion(b)))
-	c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
-	if p := lookPath(r.o.Config.Paths.Root, "nvidia-uninstall"); p != "" {
-		c = hostcmd.Command{Name: p, Args: r.uninstallArgs()}
+	j.stepf("uninstalling the earlier .run install of driver %s", orNone(record.InstalledVersion(b)))
+	c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{j.run, "--uninstall"}, uninstallArgs(j.loaded)...), Env: j.runEnv()}
+	if p := lookPath(j.p.Root, "nvidia-uninstall"); p != "" {
+		c = hostcmd.Command{Name: p, Args: uninstallArgs(j.loaded)}
 	}
-	if _, err := r.sh(ctx, c); err != nil {
-		return err
+	if _, err := j.sh(ctx, c); err != nil {
+		return false, err
 	}
-	if _, err := os.Stat(r.host(record.NVIDIALog)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(j.p.Host(record.NVIDIALog)); !errors.Is(err, os.ErrNotExist) {
 		if err != nil {
-			return fmt.Errorf("after %s, cannot tell whether %s is gone: %w", c.Name, record.NVIDIALog, err)
+			return false, fmt.Errorf("after %s, cannot tell whether %s is gone: %w", c.Name, record.NVIDIALog, err)
 		}
-		return fmt.Errorf("%s left %s behind", c.Name, record.NVIDIALog)
+		return false, fmt.Errorf("%s left %s behind", c.Name, record.NVIDIALog)
 	}
-	r.st.Partial = false
-	return nil
+	return true, nil
 }
 
 // removeDKMS removes every version of the nvidia DKMS module that is left:
 // the installer registers its own again, and a stale one breaks the build
 // hooks of every later kernel.
-func (r *runner) removeDKMS(ctx context.Context) error {
-	if p, err := findProgram(r.o.Config.Paths.Root, "dkms"); err != nil || p == "" {
+func removeDKMS(ctx context.Context, j job) error {
+	if p, err := findProgram(j.p.Root, "dkms"); err != nil || p == "" {
 		return err
 	}
-	res, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
+	res, err := j.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
 	if err != nil {
 		return err
 	}
 	for _, v := range dkmsVersions(res.Stdout, "nvidia") {
-		r.stepf("removing the DKMS module nvidia/%s", v)
-		if _, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"remove", "-m", "nvidia", "-v", v, "--all"}}); err != nil {
+		j.stepf("removing the DKMS module nvidia/%s", v)
+		if _, err := j.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"remove", "-m", "nvidia", "-v", v, "--all"}}); err != nil {
 			return err
 		}
 	}
@@ -303,32 +282,32 @@ func dkmsVersions(status, module string) []string {
 	return out
 }
 
-func (r *runner) beginHeaders() string {
-	if len(r.headerPkgs) == 0 {
+func beginHeaders(j job) string {
+	if len(j.pkgs) == 0 {
 		return fmt.Sprintf("kernel headers and %s are installed", strings.Join(buildTools, ", "))
 	}
-	return "installing " + strings.Join(r.headerPkgs, " ")
+	return "installing " + strings.Join(j.pkgs, " ")
 }
 
 // installPackages is step 3 (its packages were downloaded before step 2).
-func (r *runner) installPackages(ctx context.Context) error {
-	if len(r.headerPkgs) == 0 {
-		return nil
+func installPackages(ctx context.Context, j job) (result, error) {
+	if len(j.pkgs) == 0 {
+		return result{}, nil
 	}
-	if _, err := r.apt(ctx, append([]string{"install", "--no-install-recommends"}, r.headerPkgs...)...); err != nil {
-		return failed(aptLog, true, err)
+	if _, err := j.apt(ctx, append([]string{"install", "--no-install-recommends"}, j.pkgs...)...); err != nil {
+		return result{}, failed(aptLog, true, err)
 	}
-	return nil
+	return result{}, nil
 }
 
 // blacklistNouveau is step 4. The initramfs is rebuilt when the blacklist
 // is new or changed; when that fails the blacklist goes again, so that the
 // next run redoes both.
-func (r *runner) blacklistNouveau(ctx context.Context) error {
-	path := r.host(hostdriverstate.BlacklistFile)
+func blacklistNouveau(ctx context.Context, j job) error {
+	path := j.p.Host(hostdriverstate.BlacklistFile)
 	old, err := fsutil.ReadRegular(path, 1<<20)
 	if bytes.Equal(old, []byte(blacklistContents)) {
-		r.logf("/%s is in place", hostdriverstate.BlacklistFile)
+		j.logf("/%s is in place", hostdriverstate.BlacklistFile)
 		return nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -340,13 +319,13 @@ func (r *runner) blacklistNouveau(ctx context.Context) error {
 	if err := fsutil.WriteFileDurable(path, []byte(blacklistContents), 0o644); err != nil {
 		return err
 	}
-	upd := lookPath(r.o.Config.Paths.Root, "update-initramfs")
+	upd := lookPath(j.p.Root, "update-initramfs")
 	if upd == "" {
-		r.logf("update-initramfs is not installed: no initramfs to rebuild")
+		j.logf("update-initramfs is not installed: no initramfs to rebuild")
 		return nil
 	}
-	r.stepf("rebuilding the initramfs without nouveau (update-initramfs -u)")
-	if _, err := r.sh(ctx, hostcmd.Command{Name: upd, Args: []string{"-u"}}); err != nil {
+	j.stepf("rebuilding the initramfs without nouveau (update-initramfs -u)")
+	if _, err := j.sh(ctx, hostcmd.Command{Name: upd, Args: []string{"-u"}}); err != nil {
 		os.Remove(path)
 		return err
 	}
@@ -355,8 +334,8 @@ func (r *runner) blacklistNouveau(ctx context.Context) error {
 
 // runEnv gives the .run's stub a temporary directory in the cache, which
 // allows execution where /tmp may not.
-func (r *runner) runEnv() []string {
-	tmp := r.cache.TmpDir()
+func (h *host) runEnv() []string {
+	tmp := h.cache.TmpDir()
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil
 	}
@@ -367,12 +346,12 @@ func (r *runner) runEnv() []string {
 // version: the module type the gate chose, and with Secure Boot on the
 // signing key (the old driver put back after a failed upgrade is signed
 // with it too).
-func (r *runner) installerArgs(run, version string) ([]string, error) {
-	sign, err := r.signingFlags()
+func installerArgs(j job, run, version string) ([]string, error) {
+	sign, err := signingFlags(j)
 	if err != nil {
 		return nil, err
 	}
-	a := append([]string{run}, installFlags(version, r.moduleType())...)
+	a := append([]string{run}, installFlags(version, j.plan.ModuleType)...)
 	return append(a, sign...), nil
 }
 
@@ -398,27 +377,26 @@ func installFlags(version, kernelModule string) []string {
 	return a
 }
 
-func (r *runner) beginInstaller() string {
-	return fmt.Sprintf("running %s --dkms", filepath.Base(r.runFile))
+func beginInstaller(j job) string {
+	return fmt.Sprintf("running %s --dkms", filepath.Base(j.run))
 }
 
-// runInstaller is step 5; a failed install is rolled back (then it is no
-// longer partial).
-func (r *runner) runInstaller(ctx context.Context) error {
-	d, run := r.driver(), r.runFile
-	args, err := r.installerArgs(run, d.Version)
+// runInstaller is step 5; a failed install is rolled back (then it is
+// settled) and the driver loaded before put back.
+func runInstaller(ctx context.Context, j job) (result, error) {
+	d, run := j.d, j.run
+	args, err := installerArgs(j, run, d.Version)
 	if err != nil {
-		return failed("", false, err)
+		return result{}, failed("", false, err)
 	}
-	res, err := r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: args, Env: r.runEnv()})
+	res, err := j.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: args, Env: j.runEnv()})
 	if err != nil {
-		release, _ := r.kernelRelease()
-		if cause := installerCause(res.Output, d.Version, release); cause != "" {
+		if cause := installerCause(res.Output, d.Version, j.release); cause != "" {
 			err = fmt.Errorf("%w: %s", err, cause)
 		}
 	}
 	if err == nil {
-		if have, rerr := r.installedVersion(); rerr != nil {
+		if have, rerr := installedVersion(j.p); rerr != nil {
 			err = fmt.Errorf("the installer succeeded, but its record cannot be read: %w", rerr)
 		} else if have != d.Version {
 			err = fmt.Errorf("the installer succeeded, but %s records driver %q", record.NVIDIALog, have)
@@ -428,38 +406,32 @@ func (r *runner) runInstaller(ctx context.Context) error {
 		// NVIDIA's installer goes on after a file it cannot install and
 		// exits 0 (command-list.c execute_command_list, continue_after_error).
 		src := filepath.Join("/usr/src", "nvidia-"+d.Version, "dkms.conf")
-		if st, serr := os.Stat(r.host(src)); serr != nil || !st.Mode().IsRegular() {
+		if st, serr := os.Stat(j.p.Host(src)); serr != nil || !st.Mode().IsRegular() {
 			err = fmt.Errorf("the installer exited 0, but %s is not there: it went on after files it could not install (\"Cannot install\" in %s), and DKMS has no module to build", src, InstallerLog)
 		}
 	}
 	if err == nil {
-		r.kernels = r.dkmsEveryKernel(ctx)
-		return nil
+		return result{warning: kernelWarning(d.Version, dkmsEveryKernel(ctx, j))}, nil
 	}
-	_, statErr := os.Stat(r.host(record.NVIDIALog))
+	var out result
+	_, statErr := os.Stat(j.p.Host(record.NVIDIALog))
 	if statErr != nil && !errors.Is(statErr, os.ErrNotExist) {
 		// It may have installed files: left marked partial, the next run
 		// uninstalls them before it installs.
 		err = fmt.Errorf("%w; cannot tell whether it installed files (%v), so nothing was rolled back: the next run removes them first", err, statErr)
 	}
 	if statErr == nil {
-		r.status("%s failed; rolling back what the installer installed", r.cur.label())
-		c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, r.uninstallArgs()...), Env: r.runEnv()}
-		if _, uerr := r.sh(context.WithoutCancel(ctx), c); uerr != nil {
+		j.status("%s failed; rolling back what the installer installed", j.step.label())
+		c := hostcmd.Command{Name: "/bin/sh", Args: append([]string{run, "--uninstall"}, uninstallArgs(j.loaded)...), Env: j.runEnv()}
+		if _, uerr := j.sh(context.WithoutCancel(ctx), c); uerr != nil {
 			err = fmt.Errorf("%w; rolling it back failed too: %v (see %s)", err, uerr, UninstallerLog)
 		} else {
-			r.st.Partial = false
+			out.settled = true
 			err = fmt.Errorf("%w; the partial install was rolled back", err)
 		}
 	}
 	// The installer unloaded the old driver: put it back and load it.
-	return failed(InstallerLog, true, r.putBack(ctx, err))
-}
-
-// gpuUsers counts the processes that have an NVIDIA device node open
-// (Holders): containers using a GPU, which a reboot would cut off. When it
-// cannot tell, it says so: a reboot is then not safe.
-func (r *runner) gpuUsers() (int, error) {
-	hs, err := Holders(r.host("proc"), r.paths().Dev)
-	return len(hs), err
+	back, err := putBack(ctx, j, err)
+	out.settled, out.nodes = out.settled || back.settled, back.nodes
+	return out, failed(InstallerLog, true, err)
 }

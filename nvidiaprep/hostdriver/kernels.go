@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
@@ -23,42 +24,37 @@ import (
 
 // gate runs kernelguard.Gate on the extracted tree: a refusal ends the run
 // before anything on the node changes.
-func (r *runner) gate(ctx context.Context) error {
-	release, err := r.kernelRelease()
-	if err != nil {
-		return err
-	}
-	d := r.driver()
+func gate(ctx context.Context, h *host, release, tree string) (kernelguard.Plan, error) {
+	d := h.d
 	plan, err := kernelguard.Gate(ctx, kernelguard.GateInput{
-		Version: d.Version, Tree: r.rep.Tree, KernelModule: d.KernelModule,
-		Root: r.paths().Root, Sys: r.paths().Sys, Running: release, Runner: r.o.Runner,
-		Installable: r.installable, CreateKey: true,
+		Version: d.Version, Tree: tree, KernelModule: d.KernelModule,
+		Root: h.p.Root, Sys: h.p.Sys, Running: release, Runner: h.o.Runner,
+		Installable: h.installable, CreateKey: true,
 	})
 	if err != nil {
-		return err
+		return plan, err
 	}
 	for _, n := range plan.Notes {
-		r.warnf("%s", n)
+		h.warnf("%s", n)
 	}
 	if plan.KeyCreated {
-		r.logf("Secure Boot is on: made the module signing key %s and %s (DKMS and the installer sign with it)", secureboot.KeyPath, secureboot.CertPath)
+		h.logf("Secure Boot is on: made the module signing key %s and %s (DKMS and the installer sign with it)", secureboot.KeyPath, secureboot.CertPath)
 	}
-	r.plan = plan
-	return nil
+	return plan, nil
 }
 
 // installable tells which packages apt can install, updating its lists
 // once when it knows none of some.
-func (r *runner) installable(ctx context.Context, pkgs []string) (map[string]bool, error) {
-	avail, err := r.aptCandidates(ctx, pkgs...)
+func (h *host) installable(ctx context.Context, pkgs []string) (map[string]bool, error) {
+	avail, err := aptCandidates(ctx, h, pkgs...)
 	if err != nil || !slices.ContainsFunc(pkgs, func(p string) bool { return !avail[p] }) {
 		return avail, err
 	}
-	r.status("apt knows none of %s: updating its package lists", strings.Join(slices.DeleteFunc(slices.Clone(pkgs), func(p string) bool { return avail[p] }), ", "))
-	if _, err := r.apt(ctx, "update"); err != nil {
+	h.status("apt knows none of %s: updating its package lists", strings.Join(slices.DeleteFunc(slices.Clone(pkgs), func(p string) bool { return avail[p] }), ", "))
+	if _, err := h.apt(ctx, "update"); err != nil {
 		return nil, err
 	}
-	return r.aptCandidates(ctx, pkgs...)
+	return aptCandidates(ctx, h, pkgs...)
 }
 
 // kernelPackages are the headers the gate found missing, and the headers
@@ -68,24 +64,24 @@ func (r *runner) installable(ctx context.Context, pkgs []string) (map[string]boo
 // DKMS builds the module inside that run, before any reboot (a job that
 // installed them after dpkg ends would run where the admin does not look,
 // and could lose the race with a reboot).
-func (r *runner) kernelPackages(ctx context.Context, release string) ([]string, error) {
-	pkgs := slices.Clone(r.plan.Headers)
-	meta := kernels.Metapackage(release)
+func kernelPackages(ctx context.Context, j job) ([]string, error) {
+	pkgs := slices.Clone(j.plan.Headers)
+	meta := kernels.Metapackage(j.release)
 	if meta == "" {
 		return pkgs, nil
 	}
-	have, err := r.dpkgStatus(ctx, meta)
+	have, err := dpkgStatus(ctx, j.o.Runner, meta)
 	if err != nil || strings.HasPrefix(have[meta], "ii") {
 		return pkgs, err
 	}
-	avail, err := r.aptCandidates(ctx, meta)
+	avail, err := aptCandidates(ctx, j.host, meta)
 	if err != nil {
 		return nil, err
 	}
 	if avail[meta] {
 		pkgs = append(pkgs, meta)
 	} else {
-		r.warnf("apt has no %s: the headers of later kernels do not come with them; install them with each kernel (`apt install %s`)", meta, kernels.HeadersFor("<release>"))
+		j.warnf("apt has no %s: the headers of later kernels do not come with them; install them with each kernel (`apt install %s`)", meta, kernels.HeadersFor("<release>"))
 	}
 	return pkgs, nil
 }
@@ -93,23 +89,18 @@ func (r *runner) kernelPackages(ctx context.Context, release string) ([]string, 
 // signingFlags are the installer's --module-signing-* options with Secure
 // Boot on (every branch nvidiaprep installs knows them), after DKMS is
 // set to sign with the same key.
-func (r *runner) signingFlags() ([]string, error) {
-	k := r.plan.Signing
+func signingFlags(j job) ([]string, error) {
+	k := j.plan.Signing
 	if k == nil {
 		return nil, nil
 	}
-	if changed, err := secureboot.EnsureDKMSSigning(r.paths().Root); err != nil {
+	if changed, err := secureboot.EnsureDKMSSigning(j.p.Root); err != nil {
 		return nil, err
 	} else if changed {
-		r.logf("DKMS signs with %s from now on (%s)", secureboot.KeyPath, secureboot.DKMSConf)
+		j.logf("DKMS signs with %s from now on (%s)", secureboot.KeyPath, secureboot.DKMSConf)
 	}
 	return []string{"--module-signing-secret-key=" + k.KeyPath, "--module-signing-public-key=" + k.CertPath}, nil
 }
-
-// moduleType is the kernel module type the gate chose (the configured
-// one, or for "auto" the installer's recommendation or the GPUs'), as
-// installFlags takes it.
-func (r *runner) moduleType() string { return r.plan.ModuleType }
 
 // dkmsEveryKernel has DKMS build the new module for every installed kernel
 // the installer did not build it for (the installer builds for the running
@@ -117,46 +108,41 @@ func (r *runner) moduleType() string { return r.plan.ModuleType }
 // status`. A kernel left without its module does not fail the install:
 // the running kernel may still boot it; it is said loudly (summary, log,
 // the kernel guard's state and marker for status and doctor).
-func (r *runner) dkmsEveryKernel(ctx context.Context) []kernels.Kernel {
-	release, err := r.kernelRelease()
+func dkmsEveryKernel(ctx context.Context, j job) []kernels.Kernel {
+	release, v := j.release, j.d.Version
+	c := kernels.Checker{Root: j.p.Root, Running: release, Runner: j.o.Runner}
+	states, err := kernels.Status(ctx, j.o.Runner, v)
 	if err != nil {
-		r.warnf("%v", err)
-		return nil
+		j.warnf("%v", err)
 	}
-	v := r.driver().Version
-	c := kernels.Checker{Root: r.paths().Root, Running: release, Runner: r.o.Runner}
-	states, err := kernels.Status(ctx, r.o.Runner, v)
-	if err != nil {
-		r.warnf("%v", err)
-	}
-	for _, k := range r.plan.Kernels {
+	for _, k := range j.plan.Kernels {
 		if k == release || states[k] == "installed" {
 			continue
 		}
-		r.stepf("building the module for kernel %s with DKMS (dkms autoinstall -k %s)", k, k)
-		if _, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"autoinstall", "-k", k}}); err != nil {
-			r.warnf("dkms autoinstall -k %s: %v", k, err)
+		j.stepf("building the module for kernel %s with DKMS (dkms autoinstall -k %s)", k, k)
+		if _, err := j.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"autoinstall", "-k", k}}); err != nil {
+			j.warnf("dkms autoinstall -k %s: %v", k, err)
 		}
 	}
 	ks, err := c.Check(ctx, v)
 	if err != nil {
-		r.warnf("%v", err)
+		j.warnf("%v", err)
 		return nil
 	}
-	_, err = kernelguard.KernelInstalled(ctx, kernelguard.GuardInput{Config: r.o.Config, Running: release, Runner: r.o.Runner, Out: logWriter{r}})
+	_, err = kernelguard.KernelInstalled(ctx, kernelguard.GuardInput{Config: j.o.Config, Running: release, Runner: j.o.Runner, Out: logWriter{j.host}})
 	if err != nil {
-		r.warnf("%v", err)
+		j.warnf("%v", err)
 	}
 	return ks
 }
 
 // logWriter sends the guard's lines to the unit's log.
-type logWriter struct{ r *runner }
+type logWriter struct{ h *host }
 
 func (w logWriter) Write(p []byte) (int, error) {
 	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
 		if l = strings.TrimPrefix(l, "nvidiaprep: "); strings.Trim(l, "*") != "" {
-			w.r.warnf("%s", l)
+			w.h.warnf("%s", l)
 		}
 	}
 	return len(p), nil
@@ -182,8 +168,8 @@ func kernelWarning(v string, ks []kernels.Kernel) string {
 
 // bootID is this boot's id (<proc>/sys/kernel/random/boot_id); "" when
 // it cannot be read.
-func (r *runner) bootID() string {
-	b, err := fsutil.ReadRegular(filepath.Join(r.paths().Proc, "sys/kernel/random/boot_id"), 128)
+func bootID(proc string) string {
+	b, err := fsutil.ReadRegular(filepath.Join(proc, "sys/kernel/random/boot_id"), 128)
 	if err != nil {
 		return ""
 	}
@@ -193,12 +179,12 @@ func (r *runner) bootID() string {
 // laterBoot tells whether this boot is a later one than the install's
 // recorded in prev: by boot id, else (a state written before boot ids
 // were) by the boot time.
-func (r *runner) laterBoot(prev hostdriverstate.State) bool {
+func laterBoot(proc string, prev hostdriverstate.State) bool {
 	if prev.BootID != "" {
-		cur := r.bootID()
+		cur := bootID(proc)
 		return cur != "" && cur != prev.BootID
 	}
-	return r.bootedAfter(prev.Time)
+	return bootedAfter(proc, prev.Time)
 }
 
 // NotLoadedError is a boot after the install that came up without the
@@ -224,52 +210,47 @@ func (e *NotLoadedError) Error() string {
 
 // notLoaded is the pending path on a later boot than the install's: the
 // driver should have loaded and did not. It records the causes and fails.
-func (r *runner) notLoaded(ctx context.Context, prev hostdriverstate.State) (Report, error) {
-	d := r.driver()
-	release, _ := r.kernelRelease()
+func (h *host) notLoaded(ctx context.Context, led *ledger, rep Report, prev hostdriverstate.State) (Report, error) {
+	d, p := h.d, h.p
+	release, _ := h.kernelRelease()
 	// On the real host (Modprobe is wired only there), load it first: at
 	// boot udev may not have yet, and when it cannot load, modprobe says
 	// why ("Key was rejected by service").
 	probe := ""
-	if r.o.Modprobe != nil {
-		res, err := r.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"nvidia"}})
-		if loaded, _ := nvdev.LoadedVersion(r.paths().Sys, r.paths().Proc); err == nil && loaded == d.Version {
-			r.logf("loaded driver %s with modprobe", loaded)
-			r.rep.Loaded, r.st.Loaded = loaded, loaded
-			return r.fastPath(ctx)
+	if h.o.Modprobe != nil {
+		res, err := h.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"nvidia"}})
+		if loaded, _ := nvdev.LoadedVersion(p.Sys, p.Proc); err == nil && loaded == d.Version {
+			h.logf("loaded driver %s with modprobe", loaded)
+			rep.Loaded = loaded
+			return h.fastPath(ctx, led, rep)
 		}
 		if err != nil {
 			probe = res.Output
 		}
 	}
-	klog, err := kernelguard.KernelLog(ctx, r.o.Runner)
+	klog, err := kernelguard.KernelLog(ctx, h.o.Runner)
 	if err != nil {
-		r.warnf("%v", err)
+		h.warnf("%v", err)
 	}
 	klog += "\n" + probe
 	tree := ""
-	if r.cache.Extracted(d.Version) {
-		tree = r.cache.Tree(d.Version)
+	if h.cache.Extracted(d.Version) {
+		tree = h.cache.Tree(d.Version)
 	}
 	causes := kernelguard.WhyNotLoaded(ctx, kernelguard.NotLoadedInput{
 		Version: d.Version, KernelModule: d.KernelModule, Tree: tree,
-		Root: r.paths().Root, Sys: r.paths().Sys, Proc: r.paths().Proc, Running: release,
-		Runner: r.o.Runner, KernelLog: klog,
+		Root: p.Root, Sys: p.Sys, Proc: p.Proc, Running: release,
+		Runner: h.o.Runner, KernelLog: klog,
 	})
 	e := &NotLoadedError{Version: d.Version, Causes: causes}
-	if err := clearRebootRequired(r.paths().Root); err != nil {
-		r.warnf("%v", err)
+	if err := clearRebootRequired(p.Root); err != nil {
+		h.warnf("%v", err)
 	}
-	r.rep.Path = PathNotLoaded
-	r.st.Outcome, r.st.Error, r.st.BootID, r.st.Causes = hostdriverstate.OutcomeNotLoaded, e.Error(), prev.BootID, causes
-	r.st.Time = prev.Time
-	r.finish()
-	r.st.Duration = r.rep.Duration
-	if err := hostdriverstate.Save(r.paths().State, r.st, false); err != nil {
-		r.warnf("%v", err)
+	rep.Path = PathNotLoaded
+	rep.Duration = time.Since(h.start)
+	// Since the install: its time and boot.
+	if err := led.end(ending{outcome: hostdriverstate.OutcomeNotLoaded, why: e.Error(), since: prev.Time, bootID: prev.BootID, causes: causes}); err != nil {
+		h.warnf("%v", err)
 	}
-	return r.rep, e
+	return rep, e
 }
-
-// stamp records this boot in the state after an install.
-func (r *runner) stampBoot() { r.st.BootID = r.bootID() }

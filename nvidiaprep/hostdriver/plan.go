@@ -54,36 +54,36 @@ func (p Plan) Lines() []string {
 }
 
 // readPlan reads what the install steps will do, changing nothing; it runs
-// after step 1 and the prepares (the .run verified, the packages
-// downloaded).
-func (r *runner) readPlan(ctx context.Context) (Plan, error) {
-	d := r.driver()
-	args, err := r.installerArgs(r.runFile, d.Version)
+// in prepare, after step 1 (the .run verified, the packages downloaded).
+// partial is the ledger's: an unfinished install is uninstalled too.
+func readPlan(ctx context.Context, j job, partial bool) (Plan, error) {
+	d := j.d
+	args, err := installerArgs(j, j.run, d.Version)
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Version: d.Version, Loaded: r.rep.Loaded, Install: r.headerPkgs, Blacklist: hostdriverstate.BlacklistFile,
-		Installer: filepath.Base(r.runFile) + " " + strings.Join(args[1:], " ")}
-	if q, err := findProgram(r.o.Config.Paths.Root, "dpkg-query"); err != nil {
+	p := Plan{Version: d.Version, Loaded: j.loaded, Install: j.pkgs, Blacklist: hostdriverstate.BlacklistFile,
+		Installer: filepath.Base(j.run) + " " + strings.Join(args[1:], " ")}
+	if q, err := findProgram(j.p.Root, "dpkg-query"); err != nil {
 		return p, err
 	} else if q != "" {
-		res, err := r.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=" + nvpkgs.QueryFormat}})
+		res, err := j.sh(ctx, hostcmd.Command{Name: "dpkg-query", Args: []string{"-W", "-f=" + nvpkgs.QueryFormat}})
 		if err != nil {
 			return p, err
 		}
 		p.Purge = nvpkgs.DriverPackages(res.Stdout)
 	}
-	installed, err := r.installedVersion()
+	installed, err := installedVersion(j.p)
 	if err != nil {
 		return p, err
 	}
-	if installed != "" || r.st.Partial {
+	if installed != "" || partial {
 		p.Uninstall = orNone(installed)
 	}
-	if k, err := findProgram(r.o.Config.Paths.Root, "dkms"); err != nil {
+	if k, err := findProgram(j.p.Root, "dkms"); err != nil {
 		return p, err
 	} else if k != "" {
-		res, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
+		res, err := j.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia"}})
 		if err != nil {
 			return p, err
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/hostdriverstate"
+	"nvidiaprep/nvidiaprep/kernelguard"
 )
 
 // Step is one of the install path's steps: its position in installSteps,
@@ -30,42 +31,36 @@ const (
 type installStep struct {
 	name  string // short, as the state file records it and STATUS shows it
 	title string // what the step does, for its error
-	// changes tells whether the step changes the node. The state says an
-	// install is under way from the first one that does, and a failure
-	// from then on says the next run installs again.
-	changes bool
 	// partial tells that the step's work is unproven until it succeeds:
-	// the state marks the install partial from its start, and the mark
-	// goes when it succeeds (or when the step says it was undone).
+	// the ledger marks the install partial from its start, and the mark
+	// goes when it succeeds (or when its result says it was settled).
 	partial bool
-	// prepare (optional) readies the step before the first step that
-	// changes the node: a failure there changes nothing.
-	prepare func(r *runner, ctx context.Context) error
-	// begin readies the state for the step and says what it does; the
-	// state is saved after it.
-	begin func(r *runner) string
-	do    func(r *runner, ctx context.Context) error
+	// begin says what the step does; do does it and returns what it did.
+	// Step 1 has neither: it changes nothing, and its output is the job
+	// (prepare).
+	begin func(j job) string
+	do    func(ctx context.Context, j job) (result, error)
 }
 
 // installSteps are the install path's steps, keyed by Step: adding a step
-// is a name in the list of Steps and its row here. A step's error is a
-// plain error, or one from failed when it has a log or left the node
-// unchanged although the step changes it. (A function, not a variable:
-// the steps' own messages name steps.)
+// that changes the node is a name in the list of Steps and its row here.
+// A step's error is a plain error, or one from failed when it has a log or
+// left the node unchanged. (A function, not a variable: the steps' own
+// messages name steps.)
 func installSteps() [lastStep + 1]installStep {
 	return [...]installStep{
-		StepFetch: {name: "fetch", title: "get the driver package",
-			begin: (*runner).beginFetch, do: (*runner).fetchStep},
-		StepRemove: {name: "remove", title: "remove other NVIDIA drivers", changes: true,
-			begin: func(*runner) string { return "removing other NVIDIA drivers" }, do: (*runner).remove},
-		StepHeaders: {name: "headers", title: "install kernel headers and build tools", changes: true,
-			prepare: (*runner).prepareHeaders, begin: (*runner).beginHeaders, do: (*runner).installPackages},
-		StepNouveau: {name: "nouveau", title: "blacklist nouveau", changes: true,
-			begin: func(*runner) string { return "blacklisting nouveau in /" + hostdriverstate.BlacklistFile }, do: (*runner).blacklistNouveau},
-		StepInstall: {name: "install", title: "run the NVIDIA installer", changes: true, partial: true,
-			begin: (*runner).beginInstaller, do: (*runner).runInstaller},
-		StepLoad: {name: "load", title: "load the new driver", changes: true,
-			begin: (*runner).beginLoad, do: (*runner).loadStep},
+		StepFetch: {name: "fetch", title: "get the driver package"},
+		StepRemove: {name: "remove", title: "remove other NVIDIA drivers",
+			begin: func(job) string { return "removing other NVIDIA drivers" }, do: removeStep},
+		StepHeaders: {name: "headers", title: "install kernel headers and build tools",
+			begin: beginHeaders, do: installPackages},
+		StepNouveau: {name: "nouveau", title: "blacklist nouveau",
+			begin: func(job) string { return "blacklisting nouveau in /" + hostdriverstate.BlacklistFile },
+			do:    func(ctx context.Context, j job) (result, error) { return result{}, blacklistNouveau(ctx, j) }},
+		StepInstall: {name: "install", title: "run the NVIDIA installer", partial: true,
+			begin: beginInstaller, do: runInstaller},
+		StepLoad: {name: "load", title: "load the new driver",
+			begin: beginLoad, do: loadStep},
 	}
 }
 
@@ -119,90 +114,127 @@ func failed(log string, changed bool, err error) error {
 	return &StepError{Log: log, Changed: changed, Err: err}
 }
 
-// install runs the steps in order and keeps their books: it announces
-// each ("step N/M (name): ..."), records it in the state file, runs every
-// prepare before the first step that changes the node, records a failure,
-// and records and announces the outcome the steps leave.
-func (r *runner) install(ctx context.Context) (Report, error) {
-	prepared := false
-	for s := StepFetch; s <= lastStep; s++ {
-		row := s.row()
-		if row.changes && !prepared {
-			prepared = true
-			for p := StepFetch; p <= lastStep; p++ {
-				if prep := p.row().prepare; prep != nil {
-					if err := prep(r, ctx); err != nil {
-						return r.rep, r.fail(p, false, err)
-					}
-				}
-			}
-			// What can be checked before anything is removed (upgrade.go;
-			// the kernel gate ran in the prepares).
-			var wait *RebootRequiredError
-			if err := r.checkUpgrade(ctx); errors.As(err, &wait) {
-				return r.rebootRequired(wait)
-			} else if err != nil {
-				return r.rep, r.fail(s, false, err)
-			}
-			if r.o.Confirm != nil {
-				plan, err := r.readPlan(ctx)
-				if err != nil {
-					return r.rep, r.fail(s, false, err)
-				}
-				if !r.o.Confirm(plan) {
-					r.finish()
-					return r.rep, ErrDeclined
-				}
-			}
-		}
-		r.cur = s
-		if row.partial {
-			r.st.Partial = true
-		}
-		r.stepf("%s", row.begin(r))
-		r.st.Step = row.name
-		if row.changes {
-			r.st.Outcome, r.st.Time = hostdriverstate.OutcomeInstalling, time.Now().UTC()
-			if err := hostdriverstate.Save(r.paths().State, r.st, true); err != nil {
-				r.warnf("%v", err)
-			}
-		}
-		if err := row.do(r, ctx); err != nil {
-			return r.rep, r.fail(s, row.changes, err)
-		}
-		if row.partial {
-			r.st.Partial = false
-		}
-	}
-	// The steps left the outcome in the report.
-	r.rep.Path = PathInstalled
-	r.st.Installed, r.st.Outcome, r.st.Error, r.st.Log = r.rep.Installed, hostdriverstate.OutcomeCurrent, "", ""
-	r.finish()
-	r.st.Time, r.st.Duration = time.Now().UTC(), r.rep.Duration
-	if err := hostdriverstate.Save(r.paths().State, r.st, true); err != nil {
-		return r.rep, r.fail(lastStep, true, err)
-	}
-	r.status("%s", r.rep.Summary)
-	return r.rep, nil
-}
-
-// stepf announces progress within the current step.
-func (r *runner) stepf(format string, args ...any) {
-	r.status("%s: %s", r.cur.label(), fmt.Sprintf(format, args...))
-}
-
-// fail records step s's failure and returns its error; changed is the
-// default for an error that does not say (see failed).
-func (r *runner) fail(s Step, changed bool, err error) error {
+// stepError is step s's failure; changed is the default for an error that
+// does not say (see failed).
+func stepError(s Step, changed bool, err error) *StepError {
 	e := &StepError{Step: s, Changed: changed, Err: err}
 	if se, ok := err.(*StepError); ok && se.Step == 0 && se.Name == "" {
 		e.Log, e.Changed, e.Err = se.Log, se.Changed, se.Err
 	}
-	r.st.Installed, _ = r.installedVersion() // for the record only; "" when unreadable
-	r.st.Step, r.st.Outcome, r.st.Error, r.st.Log = s.Name(), hostdriverstate.OutcomeFailed, e.Error(), e.Log
-	r.st.Time, r.st.Duration = time.Now().UTC(), time.Since(r.start)
-	if serr := hostdriverstate.Save(r.paths().State, r.st, true); serr != nil {
-		r.warnf("%v", serr)
-	}
 	return e
+}
+
+// job is what the install steps work from, settled before the first of
+// them changes the node (prepare). Each step gets a copy, with step set
+// to its own, and returns what it did as a result.
+type job struct {
+	*host
+	step    Step   // the step running, for its progress lines
+	loaded  string // the driver loaded before the install; "" none
+	release string // the running kernel
+	run     string // the verified .run (step 1)
+	tree    string // its tree, extracted for the containers
+	// plan is what kernelguard.Gate found at the end of step 1.
+	plan kernelguard.Plan
+	pkgs []string // what step 3 installs, downloaded before step 2
+	// oldRun is the loaded driver's cached .run, to put it back when the
+	// new one fails (upgrade.go).
+	oldRun string
+}
+
+// stepf announces progress within the job's step.
+func (j job) stepf(format string, args ...any) {
+	j.status("%s: %s", j.step.label(), fmt.Sprintf(format, args...))
+}
+
+// prepare is everything before the first change to the node: step 1 (the
+// .run fetched, verified and extracted; the kernel gate), step 3's
+// packages downloaded, the upgrade checks, the plan an admin confirms.
+// Its error is a *StepError (the node as it was), a *RebootRequiredError
+// or ErrDeclined.
+func (h *host) prepare(ctx context.Context, loaded string, partial bool) (job, error) {
+	j := job{host: h, step: StepFetch, loaded: loaded}
+	j.stepf("%s", beginFetch(h))
+	var err error
+	if j.run, j.tree, err = fetchStep(ctx, h); err != nil {
+		return j, stepError(StepFetch, false, err)
+	}
+	if j.release, err = h.kernelRelease(); err != nil {
+		return j, stepError(StepFetch, false, err)
+	}
+	if j.plan, err = gate(ctx, h, j.release, j.tree); err != nil {
+		return j, stepError(StepFetch, false, err)
+	}
+	if j.pkgs, err = headerPackages(ctx, j); err != nil {
+		return j, stepError(StepHeaders, false, failed(aptLog, false, err))
+	}
+	// What can be checked before anything is removed (upgrade.go).
+	var wait *RebootRequiredError
+	if j.oldRun, err = checkUpgrade(ctx, j); errors.As(err, &wait) {
+		return j, wait
+	} else if err != nil {
+		return j, stepError(StepRemove, false, err)
+	}
+	if h.o.Confirm != nil {
+		plan, err := readPlan(ctx, j, partial)
+		if err != nil {
+			return j, stepError(StepRemove, false, err)
+		}
+		if !h.o.Confirm(plan) {
+			return j, ErrDeclined
+		}
+	}
+	return j, nil
+}
+
+// install runs the steps in order: prepare, then each step that changes
+// the node, announced ("step N/M (name): ...") and begun in the ledger,
+// its result recorded there; a failure is recorded and ends the run; the
+// outcome the steps leave is recorded and announced.
+func (h *host) install(ctx context.Context, led *ledger, rep Report) (Report, error) {
+	fail := func(e *StepError) (Report, error) {
+		installed, _ := installedVersion(h.p) // for the record only; "" when unreadable
+		return rep, led.fail(e, installed)
+	}
+	j, err := h.prepare(ctx, rep.Loaded, led.partial())
+	var wait *RebootRequiredError
+	var se *StepError
+	switch {
+	case errors.As(err, &wait):
+		return h.rebootRequired(led, rep, wait)
+	case errors.As(err, &se):
+		return fail(se)
+	case err != nil: // declined
+		rep.Duration = time.Since(h.start)
+		return rep, err
+	}
+	rep.Tree = j.tree
+	warnings := ""
+	for s := StepRemove; s <= lastStep; s++ {
+		row := s.row()
+		j.step = s
+		j.stepf("%s", row.begin(j))
+		led.begin(s)
+		res, err := row.do(ctx, j)
+		led.record(s, res, err)
+		if res.nodes != nil {
+			rep.Nodes = res.nodes
+		}
+		if err != nil {
+			return fail(stepError(s, true, err))
+		}
+		if res.summary != "" {
+			rep.Summary = res.summary
+		}
+		warnings += res.warning
+	}
+	rep.Path = PathInstalled
+	rep.Installed, _ = installedVersion(h.p) // verified by runInstaller
+	rep.Summary += warnings
+	rep.Duration = time.Since(h.start)
+	if err := led.end(ending{outcome: hostdriverstate.OutcomeCurrent, loaded: h.d.Version, installed: rep.Installed, durable: true}); err != nil {
+		return fail(stepError(lastStep, true, err))
+	}
+	h.status("%s", rep.Summary)
+	return rep, nil
 }

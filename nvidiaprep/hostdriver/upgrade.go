@@ -137,129 +137,127 @@ func NouveauBound(sys string) bool {
 
 // RebootRequiredError is a run that changed nothing (or only blacklisted
 // nouveau) because the new driver cannot be loaded before a reboot.
-type RebootRequiredError struct{ Why string }
+type RebootRequiredError struct {
+	Why     string
+	Holders []Holder // the processes that keep the loaded driver; none for nouveau
+}
 
 func (e *RebootRequiredError) Error() string { return e.Why }
 
 // checkUpgrade is run before any step changes the node (see the file's
-// comment). It returns a *RebootRequiredError when the install must wait
-// for a reboot, another error when it must not happen.
-func (r *runner) checkUpgrade(ctx context.Context) error {
-	p, d := r.paths(), r.driver()
+// comment). It returns the loaded driver's cached .run (to put it back), a
+// *RebootRequiredError when the install must wait for a reboot, another
+// error when it must not happen.
+func checkUpgrade(ctx context.Context, j job) (oldRun string, err error) {
+	p, d := j.p, j.d
 	if d.KernelModule == config.KernelModuleOpen && !nvflags.AtLeast(d.Version, OpenModulesSince) {
-		return fmt.Errorf("kernel_module = \"open\" needs driver %s or later (the first with NVIDIA's open kernel modules), but [driver] version is %s, whose package has only the proprietary ones: set kernel_module = \"proprietary\" (or \"auto\") in [driver]", OpenModulesSince, d.Version)
+		return "", fmt.Errorf("kernel_module = \"open\" needs driver %s or later (the first with NVIDIA's open kernel modules), but [driver] version is %s, whose package has only the proprietary ones: set kernel_module = \"proprietary\" (or \"auto\") in [driver]", OpenModulesSince, d.Version)
 	}
-	loaded := r.rep.Loaded
+	loaded := j.loaded
 	if loaded != "" {
-		hs, err := Holders(r.host("proc"), p.Dev)
+		hs, err := Holders(p.Host("proc"), p.Dev)
 		if err != nil {
-			return fmt.Errorf("driver %s is loaded and whether a process uses it cannot be told (%w), so it is not replaced now", loaded, err)
+			return "", fmt.Errorf("driver %s is loaded and whether a process uses it cannot be told (%w), so it is not replaced now", loaded, err)
 		}
 		if len(hs) > 0 {
-			r.rep.Holders = hs
-			return &RebootRequiredError{Why: fmt.Sprintf("NVIDIA driver %s is loaded and in use (%s): it stays loaded, and driver %s is installed at the next boot, before the guests start: reboot required (or stop those processes and run `nvidiaprep host-driver` again)", loaded, holderList(hs), d.Version)}
+			return "", &RebootRequiredError{Holders: hs, Why: fmt.Sprintf("NVIDIA driver %s is loaded and in use (%s): it stays loaded, and driver %s is installed at the next boot, before the guests start: reboot required (or stop those processes and run `nvidiaprep host-driver` again)", loaded, holderList(hs), d.Version)}
 		}
-		run, err := r.cache.FindRun(loaded)
-		if err != nil {
-			return fmt.Errorf("driver %s is loaded, and without its .run a failed upgrade could not put it back, so nothing was changed: %w", loaded, err)
+		if oldRun, err = j.cache.FindRun(loaded); err != nil {
+			return "", fmt.Errorf("driver %s is loaded, and without its .run a failed upgrade could not put it back, so nothing was changed: %w", loaded, err)
 		}
-		r.oldRun = run
 	}
 	if NouveauBound(p.Sys) {
-		r.status("nouveau drives a GPU: releasing it (modprobe -r nouveau)")
-		if _, err := r.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"-r", "nouveau"}}); err != nil || NouveauBound(p.Sys) {
+		j.status("nouveau drives a GPU: releasing it (modprobe -r nouveau)")
+		if _, err := j.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"-r", "nouveau"}}); err != nil || NouveauBound(p.Sys) {
 			why := "it is still bound"
 			if err != nil {
 				why = err.Error()
 			}
-			if berr := r.blacklistNouveau(ctx); berr != nil {
-				return fmt.Errorf("nouveau drives a GPU and cannot be released (%s), and blacklisting it failed: %w", why, berr)
+			if berr := blacklistNouveau(ctx, j); berr != nil {
+				return "", fmt.Errorf("nouveau drives a GPU and cannot be released (%s), and blacklisting it failed: %w", why, berr)
 			}
-			return &RebootRequiredError{Why: fmt.Sprintf("nouveau drives a GPU and cannot be released now (%s); it is blacklisted (/%s) and the initramfs rebuilt, and driver %s is installed at the next boot: reboot required to release nouveau", why, hostdriverstate.BlacklistFile, d.Version)}
+			return "", &RebootRequiredError{Why: fmt.Sprintf("nouveau drives a GPU and cannot be released now (%s); it is blacklisted (/%s) and the initramfs rebuilt, and driver %s is installed at the next boot: reboot required to release nouveau", why, hostdriverstate.BlacklistFile, d.Version)}
 		}
 	}
 	// Will the new module build and be accepted on every installed kernel
 	// (headers, minimum driver per kernel, GPU support, module type,
-	// signing key)? kernelguard.Gate answered in the prepares (gate), before
+	// signing key)? kernelguard.Gate answered in prepare (gate), before
 	// this; a module that fails anyway is caught by the installer's build
 	// or test load and put right by putBack.
-	return nil
+	return oldRun, nil
 }
 
 // rebootRequired records a run that waits for a reboot (nothing installed).
-func (r *runner) rebootRequired(e *RebootRequiredError) (Report, error) {
-	if err := markRebootRequired(r.o.Config.Paths.Root); err != nil {
-		r.warnf("%v", err)
+func (h *host) rebootRequired(led *ledger, rep Report, e *RebootRequiredError) (Report, error) {
+	if err := markRebootRequired(h.p.Root); err != nil {
+		h.warnf("%v", err)
 	}
-	r.rep.Path = PathPending
-	r.rep.Summary = e.Why
-	r.finish()
-	r.st.Outcome, r.st.Error, r.st.Step, r.st.Time, r.st.Duration = hostdriverstate.OutcomeRebootRequired, e.Why, "", time.Now().UTC(), r.rep.Duration
-	if err := hostdriverstate.Save(r.paths().State, r.st, true); err != nil {
-		r.warnf("%v", err)
+	rep.Path, rep.Summary, rep.Holders = PathPending, e.Why, e.Holders
+	rep.Duration = time.Since(h.start)
+	if err := led.end(ending{outcome: hostdriverstate.OutcomeRebootRequired, why: e.Why, durable: true}); err != nil {
+		h.warnf("%v", err)
 	}
-	r.status("%s", e.Why)
-	if len(r.rep.Holders) > 0 {
+	h.status("%s", e.Why)
+	if len(e.Holders) > 0 {
 		// The unit and a run by hand refuse: the driver is in use.
-		return r.rep, e
+		return rep, e
 	}
-	if r.driver().Reboot == config.RebootAuto {
-		users, err := r.gpuUsers()
+	if h.d.Reboot == config.RebootAuto {
+		// Processes with an NVIDIA device node open: containers using a
+		// GPU, which a reboot would cut off. When it cannot tell, a reboot
+		// is not safe.
+		users, err := Holders(h.p.Host("proc"), h.p.Dev)
 		switch {
 		case err != nil:
-			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": cannot tell whether a process has an NVIDIA device open (%v); reboot when no container uses a GPU", err)
-		case users > 0:
-			r.rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": %d processes have an NVIDIA device open", users)
+			rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": cannot tell whether a process has an NVIDIA device open (%v); reboot when no container uses a GPU", err)
+		case len(users) > 0:
+			rep.Summary += fmt.Sprintf("; not rebooting by itself although reboot = \"auto\": %d processes have an NVIDIA device open", len(users))
 		default:
-			r.st.Outcome, r.rep.Rebooting = hostdriverstate.OutcomeRebooting, true
-			r.rep.Summary += "; rebooting now (reboot = \"auto\")"
-			if err := hostdriverstate.Save(r.paths().State, r.st, true); err != nil {
-				r.warnf("%v", err)
+			rep.Rebooting = true
+			rep.Summary += "; rebooting now (reboot = \"auto\")"
+			if err := led.end(ending{outcome: hostdriverstate.OutcomeRebooting, why: e.Why, durable: true}); err != nil {
+				h.warnf("%v", err)
 			}
-			if _, err := r.sh(context.Background(), hostcmd.Command{Name: "systemctl", Args: []string{"--no-block", "reboot"}}); err != nil {
-				return r.rep, err
+			if _, err := h.sh(context.Background(), hostcmd.Command{Name: "systemctl", Args: []string{"--no-block", "reboot"}}); err != nil {
+				return rep, err
 			}
 		}
 	}
-	return r.rep, nil
+	return rep, nil
 }
 
 // loadNew is after a successful install: the new driver must be loaded
 // (the installer loads nvidia, nvidia-modeset and nvidia-drm itself);
-// nvidia-uvm is loaded, the device nodes made, the containers' tree is
-// ready. Its error is put right by putBack.
-func (r *runner) loadNew(ctx context.Context) error {
-	p, d := r.paths(), r.driver()
+// nvidia-uvm is loaded, the device nodes made (named in nodes). Its error
+// is put right by putBack.
+func loadNew(ctx context.Context, j job) (nodes []string, err error) {
+	p, d := j.p, j.d
 	loaded, err := nvdev.LoadedVersion(p.Sys, p.Proc)
 	if err != nil && !errors.Is(err, nvdev.ErrNoDriver) {
-		return err
+		return nil, err
 	}
 	if loaded != d.Version {
-		return fmt.Errorf("the installer finished, but the loaded driver is %s, not %s", orNone(loaded), d.Version)
+		return nil, fmt.Errorf("the installer finished, but the loaded driver is %s, not %s", orNone(loaded), d.Version)
 	}
-	if _, err := r.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"nvidia-uvm"}}); err != nil {
-		return fmt.Errorf("loading nvidia-uvm: %w", err)
+	if _, err := j.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"nvidia-uvm"}}); err != nil {
+		return nil, fmt.Errorf("loading nvidia-uvm: %w", err)
 	}
-	if err := r.dkmsRegistered(ctx); err != nil {
-		return err
+	if err := dkmsRegistered(ctx, j); err != nil {
+		return nil, err
 	}
-	return r.makeNodes()
+	return controlNodes(j.host)
 }
 
 // dkmsRegistered proves the installer's DKMS registration with `dkms
 // status` for the running kernel: the installer's ldtarball and install
 // -k failing is only a warning (exit 0), and /usr/src/nvidia-<v>/dkms.conf
-// is there either way. (Issue 17 extends this to every installed kernel.)
-func (r *runner) dkmsRegistered(ctx context.Context) error {
-	d := r.driver()
-	if p, err := findProgram(r.o.Config.Paths.Root, "dkms"); err != nil || p == "" {
+// is there either way.
+func dkmsRegistered(ctx context.Context, j job) error {
+	d, release := j.d, j.release
+	if p, err := findProgram(j.p.Root, "dkms"); err != nil || p == "" {
 		return fmt.Errorf("dkms is not installed, so driver %s is not registered with DKMS and a new kernel would boot without it", d.Version)
 	}
-	release, err := r.kernelRelease()
-	if err != nil {
-		return err
-	}
-	res, err := r.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia", "-v", d.Version, "-k", release}})
+	res, err := j.sh(ctx, hostcmd.Command{Name: "dkms", Args: []string{"status", "-m", "nvidia", "-v", d.Version, "-k", release}})
 	if err != nil {
 		return fmt.Errorf("dkms status: %w", err)
 	}
@@ -271,68 +269,50 @@ func (r *runner) dkmsRegistered(ctx context.Context) error {
 	return fmt.Errorf("DKMS did not register driver %s for kernel %s (`dkms status -m nvidia -v %s -k %s` says %q; the installer only warns, see %s): a new kernel would boot without it", d.Version, release, d.Version, release, strings.TrimSpace(res.Stdout), InstallerLog)
 }
 
-// makeNodes makes the device nodes containers need for the loaded driver.
-func (r *runner) makeNodes() error {
-	p := r.paths()
-	f := nvdev.Finder{Dev: p.Dev, Proc: p.Proc, Sys: p.Sys, Modprobe: r.o.Modprobe, Warn: func(msg string) { r.warnf("%s", msg) }}
-	majors, err := f.Majors()
-	if err != nil {
-		return err
-	}
-	nodes, _, err := f.ControlNodes(majors)
-	if err != nil {
-		return err
-	}
-	r.rep.Nodes = r.rep.Nodes[:0]
-	for _, n := range nodes {
-		r.rep.Nodes = append(r.rep.Nodes, n.Name)
-	}
-	return nil
-}
-
 // putBack undoes a failed upgrade: what the new installer left is
 // uninstalled, and the old driver is installed again from its cached .run
-// and loaded. It says what it did, for the step's error.
-func (r *runner) putBack(ctx context.Context, cause error) error {
-	old := r.rep.Loaded
-	if r.oldRun == "" {
-		return cause
+// and loaded. Its error says what it did, for the step's error; its result
+// is settled once the old driver is installed again.
+func putBack(ctx context.Context, j job, cause error) (result, error) {
+	old := j.loaded
+	if j.oldRun == "" {
+		return result{}, cause
 	}
 	ctx = context.WithoutCancel(ctx)
-	r.status("%s failed; putting driver %s back", r.cur.label(), old)
-	if _, err := os.Stat(r.host(record.NVIDIALog)); err == nil {
-		c := hostcmd.Command{Name: "/bin/sh", Args: []string{r.runFile, "--uninstall", "--silent", "--log-file-name=" + UninstallerLog}, Env: r.runEnv()}
-		if _, err := r.sh(ctx, c); err != nil {
-			r.warnf("removing what the failed install left: %v", err)
+	root := j.p.Root
+	j.status("%s failed; putting driver %s back", j.step.label(), old)
+	if _, err := os.Stat(j.p.Host(record.NVIDIALog)); err == nil {
+		c := hostcmd.Command{Name: "/bin/sh", Args: []string{j.run, "--uninstall", "--silent", "--log-file-name=" + UninstallerLog}, Env: j.runEnv()}
+		if _, err := j.sh(ctx, c); err != nil {
+			j.warnf("removing what the failed install left: %v", err)
 		}
 	}
-	args, err := r.installerArgs(r.oldRun, old)
+	args, err := installerArgs(j, j.oldRun, old)
 	if err != nil {
-		_ = markRebootRequired(r.o.Config.Paths.Root)
-		return fmt.Errorf("%w; putting driver %s back failed too (%v): no NVIDIA driver is loaded", cause, old, err)
+		_ = markRebootRequired(root)
+		return result{}, fmt.Errorf("%w; putting driver %s back failed too (%v): no NVIDIA driver is loaded", cause, old, err)
 	}
 	for i, a := range args {
 		if strings.HasPrefix(a, "--log-file-name=") {
 			args[i] = "--log-file-name=" + RollbackLog
 		}
 	}
-	if _, err := r.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: args, Env: r.runEnv()}); err != nil {
-		_ = markRebootRequired(r.o.Config.Paths.Root)
-		return fmt.Errorf("%w; putting driver %s back failed too (%v, see %s): no NVIDIA driver is loaded", cause, old, err, RollbackLog)
+	if _, err := j.sh(ctx, hostcmd.Command{Name: "/bin/sh", Args: args, Env: j.runEnv()}); err != nil {
+		_ = markRebootRequired(root)
+		return result{}, fmt.Errorf("%w; putting driver %s back failed too (%v, see %s): no NVIDIA driver is loaded", cause, old, err, RollbackLog)
 	}
-	r.st.Partial = false
-	if _, err := r.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"nvidia-uvm"}}); err != nil {
-		r.warnf("loading nvidia-uvm of driver %s: %v", old, err)
+	res := result{settled: true}
+	if _, err := j.sh(ctx, hostcmd.Command{Name: "modprobe", Args: []string{"nvidia-uvm"}}); err != nil {
+		j.warnf("loading nvidia-uvm of driver %s: %v", old, err)
 	}
-	if now, _ := nvdev.LoadedVersion(r.paths().Sys, r.paths().Proc); now != old {
-		_ = markRebootRequired(r.o.Config.Paths.Root)
-		return fmt.Errorf("%w; driver %s was installed again but is not loaded (loaded: %s): reboot required", cause, old, orNone(now))
+	if now, _ := nvdev.LoadedVersion(j.p.Sys, j.p.Proc); now != old {
+		_ = markRebootRequired(root)
+		return res, fmt.Errorf("%w; driver %s was installed again but is not loaded (loaded: %s): reboot required", cause, old, orNone(now))
 	}
-	if err := r.makeNodes(); err != nil {
-		r.warnf("device nodes of driver %s: %v", old, err)
+	if res.nodes, err = controlNodes(j.host); err != nil {
+		j.warnf("device nodes of driver %s: %v", old, err)
 	}
-	r.st.Loaded = old
-	return fmt.Errorf("%w; driver %s was put back and is loaded", cause, old)
+	return res, fmt.Errorf("%w; driver %s was put back and is loaded", cause, old)
 }
 
 // RollbackLog is the log of the installer run that puts the old driver back.
@@ -340,27 +320,25 @@ const RollbackLog = "/var/log/nvidia-installer-rollback.log"
 
 // loadStep is step 6: the new driver loaded (loadNew); when it is not and
 // another driver was loaded before, that one is put back.
-func (r *runner) loadStep(ctx context.Context) error {
-	d := r.driver()
-	r.rep.Installed, _ = r.installedVersion() // verified by runInstaller
-	if err := r.loadNew(ctx); err != nil {
-		if r.oldRun != "" {
-			return failed(InstallerLog, true, r.putBack(ctx, err))
+func loadStep(ctx context.Context, j job) (result, error) {
+	d := j.d
+	nodes, err := loadNew(ctx, j)
+	if err != nil {
+		if j.oldRun != "" {
+			res, err := putBack(ctx, j, err)
+			return res, failed(InstallerLog, true, err)
 		}
-		_ = markRebootRequired(r.o.Config.Paths.Root)
-		r.stampBoot() // a later boot without it is a failure with its cause (notLoaded)
-		return failed(InstallerLog, true, fmt.Errorf("driver %s is installed but not loaded: %w; reboot required", d.Version, err))
+		_ = markRebootRequired(j.p.Root)
+		// This boot's: a later boot without it is a failure with its cause (notLoaded).
+		return result{bootID: bootID(j.p.Proc)}, failed(InstallerLog, true, fmt.Errorf("driver %s is installed but not loaded: %w; reboot required", d.Version, err))
 	}
-	if err := clearRebootRequired(r.o.Config.Paths.Root); err != nil {
-		r.warnf("%v", err)
+	if err := clearRebootRequired(j.p.Root); err != nil {
+		j.warnf("%v", err)
 	}
-	r.st.Loaded = d.Version
-	r.stampBoot()
-	r.rep.Summary = fmt.Sprintf("NVIDIA driver %s installed and loaded (was: %s); device nodes %s ready: no reboot needed", d.Version, orNone(r.rep.Loaded), strings.Join(r.rep.Nodes, " "))
-	r.rep.Summary += kernelWarning(d.Version, r.kernels)
-	return nil
+	return result{bootID: bootID(j.p.Proc), nodes: nodes,
+		summary: fmt.Sprintf("NVIDIA driver %s installed and loaded (was: %s); device nodes %s ready: no reboot needed", d.Version, orNone(j.loaded), strings.Join(nodes, " "))}, nil
 }
 
-func (r *runner) beginLoad() string {
-	return fmt.Sprintf("loading driver %s and making its device nodes", r.driver().Version)
+func beginLoad(j job) string {
+	return fmt.Sprintf("loading driver %s and making its device nodes", j.d.Version)
 }
