@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"nvidiaprep/nvidiaprep/nvpkgs"
 )
@@ -47,11 +48,17 @@ type Entry struct {
 	Target string // a link's target; "" for a file
 }
 
-// soname matches a library link named by its soname: libX.so.N.
-var soname = regexp.MustCompile(`^(lib[a-z0-9+.-]+?)\.so\.([0-9]+)$`)
+// soname matches a library link named by its soname: libX.so.N. The
+// patterns are compiled when first used, not at every start of the hook,
+// which links this package for post-start.
+var soname = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(lib[a-z0-9+.-]+?)\.so\.([0-9]+)$`)
+})
 
 // versioned matches a library file named by the driver version: libX.so.<version>.
-var versioned = regexp.MustCompile(`^(lib[a-z0-9+.-]+?)\.so\.[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+var versioned = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(lib[a-z0-9+.-]+?)\.so\.[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+})
 
 // Names returns the package names the registration provides for what was
 // installed: for each library its Debian package name (libX.so.N gives
@@ -65,7 +72,7 @@ func Names(entries []Entry) (packages, virtual []string) {
 	for _, e := range entries {
 		base := path.Base(e.Path)
 		if e.Target != "" {
-			if m := soname.FindStringSubmatch(base); m != nil {
+			if m := soname().FindStringSubmatch(base); m != nil {
 				name := m[1]
 				if last := name[len(name)-1]; last >= '0' && last <= '9' {
 					name += "-"
@@ -83,7 +90,7 @@ func Names(entries []Entry) (packages, virtual []string) {
 	for _, e := range entries {
 		base := path.Base(e.Path)
 		if e.Target == "" && !linked[base] {
-			if m := versioned.FindStringSubmatch(base); m != nil && valid(m[1]) {
+			if m := versioned().FindStringSubmatch(base); m != nil && valid(m[1]) {
 				pk[m[1]] = true
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"nvidiaprep/nvidiaprep/fsutil"
 )
@@ -35,18 +36,24 @@ type MIG struct {
 // Name is the instance as a selector: "<gpu>:<gi>:<ci>".
 func (m MIG) Name() string { return fmt.Sprintf("%d:%d:%d", m.GPU, m.GI, m.CI) }
 
-// migTriple is the "<gpu>:<gi>:<ci>" selector.
-var migTriple = regexp.MustCompile(`^([0-9]+):([0-9]+):([0-9]+)$`)
+// isMIGTriple tells the "<gpu>:<gi>:<ci>" selector (three runs of digits).
+func isMIGTriple(s string) bool {
+	f := strings.Split(s, ":")
+	return len(f) == 3 && isDigits(f[0]) && isDigits(f[1]) && isDigits(f[2])
+}
 
 // IsMIGSelector tells a MIG instance's selector ("MIG-<uuid>",
 // "<gpu>:<gi>:<ci>", the old "MIG-GPU-<uuid>/<gi>/<ci>") from a GPU's.
 func IsMIGSelector(s string) bool {
-	return strings.HasPrefix(s, "MIG-") || migTriple.MatchString(s)
+	return strings.HasPrefix(s, "MIG-") || isMIGTriple(s)
 }
 
 // oldMIG is the MIG UUID form of drivers before 470: MIG-GPU-<parent's
-// uuid>/<gi>/<ci>.
-var oldMIG = regexp.MustCompile(`^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$`)
+// uuid>/<gi>/<ci>. Compiled when first needed: package-level work runs at
+// every start of the hook.
+var oldMIG = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$`)
+})
 
 // NormalizeMIGSelectors writes old-form MIG selectors as <gpu>:<gi>:<ci>,
 // finding the parent among gpus by its UUID; others stay as they are.
@@ -54,7 +61,7 @@ func NormalizeMIGSelectors(gpus []GPU, selectors []string) []string {
 	out := make([]string, len(selectors))
 	for i, s := range selectors {
 		out[i] = s
-		if m := oldMIG.FindStringSubmatch(s); m != nil {
+		if m := oldMIG().FindStringSubmatch(s); m != nil {
 			for _, g := range gpus {
 				if strings.EqualFold(g.UUID, m[1]) {
 					out[i] = fmt.Sprintf("%d:%s:%s", g.Index, m[2], m[3])
