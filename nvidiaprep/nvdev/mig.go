@@ -8,11 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"nvidiaprep/nvidiaprep/fsutil"
 )
@@ -48,12 +46,21 @@ func IsMIGSelector(s string) bool {
 	return strings.HasPrefix(s, "MIG-") || isMIGTriple(s)
 }
 
-// oldMIG is the MIG UUID form of drivers before 470: MIG-GPU-<parent's
-// uuid>/<gi>/<ci>. Compiled when first needed: package-level work runs at
-// every start of the hook.
-var oldMIG = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$`)
-})
+// oldMIG splits the MIG UUID form of drivers before 470, MIG-GPU-<parent's
+// uuid>/<gi>/<ci> (^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$), by hand: the
+// hook links no regexp, whose package initialisation every start would pay.
+func oldMIG(s string) (parent, gi, ci string, ok bool) {
+	rest, ok := strings.CutPrefix(s, "MIG-")
+	f := strings.Split(rest, "/")
+	if !ok || len(f) != 3 || !isDigits(f[1]) || !isDigits(f[2]) {
+		return "", "", "", false
+	}
+	hex, ok := strings.CutPrefix(f[0], "GPU-")
+	if !ok || hex == "" || strings.Trim(hex, "0123456789abcdefABCDEF-") != "" {
+		return "", "", "", false
+	}
+	return f[0], f[1], f[2], true
+}
 
 // NormalizeMIGSelectors writes old-form MIG selectors as <gpu>:<gi>:<ci>,
 // finding the parent among gpus by its UUID; others stay as they are.
@@ -61,10 +68,10 @@ func NormalizeMIGSelectors(gpus []GPU, selectors []string) []string {
 	out := make([]string, len(selectors))
 	for i, s := range selectors {
 		out[i] = s
-		if m := oldMIG().FindStringSubmatch(s); m != nil {
+		if parent, gi, ci, ok := oldMIG(s); ok {
 			for _, g := range gpus {
-				if strings.EqualFold(g.UUID, m[1]) {
-					out[i] = fmt.Sprintf("%d:%s:%s", g.Index, m[2], m[3])
+				if strings.EqualFold(g.UUID, parent) {
+					out[i] = fmt.Sprintf("%d:%s:%s", g.Index, gi, ci)
 				}
 			}
 		}
