@@ -30,7 +30,9 @@ func main() {
 	dropIn := flag.Bool("dropin-only", false, "measure only what the container units' drop-in adds (no containers)")
 	appsOnly := flag.Bool("apps-only", false, "measure only what the CDI spec and the apt registration add (one container)")
 	preStart := flag.Bool("prestart-only", false, "measure only the start floor, the drop-in and pre-start (no containers)")
+	compare := flag.String("compare-hook", "", "also time pre-start with this other build of nvidiaprep-hook, in turn with the others (before and after a change, in one run)")
 	flag.Parse()
+	compareHook = *compare
 	if *dropIn {
 		*out, *storm = "", -1
 	}
@@ -45,6 +47,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// compareHook is -compare-hook: another build of the hook whose pre-start is
+// timed in the same turns.
+var compareHook string
 
 type env struct {
 	dir, bin, hook string
@@ -270,13 +276,18 @@ func (e env) preStart(root string, gpus, runs int) (row, error) {
 	handmade := filepath.Join(root, "integration/bench/handmade-hook.sh")
 	// The three run in turn, so that each sees the same moments of the
 	// machine: the hook, the static no-op Go program, the shell hook.
-	var a, floor, b []time.Duration
+	var a, floor, b, other []time.Duration
+	type cmd struct {
+		out  *[]time.Duration
+		env  []string
+		argv []string
+	}
+	cmds := []cmd{{&a, ours, []string{e.hook, "101", "pre-start"}}, {&floor, nil, []string{e.noop}}, {&b, shell, []string{"/bin/sh", handmade, "101", "pre-start"}}}
+	if compareHook != "" {
+		cmds = append(cmds, cmd{&other, ours, []string{compareHook, "101", "pre-start"}})
+	}
 	for i := 0; i < runs; i++ {
-		for _, m := range []struct {
-			out  *[]time.Duration
-			env  []string
-			argv []string
-		}{{&a, ours, []string{e.hook, "101", "pre-start"}}, {&floor, nil, []string{e.noop}}, {&b, shell, []string{"/bin/sh", handmade, "101", "pre-start"}}} {
+		for _, m := range cmds {
 			if err := os.WriteFile(cfgPath, []byte(generatedConfig(101)), 0o644); err != nil {
 				return row{}, err
 			}
@@ -290,9 +301,14 @@ func (e env) preStart(root string, gpus, runs int) (row, error) {
 	am, ap := stats(a)
 	bm, bp := stats(b)
 	fm := median(floor)
+	value := fmt.Sprintf("median %s (%s over a static Go program that does nothing: %s), p95 %s", ms(am), ms(am-fm), ms(fm), ms(ap))
+	if compareHook != "" {
+		om, op := stats(other)
+		value += fmt.Sprintf("; %s: median %s (%s over the no-op), p95 %s", compareHook, ms(om), ms(om-fm), ms(op))
+	}
 	return row{
 		what:     fmt.Sprintf("pre-start, %d GPU(s), 60-line config (%d runs)", gpus, runs),
-		value:    fmt.Sprintf("median %s (%s over a static Go program that does nothing: %s), p95 %s", ms(am), ms(am-fm), ms(fm), ms(ap)),
+		value:    value,
 		baseline: fmt.Sprintf("shell hook: median %s, p95 %s (%.1f× slower)", ms(bm), ms(bp), float64(bm)/float64(am)),
 		target:   "≤ 1 ms over the no-op Go program, ≥ 5× faster",
 	}, nil

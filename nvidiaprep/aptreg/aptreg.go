@@ -14,7 +14,6 @@ package aptreg
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -35,11 +34,44 @@ type Entry struct {
 	Target string // a link's target; "" for a file
 }
 
-// soname matches a library link named by its soname: libX.so.N.
-var soname = regexp.MustCompile(`^(lib[a-z0-9+.-]+?)\.so\.([0-9]+)$`)
+// splitLibrary splits a library's file name at its last ".so.":
+// "libcuda.so.580.159.04" gives "libcuda" and "580.159.04". ok is false
+// unless the name is lib[a-z0-9+.-]+. By hand, not by regexp: the hook links
+// this package, and no regexp, whose package initialisation every start
+// would pay.
+func splitLibrary(base string) (name, suffix string, ok bool) {
+	i := strings.LastIndex(base, ".so.")
+	if i < 0 {
+		return "", "", false
+	}
+	name, suffix = base[:i], base[i+len(".so."):]
+	return name, suffix, len(name) > len("lib") && strings.HasPrefix(name, "lib") && nvpkgs.OfCharset(name, "+.-")
+}
 
-// versioned matches a library file named by the driver version: libX.so.<version>.
-var versioned = regexp.MustCompile(`^(lib[a-z0-9+.-]+?)\.so\.[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+// soname splits a library link named by its soname, libX.so.N
+// (^(lib[a-z0-9+.-]+?)\.so\.([0-9]+)$), into X and N.
+func soname(base string) (name, n string, ok bool) {
+	name, n, ok = splitLibrary(base)
+	return name, n, ok && isDigits(n)
+}
+
+// versioned gives X of a library file named by the driver version,
+// libX.so.<version> (^(lib[a-z0-9+.-]+?)\.so\.[0-9]+\.[0-9]+(\.[0-9]+)?$).
+func versioned(base string) (name string, ok bool) {
+	name, version, ok := splitLibrary(base)
+	parts := strings.Split(version, ".")
+	if !ok || len(parts) < 2 || len(parts) > 3 {
+		return "", false
+	}
+	for _, p := range parts {
+		if !isDigits(p) {
+			return "", false
+		}
+	}
+	return name, true
+}
+
+func isDigits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
 // Names returns the package names the registration provides for what was
 // installed: for each library its Debian package name (libX.so.N gives
@@ -53,12 +85,11 @@ func Names(entries []Entry) (packages, virtual []string) {
 	for _, e := range entries {
 		base := path.Base(e.Path)
 		if e.Target != "" {
-			if m := soname.FindStringSubmatch(base); m != nil {
-				name := m[1]
+			if name, n, ok := soname(base); ok {
 				if last := name[len(name)-1]; last >= '0' && last <= '9' {
 					name += "-"
 				}
-				pk[name+m[2]] = true
+				pk[name+n] = true
 				vi[base] = true
 				linked[path.Base(e.Target)] = true
 			}
@@ -71,8 +102,8 @@ func Names(entries []Entry) (packages, virtual []string) {
 	for _, e := range entries {
 		base := path.Base(e.Path)
 		if e.Target == "" && !linked[base] {
-			if m := versioned.FindStringSubmatch(base); m != nil && valid(m[1]) {
-				pk[m[1]] = true
+			if name, ok := versioned(base); ok && valid(name) {
+				pk[name] = true
 			}
 		}
 	}

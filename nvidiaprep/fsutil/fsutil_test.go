@@ -74,3 +74,30 @@ func TestReadRegularRefusesWhatIsNoFile(t *testing.T) {
 		t.Errorf("a missing file: %v", err)
 	}
 }
+
+// ReadRegular reads a file of exactly its limit whole, and refuses one byte
+// more; a procfs file, whose size fstat gives as 0, is read whole however
+// long (more than one read's first buffer), and so is a file that grew
+// after fstat.
+func TestReadRegularReadsWholeFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	data := []byte(strings.Repeat("0123456789abcdef", 300)) // 4800 bytes
+	os.WriteFile(path, data, 0o644)
+	if b, err := ReadRegular(path, int64(len(data))); err != nil || string(b) != string(data) {
+		t.Errorf("a file of exactly the limit: %d bytes, %v", len(b), err)
+	}
+	if _, err := ReadRegular(path, int64(len(data))-1); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a file one byte over the limit: %v", err)
+	}
+	want, err := os.ReadFile("/proc/self/maps")
+	if err != nil || len(want) < 1024 {
+		t.Skipf("/proc/self/maps: %d bytes, %v", len(want), err)
+	}
+	if b, err := ReadRegular("/proc/self/maps", 1<<20); err != nil || len(b) < 1024 || !strings.HasPrefix(string(b), string(want[:256])) {
+		t.Errorf("/proc/self/maps (fstat size 0): %d bytes, %v", len(b), err)
+	}
+	if _, err := ReadRegular("/proc/self/maps", 100); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("/proc/self/maps over a limit of 100: %v", err)
+	}
+}

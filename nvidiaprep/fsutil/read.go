@@ -3,7 +3,6 @@ package fsutil
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 
@@ -64,35 +63,71 @@ func OpenRegular(path string) (*os.File, error) {
 // ReopenRegular opens the file that the O_PATH descriptor fd (named path
 // in messages) refers to for reading, when it is a regular file.
 func ReopenRegular(fd int, path string) (*os.File, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &NotRegularError{Path: path, Kind: fileKind(st.Mode)}
-	}
-	rfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	rfd, _, err := reopenRegular(fd, path)
 	if err != nil {
-		return nil, &os.PathError{Op: "reopen", Path: path, Err: err}
+		return nil, err
 	}
 	return os.NewFile(uintptr(rfd), path), nil
 }
 
-// ReadRegular reads a regular file of at most max bytes (see OpenRegular);
-// a larger one is an error that matches ErrTooLarge, naming the file and
-// the limit.
-func ReadRegular(path string, max int64) ([]byte, error) {
-	f, err := OpenRegular(path)
+// reopenRegular is ReopenRegular's descriptor, with the size fstat gave.
+func reopenRegular(fd int, path string) (rfd int, size int64, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return -1, 0, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return -1, 0, &NotRegularError{Path: path, Kind: fileKind(st.Mode)}
+	}
+	rfd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, 0, &os.PathError{Op: "reopen", Path: path, Err: err}
+	}
+	return rfd, st.Size, nil
+}
+
+// ReadRegular reads a regular file of at most limit bytes (see
+// OpenRegular); a larger one is an error that matches ErrTooLarge, naming
+// the file and the limit. It reads with plain read(2) calls into a buffer of
+// the size fstat gave (procfs and sysfs files say 0; it grows): pre-start
+// reads its files with it, and an *os.File's poller set-up and io.ReadAll's
+// growth in small steps cost it more than the reads themselves.
+func ReadRegular(path string, limit int64) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	rfd, size, err := reopenRegular(fd, path)
+	unix.Close(fd)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+	defer unix.Close(rfd)
+	tooLarge := func() error {
+		return fmt.Errorf("%s is larger than %d bytes, more than such a file ever holds: %w", path, limit, ErrTooLarge)
 	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes, more than such a file ever holds: %w", path, max, ErrTooLarge)
+	b := make([]byte, 0, min(limit+1, max(size+1, 512)))
+	for {
+		if len(b) == cap(b) {
+			if int64(len(b)) > limit {
+				return nil, tooLarge()
+			}
+			b = append(b, 0)[:len(b)] // room to grow
+		}
+		n, err := unix.Read(rfd, b[len(b):min(int64(cap(b)), limit+1)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, &os.PathError{Op: "read", Path: path, Err: err})
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
+	}
+	if int64(len(b)) > limit {
+		return nil, tooLarge()
 	}
 	return b, nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,9 +12,28 @@ import (
 	"nvidiaprep/nvidiaprep/fsutil"
 )
 
-// drmName is a DRM node of a GPU: a primary node (cardN) or a render node
-// (renderD<128+N>). Connectors (card0-DP-1) and control nodes are not.
-var drmName = regexp.MustCompile(`^(card[0-9]+|renderD[0-9]+)$`)
+// isDRMName tells a DRM node of a GPU: a primary node (cardN) or a render
+// node (renderD<128+N>). Connectors (card0-DP-1) and control nodes are not.
+// Matched by hand, not by a package-level regexp: the hook compiles nothing
+// it may not use at every start.
+func isDRMName(name string) bool {
+	for _, prefix := range []string{"card", "renderD"} {
+		if digits, ok := strings.CutPrefix(name, prefix); ok {
+			return isDigits(digits)
+		}
+	}
+	return false
+}
+
+// isDigits tells a non-empty run of ASCII digits.
+func isDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // DRMNodes returns the DRM nodes (/dev/dri/cardN, /dev/dri/renderDN; major
 // 226 when nvidia-drm is loaded) of the given GPUs, matched to each GPU by
@@ -59,7 +77,7 @@ func DRMByPCI(sys string) (map[string][]Node, error) {
 	out := map[string][]Node{}
 	for _, e := range entries {
 		name := e.Name()
-		if !drmName.MatchString(name) {
+		if !isDRMName(name) {
 			continue
 		}
 		target, err := os.Readlink(filepath.Join(dir, name, "device"))

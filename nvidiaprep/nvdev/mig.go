@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,18 +34,33 @@ type MIG struct {
 // Name is the instance as a selector: "<gpu>:<gi>:<ci>".
 func (m MIG) Name() string { return fmt.Sprintf("%d:%d:%d", m.GPU, m.GI, m.CI) }
 
-// migTriple is the "<gpu>:<gi>:<ci>" selector.
-var migTriple = regexp.MustCompile(`^([0-9]+):([0-9]+):([0-9]+)$`)
+// isMIGTriple tells the "<gpu>:<gi>:<ci>" selector (three runs of digits).
+func isMIGTriple(s string) bool {
+	f := strings.Split(s, ":")
+	return len(f) == 3 && isDigits(f[0]) && isDigits(f[1]) && isDigits(f[2])
+}
 
 // IsMIGSelector tells a MIG instance's selector ("MIG-<uuid>",
 // "<gpu>:<gi>:<ci>", the old "MIG-GPU-<uuid>/<gi>/<ci>") from a GPU's.
 func IsMIGSelector(s string) bool {
-	return strings.HasPrefix(s, "MIG-") || migTriple.MatchString(s)
+	return strings.HasPrefix(s, "MIG-") || isMIGTriple(s)
 }
 
-// oldMIG is the MIG UUID form of drivers before 470: MIG-GPU-<parent's
-// uuid>/<gi>/<ci>.
-var oldMIG = regexp.MustCompile(`^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$`)
+// oldMIG splits the MIG UUID form of drivers before 470, MIG-GPU-<parent's
+// uuid>/<gi>/<ci> (^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$), by hand: the
+// hook links no regexp, whose package initialisation every start would pay.
+func oldMIG(s string) (parent, gi, ci string, ok bool) {
+	rest, ok := strings.CutPrefix(s, "MIG-")
+	f := strings.Split(rest, "/")
+	if !ok || len(f) != 3 || !isDigits(f[1]) || !isDigits(f[2]) {
+		return "", "", "", false
+	}
+	hex, ok := strings.CutPrefix(f[0], "GPU-")
+	if !ok || hex == "" || strings.Trim(hex, "0123456789abcdefABCDEF-") != "" {
+		return "", "", "", false
+	}
+	return f[0], f[1], f[2], true
+}
 
 // NormalizeMIGSelectors writes old-form MIG selectors as <gpu>:<gi>:<ci>,
 // finding the parent among gpus by its UUID; others stay as they are.
@@ -54,10 +68,10 @@ func NormalizeMIGSelectors(gpus []GPU, selectors []string) []string {
 	out := make([]string, len(selectors))
 	for i, s := range selectors {
 		out[i] = s
-		if m := oldMIG.FindStringSubmatch(s); m != nil {
+		if parent, gi, ci, ok := oldMIG(s); ok {
 			for _, g := range gpus {
-				if strings.EqualFold(g.UUID, m[1]) {
-					out[i] = fmt.Sprintf("%d:%s:%s", g.Index, m[2], m[3])
+				if strings.EqualFold(g.UUID, parent) {
+					out[i] = fmt.Sprintf("%d:%s:%s", g.Index, gi, ci)
 				}
 			}
 		}

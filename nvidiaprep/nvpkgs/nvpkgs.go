@@ -5,14 +5,33 @@
 package nvpkgs
 
 import (
-	"regexp"
 	"strings"
 )
 
 // packageName is a Debian package name (Debian Policy 5.6.1), with an
 // optional ":arch". A container may print the list: anything else in it
 // (a name with escapes, an option for apt) is no package and is skipped.
-var packageName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$`)
+// (^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$, matched by hand: the hook links
+// this package, and no regexp, whose package initialisation every start
+// would pay).
+func packageName(s string) bool {
+	name, arch, hasArch := strings.Cut(s, ":")
+	if len(name) < 2 || !OfCharset(name[:1], "") || !OfCharset(name[1:], "+.-") {
+		return false
+	}
+	return !hasArch || (arch != "" && OfCharset(arch, "-"))
+}
+
+// OfCharset tells whether s has only lower-case ASCII letters, digits and
+// bytes of extra.
+func OfCharset(s, extra string) bool {
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // distroDriverPrefixes name the NVIDIA driver packages of Debian, Ubuntu and
 // NVIDIA's own apt repositories, whose files fight a .run install.
@@ -45,7 +64,7 @@ func DriverPackages(dpkgQuery string) []string {
 	var out []string
 	for _, line := range strings.Split(dpkgQuery, "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 || (f[0][0] != 'i' && f[0] != "rc") || !packageName.MatchString(f[1]) {
+		if len(f) != 2 || (f[0][0] != 'i' && f[0] != "rc") || !packageName(f[1]) {
 			continue
 		}
 		name := strings.SplitN(f[1], ":", 2)[0] // drop ":amd64"
@@ -62,7 +81,7 @@ func Prefixes() []string { return append([]string(nil), distroDriverPrefixes...)
 
 // ValidName tells whether name is a Debian package name (no ":arch").
 func ValidName(name string) bool {
-	return packageName.MatchString(name) && !strings.Contains(name, ":")
+	return packageName(name) && !strings.Contains(name, ":")
 }
 
 // DriverNames picks the driver packages from package names (`apt-cache
