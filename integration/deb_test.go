@@ -18,9 +18,6 @@ import (
 	"nvidiaprep/integration/scenario"
 )
 
-// vmids 9501-9549 belong to the package and cluster tests.
-const vmidDeb = 9501
-
 const (
 	debOld = "0.1.0"          // debian/changelog's version: the previous build
 	debNew = "0.1.0+upgrade1" // the same tree built as a newer version
@@ -109,7 +106,7 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	if err := aptrepo.Build(repo, append(debs, old, newer)...); err != nil {
 		t.Fatal(err)
 	}
-	ct, err := bed.NewContainer(vmidDeb, lxctest.Options{ExtraConfig: []string{
+	ct, err := bed.NewContainer(lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{
 		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
 	}})
 	if err != nil {
@@ -143,6 +140,7 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	wantPackage(t, ct, debOld)
 	// The hook through the link, run as Proxmox runs a hookscript: it loads
 	// the packaged configuration and lets a container without a GPU start.
+	// Inside the node, 9501 is a guest of its own: only a name in its /var/lib/lxc.
 	must("mkdir -p /var/lib/lxc/9501 && echo 'lxc.arch = amd64' > /var/lib/lxc/9501/config")
 	if out := must("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /var/lib/vz/snippets/nvidiaprep-hook 9501 pre-start 2>&1"); !strings.Contains(out, "no NVIDIA") {
 		t.Errorf("pre-start through the link:\n%s", out)

@@ -25,9 +25,6 @@ import (
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
-// vmids 9401-9449 belong to the host driver unit's tests.
-const vmidHostDriver = 9401
-
 const (
 	hdOld     = "580.142"    // an earlier .run install on the node
 	hdWant    = "580.159.04" // [driver] version
@@ -55,13 +52,13 @@ type hostNode struct {
 
 func newHostNode(t *testing.T) *hostNode {
 	t.Helper()
-	return newHostNodeWith(t, vmidHostDriver, nil, hdOld, hdWant)
+	return newHostNodeWith(t, nil, hdOld, hdWant)
 }
 
-// newHostNodeWith is newHostNode as vmid, with the packages extra in its
+// newHostNodeWith is newHostNode with the packages extra in its
 // repository too, and stand-in .runs of versions (the last one is
 // configured only when it is hdWant).
-func newHostNodeWith(t *testing.T, vmid int, extra []string, versions ...string) *hostNode {
+func newHostNodeWith(t *testing.T, extra []string, versions ...string) *hostNode {
 	t.Helper()
 	bed := lxctest.NewTestBed(t)
 	var u unix.Utsname
@@ -117,7 +114,7 @@ func newHostNodeWith(t *testing.T, vmid int, extra []string, versions ...string)
 		t.Fatal(err)
 	}
 
-	n.ct = newCT(t, &scenario.Node{Bed: bed}, vmid, lxctest.Options{ExtraConfig: []string{
+	n.ct = newCT(t, &scenario.Node{Bed: bed}, lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{
 		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
 		"lxc.mount.entry = " + n.www + " srv/www none bind,ro,create=dir 0 0",
 		"lxc.mount.entry = " + n.host.Root + " srv/standin none bind,create=dir 0 0",

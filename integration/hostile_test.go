@@ -151,9 +151,9 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	h.resetAtimes(t)
 	atimes := h.atimes(t)
 
-	for i, trap := range hostileTraps {
-		vmid := 9751 + i
+	for _, trap := range hostileTraps {
 		t.Run(trap.name, func(t *testing.T) {
+			vmid := lxctest.VMID(t)
 			ct := newCT(t, n, vmid, lxctest.Options{Init: trap.init, ExtraConfig: trap.config})
 			prepareAny(t, ct, strings.ReplaceAll(trap.script, "@H@", h.dir), trap.init == "")
 			peak := watchWorkerMemory(t, vmid)
@@ -508,6 +508,9 @@ printf '#!/bin/sh\necho planted >/planted-ran\n' >/mnt/again/@V@/nvidia-installe
 // host's tree is unchanged, and the next container provisioned from the tree
 // (an unprivileged victim) gets the real install, never the planted program.
 func TestPrivilegedContainerCannotChangeTheSharedDriverTree(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	vmid2 := lxctest.VMID(t)
+	vmid3 := lxctest.VMID(t)
 	n := provisionNode(t, "")
 	cache := driverrun.Cache{Dir: filepath.Join(n.Host.Root, "cache")}
 	if _, err := cache.Extract(context.Background(), driverA, ""); err != nil {
@@ -518,7 +521,7 @@ func TestPrivilegedContainerCannotChangeTheSharedDriverTree(t *testing.T) {
 	}
 	before := snapshot(t, cache.DriversDir(), cache.EmptyLayer())
 
-	attacker := newCT(t, n, 9731, lxctest.Options{})
+	attacker := newCT(t, n, vmid, lxctest.Options{})
 	_, _, _ = startProvisioned(t, n, attacker)
 	plant := `printf '#!/bin/sh\necho planted >/planted-ran\nexit 0\n' >/dev/.nvidiaprep/drivers/@V@/nvidia-installer && echo "WROTE the installer"
 mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
@@ -532,10 +535,10 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 	}
 	wantSame(t, before, snapshot(t, cache.DriversDir(), cache.EmptyLayer()))
 
-	victim := newCT(t, n, 9732, lxctest.Options{Unprivileged: true})
+	victim := newCT(t, n, vmid2, lxctest.Options{Unprivileged: true})
 	_, p, _ := startProvisioned(t, n, victim)
 	if p.Outcome != record.Installed {
-		t.Fatalf("the victim's record: %+v\n%s", p, n.WorkerLog(9732))
+		t.Fatalf("the victim's record: %+v\n%s", p, n.WorkerLog(vmid2))
 	}
 	wantInstalled(t, victim, driverA)
 	if out, code := sh(t, victim, "cat /planted-ran"); code == 0 {
@@ -549,15 +552,15 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 	if err := os.WriteFile(filepath.Join(cache.Tree(driverA), "nvidia-installer"), []byte(planted), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	next := newCT(t, n, 9734, lxctest.Options{Unprivileged: true})
+	next := newCT(t, n, vmid3, lxctest.Options{Unprivileged: true})
 	if _, p, _ := startProvisioned(t, n, next); p.Outcome != record.Installed {
-		t.Fatalf("record after the tree changed: %+v\n%s", p, n.WorkerLog(9734))
+		t.Fatalf("record after the tree changed: %+v\n%s", p, n.WorkerLog(vmid3))
 	}
 	wantInstalled(t, next, driverA)
 	if out, code := sh(t, next, "cat /planted-ran"); code == 0 {
 		t.Errorf("the installer planted in the node's tree ran: %s", out)
 	}
-	if log := n.WorkerLog(9734); !strings.Contains(log, `changed after its extraction ("nvidia-installer" changed); extracting it again from its .run`) {
+	if log := n.WorkerLog(vmid3); !strings.Contains(log, `changed after its extraction ("nvidia-installer" changed); extracting it again from its .run`) {
 		t.Errorf("the worker does not say the tree changed:\n%s", log)
 	}
 	if b, _ := os.ReadFile(filepath.Join(cache.Tree(driverA), "nvidia-installer")); string(b) == planted {
@@ -569,6 +572,8 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 // owner, times): they are its own copies, so the host's nodes stay as they
 // were and another container still reaches the device through its own.
 func TestPrivilegedContainerCannotChangeTheHostsDeviceNodes(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	vmid2 := lxctest.VMID(t)
 	n := newNode(t, "")
 	nodes := []string{"nvidia0", "nvidiactl", "nvidia-uvm"}
 	hostState := func() string {
@@ -583,7 +588,7 @@ func TestPrivilegedContainerCannotChangeTheHostsDeviceNodes(t *testing.T) {
 		return b.String()
 	}
 	before := hostState()
-	attacker := newCT(t, n, 9735, lxctest.Options{})
+	attacker := newCT(t, n, vmid, lxctest.Options{})
 	start(t, n, attacker)
 	out, code := sh(t, attacker, "chmod 000 /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm && chown 1234:1234 /dev/nvidia0 && touch -d 2001-01-01 /dev/nvidiactl && stat -c '%a %u' /dev/nvidia0")
 	if code != 0 || out != "0 1234" {
@@ -600,7 +605,7 @@ func TestPrivilegedContainerCannotChangeTheHostsDeviceNodes(t *testing.T) {
 	if out, _ := sh(t, attacker, "stat -c '%a %u' /dev/nvidia0"); out != "666 0" {
 		t.Errorf("after a restart the container's /dev/nvidia0 is %q, want the host's 666 0", out)
 	}
-	other := newCT(t, n, 9736, lxctest.Options{Unprivileged: true})
+	other := newCT(t, n, vmid2, lxctest.Options{Unprivileged: true})
 	start(t, n, other)
 	for _, name := range nodes {
 		wantOpen(t, other, "/dev/"+name, "No such device or address")

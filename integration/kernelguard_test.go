@@ -21,9 +21,6 @@ import (
 	"nvidiaprep/nvidiaprep/secureboot"
 )
 
-// vmids 9451-9459 belong to the kernel guard's tests.
-const vmidKernel = 9451
-
 // moduleSource is the kernel module source registered with DKMS as
 // nvidia/<version>, the way NVIDIA's installer registers a .run's sources
 // (/usr/src/nvidia-<version>, PACKAGE_NAME="nvidia"), so that nvidiaprep's
@@ -151,7 +148,7 @@ func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSou
 		t.Fatal(err)
 	}
 	t.Logf("the local repository (%d packages) in %v", len(debs), time.Since(t0).Round(time.Millisecond))
-	n.ct = newCT(t, &scenario.Node{Bed: bed}, vmidKernel, lxctest.Options{ExtraConfig: []string{
+	n.ct = newCT(t, &scenario.Node{Bed: bed}, lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{
 		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
 		"lxc.mount.entry = " + filepath.Dir(n.src.dir) + " srv/src none bind,ro,create=dir 0 0",
 		"lxc.mount.entry = " + n.host.Root + " srv/standin none bind,create=dir 0 0",

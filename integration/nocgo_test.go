@@ -26,7 +26,9 @@ import (
 // block, post-start finds the container's init in its cgroup (no liblxc)
 // and starts the worker, which installs with the node's real liblxc.
 func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
-	n := provisionNode(t, "[containers.161]\ngpus = [\"0\"]\n")
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := provisionNode(t, "[containers."+id+"]\ngpus = [\"0\"]\n")
 	broken := t.TempDir()
 	for _, lib := range []string{"liblxc.so.1", "libnvidia-ml.so.1"} {
 		if err := os.WriteFile(filepath.Join(broken, lib), []byte("not a shared object\n"), 0o644); err != nil {
@@ -42,7 +44,7 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 		t.Fatalf("the admin program started with a corrupt liblxc.so.1 (%v): %s; the test proves nothing", err, out)
 	}
 
-	ct := newCT(t, n, 161, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	since := time.Now()
 	s, err := ct.ProxmoxStart(n.Hook, env)
 	if err != nil {
@@ -55,12 +57,12 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 	if out, code := sh(t, ct, "test -c /dev/nvidia0 && test -c /dev/nvidiactl && echo ok"); code != 0 || out != "ok" {
 		t.Errorf("the container lacks its GPU nodes: exit %d %s", code, out)
 	}
-	p, err := n.WaitProvisioned(161, since, 2*time.Minute)
+	p, err := n.WaitProvisioned(vmid, since, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Outcome != record.Installed || p.Version != driverA {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(161))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	wantInstalled(t, ct, driverA)
 }
@@ -70,8 +72,10 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 // liblxc's query for the init waited out its 10 s deadline and failed the
 // phase, post-start of a current container still returns 0 at once.
 func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
-	n := provisionNode(t, "[containers.162]\ngpus = [\"0\"]\n")
-	ct := newCT(t, n, 162, lxctest.Options{})
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := provisionNode(t, "[containers."+id+"]\ngpus = [\"0\"]\n")
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	startProvisioned(t, n, ct)
 	init := ct.InitPID()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(init) + "/stat")
@@ -88,7 +92,7 @@ func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
 	t0 := time.Now()
-	cmd := exec.Command(n.Hook, "162", "post-start")
+	cmd := exec.Command(n.Hook, id, "post-start")
 	cmd.Env = n.Env()
 	out, err := cmd.CombinedOutput()
 	if took := time.Since(t0); err != nil || took > 5*time.Second {

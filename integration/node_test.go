@@ -17,10 +17,6 @@ import (
 	"nvidiaprep/nvidiaprep/record"
 )
 
-// vmid 9601 is the Proxmox VE 9-like node on the host bed; its guests have
-// Proxmox-style vmids inside it.
-const vmidNode = 9601
-
 // nodeGuests are the guests of the node bed: Debian 13 and 12, privileged
 // and unprivileged; each is given GPU 0 of the two stand-in GPUs.
 var nodeGuests = []struct {
@@ -72,7 +68,7 @@ func newNodeBed(t *testing.T, root string) *nodeBed {
 	bed := lxctest.NewTestBed(t)
 	deb := nodeDeb(t, filepath.Join(bed.Dir, "deb-build"))
 	t0 := time.Now()
-	n, err := pvenode.Start(bed, pvenode.Options{Name: "pve1", VMID: vmidNode, Deb: deb, Root: root})
+	n, err := pvenode.Start(bed, pvenode.Options{Name: "pve1", VMID: lxctest.VMID(t), Deb: deb, Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}
