@@ -11,15 +11,9 @@ package integration_test
 // repairs.
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/record"
@@ -37,98 +32,6 @@ import (
 
 // admin is the nvidiaprep program the hook was built beside.
 func admin() string { return filepath.Join(filepath.Dir(hook), "nvidiaprep") }
-
-// runBin runs a binary with env and returns its output and exit status.
-func runBin(t *testing.T, bin string, env []string, args ...string) (string, int) {
-	t.Helper()
-	out, code, err := runExit(bin, env, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out, code
-}
-
-// runExit is runBin for other goroutines than the test's: err says why the
-// binary could not be run at all.
-func runExit(bin string, env []string, args ...string) (string, int, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Dir = "/"
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0, nil
-	case errors.As(err, &exit):
-		return string(out), exit.ExitCode(), nil
-	}
-	return string(out), -1, fmt.Errorf("%s %q: %w", bin, args, err)
-}
-
-// treeSums lists every file below roots (links not followed) with its type,
-// mode, size and content checksum (or link target, or device numbers).
-// Lock files, empty files that only serialize processes, are left out.
-func treeSums(t *testing.T, roots ...string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if errors.Is(err, fs.ErrNotExist) && p == root {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if strings.HasSuffix(p, ".lock") || strings.Contains(filepath.Base(p), "install-slot-") {
-				return nil
-			}
-			var st unix.Stat_t
-			if err := unix.Lstat(p, &st); err != nil {
-				return err
-			}
-			s := fmt.Sprintf("%o %d", st.Mode, st.Size)
-			switch st.Mode & unix.S_IFMT {
-			case unix.S_IFREG:
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(b)
-				s += " " + hex.EncodeToString(sum[:])
-			case unix.S_IFLNK:
-				target, _ := os.Readlink(p)
-				s += " -> " + target
-			case unix.S_IFCHR, unix.S_IFBLK:
-				s += fmt.Sprintf(" %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-			case unix.S_IFDIR:
-				s = fmt.Sprintf("%o", st.Mode) // a directory's size changes with its entries
-			}
-			out[p] = s
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
-// wantSameTree reports every file of what that differs between two treeSums.
-func wantSameTree(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	for p, b := range before {
-		if a, ok := after[p]; !ok {
-			t.Errorf("%s: %s was removed", what, p)
-		} else if a != b {
-			t.Errorf("%s: %s changed: %s, was %s", what, p, a, b)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s was created", what, p)
-		}
-	}
-}
 
 // ctFilesScript lists, with checksums, the files inside a container that
 // nvidiaprep and the installer write: libraries, binaries, NVIDIA's and
@@ -272,17 +175,17 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			if c.line != "" {
 				want = append(want, fmt.Sprintf("%s:%d:", n.Config, lineOf(t, n.Config, c.line)))
 			}
-			before := treeSums(t, n.Host.Root, n.Bed.LXCPath)
+			before := treeState(t, false, n.Host.Root, n.Bed.LXCPath)
 			bin := hook
 			if c.admin {
 				bin = admin()
 			}
-			out, code := runBin(t, bin, n.Env(), c.args...)
+			out, code := runbin.Exit(t, bin, n.Env(), c.args...)
 			if code != c.exit {
 				t.Errorf("exit %d, want %d:\n%s", code, c.exit, out)
 			}
 			wantAll(t, "the message", out, want...)
-			wantSameTree(t, "host", before, treeSums(t, n.Host.Root, n.Bed.LXCPath))
+			wantSameTree(t, "host", before, treeState(t, false, n.Host.Root, n.Bed.LXCPath))
 		})
 	}
 }
@@ -311,7 +214,7 @@ func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, 
 // Proxmox does at its start, and checks that it started a worker.
 func postStart(t *testing.T, n *scenario.Node, ct *lxctest.CT) {
 	t.Helper()
-	out, code := runBin(t, n.Hook, n.Env(), strconv.Itoa(ct.VMID), "post-start")
+	out, code := runbin.Exit(t, n.Hook, n.Env(), strconv.Itoa(ct.VMID), "post-start")
 	if code != 0 || !strings.Contains(out, "in the background") {
 		t.Fatalf("post-start: exit %d:\n%s", code, out)
 	}
@@ -360,7 +263,7 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 		if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
 			t.Errorf("the generated config changed:\n%s\nwas:\n%s", b, config)
 		}
-		wantSameTree(t, "driver cache", cache, treeSums(t, filepath.Join(n.Host.Root, "cache")))
+		wantSameTree(t, "driver cache", cache, treeState(t, false, filepath.Join(n.Host.Root, "cache")))
 		if _, err := os.Stat(tree); err == nil {
 			t.Errorf("the driver tree %s was extracted", tree)
 		}
@@ -375,7 +278,7 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 	t.Run("missing .run", func(t *testing.T) {
 		failedProvision(t, n, vmid, since, "no NVIDIA driver .run for version "+driverA+" in "+runs,
 			"put NVIDIA's "+runName+" there")
-		cache = treeSums(t, filepath.Join(n.Host.Root, "cache")) // pre-start made drivers/ for its mount
+		cache = treeState(t, false, filepath.Join(n.Host.Root, "cache")) // pre-start made drivers/ for its mount
 		unchanged(t)
 	})
 	t.Run("not NVIDIA's format", func(t *testing.T) {
@@ -385,7 +288,7 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(runs, runName), []byte("<html><body>404 Not Found</body></html>\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cache = treeSums(t, filepath.Join(n.Host.Root, "cache"))
+		cache = treeState(t, false, filepath.Join(n.Host.Root, "cache"))
 		since := time.Now()
 		postStart(t, n, ct)
 		failedProvision(t, n, vmid, since, runName+": not an NVIDIA driver .run", "put NVIDIA's "+runName+" there")
@@ -399,7 +302,7 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 		if err := n.WriteConfig(fmt.Sprintf("[driver]\nversion = %q\nsha256 = %q\n", driverA, pin)); err != nil {
 			t.Fatal(err)
 		}
-		cache = treeSums(t, filepath.Join(n.Host.Root, "cache"))
+		cache = treeState(t, false, filepath.Join(n.Host.Root, "cache"))
 		since := time.Now()
 		postStart(t, n, ct)
 		failedProvision(t, n, vmid, since, filepath.Join(runs, runName)+" has sha256 ", "but the configuration pins "+pin,
@@ -588,7 +491,7 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	// This machine has no systemd: the worker post-start started is a
 	// detached process, without the notify socket a transient unit gets.
 	// The worker run again as that unit runs it: with NOTIFY_SOCKET.
-	out, code := runBin(t, admin(), append(n.Env(), "NOTIFY_SOCKET="+sock), "provision", id)
+	out, code := runbin.Exit(t, admin(), append(n.Env(), "NOTIFY_SOCKET="+sock), "provision", id)
 	if code == 0 || !strings.Contains(out, holder) {
 		t.Errorf("provision with a notify socket: exit %d, want the holder named:\n%s", code, out)
 	}
@@ -645,20 +548,8 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 	}
 	run := func(t *testing.T, env []string, bin string, args ...string) (string, int) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env, cmd.Dir = env, "/"
-		cmd.WaitDelay = time.Second
-		out, err := cmd.CombinedOutput()
-		if ctx.Err() != nil {
-			t.Fatalf("%s %q hangs:\n%s", bin, args, out)
-		}
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		return string(out), cmd.ProcessState.ExitCode()
+		r := runbin.Cmd{Path: bin, Args: args, Env: env, Limit: 20 * time.Second}.Must(t)
+		return r.Output, r.Code
 	}
 	for _, c := range []struct {
 		name string
@@ -741,8 +632,8 @@ func TestProvisionWithAStoppedMonitorEnds(t *testing.T) {
 	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
 	for i := range 2 {
 		t0 := time.Now()
-		out, code, err := runExitTimeout(90*time.Second, admin(), n.Env(), "provision", id)
-		took := time.Since(t0)
+		r, err := runbin.Cmd{Path: admin(), Args: []string{"provision", id}, Env: n.Env(), Limit: 90 * time.Second}.Run()
+		out, code, took := r.Output, r.Code, time.Since(t0)
 		if err != nil {
 			t.Fatalf("run %d: %v after %v:\n%s", i, err, took, out)
 		}
@@ -753,21 +644,4 @@ func TestProvisionWithAStoppedMonitorEnds(t *testing.T) {
 			t.Errorf("run %d took %v", i, took)
 		}
 	}
-}
-
-// runExitTimeout is runExit that kills the binary after limit: an error then.
-func runExitTimeout(limit time.Duration, bin string, env []string, args ...string) (string, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env, cmd.Dir, cmd.WaitDelay = env, "/", time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return string(out), -1, fmt.Errorf("%s %q hangs: %w", bin, args, ctx.Err())
-	}
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		return string(out), -1, err
-	}
-	return string(out), cmd.ProcessState.ExitCode(), nil
 }

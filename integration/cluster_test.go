@@ -5,7 +5,6 @@ package integration_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/record"
@@ -85,15 +85,13 @@ func startOn(t *testing.T, n clusterNode, ct *lxctest.CT) (lxctest.Start, record
 // statusOn runs `nvidiaprep status --json` with node n's configuration.
 func statusOn(t *testing.T, n clusterNode) status.JSON {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(filepath.Dir(hook), "nvidiaprep"), "status", "--json")
-	cmd.Env = n.env()
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("nvidiaprep status: %v\n%s", err, out)
+	res := runbin.Cmd{Path: admin(), Args: []string{"status", "--json"}, Env: n.env()}.Must(t)
+	if res.Code != 0 {
+		t.Fatalf("nvidiaprep status: exit %d\n%s", res.Code, res.Output)
 	}
 	var r status.JSON
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	if err := json.Unmarshal([]byte(res.Stdout), &r); err != nil {
+		t.Fatalf("%v\n%s", err, res.Output)
 	}
 	return r
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/record"
@@ -44,7 +45,7 @@ func TestTwentySimultaneousPreStarts(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			outs[i], codes[i], _ = runExit(hook, n.Env(), id, "pre-start")
+			outs[i], codes[i], _ = runbin.Try(hook, n.Env(), id, "pre-start")
 		}(i)
 	}
 	wg.Wait()
@@ -64,7 +65,7 @@ func TestTwentySimultaneousPreStarts(t *testing.T) {
 	if err := ct.WriteGeneratedConfig(); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runBin(t, hook, n.Env(), id, "pre-start"); code != 0 {
+	if out, code := runbin.Exit(t, hook, n.Env(), id, "pre-start"); code != 0 {
 		t.Fatalf("pre-start: %s", out)
 	}
 	alone, _ := os.ReadFile(ct.ConfigPath())
@@ -128,7 +129,7 @@ func TestTwoSimultaneousPostStarts(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			outs[i], codes[i], _ = runExit(hook, n.Env(), id, "post-start")
+			outs[i], codes[i], _ = runbin.Try(hook, n.Env(), id, "post-start")
 		}(i)
 	}
 	wg.Wait()

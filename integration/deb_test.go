@@ -15,6 +15,7 @@ import (
 
 	"nvidiaprep/integration/aptrepo"
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 )
 
@@ -44,24 +45,21 @@ func debTree(t *testing.T, dir string) {
 }
 
 // buildDeb runs `make deb` in the tree src into out with version ("" for
-// the changelog's) and returns the .deb. make deb also runs lintian and
-// fails on any error or warning.
+// the changelog's) and returns the .deb, the one package make deb wrote
+// there. make deb also runs lintian and fails on any error or warning.
 func buildDeb(t *testing.T, src, out, version string) string {
 	t.Helper()
-	cmd := exec.Command("make", "deb", "DEB_OUT="+out, "DEB_VERSION="+version)
-	root := src
-	cmd.Dir = root
 	t0 := time.Now()
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("make deb %s: %v\n%s", version, err, b)
+	r := runbin.Cmd{Path: "make", Args: []string{"deb", "DEB_OUT=" + out, "DEB_VERSION=" + version}, Dir: src, Limit: 15 * time.Minute}.Must(t)
+	if r.Code != 0 {
+		t.Fatalf("make deb %s: exit %d\n%s", version, r.Code, r.Output)
 	}
-	v := version
-	if v == "" {
-		v = debOld
+	debs, _ := filepath.Glob(filepath.Join(out, "nvidiaprep_*_amd64.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("make deb %s: want one package in %s, have %v", version, out, debs)
 	}
-	t.Logf("make deb %s: %v", v, time.Since(t0).Round(time.Second))
-	return filepath.Join(out, "nvidiaprep_"+v+"_amd64.deb")
+	t.Logf("make deb %s: %v", version, time.Since(t0).Round(time.Second))
+	return debs[0]
 }
 
 // debFile extracts one file of a .deb and returns its sha256.

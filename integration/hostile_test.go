@@ -4,10 +4,7 @@ package integration_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/record"
@@ -147,7 +145,7 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	watched := []string{"/etc/shadow", h.dir, filepath.Join(n.Host.Root, "cache"), n.Host.Dev, n.Host.Sys, n.Host.Proc, n.Config}
-	before := snapshot(t, watched...)
+	before := treeState(t, true, watched...)
 	h.resetAtimes(t)
 	atimes := h.atimes(t)
 
@@ -185,8 +183,8 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 			if len(trap.unopened) > 0 {
 				// Post-start ran before the watch: once more, watched.
 				since = time.Now()
-				if out, err := runHook(n.Hook, n.Env(), strconv.Itoa(vmid), "post-start"); err != nil {
-					t.Fatalf("post-start: %v\n%s", err, out)
+				if out, code := runbin.Exit(t, n.Hook, n.Env(), strconv.Itoa(vmid), "post-start"); code != 0 {
+					t.Fatalf("post-start: exit %d\n%s", code, out)
 				}
 				if p, err = n.WaitProvisioned(vmid, since, 2*time.Minute); err != nil {
 					t.Fatal(err)
@@ -222,18 +220,7 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	// The containers' own copies of their device nodes are nvidiaprep's,
 	// made by pre-start below the host's dev root: the rest must not change.
 	copies := filepath.Dir(nvdev.CopiesDir(n.Host.Dev, 0))
-	wantSame(t, without(before, copies), without(snapshot(t, watched...), copies))
-}
-
-// without leaves out of a snapshot what lies below dir.
-func without(s map[string]fileState, dir string) map[string]fileState {
-	out := map[string]fileState{}
-	for p, st := range s {
-		if p != dir && !strings.HasPrefix(p, dir+"/") {
-			out[p] = st
-		}
-	}
-	return out
+	wantSameTree(t, "host", without(before, copies), without(treeState(t, true, watched...), copies))
 }
 
 // prepareAny is prepare for a container with or without systemd.
@@ -352,72 +339,6 @@ func (h *canaries) wantNotLeaked(t *testing.T, text string) {
 	}
 }
 
-// fileState is what identifies a file's content and identity.
-type fileState struct {
-	ino   uint64
-	mode  fs.FileMode
-	size  int64
-	mtime time.Time
-	sum   string // sha256 of a regular file, target of a link
-}
-
-// snapshot records every file below the roots, without following links.
-func snapshot(t *testing.T, roots ...string) map[string]fileState {
-	t.Helper()
-	out := map[string]fileState{}
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			var st unix.Stat_t
-			if err := unix.Lstat(p, &st); err != nil {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			s := fileState{ino: st.Ino, mode: fi.Mode(), size: st.Size, mtime: time.Unix(st.Mtim.Unix())}
-			switch {
-			case fi.Mode().IsRegular():
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(b)
-				s.sum = hex.EncodeToString(sum[:])
-			case fi.Mode()&fs.ModeSymlink != 0:
-				s.sum, _ = os.Readlink(p)
-			}
-			out[p] = s
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
-func wantSame(t *testing.T, before, after map[string]fileState) {
-	t.Helper()
-	for p, b := range before {
-		a, ok := after[p]
-		switch {
-		case !ok:
-			t.Errorf("host file %s was removed", p)
-		case a != b:
-			t.Errorf("host file %s changed: %+v, was %+v", p, a, b)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("host file %s was created", p)
-		}
-	}
-}
-
 // watchWorkerMemory samples the peak resident memory (VmHWM) of the
 // container's provisioning worker until the test ends; peak returns the
 // highest seen, in KiB.
@@ -519,7 +440,7 @@ func TestPrivilegedContainerCannotChangeTheSharedDriverTree(t *testing.T) {
 	if err := os.MkdirAll(cache.EmptyLayer(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, cache.DriversDir(), cache.EmptyLayer())
+	before := treeState(t, true, cache.DriversDir(), cache.EmptyLayer())
 
 	attacker := newCT(t, n, vmid, lxctest.Options{})
 	_, _, _ = startProvisioned(t, n, attacker)
@@ -533,7 +454,7 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 			t.Errorf("%s: the privileged container changed the shared driver tree:\n%s", a.name, out)
 		}
 	}
-	wantSame(t, before, snapshot(t, cache.DriversDir(), cache.EmptyLayer()))
+	wantSameTree(t, "host", before, treeState(t, true, cache.DriversDir(), cache.EmptyLayer()))
 
 	victim := newCT(t, n, vmid2, lxctest.Options{Unprivileged: true})
 	_, p, _ := startProvisioned(t, n, victim)

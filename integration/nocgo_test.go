@@ -4,7 +4,6 @@ package integration_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/record"
 )
 
@@ -38,10 +38,8 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 	env := append(n.Env(), "LD_LIBRARY_PATH="+broken)
 
 	// The environment breaks what links liblxc.
-	admin := exec.Command(filepath.Join(filepath.Dir(n.Hook), "nvidiaprep"), "--help")
-	admin.Env = env
-	if out, err := admin.CombinedOutput(); err == nil || !strings.Contains(string(out), "liblxc.so.1") {
-		t.Fatalf("the admin program started with a corrupt liblxc.so.1 (%v): %s; the test proves nothing", err, out)
+	if out, code := runbin.Exit(t, admin(), env, "--help"); code == 0 || !strings.Contains(out, "liblxc.so.1") {
+		t.Fatalf("the admin program started with a corrupt liblxc.so.1 (exit %d): %s; the test proves nothing", code, out)
 	}
 
 	ct := newCT(t, n, vmid, lxctest.Options{})
@@ -92,10 +90,8 @@ func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
 	t0 := time.Now()
-	cmd := exec.Command(n.Hook, id, "post-start")
-	cmd.Env = n.Env()
-	out, err := cmd.CombinedOutput()
-	if took := time.Since(t0); err != nil || took > 5*time.Second {
-		t.Errorf("post-start with the monitor stopped: %v after %v:\n%s", err, took, out)
+	r, err := runbin.Cmd{Path: n.Hook, Args: []string{id, "post-start"}, Env: n.Env(), Limit: time.Minute}.Run()
+	if took := time.Since(t0); err != nil || r.Code != 0 || took > 5*time.Second {
+		t.Errorf("post-start with the monitor stopped: exit %d, %v after %v:\n%s", r.Code, err, took, r.Output)
 	}
 }

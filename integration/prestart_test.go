@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/lxcconf"
 )
 
@@ -82,8 +83,8 @@ func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		if out, err := runHook(n.Hook, n.Env(), id, "pre-start"); err != nil {
-			t.Fatalf("pre-start: %v\n%s", err, out)
+		if out, code := runbin.Exit(t, n.Hook, n.Env(), id, "pre-start"); code != 0 {
+			t.Fatalf("pre-start: exit %d\n%s", code, out)
 		}
 	}
 	b, _ := os.ReadFile(ct.ConfigPath())

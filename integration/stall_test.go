@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/isolate"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -101,7 +102,7 @@ func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 	}
 	since := time.Now()
 	for _, ct := range []*lxctest.CT{over, linked} {
-		if out, code, err := runExit(hook, n.Env(), strconv.Itoa(ct.VMID), "post-start"); code != 0 || err != nil {
+		if out, code, err := runbin.Try(hook, n.Env(), strconv.Itoa(ct.VMID), "post-start"); code != 0 || err != nil {
 			t.Fatalf("CT %d post-start: exit %d %v:\n%s", ct.VMID, code, err, out)
 		}
 	}
