@@ -58,7 +58,7 @@ func buildDeb(t *testing.T, src, out, version string) string {
 	if len(debs) != 1 {
 		t.Fatalf("make deb %s: want one package in %s, have %v", version, out, debs)
 	}
-	t.Logf("make deb %s: %v", version, time.Since(t0).Round(time.Second))
+	t.Logf("make deb: %s in %v", filepath.Base(debs[0]), time.Since(t0).Round(time.Second))
 	return debs[0]
 }
 
