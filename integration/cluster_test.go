@@ -85,7 +85,7 @@ func startOn(t *testing.T, n clusterNode, ct *lxctest.CT) (lxctest.Start, record
 // statusOn runs `nvidiaprep status --json` with node n's configuration.
 func statusOn(t *testing.T, n clusterNode) status.JSON {
 	t.Helper()
-	res := runbin.Cmd{Path: admin(), Args: []string{"status", "--json"}, Env: n.env()}.Must(t)
+	res := runbin.Cmd{Path: admin(), Args: []string{"status", "--json"}, Env: n.env(), Split: true}.Must(t)
 	if res.Code != 0 {
 		t.Fatalf("nvidiaprep status: exit %d\n%s", res.Code, res.Output)
 	}

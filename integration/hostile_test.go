@@ -150,8 +150,8 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	atimes := h.atimes(t)
 
 	for _, trap := range hostileTraps {
+		vmid := lxctest.VMID(t) // the test's, as the bed that keeps its container
 		t.Run(trap.name, func(t *testing.T) {
-			vmid := lxctest.VMID(t)
 			ct := newCT(t, n, vmid, lxctest.Options{Init: trap.init, ExtraConfig: trap.config})
 			prepareAny(t, ct, strings.ReplaceAll(trap.script, "@H@", h.dir), trap.init == "")
 			peak := watchWorkerMemory(t, vmid)

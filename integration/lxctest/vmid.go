@@ -33,7 +33,9 @@ var vmids = struct {
 // holds and that is free on the machine (no /var/lib/lxc/<id>, no LXC
 // cgroup of that id), and releases it when t ends. Use it for every
 // container whose id carries no meaning of its own; build the expected
-// messages and configuration tables from it.
+// messages and configuration tables from it. Take it with the t whose end
+// closes the container's bed (a subtest's id is released when the subtest
+// ends, while a parent's bed still holds its container).
 func VMID(t testing.TB) int {
 	t.Helper()
 	id, err := takeVMID(freeOnMachine)

@@ -1,17 +1,18 @@
 // Package runbin is the test kit's one way to run a program on the host and
-// look at what it did: its output (stdout alone, and stdout and stderr as
-// printed) and its exit status, under a deadline. It runs the program with
-// the product's own runner (hostcmd.Exec: its own process group, killed as
-// a whole at the deadline) and hands back the exit status instead of an
-// error, which is what a test compares.
+// look at what it did: its output and its exit status, under a deadline
+// (the program's process group is killed at it, as hostcmd.Exec does in the
+// product, so that a child it left does not hold the test).
 package runbin
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
-
-	"nvidiaprep/nvidiaprep/hostcmd"
 )
 
 // DefaultLimit bounds a command whose Cmd.Limit is 0.
@@ -28,35 +29,59 @@ type Cmd struct {
 	// Limit is how long it may run before it is killed (an error then);
 	// 0 is DefaultLimit.
 	Limit time.Duration
+	// Split keeps stdout apart from stderr (Result.Stdout, Result.Stderr),
+	// for a test that parses stdout. Without it both go through one pipe,
+	// so that Result.Output has them in the order they were printed.
+	Split bool
 }
 
 // Result is what the program did.
 type Result struct {
-	Stdout string // stdout alone
-	Output string // stdout and stderr, interleaved as printed
-	Code   int    // exit status
+	Output string // stdout and stderr: as printed, or with Split stdout then stderr
+	Stdout string // with Split: stdout alone
+	Stderr string // with Split: stderr alone
+	Code   int    // exit status; -1 when it did not exit by itself
 }
 
 // Run runs c. The error says why it could not run, or that it ran past its
 // limit or died of a signal; an exit status other than 0 is no error.
 func (c Cmd) Run() (Result, error) {
-	e := hostcmd.Exec{Env: c.Env, Dir: c.Dir, Timeout: c.Limit}
-	if e.Dir == "" {
-		e.Dir = "/"
+	limit := c.Limit
+	if limit == 0 {
+		limit = DefaultLimit
 	}
-	if e.Timeout == 0 {
-		e.Timeout = DefaultLimit
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
+	cmd.Env, cmd.Dir = c.Env, c.Dir
+	if cmd.Dir == "" {
+		cmd.Dir = "/"
 	}
-	r, err := e.Run(context.Background(), hostcmd.Command{Name: c.Path, Args: c.Args})
-	res := Result{Stdout: r.Stdout, Output: r.Output}
-	if code, ok := hostcmd.ExitCode(err); ok {
-		res.Code = code
-		return res, nil
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if c.Split {
+		cmd.Stderr = &stderr
 	}
-	if err != nil {
-		res.Code = -1
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	r := Result{Output: out.String(), Code: -1}
+	if c.Split {
+		r.Stdout, r.Stderr, r.Output = r.Output, stderr.String(), r.Output+stderr.String()
 	}
-	return res, err
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return r, fmt.Errorf("%s %q did not finish within %v: %w", c.Path, c.Args, limit, ctx.Err())
+	case err == nil:
+		r.Code = 0
+		return r, nil
+	case errors.As(err, &exit) && exit.Exited():
+		r.Code = exit.ExitCode()
+		return r, nil
+	}
+	return r, fmt.Errorf("%s %q: %w", c.Path, c.Args, err)
 }
 
 // Must runs c and fails t when it could not run, ran past its limit or died

@@ -6,9 +6,18 @@ import (
 	"time"
 )
 
-func TestRunGivesOutputAndExitStatus(t *testing.T) {
-	r, err := Cmd{Path: "/bin/sh", Args: []string{"-c", `echo out; echo err >&2; echo "$X $PWD"; exit 3`}, Env: []string{"X=x"}}.Run()
-	if err != nil || r.Code != 3 || r.Stdout != "out\nx /\n" || r.Output != "out\nerr\nx /\n" {
+func TestRunGivesOutputInOrderAndExitStatus(t *testing.T) {
+	script := `for i in 1 2 3 4 5 6 7 8; do echo out$i; echo err$i >&2; done; echo "$X $PWD"; exit 3`
+	r, err := Cmd{Path: "/bin/sh", Args: []string{"-c", script}, Env: []string{"X=x"}}.Run()
+	want := "out1\nerr1\nout2\nerr2\nout3\nerr3\nout4\nerr4\nout5\nerr5\nout6\nerr6\nout7\nerr7\nout8\nerr8\nx /\n"
+	if err != nil || r.Code != 3 || r.Output != want {
+		t.Fatalf("%+v, %v", r, err)
+	}
+}
+
+func TestRunSplitKeepsStdoutApart(t *testing.T) {
+	r, err := Cmd{Path: "/bin/sh", Args: []string{"-c", `echo '{}'; echo warning >&2`}, Split: true}.Run()
+	if err != nil || r.Code != 0 || r.Stdout != "{}\n" || r.Stderr != "warning\n" {
 		t.Fatalf("%+v, %v", r, err)
 	}
 }
