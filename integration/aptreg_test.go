@@ -31,7 +31,7 @@ var bookwormNonFree = aptrepo.Source{Suite: "bookworm", Components: []string{"ma
 //   - after a host driver upgrade they are still installed, and the
 //     registration names the new version.
 func TestAptKnowsTheDriver(t *testing.T) {
-	const vmid = 204
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "[containers.204]\ngpus = [\"0\"]\n")
 	rootfs := filepath.Join(n.Bed.Cache, "rootfs-bookworm")
 	debs, err := aptrepo.FetchFrom(n.Bed.Cache, rootfs, bookwormNonFree, "libcudart11.0", "libnvidia-ml-dev")

@@ -11,15 +11,9 @@ package integration_test
 // repairs.
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/record"
@@ -37,98 +32,6 @@ import (
 
 // admin is the nvidiaprep program the hook was built beside.
 func admin() string { return filepath.Join(filepath.Dir(hook), "nvidiaprep") }
-
-// runBin runs a binary with env and returns its output and exit status.
-func runBin(t *testing.T, bin string, env []string, args ...string) (string, int) {
-	t.Helper()
-	out, code, err := runExit(bin, env, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out, code
-}
-
-// runExit is runBin for other goroutines than the test's: err says why the
-// binary could not be run at all.
-func runExit(bin string, env []string, args ...string) (string, int, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Dir = "/"
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0, nil
-	case errors.As(err, &exit):
-		return string(out), exit.ExitCode(), nil
-	}
-	return string(out), -1, fmt.Errorf("%s %q: %w", bin, args, err)
-}
-
-// treeSums lists every file below roots (links not followed) with its type,
-// mode, size and content checksum (or link target, or device numbers).
-// Lock files, empty files that only serialize processes, are left out.
-func treeSums(t *testing.T, roots ...string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if errors.Is(err, fs.ErrNotExist) && p == root {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if strings.HasSuffix(p, ".lock") || strings.Contains(filepath.Base(p), "install-slot-") {
-				return nil
-			}
-			var st unix.Stat_t
-			if err := unix.Lstat(p, &st); err != nil {
-				return err
-			}
-			s := fmt.Sprintf("%o %d", st.Mode, st.Size)
-			switch st.Mode & unix.S_IFMT {
-			case unix.S_IFREG:
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(b)
-				s += " " + hex.EncodeToString(sum[:])
-			case unix.S_IFLNK:
-				target, _ := os.Readlink(p)
-				s += " -> " + target
-			case unix.S_IFCHR, unix.S_IFBLK:
-				s += fmt.Sprintf(" %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-			case unix.S_IFDIR:
-				s = fmt.Sprintf("%o", st.Mode) // a directory's size changes with its entries
-			}
-			out[p] = s
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
-// wantSameTree reports every file of what that differs between two treeSums.
-func wantSameTree(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	for p, b := range before {
-		if a, ok := after[p]; !ok {
-			t.Errorf("%s: %s was removed", what, p)
-		} else if a != b {
-			t.Errorf("%s: %s changed: %s, was %s", what, p, a, b)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s was created", what, p)
-		}
-	}
-}
 
 // ctFilesScript lists, with checksums, the files inside a container that
 // nvidiaprep and the installer write: libraries, binaries, NVIDIA's and
@@ -206,17 +109,21 @@ func lineOf(t *testing.T, path, prefix string) int {
 
 // Arguments, configuration and GPU selection: refused with the right exit
 // status and a message saying what, for which container and what to do,
-// before anything is written. Container 9701 has a generated config and is
-// never started; 9702 has none.
+// before anything is written. The first container has a generated config and is
+// never started; the second has none.
 func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	vmid2 := lxctest.VMID(t)
+	id2 := strconv.Itoa(vmid2)
 	n := newNode(t, "")
-	ct := newCT(t, n, 9701, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	if err := ct.WriteGeneratedConfig(); err != nil {
 		t.Fatal(err)
 	}
 	usage := "usage: nvidiaprep-hook <vmid> <phase>"
 	vmidRule := "want a number from 100 to 999999999"
-	notTOML := "[containers.9701\ngpus = [\"0\"]\n"
+	notTOML := "[containers." + id + "\ngpus = [\"0\"]\n"
 	for _, c := range []struct {
 		name   string
 		config string // the node config's tables
@@ -231,34 +138,34 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "vmid abc", args: []string{"abc", "pre-start"}, exit: 2, want: []string{`invalid vmid "abc": not a decimal number`, vmidRule, usage}},
 		{name: "vmid path", args: []string{"../../etc", "pre-start"}, exit: 2, want: []string{`invalid vmid "../../etc"`, vmidRule}},
 		{name: "vmid empty", args: []string{"", "pre-start"}, exit: 2, want: []string{`invalid vmid "": empty`, vmidRule}},
-		{name: "vmid negative", args: []string{"-9701", "pre-start"}, exit: 2, want: []string{`invalid vmid "-9701"`, vmidRule}},
+		{name: "vmid negative", args: []string{"-" + id, "pre-start"}, exit: 2, want: []string{`invalid vmid "-` + id + `"`, vmidRule}},
 		{name: "vmid huge", args: []string{"99999999999999999999999", "post-start"}, exit: 2, want: []string{`invalid vmid "99999999999999999999999": out of range`, vmidRule}},
 		{name: "vmid above Proxmox's range", args: []string{"1000000000", "pre-start"}, exit: 2, want: []string{"out of range", vmidRule}},
-		{name: "unknown phase", args: []string{"9701", "boot"}, exit: 2, want: []string{`CT 9701: unknown phase "boot"`, "pre-start, post-start, pre-stop, post-stop"}},
+		{name: "unknown phase", args: []string{id, "boot"}, exit: 2, want: []string{`CT ` + id + `: unknown phase "boot"`, "pre-start, post-start, pre-stop, post-stop"}},
 		{name: "no arguments", args: nil, exit: 2, want: []string{"want 2 arguments, got 0", usage}},
-		{name: "one argument", args: []string{"9701"}, exit: 2, want: []string{"want 2 arguments, got 1", usage}},
-		{name: "three arguments", args: []string{"9701", "pre-start", "x"}, exit: 2, want: []string{"want 2 arguments, got 3", usage}},
-		{name: "no generated config", args: []string{"9702", "pre-start"}, exit: 1, want: []string{"CT 9702: no generated LXC config at " + filepath.Join(n.Bed.LXCPath, "9702", "config"), "pct start 9702", "check the vmid"}},
-		{name: "post-start without a container", args: []string{"9702", "post-start"}, exit: 0, want: []string{"CT 9702 is not running after its start; nothing to provision"}},
-		{name: "config not TOML", config: notTOML, args: []string{"9701", "pre-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
-		{name: "config not TOML post-start", config: notTOML, args: []string{"9701", "post-start"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: " + n.Config, "correct the file"}},
-		{name: "unknown key", config: "[containers.9701]\ngpu = [\"0\"]\n", args: []string{"9701", "pre-start"}, exit: 1, line: "gpu =",
-			want: []string{"CT 9701: its table in the configuration: ", "containers.9701.gpu: unknown key (known keys: gpus, required, install, chain, strict, gid, mode)", "only this container's start is refused"}},
+		{name: "one argument", args: []string{id}, exit: 2, want: []string{"want 2 arguments, got 1", usage}},
+		{name: "three arguments", args: []string{id, "pre-start", "x"}, exit: 2, want: []string{"want 2 arguments, got 3", usage}},
+		{name: "no generated config", args: []string{id2, "pre-start"}, exit: 1, want: []string{"CT " + id2 + ": no generated LXC config at " + filepath.Join(n.Bed.LXCPath, id2, "config"), "pct start " + id2, "check the vmid"}},
+		{name: "post-start without a container", args: []string{id2, "post-start"}, exit: 0, want: []string{"CT " + id2 + " is not running after its start; nothing to provision"}},
+		{name: "config not TOML", config: notTOML, args: []string{id, "pre-start"}, exit: 1, line: "[containers." + id, want: []string{"CT " + id + ": configuration: " + n.Config, "correct the file"}},
+		{name: "config not TOML post-start", config: notTOML, args: []string{id, "post-start"}, exit: 1, line: "[containers." + id, want: []string{"CT " + id + ": configuration: " + n.Config, "correct the file"}},
+		{name: "unknown key", config: "[containers." + id + "]\ngpu = [\"0\"]\n", args: []string{id, "pre-start"}, exit: 1, line: "gpu =",
+			want: []string{"CT " + id + ": its table in the configuration: ", "containers." + id + ".gpu: unknown key (known keys: gpus, required, install, chain, strict, gid, mode)", "only this container's start is refused"}},
 		// An error in another container's table is that container's alone.
-		{name: "unknown key in another table", config: "[containers.9702]\ngpu = [\"0\"]\n\n[containers.9701]\ngpus = []\n", args: []string{"9701", "pre-start"}, exit: 0,
-			want: []string{"CT 9701: no GPUs configured (gpus = [])"}},
-		{name: "bad selector in another table", config: "[containers.9702]\ngpus = [\"GPU-x\"]\n\n[containers.9701]\ngpus = []\n", args: []string{"9701", "post-start"}, exit: 0},
-		{name: "no GPU matches, required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = true\n", args: []string{"9701", "pre-start"}, exit: 1,
-			want: []string{"CT 9701 requires its GPU", `GPU selector "7" matches no GPU on this node`, "GPUs here: 0 (GPU-", "Fix gpus in [containers.9701]", "set required = false"}},
-		{name: "no GPU matches, not required", config: "[containers.9701]\ngpus = [\"7\"]\nrequired = false\n", args: []string{"9701", "pre-start"}, exit: 0,
-			want: []string{`CT 9701: GPU selector "7" matches no GPU on this node`, "fix gpus in [containers.9701]", "CT 9701 starts without GPU"}},
+		{name: "unknown key in another table", config: "[containers." + id2 + "]\ngpu = [\"0\"]\n\n[containers." + id + "]\ngpus = []\n", args: []string{id, "pre-start"}, exit: 0,
+			want: []string{"CT " + id + ": no GPUs configured (gpus = [])"}},
+		{name: "bad selector in another table", config: "[containers." + id2 + "]\ngpus = [\"GPU-x\"]\n\n[containers." + id + "]\ngpus = []\n", args: []string{id, "post-start"}, exit: 0},
+		{name: "no GPU matches, required", config: "[containers." + id + "]\ngpus = [\"7\"]\nrequired = true\n", args: []string{id, "pre-start"}, exit: 1,
+			want: []string{"CT " + id + " requires its GPU", `GPU selector "7" matches no GPU on this node`, "GPUs here: 0 (GPU-", "Fix gpus in [containers." + id + "]", "set required = false"}},
+		{name: "no GPU matches, not required", config: "[containers." + id + "]\ngpus = [\"7\"]\nrequired = false\n", args: []string{id, "pre-start"}, exit: 0,
+			want: []string{`CT ` + id + `: GPU selector "7" matches no GPU on this node`, "fix gpus in [containers." + id + "]", "CT " + id + " starts without GPU"}},
 		{name: "worker vmid abc", admin: true, args: []string{"provision", "abc"}, exit: 2, want: []string{`nvidiaprep provision: invalid vmid "abc"`, vmidRule}},
 		{name: "worker without vmid", admin: true, args: []string{"provision"}, exit: 2, want: []string{"nvidiaprep provision: missing <vmid>", "usage: nvidiaprep provision <vmid>", "nvidiaprep provision --help"}},
-		{name: "worker two vmids", admin: true, args: []string{"provision", "9701", "9702"}, exit: 2, want: []string{`nvidiaprep provision: too many arguments: "9701 9702" (want <vmid>)`}},
-		{name: "worker unknown command", admin: true, args: []string{"provison", "9701"}, exit: 2, want: []string{`nvidiaprep: unknown command "provison"; did you mean "provision"?`, "nvidiaprep help"}},
-		{name: "worker config not TOML", admin: true, config: notTOML, args: []string{"provision", "9701"}, exit: 1, line: "[containers.9701", want: []string{"CT 9701: configuration: "}},
-		{name: "worker for a stopped container", admin: true, args: []string{"provision", "9701"}, exit: 1, want: []string{"CT 9701 is not running", "pct start 9701"}},
-		{name: "worker for no container", admin: true, args: []string{"provision", "9702"}, exit: 1, want: []string{"CT 9702 is not running", "there is no container 9702 in " + n.Bed.LXCPath}},
+		{name: "worker two vmids", admin: true, args: []string{"provision", id, id2}, exit: 2, want: []string{`nvidiaprep provision: too many arguments: "` + id + ` ` + id2 + `" (want <vmid>)`}},
+		{name: "worker unknown command", admin: true, args: []string{"provison", id}, exit: 2, want: []string{`nvidiaprep: unknown command "provison"; did you mean "provision"?`, "nvidiaprep help"}},
+		{name: "worker config not TOML", admin: true, config: notTOML, args: []string{"provision", id}, exit: 1, line: "[containers." + id, want: []string{"CT " + id + ": configuration: "}},
+		{name: "worker for a stopped container", admin: true, args: []string{"provision", id}, exit: 1, want: []string{"CT " + id + " is not running", "pct start " + id}},
+		{name: "worker for no container", admin: true, args: []string{"provision", id2}, exit: 1, want: []string{"CT " + id2 + " is not running", "there is no container " + id2 + " in " + n.Bed.LXCPath}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := n.WriteConfig(c.config); err != nil {
@@ -268,17 +175,17 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			if c.line != "" {
 				want = append(want, fmt.Sprintf("%s:%d:", n.Config, lineOf(t, n.Config, c.line)))
 			}
-			before := treeSums(t, n.Host.Root, n.Bed.LXCPath)
+			before := treeState(t, false, n.Host.Root, n.Bed.LXCPath)
 			bin := hook
 			if c.admin {
 				bin = admin()
 			}
-			out, code := runBin(t, bin, n.Env(), c.args...)
+			out, code := runbin.Exit(t, bin, n.Env(), c.args...)
 			if code != c.exit {
 				t.Errorf("exit %d, want %d:\n%s", code, c.exit, out)
 			}
 			wantAll(t, "the message", out, want...)
-			wantSameTree(t, "host", before, treeSums(t, n.Host.Root, n.Bed.LXCPath))
+			wantSameTree(t, "host", before, treeState(t, false, n.Host.Root, n.Bed.LXCPath))
 		})
 	}
 }
@@ -307,7 +214,7 @@ func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, 
 // Proxmox does at its start, and checks that it started a worker.
 func postStart(t *testing.T, n *scenario.Node, ct *lxctest.CT) {
 	t.Helper()
-	out, code := runBin(t, n.Hook, n.Env(), strconv.Itoa(ct.VMID), "post-start")
+	out, code := runbin.Exit(t, n.Hook, n.Env(), strconv.Itoa(ct.VMID), "post-start")
 	if code != 0 || !strings.Contains(out, "in the background") {
 		t.Fatalf("post-start: exit %d:\n%s", code, out)
 	}
@@ -338,11 +245,12 @@ func baseline(t *testing.T, ct *lxctest.CT, script string) string {
 // container, the generated config or the driver cache; the failed install
 // leaves a state that the next start repairs.
 func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := newNode(t, "")
 	if err := n.SwitchDriver(driverA); err != nil {
 		t.Fatal(err)
 	}
-	ct := newCT(t, n, 9710, lxctest.Options{Init: lxctest.ShLoop})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop})
 	files := baseline(t, ct, "")
 	runs := filepath.Join(n.Host.Root, "cache", "runs")
 	tree := filepath.Join(n.Host.Root, "cache", "drivers", driverA)
@@ -355,7 +263,7 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 		if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
 			t.Errorf("the generated config changed:\n%s\nwas:\n%s", b, config)
 		}
-		wantSameTree(t, "driver cache", cache, treeSums(t, filepath.Join(n.Host.Root, "cache")))
+		wantSameTree(t, "driver cache", cache, treeState(t, false, filepath.Join(n.Host.Root, "cache")))
 		if _, err := os.Stat(tree); err == nil {
 			t.Errorf("the driver tree %s was extracted", tree)
 		}
@@ -368,9 +276,9 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 	}
 	config, _ = os.ReadFile(ct.ConfigPath())
 	t.Run("missing .run", func(t *testing.T) {
-		failedProvision(t, n, 9710, since, "no NVIDIA driver .run for version "+driverA+" in "+runs,
+		failedProvision(t, n, vmid, since, "no NVIDIA driver .run for version "+driverA+" in "+runs,
 			"put NVIDIA's "+runName+" there")
-		cache = treeSums(t, filepath.Join(n.Host.Root, "cache")) // pre-start made drivers/ for its mount
+		cache = treeState(t, false, filepath.Join(n.Host.Root, "cache")) // pre-start made drivers/ for its mount
 		unchanged(t)
 	})
 	t.Run("not NVIDIA's format", func(t *testing.T) {
@@ -380,10 +288,10 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(runs, runName), []byte("<html><body>404 Not Found</body></html>\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cache = treeSums(t, filepath.Join(n.Host.Root, "cache"))
+		cache = treeState(t, false, filepath.Join(n.Host.Root, "cache"))
 		since := time.Now()
 		postStart(t, n, ct)
-		failedProvision(t, n, 9710, since, runName+": not an NVIDIA driver .run", "put NVIDIA's "+runName+" there")
+		failedProvision(t, n, vmid, since, runName+": not an NVIDIA driver .run", "put NVIDIA's "+runName+" there")
 		unchanged(t)
 	})
 	t.Run("sha256 mismatch", func(t *testing.T) {
@@ -394,10 +302,10 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 		if err := n.WriteConfig(fmt.Sprintf("[driver]\nversion = %q\nsha256 = %q\n", driverA, pin)); err != nil {
 			t.Fatal(err)
 		}
-		cache = treeSums(t, filepath.Join(n.Host.Root, "cache"))
+		cache = treeState(t, false, filepath.Join(n.Host.Root, "cache"))
 		since := time.Now()
 		postStart(t, n, ct)
-		failedProvision(t, n, 9710, since, filepath.Join(runs, runName)+" has sha256 ", "but the configuration pins "+pin,
+		failedProvision(t, n, vmid, since, filepath.Join(runs, runName)+" has sha256 ", "but the configuration pins "+pin,
 			"replace it with NVIDIA's file or fix [driver] sha256")
 		unchanged(t)
 	})
@@ -410,7 +318,7 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 		}
 		since := time.Now()
 		postStart(t, n, ct)
-		failedProvision(t, n, 9710, since, "nvidia-installer "+driverA+" failed (exit 1)",
+		failedProvision(t, n, vmid, since, "nvidia-installer "+driverA+" failed (exit 1)",
 			"Stand-in: the installation fails here", "its log is /var/log/nvidia-installer.log inside the container")
 		if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
 			t.Errorf("the generated config changed:\n%s", b)
@@ -424,7 +332,7 @@ func TestBadDriverPackagesAndAFailingInstaller(t *testing.T) {
 		}
 		s, p, _ := startProvisioned(t, n, ct)
 		if p.Outcome != record.Installed {
-			t.Fatalf("record %+v\n%s", p, n.WorkerLog(9710))
+			t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 		}
 		wantAll(t, "post-start", s.PostStart.Output, "an earlier install did not finish")
 		wantInstalled(t, ct, driverA)
@@ -438,15 +346,17 @@ const bashInit = "#!/bin/bash\ntrap 'exit 0' PWR TERM INT\nwhile :; do sleep 1 &
 // A container without /bin/sh is refused with a message that says so;
 // nothing in it changes.
 func TestContainerWithoutShell(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 9711, lxctest.Options{Init: "/usr/local/sbin/bash-init"})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: "/usr/local/sbin/bash-init"})
 	if err := ct.WriteFile("/usr/local/sbin/bash-init", []byte(bashInit), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	files := baseline(t, ct, "rm /usr/bin/sh")
 	since := time.Now()
 	start(t, n, ct)
-	failedProvision(t, n, 9711, since, "CT 9711 has no working /bin/sh", "nvidiaprep needs a POSIX shell", "nothing was changed")
+	failedProvision(t, n, vmid, since, "CT "+id+" has no working /bin/sh", "nvidiaprep needs a POSIX shell", "nothing was changed")
 	wantSameCT(t, ct, files, ctFiles(t, ct))
 }
 
@@ -460,16 +370,18 @@ test -s /filler && rm /reserve`
 // the container is left in a state the next start repairs once space has
 // been freed.
 func TestContainerWithAFullDisk(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 9712, lxctest.Options{Init: lxctest.ShLoop, DiskSize: 16 << 20})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop, DiskSize: 16 << 20})
 	baseline(t, ct, fillScript)
 	since := time.Now()
 	start(t, n, ct)
 	config, _ := os.ReadFile(ct.ConfigPath())
 	// NVIDIA's installer goes on after a file it cannot install and exits 0
 	// (continue_after_error): the manifest check finds what is missing.
-	failedProvision(t, n, 9712, since, "the install of "+driverA+" is incomplete although nvidia-installer exited 0", "Cannot install ",
-		"the container's file system is full: /usr/lib/x86_64-linux-gnu has ", "free space in CT 9712 (or grow its disk: pct resize 9712 rootfs +1G), then restart it")
+	failedProvision(t, n, vmid, since, "the install of "+driverA+" is incomplete although nvidia-installer exited 0", "Cannot install ",
+		"the container's file system is full: /usr/lib/x86_64-linux-gnu has ", "free space in CT "+id+" (or grow its disk: pct resize "+id+" rootfs +1G), then restart it")
 	if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
 		t.Errorf("the generated config changed:\n%s", b)
 	}
@@ -481,7 +393,7 @@ func TestContainerWithAFullDisk(t *testing.T) {
 	}
 	s, p, _ := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(9712))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	wantAll(t, "post-start", s.PostStart.Output, "an earlier install did not finish")
 	wantInstalled(t, ct, driverA)
@@ -490,8 +402,9 @@ func TestContainerWithAFullDisk(t *testing.T) {
 // A dpkg lock that is never released: the worker gives up at its deadline
 // and says who holds the lock; nothing in the container changed.
 func TestDpkgLockNeverReleased(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"3s\"\n")
-	ct := newCT(t, n, 9713, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	bin, err := os.ReadFile(holdlock)
 	if err != nil {
 		t.Fatal(err)
@@ -514,7 +427,7 @@ func TestDpkgLockNeverReleased(t *testing.T) {
 	start(t, n, ct)
 	// The worker cannot change anything before it has the lock.
 	files := ctFiles(t, ct)
-	failedProvision(t, n, 9713, since, "/var/lib/dpkg/lock-frontend is still held by /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600 (pid ",
+	failedProvision(t, n, vmid, since, "/var/lib/dpkg/lock-frontend is still held by /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600 (pid ",
 		"after 3s; nothing was changed", "Let it finish (or stop it), then restart the container")
 	wantSameCT(t, ct, files, ctFiles(t, ct))
 }
@@ -524,8 +437,10 @@ func TestDpkgLockNeverReleased(t *testing.T) {
 // admin's terminal: the worker's STATUS= datagrams, its log and its record
 // name the holder, escaped, on one line each.
 func TestLockHolderNameCannotForgeLines(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"6s\"\n")
-	ct := newCT(t, n, 9714, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	bin, err := os.ReadFile(holdlock)
 	if err != nil {
 		t.Fatal(err)
@@ -572,11 +487,11 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	}
 	t.Cleanup(func() { ct.Stop(n.Hook, n.Env()) })
 	const holder = `is still held by apt\nSTATUS=forged\nMAINPID=1\n\x1b[2J /var/lib/dpkg/lock-frontend 3600 (pid `
-	p := failedProvision(t, n, 9714, since, holder)
+	p := failedProvision(t, n, vmid, since, holder)
 	// This machine has no systemd: the worker post-start started is a
 	// detached process, without the notify socket a transient unit gets.
 	// The worker run again as that unit runs it: with NOTIFY_SOCKET.
-	out, code := runBin(t, admin(), append(n.Env(), "NOTIFY_SOCKET="+sock), "provision", "9714")
+	out, code := runbin.Exit(t, admin(), append(n.Env(), "NOTIFY_SOCKET="+sock), "provision", id)
 	if code == 0 || !strings.Contains(out, holder) {
 		t.Errorf("provision with a notify socket: exit %d, want the holder named:\n%s", code, out)
 	}
@@ -595,7 +510,7 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	if !held {
 		t.Errorf("no STATUS= line names the holder; datagrams: %q", datagrams)
 	}
-	log := n.WorkerLog(9714)
+	log := n.WorkerLog(vmid)
 	for _, line := range strings.Split(log, "\n") {
 		if strings.HasPrefix(line, "STATUS=") || strings.HasPrefix(line, "MAINPID=") || strings.Contains(line, "\x1b") {
 			t.Errorf("a forged or raw line in the worker log: %q", line)
@@ -611,8 +526,10 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 // endless stream; they finish within seconds, naming the path and what is
 // there instead of a file.
 func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := newNode(t, "")
-	ct := newCT(t, n, 9715, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	if err := ct.WriteGeneratedConfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -631,20 +548,8 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 	}
 	run := func(t *testing.T, env []string, bin string, args ...string) (string, int) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env, cmd.Dir = env, "/"
-		cmd.WaitDelay = time.Second
-		out, err := cmd.CombinedOutput()
-		if ctx.Err() != nil {
-			t.Fatalf("%s %q hangs:\n%s", bin, args, out)
-		}
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		return string(out), cmd.ProcessState.ExitCode()
+		r := runbin.Cmd{Path: bin, Args: args, Env: env, Limit: 20 * time.Second}.Must(t)
+		return r.Output, r.Code
 	}
 	for _, c := range []struct {
 		name string
@@ -655,7 +560,7 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 		{"config a FIFO", withConfig(fifo), fifo + " is a FIFO, not a regular file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			for _, args := range [][]string{{"9715", "pre-start"}, {"9715", "post-start"}} {
+			for _, args := range [][]string{{id, "pre-start"}, {id, "post-start"}} {
 				out, code := run(t, c.env, hook, args...)
 				if code != 1 || !strings.Contains(out, c.want) {
 					t.Errorf("hook %v: exit %d, want 1 naming %q:\n%s", args, code, c.want, out)
@@ -670,12 +575,12 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 		})
 	}
 	t.Run("LXC config and record FIFOs", func(t *testing.T) {
-		if err := n.WriteConfig("[containers.9715]\ngpus = [\"0\"]\n"); err != nil {
+		if err := n.WriteConfig("[containers." + id + "]\ngpus = [\"0\"]\n"); err != nil {
 			t.Fatal(err)
 		}
-		lxcConfig := filepath.Join(n.Bed.LXCPath, "9715", "config")
+		lxcConfig := filepath.Join(n.Bed.LXCPath, id, "config")
 		os.Remove(lxcConfig)
-		rec := record.Path(n.StateDir(), 9715)
+		rec := record.Path(n.StateDir(), vmid)
 		os.MkdirAll(filepath.Dir(rec), 0o755)
 		os.Remove(rec)
 		for _, p := range []string{lxcConfig, rec} {
@@ -688,7 +593,7 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 		}
 		// LXC's own tools, which the test bed's clean-up runs, would hang on it.
 		t.Cleanup(func() { os.Remove(lxcConfig); os.Remove(rec); ct.WriteGeneratedConfig() })
-		out, code := run(t, n.Env(), hook, "9715", "pre-start")
+		out, code := run(t, n.Env(), hook, id, "pre-start")
 		if code != 1 || !strings.Contains(out, lxcConfig+" is a FIFO, not a regular file") {
 			t.Errorf("pre-start: exit %d, want 1 naming the LXC config:\n%s", code, out)
 		}
@@ -703,8 +608,10 @@ func TestFIFOsAndDevicesWhereFilesBelong(t *testing.T) {
 // releases the container's lock: a second run says the same, not "another
 // worker is provisioning it".
 func TestProvisionWithAStoppedMonitorEnds(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := newNode(t, "")
-	ct := newCT(t, n, 9716, lxctest.Options{Init: lxctest.ShLoop})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop})
 	if _, err := ct.ProxmoxStart("", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -725,33 +632,16 @@ func TestProvisionWithAStoppedMonitorEnds(t *testing.T) {
 	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
 	for i := range 2 {
 		t0 := time.Now()
-		out, code, err := runExitTimeout(90*time.Second, admin(), n.Env(), "provision", "9716")
-		took := time.Since(t0)
+		r, err := runbin.Cmd{Path: admin(), Args: []string{"provision", id}, Env: n.Env(), Limit: 90 * time.Second}.Run()
+		out, code, took := r.Output, r.Code, time.Since(t0)
 		if err != nil {
 			t.Fatalf("run %d: %v after %v:\n%s", i, err, took, out)
 		}
-		if code != 1 || !strings.Contains(out, "CT 9716: asking LXC for its init's pid: the container's monitor did not answer") {
+		if code != 1 || !strings.Contains(out, "CT "+id+": asking LXC for its init's pid: the container's monitor did not answer") {
 			t.Errorf("run %d: exit %d, want 1 naming the monitor:\n%s", i, code, out)
 		}
 		if took > 30*time.Second {
 			t.Errorf("run %d took %v", i, took)
 		}
 	}
-}
-
-// runExitTimeout is runExit that kills the binary after limit: an error then.
-func runExitTimeout(limit time.Duration, bin string, env []string, args ...string) (string, int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env, cmd.Dir, cmd.WaitDelay = env, "/", time.Second
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return string(out), -1, fmt.Errorf("%s %q hangs: %w", bin, args, ctx.Err())
-	}
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		return string(out), -1, err
-	}
-	return string(out), cmd.ProcessState.ExitCode(), nil
 }

@@ -3,6 +3,7 @@
 package integration_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,11 +15,13 @@ import (
 // the line and its fix in the task log; with strict = true it refuses the
 // start instead.
 func TestHandWrittenRuleThatBypassesTheSelection(t *testing.T) {
-	n := newNode(t, "[containers.9815]\ngpus = [\"1\"]\ninstall = false\n")
-	ct := newCT(t, n, 9815, lxctest.Options{ExtraConfig: []string{"lxc.cgroup2.devices.allow = c 195:* rwm"}})
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := newNode(t, "[containers."+id+"]\ngpus = [\"1\"]\ninstall = false\n")
+	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{"lxc.cgroup2.devices.allow = c 195:* rwm"}})
 	s := start(t, n, ct)
 	if !strings.Contains(s.PreStart.Output, `hand-written line "lxc.cgroup2.devices.allow = c 195:* rwm" allows every NVIDIA node (195:*) to this privileged container`) ||
-		!strings.Contains(s.PreStart.Output, "gpus in [containers.9815]") {
+		!strings.Contains(s.PreStart.Output, "gpus in [containers."+id+"]") {
 		t.Errorf("the task log does not name the line and its fix:\n%s", s.PreStart.Output)
 	}
 	// What the warning is about is real: GPU 0 opens as far as the driver.
@@ -28,11 +31,11 @@ func TestHandWrittenRuleThatBypassesTheSelection(t *testing.T) {
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.WriteConfig("[containers.9815]\ngpus = [\"1\"]\ninstall = false\nstrict = true\n"); err != nil {
+	if err := n.WriteConfig("[containers." + id + "]\ngpus = [\"1\"]\ninstall = false\nstrict = true\n"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := ct.ProxmoxStart(n.Hook, n.Env())
-	if err == nil || !strings.Contains(err.Error(), "CT 9815 has strict = true in [containers.9815]") || !strings.Contains(err.Error(), "c 195:* rwm") {
+	if err == nil || !strings.Contains(err.Error(), "CT "+id+" has strict = true in [containers."+id+"]") || !strings.Contains(err.Error(), "c 195:* rwm") {
 		t.Fatalf("strict = true: start %v, want it refused naming the line", err)
 	}
 	if ct.Running() {

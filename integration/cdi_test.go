@@ -119,14 +119,14 @@ const runOpts = `$(awk '/^Max open files/ {print "--ulimit nofile=" $5 ":" $5} /
 func TestPodmanInsideUsesTheCDISpec(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		vmid   int
 		unpriv bool
-	}{{"privileged", 201, false}, {"unprivileged", 202, true}} {
+	}{{"privileged", false}, {"unprivileged", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", tc.vmid))
+			vmid := lxctest.VMID(t)
+			n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", vmid))
 			repo, _ := podmanRepo(t, n)
 			extra := append([]string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}, nestingLines...)
-			ct := newCT(t, n, tc.vmid, lxctest.Options{Unprivileged: tc.unpriv, ExtraConfig: extra})
+			ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: tc.unpriv, ExtraConfig: extra})
 			if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +134,7 @@ func TestPodmanInsideUsesTheCDISpec(t *testing.T) {
 
 			_, p, _ := startProvisioned(t, n, ct)
 			if p.Outcome != record.Installed {
-				t.Fatalf("record %+v\n%s", p, n.WorkerLog(tc.vmid))
+				t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 			}
 			spec, _ := sh(t, ct, "cat /etc/cdi/nvidia.yaml")
 			if !strings.Contains(spec, "path: /dev/nvidia1") || strings.Contains(spec, "/dev/nvidia0") {
@@ -181,7 +181,7 @@ nvidiaprep-load-probe; nvidia-smi --version | head -n1`)
 			}
 			switchTo(t, n, driverB)
 			if _, p, _ := startProvisioned(t, n, ct); p.Outcome != record.Installed || p.Version != driverB {
-				t.Fatalf("after the upgrade: record %+v\n%s", p, n.WorkerLog(tc.vmid))
+				t.Fatalf("after the upgrade: record %+v\n%s", p, n.WorkerLog(vmid))
 			}
 			out, code = run("--device nvidia.com/gpu=0", "nvidiaprep-load-probe")
 			if code != 0 || !strings.Contains(out, "libcuda.so.1 "+driverB) || strings.Contains(out, driverA) {
@@ -212,7 +212,7 @@ func waitSh(t *testing.T, ct *lxctest.CT, script string, timeout time.Duration) 
 // spec a user made with nvidia-ctk is kept aside (a name CDI does not read)
 // and replaced; gpus = [] removes nvidiaprep's spec.
 func TestCDISpecFollowsWhatTheContainerIsGiven(t *testing.T) {
-	const vmid = 203
+	vmid := lxctest.VMID(t)
 	table := func(gpus string) string { return fmt.Sprintf("[containers.%d]\ngpus = %s\n", vmid, gpus) }
 	n := provisionNode(t, table(`["1"]`))
 	ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: true})
@@ -281,7 +281,7 @@ func TestCDISpecFollowsWhatTheContainerIsGiven(t *testing.T) {
 // nvidia.com/gpu=0 from nvidiaprep's spec: the container's GPU opens as far
 // as the driver, the other is absent, the libraries load by name.
 func TestDockerOnDebian13UsesTheCDISpec(t *testing.T) {
-	const vmid = 205
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", vmid))
 	debs, err := aptrepo.FetchFrom(n.Bed.Cache, filepath.Join(n.Bed.Cache, "rootfs-trixie"), aptrepo.Source{Suite: "trixie", Components: []string{"main"}}, "docker.io", "docker-cli")
 	if err != nil {
@@ -351,12 +351,12 @@ log-level = "info"
 func TestContainerToolkitKeepsWorking(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		vmid   int
 		unpriv bool
-	}{{"unprivileged", 206, true}, {"privileged", 207, false}} {
+	}{{"unprivileged", true}, {"privileged", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", tc.vmid))
-			ct := newCT(t, n, tc.vmid, lxctest.Options{Unprivileged: tc.unpriv})
+			vmid := lxctest.VMID(t)
+			n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", vmid))
+			ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: tc.unpriv})
 			if err := ct.WriteFile("etc/nvidia-container-runtime/config.toml", []byte(toolkitConfig), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -396,18 +396,18 @@ func TestContainerToolkitKeepsWorking(t *testing.T) {
 func TestRenderNodesOfItsGPU(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		vmid   int
 		unpriv bool
-	}{{"unprivileged", 208, true}, {"privileged", 209, false}} {
+	}{{"unprivileged", true}, {"privileged", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"0\"]\ninstall = false\n", tc.vmid))
+			vmid := lxctest.VMID(t)
+			n := newNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"0\"]\ninstall = false\n", vmid))
 			if err := n.Host.AddDRM("0000:41:00.0", 0); err != nil {
 				t.Fatal(err)
 			}
 			if err := n.Host.AddDRM("0000:01:00.0", 1); err != nil {
 				t.Fatal(err)
 			}
-			ct := newCT(t, n, tc.vmid, lxctest.Options{Unprivileged: tc.unpriv})
+			ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: tc.unpriv})
 			if s := start(t, n, ct); !s.PreStart.OK() {
 				t.Fatalf("pre-start: %s", s.PreStart.Output)
 			}

@@ -5,21 +5,19 @@ package integration_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/status"
 )
-
-// vmids 9501-9549 belong to the package and cluster tests.
-const vmidCluster = 9502
 
 // clusterNode is one simulated node of a two-node cluster: its own stand-in
 // host tree (driver, device nodes, cache, state) and node file, and the
@@ -87,36 +85,36 @@ func startOn(t *testing.T, n clusterNode, ct *lxctest.CT) (lxctest.Start, record
 // statusOn runs `nvidiaprep status --json` with node n's configuration.
 func statusOn(t *testing.T, n clusterNode) status.JSON {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(filepath.Dir(hook), "nvidiaprep"), "status", "--json")
-	cmd.Env = n.env()
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("nvidiaprep status: %v\n%s", err, out)
+	res := runbin.Cmd{Path: admin(), Args: []string{"status", "--json"}, Env: n.env(), Split: true}.Must(t)
+	if res.Code != 0 {
+		t.Fatalf("nvidiaprep status: exit %d\n%s", res.Code, res.Output)
 	}
 	var r status.JSON
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	if err := json.Unmarshal([]byte(res.Stdout), &r); err != nil {
+		t.Fatalf("%v\n%s", err, res.Output)
 	}
 	return r
 }
 
 // Two nodes of a cluster with different drivers share the cluster file
-// (which gives CT 9502 GPU 0, required) and each has its node file. The
+// (which gives the container GPU 0, required) and each has its node file. The
 // container starts on node A, moves to node B, then back: each start on the
 // other node reprovisions it with that node's loaded driver, and each
 // node's status shows its own driver and its own record of the container.
 func TestClusterMigrationReprovisions(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	bed := lxctest.NewTestBed(t)
 	cluster := filepath.Join(bed.Dir, "pve", "nvidiaprep.toml")
 	if err := os.MkdirAll(filepath.Dir(cluster), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cluster, []byte("# cluster-wide, as /etc/pve/nvidiaprep.toml\n[containers.9502]\ngpus = [\"0\"]\nrequired = true\n"), 0o644); err != nil {
+	if err := os.WriteFile(cluster, []byte("# cluster-wide, as /etc/pve/nvidiaprep.toml\n[containers."+id+"]\ngpus = [\"0\"]\nrequired = true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	a := newClusterNode(t, bed, filepath.Join(bed.Dir, "node-a"), driverA, cluster)
 	b := newClusterNode(t, bed, filepath.Join(bed.Dir, "node-b"), driverB, cluster)
-	ct := newCT(t, a.Node, vmidCluster, lxctest.Options{})
+	ct := newCT(t, a.Node, vmid, lxctest.Options{})
 	t.Cleanup(func() { ct.Stop("", nil) })
 
 	for i, step := range []struct {
@@ -151,7 +149,7 @@ func TestClusterMigrationReprovisions(t *testing.T) {
 		if r.Node.Driver.Loaded == nil || *r.Node.Driver.Loaded != n.version {
 			t.Errorf("status on the %s node: loaded %v", n.version, r.Node.Driver.Loaded)
 		}
-		if len(r.Containers) != 1 || r.Containers[0].VMID != vmidCluster || r.Containers[0].LastProvisioning == nil ||
+		if len(r.Containers) != 1 || r.Containers[0].VMID != vmid || r.Containers[0].LastProvisioning == nil ||
 			*r.Containers[0].LastProvisioning.Version != n.version || r.Containers[0].LastProvisioning.Outcome != record.Installed ||
 			len(r.Containers[0].GPUs) != 1 || r.Containers[0].GPUs[0] != "0" || !r.Containers[0].Required {
 			t.Errorf("status on the %s node: containers %+v", n.version, r.Containers)

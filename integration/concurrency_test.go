@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/record"
@@ -24,8 +26,10 @@ import (
 // with device nodes missing, all succeed and leave one block, the same one
 // a lone pre-start writes, no temporary files, and nodes that work.
 func TestTwentySimultaneousPreStarts(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := newNode(t, "")
-	ct := newCT(t, n, 9720, lxctest.Options{Init: lxctest.ShLoop})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop})
 	if err := ct.WriteGeneratedConfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +45,7 @@ func TestTwentySimultaneousPreStarts(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			outs[i], codes[i], _ = runExit(hook, n.Env(), "9720", "pre-start")
+			outs[i], codes[i], _ = runbin.Try(hook, n.Env(), id, "pre-start")
 		}(i)
 	}
 	wg.Wait()
@@ -61,7 +65,7 @@ func TestTwentySimultaneousPreStarts(t *testing.T) {
 	if err := ct.WriteGeneratedConfig(); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runBin(t, hook, n.Env(), "9720", "pre-start"); code != 0 {
+	if out, code := runbin.Exit(t, hook, n.Env(), id, "pre-start"); code != 0 {
 		t.Fatalf("pre-start: %s", out)
 	}
 	alone, _ := os.ReadFile(ct.ConfigPath())
@@ -108,8 +112,10 @@ func installDelay(t *testing.T, ct *lxctest.CT, secs int) {
 // Two post-starts of a container at once start two workers, of which one
 // installs and the other leaves it to that one.
 func TestTwoSimultaneousPostStarts(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 9721, lxctest.Options{Init: lxctest.ShLoop})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop})
 	installDelay(t, ct, 2)
 	if _, err := ct.ProxmoxStart(preStartOnly(t), n.Env()); err != nil {
 		t.Fatal(err)
@@ -123,7 +129,7 @@ func TestTwoSimultaneousPostStarts(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			outs[i], codes[i], _ = runExit(hook, n.Env(), "9721", "post-start")
+			outs[i], codes[i], _ = runbin.Try(hook, n.Env(), id, "post-start")
 		}(i)
 	}
 	wg.Wait()
@@ -132,15 +138,15 @@ func TestTwoSimultaneousPostStarts(t *testing.T) {
 			t.Errorf("post-start %d: exit %d:\n%s", i, codes[i], outs[i])
 		}
 	}
-	p, err := n.WaitProvisioned(9721, since, time.Minute)
+	p, err := n.WaitProvisioned(vmid, since, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Outcome != record.Installed {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(9721))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
-	log := n.WorkerLog(9721)
-	for deadline := time.Now().Add(10 * time.Second); strings.Count(log, "phase=provision") < 2 && time.Now().Before(deadline); log = n.WorkerLog(9721) {
+	log := n.WorkerLog(vmid)
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(log, "phase=provision") < 2 && time.Now().Before(deadline); log = n.WorkerLog(vmid) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if c := strings.Count(log, "installing NVIDIA user-space libraries "+driverA); c != 1 {
@@ -156,15 +162,17 @@ func TestTwoSimultaneousPostStarts(t *testing.T) {
 // A container stopped while its installer runs: the worker ends at once
 // with a failed record that says so, and the next start installs.
 func TestContainerStoppedDuringItsInstall(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 9722, lxctest.Options{Init: lxctest.ShLoop})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop})
 	installDelay(t, ct, 60)
 	since := time.Now()
 	start(t, n, ct)
 	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(n.WorkerLog(9722), "installing NVIDIA user-space libraries") {
+	for !strings.Contains(n.WorkerLog(vmid), "installing NVIDIA user-space libraries") {
 		if time.Now().After(deadline) {
-			t.Fatalf("the installer did not start:\n%s", n.WorkerLog(9722))
+			t.Fatalf("the installer did not start:\n%s", n.WorkerLog(vmid))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -173,7 +181,7 @@ func TestContainerStoppedDuringItsInstall(t *testing.T) {
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
 		t.Fatal(err)
 	}
-	p := failedProvision(t, n, 9722, since, "CT 9722 stopped during the install of "+driverA, "its next start installs again")
+	p := failedProvision(t, n, vmid, since, "CT "+id+" stopped during the install of "+driverA, "its next start installs again")
 	if took := p.Finished.Sub(stopped); took > 15*time.Second {
 		t.Errorf("the worker ended %v after the stop", took)
 	}
@@ -181,7 +189,7 @@ func TestContainerStoppedDuringItsInstall(t *testing.T) {
 	installDelay(t, ct, 0)
 	s, p, _ := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(9722))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	wantAll(t, "post-start", s.PostStart.Output, "an earlier install did not finish")
 	wantInstalled(t, ct, driverA)

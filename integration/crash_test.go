@@ -107,7 +107,7 @@ func TestKilledInstallsConverge(t *testing.T) {
 	}
 	// One container without systemd, so that a start and a stop take a
 	// moment; its install is the same.
-	const vmid = 9760
+	vmid := lxctest.VMID(t)
 	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop})
 	t.Cleanup(func() { ct.Stop(n.Hook, n.Env()) })
 	converge(t, n, ct, driverA, driverB)

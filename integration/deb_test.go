@@ -15,11 +15,9 @@ import (
 
 	"nvidiaprep/integration/aptrepo"
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 )
-
-// vmids 9501-9549 belong to the package and cluster tests.
-const vmidDeb = 9501
 
 const (
 	debOld = "0.1.0"          // debian/changelog's version: the previous build
@@ -47,24 +45,21 @@ func debTree(t *testing.T, dir string) {
 }
 
 // buildDeb runs `make deb` in the tree src into out with version ("" for
-// the changelog's) and returns the .deb. make deb also runs lintian and
-// fails on any error or warning.
+// the changelog's) and returns the .deb, the one package make deb wrote
+// there. make deb also runs lintian and fails on any error or warning.
 func buildDeb(t *testing.T, src, out, version string) string {
 	t.Helper()
-	cmd := exec.Command("make", "deb", "DEB_OUT="+out, "DEB_VERSION="+version)
-	root := src
-	cmd.Dir = root
 	t0 := time.Now()
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("make deb %s: %v\n%s", version, err, b)
+	r := runbin.Cmd{Path: "make", Args: []string{"deb", "DEB_OUT=" + out, "DEB_VERSION=" + version}, Dir: src, Limit: 15 * time.Minute}.Must(t)
+	if r.Code != 0 {
+		t.Fatalf("make deb %s: exit %d\n%s", version, r.Code, r.Output)
 	}
-	v := version
-	if v == "" {
-		v = debOld
+	debs, _ := filepath.Glob(filepath.Join(out, "nvidiaprep_*_amd64.deb"))
+	if len(debs) != 1 {
+		t.Fatalf("make deb %s: want one package in %s, have %v", version, out, debs)
 	}
-	t.Logf("make deb %s: %v", v, time.Since(t0).Round(time.Second))
-	return filepath.Join(out, "nvidiaprep_"+v+"_amd64.deb")
+	t.Logf("make deb: %s in %v", filepath.Base(debs[0]), time.Since(t0).Round(time.Second))
+	return debs[0]
 }
 
 // debFile extracts one file of a .deb and returns its sha256.
@@ -109,7 +104,7 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	if err := aptrepo.Build(repo, append(debs, old, newer)...); err != nil {
 		t.Fatal(err)
 	}
-	ct, err := bed.NewContainer(vmidDeb, lxctest.Options{ExtraConfig: []string{
+	ct, err := bed.NewContainer(lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{
 		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
 	}})
 	if err != nil {
@@ -143,6 +138,7 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	wantPackage(t, ct, debOld)
 	// The hook through the link, run as Proxmox runs a hookscript: it loads
 	// the packaged configuration and lets a container without a GPU start.
+	// Inside the node, 9501 is a guest of its own: only a name in its /var/lib/lxc.
 	must("mkdir -p /var/lib/lxc/9501 && echo 'lxc.arch = amd64' > /var/lib/lxc/9501/config")
 	if out := must("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /var/lib/vz/snippets/nvidiaprep-hook 9501 pre-start 2>&1"); !strings.Contains(out, "no NVIDIA") {
 		t.Errorf("pre-start through the link:\n%s", out)

@@ -25,9 +25,6 @@ import (
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
-// vmids 9401-9449 belong to the host driver unit's tests.
-const vmidHostDriver = 9401
-
 const (
 	hdOld     = "580.142"    // an earlier .run install on the node
 	hdWant    = "580.159.04" // [driver] version
@@ -46,6 +43,7 @@ const (
 type hostNode struct {
 	t       *testing.T
 	ct      *lxctest.CT
+	start   func() // boots ct (hostCT)
 	host    *standin.Host
 	etc     string // the host side of /etc/nvidiaprep
 	www     string // what the test's web server serves
@@ -55,13 +53,13 @@ type hostNode struct {
 
 func newHostNode(t *testing.T) *hostNode {
 	t.Helper()
-	return newHostNodeWith(t, vmidHostDriver, nil, hdOld, hdWant)
+	return newHostNodeWith(t, nil, hdOld, hdWant)
 }
 
-// newHostNodeWith is newHostNode as vmid, with the packages extra in its
+// newHostNodeWith is newHostNode with the packages extra in its
 // repository too, and stand-in .runs of versions (the last one is
 // configured only when it is hdWant).
-func newHostNodeWith(t *testing.T, vmid int, extra []string, versions ...string) *hostNode {
+func newHostNodeWith(t *testing.T, extra []string, versions ...string) *hostNode {
 	t.Helper()
 	bed := lxctest.NewTestBed(t)
 	var u unix.Utsname
@@ -117,12 +115,6 @@ func newHostNodeWith(t *testing.T, vmid int, extra []string, versions ...string)
 		t.Fatal(err)
 	}
 
-	n.ct = newCT(t, &scenario.Node{Bed: bed}, vmid, lxctest.Options{ExtraConfig: []string{
-		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
-		"lxc.mount.entry = " + n.www + " srv/www none bind,ro,create=dir 0 0",
-		"lxc.mount.entry = " + n.host.Root + " srv/standin none bind,create=dir 0 0",
-		"lxc.mount.entry = " + n.etc + " etc/nvidiaprep none bind,create=dir 0 0",
-	}})
 	bin, err := os.ReadFile(filepath.Join(filepath.Dir(hook), "nvidiaprep"))
 	if err != nil {
 		t.Fatal(err)
@@ -135,18 +127,14 @@ func newHostNodeWith(t *testing.T, vmid int, extra []string, versions ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for path, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
+	n.ct, n.start = hostCT(t, bed, repo, []string{
+		n.www + " srv/www none bind,ro,create=dir 0 0",
+		n.host.Root + " srv/standin none bind,create=dir 0 0",
+		n.etc + " etc/nvidiaprep none bind,create=dir 0 0",
+	}, map[string]ctFile{
 		"usr/bin/nvidiaprep": {bin, 0o755},
 		"lib/systemd/system/nvidiaprep-host-driver.service": {unit, 0o644},
-		"etc/apt/sources.list":                              {[]byte(aptrepo.SourcesList("/srv/repo")), 0o644},
-	} {
-		if err := n.ct.WriteFile(path, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if versions[len(versions)-1] == hdWant {
 		n.config("nvidiaprep.toml", hdRunURL, "")
 	}
@@ -184,13 +172,7 @@ kernel_module = "open"
 // container's 127.0.0.1:hdPort from the test process.
 func (n *hostNode) boot() {
 	n.t.Helper()
-	if _, err := n.ct.ProxmoxStart("", nil); err != nil {
-		n.t.Fatal(err)
-	}
-	n.t.Cleanup(func() { n.ct.Stop("", nil) })
-	if err := n.ct.WaitSystemd(time.Minute); err != nil {
-		n.t.Fatal(err)
-	}
+	n.start()
 	l, err := ctnet.Listen(n.ct.InitPID(), "127.0.0.1:"+hdPort)
 	if err != nil {
 		n.t.Fatal(err)

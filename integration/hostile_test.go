@@ -4,10 +4,7 @@ package integration_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/record"
@@ -147,12 +145,12 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	watched := []string{"/etc/shadow", h.dir, filepath.Join(n.Host.Root, "cache"), n.Host.Dev, n.Host.Sys, n.Host.Proc, n.Config}
-	before := snapshot(t, watched...)
+	before := treeState(t, true, watched...)
 	h.resetAtimes(t)
 	atimes := h.atimes(t)
 
-	for i, trap := range hostileTraps {
-		vmid := 9751 + i
+	for _, trap := range hostileTraps {
+		vmid := lxctest.VMID(t) // the test's, as the bed that keeps its container
 		t.Run(trap.name, func(t *testing.T) {
 			ct := newCT(t, n, vmid, lxctest.Options{Init: trap.init, ExtraConfig: trap.config})
 			prepareAny(t, ct, strings.ReplaceAll(trap.script, "@H@", h.dir), trap.init == "")
@@ -185,8 +183,8 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 			if len(trap.unopened) > 0 {
 				// Post-start ran before the watch: once more, watched.
 				since = time.Now()
-				if out, err := runHook(n.Hook, n.Env(), strconv.Itoa(vmid), "post-start"); err != nil {
-					t.Fatalf("post-start: %v\n%s", err, out)
+				if out, code := runbin.Exit(t, n.Hook, n.Env(), strconv.Itoa(vmid), "post-start"); code != 0 {
+					t.Fatalf("post-start: exit %d\n%s", code, out)
 				}
 				if p, err = n.WaitProvisioned(vmid, since, 2*time.Minute); err != nil {
 					t.Fatal(err)
@@ -222,18 +220,7 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	// The containers' own copies of their device nodes are nvidiaprep's,
 	// made by pre-start below the host's dev root: the rest must not change.
 	copies := filepath.Dir(nvdev.CopiesDir(n.Host.Dev, 0))
-	wantSame(t, without(before, copies), without(snapshot(t, watched...), copies))
-}
-
-// without leaves out of a snapshot what lies below dir.
-func without(s map[string]fileState, dir string) map[string]fileState {
-	out := map[string]fileState{}
-	for p, st := range s {
-		if p != dir && !strings.HasPrefix(p, dir+"/") {
-			out[p] = st
-		}
-	}
-	return out
+	wantSameTree(t, "host", without(before, copies), without(treeState(t, true, watched...), copies))
 }
 
 // prepareAny is prepare for a container with or without systemd.
@@ -352,72 +339,6 @@ func (h *canaries) wantNotLeaked(t *testing.T, text string) {
 	}
 }
 
-// fileState is what identifies a file's content and identity.
-type fileState struct {
-	ino   uint64
-	mode  fs.FileMode
-	size  int64
-	mtime time.Time
-	sum   string // sha256 of a regular file, target of a link
-}
-
-// snapshot records every file below the roots, without following links.
-func snapshot(t *testing.T, roots ...string) map[string]fileState {
-	t.Helper()
-	out := map[string]fileState{}
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			var st unix.Stat_t
-			if err := unix.Lstat(p, &st); err != nil {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			s := fileState{ino: st.Ino, mode: fi.Mode(), size: st.Size, mtime: time.Unix(st.Mtim.Unix())}
-			switch {
-			case fi.Mode().IsRegular():
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(b)
-				s.sum = hex.EncodeToString(sum[:])
-			case fi.Mode()&fs.ModeSymlink != 0:
-				s.sum, _ = os.Readlink(p)
-			}
-			out[p] = s
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
-func wantSame(t *testing.T, before, after map[string]fileState) {
-	t.Helper()
-	for p, b := range before {
-		a, ok := after[p]
-		switch {
-		case !ok:
-			t.Errorf("host file %s was removed", p)
-		case a != b:
-			t.Errorf("host file %s changed: %+v, was %+v", p, a, b)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("host file %s was created", p)
-		}
-	}
-}
-
 // watchWorkerMemory samples the peak resident memory (VmHWM) of the
 // container's provisioning worker until the test ends; peak returns the
 // highest seen, in KiB.
@@ -508,6 +429,9 @@ printf '#!/bin/sh\necho planted >/planted-ran\n' >/mnt/again/@V@/nvidia-installe
 // host's tree is unchanged, and the next container provisioned from the tree
 // (an unprivileged victim) gets the real install, never the planted program.
 func TestPrivilegedContainerCannotChangeTheSharedDriverTree(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	vmid2 := lxctest.VMID(t)
+	vmid3 := lxctest.VMID(t)
 	n := provisionNode(t, "")
 	cache := driverrun.Cache{Dir: filepath.Join(n.Host.Root, "cache")}
 	if _, err := cache.Extract(context.Background(), driverA, ""); err != nil {
@@ -516,9 +440,9 @@ func TestPrivilegedContainerCannotChangeTheSharedDriverTree(t *testing.T) {
 	if err := os.MkdirAll(cache.EmptyLayer(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, cache.DriversDir(), cache.EmptyLayer())
+	before := treeState(t, true, cache.DriversDir(), cache.EmptyLayer())
 
-	attacker := newCT(t, n, 9731, lxctest.Options{})
+	attacker := newCT(t, n, vmid, lxctest.Options{})
 	_, _, _ = startProvisioned(t, n, attacker)
 	plant := `printf '#!/bin/sh\necho planted >/planted-ran\nexit 0\n' >/dev/.nvidiaprep/drivers/@V@/nvidia-installer && echo "WROTE the installer"
 mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
@@ -530,12 +454,12 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 			t.Errorf("%s: the privileged container changed the shared driver tree:\n%s", a.name, out)
 		}
 	}
-	wantSame(t, before, snapshot(t, cache.DriversDir(), cache.EmptyLayer()))
+	wantSameTree(t, "host", before, treeState(t, true, cache.DriversDir(), cache.EmptyLayer()))
 
-	victim := newCT(t, n, 9732, lxctest.Options{Unprivileged: true})
+	victim := newCT(t, n, vmid2, lxctest.Options{Unprivileged: true})
 	_, p, _ := startProvisioned(t, n, victim)
 	if p.Outcome != record.Installed {
-		t.Fatalf("the victim's record: %+v\n%s", p, n.WorkerLog(9732))
+		t.Fatalf("the victim's record: %+v\n%s", p, n.WorkerLog(vmid2))
 	}
 	wantInstalled(t, victim, driverA)
 	if out, code := sh(t, victim, "cat /planted-ran"); code == 0 {
@@ -549,15 +473,15 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 	if err := os.WriteFile(filepath.Join(cache.Tree(driverA), "nvidia-installer"), []byte(planted), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	next := newCT(t, n, 9734, lxctest.Options{Unprivileged: true})
+	next := newCT(t, n, vmid3, lxctest.Options{Unprivileged: true})
 	if _, p, _ := startProvisioned(t, n, next); p.Outcome != record.Installed {
-		t.Fatalf("record after the tree changed: %+v\n%s", p, n.WorkerLog(9734))
+		t.Fatalf("record after the tree changed: %+v\n%s", p, n.WorkerLog(vmid3))
 	}
 	wantInstalled(t, next, driverA)
 	if out, code := sh(t, next, "cat /planted-ran"); code == 0 {
 		t.Errorf("the installer planted in the node's tree ran: %s", out)
 	}
-	if log := n.WorkerLog(9734); !strings.Contains(log, `changed after its extraction ("nvidia-installer" changed); extracting it again from its .run`) {
+	if log := n.WorkerLog(vmid3); !strings.Contains(log, `changed after its extraction ("nvidia-installer" changed); extracting it again from its .run`) {
 		t.Errorf("the worker does not say the tree changed:\n%s", log)
 	}
 	if b, _ := os.ReadFile(filepath.Join(cache.Tree(driverA), "nvidia-installer")); string(b) == planted {
@@ -569,6 +493,8 @@ mkdir /dev/.nvidiaprep/drivers/@V@/x && echo "WROTE a directory"`
 // owner, times): they are its own copies, so the host's nodes stay as they
 // were and another container still reaches the device through its own.
 func TestPrivilegedContainerCannotChangeTheHostsDeviceNodes(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	vmid2 := lxctest.VMID(t)
 	n := newNode(t, "")
 	nodes := []string{"nvidia0", "nvidiactl", "nvidia-uvm"}
 	hostState := func() string {
@@ -583,7 +509,7 @@ func TestPrivilegedContainerCannotChangeTheHostsDeviceNodes(t *testing.T) {
 		return b.String()
 	}
 	before := hostState()
-	attacker := newCT(t, n, 9735, lxctest.Options{})
+	attacker := newCT(t, n, vmid, lxctest.Options{})
 	start(t, n, attacker)
 	out, code := sh(t, attacker, "chmod 000 /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm && chown 1234:1234 /dev/nvidia0 && touch -d 2001-01-01 /dev/nvidiactl && stat -c '%a %u' /dev/nvidia0")
 	if code != 0 || out != "0 1234" {
@@ -600,7 +526,7 @@ func TestPrivilegedContainerCannotChangeTheHostsDeviceNodes(t *testing.T) {
 	if out, _ := sh(t, attacker, "stat -c '%a %u' /dev/nvidia0"); out != "666 0" {
 		t.Errorf("after a restart the container's /dev/nvidia0 is %q, want the host's 666 0", out)
 	}
-	other := newCT(t, n, 9736, lxctest.Options{Unprivileged: true})
+	other := newCT(t, n, vmid2, lxctest.Options{Unprivileged: true})
 	start(t, n, other)
 	for _, name := range nodes {
 		wantOpen(t, other, "/dev/"+name, "No such device or address")

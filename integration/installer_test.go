@@ -30,6 +30,7 @@ done`
 //   - an uninstall that removes nothing (/var/lib/nvidia not 0700) and an
 //     install that exits 0 with files missing are failures, named.
 func TestRealInstallerBehaviourInAMinbaseContainer(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
 	debs, err := aptrepo.Fetch(n.Bed.Cache, filepath.Join(n.Bed.Cache, "rootfs-bookworm"), "libgl1", "libegl1")
 	if err != nil {
@@ -39,7 +40,7 @@ func TestRealInstallerBehaviourInAMinbaseContainer(t *testing.T) {
 	if err := aptrepo.Build(repo, debs...); err != nil {
 		t.Fatal(err)
 	}
-	ct := newCT(t, n, 187, lxctest.Options{ExtraConfig: []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}})
+	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}})
 	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestRealInstallerBehaviourInAMinbaseContainer(t *testing.T) {
 	}
 	_, p, _ := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(187))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	wantInstalled(t, ct, driverA)
 	clean("after the install")
@@ -75,7 +76,7 @@ func TestRealInstallerBehaviourInAMinbaseContainer(t *testing.T) {
 	switchTo(t, n, driverB)
 	_, p, _ = startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed || p.Version != driverB {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(187))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	wantInstalled(t, ct, driverB)
 	if out, _ := sh(t, ct, "cat /var/log/nvidia-uninstall.log"); !strings.Contains(out, "--skip-module-unload") || !strings.Contains(out, "Uninstallation of existing driver: "+standin.RunDescription+" ("+driverA+") is complete.") {

@@ -21,9 +21,6 @@ import (
 	"nvidiaprep/nvidiaprep/secureboot"
 )
 
-// vmids 9451-9459 belong to the kernel guard's tests.
-const vmidKernel = 9451
-
 // moduleSource is the kernel module source registered with DKMS as
 // nvidia/<version>, the way NVIDIA's installer registers a .run's sources
 // (/usr/src/nvidia-<version>, PACKAGE_NAME="nvidia"), so that nvidiaprep's
@@ -151,11 +148,6 @@ func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSou
 		t.Fatal(err)
 	}
 	t.Logf("the local repository (%d packages) in %v", len(debs), time.Since(t0).Round(time.Millisecond))
-	n.ct = newCT(t, &scenario.Node{Bed: bed}, vmidKernel, lxctest.Options{ExtraConfig: []string{
-		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
-		"lxc.mount.entry = " + filepath.Dir(n.src.dir) + " srv/src none bind,ro,create=dir 0 0",
-		"lxc.mount.entry = " + n.host.Root + " srv/standin none bind,create=dir 0 0",
-	}})
 	root, err := scenario.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -168,32 +160,22 @@ func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSou
 		return b
 	}
 	hookFile := read(filepath.Join(root, "packaging/kernel-hook"))
-	for path, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
+	var boot func()
+	n.ct, boot = hostCT(t, bed, repo, []string{
+		filepath.Dir(n.src.dir) + " srv/src none bind,ro,create=dir 0 0",
+		n.host.Root + " srv/standin none bind,create=dir 0 0",
+	}, map[string]ctFile{
 		"usr/bin/nvidiaprep":                           {read(filepath.Join(filepath.Dir(hook), "nvidiaprep")), 0o755},
 		"etc/kernel/postinst.d/nvidiaprep":             {hookFile, 0o755},
 		"etc/kernel/header_postinst.d/nvidiaprep":      {hookFile, 0o755},
 		"etc/apt/apt.conf.d/75nvidiaprep-kernel-check": {read(filepath.Join(root, "packaging/apt-kernel-check.conf")), 0o644},
-		"etc/apt/sources.list":                         {[]byte(aptrepo.SourcesList("/srv/repo")), 0o644},
 		"etc/nvidiaprep/nvidiaprep.toml":               {[]byte(fmt.Sprintf("[paths]\nsys = \"/srv/standin/sys\"\n\n[driver]\nversion = %q\npin_working_kernel = %v\n", n.src.version, o.working)), 0o644},
 		"usr/sbin/proxmox-boot-tool":                   {standin.ProxmoxBootTool(), 0o755},
 		"etc/kernel/proxmox-boot-uuids":                {[]byte(standin.ESPList), 0o644},
 		// What a .run install with --dkms leaves: its record.
 		"var/lib/nvidia/log": {[]byte("1.0-1 (" + n.src.version + ")\n" + standin.RunDescription + "\n"), 0o600},
-	} {
-		if err := n.ct.WriteFile(path, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := n.ct.ProxmoxStart("", nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.ct.Stop("", nil) })
-	if err := n.ct.WaitSystemd(time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	})
+	boot()
 	n.must(`set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q

@@ -85,8 +85,10 @@ func lockFree(t *testing.T, path string) bool {
 // ended. Before, the container read the file through descriptor 3 and a
 // process it left behind kept the admin's lock for as long as it lived.
 func TestHostDescriptorsDoNotReachAContainer(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 9793, lxctest.Options{Unprivileged: true, Init: lxctest.ShLoop})
+	ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: true, Init: lxctest.ShLoop})
 	prepareAny(t, ct, spyScript, false)
 	if _, err := ct.ProxmoxStart(preStartOnly(t), n.Env()); err != nil {
 		t.Fatal(err)
@@ -98,8 +100,8 @@ func TestHostDescriptorsDoNotReachAContainer(t *testing.T) {
 		argv []string
 		bin  string
 	}{
-		{"nvidiaprep provision by hand", []string{"provision", "9793"}, admin()},
-		{"the hook's post-start without systemd", []string{"9793", "post-start"}, hook},
+		{"nvidiaprep provision by hand", []string{"provision", id}, admin()},
+		{"the hook's post-start without systemd", []string{id, "post-start"}, hook},
 	} {
 		token := "HOST-ONLY-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		files, lockPath := adminFiles(t, token)

@@ -8,7 +8,6 @@ package integration_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -105,12 +104,4 @@ func wantOpen(t *testing.T, ct *lxctest.CT, path, want string) {
 	if code == 0 || !strings.Contains(out, want) {
 		t.Errorf("CT %d: cat %s: exit %d %q, want %q", ct.VMID, path, code, out, want)
 	}
-}
-
-// runHook runs the hook binary by hand, as Proxmox would.
-func runHook(hook string, env []string, args ...string) (string, error) {
-	cmd := exec.Command(hook, args...)
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }

@@ -4,7 +4,6 @@ package integration_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/record"
 )
 
@@ -26,7 +26,9 @@ import (
 // block, post-start finds the container's init in its cgroup (no liblxc)
 // and starts the worker, which installs with the node's real liblxc.
 func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
-	n := provisionNode(t, "[containers.161]\ngpus = [\"0\"]\n")
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := provisionNode(t, "[containers."+id+"]\ngpus = [\"0\"]\n")
 	broken := t.TempDir()
 	for _, lib := range []string{"liblxc.so.1", "libnvidia-ml.so.1"} {
 		if err := os.WriteFile(filepath.Join(broken, lib), []byte("not a shared object\n"), 0o644); err != nil {
@@ -36,13 +38,11 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 	env := append(n.Env(), "LD_LIBRARY_PATH="+broken)
 
 	// The environment breaks what links liblxc.
-	admin := exec.Command(filepath.Join(filepath.Dir(n.Hook), "nvidiaprep"), "--help")
-	admin.Env = env
-	if out, err := admin.CombinedOutput(); err == nil || !strings.Contains(string(out), "liblxc.so.1") {
-		t.Fatalf("the admin program started with a corrupt liblxc.so.1 (%v): %s; the test proves nothing", err, out)
+	if out, code := runbin.Exit(t, admin(), env, "--help"); code == 0 || !strings.Contains(out, "liblxc.so.1") {
+		t.Fatalf("the admin program started with a corrupt liblxc.so.1 (exit %d): %s; the test proves nothing", code, out)
 	}
 
-	ct := newCT(t, n, 161, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	since := time.Now()
 	s, err := ct.ProxmoxStart(n.Hook, env)
 	if err != nil {
@@ -55,12 +55,12 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 	if out, code := sh(t, ct, "test -c /dev/nvidia0 && test -c /dev/nvidiactl && echo ok"); code != 0 || out != "ok" {
 		t.Errorf("the container lacks its GPU nodes: exit %d %s", code, out)
 	}
-	p, err := n.WaitProvisioned(161, since, 2*time.Minute)
+	p, err := n.WaitProvisioned(vmid, since, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Outcome != record.Installed || p.Version != driverA {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(161))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	wantInstalled(t, ct, driverA)
 }
@@ -70,8 +70,10 @@ func TestHookStartsWithoutLiblxcOrNVML(t *testing.T) {
 // liblxc's query for the init waited out its 10 s deadline and failed the
 // phase, post-start of a current container still returns 0 at once.
 func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
-	n := provisionNode(t, "[containers.162]\ngpus = [\"0\"]\n")
-	ct := newCT(t, n, 162, lxctest.Options{})
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := provisionNode(t, "[containers."+id+"]\ngpus = [\"0\"]\n")
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	startProvisioned(t, n, ct)
 	init := ct.InitPID()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(init) + "/stat")
@@ -88,10 +90,8 @@ func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
 	t0 := time.Now()
-	cmd := exec.Command(n.Hook, "162", "post-start")
-	cmd.Env = n.Env()
-	out, err := cmd.CombinedOutput()
-	if took := time.Since(t0); err != nil || took > 5*time.Second {
-		t.Errorf("post-start with the monitor stopped: %v after %v:\n%s", err, took, out)
+	r, err := runbin.Cmd{Path: n.Hook, Args: []string{id, "post-start"}, Env: n.Env(), Limit: time.Minute}.Run()
+	if took := time.Since(t0); err != nil || r.Code != 0 || took > 5*time.Second {
+		t.Errorf("post-start with the monitor stopped: exit %d, %v after %v:\n%s", r.Code, err, took, r.Output)
 	}
 }

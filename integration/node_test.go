@@ -4,7 +4,6 @@ package integration_test
 
 import (
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,10 +15,6 @@ import (
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/record"
 )
-
-// vmid 9601 is the Proxmox VE 9-like node on the host bed; its guests have
-// Proxmox-style vmids inside it.
-const vmidNode = 9601
 
 // nodeGuests are the guests of the node bed: Debian 13 and 12, privileged
 // and unprivileged; each is given GPU 0 of the two stand-in GPUs.
@@ -42,26 +37,15 @@ type nodeBed struct {
 	unpriv map[int]bool
 }
 
-// nodeDeb builds the package with make deb (lintian included) once per
-// test process.
+// nodeDeb builds this tree's package with make deb (lintian included).
+
 func nodeDeb(t *testing.T, dir string) string {
 	t.Helper()
 	root, err := scenario.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Now()
-	cmd := exec.Command("make", "deb", "DEB_OUT="+dir)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make deb: %v\n%s", err, b)
-	}
-	debs, _ := filepath.Glob(filepath.Join(dir, "nvidiaprep_*_amd64.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("make deb: want one package in %s, have %v", dir, debs)
-	}
-	t.Logf("make deb: %v", time.Since(t0).Round(time.Second))
-	return debs[0]
+	return buildDeb(t, root, dir, "")
 }
 
 // newNodeBed boots the node, installs the .deb, loads a stand-in driver of
@@ -72,7 +56,7 @@ func newNodeBed(t *testing.T, root string) *nodeBed {
 	bed := lxctest.NewTestBed(t)
 	deb := nodeDeb(t, filepath.Join(bed.Dir, "deb-build"))
 	t0 := time.Now()
-	n, err := pvenode.Start(bed, pvenode.Options{Name: "pve1", VMID: vmidNode, Deb: deb, Root: root})
+	n, err := pvenode.Start(bed, pvenode.Options{Name: "pve1", VMID: lxctest.VMID(t), Deb: deb, Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,17 +477,8 @@ func testNode(t *testing.T, root, lxcVersion string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := filepath.Join(t.TempDir(), "upgrade")
-		cmd := exec.Command("make", "deb", "DEB_OUT="+dir, "DEB_VERSION=0.1.0+upgrade1")
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("make deb: %v\n%s", err, b)
-		}
-		debs, _ := filepath.Glob(filepath.Join(dir, "nvidiaprep_*_amd64.deb"))
-		if len(debs) != 1 {
-			t.Fatalf("make deb: %v", debs)
-		}
-		if err := n.UseDeb(debs[0]); err != nil {
+		deb := buildDeb(t, root, filepath.Join(t.TempDir(), "upgrade"), debNew)
+		if err := n.UseDeb(deb); err != nil {
 			t.Fatal(err)
 		}
 		if out, err := n.InstallDeb(); err != nil {

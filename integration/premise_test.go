@@ -22,8 +22,9 @@ import (
 // targets through it (this machine's LXC 5.0.2 made nothing on the host;
 // the review saw LXC 6.0 make the overlay's mount point there).
 func TestAutodevOffIsRefused(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 9795, lxctest.Options{Init: lxctest.ShLoop, ExtraConfig: []string{"lxc.autodev = 0"}})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop, ExtraConfig: []string{"lxc.autodev = 0"}})
 	planted := filepath.Join(t.TempDir(), "planted")
 	prepareAny(t, ct, "mkdir -p /dev && rm -rf /dev/.nvidiaprep && ln -s "+planted+" /dev/.nvidiaprep", false)
 	s, err := ct.ProxmoxStart(n.Hook, n.Env())

@@ -5,10 +5,12 @@ package integration_test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/lxcconf"
 )
 
@@ -16,8 +18,10 @@ import (
 // as far as the (absent) driver, and the device cgroup refuses GPU 1, even
 // through a node the container makes itself.
 func TestPrivilegedContainerSeesOnlyItsGPU(t *testing.T) {
-	n := newNode(t, "[containers.101]\ngpus = [\"0\"]\n")
-	ct := newCT(t, n, 101, lxctest.Options{})
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := newNode(t, "[containers."+id+"]\ngpus = [\"0\"]\n")
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	s := start(t, n, ct)
 	if !s.PreStart.OK() {
 		t.Fatalf("pre-start: %s", s.PreStart.Output)
@@ -35,8 +39,10 @@ func TestPrivilegedContainerSeesOnlyItsGPU(t *testing.T) {
 }
 
 func TestUnprivilegedContainerGetsItsGPU(t *testing.T) {
-	n := newNode(t, "[containers.102]\ngpus = [\"GPU-1d2a0c41-7c39-4a3b-9d35-000000000000\"]\n")
-	ct := newCT(t, n, 102, lxctest.Options{Unprivileged: true})
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := newNode(t, "[containers."+id+"]\ngpus = [\"GPU-1d2a0c41-7c39-4a3b-9d35-000000000000\"]\n")
+	ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: true})
 	start(t, n, ct)
 	for _, p := range []string{"/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm"} {
 		wantOpen(t, ct, p, "No such device or address")
@@ -49,8 +55,10 @@ func TestUnprivilegedContainerGetsItsGPU(t *testing.T) {
 // Five restarts leave one identical block; a second pre-start on the same
 // generated config (a hook run twice) changes nothing.
 func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := newNode(t, "")
-	ct := newCT(t, n, 103, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	var first string
 	for i := 0; i < 5; i++ {
 		if _, err := ct.ProxmoxStart(n.Hook, n.Env()); err != nil {
@@ -75,8 +83,8 @@ func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		if out, err := runHook(n.Hook, n.Env(), "103", "pre-start"); err != nil {
-			t.Fatalf("pre-start: %v\n%s", err, out)
+		if out, code := runbin.Exit(t, n.Hook, n.Env(), id, "pre-start"); code != 0 {
+			t.Fatalf("pre-start: exit %d\n%s", code, out)
 		}
 	}
 	b, _ := os.ReadFile(ct.ConfigPath())
@@ -86,8 +94,10 @@ func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
 }
 
 func TestNoGPUsGetsNothing(t *testing.T) {
-	n := newNode(t, "[containers.104]\ngpus = []\n")
-	ct := newCT(t, n, 104, lxctest.Options{})
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := newNode(t, "[containers."+id+"]\ngpus = []\n")
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	start(t, n, ct)
 	if out, code := sh(t, ct, "ls /dev/ | grep nvidia"); code == 0 {
 		t.Errorf("a container with gpus = [] has NVIDIA nodes: %s", out)
@@ -101,26 +111,29 @@ func TestNoGPUsGetsNothing(t *testing.T) {
 // With no driver loaded, a container that requires its GPU does not start
 // and the task log says why and what to run; another starts without GPU.
 func TestNoDriverRequiredRefusesToStart(t *testing.T) {
-	n := newNode(t, "[containers.105]\nrequired = true\n")
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	vmid2 := lxctest.VMID(t)
+	n := newNode(t, "[containers."+id+"]\nrequired = true\n")
 	if err := n.Host.UnloadDriver(); err != nil {
 		t.Fatal(err)
 	}
-	ct := newCT(t, n, 105, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	s, err := ct.ProxmoxStart(n.Hook, n.Env())
 	t.Cleanup(func() { ct.Stop("", nil) })
 	if err == nil || ct.Running() {
 		t.Fatal("a container that requires its GPU started without a driver")
 	}
-	for _, want := range []string{"CT 105 requires its GPU", "no NVIDIA driver is loaded", "modprobe nvidia"} {
+	for _, want := range []string{"CT " + id + " requires its GPU", "no NVIDIA driver is loaded", "modprobe nvidia"} {
 		if !strings.Contains(s.PreStart.Output, want) {
 			t.Errorf("task log lacks %q:\n%s", want, s.PreStart.Output)
 		}
 	}
 
-	other := newCT(t, n, 106, lxctest.Options{})
+	other := newCT(t, n, vmid2, lxctest.Options{})
 	s = start(t, n, other)
 	if !strings.Contains(s.PreStart.Output, "starts without GPU") {
-		t.Errorf("task log does not say CT 106 starts without GPU:\n%s", s.PreStart.Output)
+		t.Errorf("task log does not say CT %d starts without GPU:\n%s", vmid2, s.PreStart.Output)
 	}
 	if out, code := sh(t, other, "ls /dev/ | grep nvidia"); code == 0 {
 		t.Errorf("NVIDIA nodes without a driver: %s", out)
@@ -131,15 +144,17 @@ func TestNoDriverRequiredRefusesToStart(t *testing.T) {
 // the fix; a hand-written mount of a node nvidiaprep mounts is left out of
 // the start's config, so the node is mounted once, as the container's copy.
 func TestHandWrittenLines(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
 	n := newNode(t, "")
 	stale := "lxc.cgroup2.devices.allow = c 1:99 rwm" // major 1 is mem: registered, so not stale
 	old := "lxc.cgroup2.devices.allow = c 99:* rwm"
-	ct := newCT(t, n, 107, lxctest.Options{ExtraConfig: []string{
+	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{
 		stale, old,
 		"lxc.mount.entry = /dev/nvidia0 dev/nvidia0 none bind,optional,create=file",
 	}})
 	s := start(t, n, ct)
-	if !strings.Contains(s.PreStart.Output, `c 99:* rwm`) || !strings.Contains(s.PreStart.Output, filepath.Join(n.PVEDir(), "lxc/107.conf")) {
+	if !strings.Contains(s.PreStart.Output, `c 99:* rwm`) || !strings.Contains(s.PreStart.Output, filepath.Join(n.PVEDir(), "lxc/"+id+".conf")) {
 		t.Errorf("no warning about the stale rule:\n%s", s.PreStart.Output)
 	}
 	if strings.Contains(s.PreStart.Output, "c 1:99") {

@@ -73,11 +73,13 @@ func wantInstalled(t *testing.T, ct *lxctest.CT, version string) {
 // and record; post-start returned before the install began; a restart with
 // matching versions starts no worker.
 func TestNewContainerGetsTheHostDriver(t *testing.T) {
-	n := provisionNode(t, "[containers.111]\ngpus = [\"0\"]\n")
-	ct := newCT(t, n, 111, lxctest.Options{})
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := provisionNode(t, "[containers."+id+"]\ngpus = [\"0\"]\n")
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	s, p, returned := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed || p.Version != driverA {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(111))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	if !strings.Contains(s.PostStart.Output, "in the background") {
 		t.Errorf("post-start does not say it provisions in the background:\n%s", s.PostStart.Output)
@@ -104,7 +106,7 @@ func TestNewContainerGetsTheHostDriver(t *testing.T) {
 	if strings.Contains(s.PostStart.Output, "background") {
 		t.Errorf("a restart with matching versions started a worker:\n%s", s.PostStart.Output)
 	}
-	if again, _, _ := record.Load(n.StateDir(), 111); again.Started != p.Started {
+	if again, _, _ := record.Load(n.StateDir(), vmid); again.Started != p.Started {
 		t.Errorf("the record changed on a current restart: %+v", again)
 	}
 }
@@ -112,8 +114,9 @@ func TestNewContainerGetsTheHostDriver(t *testing.T) {
 // The host moves to driver B: the next start leaves only B's files. The
 // container is unprivileged: the install runs as its mapped root.
 func TestHostDriverUpgradeReplacesTheLibraries(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 112, lxctest.Options{Unprivileged: true})
+	ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: true})
 	startProvisioned(t, n, ct)
 	wantInstalled(t, ct, driverA)
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
@@ -127,7 +130,7 @@ func TestHostDriverUpgradeReplacesTheLibraries(t *testing.T) {
 	}
 	s, p, _ := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed || p.Version != driverB {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(112))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	if !strings.Contains(s.PostStart.Output, "it has "+driverA+", the host runs "+driverB) {
 		t.Errorf("post-start does not say why:\n%s", s.PostStart.Output)
@@ -171,8 +174,9 @@ func parseUnix(t *testing.T, s string) time.Time {
 // A container whose dpkg lock is held (as by apt at boot) for 20 s waits,
 // says who holds it, then installs.
 func TestWaitsForTheDpkgLock(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 113, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	bin, err := os.ReadFile(holdlock)
 	if err != nil {
 		t.Fatal(err)
@@ -192,9 +196,9 @@ func TestWaitsForTheDpkgLock(t *testing.T) {
 	prepare(t, ct, "systemctl enable holdlock.service")
 	_, p, returned := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(113))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
-	log := n.WorkerLog(113)
+	log := n.WorkerLog(vmid)
 	if !strings.Contains(log, "waiting for /var/lib/dpkg/lock-frontend, held by /usr/local/bin/holdlock") {
 		t.Errorf("the worker log does not say who holds the lock:\n%s", log)
 	}
@@ -208,8 +212,9 @@ func TestWaitsForTheDpkgLock(t *testing.T) {
 // Ubuntu's names, with the alternate-install marker) is cleaned, then
 // installed.
 func TestDistributionPackagesArePurged(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 114, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	dir := t.TempDir()
 	debs := map[string]map[string]string{
 		"nvidia-driver-libs": {
@@ -235,7 +240,7 @@ func TestDistributionPackagesArePurged(t *testing.T) {
 	prepare(t, ct, "dpkg -i "+strings.Join(names, " "))
 	_, p, _ := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(114))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
 	// nvidiaprep's own registration (nvidiaprep-nvidia-driver, no files) is
 	// the one NVIDIA package left.
@@ -253,13 +258,14 @@ func TestDistributionPackagesArePurged(t *testing.T) {
 
 // A container whose init is not systemd is provisioned without waiting for it.
 func TestContainerWithoutSystemd(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
-	ct := newCT(t, n, 115, lxctest.Options{Init: lxctest.ShLoop})
+	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop})
 	_, p, _ := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(115))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
-	if log := n.WorkerLog(115); !strings.Contains(log, "init is not systemd") {
+	if log := n.WorkerLog(vmid); !strings.Contains(log, "init is not systemd") {
 		t.Errorf("the worker log does not say it did not wait for systemd:\n%s", log)
 	}
 	wantInstalled(t, ct, driverA)
@@ -269,6 +275,7 @@ func TestContainerWithoutSystemd(t *testing.T) {
 // mount points make them (mp0: ...,mp=/var): the host reads its records and
 // locks across them, and it gets a correct install.
 func TestContainerWithItsOwnVarMountsIsProvisioned(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
 	lower, err := n.Bed.LowerDir("", false)
 	if err != nil {
@@ -278,7 +285,7 @@ func TestContainerWithItsOwnVarMountsIsProvisioned(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", filepath.Join(lower, "var"), volume).CombinedOutput(); err != nil {
 		t.Fatalf("copying /var: %v\n%s", err, out)
 	}
-	ct := newCT(t, n, 9733, lxctest.Options{ExtraConfig: []string{
+	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{
 		"lxc.mount.entry = " + volume + " var none bind,create=dir 0 0",
 		"lxc.mount.entry = " + volume + "/lib var/lib none bind,create=dir 0 0",
 	}})

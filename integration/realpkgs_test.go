@@ -3,6 +3,7 @@
 package integration_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +14,6 @@ import (
 	"nvidiaprep/nvidiaprep/aptreg"
 	"nvidiaprep/nvidiaprep/record"
 )
-
-// vmidRealPackages is the container of TestCommunityScriptPackagesConverted,
-// vmidRealPackages+1 the node of TestHostDriverPurgesDebiansDriver.
-const vmidRealPackages = 9440
 
 // nonFree is Debian 12's archive with the components NVIDIA's packages are in.
 var nonFree = aptrepo.Source{Suite: "bookworm", Components: []string{"main", "contrib", "non-free", "non-free-firmware"}}
@@ -46,7 +43,7 @@ func realNvidiaRepo(t *testing.T, bed *lxctest.Bed, pkgs ...string) string {
 func TestCommunityScriptPackagesConverted(t *testing.T) {
 	n := provisionNode(t, "")
 	repo := realNvidiaRepo(t, n.Bed, "libcuda1", "libnvidia-ml1", "nvidia-smi")
-	ct := newCT(t, n, vmidRealPackages, lxctest.Options{ExtraConfig: []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}})
+	ct := newCT(t, n, lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}})
 	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +60,7 @@ dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' | grep -E 'nvidia
 	before, _ := sh(t, ct, "cat /root/before")
 	t.Logf("before:\n%s", before)
 	if p.Outcome != record.Installed {
-		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmidRealPackages))
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(ct.VMID))
 	}
 	wantInstalled(t, ct, driverA)
 	// Only nvidiaprep's registration, which tells apt the driver is there.
@@ -82,7 +79,7 @@ dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' | grep -E 'nvidia
 			t.Errorf("%s: exit %d:\n%s", c.what, code, out)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(n.StateDir(), "containers", "9440.json")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(n.StateDir(), "containers", fmt.Sprintf("%d.json", ct.VMID))); err == nil {
 		t.Logf("record: %s", b)
 	}
 }
@@ -97,7 +94,7 @@ func TestHostDriverPurgesDebiansDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := newHostNodeWith(t, vmidRealPackages+1, extra, hdWant)
+	n := newHostNodeWith(t, extra, hdWant)
 	n.standinModules()
 	n.boot()
 	n.must(`set -e

@@ -37,15 +37,15 @@ func givenOnlyGPU0(t *testing.T, ct *lxctest.CT, when string) {
 func TestRebootFromInsideKeepsTheGPU(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		vmid int
 		o    lxctest.Options
-	}{{"privileged", 9811, lxctest.Options{}}, {"unprivileged", 9812, lxctest.Options{Unprivileged: true}}} {
+	}{{"privileged", lxctest.Options{}}, {"unprivileged", lxctest.Options{Unprivileged: true}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newNode(t, "[containers."+strconv.Itoa(tc.vmid)+"]\ngpus = [\"0\"]\ninstall = false\n")
-			if err := n.SetHookscript(tc.vmid); err != nil {
+			vmid := lxctest.VMID(t)
+			n := newNode(t, "[containers."+strconv.Itoa(vmid)+"]\ngpus = [\"0\"]\ninstall = false\n")
+			if err := n.SetHookscript(vmid); err != nil {
 				t.Fatal(err)
 			}
-			ct := newCT(t, n, tc.vmid, tc.o)
+			ct := newCT(t, n, vmid, tc.o)
 			start(t, n, ct)
 			givenOnlyGPU0(t, ct, "after pct start")
 			for i := 1; i <= 3; i++ {
@@ -80,8 +80,9 @@ func TestRebootFromInsideKeepsTheGPU(t *testing.T) {
 // The drop-in never holds up a container that is not nvidiaprep's: no
 // hookscript, or another one; it starts as it would without nvidiaprep.
 func TestRebootFromInsideOfAnotherContainer(t *testing.T) {
+	vmid := lxctest.VMID(t)
 	n := newNode(t, "")
-	ct := newCT(t, n, 9813, lxctest.Options{})
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	if _, err := ct.ProxmoxStart("", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +104,10 @@ func TestRebootFromInsideOfAnotherContainer(t *testing.T) {
 // dynamic major moves with kernels and module load order): the next start
 // gives the live numbers, and the container reaches uvm again.
 func TestHostRebootWithNewUVMMajor(t *testing.T) {
-	n := newNode(t, "[containers.9814]\ngpus = [\"0\"]\ninstall = false\n")
-	ct := newCT(t, n, 9814, lxctest.Options{})
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	n := newNode(t, "[containers."+id+"]\ngpus = [\"0\"]\ninstall = false\n")
+	ct := newCT(t, n, vmid, lxctest.Options{})
 	start(t, n, ct)
 	givenOnlyGPU0(t, ct, "before the host reboot")
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {

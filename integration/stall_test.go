@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/isolate"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -77,11 +78,16 @@ func stallIn(t *testing.T, ct *lxctest.CT, dir string) {
 // holding the slot, and the innocent container's install failed waiting
 // for it.
 func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	id := strconv.Itoa(vmid)
+	vmid2 := lxctest.VMID(t)
+	id2 := strconv.Itoa(vmid2)
+	vmid3 := lxctest.VMID(t)
 	withFusectl(t)
 	n := provisionNode(t, "[provision]\nmax_concurrent = 1\ninstall_timeout = \"80s\"\n")
-	over := newCT(t, n, 9790, lxctest.Options{Init: lxctest.ShLoop, ExtraConfig: fuseLines})
-	linked := newCT(t, n, 9791, lxctest.Options{Init: lxctest.ShLoop, ExtraConfig: fuseLines})
-	victim := newCT(t, n, 9792, lxctest.Options{Unprivileged: true, Init: lxctest.ShLoop})
+	over := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop, ExtraConfig: fuseLines})
+	linked := newCT(t, n, vmid2, lxctest.Options{Init: lxctest.ShLoop, ExtraConfig: fuseLines})
+	victim := newCT(t, n, vmid3, lxctest.Options{Unprivileged: true, Init: lxctest.ShLoop})
 	for _, ct := range []*lxctest.CT{over, linked} {
 		withStall(t, ct)
 		if _, err := ct.ProxmoxStart(preStartOnly(t), n.Env()); err != nil {
@@ -96,7 +102,7 @@ func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 	}
 	since := time.Now()
 	for _, ct := range []*lxctest.CT{over, linked} {
-		if out, code, err := runExit(hook, n.Env(), strconv.Itoa(ct.VMID), "post-start"); code != 0 || err != nil {
+		if out, code, err := runbin.Try(hook, n.Env(), strconv.Itoa(ct.VMID), "post-start"); code != 0 || err != nil {
 			t.Fatalf("CT %d post-start: exit %d %v:\n%s", ct.VMID, code, err, out)
 		}
 	}
@@ -111,8 +117,8 @@ func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 		ct   *lxctest.CT
 		want []string
 	}{
-		{over, []string{"CT 9790: /var/lib/dpkg/lock-frontend lies below /var/lib/dpkg, a fuse.fusestall mount inside the container", "the host does not cross into it", "nothing was changed"}},
-		{linked, []string{"CT 9791: probing /var/lib/dpkg/lock-frontend: probing the locks /var/lib/dpkg/lock-frontend, /var/lib/dpkg/lock, /var/cache/apt/archives/lock, /var/lib/apt/lists/lock inside CT 9791 did not finish within", "FUSE connection of /srv/stall (fuse.fusestall", "was aborted", "which ended it"}},
+		{over, []string{"CT " + id + ": /var/lib/dpkg/lock-frontend lies below /var/lib/dpkg, a fuse.fusestall mount inside the container", "the host does not cross into it", "nothing was changed"}},
+		{linked, []string{"CT " + id2 + ": probing /var/lib/dpkg/lock-frontend: probing the locks /var/lib/dpkg/lock-frontend, /var/lib/dpkg/lock, /var/cache/apt/archives/lock, /var/lib/apt/lists/lock inside CT " + id2 + " did not finish within", "FUSE connection of /srv/stall (fuse.fusestall", "was aborted", "which ended it"}},
 	} {
 		// The innocent container may win the slot before a hostile one:
 		// that one's read is then abandoned after the innocent install.

@@ -21,7 +21,7 @@ import (
 // driver upgrade the toolkit is still installed. `make toolkit` runs it (a
 // tier of its own: the download and the install take minutes).
 func TestFullCUDAToolkit(t *testing.T) {
-	const vmid = 210
+	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "[containers.210]\ngpus = [\"0\"]\n")
 	debs, err := aptrepo.FetchFrom(n.Bed.Cache, filepath.Join(n.Bed.Cache, "rootfs-bookworm"), bookwormNonFree, "nvidia-cuda-toolkit")
 	if err != nil {

@@ -16,9 +16,6 @@ import (
 	"nvidiaprep/integration/standin"
 )
 
-// vmidTranscriptNode is the node of the first-ten-minutes transcript.
-const vmidTranscriptNode = 9611
-
 // transcript records a session at the node's shell as Markdown.
 type transcript struct {
 	t    *testing.T
@@ -61,7 +58,7 @@ func TestFirstTenMinutes(t *testing.T) {
 	}
 	bed := lxctest.NewTestBed(t)
 	deb := nodeDeb(t, filepath.Join(bed.Dir, "deb-build"))
-	n, err := pvenode.Start(bed, pvenode.Options{Name: "pve1", VMID: vmidTranscriptNode, Deb: deb})
+	n, err := pvenode.Start(bed, pvenode.Options{Name: "pve1", VMID: lxctest.VMID(t), Deb: deb})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 // its rules where a hand-written rule covered them: the container kept the
 // host's own nodes, and its chmod changed the host's.)
 func TestTutorialLinesGetTheCopiesNotTheHostsNodes(t *testing.T) {
-	const vmid = 9821
+	vmid := lxctest.VMID(t)
 	n := newNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"0\"]\ninstall = false\n", vmid))
 	majors, err := nvdev.ReadMajors(n.Host.Proc)
 	if err != nil {

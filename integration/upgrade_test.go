@@ -16,7 +16,7 @@ import (
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 )
 
-// Driver versions of the upgrade test (vmid vmidHostDriver+1). The first is
+// Driver versions of the upgrade test. The first is
 // the first 580 release for kernels 6.17 and later: the node's running kernel
 // is this machine's, and the kernel gate refuses older drivers on it.
 const (
@@ -104,7 +104,7 @@ func (n *hostNode) unit() (int, string, string) {
 // installs, test-loads the new one and loads it (integration/standin).
 func TestHostDriverUpgradeAtBoot(t *testing.T) {
 	t0 := time.Now()
-	n := newHostNodeWith(t, vmidHostDriver+1, nil, upFirst, up580, up590)
+	n := newHostNodeWith(t, nil, upFirst, up580, up590)
 	n.standinModules()
 	n.boot()
 	n.must(`set -e

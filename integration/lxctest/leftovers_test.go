@@ -16,7 +16,9 @@ import (
 	"nvidiaprep/integration/lxctest"
 )
 
-const vmidKilled = 9106
+// vmidKilled is fixed: the test process that is killed and this one, which
+// checks what it left, must agree on it without talking (outside VMID's range).
+const vmidKilled = 9470
 
 // ownerDirEnv makes TestKilledOwnerHelper the test process that
 // TestKilledTestLeavesNothingBehind kills: its bed's directory.

@@ -3,24 +3,16 @@
 package lxctest_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/standin"
-)
-
-// vmids here are unique among this repository's integration tests, since
-// containers running at the same time on one machine need distinct ones.
-const (
-	vmidPrivileged   = 9101
-	vmidDevices      = 9102
-	vmidUnprivileged = 9103
-	vmidHooks        = 9104
-	vmidShLoop       = 9105
 )
 
 func start(t *testing.T, c *lxctest.CT, hook string, env []string) lxctest.Start {
@@ -77,7 +69,7 @@ func wantOpenError(t *testing.T, c *lxctest.CT, path, msg string) {
 func TestPrivilegedBootsSystemd(t *testing.T) {
 	t.Parallel()
 	b := lxctest.NewTestBed(t)
-	c, err := b.NewContainer(vmidPrivileged, lxctest.Options{})
+	c, err := b.NewContainer(lxctest.VMID(t), lxctest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +81,14 @@ func TestPrivilegedBootsSystemd(t *testing.T) {
 	if out, _ := exec(t, c, "cat", "/proc/1/comm"); strings.TrimSpace(out) != "systemd" {
 		t.Errorf("init is %q, want systemd", out)
 	}
-	if out, _ := exec(t, c, "hostname"); strings.TrimSpace(out) != "ct9101" {
-		t.Errorf("hostname %q, want ct9101", out)
+	if out, _ := exec(t, c, "hostname"); strings.TrimSpace(out) != fmt.Sprintf("ct%d", c.VMID) {
+		t.Errorf("hostname %q, want ct%d", out, c.VMID)
 	}
 	if _, err := os.Stat(filepath.Join(c.RootFS(), "usr/lib/systemd/systemd")); err != nil {
 		t.Errorf("RootFS %s: %v", c.RootFS(), err)
 	}
 	// As on Proxmox, the root file system is not mounted in the host's view.
-	if ents, err := os.ReadDir(filepath.Join(b.LXCPath, "9101", "rootfs")); err != nil || len(ents) != 0 {
+	if ents, err := os.ReadDir(filepath.Join(b.LXCPath, strconv.Itoa(c.VMID), "rootfs")); err != nil || len(ents) != 0 {
 		t.Errorf("rootfs dir on the host: %d entries, %v; want empty", len(ents), err)
 	}
 	if _, err := c.Stop("", nil); err != nil {
@@ -117,7 +109,7 @@ func TestDeviceCgroup(t *testing.T) {
 	t.Parallel()
 	b := lxctest.NewTestBed(t)
 	extra := append([]string{"lxc.cgroup2.devices.allow = c 195:0 rw"}, standinNodes(t, b)...)
-	c, err := b.NewContainer(vmidDevices, lxctest.Options{ExtraConfig: extra})
+	c, err := b.NewContainer(lxctest.VMID(t), lxctest.Options{ExtraConfig: extra})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +128,7 @@ func TestDeviceCgroup(t *testing.T) {
 func TestUnprivileged(t *testing.T) {
 	t.Parallel()
 	b := lxctest.NewTestBed(t)
-	c, err := b.NewContainer(vmidUnprivileged, lxctest.Options{Unprivileged: true, ExtraConfig: standinNodes(t, b)})
+	c, err := b.NewContainer(lxctest.VMID(t), lxctest.Options{Unprivileged: true, ExtraConfig: standinNodes(t, b)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +177,7 @@ func TestProxmoxStartHookOrder(t *testing.T) {
 	}
 	log, fail := filepath.Join(b.Dir, "hook.log"), filepath.Join(b.Dir, "fail")
 	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LXCPATH=" + b.LXCPath, "LOG=" + log, "FAIL=" + fail}
-	c, err := b.NewContainer(vmidHooks, lxctest.Options{})
+	c, err := b.NewContainer(lxctest.VMID(t), lxctest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +233,7 @@ post-start rootfs=empty procroot=visible config=generated
 func TestShLoopInit(t *testing.T) {
 	t.Parallel()
 	b := lxctest.NewTestBed(t)
-	c, err := b.NewContainer(vmidShLoop, lxctest.Options{Init: lxctest.ShLoop})
+	c, err := b.NewContainer(lxctest.VMID(t), lxctest.Options{Init: lxctest.ShLoop})
 	if err != nil {
 		t.Fatal(err)
 	}

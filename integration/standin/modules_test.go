@@ -232,20 +232,20 @@ func TestStandinDKMS(t *testing.T) {
 	}
 	r := m.sh(t, `/mnt/`+verA+`/nvidia-installer `+hostFlags+`; echo "rc=$?"; cat /root/dkmscalls; grep -c module/nvidia /root/dkmstar; uname -r`)
 	mustContain(t, "dkms", r, "rc=0\n", "dkms ldtarball /", "dkms install --no-depmod -m nvidia -v "+verA+" -k ", "dkms status -m nvidia -v "+verA+" -k ")
-	if !strings.Contains(r.out, "dkms_main_tree/") {
+	if !strings.Contains(r.Output, "dkms_main_tree/") {
 		mustContain(t, "tarball", m.sh(t, `cat /root/dkmstar`), "dkms_main_tree/", "dkms_source_tree/dkms.conf")
 	}
 	mustCode(t, "uninstall", m.sh(t, `nvidia-uninstall -s`), 0)
 	r = m.sh(t, `rm /root/dkmscalls; DKMS_FAIL=1 /mnt/`+verA+`/nvidia-installer `+hostFlags+`; echo "rc=$?"; cat /root/dkmscalls`)
 	mustContain(t, "failing ldtarball", r, "ERROR: Failed to load DKMS tarball: Error! bad tarball", "WARNING: Failed to register the NVIDIA kernel modules with DKMS.", "rc=0\n")
-	if strings.Contains(r.out, "dkms install") {
-		t.Errorf("dkms install after a failed ldtarball:\n%s", r.out)
+	if strings.Contains(r.Output, "dkms install") {
+		t.Errorf("dkms install after a failed ldtarball:\n%s", r.Output)
 	}
 	mustCode(t, "uninstall", m.sh(t, `nvidia-uninstall -s`), 0)
 	r = m.sh(t, `rm -f /root/dkmscalls; mv /usr/bin/tar /usr/bin/tar.off; /mnt/`+verA+`/nvidia-installer `+hostFlags+`; echo "rc=$?"; cat /root/dkmscalls 2>&1; mv /usr/bin/tar.off /usr/bin/tar`)
 	mustContain(t, "without tar", r, "rc=0\n", "/root/dkmscalls: No such file or directory")
-	if strings.Contains(r.out, "WARNING") {
-		t.Errorf("without tar DKMS is skipped silently:\n%s", r.out)
+	if strings.Contains(r.Output, "WARNING") {
+		t.Errorf("without tar DKMS is skipped silently:\n%s", r.Output)
 	}
 }
 
@@ -295,8 +295,8 @@ for l in ` + lib + `/libGLX_nvidia.so.0 /usr/lib/libGLX_nvidia.so.0 /usr/lib/i38
 	mustContain(t, "64-bit only", r, "rc=0\n", "file "+lib+"/libGLX_nvidia.so."+verA, "file "+lib+"/libEGL_nvidia.so."+verA, "file "+lib+"/libnvidia-glcore.so."+verA,
 		"file /usr/share/glvnd/egl_vendor.d/10_nvidia.json", "file /etc/vulkan/icd.d/nvidia_icd.json", "file /usr/lib/libGLX_nvidia.so."+verA,
 		"link "+lib+"/libGLX_nvidia.so.0 -> libGLX_nvidia.so."+verA, "link /usr/lib/libGLX_nvidia.so.0 -> libGLX_nvidia.so."+verA)
-	if strings.Contains(r.out, "/usr/lib/libGL.so.1") {
-		t.Errorf("the libGL link with the 32-bit libraries in /usr/lib:\n%s", r.out)
+	if strings.Contains(r.Output, "/usr/lib/libGL.so.1") {
+		t.Errorf("the libGL link with the 32-bit libraries in /usr/lib:\n%s", r.Output)
 	}
 	mustCode(t, "uninstall", c.sh(t, `nvidia-uninstall -s --skip-module-unload`), 0)
 
@@ -307,14 +307,14 @@ for l in ` + lib + `/libGLX_nvidia.so.0 /usr/lib/libGLX_nvidia.so.0 /usr/lib/i38
 	mustContain(t, "with i386", r, "rc=0\n", "file /usr/lib/i386-linux-gnu/libGLX_nvidia.so."+verA, "link /usr/lib/i386-linux-gnu/libGLX_nvidia.so.0 -> libGLX_nvidia.so."+verA,
 		"link /usr/lib/libGL.so.1 -> "+lib+"/libGL.so.1")
 	mustCode(t, "uninstall", c.sh(t, `nvidia-uninstall -s --skip-module-unload`), 0)
-	if r := c.sh(t, `ls /usr/lib/libGL.so.1 /usr/lib/i386-linux-gnu/libGLX_nvidia.so.0 2>&1`); strings.Count(r.out, "No such file") != 2 {
-		t.Errorf("left after the uninstall:\n%s", r.out)
+	if r := c.sh(t, `ls /usr/lib/libGL.so.1 /usr/lib/i386-linux-gnu/libGLX_nvidia.so.0 2>&1`); strings.Count(r.Output, "No such file") != 2 {
+		t.Errorf("left after the uninstall:\n%s", r.Output)
 	}
 
 	r = c.sh(t, `/mnt/a/nvidia-installer `+flagsLikeNvidiaprep+` --no-opengl-files; echo "rc=$?"; `+list)
 	mustContain(t, "--no-opengl-files", r, "rc=0\n", "file /etc/vulkan/icd.d/nvidia_icd.json")
-	if strings.Contains(r.out, "GLX") || strings.Contains(r.out, "10_nvidia.json") {
-		t.Errorf("OpenGL files with --no-opengl-files:\n%s", r.out)
+	if strings.Contains(r.Output, "GLX") || strings.Contains(r.Output, "10_nvidia.json") {
+		t.Errorf("OpenGL files with --no-opengl-files:\n%s", r.Output)
 	}
 }
 
@@ -335,7 +335,7 @@ func TestStandinNoBackupDeletesDistributionLibraries(t *testing.T) {
 	flags := strings.Replace(flagsLikeNvidiaprep, " --no-backup", "", 1)
 	r = c.sh(t, distro+` && /mnt/a/nvidia-installer `+flags+`; echo "rc=$?"; `+show+`; nvidia-uninstall -s --skip-module-unload; `+show)
 	mustContain(t, "with backups", r, "rc=0\n", "libcuda.so.535.216.01': No such file")
-	if strings.Count(r.out, lib+"/libnvidia-ml.so.535.216.01\n") != 1 || strings.Count(r.out, lib+"/libcuda.so.535.216.01\n") != 1 {
-		t.Errorf("the backed-up copies did not come back:\n%s", r.out)
+	if strings.Count(r.Output, lib+"/libnvidia-ml.so.535.216.01\n") != 1 || strings.Count(r.Output, lib+"/libcuda.so.535.216.01\n") != 1 {
+		t.Errorf("the backed-up copies did not come back:\n%s", r.Output)
 	}
 }

@@ -35,8 +35,8 @@ func TestStandinNeedsModuleAndSystemUtilities(t *testing.T) {
 /mnt/a/nvidia-installer -i; echo "rc=$?"
 test -e /var/lib/nvidia || echo untouched`)
 	mod := "ERROR: Unable to find the module utility `modprobe`; please make sure you have the package 'module-init-tools' or 'kmod' installed.  If you do have 'module-init-tools' or 'kmod' installed, then please check that `modprobe` is in your PATH."
-	if n := strings.Count(r.out, mod); n != 3 || strings.Count(r.out, "rc=1\n") != 3 || !strings.Contains(r.out, "untouched") {
-		t.Errorf("without kmod: %d refusals:\n%s", n, r.out)
+	if n := strings.Count(r.Output, mod); n != 3 || strings.Count(r.Output, "rc=1\n") != 3 || !strings.Contains(r.Output, "untouched") {
+		t.Errorf("without kmod: %d refusals:\n%s", n, r.Output)
 	}
 	// With the module utilities but without tail (coreutils).
 	c.noKmod = false
@@ -70,9 +70,9 @@ const listGL = `cd /usr/lib/x86_64-linux-gnu && for f in libGL.so.1.7.0 libGLX.s
 func TestStandinInstallLibglvndDeletesTheDistributionsGL(t *testing.T) {
 	c, _ := chrootWithTree(t, verA)
 	mustCode(t, "distribution GL", c.sh(t, distroGL), 0)
-	before := c.sh(t, listGL).out
+	before := c.sh(t, listGL).Output
 	mustCode(t, "install --no-install-libglvnd", c.sh(t, `/mnt/a/nvidia-installer `+flagsLikeNvidiaprep), 0)
-	if after := c.sh(t, listGL).out; after != before {
+	if after := c.sh(t, listGL).Output; after != before {
 		t.Errorf("--no-install-libglvnd changed the distribution's GL:\n%s\nwas\n%s", after, before)
 	}
 	mustCode(t, "uninstall", c.sh(t, `nvidia-uninstall -s --skip-module-unload --skip-depmod`), 0)
@@ -80,7 +80,7 @@ func TestStandinInstallLibglvndDeletesTheDistributionsGL(t *testing.T) {
 	flags := strings.Replace(flagsLikeNvidiaprep, "--no-install-libglvnd", "--install-libglvnd", 1)
 	r := c.sh(t, `/mnt/a/nvidia-installer `+flags+`; echo "rc=$?"; grep Deleting: /var/log/nvidia-installer.log`)
 	mustContain(t, "install --install-libglvnd", r, "rc=0\n", "Deleting: /usr/lib/someapp/libEGL.so", "Deleting: /usr/lib/x86_64-linux-gnu/libGLX.so.0.0.0")
-	after := c.sh(t, listGL).out
+	after := c.sh(t, listGL).Output
 	for _, gone := range []string{"libGLX.so.0.0.0: cat: libGLX.so.0.0.0: No such file or directory", "libGLdispatch.so.0.0.0: cat: libGLdispatch.so.0.0.0: No such file or directory",
 		"/usr/lib/someapp/libEGL.so: cat: /usr/lib/someapp/libEGL.so: No such file or directory", "libGL.so.1.7.0: stand-in libglvnd library"} {
 		if !strings.Contains(after, gone) {
@@ -138,11 +138,11 @@ func TestStandinFlagsByBranch(t *testing.T) {
 					want = 0
 				}
 			}
-			if r.code != want {
-				t.Errorf("%s %s: exit %d, want %d:\n%s", v, flag, r.code, want, r.out)
+			if r.Code != want {
+				t.Errorf("%s %s: exit %d, want %d:\n%s", v, flag, r.Code, want, r.Output)
 			}
-			if want == 1 && !strings.Contains(r.out, `unrecognized option: "`+strings.SplitN(flag, "=", 2)[0]+`"`) {
-				t.Errorf("%s %s: %s", v, flag, r.out)
+			if want == 1 && !strings.Contains(r.Output, `unrecognized option: "`+strings.SplitN(flag, "=", 2)[0]+`"`) {
+				t.Errorf("%s %s: %s", v, flag, r.Output)
 			}
 		}
 	}
@@ -249,8 +249,8 @@ func TestStandinRunStubLimits(t *testing.T) {
 	b, _ := os.ReadFile(run)
 	os.WriteFile(filepath.Join(spaced, "x.run"), b, 0o755)
 	r := runIn(t, spaced, nil, "sh", filepath.Join(spaced, "x.run"), "-x", "--target", filepath.Join(t.TempDir(), "t"))
-	if r.code == 0 {
-		t.Errorf("a .run at a path with a space extracted:\n%s", r.out)
+	if r.Code == 0 {
+		t.Errorf("a .run at a path with a space extracted:\n%s", r.Output)
 	}
 
 	dir := t.TempDir()

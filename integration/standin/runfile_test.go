@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"nvidiaprep/integration/runbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,43 +26,26 @@ const (
 	verB = "580.142"
 )
 
-type cmdResult struct {
-	out  string // stdout and stderr, interleaved
-	code int
-}
-
-func runIn(t *testing.T, dir string, env []string, name string, args ...string) cmdResult {
+// runIn runs name in dir with this process's environment and env, through
+// the test kit's runner (15 minutes at most: the real DKMS builds take long).
+func runIn(t *testing.T, dir string, env []string, name string, args ...string) runbin.Result {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	var b bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &b, &b
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Fatalf("%s %v: %v", name, args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return cmdResult{b.String(), code}
+	return runbin.Cmd{Path: name, Args: args, Env: append(os.Environ(), env...), Dir: dir, Limit: 15 * time.Minute}.Must(t)
 }
 
-func mustContain(t *testing.T, what string, r cmdResult, subs ...string) {
+func mustContain(t *testing.T, what string, r runbin.Result, subs ...string) {
 	t.Helper()
 	for _, s := range subs {
-		if !strings.Contains(r.out, s) {
-			t.Errorf("%s: output lacks %q:\n%s", what, s, r.out)
+		if !strings.Contains(r.Output, s) {
+			t.Errorf("%s: output lacks %q:\n%s", what, s, r.Output)
 		}
 	}
 }
 
-func mustCode(t *testing.T, what string, r cmdResult, code int) {
+func mustCode(t *testing.T, what string, r runbin.Result, code int) {
 	t.Helper()
-	if r.code != code {
-		t.Fatalf("%s: exit %d, want %d; output:\n%s", what, r.code, code, r.out)
+	if r.Code != code {
+		t.Fatalf("%s: exit %d, want %d; output:\n%s", what, r.Code, code, r.Output)
 	}
 }
 
@@ -178,8 +162,8 @@ func TestRunStub(t *testing.T) {
 	for _, sh := range shells {
 		r := runIn(t, dir, nil, sh, run, "--version-string")
 		mustCode(t, sh+" --version-string", r, 0)
-		if r.out != verA+"\n" {
-			t.Errorf("%s --version-string printed %q", sh, r.out)
+		if r.Output != verA+"\n" {
+			t.Errorf("%s --version-string printed %q", sh, r.Output)
 		}
 	}
 	r := runIn(t, dir, nil, "sh", run, "--info")
@@ -437,7 +421,7 @@ func TestInstallerCRC(t *testing.T) {
 	script.WriteString("crc_batch \"$@\"; i=1; while [ $i -le $# ]; do eval echo \\$crc_$i; i=$((i+1)); done\n")
 	r := runIn(t, dir, nil, "sh", "-c", script.String())
 	mustCode(t, "sh crc", r, 0)
-	if got, w := strings.Join(strings.Fields(r.out), " "), strings.Join(append(want, want...), " "); got != w {
+	if got, w := strings.Join(strings.Fields(r.Output), " "), strings.Join(append(want, want...), " "); got != w {
 		t.Errorf("sh CRCs\n%s\nwant\n%s", got, w)
 	}
 }
@@ -535,7 +519,7 @@ exec chroot "$CH_MNT" /bin/sh -c "$1"
 `
 
 // sh runs a script with /bin/sh inside the chroot.
-func (c *chroot) sh(t *testing.T, script string) cmdResult {
+func (c *chroot) sh(t *testing.T, script string) runbin.Result {
 	t.Helper()
 	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	if !c.noKmod {
@@ -727,8 +711,8 @@ func TestInstallInChroot(t *testing.T) {
 		r := c.sh(t, `cd /root && sh `+RunFileName(verA)+` `+flags+`; echo "rc=$?"; ls /tmp; nvidia-installer -i`)
 		mustContain(t, "install A", r, "rc=0\n", "WARNING: You specified the '--no-kernel-modules' command line option",
 			"The currently installed driver is: '"+RunDescription+"' (version: "+verA+").")
-		if strings.Contains(r.out, "selfgz") || strings.Contains(r.out, "makeself") {
-			t.Errorf("temporary files left behind:\n%s", r.out)
+		if strings.Contains(r.Output, "selfgz") || strings.Contains(r.Output, "makeself") {
+			t.Errorf("temporary files left behind:\n%s", r.Output)
 		}
 		if st, err := os.Stat(c.upper("/var/log/nvidia-installer.log")); err != nil || st.Size() == 0 {
 			t.Errorf("no install log: %v", err)
@@ -784,8 +768,8 @@ rm -rf /dev/nvidiactl /proc/driver`)
 
 	t.Run("read-only package tree", func(t *testing.T) {
 		r := c.sh(t, `touch /mnt/a/probe 2>/dev/null && echo WRITABLE; cd / && /mnt/a/nvidia-installer `+flags+` 2>/dev/null; echo "rc=$?"`)
-		if r.out != "rc=0\n" {
-			t.Fatalf("install from a read-only bind mount:\n%s", r.out)
+		if r.Output != "rc=0\n" {
+			t.Fatalf("install from a read-only bind mount:\n%s", r.Output)
 		}
 		c.checkInstalled(t, treeA, verA)
 	})
@@ -819,8 +803,8 @@ kill -9 $pid; wait $pid; echo "rc=$?"; /mnt/b/nvidia-installer -i`)
 			}
 		}
 		r = c.sh(t, `nvidia-uninstall -s 2>/dev/null && cat `+lib+`/libnvidia-ml.so.535.00 && readlink `+lib+`/libnvidia-ml.so.1 && rm `+lib+`/libnvidia-ml.so.535.00 `+lib+`/libnvidia-ml.so.1`)
-		if r.code != 0 || r.out != "distro\nlibnvidia-ml.so.535.00\n" {
-			t.Errorf("restored files: %d\n%s", r.code, r.out)
+		if r.Code != 0 || r.Output != "distro\nlibnvidia-ml.so.535.00\n" {
+			t.Errorf("restored files: %d\n%s", r.Code, r.Output)
 		}
 		noLeftovers(t)
 	})

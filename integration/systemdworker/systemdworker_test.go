@@ -20,9 +20,6 @@ import (
 	"nvidiaprep/nvidiaprep/launch"
 )
 
-// vmids 9301-9309 belong to this package's containers.
-const vmidSystemd = 9301
-
 const probe = "/usr/local/bin/probe"
 
 // buildProbe builds the probe statically into a temporary directory.
@@ -174,7 +171,7 @@ func wantStarted(t *testing.T, sentence string, unit string) {
 // runs starts nothing; the unit's name is free again after a success, and a
 // failed unit is cleared by the next launch.
 func TestTransientWorker(t *testing.T) {
-	ct := bootWithProbe(t, vmidSystemd)
+	ct := bootWithProbe(t, lxctest.VMID(t))
 	if out, code := run(t, ct, "test", "-d", "/run/systemd/system"); code != 0 {
 		t.Fatalf("no /run/systemd/system in the container: %s", out)
 	}

@@ -1,0 +1,51 @@
+//go:build integration
+
+package integration_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"nvidiaprep/integration/aptrepo"
+	"nvidiaprep/integration/lxctest"
+)
+
+// ctFile is a file written into a container before it starts.
+type ctFile struct {
+	data []byte
+	mode os.FileMode
+}
+
+// hostCT makes a systemd container that stands for a Proxmox host for the
+// tests of nvidiaprep's host-side units (host driver, kernel guard): the
+// local apt repository repo at /srv/repo as its only apt source, the given
+// bind mounts ("<host dir> <path in the container>", created, writable
+// unless the line says ro) and files. boot starts it and waits for systemd.
+func hostCT(t *testing.T, bed *lxctest.Bed, repo string, mounts []string, files map[string]ctFile) (ct *lxctest.CT, boot func()) {
+	t.Helper()
+	extra := []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}
+	for _, m := range mounts {
+		extra = append(extra, "lxc.mount.entry = "+m)
+	}
+	ct, err := bed.NewContainer(lxctest.VMID(t), lxctest.Options{ExtraConfig: extra})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["etc/apt/sources.list"] = ctFile{[]byte(aptrepo.SourcesList("/srv/repo")), 0o644}
+	for path, f := range files {
+		if err := ct.WriteFile(path, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ct, func() {
+		t.Helper()
+		if _, err := ct.ProxmoxStart("", nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ct.Stop("", nil) })
+		if err := ct.WaitSystemd(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
