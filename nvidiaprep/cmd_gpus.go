@@ -45,6 +45,9 @@ func (h host) gpusRun(c *cli.Call) int {
 		return c.Fail(cli.ExitFail, "configuration: %v", err)
 	}
 	p := cfg.Paths
+	if err := refreshGPUCache(p); err != nil {
+		fmt.Fprintf(c.Stderr, "nvidiaprep gpus: %v\n", err)
+	}
 	doc := gpusDoc{Envelope: c.Envelope(), GPUs: []gpuJSON{}}
 	loaded, err := nvdev.LoadedVersion(p.Sys, p.Proc)
 	if err != nil {

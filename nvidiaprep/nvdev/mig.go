@@ -2,11 +2,8 @@ package nvdev
 
 import (
 	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -169,58 +166,6 @@ func ParseMIGMinors(r io.Reader) (map[string]uint32, error) {
 		out[f[0]] = uint32(n)
 	}
 	return out, sc.Err()
-}
-
-// MIGLister lists MIG devices with their UUIDs (NVML).
-type MIGLister interface {
-	MIGs() ([]MIG, error)
-}
-
-// MIGCache is the host's file of MIG UUIDs (<state>/mig.json), written by
-// the commands that may use NVML (the provisioning worker, status,
-// doctor) and read by pre-start, which must not need NVML: procfs knows
-// which instances exist, not their UUIDs. A MIG-<uuid> selector that the
-// cache does not know (an instance made since the last refresh) is
-// unmatched at that start; a cached UUID whose instance procfs no longer
-// shows is gone.
-type MIGCache struct {
-	Path string
-}
-
-type migFile struct {
-	MIGs []MIG `json:"migs"`
-}
-
-// Read returns the cached MIG devices; none when there is no cache.
-func (c MIGCache) Read() ([]MIG, error) {
-	b, err := fsutil.ReadRegular(c.Path, 1<<20)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the MIG cache: %w", err)
-	}
-	var f migFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("the MIG cache %s: %w", c.Path, err)
-	}
-	return f.MIGs, nil
-}
-
-// Refresh asks l (NVML) and rewrites the cache.
-func (c MIGCache) Refresh(l MIGLister) ([]MIG, error) {
-	migs, err := l.MIGs()
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(migFile{MIGs: migs})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
-		return nil, err
-	}
-	return migs, fsutil.WriteFileAtomic(c.Path, b, 0o644)
 }
 
 // WithUUIDs joins procfs's instances with the cache's UUIDs, by parent

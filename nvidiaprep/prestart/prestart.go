@@ -17,6 +17,7 @@ import (
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/gpucache"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -39,10 +40,10 @@ type Host struct {
 	// lxc/<vmid>.conf is where hand-written lines come from, with its devN:
 	// entries.
 	PVE string
-	// MIGCache holds the MIG devices' UUIDs (NVML's, written by the worker
+	// GPUCache holds the MIG devices' UUIDs (NVML's, written by the worker
 	// and the admin commands); pre-start reads the instances themselves
-	// from procfs.
-	MIGCache nvdev.MIGCache
+	// from procfs. State "": none.
+	GPUCache gpucache.File
 }
 
 // Request is one container's choice.
