@@ -143,10 +143,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	if !cfg.HasTable(vmid) {
 		nameDefault(cfg, vmid, log)
 	}
-	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install, Strict: ct.Strict, NodeGID: ct.NodeGID, NodeMode: ct.NodeMode}
-	if !ct.GPUs.All {
-		req.GPUs = ct.GPUs.Selectors
-	}
+	req := prestart.Request{VMID: vmid, GPUs: ct.GPUs, Required: ct.Required, Install: ct.Install, Strict: ct.Strict, NodeGID: ct.NodeGID, NodeMode: ct.NodeMode}
 	res, err := prestart.Run(realHost(cfg.Paths, vmid), req, log)
 	if err != nil {
 		log.Error().Err(err).Msg(err.Error())

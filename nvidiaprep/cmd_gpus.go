@@ -123,14 +123,7 @@ func gpuUsers(cfg config.Config, gpus []nvdev.GPU) map[int][]int {
 			continue // nvidiaprep does not run for it
 		}
 		sel := cfg.Container(ct.VMID).GPUs
-		var given []nvdev.GPU
-		switch {
-		case sel.All:
-			given = gpus
-		case sel.None():
-		default:
-			given, _ = nvdev.Select(gpus, sel.Selectors)
-		}
+		given, _ := nvdev.Select(gpus, sel)
 		for _, g := range given {
 			users[g.Index] = append(users[g.Index], ct.VMID)
 		}

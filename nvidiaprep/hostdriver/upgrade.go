@@ -51,7 +51,7 @@ import (
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/nvdev"
-	"nvidiaprep/nvidiaprep/nvflags"
+	"nvidiaprep/nvidiaprep/nvversion"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
@@ -146,7 +146,7 @@ func (e *RebootRequiredError) Error() string { return e.Why }
 // for a reboot, another error when it must not happen.
 func (r *runner) checkUpgrade(ctx context.Context) error {
 	p, d := r.paths(), r.driver()
-	if d.KernelModule == config.KernelModuleOpen && !nvflags.AtLeast(d.Version, OpenModulesSince) {
+	if d.KernelModule == config.KernelModuleOpen && !nvversion.AtLeast(d.Version, OpenModulesSince) {
 		return fmt.Errorf("kernel_module = \"open\" needs driver %s or later (the first with NVIDIA's open kernel modules), but [driver] version is %s, whose package has only the proprietary ones: set kernel_module = \"proprietary\" (or \"auto\") in [driver]", OpenModulesSince, d.Version)
 	}
 	loaded := r.rep.Loaded

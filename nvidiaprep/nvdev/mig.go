@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/gpusel"
 )
 
 // MIG is one MIG device: a compute instance (CI) of a GPU instance (GI) of
@@ -32,24 +33,19 @@ type MIG struct {
 // Name is the instance as a selector: "<gpu>:<gi>:<ci>".
 func (m MIG) Name() string { return fmt.Sprintf("%d:%d:%d", m.GPU, m.GI, m.CI) }
 
-// migTriple is the "<gpu>:<gi>:<ci>" selector.
-var migTriple = regexp.MustCompile(`^([0-9]+):([0-9]+):([0-9]+)$`)
-
-// IsMIGSelector tells a MIG instance's selector ("MIG-<uuid>",
-// "<gpu>:<gi>:<ci>", the old "MIG-GPU-<uuid>/<gi>/<ci>") from a GPU's.
-func IsMIGSelector(s string) bool {
-	return strings.HasPrefix(s, "MIG-") || migTriple.MatchString(s)
-}
-
 // oldMIG is the MIG UUID form of drivers before 470: MIG-GPU-<parent's
 // uuid>/<gi>/<ci>.
 var oldMIG = regexp.MustCompile(`^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$`)
 
-// NormalizeMIGSelectors writes old-form MIG selectors as <gpu>:<gi>:<ci>,
-// finding the parent among gpus by its UUID; others stay as they are.
-func NormalizeMIGSelectors(gpus []GPU, selectors []string) []string {
-	out := make([]string, len(selectors))
-	for i, s := range selectors {
+// NormalizeMIGSelectors writes sel's old-form MIG selectors as
+// <gpu>:<gi>:<ci>, finding the parent among gpus by its UUID; others stay
+// as they are.
+func NormalizeMIGSelectors(gpus []GPU, sel gpusel.Selection) gpusel.Selection {
+	if sel.All {
+		return sel
+	}
+	out := make([]string, len(sel.Selectors))
+	for i, s := range sel.Selectors {
 		out[i] = s
 		if m := oldMIG.FindStringSubmatch(s); m != nil {
 			for _, g := range gpus {
@@ -59,7 +55,7 @@ func NormalizeMIGSelectors(gpus []GPU, selectors []string) []string {
 			}
 		}
 	}
-	return out
+	return gpusel.Selection{Selectors: out}
 }
 
 // MIGMatches tells whether selector names m.

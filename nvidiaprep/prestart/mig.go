@@ -16,11 +16,7 @@ import (
 // that requires its GPU (naming it) and a warning otherwise: it starts
 // without it.
 func selectMIGs(h Host, req Request, all []nvdev.GPU, log zerolog.Logger) ([]nvdev.MIG, error) {
-	asked := false
-	for _, s := range req.GPUs {
-		asked = asked || nvdev.IsMIGSelector(s)
-	}
-	if !asked {
+	if !req.GPUs.HasMIG() {
 		return nil, nil
 	}
 	proc, err := nvdev.ProcMIGs(h.Proc, all)
@@ -98,7 +94,7 @@ func cachedMIGs(h Host, req Request, log zerolog.Logger) []nvdev.MIG {
 	}
 	c, err := h.GPUCache.Load()
 	if err != nil {
-		for _, s := range req.GPUs {
+		for _, s := range req.GPUs.Selectors {
 			if strings.HasPrefix(s, "MIG-") && !strings.HasPrefix(s, "MIG-GPU-") {
 				log.Warn().Msgf("CT %d: %v; MIG-<uuid> selectors match nothing this start (`nvidiaprep status` refreshes the cache)", req.VMID, err)
 				break

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/gpucache"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
@@ -36,7 +37,7 @@ func migSetup(t *testing.T) fixture {
 // capabilities.
 func TestMIGDeviceGetsOnlyItsCapabilities(t *testing.T) {
 	f := migSetup(t)
-	res, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1:2:0"}, Required: true}, f.logger())
+	res, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1:2:0"), Required: true}, f.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestMIGDeviceGetsOnlyItsCapabilities(t *testing.T) {
 func TestMIGByUUIDAndVanished(t *testing.T) {
 	f := migSetup(t)
 	f.host.GPUCache = cacheMIGs(t, f, fakeMIGs{{UUID: "MIG-aaaa", GPU: 1, Minor: 1, GI: 1, CI: 0}})
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-aaaa"}, Required: true}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-aaaa"), Required: true}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.config(t); !strings.Contains(got, "c 511:13 rw") || !strings.Contains(got, "1:1:0@1=MIG-aaaa") {
@@ -79,13 +80,13 @@ func TestMIGByUUIDAndVanished(t *testing.T) {
 	if err := f.sh.RemoveMIG(1, 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-aaaa"}, Required: true}, f.logger())
+	_, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-aaaa"), Required: true}, f.logger())
 	var req *RequiredError
 	if !errors.As(err, &req) || !errors.Is(err, ErrMIG) || !strings.Contains(err.Error(), "MIG-aaaa") {
 		t.Fatalf("a vanished required instance: %v", err)
 	}
 	f.log.Reset()
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-aaaa", "0"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-aaaa", "0")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(f.log.String(), "starts without MIG-aaaa") {
@@ -120,7 +121,7 @@ func TestMIGCacheStaleOrCorruptStillStarts(t *testing.T) {
 	if _, err := f.sh.Boot(time.Now()); err != nil { // a reboot since the refresh
 		t.Fatal(err)
 	}
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-aaaa", "0"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-aaaa", "0")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(f.log.String(), "another boot") || !strings.Contains(f.log.String(), "nvidiaprep status") {
@@ -132,7 +133,7 @@ func TestMIGCacheStaleOrCorruptStillStarts(t *testing.T) {
 	if err := os.WriteFile(f.host.GPUCache.Path(), []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1:1:0", "0"}, Required: true}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1:1:0", "0"), Required: true}, f.logger()); err != nil {
 		t.Fatalf("a corrupt cache failed a start that procfs serves: %v", err)
 	}
 	if got := f.config(t); !strings.Contains(got, "c 511:13 rw") || !strings.Contains(got, "c 195:0 rw") {
@@ -147,7 +148,7 @@ func (m fakeMIGs) MIGs() ([]nvdev.MIG, error) { return m, nil }
 // The old form MIG-GPU-<parent uuid>/<gi>/<ci> names the same instance.
 func TestOldMIGForm(t *testing.T) {
 	f := migSetup(t)
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-" + driver.GPUs[1].UUID + "/2/0"}, Required: true}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-" + driver.GPUs[1].UUID + "/2/0"), Required: true}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.config(t); !strings.Contains(got, "c 511:22 rw") {

@@ -18,6 +18,7 @@ import (
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/gpucache"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -49,8 +50,8 @@ type Host struct {
 // Request is one container's choice.
 type Request struct {
 	VMID int
-	// GPUs are the selectors: nil means all GPUs, empty means none.
-	GPUs     []string
+	// GPUs is the container's selection (config.Container's).
+	GPUs     gpusel.Selection
 	Required bool
 	// Install mounts the node's driver cache for post-start's installer.
 	Install bool
@@ -224,7 +225,7 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 }
 
 func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Result, error) {
-	if req.GPUs != nil && len(req.GPUs) == 0 {
+	if req.GPUs.None() {
 		log.Info().Msgf("CT %d: no GPUs configured (gpus = []), adding nothing", req.VMID)
 		return Result{}, nil
 	}
@@ -394,9 +395,9 @@ func passthroughs(ct pve.CT) []devplan.Passthrough {
 }
 
 // bypasses names the hand-written lines that reach GPUs other than gpus,
-// those the container is given (nil selectors: all of them).
+// those the container is given.
 func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []devplan.Finding {
-	sel := devplan.Selection{VMID: req.VMID, All: req.GPUs == nil, Privileged: true, PVEConf: h.pveConf(req.VMID)}
+	sel := devplan.Grant{VMID: req.VMID, All: req.GPUs.All, Privileged: true, PVEConf: h.pveConf(req.VMID)}
 	for _, g := range gpus {
 		sel.Given = append(sel.Given, uint32(g.Minor))
 	}
