@@ -153,8 +153,8 @@ func TestSelect(t *testing.T) {
 		{[]string{"1", "GPU-bbbb"}, []int{1}, false},
 	}
 	for _, c := range cases {
-		sel := gpusel.Of(c.sel...) // as the file gives them: absent or ["all"] is every GPU
-		if c.sel == nil || len(c.sel) == 1 && c.sel[0] == "all" {
+		sel := gpusel.Of(c.sel...)
+		if c.sel == nil { // the nil list stood for every GPU
 			sel = gpusel.Every()
 		}
 		got, err := nvdev.Select(gpus, sel)

@@ -41,6 +41,12 @@ func Select(gpus []GPU, sel gpusel.Selection) ([]GPU, error) {
 		if gpusel.IsMIG(s) {
 			continue
 		}
+		if s == "all" { // only alone in a file (gpusel.Parse); enable's --gpus 0,all is refused when loaded
+			for i := range picked {
+				picked[i] = true
+			}
+			continue
+		}
 		found := false
 		for i, g := range gpus {
 			if matches(g, s) {
