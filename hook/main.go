@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"nvidiaprep/nvidiaprep/ctfs"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fdguard"
+	"nvidiaprep/nvidiaprep/gpucache"
 	"nvidiaprep/nvidiaprep/hookself"
 	"nvidiaprep/nvidiaprep/isolate"
 	"nvidiaprep/nvidiaprep/logging"
@@ -143,10 +143,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	if !cfg.HasTable(vmid) {
 		nameDefault(cfg, vmid, log)
 	}
-	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install, Strict: ct.Strict, NodeGID: ct.NodeGID, NodeMode: ct.NodeMode}
-	if !ct.GPUs.All {
-		req.GPUs = ct.GPUs.Selectors
-	}
+	req := prestart.Request{VMID: vmid, GPUs: ct.GPUs, Required: ct.Required, Install: ct.Install, Strict: ct.Strict, NodeGID: ct.NodeGID, NodeMode: ct.NodeMode}
 	res, err := prestart.Run(realHost(cfg.Paths, vmid), req, log)
 	if err != nil {
 		log.Error().Err(err).Msg(err.Error())
@@ -181,11 +178,11 @@ func nameDefault(cfg config.Config, vmid int, log zerolog.Logger) {
 // realHost wires the host's paths and nvidia-modprobe. The GPUs come from
 // procfs: the hook runs without cgo, so neither NVML nor liblxc can keep a
 // container from starting; what only NVML knows is in the GPU cache the
-// admin program keeps (nvdev.GPUCache).
+// admin program keeps (package gpucache).
 func realHost(p config.Paths, vmid int) prestart.Host {
 	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys,
 		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}, PVE: p.PVE,
-		MIGCache: nvdev.MIGCache{Path: filepath.Join(p.State, "mig.json")}}
+		GPUCache: gpucache.File{State: p.State, Proc: p.Proc, Sys: p.Sys}}
 	if p.Proc == "/proc" && p.Dev == "/dev" {
 		if path := nvdev.FindModprobe(); path != "" {
 			h.Modprobe = nvdev.ExecModprobe{Path: path, Timeout: modprobeTimeout}

@@ -46,6 +46,9 @@ func (h host) doctorRun(c *cli.Call) int {
 			return false, false
 		}
 		r = doctor.Run(context.Background(), doctor.Options{Config: cfg, Runner: h.runner, Running: running})
+		if err := refreshGPUCache(cfg.Paths); err != nil {
+			r.Notes = append(r.Notes, err.Error())
+		}
 	}
 	if c.JSON {
 		doc := doctorDoc{Envelope: c.Envelope(), OK: r.OK(), Problems: r.Problems, Notes: r.Notes, Dependents: r.Dependents}

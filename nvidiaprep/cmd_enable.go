@@ -14,6 +14,7 @@ import (
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/hookself"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/nodeconf"
@@ -45,7 +46,7 @@ func (h host) enableRun(c *cli.Call) int {
 	out := newChangeReport(c, vmid)
 	var s nodeconf.Settings
 	if c.Set("gpus") {
-		sel := nodeconf.ParseGPUs(c.String("gpus"))
+		sel := gpusel.ParseFlag(c.String("gpus"))
 		s.GPUs = &sel
 	}
 	if c.Set("required") {

@@ -56,7 +56,7 @@ func checkSelection(cfg config.Config, vmid int, s nodeconf.Settings, force bool
 		fmt.Fprintf(warn, "nvidiaprep enable: CT %d: the GPUs %s are not checked against this node: %s\n", vmid, strings.Join(c.GPUs.Selectors, ", "), why)
 		return nil
 	}
-	err = cfgcheck.Selectors(gpus, c.GPUs.Selectors)
+	err = cfgcheck.Selectors(gpus, c.GPUs)
 	var unmatched *nvdev.UnmatchedError
 	switch {
 	case errors.As(err, &unmatched) && force:
@@ -76,10 +76,7 @@ func previewBlock(cfg config.Config, vmid int, c config.Container) ([]string, er
 	p := cfg.Paths
 	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys,
 		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}, PVE: p.PVE}
-	req := prestart.Request{VMID: vmid, Required: c.Required, Install: c.Install, Strict: c.Strict}
-	if !c.GPUs.All {
-		req.GPUs = c.GPUs.Selectors
-	}
+	req := prestart.Request{VMID: vmid, GPUs: c.GPUs, Required: c.Required, Install: c.Install, Strict: c.Strict}
 	return prestart.Preview(h, req)
 }
 

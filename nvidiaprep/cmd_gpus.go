@@ -45,6 +45,9 @@ func (h host) gpusRun(c *cli.Call) int {
 		return c.Fail(cli.ExitFail, "configuration: %v", err)
 	}
 	p := cfg.Paths
+	if err := refreshGPUCache(p); err != nil {
+		fmt.Fprintf(c.Stderr, "nvidiaprep gpus: %v\n", err)
+	}
 	doc := gpusDoc{Envelope: c.Envelope(), GPUs: []gpuJSON{}}
 	loaded, err := nvdev.LoadedVersion(p.Sys, p.Proc)
 	if err != nil {
@@ -120,14 +123,7 @@ func gpuUsers(cfg config.Config, gpus []nvdev.GPU) map[int][]int {
 			continue // nvidiaprep does not run for it
 		}
 		sel := cfg.Container(ct.VMID).GPUs
-		var given []nvdev.GPU
-		switch {
-		case sel.All:
-			given = gpus
-		case sel.None():
-		default:
-			given, _ = nvdev.Select(gpus, sel.Selectors)
-		}
+		given, _ := nvdev.Select(gpus, sel)
 		for _, g := range given {
 			users[g.Index] = append(users[g.Index], ct.VMID)
 		}

@@ -68,7 +68,9 @@ func hostDriverCmd(c *cli.Call) int {
 		log.Error().Msgf("host driver %s: %v", cfg.Driver.Version, err)
 		return 1
 	}
-	refreshGPUCache(cfg.Paths, log)
+	if err := refreshGPUCache(cfg.Paths); err != nil {
+		log.Warn().Err(err).Msg(err.Error())
+	}
 	return 0
 }
 

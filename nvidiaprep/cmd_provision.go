@@ -41,9 +41,8 @@ func provisionCmd(c *cli.Call) int {
 		log.Error().Msg(why)
 		return 1
 	}
-	refreshGPUCache(cfg.Paths, log)
-	if err := refreshMIGCache(cfg.Paths); err != nil {
-		log.Warn().Err(err).Msgf("CT %d: refreshing the MIG cache: %v", vmid, err)
+	if err := refreshGPUCache(cfg.Paths); err != nil {
+		log.Warn().Err(err).Msgf("CT %d: %v", vmid, err)
 	}
 	w := provision.Worker{Config: cfg, VMID: vmid, Log: log, Status: func(s string) {
 		line.Step(s)

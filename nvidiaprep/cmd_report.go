@@ -43,13 +43,7 @@ type containerSettings struct {
 }
 
 func settingsOf(c config.Container) *containerSettings {
-	s := &containerSettings{GPUs: []string{}, Required: c.Required, Install: c.Install, Strict: c.Strict}
-	switch {
-	case c.GPUs.All:
-		s.GPUs = []string{"all"}
-	case len(c.GPUs.Selectors) > 0:
-		s.GPUs = append(s.GPUs, c.GPUs.Selectors...)
-	}
+	s := &containerSettings{GPUs: c.GPUs.List(), Required: c.Required, Install: c.Install, Strict: c.Strict}
 	if c.Chain != "" {
 		s.Chain = &c.Chain
 	}

@@ -44,8 +44,8 @@ func (h host) statusRun(c *cli.Call) int {
 	if err != nil {
 		return c.Fail(cli.ExitFail, "configuration: %v\n(nvidiaprep doctor says the same; until it is fixed, containers that use the hookscript refuse to start)", err)
 	}
-	if err := refreshMIGCache(cfg.Paths); err != nil {
-		fmt.Fprintf(c.Stderr, "nvidiaprep status: refreshing the MIG cache: %v\n", err)
+	if err := refreshGPUCache(cfg.Paths); err != nil {
+		fmt.Fprintf(c.Stderr, "nvidiaprep status: %v\n", err)
 	}
 	r := status.Gather(status.Options{Config: cfg, Only: only, Probe: h.probe(cfg.Paths.LXC), LiveStep: h.liveStep(cfg.Paths.State)})
 	if c.JSON {

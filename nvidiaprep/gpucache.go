@@ -1,13 +1,11 @@
 package main
 
 import (
-	"errors"
-	"path/filepath"
+	"fmt"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/gpucache"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/nvmlgpu"
 )
@@ -15,21 +13,26 @@ import (
 // nvmlTimeout bounds one NVML listing, which can block on a wedged driver.
 const nvmlTimeout = 30 * time.Second
 
-// refreshGPUCache brings <state>/gpus.json, what NVML knows of this boot's
-// GPUs, up to date for the hookscript, which has no NVML (nvdev.CachedGPUs
-// says who writes and reads it). NVML is asked only when the boot, driver or
-// set of GPUs changed, and only for the real host's paths (NVML describes
-// this machine, not a relocated tree). Failing only leaves the cache stale.
-func refreshGPUCache(p config.Paths, log zerolog.Logger) {
-	if p.Proc != "/proc" || p.Dev != "/dev" {
-		return
+// gpuCache is the node's cache of what only NVML knows, which pre-start
+// reads without NVML.
+func gpuCache(p config.Paths) gpucache.File {
+	return gpucache.File{State: p.State, Proc: p.Proc, Sys: p.Sys}
+}
+
+// refreshGPUCache is the one writer of the GPU cache (package gpucache says
+// who calls it and when): on the real host only (NVML describes this
+// machine, not a relocated tree) and only with a driver loaded. Failing
+// leaves the cache as it was: a start then goes on with procfs; the error
+// says what that costs, for the caller to warn with.
+func refreshGPUCache(p config.Paths) error {
+	if p.Proc != "/proc" || p.Sys != "/sys" {
+		return nil
 	}
 	if _, err := nvdev.LoadedVersion(p.Sys, p.Proc); err != nil {
-		return // no driver: nothing to list
+		return nil // no driver: nothing to list
 	}
-	c := nvdev.CachedGPUs{Lister: nvdev.Deadline{Lister: nvmlgpu.New(), Timeout: nvmlTimeout},
-		Path: filepath.Join(p.State, "gpus.json"), Proc: p.Proc, Sys: p.Sys}
-	if _, err := c.GPUs(); err != nil && !errors.Is(err, nvmlgpu.ErrLibraryNotFound) {
-		log.Warn().Err(err).Msgf("NVML's GPU list was not cached for the hookscript: %v", err)
+	if _, _, err := gpuCache(p).Refresh(nvmlgpu.New(), nvmlTimeout); err != nil {
+		return fmt.Errorf("%w; until a refresh succeeds, a MIG-<uuid> selector of an instance made since the last one matches nothing at its container's start", err)
 	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
 )
@@ -170,7 +171,7 @@ func checkContainer(cfg config.Config, id int, local map[int]pve.CT, gpus []nvde
 		add(f)
 	}
 	if !c.GPUs.All && len(gpus) > 0 {
-		if err := Selectors(gpus, c.GPUs.Selectors); err != nil {
+		if err := Selectors(gpus, c.GPUs); err != nil {
 			f := at("gpus")
 			f.Severity = Warning
 			f.Msg = fmt.Sprintf("%v; CT %d starts without those GPUs", err, id)
@@ -194,15 +195,16 @@ func checkContainer(cfg config.Config, id int, local map[int]pve.CT, gpus []nvde
 	}
 }
 
-// Selectors checks GPU selectors against the node's GPUs: each must name
-// one of them, and no two the same GPU. The error lists the node's GPUs.
-func Selectors(gpus []nvdev.GPU, selectors []string) error {
-	if _, err := nvdev.Select(gpus, selectors); err != nil {
+// Selectors checks a selection against the node's GPUs: each selector must
+// name one of them, and no two the same GPU. The error lists the node's
+// GPUs.
+func Selectors(gpus []nvdev.GPU, sel gpusel.Selection) error {
+	if _, err := nvdev.Select(gpus, sel); err != nil {
 		return err // an *nvdev.UnmatchedError, which lists the node's GPUs
 	}
 	seen := map[int]string{}
-	for _, s := range selectors {
-		picked, _ := nvdev.Select(gpus, []string{s})
+	for _, s := range sel.Selectors {
+		picked, _ := nvdev.Select(gpus, gpusel.Of(s))
 		for _, g := range picked {
 			if first, dup := seen[g.Index]; dup {
 				return fmt.Errorf("GPU selectors %q and %q name the same GPU %d (%s): list it once", first, s, g.Index, g.PCIBusID)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"reflect"
 	"strings"
 	"testing"
@@ -107,7 +108,7 @@ func TestNodeTableKeepsWhatItDoesNotSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Container{GPUs: Selection{Selectors: []string{"1"}}, Required: true, Install: true, Strict: true, Chain: "local:snippets/nfs.sh"}
+	want := Container{GPUs: gpusel.Selection{Selectors: []string{"1"}}, Required: true, Install: true, Strict: true, Chain: "local:snippets/nfs.sh"}
 	if got := cfg.Container(101); !reflect.DeepEqual(got, want) {
 		t.Errorf("CT 101 = %+v\nwant       %+v", got, want)
 	}
@@ -130,5 +131,5 @@ func TestNodeTableKeepsWhatItDoesNotSet(t *testing.T) {
 }
 
 func defaultContainerForTest() Container {
-	return Container{GPUs: Selection{All: true}, Install: true}
+	return Container{GPUs: gpusel.Selection{All: true}, Install: true}
 }

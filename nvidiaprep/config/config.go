@@ -14,6 +14,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -141,9 +142,9 @@ type Driver struct {
 
 // Container is the configuration of one container.
 type Container struct {
-	GPUs     Selection // which GPUs it gets
-	Required bool      // whether it must not start without them
-	Install  bool      // whether post-start provisions the user-space libraries
+	GPUs     gpusel.Selection // which GPUs it gets
+	Required bool             // whether it must not start without them
+	Install  bool             // whether post-start provisions the user-space libraries
 	// Chain is the container's own hookscript (a volume id such as
 	// "local:snippets/mount-nfs.sh") that nvidiaprep's hook runs first, in
 	// every phase, with the same arguments: Proxmox allows one hookscript
@@ -158,21 +159,6 @@ type Container struct {
 	NodeGID  *uint32
 	NodeMode uint32 // 0: the host's mode
 }
-
-// Selection is the set of GPUs a container gets.
-type Selection struct {
-	// All is true when the container gets every GPU of the node (gpus absent,
-	// or gpus = ["all"]). Selectors is then nil.
-	All bool
-	// Selectors, when All is false, are the GPUs as written in the file, each
-	// a GPU index ("0"), a UUID ("GPU-…", "MIG-…") or a PCI bus id
-	// ("0000:01:00.0"). The slice is non-nil, and empty for none, so that it
-	// can be passed as it is to code where nil means all.
-	Selectors []string
-}
-
-// None reports whether the selection has no GPU at all.
-func (s Selection) None() bool { return !s.All && len(s.Selectors) == 0 }
 
 // Default is the configuration in effect when no file exists.
 func Default() Config {
@@ -200,7 +186,7 @@ func Default() Config {
 
 // defaultContainer is the configuration of a container without a table.
 func defaultContainer() Container {
-	return Container{GPUs: Selection{All: true}, Install: true}
+	return Container{GPUs: gpusel.Every(), Install: true}
 }
 
 // Container returns the configuration of a container: its table, or the

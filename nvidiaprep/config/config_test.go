@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/tomlscan"
 )
 
@@ -143,8 +144,8 @@ gpus = ["GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d"]
 	want.Containers = map[int]Container{
 		// The node's table overrides the keys it sets and keeps the
 		// cluster's others.
-		101: {GPUs: Selection{Selectors: []string{"GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d"}}, Required: true},
-		102: {GPUs: Selection{Selectors: []string{}}, Install: true},
+		101: {GPUs: gpusel.Selection{Selectors: []string{"GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d"}}, Required: true},
+		102: {GPUs: gpusel.Selection{Selectors: []string{}}, Install: true},
 	}
 	want.Files = []string{cluster, node}
 	want.Origins = map[int]map[string][]Origin{
@@ -166,14 +167,14 @@ gpus = ["GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d"]
 func TestGPUs(t *testing.T) {
 	for _, tc := range []struct {
 		toml string
-		want Selection
+		want gpusel.Selection
 	}{
-		{"required = true", Selection{All: true}},
-		{`gpus = ["all"]`, Selection{All: true}},
-		{`gpus = []`, Selection{Selectors: []string{}}},
+		{"required = true", gpusel.Selection{All: true}},
+		{`gpus = ["all"]`, gpusel.Selection{All: true}},
+		{`gpus = []`, gpusel.Selection{Selectors: []string{}}},
 		{`gpus = ["0", "12", "GPU-8F6B1C2D-3E4F-5A6B-7C8D-9E0F1A2B3C4D", "MIG-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d",
 			"MIG-GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d/1/0", "0000:01:00.0", "00000000:c1:1f.7", "01:00.1"]`,
-			Selection{Selectors: []string{"0", "12", "GPU-8F6B1C2D-3E4F-5A6B-7C8D-9E0F1A2B3C4D", "MIG-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d",
+			gpusel.Selection{Selectors: []string{"0", "12", "GPU-8F6B1C2D-3E4F-5A6B-7C8D-9E0F1A2B3C4D", "MIG-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d",
 				"MIG-GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d/1/0", "0000:01:00.0", "00000000:c1:1f.7", "01:00.1"}}},
 	} {
 		p := writeFile(t, t.TempDir(), "node.toml", "[containers.101]\n"+tc.toml+"\n")
@@ -194,7 +195,7 @@ func TestSpellings(t *testing.T) {
 	want.Paths.Cache = "/c"
 	want.Driver = Driver{Version: "550.54.14", Run: "https://example.com/NVIDIA.run",
 		SHA256: strings.Repeat("ab", 32), KernelModule: KernelModuleOpen, Reboot: RebootAuto, PinWorkingKernel: true}
-	want.Containers = map[int]Container{101: {GPUs: Selection{Selectors: []string{"0"}}, Required: true}}
+	want.Containers = map[int]Container{101: {GPUs: gpusel.Selection{Selectors: []string{"0"}}, Required: true}}
 	for _, text := range []string{
 		`
 [paths]

@@ -14,7 +14,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/gpusel"
+	"nvidiaprep/nvidiaprep/nvversion"
 	"nvidiaprep/nvidiaprep/tomlscan"
 )
 
@@ -593,7 +594,7 @@ func checkChain(v string) string {
 func checkDriver(d Driver) *problem {
 	bad := func(key, msg string) *problem { return &problem{key: toml.Key{"driver", key}, msg: msg} }
 	if d.Version != "" {
-		if why := nvdev.VersionProblem(d.Version); why != "" {
+		if why := nvversion.Problem(d.Version); why != "" {
 			return bad("version", fmt.Sprintf(`invalid version %q: %s`, d.Version, why))
 		}
 	}
@@ -617,89 +618,20 @@ func checkDriver(d Driver) *problem {
 
 // selection checks a gpus array. It returns a message saying what is wrong,
 // or "".
-func selection(gpus []any) (Selection, string) {
-	sel := Selection{Selectors: make([]string, 0, len(gpus))}
-	for _, v := range gpus {
+func selection(gpus []any) (gpusel.Selection, string) {
+	values := make([]string, len(gpus))
+	for i, v := range gpus {
 		s, ok := v.(string)
 		if !ok {
-			return Selection{}, fmt.Sprintf("must be an array of GPU selectors (strings); %v is not a string", v)
+			return gpusel.Selection{}, fmt.Sprintf("must be an array of GPU selectors (strings); %v is not a string", v)
 		}
-		if s == "all" {
-			if len(gpus) != 1 {
-				return Selection{}, `"all" must be the only selector: use ["all"] or a list of GPUs`
-			}
-			return Selection{All: true}, ""
-		}
-		if !validSelector(s) {
-			return Selection{}, fmt.Sprintf(`invalid GPU selector %q: want a GPU index ("0"), a UUID ("GPU-…" or "MIG-…"), `+
-				`a PCI bus id ("0000:01:00.0" or "01:00.0"), a MIG device as <gpu>:<gi>:<ci> ("0:1:0") or "all"`, s)
-		}
-		sel.Selectors = append(sel.Selectors, s)
+		values[i] = s
+	}
+	sel, err := gpusel.Parse(values)
+	if err != nil {
+		return gpusel.Selection{}, err.Error()
 	}
 	return sel, ""
-}
-
-// validSelector reports whether s is a GPU index, a GPU or MIG UUID, or a PCI
-// bus id.
-func validSelector(s string) bool {
-	switch {
-	case strings.HasPrefix(s, "GPU-"):
-		return isUUID(s[len("GPU-"):])
-	case strings.HasPrefix(s, "MIG-GPU-"):
-		// The old MIG form: MIG-GPU-<uuid>/<gpu instance>/<compute instance>.
-		parts := strings.Split(s[len("MIG-GPU-"):], "/")
-		return len(parts) == 3 && isUUID(parts[0]) && isDecimal(parts[1]) && isDecimal(parts[2])
-	case strings.HasPrefix(s, "MIG-"):
-		return isUUID(s[len("MIG-"):])
-	case strings.Count(s, ":") == 2 && !strings.Contains(s, "."):
-		// A MIG device as <gpu>:<gi>:<ci>.
-		parts := strings.Split(s, ":")
-		return isDecimal(parts[0]) && isDecimal(parts[1]) && isDecimal(parts[2])
-	case strings.Contains(s, ":"):
-		return isPCIBusID(s)
-	}
-	return isDecimal(s)
-}
-
-// isDecimal reports whether s is a non-negative decimal integer without
-// leading zeros.
-func isDecimal(s string) bool {
-	if s == "" || len(s) > 1 && s[0] == '0' {
-		return false
-	}
-	_, err := strconv.Atoi(s)
-	return err == nil && s[0] != '+' && s[0] != '-'
-}
-
-// isUUID reports whether s has the form 8-4-4-4-12 hexadecimal digits.
-func isUUID(s string) bool {
-	parts := strings.Split(s, "-")
-	if len(parts) != 5 {
-		return false
-	}
-	for i, n := range []int{8, 4, 4, 4, 12} {
-		if len(parts[i]) != n || !isHex(parts[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// isPCIBusID reports whether s is [[dddd]dddd:]bb:dd.f in hexadecimal.
-func isPCIBusID(s string) bool {
-	parts := strings.Split(s, ":")
-	switch {
-	case len(parts) == 3 && (len(parts[0]) == 4 || len(parts[0]) == 8) && isHex(parts[0]):
-		parts = parts[1:]
-	case len(parts) != 2:
-		return false
-	}
-	dev, fn, ok := strings.Cut(parts[1], ".")
-	if !ok || len(parts[0]) != 2 || !isHex(parts[0]) || len(dev) != 2 || !isHex(dev) || len(fn) != 1 {
-		return false
-	}
-	d, _ := strconv.ParseUint(dev, 16, 8)
-	return d <= 0x1f && fn[0] >= '0' && fn[0] <= '7'
 }
 
 func isHex(s string) bool {

@@ -119,7 +119,7 @@ lxc.mount.entry = /dev dev none rbind
 lxc.mount.entry = /dev/nvidiactl dev/nvidiactl none bind,optional,create=file
 `)
 	devs := []Passthrough{{Key: "dev0", Path: "/dev/nvidia2", Line: "dev0: /dev/nvidia2,mode=0666"}, {Key: "dev1", Path: "/dev/nvidia0", Line: "dev1: /dev/nvidia0"}}
-	sel := Selection{VMID: 101, Given: []uint32{0}, Privileged: true, PVEConf: "/etc/pve/lxc/101.conf"}
+	sel := Grant{VMID: 101, Given: []uint32{0}, Privileged: true, PVEConf: "/etc/pve/lxc/101.conf"}
 	got := render(Bypasses(hand, devs, sel))
 	for _, want := range []string{
 		`"lxc.cgroup2.devices.allow = c 195:* rwm" allows every NVIDIA node`,
@@ -144,11 +144,11 @@ lxc.mount.entry = /dev/nvidiactl dev/nvidiactl none bind,optional,create=file
 	}
 	// A container given every GPU reaches no other, but the rule for
 	// every NVIDIA node stays named: nothing nvidiaprep adds narrows it.
-	got = render(Bypasses(hand, devs, Selection{VMID: 101, All: true, Privileged: true, PVEConf: "/etc/pve/lxc/101.conf"}))
+	got = render(Bypasses(hand, devs, Grant{VMID: 101, All: true, Privileged: true, PVEConf: "/etc/pve/lxc/101.conf"}))
 	if strings.Count(got, "\n") != 1 || !strings.Contains(got, `"lxc.cgroup2.devices.allow = c 195:* rwm" allows every NVIDIA node (195:*)`) || !strings.Contains(got, "nvidiaprep enable 101 --adopt") {
 		t.Errorf("a container with all GPUs:\n%s", got)
 	}
-	if got := Bypasses(hand, devs, Selection{VMID: 101, All: true}); len(got) != 0 {
+	if got := Bypasses(hand, devs, Grant{VMID: 101, All: true}); len(got) != 0 {
 		t.Errorf("an unprivileged container with all GPUs: %v", got)
 	}
 }

@@ -126,8 +126,10 @@ func Stale(entries []lxcconf.Entry, majors nvdev.Majors, devRoot, pveConf string
 // (minor N), nvidia-modeset (254) and nvidiactl (255).
 const nvidiaMajor = 195
 
-// Selection is what decides which GPUs hand-written lines may reach.
-type Selection struct {
+// Grant is what a container is given, which decides which GPUs hand-written
+// lines may reach (the selection itself is gpusel.Selection; this is its
+// outcome on this node).
+type Grant struct {
 	VMID int
 	// Given are the minors of the GPUs the container is given; All means
 	// every GPU of the node, so no line can reach another.
@@ -140,7 +142,7 @@ type Selection struct {
 	PVEConf    string // the Proxmox config the lines come from
 }
 
-func (s Selection) given(minor int) bool {
+func (s Grant) given(minor int) bool {
 	return s.All || slices.Contains(s.Given, uint32(minor))
 }
 
@@ -150,7 +152,7 @@ func (s Selection) given(minor int) bool {
 // nodes and render nodes. MIG capability nodes and any other NVIDIA node
 // (nvswitch, IMEX channels) are not, so hand-written lines for them are
 // not named as superseded.
-func (s Selection) Gives(node string) bool {
+func (s Grant) Gives(node string) bool {
 	switch {
 	case slices.Contains([]string{"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"}, node):
 		return true
@@ -173,7 +175,7 @@ func (s Selection) Gives(node string) bool {
 // A container given every GPU reaches no other, but a rule for every NVIDIA
 // node (195:*) in a privileged one is still named: no rule nvidiaprep adds
 // can narrow it, and strict refuses it until it is removed.
-func Bypasses(entries []lxcconf.Entry, devices []Passthrough, s Selection) []Finding {
+func Bypasses(entries []lxcconf.Entry, devices []Passthrough, s Grant) []Finding {
 	if s.All {
 		return broadRules(entries, s)
 	}
@@ -221,7 +223,7 @@ func Bypasses(entries []lxcconf.Entry, devices []Passthrough, s Selection) []Fin
 
 // broadRules names the rules for every NVIDIA node in a privileged
 // container given every GPU.
-func broadRules(entries []lxcconf.Entry, s Selection) []Finding {
+func broadRules(entries []lxcconf.Entry, s Grant) []Finding {
 	if !s.Privileged {
 		return nil
 	}

@@ -50,7 +50,7 @@ var tutorialMajors = nvdev.Majors{"nvidia": 195, "nvidiactl": 195, "nvidia-uvm":
 // cannot work (Stale's), are not.
 func TestSuperseded(t *testing.T) {
 	ct, devs, dev := tutorialCT(t)
-	got := Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path, Selection{Given: []uint32{0}}.Gives)
+	got := Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path, Grant{Given: []uint32{0}}.Gives)
 	want := map[int]string{
 		4:  "is superseded: nvidiaprep writes the rules",
 		9:  "binds the host's /dev/nvidia0: nvidiaprep mounts the container's own copy there instead",
@@ -113,7 +113,7 @@ func TestNodesTheBlockDoesNotGiveAreNotSuperseded(t *testing.T) {
 	for _, d := range ct.Devices {
 		devs = append(devs, Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw, At: d.Line})
 	}
-	got := Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path, Selection{Given: []uint32{0}}.Gives)
+	got := Superseded(ct.LXC, devs, tutorialMajors, dev, 101, ct.Path, Grant{Given: []uint32{0}}.Gives)
 	if len(got) != 1 || got[0].At != 2 {
 		t.Errorf("findings:\n%s\nwant only line 2 (the bind of /dev/nvidia0, which the block replaces)", render(got))
 	}
@@ -124,14 +124,14 @@ func TestNodesTheBlockDoesNotGiveAreNotSuperseded(t *testing.T) {
 }
 
 func TestSelectionGives(t *testing.T) {
-	s := Selection{Given: []uint32{1}}
+	s := Grant{Given: []uint32{1}}
 	for node, want := range map[string]bool{"nvidiactl": true, "nvidia-uvm-tools": true, "nvidia1": true, "nvidia0": false,
 		"nvidia-caps/nvidia-cap1": false, "dri/renderD128": true, "nvidia-nvswitchctl": false} {
 		if got := s.Gives(node); got != want {
 			t.Errorf("Gives(%q) = %v, want %v", node, got, want)
 		}
 	}
-	if !(Selection{All: true}).Gives("nvidia7") {
+	if !(Grant{All: true}).Gives("nvidia7") {
 		t.Error("a container given every GPU is not given nvidia7")
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/nvversion"
 	"nvidiaprep/nvidiaprep/pve"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/secureboot"
@@ -440,9 +441,9 @@ func (r *run) handWritten() {
 				r.problem("breaks-premise", fmt.Sprintf("CT %d: line %q %s: nvidiaprep refuses to start it", ct.VMID, f.Line, f.What), f.Fix)
 			}
 		}
-		sel := devplan.Selection{VMID: ct.VMID, All: cfg.GPUs.All, Privileged: !ct.Unprivileged, PVEConf: ct.Path}
+		sel := devplan.Grant{VMID: ct.VMID, All: cfg.GPUs.All, Privileged: !ct.Unprivileged, PVEConf: ct.Path}
 		if !cfg.GPUs.All {
-			given, _ := nvdev.Select(gpus, cfg.GPUs.Selectors)
+			given, _ := nvdev.Select(gpus, cfg.GPUs)
 			for _, g := range given {
 				sel.Given = append(sel.Given, uint32(g.Minor))
 			}
@@ -566,7 +567,7 @@ func clientVersion(line string) string {
 		return ""
 	}
 	v, _, _ := strings.Cut(rest, ",")
-	if v = strings.TrimSpace(v); nvdev.ValidVersion(v) {
+	if v = strings.TrimSpace(v); nvversion.Valid(v) {
 		return v
 	}
 	return ""

@@ -14,6 +14,7 @@ import (
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -86,7 +87,7 @@ func newNode(t *testing.T) *node {
 	}
 	cfg := config.Default()
 	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Cache: filepath.Join(root, "cache"), State: filepath.Join(root, "state")}
-	cfg.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true}
+	cfg.Containers[101] = config.Container{GPUs: gpusel.Selection{All: true}, Install: true}
 	n := &node{t: t, host: h, drv: d, log: &kernelLog{log: "nvidia: loading out-of-tree module taints kernel.\nNVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  580.159.04\n"}}
 	cfg.Paths.PVE, cfg.Paths.Root = filepath.Join(root, "pve"), filepath.Join(root, "hostroot")
 	n.opts = Options{Config: cfg, Runner: n.log, Nodes: h.Nodes, KernelRelease: testKernel}
@@ -325,7 +326,7 @@ func TestHookscripts(t *testing.T) {
 	n.ct(102, "hookscript: local-lvm:snippets/nvidiaprep-hook\n")
 	n.ct(103, "hookscript: local:snippets/my-own.sh\n") // not ours: not checked
 	n.ct(104, "")
-	n.opts.Config.Containers[104] = config.Container{GPUs: config.Selection{All: true}}
+	n.opts.Config.Containers[104] = config.Container{GPUs: gpusel.Selection{All: true}}
 	r := n.run()
 	n.want(r, "hookscript", "hookscript")
 	f := dump(r)
@@ -497,7 +498,7 @@ func TestTreeChangedAfterExtraction(t *testing.T) {
 // a container that lost its block, the drop-ins missing.
 func TestRestartPaths(t *testing.T) {
 	n := newNode(t)
-	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
+	n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
 	os.Remove(filepath.Join(n.opts.Config.Paths.Root, unitDropIns[0]))
 	r := Run(context.Background(), n.opts)
@@ -530,7 +531,7 @@ func TestRestartPaths(t *testing.T) {
 // named, each with its fix, and a strict container is said not to start.
 func TestGPUBypass(t *testing.T) {
 	n := newNode(t)
-	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{}}, Strict: true}
+	n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{Selectors: []string{}}, Strict: true}
 	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\nlxc.cgroup2.devices.allow: c 195:* rwm\ndev0: /dev/nvidia0\n")
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n# BEGIN nvidiaprep: written by nvidiaprep-hook at every start; edits here are lost\n# END nvidiaprep\n", 0o644)
 	r := n.run()
@@ -544,7 +545,7 @@ func TestGPUBypass(t *testing.T) {
 	// Given every GPU, the same lines reach no other GPU, but the rule for
 	// every NVIDIA node stays named until it is removed, and the host's
 	// node passed through is superseded by the container's copy.
-	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}}
+	n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{All: true}}
 	r = n.run()
 	n.want(r, "hand-written-lines", "gpu-bypass")
 	f = dump(r)

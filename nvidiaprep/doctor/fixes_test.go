@@ -20,6 +20,7 @@ import (
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/hostdriver"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
@@ -86,10 +87,7 @@ func (n *node) preStart(vmid int) {
 	h := prestart.Host{LXCConfig: p.LXCConfig(vmid), Dev: p.Dev, Proc: p.Proc, Sys: p.Sys, Nodes: n.host.Nodes,
 		GPUs: nvdev.ProcGPUs{Proc: p.Proc}, DriverCache: driverrun.Cache{Dir: p.Cache}, PVE: p.PVE}
 	ct := n.opts.Config.Container(vmid)
-	req := prestart.Request{VMID: vmid, Required: ct.Required, Install: ct.Install}
-	if !ct.GPUs.All {
-		req.GPUs = ct.GPUs.Selectors
-	}
+	req := prestart.Request{VMID: vmid, GPUs: ct.GPUs, Required: ct.Required, Install: ct.Install}
 	if _, err := prestart.Run(h, req, zerolog.Nop()); err != nil {
 		n.t.Fatalf("pre-start: %v", err)
 	}
@@ -264,7 +262,7 @@ func fixCases() []fixCase {
 			apply: func(n *node) { n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\n") }},
 		{name: "chained hookscript gone", check: "chained-hookscript",
 			make: func(n *node) {
-				n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
+				n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
 			},
 			says: []string{"put the script back", "delete the chain line of [containers.101]"},
 			apply: func(n *node) {
@@ -276,13 +274,13 @@ func fixCases() []fixCase {
 			apply: func(n *node) { n.preStart(101) }},
 		{name: "a GPU the node does not have", check: "gpu-selection",
 			make: func(n *node) {
-				n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"7"}}, Required: true, Install: true}
+				n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{Selectors: []string{"7"}}, Required: true, Install: true}
 				// Its start was refused: the config Proxmox wrote has no block.
 				n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
 			},
 			says: []string{"nvidiaprep enable 101 --gpus 0", "pct start 101"},
 			apply: func(n *node) {
-				n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"0"}}, Required: true, Install: true}
+				n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{Selectors: []string{"0"}}, Required: true, Install: true}
 				n.preStart(101)
 			}},
 		{name: "unit drop-in missing", check: "unit-drop-in",
@@ -303,7 +301,7 @@ func fixCases() []fixCase {
 			apply: func(n *node) { editCT(n, 105, dropLine("dev0:")) }},
 		{name: "rule that reaches every GPU", check: "gpu-bypass",
 			make: func(n *node) {
-				n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{}}}
+				n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{Selectors: []string{}}}
 				n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\nlxc.cgroup2.devices.allow: c 195:* rwm\n")
 			},
 			says:  []string{"delete"},
@@ -723,7 +721,7 @@ func TestMain(m *testing.M) {
 // not for a lost block with `pct reboot` (which would be refused again).
 func TestUnknownGPUIsNotALostBlock(t *testing.T) {
 	n := newNode(t)
-	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"GPU-00000000-0000-0000-0000-000000000007"}}, Required: true, Install: true}
+	n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{Selectors: []string{"GPU-00000000-0000-0000-0000-000000000007"}}, Required: true, Install: true}
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
 	r := n.run()
 	n.want(r, "gpu-selection")

@@ -38,7 +38,7 @@ func (r *run) gpuSelection() {
 		if c.GPUs.All || c.GPUs.None() {
 			continue
 		}
-		_, err := nvdev.Select(gpus, c.GPUs.Selectors)
+		_, err := nvdev.Select(gpus, c.GPUs)
 		var unmatched *nvdev.UnmatchedError
 		if !errors.As(err, &unmatched) {
 			continue
@@ -73,7 +73,7 @@ func (r *run) unmatched(vmid int) bool {
 	if err != nil {
 		return false
 	}
-	_, err = nvdev.Select(gpus, c.GPUs.Selectors)
+	_, err = nvdev.Select(gpus, c.GPUs)
 	var unmatched *nvdev.UnmatchedError
 	return errors.As(err, &unmatched)
 }

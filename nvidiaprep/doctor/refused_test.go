@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/gpusel"
 )
 
 // After pre-start refused a start (required GPUs this node does not have,
@@ -15,7 +16,7 @@ func TestRefusedStartIsNotALostBlock(t *testing.T) {
 	n := newNode(t)
 	n.ct(101, "hookscript: local:snippets/nvidiaprep-hook\n")
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
-	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"7"}}, Required: true, Install: true}
+	n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{Selectors: []string{"7"}}, Required: true, Install: true}
 	r := n.run()
 	n.want(r, "gpu-selection")
 	f := dump(r)
@@ -30,7 +31,7 @@ func TestRefusedStartIsNotALostBlock(t *testing.T) {
 	}
 
 	// Not required: the container runs without those GPUs; said too.
-	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{Selectors: []string{"0", "7"}}, Install: true}
+	n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{Selectors: []string{"0", "7"}}, Install: true}
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n# BEGIN nvidiaprep: written by nvidiaprep-hook at every start; edits here are lost\n# END nvidiaprep\n", 0o644)
 	r = n.run()
 	n.want(r, "gpu-selection")
@@ -40,7 +41,7 @@ func TestRefusedStartIsNotALostBlock(t *testing.T) {
 
 	// An error in its table: that is the cause.
 	n.write(n.opts.Config.Paths.LXCConfig(101), "lxc.uts.name = ct101\n", 0o644)
-	n.opts.Config.Containers[101] = config.Container{GPUs: config.Selection{All: true}, Install: true}
+	n.opts.Config.Containers[101] = config.Container{GPUs: gpusel.Selection{All: true}, Install: true}
 	n.opts.Config.Problems = []*config.Error{{VMID: 101, File: "/etc/pve/nvidiaprep.toml", Line: 7, Key: "containers.101.gpu", Msg: "unknown key"}}
 	r = n.run()
 	n.want(r, "config")

@@ -10,10 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"nvidiaprep/nvidiaprep/nvversion"
 	"strconv"
 	"strings"
-
-	"nvidiaprep/nvidiaprep/nvdev"
 )
 
 // Header holds the variables of a .run's stub that nvidiaprep uses.
@@ -62,7 +61,7 @@ func ReadHeader(r io.Reader) (Header, error) {
 	if !strings.HasPrefix(h.Label, "NVIDIA Accelerated Graphics Driver") {
 		return Header{}, fmt.Errorf("%w: label %q", errNotNVIDIA, h.Label)
 	}
-	if why := nvdev.VersionProblem(h.Version); why != "" {
+	if why := nvversion.Problem(h.Version); why != "" {
 		return Header{}, fmt.Errorf("%w: version_string %q: %s", errNotNVIDIA, h.Version, why)
 	}
 	skip, err := strconv.Atoi(vars["skip"])

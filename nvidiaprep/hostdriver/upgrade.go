@@ -51,7 +51,7 @@ import (
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/nvdev"
-	"nvidiaprep/nvidiaprep/nvflags"
+	"nvidiaprep/nvidiaprep/nvversion"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
@@ -150,7 +150,7 @@ func (e *RebootRequiredError) Error() string { return e.Why }
 // error when it must not happen.
 func checkUpgrade(ctx context.Context, j job) (oldRun string, err error) {
 	p, d := j.p, j.d
-	if d.KernelModule == config.KernelModuleOpen && !nvflags.AtLeast(d.Version, OpenModulesSince) {
+	if d.KernelModule == config.KernelModuleOpen && !nvversion.AtLeast(d.Version, OpenModulesSince) {
 		return "", fmt.Errorf("kernel_module = \"open\" needs driver %s or later (the first with NVIDIA's open kernel modules), but [driver] version is %s, whose package has only the proprietary ones: set kernel_module = \"proprietary\" (or \"auto\") in [driver]", OpenModulesSince, d.Version)
 	}
 	loaded := j.loaded

@@ -15,8 +15,8 @@ import (
 
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
-	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/nvsupport"
+	"nvidiaprep/nvidiaprep/nvversion"
 
 	"golang.org/x/sys/unix"
 )
@@ -81,7 +81,7 @@ func compareRelease(a, b string) int {
 	split := func(s string) []string {
 		return strings.FieldsFunc(s, func(r rune) bool { return r == '.' || r == '-' || r == '+' || r == '~' })
 	}
-	return nvflags.Compare(strings.Join(split(a), "."), strings.Join(split(b), "."))
+	return nvversion.Compare(strings.Join(split(a), "."), strings.Join(split(b), "."))
 }
 
 // HeadersPackages are release's headers packages in order of preference:

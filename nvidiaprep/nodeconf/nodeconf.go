@@ -18,13 +18,14 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/tomlscan"
 )
 
 // Settings are what enable sets in a container's table; a nil field leaves
 // that key as it is.
 type Settings struct {
-	GPUs     *config.Selection
+	GPUs     *gpusel.Selection
 	Required *bool
 	Install  *bool
 	Chain    *string // the container's own hookscript, run first; "" removes none
@@ -222,34 +223,13 @@ func join(raw []string) []byte {
 }
 
 // gpusValue writes a selection as the gpus array.
-func gpusValue(s config.Selection) string {
-	if s.All {
-		return `["all"]`
-	}
-	q := make([]string, len(s.Selectors))
-	for i, sel := range s.Selectors {
+func gpusValue(s gpusel.Selection) string {
+	list := s.List()
+	q := make([]string, len(list))
+	for i, sel := range list {
 		q[i] = strconv.Quote(sel)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
-}
-
-// ParseGPUs reads enable's --gpus value: comma-separated selectors, "all",
-// or "none" (or "") for no GPU. Selectors are checked when the edited file
-// is loaded.
-func ParseGPUs(s string) config.Selection {
-	switch strings.TrimSpace(s) {
-	case "all":
-		return config.Selection{All: true}
-	case "", "none":
-		return config.Selection{Selectors: []string{}}
-	}
-	sel := config.Selection{Selectors: []string{}}
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			sel.Selectors = append(sel.Selectors, p)
-		}
-	}
-	return sel
 }
 
 // Edit changes the node file at path: under a lock beside it, it reads the

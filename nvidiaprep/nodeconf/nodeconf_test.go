@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/gpusel"
 )
 
 const adminFile = `# my node
@@ -29,7 +30,7 @@ gpus = []
 func ptr[T any](v T) *T { return &v }
 
 func TestSetContainerEditsInPlace(t *testing.T) {
-	sel := ParseGPUs("1,GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d")
+	sel := gpusel.ParseFlag("1,GPU-8f6b1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d")
 	out, err := SetContainer([]byte(adminFile), 101, Settings{GPUs: &sel, Required: ptr(true)}, config.Container{})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestSetContainerKeepsTrailingComment(t *testing.T) {
 }
 
 func TestSetContainerAppendsFullTable(t *testing.T) {
-	base := config.Container{GPUs: config.Selection{Selectors: []string{"0"}}, Install: true} // from the cluster file
+	base := config.Container{GPUs: gpusel.Selection{Selectors: []string{"0"}}, Install: true} // from the cluster file
 	out, err := SetContainer([]byte(adminFile), 103, Settings{Required: ptr(true)}, base)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +69,7 @@ func TestSetContainerAppendsFullTable(t *testing.T) {
 	if string(out) != want {
 		t.Errorf("got:\n%s", out)
 	}
-	out, err = SetContainer(nil, 104, Settings{}, config.Container{GPUs: config.Selection{All: true}, Install: true})
+	out, err = SetContainer(nil, 104, Settings{}, config.Container{GPUs: gpusel.Selection{All: true}, Install: true})
 	if err != nil || string(out) != "[containers.104]\ngpus = [\"all\"]\nrequired = false\ninstall = true\n" {
 		t.Errorf("%v %q", err, out)
 	}
@@ -127,7 +128,7 @@ func TestEditChecksBeforeReplacing(t *testing.T) {
 	if err := os.WriteFile(path, []byte(adminFile), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	bad := ParseGPUs("0,banana")
+	bad := gpusel.ParseFlag("0,banana")
 	err := Edit(context.Background(), path, config.File{}, func(b []byte) ([]byte, error) {
 		return SetContainer(b, 101, Settings{GPUs: &bad}, config.Container{})
 	})
@@ -137,7 +138,7 @@ func TestEditChecksBeforeReplacing(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != adminFile {
 		t.Errorf("the file changed:\n%s", b)
 	}
-	good := ParseGPUs("all")
+	good := gpusel.ParseFlag("all")
 	if err := Edit(context.Background(), path, config.File{}, func(b []byte) ([]byte, error) {
 		return SetContainer(b, 101, Settings{GPUs: &good}, config.Container{})
 	}); err != nil {
@@ -149,7 +150,7 @@ func TestEditChecksBeforeReplacing(t *testing.T) {
 	// A missing file is created.
 	fresh := filepath.Join(dir, "sub", "n.toml")
 	if err := Edit(context.Background(), fresh, config.File{}, func(b []byte) ([]byte, error) {
-		return SetContainer(b, 101, Settings{}, config.Container{GPUs: config.Selection{All: true}, Install: true})
+		return SetContainer(b, 101, Settings{}, config.Container{GPUs: gpusel.Selection{All: true}, Install: true})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,17 +2,15 @@ package nvdev
 
 import (
 	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/gpusel"
 )
 
 // MIG is one MIG device: a compute instance (CI) of a GPU instance (GI) of
@@ -34,18 +32,6 @@ type MIG struct {
 // Name is the instance as a selector: "<gpu>:<gi>:<ci>".
 func (m MIG) Name() string { return fmt.Sprintf("%d:%d:%d", m.GPU, m.GI, m.CI) }
 
-// isMIGTriple tells the "<gpu>:<gi>:<ci>" selector (three runs of digits).
-func isMIGTriple(s string) bool {
-	f := strings.Split(s, ":")
-	return len(f) == 3 && isDigits(f[0]) && isDigits(f[1]) && isDigits(f[2])
-}
-
-// IsMIGSelector tells a MIG instance's selector ("MIG-<uuid>",
-// "<gpu>:<gi>:<ci>", the old "MIG-GPU-<uuid>/<gi>/<ci>") from a GPU's.
-func IsMIGSelector(s string) bool {
-	return strings.HasPrefix(s, "MIG-") || isMIGTriple(s)
-}
-
 // oldMIG splits the MIG UUID form of drivers before 470, MIG-GPU-<parent's
 // uuid>/<gi>/<ci> (^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$), by hand: the
 // hook links no regexp, whose package initialisation every start would pay.
@@ -62,11 +48,15 @@ func oldMIG(s string) (parent, gi, ci string, ok bool) {
 	return f[0], f[1], f[2], true
 }
 
-// NormalizeMIGSelectors writes old-form MIG selectors as <gpu>:<gi>:<ci>,
-// finding the parent among gpus by its UUID; others stay as they are.
-func NormalizeMIGSelectors(gpus []GPU, selectors []string) []string {
-	out := make([]string, len(selectors))
-	for i, s := range selectors {
+// NormalizeMIGSelectors writes sel's old-form MIG selectors as
+// <gpu>:<gi>:<ci>, finding the parent among gpus by its UUID; others stay
+// as they are.
+func NormalizeMIGSelectors(gpus []GPU, sel gpusel.Selection) gpusel.Selection {
+	if sel.All {
+		return sel
+	}
+	out := make([]string, len(sel.Selectors))
+	for i, s := range sel.Selectors {
 		out[i] = s
 		if parent, gi, ci, ok := oldMIG(s); ok {
 			for _, g := range gpus {
@@ -76,7 +66,7 @@ func NormalizeMIGSelectors(gpus []GPU, selectors []string) []string {
 			}
 		}
 	}
-	return out
+	return gpusel.Selection{Selectors: out}
 }
 
 // MIGMatches tells whether selector names m.
@@ -183,58 +173,6 @@ func ParseMIGMinors(r io.Reader) (map[string]uint32, error) {
 		out[f[0]] = uint32(n)
 	}
 	return out, sc.Err()
-}
-
-// MIGLister lists MIG devices with their UUIDs (NVML).
-type MIGLister interface {
-	MIGs() ([]MIG, error)
-}
-
-// MIGCache is the host's file of MIG UUIDs (<state>/mig.json), written by
-// the commands that may use NVML (the provisioning worker, status,
-// doctor) and read by pre-start, which must not need NVML: procfs knows
-// which instances exist, not their UUIDs. A MIG-<uuid> selector that the
-// cache does not know (an instance made since the last refresh) is
-// unmatched at that start; a cached UUID whose instance procfs no longer
-// shows is gone.
-type MIGCache struct {
-	Path string
-}
-
-type migFile struct {
-	MIGs []MIG `json:"migs"`
-}
-
-// Read returns the cached MIG devices; none when there is no cache.
-func (c MIGCache) Read() ([]MIG, error) {
-	b, err := fsutil.ReadRegular(c.Path, 1<<20)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the MIG cache: %w", err)
-	}
-	var f migFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("the MIG cache %s: %w", c.Path, err)
-	}
-	return f.MIGs, nil
-}
-
-// Refresh asks l (NVML) and rewrites the cache.
-func (c MIGCache) Refresh(l MIGLister) ([]MIG, error) {
-	migs, err := l.MIGs()
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(migFile{MIGs: migs})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
-		return nil, err
-	}
-	return migs, fsutil.WriteFileAtomic(c.Path, b, 0o644)
 }
 
 // WithUUIDs joins procfs's instances with the cache's UUIDs, by parent

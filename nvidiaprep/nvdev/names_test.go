@@ -20,14 +20,6 @@ func TestNamesMatchedByHand(t *testing.T) {
 			t.Errorf("isDRMName(%q) = %v, want %v", name, got, want)
 		}
 	}
-	for sel, want := range map[string]bool{
-		"0:1:0": true, "12:3:45": true, "MIG-4b7c-00": true, "MIG-GPU-abc/1/0": true,
-		"0": false, "0:1": false, "0:1:0:0": false, "0::0": false, ":1:0": false, "a:1:0": false, "GPU-0:1:0": false,
-	} {
-		if got := IsMIGSelector(sel); got != want {
-			t.Errorf("IsMIGSelector(%q) = %v, want %v", sel, got, want)
-		}
-	}
 }
 
 // oldMIG splits what its pattern, ^MIG-(GPU-[0-9a-fA-F-]+)/([0-9]+)/([0-9]+)$,

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
 
@@ -152,7 +153,11 @@ func TestSelect(t *testing.T) {
 		{[]string{"1", "GPU-bbbb"}, []int{1}, false},
 	}
 	for _, c := range cases {
-		got, err := nvdev.Select(gpus, c.sel)
+		sel := gpusel.Of(c.sel...)
+		if c.sel == nil { // the nil list stood for every GPU
+			sel = gpusel.Every()
+		}
+		got, err := nvdev.Select(gpus, sel)
 		var u *nvdev.UnmatchedError
 		if errors.As(err, &u) != c.unmatched {
 			t.Errorf("%v: err %v, want unmatched=%v", c.sel, err, c.unmatched)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"nvidiaprep/nvidiaprep/gpusel"
 )
 
 // UnmatchedError lists selectors that matched no GPU on this host.
@@ -24,23 +26,22 @@ func (e *UnmatchedError) Error() string {
 		strings.Join(quote(e.Selectors), ", "), strings.Join(have, "; "))
 }
 
-// Select returns the GPUs that selectors name, in host order, each once.
-// A selector is "all", an NVML index ("0"), a GPU UUID ("GPU-...") or a PCI
-// bus id; MIG instances' selectors (IsMIGSelector) are SelectMIGs' and
-// skipped here. A nil selector list means all GPUs; an empty one means
-// none. Selectors that match nothing are reported in an *UnmatchedError
-// alongside the GPUs that did match.
-func Select(gpus []GPU, selectors []string) ([]GPU, error) {
-	if selectors == nil {
+// Select returns the GPUs that sel names, in host order, each once: all of
+// them for sel.All; else each selector is an NVML index ("0"), a GPU UUID
+// ("GPU-...") or a PCI bus id, and MIG devices' selectors (gpusel.IsMIG)
+// are SelectMIGs' and skipped here. Selectors that match nothing are
+// reported in an *UnmatchedError alongside the GPUs that did match.
+func Select(gpus []GPU, sel gpusel.Selection) ([]GPU, error) {
+	if sel.All {
 		return gpus, nil
 	}
 	picked := make([]bool, len(gpus))
 	var unmatched []string
-	for _, s := range selectors {
-		if IsMIGSelector(s) {
+	for _, s := range sel.Selectors {
+		if gpusel.IsMIG(s) {
 			continue
 		}
-		if s == "all" {
+		if s == "all" { // only alone in a file (gpusel.Parse); enable's --gpus 0,all is refused when loaded
 			for i := range picked {
 				picked[i] = true
 			}
@@ -89,13 +90,13 @@ func quote(ss []string) []string {
 	return out
 }
 
-// SelectMIGs returns the MIG devices that selectors name ("MIG-<uuid>",
+// SelectMIGs returns the MIG devices that sel names ("MIG-<uuid>",
 // "<gpu>:<gi>:<ci>"), each once, and the MIG selectors that match none (an
-// instance destroyed since, or a UUID the MIG cache does not know).
-func SelectMIGs(migs []MIG, selectors []string) (picked []MIG, unmatched []string) {
+// instance destroyed since, or a UUID the GPU cache does not know).
+func SelectMIGs(migs []MIG, sel gpusel.Selection) (picked []MIG, unmatched []string) {
 	seen := map[string]bool{}
-	for _, s := range selectors {
-		if !IsMIGSelector(s) {
+	for _, s := range sel.Selectors {
+		if !gpusel.IsMIG(s) {
 			continue
 		}
 		found := false

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/nvversion"
 )
 
 // ErrNoDriver means that no NVIDIA kernel module is loaded on this host.
@@ -28,7 +29,7 @@ func LoadedVersion(sysRoot, procRoot string) (string, error) {
 	switch {
 	case err == nil:
 		sysV = strings.TrimSpace(string(b))
-		if why := VersionProblem(sysV); why != "" {
+		if why := nvversion.Problem(sysV); why != "" {
 			return "", fmt.Errorf("the loaded NVIDIA kernel module reports version %q in %s: %s; nvidiaprep cannot tell which driver runs: check the module (`modinfo nvidia`, `dmesg | grep NVRM`), then reload it or reboot", sysV, sysPath, why)
 		}
 	case !errors.Is(err, os.ErrNotExist):
@@ -67,7 +68,7 @@ func ParseProcVersion(r io.Reader) (string, error) {
 			continue
 		}
 		for _, field := range strings.Fields(line) {
-			if ValidVersion(field) {
+			if nvversion.Valid(field) {
 				return field, nil
 			}
 		}
@@ -77,26 +78,4 @@ func ParseProcVersion(r io.Reader) (string, error) {
 		return "", err
 	}
 	return "", errors.New("no \"NVRM version:\" line")
-}
-
-// ValidVersion reports whether v looks like an NVIDIA driver version: two or
-// three dot-separated decimal parts ("580.142", "580.159.04").
-func ValidVersion(v string) bool { return VersionProblem(v) == "" }
-
-// VersionProblem says why v is no NVIDIA driver version, "" when it is one.
-func VersionProblem(v string) string {
-	const want = "an NVIDIA driver version has two or three numbers separated by dots, such as 580.142 or 580.159.04"
-	parts := strings.Split(v, ".")
-	if len(parts) > 3 {
-		return fmt.Sprintf("it has %d parts, but %s", len(parts), want)
-	}
-	if len(parts) < 2 {
-		return want
-	}
-	for _, p := range parts {
-		if p == "" || len(p) > 4 || strings.Trim(p, "0123456789") != "" {
-			return want
-		}
-	}
-	return ""
 }

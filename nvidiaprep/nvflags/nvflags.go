@@ -6,8 +6,9 @@
 package nvflags
 
 import (
-	"strconv"
 	"strings"
+
+	"nvidiaprep/nvidiaprep/nvversion"
 )
 
 // Options nvidiaprep passes that not every supported branch knows.
@@ -43,39 +44,12 @@ var since = map[string]string{
 func Knows(version, option string) bool {
 	name, _, _ := strings.Cut(option, "=")
 	if s, ok := since[name]; ok {
-		return AtLeast(version, s)
+		return nvversion.AtLeast(version, s)
 	}
 	if strings.HasPrefix(name, "--no-") {
 		if s, ok := since["--"+strings.TrimPrefix(name, "--no-")]; ok {
-			return AtLeast(version, s)
+			return nvversion.AtLeast(version, s)
 		}
 	}
 	return true
-}
-
-// AtLeast tells whether driver version v (580.159.04, 535.216.01, 580.142)
-// is min or later, comparing the dotted parts as numbers.
-func AtLeast(v, min string) bool { return Compare(v, min) >= 0 }
-
-// Compare orders two driver versions: -1, 0 or 1.
-func Compare(a, b string) int {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(pa) || i < len(pb); i++ {
-		x, y := part(pa, i), part(pb, i)
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-	}
-	return 0
-}
-
-func part(p []string, i int) int {
-	if i >= len(p) {
-		return 0
-	}
-	n, _ := strconv.Atoi(p[i])
-	return n
 }

@@ -26,17 +26,3 @@ func TestKnows(t *testing.T) {
 		}
 	}
 }
-
-func TestCompare(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		want int
-	}{
-		{"580.159.04", "580.142", 1}, {"580.142", "580.159.04", -1}, {"465.19", "465.19.01", -1},
-		{"580.08", "580.8", 0}, {"1000.1", "999.99.99", 1},
-	} {
-		if got := Compare(c.a, c.b); got != c.want {
-			t.Errorf("Compare(%s, %s) = %d, want %d", c.a, c.b, got, c.want)
-		}
-	}
-}

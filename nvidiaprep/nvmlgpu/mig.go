@@ -8,7 +8,7 @@ import (
 	"nvidiaprep/nvidiaprep/nvdev"
 )
 
-// MIGs implements nvdev.MIGLister: every MIG device of every GPU in MIG
+// MIGs implements gpucache.NVML: every MIG device of every GPU in MIG
 // mode, with its UUID, parent (index, minor, PCI bus id), GPU instance and
 // compute instance ids, as NVML reports them (GetMigDeviceHandleByIndex,
 // GetGpuInstanceId, GetComputeInstanceId). Their capabilities' minors and

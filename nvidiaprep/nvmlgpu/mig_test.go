@@ -7,6 +7,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
 
@@ -71,7 +72,7 @@ func TestMIGsFromNVMLAgreeWithProcfs(t *testing.T) {
 	if len(joined) != 1 || joined[0].UUID != "MIG-1-2-0" {
 		t.Errorf("joined %+v", joined)
 	}
-	if picked, unmatched := nvdev.SelectMIGs(joined, []string{"MIG-1-1-0", "MIG-1-2-0"}); len(picked) != 1 || len(unmatched) != 1 || unmatched[0] != "MIG-1-1-0" {
+	if picked, unmatched := nvdev.SelectMIGs(joined, gpusel.Of("MIG-1-1-0", "MIG-1-2-0")); len(picked) != 1 || len(unmatched) != 1 || unmatched[0] != "MIG-1-1-0" {
 		t.Errorf("picked %+v, unmatched %v", picked, unmatched)
 	}
 }

@@ -2,10 +2,9 @@ package nvsupport
 
 import (
 	"fmt"
+	"nvidiaprep/nvidiaprep/nvversion"
 	"strconv"
 	"strings"
-
-	"nvidiaprep/nvidiaprep/nvflags"
 )
 
 // KernelMin is a known minimum driver for kernels from one release on,
@@ -50,7 +49,7 @@ func minDriver(release string) (KernelMin, bool) {
 // release; "" when it is not known not to.
 func CheckKernel(version, release string) string {
 	k, ok := minDriver(release)
-	if !ok || nvflags.AtLeast(version, k.Driver) {
+	if !ok || nvversion.AtLeast(version, k.Driver) {
 		return ""
 	}
 	return fmt.Sprintf("kernel %s needs NVIDIA driver %s or later (known for kernels %s and later: %s); driver %s is older: set [driver] version to %s or later, or keep booting an older kernel",

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/nvflags"
+	"nvidiaprep/nvidiaprep/nvversion"
 )
 
 // Kernel module types, as nvidia-installer's --kernel-module-type names them.
@@ -105,7 +106,7 @@ func Check(version string, list List, listErr error, gpus []PCIGPU, moduleType s
 // (rows and listed as Check finds them; nil for unknown).
 func CheckType(version, t string, gpus []PCIGPU, rows []Chip, listed []bool) []string {
 	var out []string
-	if t == Open && !nvflags.AtLeast(version, firstOpen) {
+	if t == Open && !nvversion.AtLeast(version, firstOpen) {
 		return []string{fmt.Sprintf("kernel_module = \"open\", but driver %s has no open kernel module (the first is %s): set kernel_module = \"proprietary\" or \"auto\", or a newer [driver] version", version, firstOpen)}
 	}
 	for i, g := range gpus {
@@ -131,7 +132,7 @@ func CheckType(version, t string, gpus []PCIGPU, rows []Chip, listed []bool) []s
 // valid_kernel_module_types): open when a GPU requires it, else open from
 // 560 when every GPU supports it, else proprietary.
 func autoType(version string, gpus []PCIGPU, rows []Chip, listed []bool, problems []string) (string, []string) {
-	if !nvflags.AtLeast(version, firstOpen) {
+	if !nvversion.AtLeast(version, firstOpen) {
 		for _, g := range gpus {
 			if openRequired(g) {
 				problems = append(problems, fmt.Sprintf("GPU %s needs the open kernel module, which driver %s does not have: set [driver] version to a 570 or later release", g, version))
@@ -158,7 +159,7 @@ func autoType(version string, gpus []PCIGPU, rows []Chip, listed []bool, problem
 		return Open, append(problems, fmt.Sprintf("the node mixes GPUs that need the open kernel module with GPUs it does not drive (%s): one driver cannot serve both; move those GPUs to another node", strings.Join(cannot, ", ")))
 	case required:
 		return Open, problems
-	case allCapable && nvflags.AtLeast(version, firstOpenDefault):
+	case allCapable && nvversion.AtLeast(version, firstOpenDefault):
 		return Open, problems
 	default:
 		return Proprietary, problems

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
@@ -19,7 +20,7 @@ func TestDRMNodesFollowThePCIAddress(t *testing.T) {
 	if err := f.sh.AddDRM("0000:01:00.0", 1); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger())
+	res, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("0")}, f.logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/lxcconf"
 )
 
@@ -12,7 +13,7 @@ import (
 func TestGivenReadsBackTheBlock(t *testing.T) {
 	f := setup(t, true)
 	f.host.DriverCache.Dir = t.TempDir()
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}, Install: true}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1"), Install: true}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	block, err := lxcconf.Block([]byte(f.config(t)))

@@ -16,23 +16,14 @@ import (
 // that requires its GPU (naming it) and a warning otherwise: it starts
 // without it.
 func selectMIGs(h Host, req Request, all []nvdev.GPU, log zerolog.Logger) ([]nvdev.MIG, error) {
-	asked := false
-	for _, s := range req.GPUs {
-		asked = asked || nvdev.IsMIGSelector(s)
-	}
-	if !asked {
+	if !req.GPUs.HasMIG() {
 		return nil, nil
 	}
 	proc, err := nvdev.ProcMIGs(h.Proc, all)
 	if err != nil {
 		return nil, err
 	}
-	var cached []nvdev.MIG
-	if h.MIGCache.Path != "" {
-		if cached, err = h.MIGCache.Read(); err != nil {
-			log.Warn().Msgf("CT %d: %v; MIG-<uuid> selectors match nothing this start", req.VMID, err)
-		}
-	}
+	cached := cachedMIGs(h, req, log)
 	migs, unmatched := nvdev.SelectMIGs(nvdev.WithUUIDs(proc, cached), nvdev.NormalizeMIGSelectors(all, req.GPUs))
 	if len(unmatched) > 0 {
 		have := "none"
@@ -91,4 +82,25 @@ func migHeader(migs []nvdev.MIG) string {
 		}
 	}
 	return strings.Join(l, " ")
+}
+
+// cachedMIGs reads the MIG UUIDs of the GPU cache. Without a usable cache
+// (none yet, another boot or driver, a corrupt file) the start goes on with
+// procfs alone; only MIG-<uuid> selectors need it, and the log says why
+// they match nothing.
+func cachedMIGs(h Host, req Request, log zerolog.Logger) []nvdev.MIG {
+	if h.GPUCache.State == "" {
+		return nil
+	}
+	c, err := h.GPUCache.Load()
+	if err != nil {
+		for _, s := range req.GPUs.Selectors {
+			if strings.HasPrefix(s, "MIG-") && !strings.HasPrefix(s, "MIG-GPU-") {
+				log.Warn().Msgf("CT %d: %v; MIG-<uuid> selectors match nothing this start (`nvidiaprep status` refreshes the cache)", req.VMID, err)
+				break
+			}
+		}
+		return nil
+	}
+	return c.MIGs
 }

@@ -2,9 +2,13 @@ package prestart
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"nvidiaprep/nvidiaprep/gpucache"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
@@ -33,7 +37,7 @@ func migSetup(t *testing.T) fixture {
 // capabilities.
 func TestMIGDeviceGetsOnlyItsCapabilities(t *testing.T) {
 	f := migSetup(t)
-	res, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1:2:0"}, Required: true}, f.logger())
+	res, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1:2:0"), Required: true}, f.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +70,8 @@ func TestMIGDeviceGetsOnlyItsCapabilities(t *testing.T) {
 // container starts without it and the log says so.
 func TestMIGByUUIDAndVanished(t *testing.T) {
 	f := migSetup(t)
-	f.host.MIGCache = nvdev.MIGCache{Path: t.TempDir() + "/mig.json"}
-	if _, err := f.host.MIGCache.Refresh(fakeMIGs{{UUID: "MIG-aaaa", GPU: 1, Minor: 1, GI: 1, CI: 0}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-aaaa"}, Required: true}, f.logger()); err != nil {
+	f.host.GPUCache = cacheMIGs(t, f, fakeMIGs{{UUID: "MIG-aaaa", GPU: 1, Minor: 1, GI: 1, CI: 0}})
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-aaaa"), Required: true}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.config(t); !strings.Contains(got, "c 511:13 rw") || !strings.Contains(got, "1:1:0@1=MIG-aaaa") {
@@ -79,13 +80,13 @@ func TestMIGByUUIDAndVanished(t *testing.T) {
 	if err := f.sh.RemoveMIG(1, 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-aaaa"}, Required: true}, f.logger())
+	_, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-aaaa"), Required: true}, f.logger())
 	var req *RequiredError
 	if !errors.As(err, &req) || !errors.Is(err, ErrMIG) || !strings.Contains(err.Error(), "MIG-aaaa") {
 		t.Fatalf("a vanished required instance: %v", err)
 	}
 	f.log.Reset()
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-aaaa", "0"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-aaaa", "0")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(f.log.String(), "starts without MIG-aaaa") {
@@ -96,6 +97,50 @@ func TestMIGByUUIDAndVanished(t *testing.T) {
 	}
 }
 
+// cacheMIGs boots the stand-in host and writes the GPU cache as the admin
+// program does, with migs as NVML's answer.
+func cacheMIGs(t *testing.T, f fixture, migs fakeMIGs) gpucache.File {
+	t.Helper()
+	if _, err := f.sh.Boot(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c := gpucache.File{State: t.TempDir(), Proc: f.sh.Proc, Sys: f.sh.Sys}
+	if _, _, err := c.Refresh(migs, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A cache written before a reboot, or corrupt, is not used: MIG-<uuid>
+// selectors match nothing (the log says why and what refreshes it), while
+// a <gpu>:<gi>:<ci> selector and whole GPUs, which procfs alone serves,
+// still start, required or not.
+func TestMIGCacheStaleOrCorruptStillStarts(t *testing.T) {
+	f := migSetup(t)
+	f.host.GPUCache = cacheMIGs(t, f, fakeMIGs{{UUID: "MIG-aaaa", GPU: 1, Minor: 1, GI: 1, CI: 0}})
+	if _, err := f.sh.Boot(time.Now()); err != nil { // a reboot since the refresh
+		t.Fatal(err)
+	}
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-aaaa", "0")}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.log.String(), "another boot") || !strings.Contains(f.log.String(), "nvidiaprep status") {
+		t.Errorf("the log does not say the cache is stale and what refreshes it:\n%s", f.log)
+	}
+	if got := f.config(t); !strings.Contains(got, "c 195:0 rw") || strings.Contains(got, "511:13") {
+		t.Errorf("a stale cache's UUID was used, or GPU 0 not given:\n%s", got)
+	}
+	if err := os.WriteFile(f.host.GPUCache.Path(), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1:1:0", "0"), Required: true}, f.logger()); err != nil {
+		t.Fatalf("a corrupt cache failed a start that procfs serves: %v", err)
+	}
+	if got := f.config(t); !strings.Contains(got, "c 511:13 rw") || !strings.Contains(got, "c 195:0 rw") {
+		t.Errorf("1:1:0 and GPU 0 not given with a corrupt cache:\n%s", got)
+	}
+}
+
 type fakeMIGs []nvdev.MIG
 
 func (m fakeMIGs) MIGs() ([]nvdev.MIG, error) { return m, nil }
@@ -103,7 +148,7 @@ func (m fakeMIGs) MIGs() ([]nvdev.MIG, error) { return m, nil }
 // The old form MIG-GPU-<parent uuid>/<gi>/<ci> names the same instance.
 func TestOldMIGForm(t *testing.T) {
 	f := migSetup(t)
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"MIG-" + driver.GPUs[1].UUID + "/2/0"}, Required: true}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("MIG-" + driver.GPUs[1].UUID + "/2/0"), Required: true}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.config(t); !strings.Contains(got, "c 511:22 rw") {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
 
@@ -20,7 +21,7 @@ func TestNodeGIDAndModeGoToTheCopiesOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	gid := uint32(44)
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}, NodeGID: &gid, NodeMode: 0o660}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1"), NodeGID: &gid, NodeMode: 0o660}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"nvidia1", "nvidiactl"} {
@@ -37,7 +38,7 @@ func TestNodeGIDAndModeGoToTheCopiesOnly(t *testing.T) {
 	// A group the id map does not cover is refused for a container that
 	// requires its GPU, naming the key.
 	outside := uint32(70000)
-	_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}, Required: true, NodeGID: &outside}, f.logger())
+	_, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1"), Required: true, NodeGID: &outside}, f.logger())
 	if err == nil || !strings.Contains(err.Error(), "gid 70000") {
 		t.Errorf("an unmapped gid: %v", err)
 	}

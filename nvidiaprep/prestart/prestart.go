@@ -18,6 +18,8 @@ import (
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
+	"nvidiaprep/nvidiaprep/gpucache"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -40,17 +42,17 @@ type Host struct {
 	// lxc/<vmid>.conf is where hand-written lines come from, with its devN:
 	// entries.
 	PVE string
-	// MIGCache holds the MIG devices' UUIDs (NVML's, written by the worker
+	// GPUCache holds the MIG devices' UUIDs (NVML's, written by the worker
 	// and the admin commands); pre-start reads the instances themselves
-	// from procfs.
-	MIGCache nvdev.MIGCache
+	// from procfs. State "": none.
+	GPUCache gpucache.File
 }
 
 // Request is one container's choice.
 type Request struct {
 	VMID int
-	// GPUs are the selectors: nil means all GPUs, empty means none.
-	GPUs     []string
+	// GPUs is the container's selection (config.Container's).
+	GPUs     gpusel.Selection
 	Required bool
 	// Install mounts the node's driver cache for post-start's installer.
 	Install bool
@@ -224,7 +226,7 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 }
 
 func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Result, error) {
-	if req.GPUs != nil && len(req.GPUs) == 0 {
+	if req.GPUs.None() {
 		log.Info().Msgf("CT %d: no GPUs configured (gpus = []), adding nothing", req.VMID)
 		return Result{}, nil
 	}
@@ -397,9 +399,9 @@ func passthroughs(ct pve.CT) []devplan.Passthrough {
 }
 
 // bypasses names the hand-written lines that reach GPUs other than gpus,
-// those the container is given (nil selectors: all of them).
+// those the container is given.
 func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []devplan.Finding {
-	sel := devplan.Selection{VMID: req.VMID, All: req.GPUs == nil, Privileged: true, PVEConf: h.pveConf(req.VMID)}
+	sel := devplan.Grant{VMID: req.VMID, All: req.GPUs.All, Privileged: true, PVEConf: h.pveConf(req.VMID)}
 	for _, g := range gpus {
 		sel.Given = append(sel.Given, uint32(g.Minor))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/driverrun"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
@@ -70,7 +71,7 @@ func (f fixture) config(t *testing.T) string {
 
 func TestGPU1GetsItsNodesWithLiveNumbers(t *testing.T) {
 	f := setup(t, true)
-	res, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}}, f.logger())
+	res, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1")}, f.logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
 	f := setup(t, true)
 	var first string
 	for i := 0; i < 5; i++ {
-		if _, err := Run(f.host, Request{VMID: 101}, f.logger()); err != nil {
+		if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Every()}, f.logger()); err != nil {
 			t.Fatal(err)
 		}
 		got := f.config(t)
@@ -135,7 +136,7 @@ func TestRestartsLeaveOneIdenticalBlock(t *testing.T) {
 
 func TestNoGPUsGetsNothing(t *testing.T) {
 	f := setup(t, true)
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of()}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.config(t); got != generated {
@@ -145,7 +146,7 @@ func TestNoGPUsGetsNothing(t *testing.T) {
 
 func TestNoDriver(t *testing.T) {
 	f := setup(t, false)
-	_, err := Run(f.host, Request{VMID: 101, Required: true}, f.logger())
+	_, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Every(), Required: true}, f.logger())
 	var reqErr *RequiredError
 	if !errors.As(err, &reqErr) || !errors.Is(err, ErrNoDriver) || !errors.Is(err, nvdev.ErrNoDriver) || !strings.Contains(err.Error(), "no NVIDIA driver is loaded") ||
 		!strings.Contains(err.Error(), "modprobe nvidia") || !strings.Contains(err.Error(), "CT 101") {
@@ -154,7 +155,7 @@ func TestNoDriver(t *testing.T) {
 	if got := f.config(t); got != generated {
 		t.Fatalf("a refused start changed the config:\n%s", got)
 	}
-	if _, err := Run(f.host, Request{VMID: 101}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Every()}, f.logger()); err != nil {
 		t.Fatalf("not required: %v", err)
 	}
 	if !strings.Contains(f.log.String(), "starts without GPU") {
@@ -164,12 +165,12 @@ func TestNoDriver(t *testing.T) {
 
 func TestUnmatchedSelector(t *testing.T) {
 	f := setup(t, true)
-	_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"GPU-nope"}, Required: true}, f.logger())
+	_, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("GPU-nope"), Required: true}, f.logger())
 	var unmatched *nvdev.UnmatchedError
 	if !errors.Is(err, ErrNoGPU) || !errors.As(err, &unmatched) || unmatched.Selectors[0] != "GPU-nope" || !strings.Contains(err.Error(), `"GPU-nope"`) {
 		t.Fatalf("got %v", err)
 	}
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0", "7"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("0", "7")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.config(t); !strings.Contains(got, "c 195:0 rw") || !strings.Contains(f.log.String(), `selector \"7\" matches no GPU`) {
@@ -180,7 +181,7 @@ func TestUnmatchedSelector(t *testing.T) {
 func TestMissingConfigIsAnErrorNamingTheContainer(t *testing.T) {
 	f := setup(t, true)
 	f.host.LXCConfig = filepath.Join(f.sh.Root, "lxc/102/config")
-	_, err := Run(f.host, Request{VMID: 102}, f.logger())
+	_, err := Run(f.host, Request{VMID: 102, GPUs: gpusel.Every()}, f.logger())
 	if err == nil || !strings.Contains(err.Error(), "CT 102") || !strings.Contains(err.Error(), "no generated LXC config") {
 		t.Fatalf("got %v", err)
 	}
@@ -198,7 +199,7 @@ func BenchmarkPreStart(b *testing.B) {
 	h := Host{LXCConfig: cfg, Dev: sh.Dev, Proc: sh.Proc, Sys: sh.Sys, GPUs: nvdev.ProcGPUs{Proc: sh.Proc}, Nodes: sh.Nodes}
 	for i := 0; i < b.N; i++ {
 		os.WriteFile(cfg, []byte(generated), 0o644)
-		if _, err := Run(h, Request{VMID: 101}, zerolog.Nop()); err != nil {
+		if _, err := Run(h, Request{VMID: 101, GPUs: gpusel.Every()}, zerolog.Nop()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -232,7 +233,7 @@ func TestStaleTemporaryConfigsAreRemoved(t *testing.T) {
 			unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{unix.NsecToTimespec(old.UnixNano()), unix.NsecToTimespec(old.UnixNano())}, unix.AT_SYMLINK_NOFOLLOW)
 		}
 	}
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("0")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	for name, gone := range files {
@@ -259,7 +260,7 @@ func TestHandWrittenLinesThatBypassTheSelection(t *testing.T) {
 	os.MkdirAll(filepath.Dir(pveConf), 0o755)
 	os.WriteFile(pveConf, []byte("arch: amd64\ndev0: /dev/nvidia0,mode=0666\nlxc.mount.entry: /dev/nvidia0 dev/nvidia0 none bind,optional,create=file\n"), 0o644)
 	// generated mounts nvidia0 by hand; the container asks for GPU 1.
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
@@ -271,7 +272,7 @@ func TestHandWrittenLinesThatBypassTheSelection(t *testing.T) {
 		}
 	}
 	os.WriteFile(f.host.LXCConfig, []byte(generated), 0o640)
-	_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}, Strict: true}, f.logger())
+	_, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1"), Strict: true}, f.logger())
 	var be *BypassError
 	if !errors.As(err, &be) || len(be.Findings) != 2 || !strings.Contains(err.Error(), "CT 101 has strict = true") {
 		t.Fatalf("strict: %v, want a *BypassError naming both lines", err)
@@ -281,7 +282,7 @@ func TestHandWrittenLinesThatBypassTheSelection(t *testing.T) {
 	}
 	// Given GPU 0, the same lines bypass nothing.
 	f.log.Reset()
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}, Strict: true}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("0"), Strict: true}, f.logger()); err != nil {
 		t.Errorf("GPU 0 given, strict: %v", err)
 	}
 }
@@ -302,7 +303,7 @@ func TestHandWrittenLinesDoNotKeepTheCopiesOut(t *testing.T) {
 	pveConf := filepath.Join(f.host.PVE, "lxc/101.conf")
 	os.MkdirAll(filepath.Dir(pveConf), 0o755)
 	os.WriteFile(pveConf, []byte("arch: amd64\nlxc.cgroup2.devices.allow: c 195:* rwm\nlxc.cgroup2.devices.allow: c 507:* rwm\nlxc.mount.entry: /dev/nvidiactl dev/nvidiactl none bind,optional,create=file\n"), 0o644)
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("0")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	got := f.config(t)
@@ -334,19 +335,19 @@ func TestCopiesOfNodesNoLongerGivenAreRemoved(t *testing.T) {
 	f := setup(t, true)
 	copies := nvdev.CopiesDir(f.sh.Dev, 101)
 	exists := func(name string) bool { _, err := os.Lstat(filepath.Join(copies, name)); return err == nil }
-	if _, err := Run(f.host, Request{VMID: 101}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Every()}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if !exists("nvidia0") || !exists("nvidia1") {
 		t.Fatal("no copies made")
 	}
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"1"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if exists("nvidia0") || !exists("nvidia1") || !exists("nvidiactl") {
 		t.Error("GPU 0 taken away: its copy stays, or GPU 1's went")
 	}
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of()}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(copies); err == nil {
@@ -367,7 +368,7 @@ func TestLinesThatBreakThePremisesRefuseTheStart(t *testing.T) {
 		f := setup(t, true)
 		f.host.DriverCache = driverrun.Cache{Dir: filepath.Join(f.sh.Root, "cache")}
 		os.WriteFile(f.host.LXCConfig, []byte(generated+line+"\n"), 0o640)
-		_, err := Run(f.host, Request{VMID: 101, Install: true}, f.logger())
+		_, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Every(), Install: true}, f.logger())
 		var pe *PremiseError
 		if !errors.As(err, &pe) || !strings.Contains(err.Error(), line) || !strings.Contains(err.Error(), "The start is refused") {
 			t.Errorf("%s: %v", line, err)
@@ -379,7 +380,7 @@ func TestLinesThatBreakThePremisesRefuseTheStart(t *testing.T) {
 	// With nothing to give (gpus = []), nothing relies on them.
 	f := setup(t, true)
 	os.WriteFile(f.host.LXCConfig, []byte(generated+"lxc.autodev = 0\n"), 0o640)
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of()}, f.logger()); err != nil {
 		t.Errorf("gpus = []: %v", err)
 	}
 }
@@ -399,7 +400,7 @@ func TestHostNodeBindsAreLeftOutAndOtherMountsRefused(t *testing.T) {
 	}
 	conf := "lxc.arch = amd64\nlxc.cgroup2.devices.allow = c 195:* rwm\n" + hand
 	os.WriteFile(f.host.LXCConfig, []byte(conf), 0o640)
-	if _, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger()); err != nil {
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("0")}, f.logger()); err != nil {
 		t.Fatalf("the tutorial's binds refuse the start: %v", err)
 	}
 	got := f.config(t)
@@ -416,7 +417,7 @@ func TestHostNodeBindsAreLeftOutAndOtherMountsRefused(t *testing.T) {
 	} {
 		f := setup(t, true)
 		os.WriteFile(f.host.LXCConfig, []byte(conf+line+"\n"), 0o640)
-		_, err := Run(f.host, Request{VMID: 101, GPUs: []string{"0"}}, f.logger())
+		_, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("0")}, f.logger())
 		var pe *PremiseError
 		if !errors.As(err, &pe) || !strings.Contains(err.Error(), line) || !strings.Contains(err.Error(), "hiding its node") {
 			t.Errorf("%s: %v", line, err)

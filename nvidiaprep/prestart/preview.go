@@ -17,7 +17,7 @@ import (
 // container would get no GPU (no driver loaded, a selector this node does
 // not have).
 func Preview(h Host, req Request) ([]string, error) {
-	if req.GPUs != nil && len(req.GPUs) == 0 {
+	if req.GPUs.None() {
 		return nil, nil
 	}
 	version, err := nvdev.LoadedVersion(h.Sys, h.Proc)

@@ -1,6 +1,6 @@
 package provision
 
-import "nvidiaprep/nvidiaprep/nvflags"
+import "nvidiaprep/nvidiaprep/nvversion"
 
 // utilityPkg is a program nvidia-installer requires, with the Debian
 // package that has it.
@@ -22,7 +22,7 @@ func systemUtilsFor(version string) []utilityPkg {
 	for _, s := range systemUtils {
 		u = append(u, utilityPkg(s))
 	}
-	if !nvflags.AtLeast(version, lastOldUtils) {
+	if !nvversion.AtLeast(version, lastOldUtils) {
 		u = append(u, oldSystemUtils...)
 	}
 	return u

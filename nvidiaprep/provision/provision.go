@@ -32,6 +32,7 @@ import (
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/nvflags"
 	"nvidiaprep/nvidiaprep/nvpkgs"
+	"nvidiaprep/nvidiaprep/nvversion"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
@@ -68,7 +69,7 @@ var installerFlags = []string{
 // checkVersion refuses driver versions whose installer cannot install into
 // a container.
 func checkVersion(version string) error {
-	if !nvflags.AtLeast(version, nvflags.MinContainerVersion) {
+	if !nvversion.AtLeast(version, nvflags.MinContainerVersion) {
 		return fmt.Errorf("driver %s is older than %s: its nvidia-installer has no --no-systemd, so nvidiaprep cannot install its libraries into a container; nothing was changed. Run a driver of %s or later on the host, or set install = false for the container and install the libraries yourself", version, nvflags.MinContainerVersion, nvflags.MinContainerVersion)
 	}
 	return nil

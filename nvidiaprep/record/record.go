@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/fsutil"
-	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/nvversion"
 	"nvidiaprep/nvidiaprep/untrusted"
 )
 
@@ -101,7 +101,7 @@ func InstalledVersion(log []byte) string {
 	line, _, _ := strings.Cut(string(log), "\n")
 	fields := strings.Fields(line)
 	for i := len(fields) - 1; i >= 0; i-- {
-		if v := strings.Trim(fields[i], "()"); nvdev.ValidVersion(v) {
+		if v := strings.Trim(fields[i], "()"); nvversion.Valid(v) {
 			return v
 		}
 	}

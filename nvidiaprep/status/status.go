@@ -272,7 +272,7 @@ func containers(o Options, problem func(error)) []Container {
 			continue // only a record: the container moved to another node, or is gone
 		}
 		cfg := o.Config.Container(id)
-		c := Container{VMID: id, GPUs: selection(cfg.GPUs), Required: cfg.Required, Install: cfg.Install, HookKnown: hookKnown, Chain: cfg.Chain}
+		c := Container{VMID: id, GPUs: cfg.GPUs.String(), Required: cfg.Required, Install: cfg.Install, HookKnown: hookKnown, Chain: cfg.Chain}
 		if ct, ok := pveByID[id]; ok {
 			c.Hookscript = ct.Hookscript
 		}
@@ -294,16 +294,6 @@ func containers(o Options, problem func(error)) []Container {
 	}
 	slices.SortFunc(out, func(a, b Container) int { return a.VMID - b.VMID })
 	return out
-}
-
-func selection(s config.Selection) string {
-	switch {
-	case s.All:
-		return "all"
-	case len(s.Selectors) == 0:
-		return "none"
-	}
-	return strings.Join(s.Selectors, ",")
 }
 
 // given reads the "# driver V; GPUs ..." line that pre-start writes at the

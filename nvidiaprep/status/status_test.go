@@ -11,6 +11,7 @@ import (
 
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/record"
@@ -48,8 +49,8 @@ func TestGatherAndWrite(t *testing.T) {
 	cfg := config.Default()
 	cfg.Paths = config.Paths{LXC: filepath.Join(root, "lxc"), Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Cache: filepath.Join(root, "cache"), State: filepath.Join(root, "state")}
 	cfg.Driver.Version = "580.159.04"
-	cfg.Containers[9501] = config.Container{GPUs: config.Selection{Selectors: []string{"0"}}, Required: true, Install: true}
-	cfg.Containers[9503] = config.Container{GPUs: config.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
+	cfg.Containers[9501] = config.Container{GPUs: gpusel.Selection{Selectors: []string{"0"}}, Required: true, Install: true}
+	cfg.Containers[9503] = config.Container{GPUs: gpusel.Selection{All: true}, Install: true, Chain: "local:snippets/mount-nfs.sh"}
 	started := time.Date(2025, 11, 26, 9, 0, 0, 0, time.UTC)
 	if err := record.Save(cfg.Paths.State, record.Provision{VMID: 9501, Version: "580.142", Outcome: record.Installed, Started: started, Finished: started.Add(42 * time.Second), Duration: 42 * time.Second}); err != nil {
 		t.Fatal(err)
