@@ -7,7 +7,7 @@ BIN := bin
 # Go test's own timeout for the real-container tests.
 INTEGRATION_TIMEOUT ?= 40m
 
-.PHONY: all deps build demo test unit integration fuzz bench vet clean
+.PHONY: all deps build demo test unit integration fuzz bench vet shellcheck clean
 
 all: build
 
@@ -34,6 +34,19 @@ vet:
 
 unit:
 	$(GO) test ./...
+
+## shellcheck: every shell script the project ships or runs: the files named
+## *.sh and those whose #! line names a shell (debian/'s maintainer scripts,
+## packaging/, integration/, .ci/run, docs/), each in the dialect of its #!
+## line. The provisioning worker's scripts run as /bin/sh -c inside
+## containers, whose /bin/sh may be dash or busybox: POSIX sh.
+CT_SCRIPTS = nvidiaprep/provision/scripts/*.sh
+SHELL_SCRIPTS = $(shell find . \( -path ./.git -o -path ./build -o -path ./bin -o -path ./nvidiaprep/provision/scripts \) -prune \
+	-o -type f ! -name '*.go' -print0 | xargs -0 awk 'FNR == 1 { if (FILENAME ~ /\.sh$$/ || /^\#!.*[/ ](ba|da)?sh([ \t]|$$)/) print FILENAME; nextfile }' | sort)
+shellcheck:
+	@command -v shellcheck >/dev/null || { echo "make shellcheck: shellcheck is not installed: make deps installs it (integration/setup.sh)" >&2; exit 1; }
+	shellcheck -s sh $(CT_SCRIPTS)
+	shellcheck -x -P SCRIPTDIR $(SHELL_SCRIPTS)
 
 ## fuzz: each fuzz target for a fixed budget, FUZZTIME each (four targets:
 ## under 2 minutes with their builds). The corpus lives in each package's
@@ -67,7 +80,7 @@ dkms-tier: build
 	$(GO) test -tags 'integration dkms' -p 1 -count=1 -timeout $(INTEGRATION_TIMEOUT) -run '^TestKernelUpdateRealNVIDIASource$$' -v ./integration/
 
 ## test: everything, real containers included.
-test: deps vet fuzz integration
+test: deps shellcheck vet fuzz integration
 
 ## bench: the start path and provisioning on real containers, side by side
 ## with the usual way, as one table (also written to docs/bench.md).

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 CACHE="${NVIDIAPREP_TEST_CACHE:-/var/cache/nvidiaprep-test}"
-PACKAGES=(lxc lxc-templates lxc-dev pkg-config debootstrap uidmap dpkg-dev debhelper lintian)
+PACKAGES=(lxc lxc-templates lxc-dev pkg-config debootstrap uidmap dpkg-dev debhelper lintian shellcheck)
 
 say() { echo "setup: $*"; }
 

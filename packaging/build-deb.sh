@@ -30,7 +30,7 @@ mkdir -p "$src"
 	(cd "$root" && tar --null --no-recursion -T - -cf -) | tar -xf - -C "$src"
 
 # The commit the binaries name (`nvidiaprep --version`); the copy has no .git.
-commit="$(cd "$root" && git rev-parse --short=12 HEAD 2>/dev/null || true)"
+commit="$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)"
 if [ -n "$commit" ] && [ -n "$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
 	commit="$commit+dirty"
 fi

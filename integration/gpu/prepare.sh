@@ -38,6 +38,7 @@ go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/gpuproof" ./integration/gpu/g
 # hook, where it looks for it.
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep-unit-prestart" ./hook/unitprestart
 {
+	# shellcheck source=/dev/null # the machine's own file, not the project's
 	echo "built $(date -u +%FT%TZ) on $(. /etc/os-release && echo "$PRETTY_NAME"), $(go version)"
 	echo "from commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' with uncommitted changes')"
 	echo "nvidiaprep commands: $("$CARRY/bin/nvidiaprep" help 2>&1 | sed -n 's/^  \([a-z-]\+\).*/\1/p' | tr '\n' ' ')"

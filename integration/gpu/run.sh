@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2016 # x, ctx and the *CHECK/*SCRIPT strings are command lines run later (eval, lxc-attach): their $ expand there
 # integration/gpu/run.sh: the proof of nvidiaprep on a machine with a real
 # NVIDIA GPU and driver (issue 8). Run it as root from the repository root,
 # after integration/gpu/prepare.sh has filled $CARRY on a development machine
@@ -142,8 +143,8 @@ PREFIX_LDPATH=
 # hookenv: the environment Proxmox gives a hookscript (almost none), plus
 # the node's configuration file.
 hookenv() {
-	local e=(env -i PATH=$CTPATH NVIDIAPREP_CONFIG=$CFG NVIDIAPREP_CLUSTER_CONFIG=)
-	[ -n "$PREFIX_LDPATH" ] && e+=(LD_LIBRARY_PATH=$PREFIX_LDPATH)
+	local e=(env -i "PATH=$CTPATH" "NVIDIAPREP_CONFIG=$CFG" NVIDIAPREP_CLUSTER_CONFIG=)
+	[ -n "$PREFIX_LDPATH" ] && e+=("LD_LIBRARY_PATH=$PREFIX_LDPATH")
 	printf '%q ' "${e[@]}"
 }
 
@@ -163,11 +164,11 @@ hook() {
 # container's cgroups (lxc.monitor/VMID, lxc/VMID) in the cgroup2 hierarchy,
 # mounted at /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid).
 rm_cgroups() {
-	local base d i
+	local base d
 	for base in /sys/fs/cgroup /sys/fs/cgroup/unified; do
 		[ "$(stat -f -c %T "$base" 2>/dev/null)" = cgroup2fs ] || continue
 		for d in "$base/lxc.monitor/$1" "$base/lxc/$1"; do
-			for i in $(seq 25); do
+			for _ in $(seq 25); do
 				[ -d "$d" ] || break
 				find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
 				[ -d "$d" ] && sleep 0.2
@@ -290,10 +291,11 @@ discovery() {
 	x 'echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; cat /etc/ld.so.conf.d/* 2>/dev/null; ldconfig -p | grep -E "libnvidia-ml|libcuda\.so"'
 	if ! ldconfig -p | grep -q 'libnvidia-ml\.so\.1 '; then
 		local lib
+		# shellcheck disable=SC2012 # two fixed paths: the first that exists
 		lib=$(ls /usr/local/nvidia/lib64/libnvidia-ml.so.1 /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1 2>/dev/null | head -1)
 		if [ -n "$lib" ]; then
 			note "libnvidia-ml.so.1 is not in the loader's cache: adding $(dirname "$lib") to /etc/ld.so.conf.d/zz-nvidiaprep-gpu-proof.conf"
-			echo "$(dirname "$lib")" >/etc/ld.so.conf.d/zz-nvidiaprep-gpu-proof.conf
+			dirname "$lib" >/etc/ld.so.conf.d/zz-nvidiaprep-gpu-proof.conf
 			x 'ldconfig && ldconfig -p | grep -E "libnvidia-ml|libcuda\.so"'
 		fi
 	fi
@@ -355,6 +357,7 @@ LIMITS=1
 # are marked.
 gen_config() {
 	local id=$1 ostype ctrl
+	# shellcheck source=/dev/null # the machine's own file, not the project's
 	ostype=$(. /etc/os-release && echo "$ID")
 	[ -e "$LXCCONF/$ostype.common.conf" ] || ostype=debian
 	ctrl=$(cat /sys/fs/cgroup/cgroup.controllers /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)
@@ -441,6 +444,7 @@ start_ct() {
 	x "echo \"CT $id init: cgroup \$(cat /proc/\$(lxc-info -n $id -P '$LXCP' -p -H)/cgroup)\""
 	[ "$id" = "$VMID_GPU" ] && before_poststart "$id"
 	hook "$id" post-start
+	# shellcheck disable=SC2034 # POST_RC is set for callers, as PRE_RC is (none reads it yet)
 	POST_RC=$HOOK_RC POST_MS=$HOOK_MS
 }
 
@@ -489,7 +493,8 @@ e2e() {
 	note "a stand-in NVIDIA .run (integration/standin) built here from this machine's driver $VERSION"
 	if [ "$MODE" = real ]; then
 		for b in libnvidia-ml libcuda libnvidia-ptxjitcompiler libnvidia-nvvm libnvidia-encode libnvcuvid; do
-			f=$(ls /usr/local/nvidia/lib64/$b.so.$VERSION /usr/lib/x86_64-linux-gnu/$b.so.$VERSION 2>/dev/null | head -1)
+			# shellcheck disable=SC2012 # two fixed paths: the first that exists
+			f=$(ls "/usr/local/nvidia/lib64/$b.so.$VERSION" "/usr/lib/x86_64-linux-gnu/$b.so.$VERSION" 2>/dev/null | head -1)
 			[ -n "$f" ] && libs+=(-lib "$f")
 		done
 		# The real program, not a wrapper script that execs it (this machine's
@@ -505,7 +510,7 @@ e2e() {
 		note "MODE=standin: the driver files are taken from a first stand-in .run (generated libraries, stand-in nvidia-smi)"
 		rm -rf "$WORK/seed" "$WORK/seed.run"
 		x "'$PROOF' buildrun -version $VERSION -out '$WORK/seed.run' && sh '$WORK/seed.run' -x --target '$WORK/seed' >/dev/null && ls '$WORK/seed'"
-		for f in "$WORK"/seed/lib*.so.$VERSION; do libs+=(-lib "$f"); done
+		for f in "$WORK"/seed/lib*.so."$VERSION"; do libs+=(-lib "$f"); done
 		libs+=(-bin "$WORK/seed/nvidia-smi")
 	fi
 	rm -f "$runfile"
@@ -575,10 +580,12 @@ bench() {
 	note "which NVML library the hook loads (LD_DEBUG=libs)"
 	x "$(hookenv) LD_DEBUG=libs '$HOOK' $VMID_GPU pre-start 2>&1 | grep -E 'libnvidia-ml' | head -5"
 	for b in "pre-start $VMID_GPU prestart_gpu" "pre-start $VMID_NOGPU prestart_nogpu" "post-start $VMID_GPU poststart_current"; do
+		# shellcheck disable=SC2086 # "PHASE VMID NAME": split on purpose
 		set -- $b
 		out=$(eval "'$PROOF' bench -n $BENCH_N -max 60s -name $3 -- $(hookenv) '$HOOK' $2 $1" 2>&1)
 		printf '\n$ gpuproof bench -n %s -name %s -- nvidiaprep-hook %s %s\n%s\n' "$BENCH_N" "$3" "$2" "$1" "$out" >>"$LOG"
 		echo "   $out"
+		# shellcheck disable=SC2001 # sed: each line's prefix, not only the first
 		echo "$out" | grep -q runs= && for kv in $(echo "$out" | sed 's/^[^:]*: //'); do fig "bench_$3_${kv%%=*}" "${kv#*=}"; done
 	done
 	if [ "$MODE" = real ]; then
@@ -609,6 +616,7 @@ trap cleanup EXIT
 fig date "$(date -u +%FT%TZ)"
 fig mode "$MODE"
 fig kernel "$(uname -r)"
+# shellcheck source=/dev/null # the machine's own file, not the project's
 fig os "$(. /etc/os-release && echo "$PRETTY_NAME")"
 install_lxc
 discovery

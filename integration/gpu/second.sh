@@ -1,3 +1,5 @@
+# shellcheck shell=bash # sourced by run.sh
+# shellcheck disable=SC2016 # ctx and the *CHECK strings are command lines run later: their $ expand there
 # integration/gpu/second.sh: the second proof's steps (issue 23), sourced by
 # integration/gpu/run.sh after its e2e step (they use its helpers, its
 # configuration and its CT VMID_GPU):
@@ -78,8 +80,8 @@ unprivileged() {
 	if ! prep_unpriv "$VMID_UNPRIV"; then
 		fig unpriv_gpu_started "no: the idmapped mount failed"
 	elif start_ct "$VMID_UNPRIV"; then
-		fig unpriv_gpu_prestart_ms $PRE_MS
-		fig unpriv_gpu_poststart_first_ms $POST_MS
+		fig unpriv_gpu_prestart_ms "$PRE_MS"
+		fig unpriv_gpu_poststart_first_ms "$POST_MS"
 		ctx "$VMID_UNPRIV" 'cat /proc/self/uid_map /proc/self/gid_map; ls -ln / | head -5; ls -l /etc/shadow /usr/bin/passwd; id'
 		ctx "$VMID_UNPRIV" 'ls -l /dev/nvidia* 2>&1; cat /proc/self/cgroup'
 		if x "'$PROOF' wait-record -state '$STATE' -vmid $VMID_UNPRIV -timeout 3m"; then
@@ -89,12 +91,12 @@ unprivileged() {
 			fig unpriv_gpu_provisioned no
 		fi
 		ctx "$VMID_UNPRIV" 'nvidia-smi'
-		fig unpriv_gpu_nvidia_smi_L "$(timeout 60 lxc-attach -n "$VMID_UNPRIV" -P "$LXCP" --clear-env --set-var PATH=$CTPATH -- nvidia-smi -L 2>&1 | tr '\n' ' ')"
+		fig unpriv_gpu_nvidia_smi_L "$(timeout 60 lxc-attach -n "$VMID_UNPRIV" -P "$LXCP" --clear-env --set-var "PATH=$CTPATH" -- nvidia-smi -L 2>&1 | tr '\n' ' ')"
 		ctx "$VMID_UNPRIV" 'nvidia-smi -L; ls -l /usr/bin/nvidia-smi /usr/lib/x86_64-linux-gnu/libcuda.so* /var/lib/nvidiaprep/installed 2>&1'
 		ctx "$VMID_UNPRIV" "$TRYOPEN tryopen /dev/nvidia$sel /dev/nvidiactl /dev/nvidia-uvm"
 		note "the CDI spec the worker wrote, which a nested Podman's --device nvidia.com/gpu=0 would use"
 		ctx "$VMID_UNPRIV" 'ls -l /etc/cdi; grep -E "^(#|cdiVersion|kind)|name:|path:|hostPath:" /etc/cdi/nvidia.yaml | head -30'
-		fig unpriv_cdi_spec "$(timeout 60 lxc-attach -n "$VMID_UNPRIV" -P "$LXCP" --clear-env --set-var PATH=$CTPATH -- sh -c 'test -s /etc/cdi/nvidia.yaml && grep -c "hostPath:" /etc/cdi/nvidia.yaml | sed "s/$/ mounts/" || echo missing' 2>&1)"
+		fig unpriv_cdi_spec "$(timeout 60 lxc-attach -n "$VMID_UNPRIV" -P "$LXCP" --clear-env --set-var "PATH=$CTPATH" -- sh -c 'test -s /etc/cdi/nvidia.yaml && grep -c "hostPath:" /etc/cdi/nvidia.yaml | sed "s/$/ mounts/" || echo missing' 2>&1)"
 		if [ "$MODE" = real ]; then
 			ctx "$VMID_UNPRIV" "$CUDA_CHECK"
 			case $? in 0) fig unpriv_gpu_cuda ok ;; 3) fig unpriv_gpu_cuda "no torch" ;; *) fig unpriv_gpu_cuda failed ;; esac
@@ -109,9 +111,9 @@ unprivileged() {
 	if ! prep_unpriv "$VMID_UNPRIV_NOGPU"; then
 		fig unpriv_nogpu_started "no: the idmapped mount failed"
 	elif start_ct "$VMID_UNPRIV_NOGPU"; then
-		fig unpriv_nogpu_prestart_ms $PRE_MS
+		fig unpriv_nogpu_prestart_ms "$PRE_MS"
 		ctx "$VMID_UNPRIV_NOGPU" "$TRYOPEN"'ls -l /dev/nvidia* 2>&1; mknod /dev/nvidia0 c 195 0; mknod /dev/nvidiactl c 195 255; tryopen /dev/nvidia0 /dev/nvidiactl'
-		fig unpriv_nogpu_open_nvidia0 "$(timeout 60 lxc-attach -n "$VMID_UNPRIV_NOGPU" -P "$LXCP" --clear-env --set-var PATH=$CTPATH -- sh -c "$TRYOPEN mknod /dev/nvidia0 c 195 0 2>/dev/null; tryopen /dev/nvidia0" 2>&1)"
+		fig unpriv_nogpu_open_nvidia0 "$(timeout 60 lxc-attach -n "$VMID_UNPRIV_NOGPU" -P "$LXCP" --clear-env --set-var "PATH=$CTPATH" -- sh -c "$TRYOPEN mknod /dev/nvidia0 c 195 0 2>/dev/null; tryopen /dev/nvidia0" 2>&1)"
 	else
 		fig unpriv_nogpu_started no
 	fi
@@ -127,6 +129,7 @@ pve_conf() {
 		echo "arch: amd64"
 		echo "hostname: ct$1"
 		echo "hookscript: local:snippets/nvidiaprep-hook"
+		# shellcheck source=/dev/null # the machine's own file, not the project's
 		echo "ostype: $(. /etc/os-release && echo "$ID")"
 		is_unpriv "$1" && echo "unprivileged: 1"
 	} >"$PVEDIR/lxc/$1.conf"
@@ -164,7 +167,7 @@ reboot_path() {
 	gen_config "$id"
 	if x "unshare -m --propagation private sh -c '$STARTSCRIPT' sh '$LXCP' $id '$LXCP/$id/rootfs' '$WORK/disk/$id' '$WORK/logs/lxc-$id-control.log' / && lxc-wait -n $id -P '$LXCP' -s RUNNING -t 30"; then
 		ctx "$id" "$TRYOPEN"'ls -l /dev/nvidia* 2>&1; tryopen /dev/nvidia0'
-		fig reboot_control_open_nvidia0 "$(timeout 60 lxc-attach -n "$id" -P "$LXCP" --clear-env --set-var PATH=$CTPATH -- sh -c "$TRYOPEN tryopen /dev/nvidia0" 2>&1)"
+		fig reboot_control_open_nvidia0 "$(timeout 60 lxc-attach -n "$id" -P "$LXCP" --clear-env --set-var "PATH=$CTPATH" -- sh -c "$TRYOPEN tryopen /dev/nvidia0" 2>&1)"
 		x "lxc-stop -n $id -P '$LXCP' -t 20 || lxc-stop -n $id -P '$LXCP' -k"
 		rm_cgroups "$id"
 	fi
@@ -186,7 +189,7 @@ reboot_path() {
 	if x "unshare -m --propagation private sh -c '$STARTSCRIPT' sh '$LXCP' $id '$LXCP/$id/rootfs' '$WORK/disk/$id' '$WORK/logs/lxc-$id-reboot.log' / && lxc-wait -n $id -P '$LXCP' -s RUNNING -t 30"; then
 		note "CT $id RUNNING again $(($(now_ms) - t0)) ms after lxc-start"
 		ctx "$id" 'ls -l /dev/nvidia*; nvidia-smi -L'
-		fig reboot_nvidia_smi_L "$(timeout 60 lxc-attach -n "$id" -P "$LXCP" --clear-env --set-var PATH=$CTPATH -- nvidia-smi -L 2>&1 | tr '\n' ' ')"
+		fig reboot_nvidia_smi_L "$(timeout 60 lxc-attach -n "$id" -P "$LXCP" --clear-env --set-var "PATH=$CTPATH" -- nvidia-smi -L 2>&1 | tr '\n' ' ')"
 		if [ "$MODE" = real ]; then
 			ctx "$id" "$CUDA_CHECK"
 			case $? in 0) fig reboot_cuda ok ;; 3) fig reboot_cuda "no torch" ;; *) fig reboot_cuda failed ;; esac
@@ -216,6 +219,7 @@ mig_render() {
 	x "NVIDIAPREP_CONFIG='$CFG' '$BIN/nvidiaprep' gpus --json"
 	x "sed -n '/^# BEGIN nvidiaprep/,/^# END nvidiaprep/p' '$LXCP/$VMID_GPU/config'"
 	fig mig_mode "$( [ "$MODE" = real ] && nvidia-smi --query-gpu=mig.mode.current --format=csv,noheader 2>&1 | tr '\n' ' ' || echo standin)"
+	# shellcheck disable=SC2012 # names for the record, not to act on
 	fig dev_dri "$(ls "$DEVROOT"/dri 2>/dev/null | tr '\n' ' ' || true)"
 }
 
@@ -248,6 +252,7 @@ host_driver() {
 	out=$("$PROOF" bench -n 20 -max 60s -name hostdriver_fast -- env NVIDIAPREP_CONFIG="$cfg" "$BIN/nvidiaprep" host-driver --yes 2>&1)
 	printf '\n$ gpuproof bench -n 20 -name hostdriver_fast -- nvidiaprep host-driver --yes\n%s\n' "$out" >>"$LOG"
 	echo "   $out"
+	# shellcheck disable=SC2001 # sed: each line's prefix, not only the first
 	echo "$out" | grep -q runs= && for kv in $(echo "$out" | sed 's/^[^:]*: //'); do fig "bench_hostdriver_fast_${kv%%=*}" "${kv#*=}"; done
 	printf '\n$ nvidiaprep status\n' >>"$LOG"
 	NVIDIAPREP_CONFIG=$cfg "$BIN/nvidiaprep" status >>"$LOG" 2>&1 </dev/null
@@ -271,9 +276,10 @@ hook_times() {
 		out=$(eval "'$PROOF' bench -n $BENCH_N -max 60s -name ${b%%:*} -- ${b#*:}" 2>&1)
 		printf '\n$ gpuproof bench -n %s -name %s -- %s\n%s\n' "$BENCH_N" "${b%%:*}" "${b#*:}" "$out" >>"$LOG"
 		echo "   $out"
+		# shellcheck disable=SC2001 # sed: each line's prefix, not only the first
 		echo "$out" | grep -q runs= && for kv in $(echo "$out" | sed 's/^[^:]*: //'); do fig "times_${b%%:*}_${kv%%=*}" "${kv#*=}"; done
 	done
-	note "beside them: the development VM's 'make bench' of the same commit (docs/bench.md there; run it at $(cat "$CARRY/bin/BUILD" 2>/dev/null | sed -n 's/^from commit //p'))"
+	note "beside them: the development VM's 'make bench' of the same commit (docs/bench.md there; run it at $(sed -n 's/^from commit //p' "$CARRY/bin/BUILD" 2>/dev/null))"
 	[ -e "$REPO/docs/bench.md" ] && x "cat '$REPO/docs/bench.md'"
 }
 

@@ -498,6 +498,7 @@ parse_commandline() {
             boolval=0
             long=${long#no-}
         fi
+        # shellcheck disable=SC2034 # opt_no_questions, opt_ui: accepted as the real one does; nothing here asks or shows a UI
         case "$long" in
             accept-license) ;;
             silent) opt_silent=1; opt_no_questions=1; opt_ui=none ;;
@@ -602,8 +603,7 @@ log_init() {
         /*) log_path=$log_file_name ;;
         *) log_path="$(pwd)/$log_file_name" ;;
     esac
-    why=$( { : > "$log_path"; } 2>&1 )
-    if [ $? -ne 0 ]; then
+    if ! why=$( { : > "$log_path"; } 2>&1 ); then
         why=${why##*: }
         case "$why" in
             "Directory nonexistent" | "nonexistent directory") why="No such file or directory" ;;
@@ -678,14 +678,14 @@ for _u in $_sys_utils; do
         ui_error "Unable to find the system utility \`${_u%%:*}\`; please make sure you have the package '${_u#*:}' installed.  If you do have ${_u#*:} installed, then please check that \`${_u%%:*}\` is in your PATH."
         exit 1
     fi
-    eval "UTIL_$(echo "${_u%%:*}" | tr a-z A-Z)=\$util_r"
+    eval "UTIL_$(echo "${_u%%:*}" | tr '[:lower:]' '[:upper:]')=\$util_r"
 done
 for _u in modprobe rmmod lsmod depmod; do
     if ! find_system_util "$_u"; then
         ui_error "Unable to find the module utility \`$_u\`; please make sure you have the package 'module-init-tools' or 'kmod' installed.  If you do have 'module-init-tools' or 'kmod' installed, then please check that \`$_u\` is in your PATH."
         exit 1
     fi
-    eval "UTIL_$(echo "$_u" | tr a-z A-Z)=\$util_r"
+    eval "UTIL_$(echo "$_u" | tr '[:lower:]' '[:upper:]')=\$util_r"
 done
 UTIL_DKMS=""
 find_system_util dkms && UTIL_DKMS=$util_r
@@ -812,13 +812,15 @@ crc_of_cksum() {
     _crc_s=$((~$1 & 0xFFFFFFFF))
     _crc_lb=""
     _crc_m=$_crc_n
-    while [ $_crc_m -gt 0 ]; do
+    while [ "$_crc_m" -gt 0 ]; do
         _crc_lb="$((_crc_m & 255)) $_crc_lb"
         _crc_m=$((_crc_m >> 8))
     done
     for _crc_byte in $_crc_lb; do
         eval "_crc_x=\$crc_inv$((_crc_s & 255))"
+        # shellcheck disable=SC2154 # _crc_x is set by the eval above
         eval "_crc_t=\$crc_t$_crc_x"
+        # shellcheck disable=SC2154 # _crc_t is set by the eval above
         _crc_s=$((((_crc_s ^ _crc_t) >> 8) | (((_crc_x ^ _crc_byte) & 255) << 24)))
     done
     gf_xpow8n "$_crc_n"
@@ -829,12 +831,14 @@ crc_of_cksum() {
 # nv_crc FILE: crc_r = the CRC nvidia-installer records for FILE.
 nv_crc() {
     _crc_ck=$(cksum < "$1") || return 1
+    # shellcheck disable=SC2086 # cksum's "CRC LEN": split on purpose
     set -- $_crc_ck
     crc_of_cksum "$1" "$2"
 }
 
 # crc_batch FILE...: crc_1 ... crc_N = the CRCs of the files (empty for a
 # file that cannot be read), with a single cksum(1).
+# shellcheck disable=SC2317 # run through with_list
 crc_batch() {
     _cb_i=0
     [ $# -gt 0 ] || return 0
@@ -876,6 +880,7 @@ extract_version() {
     _ev_ifs=$IFS
     IFS=' 	()'
     set -f
+    # shellcheck disable=SC2086 # split on purpose (IFS and set -f as set here)
     set -- $1
     set +f
     IFS=$_ev_ifs
@@ -953,6 +958,7 @@ for_each_entry() {
     } < "$BACKUP_LOG"
 }
 
+# shellcheck disable=SC2317 # run through the *_entry functions
 entry_ok() { eval "_ok=\${entry_ok_$1:-0}"; [ "$_ok" = 1 ]; }
 
 # with_list LIST CMD: run CMD with the lines of LIST as its arguments.
@@ -961,6 +967,7 @@ with_list() {
     _wl_ifs=$IFS
     IFS=$NL
     set -f
+    # shellcheck disable=SC2086 # split on purpose (IFS and set -f as set here)
     set -- $1
     set +f
     IFS=$_wl_ifs
@@ -969,6 +976,7 @@ with_list() {
 
 # link_batch LINK...: lt_1 ... lt_N = the targets of the symlinks (empty for
 # one that is not a symlink), with a single find(1).
+# shellcheck disable=SC2317 # run through with_list
 link_batch() {
     _lb_i=0
     [ $# -gt 0 ] || return 0
@@ -999,6 +1007,7 @@ EOF
 
 # collect_entry: list the files whose CRC and the symlinks whose target
 # check_entry needs.
+# shellcheck disable=SC2317 # run through for_each_entry
 collect_entry() {
     case "$2" in
         1)
@@ -1026,10 +1035,12 @@ collect_entry() {
     esac
 }
 
+# shellcheck disable=SC2317 # run through for_each_entry
 check_entry() {
     _ok=1
     eval "_ci=\${ck_idx_$1:-0} _li=\${lk_idx_$1:-0}"
     _crc=""
+    # shellcheck disable=SC2154 # _ci is set by the eval above
     [ "$_ci" = 0 ] || eval "_crc=\$crc_$_ci"
     case "$2" in
         1)
@@ -1046,6 +1057,7 @@ check_entry() {
             ;;
         0)
             _tgt=""
+            # shellcheck disable=SC2154 # _li is set by the eval at the top
             [ "$_li" = 0 ] || eval "_tgt=\$lt_$_li"
             if [ ! -e "$3" ]; then
                 ui_log "Unable to access previously installed symlink '$3' (No such file or directory)."
@@ -1058,6 +1070,7 @@ check_entry() {
             ;;
         2) ;;
         *)
+            # shellcheck disable=SC2086 # the entry's last fields: split on purpose
             set -- "$1" "$2" "$3" $4
             if [ "$_ci" = 0 ]; then
                 ui_log "Unable to access backed up file '$3' (saved as '$BACKUP_DIRECTORY/$2') (No such file or directory)."
@@ -1069,11 +1082,12 @@ check_entry() {
             ;;
     esac
     eval "entry_ok_$1=$_ok"
-    [ $_ok = 1 ] || entries_ok=0
+    [ "$_ok" = 1 ] || entries_ok=0
 }
 
 # remove_entry: list what to remove (one rm(1) for all of it);
 # removed_entry then reports what could not be removed.
+# shellcheck disable=SC2317 # run through for_each_entry
 remove_entry() {
     entry_ok "$1" || return 0
     case "$2" in
@@ -1081,6 +1095,7 @@ remove_entry() {
     esac
 }
 
+# shellcheck disable=SC2317 # run through for_each_entry
 removed_entry() {
     entry_ok "$1" || return 0
     case "$2" in
@@ -1097,8 +1112,10 @@ removed_entry() {
     esac
 }
 
+# shellcheck disable=SC2317 # run through with_list
 rm_files() { [ $# = 0 ] || rm -f -- "$@" 2> /dev/null; }
 
+# shellcheck disable=SC2317 # run through for_each_entry
 restore_entry() {
     entry_ok "$1" || return 0
     case "$2" in
@@ -1107,6 +1124,7 @@ restore_entry() {
             case "$bad_links" in
                 *"$NL$3$NL"*) return 0 ;;
             esac
+            # shellcheck disable=SC2086 # the entry's last fields: split on purpose
             set -- "$1" "$2" "$3" "$4" $5
             if ! ln -s "$4" "$3" 2> /dev/null; then
                 ui_log "Unable to restore symbolic link $3 -> $4."
@@ -1117,6 +1135,7 @@ restore_entry() {
             fi
             ;;
         *)
+            # shellcheck disable=SC2086 # the entry's last fields: split on purpose
             set -- "$1" "$2" "$3" $4
             if ! mv -f "$BACKUP_DIRECTORY/$2" "$3" 2> /dev/null; then
                 ui_log "Unable to restore file '$3'."
@@ -1344,6 +1363,7 @@ parse_manifest() {
 # e_dest e_target, or returns 1 for entries the stand-in does not install.
 manifest_entry() {
     set -f
+    # shellcheck disable=SC2086 # split on purpose (IFS and set -f as set here)
     set -- $1
     set +f
     e_name=$1
@@ -1476,6 +1496,7 @@ do_backup() {
     ui_log "Backing up: $1"
     if [ -L "$1" ]; then
         _tgt=$(readlink "$1")
+        # shellcheck disable=SC2046 # stat's three numbers: split on purpose
         set -- "$1" $(stat -c '%f %u %g' "$1")
         rm -f -- "$1" 2> /dev/null || {
             ui_error "Unable to remove symbolic link '$1'."
@@ -1484,6 +1505,7 @@ do_backup() {
         printf '2: %s\n%s\n%04o %s %s\n' "$1" "$_tgt" $((0x$2)) "$3" "$4" >> "$BACKUP_LOG"
     elif [ -f "$1" ]; then
         nv_crc "$1"
+        # shellcheck disable=SC2046 # stat's three numbers: split on purpose
         set -- "$1" $(stat -c '%f %u %g' "$1")
         mv -f -- "$1" "$BACKUP_DIRECTORY/$backup_file_number" 2> /dev/null || {
             ui_error "Unable to backup file '$1'."
@@ -1681,6 +1703,7 @@ run_distro_hook() {
 # output names NAME ('-' and '_' alike) between white space.
 module_loaded() {
     _want=$(printf '%s' "$1" | tr - _)
+    # shellcheck disable=SC2153 # UTIL_LSMOD is set by an eval (find_system_util's loop)
     "$UTIL_LSMOD" 2> /dev/null | awk -v m="$_want" 'NR > 1 { gsub("-", "_", $1); if ($1 == m) f = 1 } END { exit !f }'
 }
 
@@ -1990,7 +2013,7 @@ install_from_cwd() {
 
     # Conflicting files: back up (or delete) each distinct one that is not
     # one of the package's own files.
-    package_inodes=$(stat -c '%d:%i' .manifest * 2> /dev/null | tr '\n' ' ')
+    package_inodes=$(stat -c '%d:%i' .manifest ./* 2> /dev/null | tr '\n' ' ')
     _seen=" "
     _conflicts=$(conflicting_files)
     if [ -n "$_conflicts" ]; then

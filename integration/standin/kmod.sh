@@ -98,6 +98,7 @@ holders_of() {
     set -f
     printf '%s\n' "$FDS" | while read -r _pid _t; do
         for _p in $_pat; do
+            # shellcheck disable=SC2254 # $_p is a glob pattern (set -f keeps it from the for list)
             case "$_t" in
                 "$ROOT/dev/"$_p) printf '%s:%s\n' "$_pid" "$(cat "$PROC/$_pid/comm" 2> /dev/null)"; break ;;
             esac

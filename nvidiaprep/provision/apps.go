@@ -18,20 +18,6 @@ import (
 	"nvidiaprep/nvidiaprep/prestart"
 )
 
-// writeSpecScript replaces /etc/cdi/nvidia.yaml with stdin inside the
-// container, as its root (links resolve inside). With "backup" as $1 what
-// is there (a user's nvidia-ctk spec) is kept as BackupPath first, a name
-// CDI does not read.
-const writeSpecScript = `set -e
-f=` + installstate.SpecPath + `
-if [ -L ` + installstate.SpecDir + ` ] || { [ -e ` + installstate.SpecDir + ` ] && [ ! -d ` + installstate.SpecDir + ` ]; }; then rm -f ` + installstate.SpecDir + `; fi
-mkdir -p ` + installstate.SpecDir + `
-if [ "$1" = backup ]; then rm -rf ` + installstate.SpecBackupPath + `; mv -f "$f" ` + installstate.SpecBackupPath + `; fi
-rm -rf "$f.nvidiaprep-tmp"
-cat > "$f.nvidiaprep-tmp"
-chmod 644 "$f.nvidiaprep-tmp"
-mv -f "$f.nvidiaprep-tmp" "$f"`
-
 // removeSpecScript removes nvidiaprep's spec (the host checked it is ours).
 const removeSpecScript = `rm -f ` + installstate.SpecPath
 
@@ -103,7 +89,7 @@ func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root,
 		mode = "backup"
 		w.Log.Warn().Msgf("CT %d: %s was not written by nvidiaprep (nvidia-ctk cdi generate?); it is kept as %s, which CDI does not read, and replaced by nvidiaprep's, which follows the driver and the GPUs", w.VMID, installstate.SpecPath, installstate.SpecBackupPath)
 	}
-	r, err := ct.Run(ctx, []string{"/bin/sh", "-c", writeSpecScript, "cdi", mode}, bytes.NewReader(spec))
+	r, err := ct.Run(ctx, writeSpecScript.argv(mode), bytes.NewReader(spec))
 	if err != nil {
 		return err
 	}
@@ -209,7 +195,7 @@ func (w Worker) registration(ctx context.Context, ct *ctexec.Container, version 
 		if err != nil || !reg {
 			return err
 		}
-		r, err := ct.Run(ctx, []string{"/bin/sh", "-c", unregisterScript}, nil)
+		r, err := ct.Run(ctx, unregisterScript.argv(), nil)
 		switch {
 		case err != nil:
 			return err

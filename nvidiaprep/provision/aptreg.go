@@ -22,52 +22,12 @@ const regControl = ctDir + "/aptreg.control"
 // filled by them, and the space an admin frees stays free.
 const aptNoCache = `-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=`
 
-// pkgnamesScript lists the package names apt's lists know that match the
-// extended regular expression $1 (the driver packages' prefixes), in one
-// apt-cache call; nothing without apt.
-const pkgnamesScript = `command -v apt-cache >/dev/null || exit 0
-names=$(apt-cache ` + aptNoCache + ` pkgnames) || exit $?
-printf '%s\n' "$names" | grep -E "$1"
-exit 0`
-
-// writePinScript replaces the pin with stdin.
-const writePinScript = `set -e
-mkdir -p /etc/apt/preferences.d
-rm -rf ` + aptreg.PinPath + `.nvidiaprep-tmp
-cat > ` + aptreg.PinPath + `.nvidiaprep-tmp
-chmod 644 ` + aptreg.PinPath + `.nvidiaprep-tmp
-mv -f ` + aptreg.PinPath + `.nvidiaprep-tmp ` + aptreg.PinPath
-
-// registerScript builds the registration package from the control file on
-// stdin with dpkg-deb and installs it with apt ($1: its lock timeout), which
-// removes the distribution's driver packages it conflicts with in the same
-// step while what depends on them stays; without apt, dpkg installs it.
-const registerScript = `set -e
-d=` + ctDir + `/aptreg
-rm -rf "$d"; mkdir -p "$d/pkg/DEBIAN"
-cat > "$d/pkg/DEBIAN/control"
-dpkg-deb --root-owner-group -b "$d/pkg" "$d/` + aptreg.Package + `.deb" >/dev/null
-if command -v apt-get >/dev/null; then
-	DEBIAN_FRONTEND=noninteractive apt-get ` + aptNoCache + ` install -y -q --no-install-recommends --allow-downgrades -o DPkg::Lock::Timeout="$1" "$d/` + aptreg.Package + `.deb"
-else
-	dpkg -i "$d/` + aptreg.Package + `.deb"
-fi
-rm -rf ` + regControl + `
-cp "$d/pkg/DEBIAN/control" ` + regControl + `
-rm -rf "$d"`
-
-// unregisterScript removes the registration; dpkg refuses while a package
-// depends on it (exit 2 then: the toolkit stays, and so does the pin).
-const unregisterScript = `if dpkg-query -W -f '${Status}' ` + aptreg.Package + ` 2>/dev/null | grep -q 'installed$'; then
-	out=$(dpkg --purge ` + aptreg.Package + ` 2>&1) || { echo "$out"; exit 2; }
-fi
-rm -f ` + aptreg.PinPath + ` ` + regControl
-
 // register tells the container's apt that version's driver is installed
-// (aptreg): the pin first, then the package. It runs before the
-// distribution's driver packages are purged, so that what depends on them
-// (nvidia-cuda-toolkit) stays installed. An unchanged registration is left
-// alone. A container without dpkg-deb is left as it is.
+// (aptreg): the pin first, then the package (scripts/write-pin.sh,
+// scripts/register.sh). It runs before the distribution's driver packages
+// are purged, so that what depends on them (nvidia-cuda-toolkit) stays
+// installed. An unchanged registration is left alone. A container without
+// dpkg-deb is left as it is.
 func (s session) register(ctx context.Context) error {
 	r, err := s.sh(ctx, "command -v dpkg-deb >/dev/null && command -v dpkg-query >/dev/null")
 	if err != nil {
@@ -87,7 +47,7 @@ func (s session) register(ctx context.Context) error {
 	}
 	packages, virtual := aptreg.Names(installed)
 	control := aptreg.Control(s.version, packages, virtual)
-	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", pkgnamesScript, "pkgnames", prefixPattern(nvpkgs.Prefixes())}, nil)
+	r, err = s.ct.Run(ctx, pkgnamesScript.argv(prefixPattern(nvpkgs.Prefixes())), nil)
 	if err != nil {
 		return err
 	}
@@ -99,7 +59,7 @@ func (s session) register(ctx context.Context) error {
 		return err
 	}
 	s.w.status("registering driver %s with the container's apt (%s)", s.version, aptreg.Package)
-	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", writePinScript}, strings.NewReader(pin))
+	r, err = s.ct.Run(ctx, writePinScript.argv(), strings.NewReader(pin))
 	if err != nil {
 		return err
 	}
@@ -107,7 +67,7 @@ func (s session) register(ctx context.Context) error {
 		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s", s.vmid(), aptreg.PinPath, r.Exit, r.Output().LastLines(3))
 	}
 	secs := fmt.Sprint(int(s.w.Config.Provision.DpkgLockTimeout.Seconds()))
-	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", registerScript, "register", secs}, strings.NewReader(control))
+	r, err = s.ct.Run(ctx, registerScript.argv(secs), strings.NewReader(control))
 	if err != nil {
 		return err
 	}

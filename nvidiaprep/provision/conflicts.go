@@ -49,25 +49,6 @@ func conflictNames(tree string) ([]string, error) {
 // conflictDirs are where nvidia-installer looks for conflicting libraries.
 const conflictDirs = "/usr/X11R6/lib /usr/X11R6/lib32 /usr/X11R6/lib64 /usr/lib /usr/lib32 /usr/lib64"
 
-// conflictScript prints "<path>\t<package or ->\t<link target or empty>"
-// for each file or link under conflictDirs named like one of the prefixes
-// in "$@" (searched as the installer does, through links, skipping source,
-// build and nvidia-cg-toolkit).
-const conflictScript = `set -f
-n=
-for p in "$@"; do
-	if [ -z "$n" ]; then set -- "$@" -name "$p*"; n=1; else set -- "$@" -o -name "$p*"; fi
-	shift
-done
-for d in ` + conflictDirs + `; do
-	[ -d "$d" ] || continue
-	find -L "$d" \( -name source -o -name build -o -name nvidia-cg-toolkit \) -prune -o \( -type f -o -type l \) \( "$@" \) -print 2>/dev/null
-done | sort -u | while IFS= read -r f; do
-	o=$(dpkg -S "$f" 2>/dev/null | head -n 1 | cut -d: -f1)
-	t=; [ -L "$f" ] && t=$(readlink "$f")
-	printf '%s\t%s\t%s\n' "$f" "${o:--}" "$t"
-done`
-
 // sameDriver tells whether a file no package owns is a library of the very
 // driver version being installed, or a link to one: what an earlier,
 // interrupted install of it left (its record unwritten on a full disk), or
@@ -90,6 +71,7 @@ func sameDriver(file, linkTarget, version string) bool {
 // kept: without it the installer moves such files into /var/lib/nvidia,
 // which breaks their packages just the same until an uninstall restores
 // them, and an upgrade's uninstall would bring them back in the way.)
+// scripts/conflicts.sh lists the files.
 func (s session) checkConflicts(ctx context.Context) error {
 	names, err := conflictNames(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))
 	if err != nil {
@@ -98,7 +80,7 @@ func (s session) checkConflicts(ctx context.Context) error {
 	if len(names) == 0 {
 		return nil
 	}
-	r, err := s.ct.Run(ctx, append([]string{"/bin/sh", "-c", conflictScript, "conflicts"}, names...), nil)
+	r, err := s.ct.Run(ctx, conflictScript.argv(names...), nil)
 	if err != nil {
 		return err
 	}

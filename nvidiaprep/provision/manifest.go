@@ -158,22 +158,11 @@ func fileEntry(tree, name, dest string) (wantEntry, bool) {
 	return wantEntry{dest: dest, size: st.Size()}, true
 }
 
-// checkScript prints, of the entries on stdin ("f PATH SIZE" or "l PATH
-// TARGET"), the paths that are not there as installed.
-// A 32-bit entry ("c NAME SIZE", "d NAME TARGET") may be in any of
-// compat32List.
-const checkScript = `while read -r k p v; do
-	case $k in
-	f) if [ -L "$p" ] || [ ! -f "$p" ] || [ "$(stat -c %s "$p")" != "$v" ]; then echo "$p"; fi ;;
-	l) if [ "$(readlink "$p")" != "$v" ]; then echo "$p"; fi ;;
-	c) ok=; for d in ` + compat32List + `; do if [ ! -L "$d/$p" ] && [ -f "$d/$p" ] && [ "$(stat -c %s "$d/$p")" = "$v" ]; then ok=1; break; fi; done; [ -n "$ok" ] || echo "$p" ;;
-	d) ok=; for d in ` + compat32List + `; do if [ "$(readlink "$d/$p")" = "$v" ]; then ok=1; break; fi; done; [ -n "$ok" ] || echo "$p" ;;
-	esac
-done`
-
+// compat32List are the directories where 32-bit libraries may be installed.
 const compat32List = "/usr/lib/i386-linux-gnu /usr/lib32 /usr/lib"
 
-// checkInput renders the entries as checkScript's stdin.
+// checkInput renders the entries as checkScript's stdin
+// (scripts/check-installed.sh).
 func checkInput(want []wantEntry) string {
 	var b strings.Builder
 	for _, e := range want {

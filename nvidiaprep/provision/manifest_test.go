@@ -2,7 +2,6 @@ package provision
 
 import (
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -123,10 +122,9 @@ func TestCheckScriptCompat32(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dirs[2], "libGLX_nvidia.so.1.2"), []byte("glx32"), 0o644)
 	os.Symlink("libGLX_nvidia.so.1.2", filepath.Join(dirs[2], "libGLX_nvidia.so.0"))
-	script := strings.ReplaceAll(checkScript, compat32List, strings.Join(dirs, " "))
 	want := []wantEntry{{dest: "libGLX_nvidia.so.1.2", size: 5, compat32: true}, {dest: "libGLX_nvidia.so.0", target: "libGLX_nvidia.so.1.2", compat32: true},
 		{dest: "libnvidia-glcore.so.1.2", size: 3, compat32: true}}
-	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd := localCommand(checkScript, map[string]string{"COMPAT32_DIRS": strings.Join(dirs, " ")})
 	cmd.Stdin = strings.NewReader(checkInput(want))
 	out, err := cmd.Output()
 	if err != nil || string(out) != "libnvidia-glcore.so.1.2\n" {
@@ -153,8 +151,7 @@ func TestConflicts(t *testing.T) {
 		os.WriteFile(filepath.Join(lib, f), []byte("x"), 0o644)
 	}
 	os.Symlink("libcuda.so.535.216.01", filepath.Join(lib, "libcuda.so.1"))
-	script := strings.ReplaceAll(conflictScript, conflictDirs, filepath.Join(d, "lib"))
-	out, err := exec.Command("/bin/sh", append([]string{"-c", script, "conflicts"}, names...)...).Output()
+	out, err := localCommand(conflictScript, map[string]string{"CONFLICT_DIRS": filepath.Join(d, "lib")}, names...).Output()
 	if err != nil || string(out) != lib+"/libcuda.so.1\t-\tlibcuda.so.535.216.01\n"+lib+"/libcuda.so.535.216.01\t-\t\n" {
 		t.Errorf("%v: %q", err, out)
 	}

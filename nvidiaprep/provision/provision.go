@@ -336,16 +336,12 @@ func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Tex
 	return "", who, nil
 }
 
-// listPackagesScript lists the container's packages for
-// nvpkgs.DriverPackages (nothing where there is no dpkg).
-const listPackagesScript = "command -v dpkg-query >/dev/null || exit 0; dpkg-query -W -f '" + nvpkgs.QueryFormat + "'"
-
 // clean removes what would conflict with the install: the distribution's
 // NVIDIA driver packages, their alternate-install marker, and a .run
 // install of another version or one left half-done.
 func (s session) clean(ctx context.Context) error {
 	s.w.status("removing conflicting NVIDIA installs")
-	r, err := s.sh(ctx, listPackagesScript)
+	r, err := s.ct.Run(ctx, listPackagesScript.argv(nvpkgs.QueryFormat), nil)
 	if err != nil {
 		return err
 	}
@@ -359,15 +355,14 @@ func (s session) clean(ctx context.Context) error {
 	if err := s.register(ctx); err != nil {
 		s.w.Log.Warn().Err(err).Msgf("%v; installing the driver all the same", err)
 	}
-	r, err = s.sh(ctx, listPackagesScript)
+	r, err = s.ct.Run(ctx, listPackagesScript.argv(nvpkgs.QueryFormat), nil)
 	if err != nil {
 		return err
 	}
 	if pkgs := nvpkgs.DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
-		secs := int(s.w.Config.Provision.DpkgLockTimeout.Seconds())
-		script := fmt.Sprintf(`if command -v apt-get >/dev/null; then apt-get `+aptNoCache+` purge -y -q -o DPkg::Lock::Timeout=%d "$@"; else dpkg --purge "$@"; fi`, secs)
-		r, err := s.ct.Run(ctx, append([]string{"/bin/sh", "-c", script, "purge"}, pkgs...), nil)
+		secs := fmt.Sprint(int(s.w.Config.Provision.DpkgLockTimeout.Seconds()))
+		r, err := s.ct.Run(ctx, purgeScript.argv(append([]string{secs}, pkgs...)...), nil)
 		if err != nil {
 			return err
 		}
@@ -375,7 +370,7 @@ func (s session) clean(ctx context.Context) error {
 			return fmt.Errorf("CT %d: purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), strings.Join(pkgs, " "), r.Exit, r.Output().LastLines(5), s.vmid())
 		}
 	}
-	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", markScript, "mark", s.version}, nil)
+	r, err = s.ct.Run(ctx, markScript.argv(s.version), nil)
 	if err != nil {
 		return err
 	}
@@ -385,26 +380,11 @@ func (s session) clean(ctx context.Context) error {
 	return s.uninstall(ctx)
 }
 
-// uninstallScript removes an earlier .run install (or a half-done one of
-// the same version) explicitly, before the install: left to the installer,
-// its upgrade path runs the old `nvidia-uninstall -s`, which unloads
-// sixteen modules and runs depmod (backup.c run_existing_uninstaller,
-// do_uninstall). The old uninstaller is used when it is there, else the new
-// installer's --uninstall ($1); --skip-depmod only when it lists it, as
-// nvidia-installer's own check_skip_depmod_support asks. An old
-// nvidia-uninstall that does not list --skip-module-unload (before 346.16:
-// it would reject it, exit 1) is passed over for the new installer's
-// --uninstall, which reads the same record.
-const uninstallScript = `[ -f ` + record.NVIDIALog + ` ] || exit 0
-if [ -x /usr/bin/nvidia-uninstall ] && /usr/bin/nvidia-uninstall -A 2>/dev/null </dev/null | grep -q -- '^ \+--skip-module-unload$'; then set -- /usr/bin/nvidia-uninstall; else set -- "$1" --uninstall; fi
-skip=
-if "$1" -A 2>/dev/null </dev/null | grep -q -- '^ \+--skip-depmod$'; then skip=--skip-depmod; fi
-"$@" --silent --skip-module-unload $skip --log-file-name=/var/log/nvidia-uninstall.log`
-
-// uninstall runs uninstallScript, then checks that the old install is gone:
-// nvidia-installer's uninstall exits 0 even when it removed nothing.
+// uninstall removes an earlier .run install (scripts/uninstall.sh), then
+// checks that it is gone: nvidia-installer's uninstall exits 0 even when it
+// removed nothing.
 func (s session) uninstall(ctx context.Context) error {
-	r, err := s.withUtils(ctx, false, "/bin/sh", "-c", uninstallScript, "uninstall", s.installer())
+	r, err := s.withUtils(ctx, false, uninstallScript.argv(s.installer())...)
 	if err != nil {
 		return err
 	}
@@ -426,42 +406,15 @@ func (s session) uninstall(ctx context.Context) error {
 	return nil
 }
 
-// utilsScript runs "$@" with a temporary directory of placeholders for
-// kmod's modprobe, rmmod, lsmod and depmod first on the PATH: nvidia-installer
-// refuses to run without them, even with --no-kernel-module
-// (nvidia-installer.c main, misc.c find_module_utils, which looks in $PATH
-// before /bin:/usr/bin:/sbin:/usr/sbin), and a container need not have kmod
-// (a debootstrap minbase has not). They only exit 1: with the flags
-// nvidiaprep passes the installer runs none of them, and in a privileged
-// container none can reach the host's modules. With "tmpdir" as $1 the
-// command also gets --tmpdir, a directory in the same place. The directory
-// is removed afterwards (one left by a killed run goes at the next), so the
-// container keeps nothing of it.
-const utilsScript = `mode=$1; shift
-d=` + ctDir + `
-rm -rf "$d"/run.*
-t=$(mktemp -d "$d/run.XXXXXX") || exit 120
-trap 'rm -rf "$t"' EXIT
-for s in TERM INT HUP; do trap "rm -rf \"\$t\"; trap - $s EXIT; kill -$s \$\$" $s; done
-for u in modprobe rmmod lsmod depmod; do
-	printf '#!/bin/sh\necho "nvidiaprep: %s is a placeholder here: nvidia-installer does not load or unload kernel modules inside a container" >&2\nexit 1\n' "$u" > "$t/$u" && chmod 755 "$t/$u" || exit 120
-done
-mkdir "$t/tmp" || exit 120
-[ "$mode" = tmpdir ] && set -- "$@" --tmpdir="$t/tmp"
-PATH="$t:${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}" TMPDIR="$t/tmp" "$@"
-rc=$?
-# A command killed by a signal (the container stopping): die of it too, so
-# that the caller sees the signal, not an exit status.
-if [ $rc -gt 128 ] && [ $rc -lt 160 ]; then rm -rf "$t"; trap - EXIT; kill -$((rc - 128)) $$; fi
-exit $rc`
-
-// withUtils runs argv inside the container under utilsScript.
+// withUtils runs argv inside the container with placeholders for kmod's
+// utilities, which nvidia-installer requires, first on the PATH, and with
+// tmpdir, a --tmpdir of nvidiaprep's (scripts/with-utils.sh).
 func (s session) withUtils(ctx context.Context, tmpdir bool, argv ...string) (ctexec.Result, error) {
 	mode := "plain"
 	if tmpdir {
 		mode = "tmpdir"
 	}
-	r, err := s.ct.Run(ctx, append([]string{"/bin/sh", "-c", utilsScript, "nvidiaprep", mode}, argv...), nil)
+	r, err := s.ct.Run(ctx, utilsScript.argv(append([]string{mode}, argv...)...), nil)
 	if err == nil && r.Exit == 120 {
 		return r, fmt.Errorf("CT %d: making a temporary directory in %s failed: %s; nvidiaprep keeps its files there: make it a writable directory inside the container, then restart it", s.vmid(), ctDir, r.Stderr.LastLines(3))
 	}
@@ -472,28 +425,12 @@ func (s session) withUtils(ctx context.Context, tmpdir bool, argv ...string) (ct
 // the Debian packages that have them.
 var systemUtils = []struct{ name, pkg string }{{"ldconfig", "libc-bin"}, {"grep", "grep"}, {"dmesg", "util-linux"}, {"tail", "coreutils"}}
 
-// preflightScript exits 3 without glibc's loader and 4 (naming them) when a
-// utility of systemUtils is missing from $PATH and the installer's
-// EXTRA_PATH (misc.c find_system_util).
-const preflightScript = `[ -e /lib64/ld-linux-x86-64.so.2 ] || exit 3
-missing=
-dirs=${PATH:-}:/bin:/usr/bin:/sbin:/usr/sbin:/usr/X11R6/bin:/usr/bin/X11
-for u in "$@"; do
-	found=
-	IFS=:
-	for p in $dirs; do
-		if [ -f "$p/$u" ] && [ -x "$p/$u" ]; then found=1; break; fi
-	done
-	unset IFS
-	[ -n "$found" ] || missing="$missing $u"
-done
-[ -z "$missing" ] || { echo $missing; exit 4; }`
-
 // preflight refuses, changing nothing, a container NVIDIA's installer
 // cannot run in: no glibc (musl, as Alpine: the installer and the libraries
-// are glibc programs), or no ldconfig, grep, dmesg or tail.
+// are glibc programs), or no ldconfig, grep, dmesg or tail
+// (scripts/preflight.sh).
 func (s session) preflight(ctx context.Context) error {
-	argv := []string{"/bin/sh", "-c", preflightScript, "preflight"}
+	argv := preflightScript.argv()
 	utils := systemUtilsFor(s.version)
 	for _, u := range utils {
 		argv = append(argv, u.name)
@@ -523,31 +460,6 @@ func (s session) preflight(ctx context.Context) error {
 	}
 }
 
-// markScript removes the distribution's alternate-install marker and marks
-// an install as under way ($1 is the version). nvidiaprep's directory inside
-// the container is made a directory again when it is not one (a link that
-// leads nowhere, a file), and its files are replaced, never written through:
-// what the container left there is not trusted. (All of it runs inside the
-// container, so its links resolve there anyway.) A link that leads nowhere
-// in place of nvidia-installer's directory goes too: the installer could
-// not recreate it.
-const markScript = `set -e
-rm -rf ` + altMarker + `
-if [ -L ` + record.NVIDIADir + ` ] && [ ! -d ` + record.NVIDIADir + ` ]; then rm -f ` + record.NVIDIADir + `; fi
-d=` + ctDir + `
-if [ ! -d "$d" ]; then rm -f "$d"; mkdir -p "$d"; fi
-rm -rf ` + marker + `
-printf '%s\n' "$1" > ` + marker
-
-// recordScript stores stdin as the in-container record, replacing whatever
-// is there, and clears the marker: the install is complete.
-const recordScript = `set -e
-rm -rf ` + ctRecord + `.tmp
-cat > ` + ctRecord + `.tmp
-if [ -L ` + ctRecord + ` ] || [ -d ` + ctRecord + ` ]; then rm -rf ` + ctRecord + `; fi
-mv -f ` + ctRecord + `.tmp ` + ctRecord + `
-rm -rf ` + marker
-
 // installer is the version's nvidia-installer in the read-only tree.
 func (s session) installer() string {
 	return path.Join("/", driverrun.MountPoint, s.version, "nvidia-installer")
@@ -555,7 +467,7 @@ func (s session) installer() string {
 
 // checkMount makes sure pre-start mounted the node's driver trees.
 func (s session) checkMount(ctx context.Context) error {
-	r, err := s.sh(ctx, "test -x "+s.installer())
+	r, err := s.ct.Run(ctx, []string{"/bin/sh", "-c", `test -x "$1"`, "sh", s.installer()}, nil)
 	if err != nil {
 		return err
 	}
@@ -591,7 +503,7 @@ func (s session) checkManifest(ctx context.Context, libDir string) ([]string, er
 	if err != nil {
 		return nil, fmt.Errorf("CT %d: %w", s.vmid(), err)
 	}
-	r, err := s.ct.Run(ctx, []string{"/bin/sh", "-c", checkScript}, strings.NewReader(checkInput(want)))
+	r, err := s.ct.Run(ctx, checkScript.argv(), strings.NewReader(checkInput(want)))
 	if err != nil {
 		return nil, err
 	}
@@ -668,7 +580,7 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		notes = append(notes, fmt.Sprintf("nvidia-smi cannot reach a GPU (no GPU given, or no driver behind the nodes): %s", r.Output().FirstLine()))
 	}
 	rec := fmt.Sprintf("version=%s\ninstalled=%s\nsource=nvidiaprep (host's cached NVIDIA .run, --no-kernel-module)\n", s.version, time.Now().UTC().Format(time.RFC3339))
-	r, err = s.ct.Run(ctx, []string{"/bin/sh", "-c", recordScript}, strings.NewReader(rec))
+	r, err = s.ct.Run(ctx, recordScript.argv(), strings.NewReader(rec))
 	if err != nil {
 		return nil, err
 	}

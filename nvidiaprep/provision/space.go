@@ -27,20 +27,12 @@ func installSize(tree string) int64 {
 	return n
 }
 
-// spaceScript prints "<dir> <KiB available>" for the directories the
-// installer writes to: the first library directory it finds, /usr/bin and
-// /var/lib.
-const spaceScript = `for d in /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib; do [ -d "$d" ] && break; done
-for d in "$d" /usr/bin /var/lib; do
-	[ -d "$d" ] || continue
-	printf '%s ' "$d"; df -Pk "$d" | awk 'NR == 2 { print $4 }'
-done`
-
 // fullHint explains a failed install when a directory the installer
 // writes to has less room than the install needs: "" when none is short,
-// else a sentence with what to do, ending in "; ".
+// else a sentence with what to do, ending in "; ". scripts/space.sh
+// measures the free space.
 func (s session) fullHint(ctx context.Context, need int64) string {
-	r, err := s.sh(ctx, spaceScript)
+	r, err := s.ct.Run(ctx, spaceScript.argv(), nil)
 	if err != nil || r.Exit != 0 {
 		return ""
 	}

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"nvidiaprep/nvidiaprep/record"
 )
 
 // utilsScript, run here with its directory moved to a temporary one: the
@@ -17,10 +15,9 @@ import (
 // is left, and a command killed by a signal kills the script with it.
 func TestUtilsScript(t *testing.T) {
 	d := t.TempDir()
-	script := strings.ReplaceAll(utilsScript, ctDir, d)
 	os.Mkdir(filepath.Join(d, "run.stale"), 0o755) // left by a killed run
 	run := func(mode string, argv ...string) (string, error) {
-		cmd := exec.Command("/bin/sh", append([]string{"-c", script, "nvidiaprep", mode}, argv...)...)
+		cmd := localCommand(utilsScript, map[string]string{"NVIDIAPREP_DIR": d}, append([]string{mode}, argv...)...)
 		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -56,8 +53,8 @@ func TestUtilsScript(t *testing.T) {
 // preflightScript: exit 3 without glibc's loader, 4 naming the utilities
 // found neither on the PATH nor in the installer's EXTRA_PATH.
 func TestPreflightScript(t *testing.T) {
-	run := func(script string, utils ...string) (string, int) {
-		cmd := exec.Command("/bin/sh", append([]string{"-c", script, "preflight"}, utils...)...)
+	run := func(sc script, utils ...string) (string, int) {
+		cmd := localCommand(sc, nil, utils...)
 		cmd.Env = []string{"PATH=/nonexistent"}
 		out, err := cmd.Output()
 		var ee *exec.ExitError
@@ -72,7 +69,7 @@ func TestPreflightScript(t *testing.T) {
 	if out, code := run(preflightScript, "grep", "nvidiaprep-no-such-utility", "tail"); code != 4 || strings.TrimSpace(out) != "nvidiaprep-no-such-utility" {
 		t.Errorf("a missing utility: exit %d %q", code, out)
 	}
-	musl := strings.Replace(preflightScript, "/lib64/ld-linux-x86-64.so.2", filepath.Join(t.TempDir(), "ld-linux-x86-64.so.2"), 1)
+	musl := replaced(t, preflightScript, "/lib64/ld-linux-x86-64.so.2", filepath.Join(t.TempDir(), "ld-linux-x86-64.so.2"))
 	if _, code := run(musl, "grep"); code != 3 {
 		t.Errorf("without glibc's loader: exit %d", code)
 	}
@@ -109,13 +106,14 @@ func TestUninstallScriptOldUninstaller(t *testing.T) {
 	for path, help := range map[string]string{old: "  --skip-depmod", newInst: "  --skip-module-unload\n  --skip-depmod"} {
 		os.WriteFile(path, []byte("#!/bin/sh\nif [ \"$1\" = -A ]; then printf '"+help+"\\n'; exit 0; fi\necho \"$0 $*\"\n"), 0o755)
 	}
-	script := strings.NewReplacer(record.NVIDIALog, log, "/usr/bin/nvidia-uninstall", old).Replace(uninstallScript)
-	out, err := exec.Command("/bin/sh", "-c", script, "uninstall", newInst).CombinedOutput()
+	sc := replaced(t, uninstallScript, "/usr/bin/nvidia-uninstall", old)
+	vars := map[string]string{"NVIDIA_LOG": log}
+	out, err := localCommand(sc, vars, newInst).CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), newInst+" --uninstall --silent --skip-module-unload --skip-depmod") {
 		t.Errorf("%v: %s", err, out)
 	}
 	os.WriteFile(old, []byte("#!/bin/sh\nif [ \"$1\" = -A ]; then printf '  --skip-module-unload\\n'; exit 0; fi\necho \"$0 $*\"\n"), 0o755)
-	out, err = exec.Command("/bin/sh", "-c", script, "uninstall", newInst).CombinedOutput()
+	out, err = localCommand(sc, vars, newInst).CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), old+" --silent --skip-module-unload --log-file-name") {
 		t.Errorf("a current uninstaller: %v: %s", err, out)
 	}

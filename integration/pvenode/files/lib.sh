@@ -1,3 +1,4 @@
+# shellcheck shell=dash # sourced by the node's /bin/sh (dash: Debian 13) hooks and by bash scripts
 # Shared shell functions of the Proxmox VE node stand-in (nvidiaprep test
 # bed): the pct stand-in and the LXC hooks source this file. It follows
 # Proxmox's behaviour (PVE::GuestHelpers, PVE::Storage, PVE::LXC) in the
