@@ -1,0 +1,81 @@
+// Package ctmsg owns how a message names its container: "CT <vmid>: ..."
+// (or "CT <vmid> <verb> ..." where the container is the subject), once.
+//
+// Code below a per-container boundary (the hook's phases, the worker, an
+// admin command's work on one container) returns errors that do not name the
+// container; the boundary names it with Wrap. An error that already names
+// it (an *Error for that container anywhere in its chain, however deep
+// under %w) is left as it is, so no message can name it twice.
+package ctmsg
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Name is how messages name container vmid: "CT 101", as Proxmox does.
+func Name(vmid int) string { return "CT " + strconv.Itoa(vmid) }
+
+// Error is an error about one container. Its text names the container
+// first, once: "CT 101: <Err>", or "CT 101 <Err>" when Subject is set (Err
+// then goes on a sentence whose subject is the container: "has no glibc").
+type Error struct {
+	VMID    int
+	Err     error
+	Subject bool
+}
+
+func (e *Error) Error() string {
+	if e.Subject {
+		return Name(e.VMID) + " " + e.Err.Error()
+	}
+	return Name(e.VMID) + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Names reports whether err's text names container vmid: an *Error for
+// it is in err's chain.
+func Names(err error, vmid int) bool {
+	for err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			return false
+		}
+		if e.VMID == vmid {
+			return true
+		}
+		err = e.Err
+	}
+	return false
+}
+
+// Wrap names container vmid in err, unless err names it already. A nil err
+// stays nil.
+func Wrap(vmid int, err error) error {
+	if err == nil || Names(err, vmid) {
+		return err
+	}
+	return &Error{VMID: vmid, Err: err}
+}
+
+// Errorf is fmt.Errorf (%w included) naming container vmid: "CT 101: ...".
+func Errorf(vmid int, format string, a ...any) error {
+	return Wrap(vmid, fmt.Errorf(format, a...))
+}
+
+// Subjectf is an error whose sentence has the container as its subject:
+// Subjectf(101, "has no glibc") is "CT 101 has no glibc".
+func Subjectf(vmid int, format string, a ...any) error {
+	return &Error{VMID: vmid, Err: fmt.Errorf(format, a...), Subject: true}
+}
+
+// Text is err's text naming container vmid once, for a log line or a
+// terminal.
+func Text(vmid int, err error) string { return Wrap(vmid, err).Error() }
+
+// Sprintf is a line about container vmid: "CT 101: " and the formatted text.
+func Sprintf(vmid int, format string, a ...any) string {
+	return Name(vmid) + ": " + fmt.Sprintf(format, a...)
+}
