@@ -9,7 +9,6 @@
 package ctmsg
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 )
@@ -35,18 +34,35 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Names reports whether err's text names container vmid: an *Error for
-// it is in err's chain.
+// Named is an error whose own text names its container (with Name): an
+// *Error, or a typed error of a package that builds its sentence around the
+// container (prestart's *RequiredError).
+type Named interface {
+	error
+	NamedVMID() int
+}
+
+// NamedVMID is the container e names.
+func (e *Error) NamedVMID() int { return e.VMID }
+
+// Names reports whether err's text names container vmid: a Named error
+// for it is in err's tree (Unwrap, errors.Join included).
 func Names(err error, vmid int) bool {
-	for err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			return false
+	if err == nil {
+		return false
+	}
+	if n, ok := err.(Named); ok && n.NamedVMID() == vmid {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return Names(u.Unwrap(), vmid)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if Names(e, vmid) {
+				return true
+			}
 		}
-		if e.VMID == vmid {
-			return true
-		}
-		err = e.Err
 	}
 	return false
 }

@@ -70,3 +70,20 @@ func TestSprintf(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// required is a typed error of another package that names its container
+// in its own sentence.
+type required struct{ vmid int }
+
+func (e required) Error() string  { return Name(e.vmid) + " requires its GPU" }
+func (e required) NamedVMID() int { return e.vmid }
+
+func TestWrapKnowsOtherNamedErrors(t *testing.T) {
+	err := fmt.Errorf("pre-start: %w", required{101})
+	if got := Wrap(101, err).Error(); got != "pre-start: CT 101 requires its GPU" {
+		t.Fatalf("%q", got)
+	}
+	if got := Wrap(102, err).Error(); got != "CT 102: pre-start: CT 101 requires its GPU" {
+		t.Fatalf("%q", got)
+	}
+}

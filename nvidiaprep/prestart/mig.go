@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
 
@@ -30,7 +31,7 @@ func selectMIGs(h Host, req Request, all []nvdev.GPU, log zerolog.Logger) ([]nvd
 	var cached []nvdev.MIG
 	if h.MIGCache.Path != "" {
 		if cached, err = h.MIGCache.Read(); err != nil {
-			log.Warn().Msgf("CT %d: %v; MIG-<uuid> selectors match nothing this start", req.VMID, err)
+			log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%v; MIG-<uuid> selectors match nothing this start", err))
 		}
 	}
 	migs, unmatched := nvdev.SelectMIGs(nvdev.WithUUIDs(proc, cached), nvdev.NormalizeMIGSelectors(all, req.GPUs))
@@ -43,7 +44,7 @@ func selectMIGs(h Host, req Request, all []nvdev.GPU, log zerolog.Logger) ([]nvd
 		if req.Required {
 			return nil, err
 		}
-		log.Warn().Msgf("CT %d starts without %s: %v", req.VMID, strings.Join(unmatched, ", "), err)
+		log.Warn().Msgf("%s starts without %s: %v", ctmsg.Name(req.VMID), strings.Join(unmatched, ", "), err)
 	}
 	return migs, nil
 }
