@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -248,7 +249,7 @@ func (r *run) skew() {
 		}
 		rec, ok, err := record.Load(state, vmid)
 		if err != nil {
-			r.note("%v", err)
+			r.note("%s", ctmsg.Text(vmid, err))
 			continue
 		}
 		if !ok {
@@ -256,7 +257,7 @@ func (r *run) skew() {
 		}
 		switch {
 		case rec.Outcome == record.Failed:
-			r.problem("provisioning-failed", fmt.Sprintf("CT %d: installing the user-space libraries %s failed: %s", vmid, rec.Version, rec.Error),
+			r.problem("provisioning-failed", ctmsg.Sprintf(vmid, "installing the user-space libraries %s failed: %s", rec.Version, rec.Error),
 				fmt.Sprintf("`nvidiaprep logs %d` shows the worker's log of that run; fix the cause it names, then `nvidiaprep provision %d` while it runs (or restart it: `pct reboot %d`)", vmid, vmid, vmid))
 		case rec.Outcome == record.Installed && r.loaded != "" && rec.Version != r.loaded:
 			r.problem("version-skew", fmt.Sprintf("CT %d has the user-space libraries of driver %s, but the host runs %s: CUDA there fails with \"Driver/library version mismatch\"", vmid, rec.Version, r.loaded),
