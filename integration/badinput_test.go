@@ -284,7 +284,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 }
 
 // failedProvision waits for the worker's record since since and checks
-// that it failed with an error that holds want.
+// that it failed with an error that holds want. The record is the
+// container's own, so its error does not name it; the worker's log line
+// does, exactly once.
 func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, want ...string) record.Provision {
 	t.Helper()
 	p, err := n.WaitProvisioned(vmid, since, time.Minute)
@@ -294,12 +296,22 @@ func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, 
 	if p.Outcome != record.Failed {
 		t.Fatalf("CT %d: record %+v, want failed\nworker log:\n%s", vmid, p, n.WorkerLog(vmid))
 	}
-	wantAll(t, "the record's error", p.Error, append([]string{fmt.Sprintf("CT %d", vmid)}, want...)...)
+	wantAll(t, "the record's error", p.Error, want...)
+	name := fmt.Sprintf("CT %d", vmid)
+	if strings.Contains(p.Error, name) {
+		t.Errorf("the record's error names %s: %s", name, p.Error)
+	}
 	// The worker logs its error after it has saved the record.
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.WorkerLog(vmid), p.Error) && time.Now().Before(deadline); {
+	line := name + ": " + p.Error
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.WorkerLog(vmid), line) && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	wantAll(t, "the worker log", n.WorkerLog(vmid), p.Error)
+	wantAll(t, "the worker log", n.WorkerLog(vmid), line)
+	for _, l := range strings.Split(n.WorkerLog(vmid), "\n") {
+		if strings.Contains(l, p.Error) && strings.Count(l, name) != 1 {
+			t.Errorf("the worker log's line names %s %d times, want once: %s", name, strings.Count(l, name), l)
+		}
+	}
 	return p
 }
 
@@ -446,7 +458,7 @@ func TestContainerWithoutShell(t *testing.T) {
 	files := baseline(t, ct, "rm /usr/bin/sh")
 	since := time.Now()
 	start(t, n, ct)
-	failedProvision(t, n, 9711, since, "CT 9711 has no working /bin/sh", "nvidiaprep needs a POSIX shell", "nothing was changed")
+	failedProvision(t, n, 9711, since, "no working /bin/sh (exit ", "nvidiaprep needs a POSIX shell", "nothing was changed")
 	wantSameCT(t, ct, files, ctFiles(t, ct))
 }
 
@@ -469,7 +481,7 @@ func TestContainerWithAFullDisk(t *testing.T) {
 	// NVIDIA's installer goes on after a file it cannot install and exits 0
 	// (continue_after_error): the manifest check finds what is missing.
 	failedProvision(t, n, 9712, since, "the install of "+driverA+" is incomplete although nvidia-installer exited 0", "Cannot install ",
-		"the container's file system is full: /usr/lib/x86_64-linux-gnu has ", "free space in CT 9712 (or grow its disk: pct resize 9712 rootfs +1G), then restart it")
+		"the container's file system is full: /usr/lib/x86_64-linux-gnu has ", "free space in it (or grow its disk: pct resize 9712 rootfs +1G), then restart it")
 	if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
 		t.Errorf("the generated config changed:\n%s", b)
 	}

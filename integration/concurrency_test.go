@@ -173,7 +173,7 @@ func TestContainerStoppedDuringItsInstall(t *testing.T) {
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
 		t.Fatal(err)
 	}
-	p := failedProvision(t, n, 9722, since, "CT 9722 stopped during the install of "+driverA, "its next start installs again")
+	p := failedProvision(t, n, 9722, since, "it stopped during the install of "+driverA, "its next start installs again")
 	if took := p.Finished.Sub(stopped); took > 15*time.Second {
 		t.Errorf("the worker ended %v after the stop", took)
 	}

@@ -111,8 +111,8 @@ func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 		ct   *lxctest.CT
 		want []string
 	}{
-		{over, []string{"CT 9790: /var/lib/dpkg/lock-frontend lies below /var/lib/dpkg, a fuse.fusestall mount inside the container", "the host does not cross into it", "nothing was changed"}},
-		{linked, []string{"CT 9791: probing /var/lib/dpkg/lock-frontend: probing the locks /var/lib/dpkg/lock-frontend, /var/lib/dpkg/lock, /var/cache/apt/archives/lock, /var/lib/apt/lists/lock inside CT 9791 did not finish within", "FUSE connection of /srv/stall (fuse.fusestall", "was aborted", "which ended it"}},
+		{over, []string{"/var/lib/dpkg/lock-frontend lies below /var/lib/dpkg, a fuse.fusestall mount inside the container", "the host does not cross into it", "nothing was changed"}},
+		{linked, []string{"probing /var/lib/dpkg/lock-frontend: probing the locks /var/lib/dpkg/lock-frontend, /var/lib/dpkg/lock, /var/cache/apt/archives/lock, /var/lib/apt/lists/lock inside the container did not finish within", "FUSE connection of /srv/stall (fuse.fusestall", "was aborted", "which ended it"}},
 	} {
 		// The innocent container may win the slot before a hostile one:
 		// that one's read is then abandoned after the innocent install.
@@ -124,7 +124,7 @@ func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 			t.Errorf("CT %d: %+v, want a failed record", c.ct.VMID, p)
 		}
 		wantAll(t, "CT "+strconv.Itoa(c.ct.VMID)+"'s record", p.Error, c.want...)
-		wantAll(t, "CT "+strconv.Itoa(c.ct.VMID)+"'s worker log", n.WorkerLog(c.ct.VMID), c.want[0])
+		wantAll(t, "CT "+strconv.Itoa(c.ct.VMID)+"'s worker log", n.WorkerLog(c.ct.VMID), "CT "+strconv.Itoa(c.ct.VMID)+": "+c.want[0])
 		if pids := workerPIDs(c.ct.VMID); len(pids) > 0 {
 			t.Errorf("CT %d: workers %v still run", c.ct.VMID, pids)
 		}

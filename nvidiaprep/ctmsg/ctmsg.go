@@ -1,10 +1,10 @@
-// Package ctmsg owns how a message names its container: "CT <vmid>: ..."
-// (or "CT <vmid> <verb> ..." where the container is the subject), once.
+// Package ctmsg owns how a message names its container: "CT <vmid>: ...",
+// once.
 //
 // Code below a per-container boundary (the hook's phases, the worker, an
 // admin command's work on one container) returns errors that do not name the
 // container; the boundary names it with Wrap. An error that already names
-// it (an *Error for that container anywhere in its chain, however deep
+// it (a Named error for that container anywhere in its tree, however deep
 // under %w) is left as it is, so no message can name it twice.
 package ctmsg
 
@@ -17,20 +17,13 @@ import (
 func Name(vmid int) string { return "CT " + strconv.Itoa(vmid) }
 
 // Error is an error about one container. Its text names the container
-// first, once: "CT 101: <Err>", or "CT 101 <Err>" when Subject is set (Err
-// then goes on a sentence whose subject is the container: "has no glibc").
+// first, once: "CT 101: <Err>".
 type Error struct {
-	VMID    int
-	Err     error
-	Subject bool
+	VMID int
+	Err  error
 }
 
-func (e *Error) Error() string {
-	if e.Subject {
-		return Name(e.VMID) + " " + e.Err.Error()
-	}
-	return Name(e.VMID) + ": " + e.Err.Error()
-}
+func (e *Error) Error() string { return Name(e.VMID) + ": " + e.Err.Error() }
 
 func (e *Error) Unwrap() error { return e.Err }
 
@@ -79,12 +72,6 @@ func Wrap(vmid int, err error) error {
 // Errorf is fmt.Errorf (%w included) naming container vmid: "CT 101: ...".
 func Errorf(vmid int, format string, a ...any) error {
 	return Wrap(vmid, fmt.Errorf(format, a...))
-}
-
-// Subjectf is an error whose sentence has the container as its subject:
-// Subjectf(101, "has no glibc") is "CT 101 has no glibc".
-func Subjectf(vmid int, format string, a ...any) error {
-	return &Error{VMID: vmid, Err: fmt.Errorf(format, a...), Subject: true}
 }
 
 // Text is err's text naming container vmid once, for a log line or a

@@ -13,7 +13,7 @@ import (
 func TestWrapNamesTheContainerOnce(t *testing.T) {
 	bare := errors.New("nvidia-installer 580.105.08 failed (exit 1)")
 	named := Errorf(101, "attach to run /bin/sh: %w", fs.ErrClosed)
-	subject := Subjectf(101, "has no glibc (/lib64/ld-linux-x86-64.so.2)")
+	subject := required{101}
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -23,8 +23,8 @@ func TestWrapNamesTheContainerOnce(t *testing.T) {
 		{"named", named, "CT 101: attach to run /bin/sh: file already closed"},
 		{"named, three layers of %w down", fmt.Errorf("installing: %w", fmt.Errorf("step: %w", fmt.Errorf("run: %w", named))),
 			"installing: step: run: CT 101: attach to run /bin/sh: file already closed"},
-		{"subject", subject, "CT 101 has no glibc (/lib64/ld-linux-x86-64.so.2)"},
-		{"subject wrapped", fmt.Errorf("preflight: %w", subject), "preflight: CT 101 has no glibc (/lib64/ld-linux-x86-64.so.2)"},
+		{"a typed error naming it in its own sentence", subject, "CT 101 requires its GPU"},
+		{"that one wrapped", fmt.Errorf("pre-start: %w", subject), "pre-start: CT 101 requires its GPU"},
 		{"wrapped twice at two boundaries", Wrap(101, Wrap(101, bare)), "CT 101: nvidia-installer 580.105.08 failed (exit 1)"},
 		{"joined", errors.Join(named, bare), "CT 101: attach to run /bin/sh: file already closed\nnvidia-installer 580.105.08 failed (exit 1)"},
 	} {
