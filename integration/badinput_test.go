@@ -278,8 +278,22 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 				t.Errorf("exit %d, want %d:\n%s", code, c.exit, out)
 			}
 			wantAll(t, "the message", out, want...)
+			onceEach(t, out, "CT 9701", "CT 9702")
 			wantSameTree(t, "host", before, treeSums(t, n.Host.Root, n.Bed.LXCPath))
 		})
+	}
+}
+
+// onceEach checks that no line of out names one of the containers twice
+// (post-start printed "CT 101: CT 101: ...").
+func onceEach(t *testing.T, out string, names ...string) {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		for _, name := range names {
+			if n := strings.Count(l, name+":") + strings.Count(l, name+" "); n > 1 {
+				t.Errorf("%q names %s %d times, want once", l, name, n)
+			}
+		}
 	}
 }
 
