@@ -17,7 +17,7 @@ func (r *run) apps() {
 			continue
 		}
 		for _, f := range findings {
-			r.problem("container-toolkit", ctmsg.Sprintf(ct.VMID, "%s", f), fmt.Sprintf("fix /etc/nvidia-container-runtime/config.toml inside CT %d (in an unprivileged container: no-cgroups = true under [nvidia-container-cli]), or use nvidiaprep's CDI spec (--device nvidia.com/gpu=0) without the toolkit; then `nvidiaprep provision %d`", ct.VMID, ct.VMID))
+			r.problem("container-toolkit", ctmsg.Sprintf(ct.VMID, "%s", f), fmt.Sprintf("fix /etc/nvidia-container-runtime/config.toml inside %s (in an unprivileged container: no-cgroups = true under [nvidia-container-cli]), or use nvidiaprep's CDI spec (--device nvidia.com/gpu=0) without the toolkit; then `nvidiaprep provision %d`", ctmsg.Name(ct.VMID), ct.VMID))
 		}
 	}
 }
