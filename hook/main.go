@@ -19,6 +19,7 @@ import (
 	"nvidiaprep/nvidiaprep/buildinfo"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fdguard"
 	"nvidiaprep/nvidiaprep/gpucache"
@@ -80,47 +81,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch phase {
 	case "pre-start", "post-start", "pre-stop", "post-stop":
 	default:
-		fmt.Fprintf(stderr, "nvidiaprep-hook: CT %d: unknown phase %q\n%s", vmid, phase, usage)
+		fmt.Fprintf(stderr, "nvidiaprep-hook: %s\n%s", ctmsg.Sprintf(vmid, "unknown phase %q", phase), usage)
 		return 2
 	}
 	starting := phase == "pre-start" || phase == "post-start"
 	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", phase).Logger()
 	if pid := hookself.AncestorHook("/proc", vmid); pid != 0 {
-		log.Error().Msgf("CT %d: nvidiaprep's hook for CT %d (pid %d) runs this one below it: the container's own chained hookscript ([containers.%d] chain) runs nvidiaprep's hook again, which would recurse without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", vmid, vmid, pid, vmid)
+		log.Error().Msg(ctmsg.Sprintf(vmid, "nvidiaprep's hook for %s (pid %d) runs this one below it: the container's own chained hookscript ([containers.%d] chain) runs nvidiaprep's hook again, which would recurse without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", ctmsg.Name(vmid), pid, vmid))
 		return 1
 	}
 	if hookself.Recursing(os.LookupEnv, vmid) {
-		log.Error().Msgf("CT %d: nvidiaprep's hook was started, directly or not, by the container's own chained hookscript ([containers.%d] chain), which would run it again without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", vmid, vmid)
+		log.Error().Msg(ctmsg.Sprintf(vmid, "nvidiaprep's hook was started, directly or not, by the container's own chained hookscript ([containers.%d] chain), which would run it again without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", vmid))
 		return 1
 	}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		if !starting {
 			// A stop never waits on nvidiaprep's configuration.
-			log.Error().Err(err).Msgf("CT %d: configuration: %v; its own hookscript (if any) is not run for %s: correct the file", vmid, err, phase)
+			log.Error().Err(err).Msg(ctmsg.Sprintf(vmid, "configuration: %v; its own hookscript (if any) is not run for %s: correct the file", err, phase))
 			return 0
 		}
-		log.Error().Err(err).Msgf("CT %d: configuration: %v; correct the file, then start the container again", vmid, err)
+		log.Error().Err(err).Msg(ctmsg.Sprintf(vmid, "configuration: %v; correct the file, then start the container again", err))
 		return 1
 	}
 	if err := cfg.ContainerError(vmid); err != nil {
 		// An error in this container's table is its own: the others start.
 		if !starting {
-			log.Error().Err(err).Msgf("CT %d: its table in the configuration: %v; its own hookscript (if any) is not run for %s: correct the line", vmid, err, phase)
+			log.Error().Err(err).Msg(ctmsg.Sprintf(vmid, "its table in the configuration: %v; its own hookscript (if any) is not run for %s: correct the line", err, phase))
 			return 0
 		}
-		log.Error().Err(err).Msgf("CT %d: its table in the configuration: %v; only this container's start is refused: correct the line (`nvidiaprep check` checks a file before you save it), then start it again", vmid, err)
+		log.Error().Err(err).Msg(ctmsg.Sprintf(vmid, "its table in the configuration: %v; only this container's start is refused: correct the line (`nvidiaprep check` checks a file before you save it), then start it again", err))
 		return 1
 	}
 	var chainErr error
 	if volid := cfg.Container(vmid).Chain; chain && volid != "" {
 		chainErr = runChained(context.Background(), cfg.Paths.PVE, volid, vmid, phase, stdout, stderr)
 		if chainErr != nil && phase == "pre-start" {
-			log.Error().Err(chainErr).Msgf("CT %d: its own hookscript failed in pre-start (%v), so the start is aborted, as it would be without nvidiaprep; fix it, or remove chain from [containers.%d]", vmid, chainErr, vmid)
+			log.Error().Err(chainErr).Msg(ctmsg.Sprintf(vmid, "its own hookscript failed in pre-start (%v), so the start is aborted, as it would be without nvidiaprep; fix it, or remove chain from [containers.%d]", chainErr, vmid))
 			return 1
 		}
 		if chainErr != nil {
-			log.Error().Err(chainErr).Msgf("CT %d: its own hookscript failed in %s: %v", vmid, phase, chainErr)
+			log.Error().Err(chainErr).Msg(ctmsg.Sprintf(vmid, "its own hookscript failed in %s: %v", phase, chainErr))
 		}
 	}
 	rc := 0
@@ -146,7 +147,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	req := prestart.Request{VMID: vmid, GPUs: ct.GPUs, Required: ct.Required, Install: ct.Install, Strict: ct.Strict, NodeGID: ct.NodeGID, NodeMode: ct.NodeMode}
 	res, err := prestart.Run(realHost(cfg.Paths, vmid), req, log)
 	if err != nil {
-		log.Error().Err(err).Msg(err.Error())
+		log.Error().Err(err).Msg(ctmsg.Text(vmid, err))
 		return 1
 	}
 	if len(res.GPUs) > 0 {
@@ -154,7 +155,7 @@ func preStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		for i, n := range res.Nodes {
 			names[i] = n.Name
 		}
-		log.Info().Msgf("CT %d: driver %s, GPUs %s: %s", vmid, res.Version, gpuList(res.GPUs), strings.Join(names, " "))
+		log.Info().Msg(ctmsg.Sprintf(vmid, "driver %s, GPUs %s: %s", res.Version, gpuList(res.GPUs), strings.Join(names, " ")))
 	}
 	return 0
 }
@@ -167,10 +168,10 @@ func nameDefault(cfg config.Config, vmid int, log zerolog.Logger) {
 	if len(cfg.Files) > 0 {
 		files = strings.Join(cfg.Files, " or ")
 	}
-	log.Info().Msgf("CT %d: no [containers.%d] table in %s, so it gets every GPU of the node (the default); `nvidiaprep enable %d --gpus LIST` records a choice", vmid, vmid, files, vmid)
+	log.Info().Msg(ctmsg.Sprintf(vmid, "no [containers.%d] table in %s, so it gets every GPU of the node (the default); `nvidiaprep enable %d --gpus LIST` records a choice", vmid, files, vmid))
 	for _, p := range cfg.Problems {
 		if p.VMID == 0 {
-			log.Warn().Msgf("CT %d: %v: this table applies to no container", vmid, p)
+			log.Warn().Msg(ctmsg.Sprintf(vmid, "%v: this table applies to no container", p))
 		}
 	}
 }

@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctinit"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/installstate"
 	"nvidiaprep/nvidiaprep/launch"
@@ -40,21 +40,21 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	select {
 	case st = <-done:
 	case <-time.After(lookTimeout):
-		log.Error().Msgf("CT %d: the container did not answer within %v (its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", vmid, lookTimeout, vmid)
+		log.Error().Msg(ctmsg.Sprintf(vmid, "the container did not answer within %v (its file system hangs); nothing is provisioned now. Once it answers, run `nvidiaprep provision %d`, or restart it", lookTimeout, vmid))
 		return 1
 	}
 	if st.err != nil && !installs {
 		// Only a left-over spec was looked for: not worth a failed phase.
-		log.Warn().Err(st.err).Msg(ctMessage(vmid, st.err) + "; whether it has a CDI spec of nvidiaprep's to remove is checked at its next start")
+		log.Warn().Err(st.err).Msg(ctmsg.Text(vmid, st.err) + "; whether it has a CDI spec of nvidiaprep's to remove is checked at its next start")
 		return 0
 	}
 	if st.err != nil {
-		log.Error().Err(st.err).Msg(ctMessage(vmid, st.err))
+		log.Error().Err(st.err).Msg(ctmsg.Text(vmid, st.err))
 		return 1
 	}
 	if !st.running {
 		if installs {
-			log.Warn().Msgf("CT %d is not running after its start; nothing to provision", vmid)
+			log.Warn().Msg(ctmsg.Name(vmid) + " is not running after its start; nothing to provision")
 		}
 		return 0
 	}
@@ -62,24 +62,24 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	// nvidiaprep's left from when it had a GPU is removed).
 	wantSpec, _, specErr := installstate.SpecWanted(cfg, vmid, version)
 	if specErr != nil {
-		log.Warn().Err(specErr).Msg(ctMessage(vmid, specErr) + "; its CDI spec is checked at its next start")
+		log.Warn().Err(specErr).Msg(ctmsg.Text(vmid, specErr) + "; its CDI spec is checked at its next start")
 	}
 	// What cannot be told is not acted on.
 	specOK := specErr != nil || st.specErr != nil || st.spec.UpToDate(wantSpec)
 	if st.specErr != nil {
-		log.Warn().Err(st.specErr).Msg(ctMessage(vmid, st.specErr) + "; its CDI spec is checked at its next start")
+		log.Warn().Err(st.specErr).Msg(ctmsg.Text(vmid, st.specErr) + "; its CDI spec is checked at its next start")
 	}
 	if !installs && specOK && !st.registered {
 		return 0
 	}
 	if st.current {
 		if settled, err := installstate.SettleRecord(cfg.Paths.State, vmid, version); err != nil {
-			log.Warn().Err(err).Msg(ctMessage(vmid, err))
+			log.Warn().Err(err).Msg(ctmsg.Text(vmid, err))
 		} else if settled {
-			log.Info().Msgf("CT %d: its last provisioning worker stopped before recording its outcome; the libraries %s are complete, and the record now says so", vmid, version)
+			log.Info().Msg(ctmsg.Sprintf(vmid, "its last provisioning worker stopped before recording its outcome; the libraries %s are complete, and the record now says so", version))
 		}
 		if specOK && !st.toolkit {
-			log.Debug().Msgf("CT %d: NVIDIA user-space libraries %s and its CDI spec are current", vmid, version)
+			log.Debug().Msg(ctmsg.Sprintf(vmid, "NVIDIA user-space libraries %s and its CDI spec are current", version))
 			return 0
 		}
 		st.why = "its CDI spec (" + installstate.SpecPath + ") is missing or out of date"
@@ -92,7 +92,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	worker, err := workerPath()
 	if err != nil {
-		log.Error().Err(err).Msg(ctMessage(vmid, err))
+		log.Error().Err(err).Msg(ctmsg.Text(vmid, err))
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -104,14 +104,14 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		LogDir: filepath.Join(cfg.Paths.State, "log"),
 	})
 	if err != nil {
-		log.Error().Err(err).Msg(ctMessage(vmid, err))
+		log.Error().Err(err).Msg(ctmsg.Text(vmid, err))
 		return 1
 	}
 	if st.current || !installs {
-		log.Info().Msgf("CT %d: %s; the worker updates it in the background (%s)", vmid, st.why, how)
+		log.Info().Msg(ctmsg.Sprintf(vmid, "%s; the worker updates it in the background (%s)", st.why, how))
 		return 0
 	}
-	log.Info().Msgf("CT %d: %s; installing NVIDIA user-space libraries %s in the background (%s)", vmid, st.why, version, how)
+	log.Info().Msg(ctmsg.Sprintf(vmid, "%s; installing NVIDIA user-space libraries %s in the background (%s)", st.why, version, how))
 	return 0
 }
 
@@ -140,22 +140,22 @@ func look(lxcConfig string, vmid int, version string, installs bool) state {
 		return state{running: false} // LXC has not started it: Proxmox writes this file first
 	}
 	if err != nil {
-		return state{err: fmt.Errorf("CT %d: reading its LXC config: %w", vmid, err)}
+		return state{err: fmt.Errorf("reading its LXC config: %w", err)}
 	}
 	dir, err := ctinit.CgroupDir(config, vmid)
 	if err != nil {
-		return state{err: fmt.Errorf("CT %d: its cgroup, from %s: %w", vmid, lxcConfig, err)}
+		return state{err: fmt.Errorf("its cgroup, from %s: %w", lxcConfig, err)}
 	}
 	host, err := ctinit.Real()
 	if err != nil {
-		return state{err: fmt.Errorf("CT %d: %w", vmid, err)}
+		return state{err: err}
 	}
 	root, err := host.Root(dir)
 	if errors.Is(err, ctinit.ErrStopped) {
 		return state{running: false}
 	}
 	if err != nil {
-		return state{err: fmt.Errorf("CT %d: opening its root: %w", vmid, err)}
+		return state{err: fmt.Errorf("opening its root: %w", err)}
 	}
 	defer root.Close()
 	st := state{running: true}
@@ -174,7 +174,7 @@ func look(lxcConfig string, vmid int, version string, installs bool) state {
 	st.toolkit = installs && installstate.HasToolkit(root)
 	st.spec, st.specErr = installstate.ReadSpecState(root)
 	if st.specErr != nil {
-		st.specErr = fmt.Errorf("CT %d: reading %s: %w", vmid, installstate.SpecPath, st.specErr)
+		st.specErr = fmt.Errorf("reading %s: %w", installstate.SpecPath, st.specErr)
 	}
 	return st
 }
@@ -205,15 +205,4 @@ func passEnv() []string {
 		}
 	}
 	return env
-}
-
-// ctMessage is an error's text for the task log, beginning "CT <vmid>: "
-// once: most errors from below (ctexec, launch, provision) name the
-// container already.
-func ctMessage(vmid int, err error) string {
-	prefix := fmt.Sprintf("CT %d", vmid)
-	if msg := err.Error(); strings.HasPrefix(msg, prefix+":") || strings.HasPrefix(msg, prefix+" ") {
-		return msg
-	}
-	return prefix + ": " + err.Error()
 }

@@ -185,13 +185,29 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 				t.Errorf("exit %d, want %d:\n%s", code, c.exit, out)
 			}
 			wantAll(t, "the message", out, want...)
+			onceEach(t, out, "CT "+id, "CT "+id2)
 			wantSameTree(t, "host", before, treeState(t, false, n.Host.Root, n.Bed.LXCPath))
 		})
 	}
 }
 
+// onceEach checks that no line of out names one of the containers twice
+// (post-start printed "CT 101: CT 101: ...").
+func onceEach(t *testing.T, out string, names ...string) {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		for _, name := range names {
+			if n := strings.Count(l, name+":") + strings.Count(l, name+" "); n > 1 {
+				t.Errorf("%q names %s %d times, want once", l, name, n)
+			}
+		}
+	}
+}
+
 // failedProvision waits for the worker's record since since and checks
-// that it failed with an error that holds want.
+// that it failed with an error that holds want. The record is the
+// container's own, so its error does not name it; the worker's log line
+// does, exactly once.
 func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, want ...string) record.Provision {
 	t.Helper()
 	p, err := n.WaitProvisioned(vmid, since, time.Minute)
@@ -201,12 +217,22 @@ func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, 
 	if p.Outcome != record.Failed {
 		t.Fatalf("CT %d: record %+v, want failed\nworker log:\n%s", vmid, p, n.WorkerLog(vmid))
 	}
-	wantAll(t, "the record's error", p.Error, append([]string{fmt.Sprintf("CT %d", vmid)}, want...)...)
+	wantAll(t, "the record's error", p.Error, want...)
+	name := fmt.Sprintf("CT %d", vmid)
+	if strings.Contains(p.Error, name) {
+		t.Errorf("the record's error names %s: %s", name, p.Error)
+	}
 	// The worker logs its error after it has saved the record.
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.WorkerLog(vmid), p.Error) && time.Now().Before(deadline); {
+	line := name + ": " + p.Error
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.WorkerLog(vmid), line) && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	wantAll(t, "the worker log", n.WorkerLog(vmid), p.Error)
+	wantAll(t, "the worker log", n.WorkerLog(vmid), line)
+	for _, l := range strings.Split(n.WorkerLog(vmid), "\n") {
+		if strings.Contains(l, p.Error) && strings.Count(l, name) != 1 {
+			t.Errorf("the worker log's line names %s %d times, want once: %s", name, strings.Count(l, name), l)
+		}
+	}
 	return p
 }
 
@@ -347,7 +373,6 @@ const bashInit = "#!/bin/bash\ntrap 'exit 0' PWR TERM INT\nwhile :; do sleep 1 &
 // nothing in it changes.
 func TestContainerWithoutShell(t *testing.T) {
 	vmid := lxctest.VMID(t)
-	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "")
 	ct := newCT(t, n, vmid, lxctest.Options{Init: "/usr/local/sbin/bash-init"})
 	if err := ct.WriteFile("/usr/local/sbin/bash-init", []byte(bashInit), 0o755); err != nil {
@@ -356,7 +381,7 @@ func TestContainerWithoutShell(t *testing.T) {
 	files := baseline(t, ct, "rm /usr/bin/sh")
 	since := time.Now()
 	start(t, n, ct)
-	failedProvision(t, n, vmid, since, "CT "+id+" has no working /bin/sh", "nvidiaprep needs a POSIX shell", "nothing was changed")
+	failedProvision(t, n, vmid, since, "no working /bin/sh (exit ", "nvidiaprep needs a POSIX shell", "nothing was changed")
 	wantSameCT(t, ct, files, ctFiles(t, ct))
 }
 
@@ -381,7 +406,7 @@ func TestContainerWithAFullDisk(t *testing.T) {
 	// NVIDIA's installer goes on after a file it cannot install and exits 0
 	// (continue_after_error): the manifest check finds what is missing.
 	failedProvision(t, n, vmid, since, "the install of "+driverA+" is incomplete although nvidia-installer exited 0", "Cannot install ",
-		"the container's file system is full: /usr/lib/x86_64-linux-gnu has ", "free space in CT "+id+" (or grow its disk: pct resize "+id+" rootfs +1G), then restart it")
+		"the container's file system is full: /usr/lib/x86_64-linux-gnu has ", "free space in it (or grow its disk: pct resize "+id+" rootfs +1G), then restart it")
 	if b, _ := os.ReadFile(ct.ConfigPath()); string(b) != string(config) {
 		t.Errorf("the generated config changed:\n%s", b)
 	}

@@ -163,7 +163,6 @@ func TestTwoSimultaneousPostStarts(t *testing.T) {
 // with a failed record that says so, and the next start installs.
 func TestContainerStoppedDuringItsInstall(t *testing.T) {
 	vmid := lxctest.VMID(t)
-	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "")
 	ct := newCT(t, n, vmid, lxctest.Options{Init: lxctest.ShLoop})
 	installDelay(t, ct, 60)
@@ -181,7 +180,7 @@ func TestContainerStoppedDuringItsInstall(t *testing.T) {
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
 		t.Fatal(err)
 	}
-	p := failedProvision(t, n, vmid, since, "CT "+id+" stopped during the install of "+driverA, "its next start installs again")
+	p := failedProvision(t, n, vmid, since, "it stopped during the install of "+driverA, "its next start installs again")
 	if took := p.Finished.Sub(stopped); took > 15*time.Second {
 		t.Errorf("the worker ended %v after the stop", took)
 	}

@@ -79,9 +79,7 @@ func stallIn(t *testing.T, ct *lxctest.CT, dir string) {
 // for it.
 func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 	vmid := lxctest.VMID(t)
-	id := strconv.Itoa(vmid)
 	vmid2 := lxctest.VMID(t)
-	id2 := strconv.Itoa(vmid2)
 	vmid3 := lxctest.VMID(t)
 	withFusectl(t)
 	n := provisionNode(t, "[provision]\nmax_concurrent = 1\ninstall_timeout = \"80s\"\n")
@@ -117,8 +115,8 @@ func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 		ct   *lxctest.CT
 		want []string
 	}{
-		{over, []string{"CT " + id + ": /var/lib/dpkg/lock-frontend lies below /var/lib/dpkg, a fuse.fusestall mount inside the container", "the host does not cross into it", "nothing was changed"}},
-		{linked, []string{"CT " + id2 + ": probing /var/lib/dpkg/lock-frontend: probing the locks /var/lib/dpkg/lock-frontend, /var/lib/dpkg/lock, /var/cache/apt/archives/lock, /var/lib/apt/lists/lock inside CT " + id2 + " did not finish within", "FUSE connection of /srv/stall (fuse.fusestall", "was aborted", "which ended it"}},
+		{over, []string{"/var/lib/dpkg/lock-frontend lies below /var/lib/dpkg, a fuse.fusestall mount inside the container", "the host does not cross into it", "nothing was changed"}},
+		{linked, []string{"probing /var/lib/dpkg/lock-frontend: probing the locks /var/lib/dpkg/lock-frontend, /var/lib/dpkg/lock, /var/cache/apt/archives/lock, /var/lib/apt/lists/lock inside the container did not finish within", "FUSE connection of /srv/stall (fuse.fusestall", "was aborted", "which ended it"}},
 	} {
 		// The innocent container may win the slot before a hostile one:
 		// that one's read is then abandoned after the innocent install.
@@ -130,7 +128,7 @@ func TestFUSEServerThatNeverAnswersHoldsNoSlot(t *testing.T) {
 			t.Errorf("CT %d: %+v, want a failed record", c.ct.VMID, p)
 		}
 		wantAll(t, "CT "+strconv.Itoa(c.ct.VMID)+"'s record", p.Error, c.want...)
-		wantAll(t, "CT "+strconv.Itoa(c.ct.VMID)+"'s worker log", n.WorkerLog(c.ct.VMID), c.want[0])
+		wantAll(t, "CT "+strconv.Itoa(c.ct.VMID)+"'s worker log", n.WorkerLog(c.ct.VMID), "CT "+strconv.Itoa(c.ct.VMID)+": "+c.want[0])
 		if pids := workerPIDs(c.ct.VMID); len(pids) > 0 {
 			t.Errorf("CT %d: workers %v still run", c.ct.VMID, pids)
 		}

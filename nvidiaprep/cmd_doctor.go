@@ -8,6 +8,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/doctor"
 	"nvidiaprep/nvidiaprep/status"
 	"nvidiaprep/nvidiaprep/term"
@@ -94,7 +95,7 @@ func writeDoctor(c *cli.Call, r doctor.Report, st term.Style) {
 	if len(r.Dependents) > 0 {
 		text := fmt.Sprintf("CTs %s use nvidiaprep's hookscript: Proxmox refuses to start them on a node without the nvidiaprep package, so install it on every node they can move to (migration, restore).", joinInts(r.Dependents))
 		if len(r.Dependents) == 1 {
-			text = fmt.Sprintf("CT %d uses nvidiaprep's hookscript: Proxmox refuses to start it on a node without the nvidiaprep package, so install it on every node it can move to (migration, restore).", r.Dependents[0])
+			text = fmt.Sprintf("%s uses nvidiaprep's hookscript: Proxmox refuses to start it on a node without the nvidiaprep package, so install it on every node it can move to (migration, restore).", ctmsg.Name(r.Dependents[0]))
 		}
 		out(term.Wrap(text, st.Width, "", ""))
 	}

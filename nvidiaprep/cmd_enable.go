@@ -13,6 +13,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/hookself"
@@ -60,29 +61,29 @@ func (h host) enableRun(c *cli.Call) int {
 	sources := config.Sources(h.getenv)
 	node := sources[1].Path
 	if node == "" {
-		return out.fail(1, "CT %d: %s is set to the empty string (no node file), so there is no file to record the choice in: unset it or name a file", vmid, config.EnvNode)
+		return out.failCT(1, fmt.Errorf("%s is set to the empty string (no node file), so there is no file to record the choice in: unset it or name a file", config.EnvNode))
 	}
 	sources[1].Optional = true // enable creates it
 	cfg, err := config.LoadFiles(sources...)
 	if err != nil {
-		return out.fail(1, "CT %d: the configuration does not load, fix it first: %v", vmid, err)
+		return out.failCT(1, fmt.Errorf("the configuration does not load, fix it first: %w", err))
 	}
 	ct, err := readCT(cfg.Paths.PVE, vmid)
 	if err != nil {
-		return out.fail(1, "%v", err)
+		return out.failCT(1, err)
 	}
 	// Proxmox allows one hookscript per guest: the admin's own is kept by
 	// having nvidiaprep's hook run it first.
 	if ct != nil && ct.Hookscript != "" && !ct.UsesHook() {
 		if self, why := isHookItself(cfg.Paths, ct.Hookscript); self {
 			// Recorded as the chain, it would run itself without end.
-			out.say("CT %d: its hookscript %s is nvidiaprep's hook under another name (%s): it is replaced, not kept as a chained hookscript", vmid, ct.Hookscript, why)
+			out.sayCT("its hookscript %s is nvidiaprep's hook under another name (%s): it is replaced, not kept as a chained hookscript", ct.Hookscript, why)
 		} else {
 			s.Chain = &ct.Hookscript
 		}
 	}
 	if err := checkSelection(cfg, vmid, s, c.Bool("force"), c.Stderr); err != nil {
-		return out.fail(1, "%v; nothing was changed", err)
+		return out.failCT(1, fmt.Errorf("%w; nothing was changed", err))
 	}
 	ctx := context.Background()
 	if c.Bool("dry-run") {
@@ -92,29 +93,29 @@ func (h host) enableRun(c *cli.Call) int {
 		return nodeconf.SetContainer(text, vmid, s, cfg.Container(vmid))
 	})
 	if err != nil {
-		return out.fail(1, "CT %d: %v", vmid, err)
+		return out.failCT(1, err)
 	}
 	out.file(node, fmt.Sprintf("containers.%d", vmid), "written")
 	cfg, err = config.LoadFiles(sources...)
 	if err != nil { // Edit checked this very load
-		return out.fail(1, "CT %d: %v", vmid, err)
+		return out.failCT(1, err)
 	}
 	out.doc.Container = settingsOf(cfg.Container(vmid))
-	out.say("CT %d: %s; recorded in [containers.%d] of %s", vmid, describe(cfg.Container(vmid)), vmid, node)
+	out.sayCT("%s; recorded in [containers.%d] of %s", describe(cfg.Container(vmid)), vmid, node)
 	if s.Chain != nil {
-		out.say("CT %d: its own hookscript %s is kept: nvidiaprep's hook runs it first, in every phase (chain in [containers.%d]); `nvidiaprep disable %d` puts it back", vmid, *s.Chain, vmid, vmid)
+		out.sayCT("its own hookscript %s is kept: nvidiaprep's hook runs it first, in every phase (chain in [containers.%d]); `nvidiaprep disable %d` puts it back", *s.Chain, vmid, vmid)
 	}
 	ran, err := h.pct(ctx, out, pve.SetHookscript(vmid))
 	if err != nil {
-		return out.fail(1, "CT %d: setting the hookscript failed: %v\n(is the nvidiaprep package installed? Its postinst links the hook as /var/lib/vz/snippets/%s.)", vmid, err, pve.HookName)
+		return out.failCT(1, fmt.Errorf("setting the hookscript failed: %w\n(is the nvidiaprep package installed? Its postinst links the hook as /var/lib/vz/snippets/%s.)", err, pve.HookName))
 	}
 	if c.Bool("adopt") && ct != nil {
 		if err := adopt(ctx, c.Stdout, cfg, vmid, false); err != nil {
-			return out.fail(1, "%v", err)
+			return out.failCT(1, err)
 		}
 	}
 	if ran {
-		out.say("CT %d gets its GPUs at its next start (pct reboot %d, if it runs).", vmid, vmid)
+		out.say("%s gets its GPUs at its next start (pct reboot %d, if it runs).", ctmsg.Name(vmid), vmid)
 	}
 	return out.done()
 }
@@ -139,19 +140,19 @@ func isHookItself(p config.Paths, volid string) (bool, string) {
 func (h host) enableDryRun(ctx context.Context, c *cli.Call, cfg config.Config, vmid int, node string, s nodeconf.Settings, adoptLines bool) int {
 	old, err := fsutil.ReadRegular(node, config.MaxFileSize)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return c.Fail(cli.ExitFail, "CT %d: %v", vmid, err)
+		return c.Fail(cli.ExitFail, "%s", ctmsg.Text(vmid, err))
 	}
 	text, err := nodeconf.SetContainer(old, vmid, s, cfg.Container(vmid))
 	if err == nil {
 		err = printDryRun(c.Stdout, cfg, vmid, node, text)
 	}
 	if err != nil {
-		return c.Fail(cli.ExitFail, "CT %d: %v", vmid, err)
+		return c.Fail(cli.ExitFail, "%s", ctmsg.Text(vmid, err))
 	}
 	fmt.Fprintf(c.Stdout, "would run: %s\n", strings.Join(pve.SetHookscript(vmid), " "))
 	if adoptLines {
 		if err := adopt(ctx, c.Stdout, cfg, vmid, true); err != nil {
-			return c.Fail(cli.ExitFail, "%v", err)
+			return c.Fail(cli.ExitFail, "%s", ctmsg.Text(vmid, err))
 		}
 	}
 	fmt.Fprintln(c.Stdout, "Nothing was changed (--dry-run).")
@@ -184,33 +185,33 @@ func (h host) disableRun(c *cli.Call) int {
 				return out, err
 			})
 			if err != nil {
-				return out.fail(1, "CT %d: %v", vmid, err)
+				return out.failCT(1, err)
 			}
 			if found {
 				out.file(node, fmt.Sprintf("containers.%d", vmid), "removed")
-				out.say("CT %d: removed [containers.%d] from %s", vmid, vmid, node)
+				out.sayCT("removed [containers.%d] from %s", vmid, node)
 			}
 		}
 	}
 	if cl := sources[0].Path; cl != "" {
 		if cfg, err := config.LoadFiles(sources[0]); err == nil {
 			if _, ok := cfg.Containers[vmid]; ok {
-				out.say("CT %d: the cluster file %s still has [containers.%d]; it applies on any node where the container has the hookscript", vmid, cl, vmid)
+				out.sayCT("the cluster file %s still has [containers.%d]; it applies on any node where the container has the hookscript", cl, vmid)
 			}
 		}
 	}
 	ct, err := readCT(pveDir, vmid)
 	switch {
 	case errors.Is(err, errNoCT):
-		out.say("CT %d is not on this node: no hookscript to remove.", vmid)
+		out.say("%s is not on this node: no hookscript to remove.", ctmsg.Name(vmid))
 		return out.done()
 	case err != nil:
-		return out.fail(1, "CT %d: %v", vmid, err)
+		return out.failCT(1, err)
 	case ct != nil && ct.Hookscript == "":
-		out.say("CT %d has no hookscript.", vmid)
+		out.say("%s has no hookscript.", ctmsg.Name(vmid))
 		return out.done()
 	case ct != nil && !ct.UsesHook():
-		out.say("CT %d's hookscript is %s, not nvidiaprep's: left alone.", vmid, ct.Hookscript)
+		out.say("%s's hookscript is %s, not nvidiaprep's: left alone.", ctmsg.Name(vmid), ct.Hookscript)
 		return out.done()
 	}
 	argv := pve.DeleteHookscript(vmid)
@@ -219,12 +220,12 @@ func (h host) disableRun(c *cli.Call) int {
 	}
 	ran, err := h.pct(ctx, out, argv)
 	if err != nil {
-		return out.fail(1, "CT %d: %s failed: %v", vmid, strings.Join(argv, " "), err)
+		return out.failCT(1, fmt.Errorf("%s failed: %w", strings.Join(argv, " "), err))
 	}
 	if ran && chain != "" {
-		out.say("CT %d: its own hookscript %s is its hookscript again; it starts without nvidiaprep from its next start on.", vmid, chain)
+		out.sayCT("its own hookscript %s is its hookscript again; it starts without nvidiaprep from its next start on.", chain)
 	} else if ran {
-		out.say("CT %d starts without nvidiaprep from its next start on.", vmid)
+		out.say("%s starts without nvidiaprep from its next start on.", ctmsg.Name(vmid))
 	}
 	return out.done()
 }

@@ -13,6 +13,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/cfgcheck"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -37,14 +38,14 @@ func checkSelection(cfg config.Config, vmid int, s nodeconf.Settings, force bool
 		c.Required = *s.Required
 	}
 	if c.GPUs.None() && c.Required {
-		return fmt.Errorf("CT %d: no GPU with required: there is nothing to require; give it GPUs, or leave out --required (--required=false)", vmid)
+		return errors.New("no GPU with required: there is nothing to require; give it GPUs, or leave out --required (--required=false)")
 	}
 	if s.GPUs == nil || c.GPUs.All {
 		return nil
 	}
 	for i, sel := range c.GPUs.Selectors {
 		if slices.Contains(c.GPUs.Selectors[:i], sel) {
-			return fmt.Errorf("CT %d: GPU %q is listed twice: list it once", vmid, sel)
+			return fmt.Errorf("GPU %q is listed twice: list it once", sel)
 		}
 	}
 	gpus, err := cfgcheck.NodeGPUs(cfg.Paths)
@@ -53,19 +54,19 @@ func checkSelection(cfg config.Config, vmid int, s nodeconf.Settings, force bool
 		if err != nil {
 			why = err.Error()
 		}
-		fmt.Fprintf(warn, "nvidiaprep enable: CT %d: the GPUs %s are not checked against this node: %s\n", vmid, strings.Join(c.GPUs.Selectors, ", "), why)
+		fmt.Fprintf(warn, "nvidiaprep enable: %s\n", ctmsg.Sprintf(vmid, "the GPUs %s are not checked against this node: %s", strings.Join(c.GPUs.Selectors, ", "), why))
 		return nil
 	}
 	err = cfgcheck.Selectors(gpus, c.GPUs)
 	var unmatched *nvdev.UnmatchedError
 	switch {
 	case errors.As(err, &unmatched) && force:
-		fmt.Fprintf(warn, "nvidiaprep enable: CT %d: %v; recorded anyway (--force): on this node it starts without them\n", vmid, err)
+		fmt.Fprintf(warn, "nvidiaprep enable: %s\n", ctmsg.Sprintf(vmid, "%v; recorded anyway (--force): on this node it starts without them", err))
 		return nil
 	case errors.As(err, &unmatched):
-		return fmt.Errorf("CT %d: %w; give GPUs of this node, or --force to record a table meant for another node", vmid, err)
+		return fmt.Errorf("%w; give GPUs of this node, or --force to record a table meant for another node", err)
 	case err != nil:
-		return fmt.Errorf("CT %d: %w", vmid, err)
+		return err
 	}
 	return nil
 }
@@ -85,7 +86,7 @@ func previewBlock(cfg config.Config, vmid int, c config.Container) ([]string, er
 // next start would get.
 func printDryRun(stdout io.Writer, cfg config.Config, vmid int, node string, text []byte) error {
 	table := tableText(text, vmid)
-	fmt.Fprintf(stdout, "CT %d: %s would hold:\n", vmid, node)
+	fmt.Fprintln(stdout, ctmsg.Sprintf(vmid, "%s would hold:", node))
 	for _, l := range table {
 		fmt.Fprintf(stdout, "  %s\n", l)
 	}
@@ -96,11 +97,11 @@ func printDryRun(stdout io.Writer, cfg config.Config, vmid int, node string, tex
 	block, err := previewBlock(cand, vmid, cand.Container(vmid))
 	switch {
 	case err != nil:
-		fmt.Fprintf(stdout, "CT %d: at its next start it would get no GPU here: %v\n", vmid, err)
+		fmt.Fprintln(stdout, ctmsg.Sprintf(vmid, "at its next start it would get no GPU here: %v", err))
 	case len(block) == 0:
-		fmt.Fprintf(stdout, "CT %d: at its next start it gets no GPU (none chosen): no block\n", vmid)
+		fmt.Fprintln(stdout, ctmsg.Sprintf(vmid, "at its next start it gets no GPU (none chosen): no block"))
 	default:
-		fmt.Fprintf(stdout, "CT %d: at its next start, pre-start would write into %s (the node as it is now; MIG capabilities are added then):\n", vmid, cfg.Paths.LXCConfig(vmid))
+		fmt.Fprintln(stdout, ctmsg.Sprintf(vmid, "at its next start, pre-start would write into %s (the node as it is now; MIG capabilities are added then):", cfg.Paths.LXCConfig(vmid)))
 		for _, l := range block {
 			fmt.Fprintf(stdout, "  %s\n", l)
 		}
@@ -159,7 +160,7 @@ func adopt(ctx context.Context, stdout io.Writer, cfg config.Config, vmid int, d
 	path := pve.CTPath(cfg.Paths.PVE, vmid)
 	text, err := fsutil.ReadRegular(path, lxcconf.MaxSize)
 	if err != nil {
-		return fmt.Errorf("CT %d: --adopt: %w", vmid, err)
+		return fmt.Errorf("--adopt: %w", err)
 	}
 	ct := pve.ParseCT(vmid, path, text)
 	devices := make([]devplan.Passthrough, len(ct.Devices))
@@ -172,7 +173,7 @@ func adopt(ctx context.Context, stdout io.Writer, cfg config.Config, vmid int, d
 	}
 	lines := devplan.Adoptable(ct.LXC, devices, majors)
 	if len(lines) == 0 {
-		fmt.Fprintf(stdout, "CT %d: %s has no hand-written NVIDIA lines: nothing to adopt\n", vmid, path)
+		fmt.Fprintln(stdout, ctmsg.Sprintf(vmid, "%s has no hand-written NVIDIA lines: nothing to adopt", path))
 		return nil
 	}
 	raw := strings.Split(string(text), "\n")
@@ -180,7 +181,7 @@ func adopt(ctx context.Context, stdout io.Writer, cfg config.Config, vmid int, d
 	if dry {
 		verb = "would remove"
 	}
-	fmt.Fprintf(stdout, "CT %d: %s the hand-written NVIDIA lines that nvidiaprep supersedes from %s:\n", vmid, verb, path)
+	fmt.Fprintln(stdout, ctmsg.Sprintf(vmid, "%s the hand-written NVIDIA lines that nvidiaprep supersedes from %s:", verb, path))
 	for _, n := range lines {
 		fmt.Fprintf(stdout, "  -%d: %s\n", n, strings.TrimRight(raw[n-1], "\r"))
 	}
@@ -192,6 +193,6 @@ func adopt(ctx context.Context, stdout io.Writer, cfg config.Config, vmid int, d
 	if err := pve.RemoveLines(ctx, cfg.Paths.PVE, cfg.Paths.Root, vmid, text, lines); err != nil {
 		return fmt.Errorf("%w; nothing was removed", err)
 	}
-	fmt.Fprintf(stdout, "CT %d: removed %d line(s); every other line is as it was\n", vmid, len(lines))
+	fmt.Fprintln(stdout, ctmsg.Sprintf(vmid, "removed %d line(s); every other line is as it was", len(lines)))
 	return nil
 }

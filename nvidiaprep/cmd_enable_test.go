@@ -292,3 +292,25 @@ func TestEnableDoesNotChainTheHookItself(t *testing.T) {
 		}
 	}
 }
+
+// enable and disable name the container once in each error, whatever layer
+// it comes from.
+func TestEnableDisableNameTheContainerOnce(t *testing.T) {
+	h, _, dir := testHost(t, true)
+	enable := func(a []string, o, e *bytes.Buffer) int { return h.enable(a, o, e) }
+	disable := func(a []string, o, e *bytes.Buffer) int { return h.disable(a, o, e) }
+	os.WriteFile(filepath.Join(dir, "pve/lxc/9510.conf"), []byte("arch: amd64\n"), 0o644)
+	code, _, errOut := call(enable, "9510", "--gpus", "0,0")
+	if code != 1 || !strings.Contains(errOut, `CT 9510: GPU "0" is listed twice: list it once; nothing was changed`) || strings.Count(errOut, "CT 9510") != 1 {
+		t.Errorf("enable --gpus 0,0: exit %d: %s", code, errOut)
+	}
+	// Proxmox's config of the container cannot be read: a directory.
+	os.Remove(filepath.Join(dir, "pve/lxc/9510.conf"))
+	os.Mkdir(filepath.Join(dir, "pve/lxc/9510.conf"), 0o755)
+	for name, f := range map[string]func([]string, *bytes.Buffer, *bytes.Buffer) int{"enable": enable, "disable": disable} {
+		code, _, errOut := call(f, "9510")
+		if code != 1 || !strings.Contains(errOut, "CT 9510: ") || strings.Count(errOut, "CT 9510") != 1 {
+			t.Errorf("%s: exit %d, want 1 and CT 9510 named once: %s", name, code, errOut)
+		}
+	}
+}

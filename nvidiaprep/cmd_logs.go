@@ -16,6 +16,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/launch"
 	"nvidiaprep/nvidiaprep/untrusted"
@@ -51,25 +52,25 @@ func (h host) logsRun(c *cli.Call) int {
 				return cli.ExitOK
 			}
 			if err != nil {
-				return c.Fail(cli.ExitFail, "CT %d: journalctl --unit %s: %v", vmid, unit, err)
+				return c.Fail(cli.ExitFail, "%s", ctmsg.Sprintf(vmid, "journalctl --unit %s: %v", unit, err))
 			}
 			return cli.ExitOK
 		}
 	}
 	f, err := fsutil.OpenRegular(file)
 	if errors.Is(err, os.ErrNotExist) {
-		return c.Fail(cli.ExitFail, "CT %d: no worker log %s: no provisioning has run for it on this node (it runs at a start when the container's libraries are not the loaded driver's)", vmid, file)
+		return c.Fail(cli.ExitFail, "%s", ctmsg.Sprintf(vmid, "no worker log %s: no provisioning has run for it on this node (it runs at a start when the container's libraries are not the loaded driver's)", file))
 	}
 	if err != nil {
-		return c.Fail(cli.ExitFail, "CT %d: %v", vmid, err)
+		return c.Fail(cli.ExitFail, "%s", ctmsg.Text(vmid, err))
 	}
 	defer f.Close()
 	if err := copyLines(c.Stdout, f); err != nil {
-		return c.Fail(cli.ExitFail, "CT %d: reading %s: %v", vmid, file, err)
+		return c.Fail(cli.ExitFail, "%s", ctmsg.Sprintf(vmid, "reading %s: %v", file, err))
 	}
 	if follow {
 		if err := followFile(ctx, f, c.Stdout, 300*time.Millisecond); err != nil {
-			return c.Fail(cli.ExitFail, "CT %d: following %s: %v", vmid, file, err)
+			return c.Fail(cli.ExitFail, "%s", ctmsg.Sprintf(vmid, "following %s: %v", file, err))
 		}
 	}
 	return cli.ExitOK

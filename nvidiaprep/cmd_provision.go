@@ -12,6 +12,7 @@ import (
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/logging"
 	"nvidiaprep/nvidiaprep/progress"
 	"nvidiaprep/nvidiaprep/provision"
@@ -30,11 +31,11 @@ func provisionCmd(c *cli.Call) int {
 	log := logging.New(line.Writer(stderr), os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", "provision").Logger()
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
-		log.Error().Err(err).Msgf("CT %d: configuration: %v; correct the file, then run this again", vmid, err)
+		log.Error().Err(err).Msg(ctmsg.Sprintf(vmid, "configuration: %v; correct the file, then run this again", err))
 		return 1
 	}
 	if err := cfg.ContainerError(vmid); err != nil {
-		log.Error().Err(err).Msgf("CT %d: its table in the configuration: %v; correct the line, then run this again", vmid, err)
+		log.Error().Err(err).Msg(ctmsg.Sprintf(vmid, "its table in the configuration: %v; correct the line, then run this again", err))
 		return 1
 	}
 	if why := notRunning(cfg.Paths.LXC, vmid); why != "" {
@@ -42,7 +43,7 @@ func provisionCmd(c *cli.Call) int {
 		return 1
 	}
 	if err := refreshGPUCache(cfg.Paths); err != nil {
-		log.Warn().Err(err).Msgf("CT %d: %v", vmid, err)
+		log.Warn().Err(err).Msg(ctmsg.Text(vmid, err))
 	}
 	w := provision.Worker{Config: cfg, VMID: vmid, Log: log, Status: func(s string) {
 		line.Step(s)
@@ -51,11 +52,11 @@ func provisionCmd(c *cli.Call) int {
 	err = w.Run(context.Background())
 	switch {
 	case errors.Is(err, provision.ErrBusy):
-		log.Info().Msgf("CT %d: another worker is provisioning it; leaving it to that one", vmid)
+		log.Info().Msg(ctmsg.Sprintf(vmid, "another worker is provisioning it; leaving it to that one"))
 		return 0
 	case err != nil:
 		daemon.SdNotify(false, "STATUS=failed: "+err.Error())
-		log.Error().Err(err).Msg(err.Error())
+		log.Error().Err(err).Msg(ctmsg.Text(vmid, err))
 		return 1
 	}
 	return 0
@@ -66,18 +67,18 @@ func provisionCmd(c *cli.Call) int {
 func notRunning(lxcPath string, vmid int) string {
 	c, err := ctexec.Open(lxcPath, vmid)
 	if err != nil {
-		return err.Error()
+		return ctmsg.Text(vmid, err)
 	}
 	defer c.Close()
 	if !c.Defined() {
-		return fmt.Sprintf("CT %d is not running: there is no container %d in %s; check the vmid", vmid, vmid, lxcPath)
+		return fmt.Sprintf("%s is not running: there is no container %d in %s; check the vmid", ctmsg.Name(vmid), vmid, lxcPath)
 	}
 	pid, err := c.InitPID(context.Background())
 	switch {
 	case err != nil:
-		return err.Error()
+		return ctmsg.Text(vmid, err)
 	case pid <= 0:
-		return fmt.Sprintf("CT %d is not running: start it (pct start %d), and its post-start provisions it", vmid, vmid)
+		return fmt.Sprintf("%s is not running: start it (pct start %d), and its post-start provisions it", ctmsg.Name(vmid), vmid)
 	}
 	return ""
 }

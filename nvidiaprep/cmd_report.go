@@ -6,6 +6,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 )
 
 // changeReport is what enable and disable tell: sentences on stdout, or with
@@ -87,6 +88,17 @@ func (r *changeReport) file(path, table, action string) {
 
 func (r *changeReport) command(argv []string, ran bool) {
 	r.doc.Commands = append(r.doc.Commands, commandRun{Argv: argv, Ran: ran})
+}
+
+// failCT reports err, an error about the command's container, naming it
+// once (ctmsg), with what was changed before it.
+func (r *changeReport) failCT(code int, err error) int {
+	return r.fail(code, "%s", ctmsg.Text(r.doc.VMID, err))
+}
+
+// sayCT says a sentence about the command's container, naming it first.
+func (r *changeReport) sayCT(format string, args ...any) {
+	r.say("%s", ctmsg.Sprintf(r.doc.VMID, format, args...))
 }
 
 // fail reports an error with what was changed before it.

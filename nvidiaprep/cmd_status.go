@@ -13,6 +13,7 @@ import (
 	"nvidiaprep/nvidiaprep/cli"
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/launch"
@@ -100,7 +101,7 @@ func (h host) probe(lxcPath string) func(int) status.Probe {
 			return p
 		case <-time.After(probeTimeout):
 			// The look goes on until the process exits; status does not wait.
-			return status.Probe{Err: fmt.Errorf("CT %d: its LXC monitor did not answer within %v", vmid, probeTimeout)}
+			return status.Probe{Err: ctmsg.Errorf(vmid, "its LXC monitor did not answer within %v", probeTimeout)}
 		}
 	}
 }

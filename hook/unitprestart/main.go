@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/pve"
@@ -62,7 +63,7 @@ func run(args []string, stderr io.Writer, now time.Time, hookDir string, exec fu
 	ct, err := pve.ReadCT(paths.PVE, vmid)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(stderr, "nvidiaprep: CT %d: cannot read its Proxmox config, so nvidiaprep's pre-start is not applied: %v\n", vmid, err)
+			fmt.Fprintf(stderr, "nvidiaprep: %s\n", ctmsg.Sprintf(vmid, "cannot read its Proxmox config, so nvidiaprep's pre-start is not applied: %v", err))
 		}
 		return 0
 	}
@@ -74,12 +75,12 @@ func run(args []string, stderr io.Writer, now time.Time, hookDir string, exec fu
 	}
 	hook, err := hookPath(hookDir)
 	if err != nil {
-		fmt.Fprintf(stderr, "nvidiaprep: CT %d: %v\n", vmid, err)
+		fmt.Fprintf(stderr, "nvidiaprep: %s\n", ctmsg.Text(vmid, err))
 		return 1
 	}
 	// The hook reports a broken configuration itself, as in pct start.
 	err = exec(hook, []string{hook, "--no-chain", args[0], "pre-start"})
-	fmt.Fprintf(stderr, "nvidiaprep: CT %d: running %s: %v; reinstall the nvidiaprep package\n", vmid, hook, err)
+	fmt.Fprintf(stderr, "nvidiaprep: %s\n", ctmsg.Sprintf(vmid, "running %s: %v; reinstall the nvidiaprep package", hook, err))
 	return 1
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/gpusel"
 	"nvidiaprep/nvidiaprep/nvdev"
 	"nvidiaprep/nvidiaprep/pve"
@@ -107,7 +108,7 @@ func Check(o Options) Report {
 		if p.VMID == 0 {
 			f.Severity, f.Msg = Warning, p.Msg+" (this table applies to no container)"
 		} else {
-			f.Msg = fmt.Sprintf("%s (CT %d's start is refused until it is corrected; other containers start)", p.Msg, p.VMID)
+			f.Msg = fmt.Sprintf("%s (%s's start is refused until it is corrected; other containers start)", p.Msg, ctmsg.Name(p.VMID))
 		}
 		add(f)
 	}
@@ -142,7 +143,7 @@ func Check(o Options) Report {
 	}
 	for _, ct := range cts {
 		if ct.UsesHook() && !cfg.HasTable(ct.VMID) {
-			add(Finding{Severity: Note, VMID: ct.VMID, Msg: fmt.Sprintf("CT %d uses nvidiaprep's hookscript without a [containers.%d] table: it gets every GPU of the node (the default)", ct.VMID, ct.VMID)})
+			add(Finding{Severity: Note, VMID: ct.VMID, Msg: fmt.Sprintf("%s uses nvidiaprep's hookscript without a [containers.%d] table: it gets every GPU of the node (the default)", ctmsg.Name(ct.VMID), ct.VMID)})
 		}
 	}
 	return r
@@ -161,7 +162,7 @@ func checkContainer(cfg config.Config, id int, local map[int]pve.CT, gpus []nvde
 	if _, ok := local[id]; !ok {
 		f := at("gpus")
 		f.Key, f.Line, f.Severity = fmt.Sprintf("containers.%d", id), 0, Note
-		f.Msg = fmt.Sprintf("CT %d is not on this node: its table is checked on the node that has it", id)
+		f.Msg = fmt.Sprintf("%s is not on this node: its table is checked on the node that has it", ctmsg.Name(id))
 		add(f)
 		return
 	}
@@ -174,10 +175,10 @@ func checkContainer(cfg config.Config, id int, local map[int]pve.CT, gpus []nvde
 		if err := Selectors(gpus, c.GPUs); err != nil {
 			f := at("gpus")
 			f.Severity = Warning
-			f.Msg = fmt.Sprintf("%v; CT %d starts without those GPUs", err, id)
+			f.Msg = fmt.Sprintf("%v; %s starts without those GPUs", err, ctmsg.Name(id))
 			if c.Required {
 				f.Severity = Error
-				f.Msg = fmt.Sprintf("%v; CT %d has required = true, so it does not start", err, id)
+				f.Msg = fmt.Sprintf("%v; %s has required = true, so it does not start", err, ctmsg.Name(id))
 			}
 			add(f)
 		}
@@ -189,7 +190,7 @@ func checkContainer(cfg config.Config, id int, local map[int]pve.CT, gpus []nvde
 		}
 		if err != nil {
 			f := at("chain")
-			f.Severity, f.Msg = Error, fmt.Sprintf("%v: CT %d's pre-start fails, so it does not start", err, id)
+			f.Severity, f.Msg = Error, fmt.Sprintf("%v: %s's pre-start fails, so it does not start", err, ctmsg.Name(id))
 			add(f)
 		}
 	}

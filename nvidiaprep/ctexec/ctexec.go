@@ -39,7 +39,7 @@ type Container struct {
 func Open(lxcpath string, vmid int) (*Container, error) {
 	c, err := lxc.NewContainer(strconv.Itoa(vmid), lxcpath)
 	if err != nil {
-		return nil, fmt.Errorf("CT %d: opening through liblxc: %w", vmid, err)
+		return nil, fmt.Errorf("opening through liblxc: %w", err)
 	}
 	return &Container{VMID: vmid, c: c}, nil
 }
@@ -86,16 +86,15 @@ func (c *Container) Root(ctx context.Context) (*ctfs.Root, error) {
 	}
 	if got.err != nil {
 		if running, rerr := c.running(ctx); rerr == nil && !running {
-			return nil, fmt.Errorf("CT %d: %w", c.VMID, ErrStopped)
+			return nil, ErrStopped
 		}
-		return nil, fmt.Errorf("CT %d: asking LXC for its init's pidfd: %w", c.VMID, got.err)
+		return nil, fmt.Errorf("asking LXC for its init's pidfd: %w", got.err)
 	}
 	defer got.f.Close()
 	r, err := ctfs.OpenProcess(int(got.f.Fd()))
 	if err != nil {
-		return nil, fmt.Errorf("CT %d: opening its root: %w", c.VMID, err)
+		return nil, fmt.Errorf("opening its root: %w", err)
 	}
-	r.Label = fmt.Sprintf("CT %d", c.VMID)
 	return r, nil
 }
 
@@ -114,7 +113,7 @@ func ask[T any](ctx context.Context, c *Container, what string, query func() T) 
 	case <-ctx.Done():
 		c.stuck.Store(true)
 		var zero T
-		return zero, fmt.Errorf("CT %d: asking LXC for %s: the container's monitor did not answer (%w); is its lxc-start process stopped or stuck? (`lxc-info -n %d`, `ps -o pid,stat,cmd -C lxc-start`)", vmid, what, ctx.Err(), vmid)
+		return zero, fmt.Errorf("asking LXC for %s: the container's monitor did not answer (%w); is its lxc-start process stopped or stuck? (`lxc-info -n %d`, `ps -o pid,stat,cmd -C lxc-start`)", what, ctx.Err(), vmid)
 	}
 }
 
@@ -159,7 +158,7 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 		return -1, fmt.Errorf("%s: %w", argv[0], err)
 	}
 	if !running {
-		return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ErrStopped)
+		return -1, fmt.Errorf("%s: %w", argv[0], ErrStopped)
 	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -187,7 +186,7 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 	if err := fdguard.CloseOnExec(); err != nil {
 		closeChildEnds()
 		closeOurEnds()
-		return -1, fmt.Errorf("CT %d: %s: marking the host's descriptors close-on-exec before attaching: %w", c.VMID, argv[0], err)
+		return -1, fmt.Errorf("%s: marking the host's descriptors close-on-exec before attaching: %w", argv[0], err)
 	}
 	opts := lxc.DefaultAttachOptions
 	opts.ClearEnv = true
@@ -216,15 +215,15 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 			closeChildEnds()
 			closeOurEnds()
 		}()
-		return -1, fmt.Errorf("CT %d: attach to run %s did not return: %w", c.VMID, argv[0], ctx.Err())
+		return -1, fmt.Errorf("attach to run %s did not return: %w", argv[0], ctx.Err())
 	}
 	closeChildEnds()
 	if a.err != nil {
 		closeOurEnds()
 		if running, rerr := c.running(ctx); rerr == nil && !running {
-			return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ErrStopped)
+			return -1, fmt.Errorf("%s: %w", argv[0], ErrStopped)
 		}
-		return -1, fmt.Errorf("CT %d: attach to run %s: %w", c.VMID, argv[0], a.err)
+		return -1, fmt.Errorf("attach to run %s: %w", argv[0], a.err)
 	}
 	pid := a.pid
 	var wg sync.WaitGroup
@@ -260,7 +259,7 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 		case r = <-waitDone:
 		case <-time.After(killGrace):
 			closeOurEnds()
-			return -1, fmt.Errorf("CT %d: %s outlived its deadline and did not end within %v of SIGKILL (stuck in the kernel?): %w", c.VMID, argv[0], killGrace, ctx.Err())
+			return -1, fmt.Errorf("%s outlived its deadline and did not end within %v of SIGKILL (stuck in the kernel?): %w", argv[0], killGrace, ctx.Err())
 		}
 	}
 	select {
@@ -270,10 +269,10 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 		<-copied
 	}
 	if r.err != nil {
-		return -1, fmt.Errorf("CT %d: waiting for %s: %w", c.VMID, argv[0], r.err)
+		return -1, fmt.Errorf("waiting for %s: %w", argv[0], r.err)
 	}
 	if ctx.Err() != nil {
-		return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ctx.Err())
+		return -1, fmt.Errorf("%s: %w", argv[0], ctx.Err())
 	}
 	code := r.ws.ExitStatus()
 	if r.ws.Signaled() {
@@ -284,7 +283,7 @@ func (c *Container) Stream(ctx context.Context, argv []string, stdin io.Reader, 
 	// for a moment.
 	if code == 128+int(syscall.SIGKILL) || code == 128+int(syscall.SIGTERM) {
 		if c.stopsSoon(ctx) {
-			return -1, fmt.Errorf("CT %d: %s: %w", c.VMID, argv[0], ErrStopped)
+			return -1, fmt.Errorf("%s: %w", argv[0], ErrStopped)
 		}
 	}
 	return code, nil

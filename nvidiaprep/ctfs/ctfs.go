@@ -41,8 +41,6 @@ import (
 type Root struct {
 	pidfd int
 	pid   int
-	// Label names the container in messages ("CT 101"); "" is "the container".
-	Label string
 	// Timeout bounds each operation; 0 is isolate.DefaultTimeout.
 	Timeout time.Duration
 	// FuseConnections is the fusectl directory through which a stuck
@@ -100,13 +98,6 @@ func pidOf(pidfd int) (int, error) {
 // Close releases the root.
 func (r *Root) Close() error { return unix.Close(r.pidfd) }
 
-func (r *Root) label() string {
-	if r.Label == "" {
-		return "the container"
-	}
-	return r.Label
-}
-
 // ReadFile reads at most max bytes of a regular file inside the container;
 // anything else is a *NotRegularError.
 func (r *Root) ReadFile(path string, max int64) ([]byte, error) {
@@ -136,7 +127,7 @@ func (r *Root) ReadFiles(max int64, paths ...string) []Read {
 		case i < len(rep.More):
 			out[i+1] = Read{Data: rep.More[i].Data, Err: rep.More[i].Err.err()}
 		default:
-			out[i+1].Err = fmt.Errorf("reading %s inside %s: no answer", paths[i+1], r.label())
+			out[i+1].Err = fmt.Errorf("reading %s inside the container: no answer", paths[i+1])
 		}
 	}
 	return out
@@ -190,7 +181,7 @@ func (r *Root) LockHolders(paths ...string) []Held {
 		case i-1 < len(rep.More):
 			out[i] = Held{all[i].Locked, all[i].Holder, all[i].Err.err()}
 		default:
-			out[i].Err = fmt.Errorf("probing %s inside %s: no answer", paths[i], r.label())
+			out[i].Err = fmt.Errorf("probing %s inside the container: no answer", paths[i])
 		}
 		if errors.Is(out[i].Err, unix.ENOENT) {
 			out[i] = Held{} // a missing file is not locked
@@ -204,7 +195,7 @@ func (r *Root) LockHolders(paths ...string) []Held {
 func (r *Root) do(req request, verb string) (reply, error) {
 	req.Pid = r.pid
 	paths := append([]string{req.Path}, req.More...)
-	what := fmt.Sprintf("%s %s inside %s", verb, strings.Join(paths, ", "), r.label())
+	what := fmt.Sprintf("%s %s inside the container", verb, strings.Join(paths, ", "))
 	in, err := json.Marshal(req)
 	if err != nil {
 		return reply{}, err

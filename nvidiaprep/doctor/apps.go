@@ -3,6 +3,7 @@ package doctor
 import (
 	"fmt"
 
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/record"
 )
 
@@ -12,11 +13,11 @@ func (r *run) apps() {
 	for _, ct := range r.cts {
 		findings, err := record.LoadFindings(r.o.Config.Paths.State, ct.VMID)
 		if err != nil {
-			r.note("%v", err)
+			r.note("%s", ctmsg.Text(ct.VMID, err))
 			continue
 		}
 		for _, f := range findings {
-			r.problem("container-toolkit", f, fmt.Sprintf("fix /etc/nvidia-container-runtime/config.toml inside CT %d (in an unprivileged container: no-cgroups = true under [nvidia-container-cli]), or use nvidiaprep's CDI spec (--device nvidia.com/gpu=0) without the toolkit; then `nvidiaprep provision %d`", ct.VMID, ct.VMID))
+			r.problem("container-toolkit", ctmsg.Sprintf(ct.VMID, "%s", f), fmt.Sprintf("fix /etc/nvidia-container-runtime/config.toml inside %s (in an unprivileged container: no-cgroups = true under [nvidia-container-cli]), or use nvidiaprep's CDI spec (--device nvidia.com/gpu=0) without the toolkit; then `nvidiaprep provision %d`", ctmsg.Name(ct.VMID), ct.VMID))
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -249,7 +250,7 @@ func (r *run) skew() {
 		}
 		rec, ok, err := record.Load(state, vmid)
 		if err != nil {
-			r.note("%v", err)
+			r.note("%s", ctmsg.Text(vmid, err))
 			continue
 		}
 		if !ok {
@@ -257,10 +258,10 @@ func (r *run) skew() {
 		}
 		switch {
 		case rec.Outcome == record.Failed:
-			r.problem("provisioning-failed", fmt.Sprintf("CT %d: installing the user-space libraries %s failed: %s", vmid, rec.Version, rec.Error),
+			r.problem("provisioning-failed", ctmsg.Sprintf(vmid, "installing the user-space libraries %s failed: %s", rec.Version, rec.Error),
 				fmt.Sprintf("`nvidiaprep logs %d` shows the worker's log of that run; fix the cause it names, then `nvidiaprep provision %d` while it runs (or restart it: `pct reboot %d`)", vmid, vmid, vmid))
 		case rec.Outcome == record.Installed && r.loaded != "" && rec.Version != r.loaded:
-			r.problem("version-skew", fmt.Sprintf("CT %d has the user-space libraries of driver %s, but the host runs %s: CUDA there fails with \"Driver/library version mismatch\"", vmid, rec.Version, r.loaded),
+			r.problem("version-skew", fmt.Sprintf("%s has the user-space libraries of driver %s, but the host runs %s: CUDA there fails with \"Driver/library version mismatch\"", ctmsg.Name(vmid), rec.Version, r.loaded),
 				fmt.Sprintf("restart it (`pct reboot %d`): its post-start installs %s; or run `nvidiaprep provision %d` while it runs", vmid, r.loaded, vmid))
 		}
 	}
@@ -332,7 +333,7 @@ func (r *run) hookscripts() {
 		cfg, configured := r.o.Config.Containers[ct.VMID]
 		if ct.Hookscript == "" || !ct.UsesHook() && !strings.Contains(ct.Hookscript, "nvidiaprep") {
 			if configured {
-				r.problem("hookscript", fmt.Sprintf("CT %d has a [containers.%d] table but no hookscript: nvidiaprep never runs for it", ct.VMID, ct.VMID),
+				r.problem("hookscript", fmt.Sprintf("%s has a [containers.%d] table but no hookscript: nvidiaprep never runs for it", ctmsg.Name(ct.VMID), ct.VMID),
 					fmt.Sprintf("`nvidiaprep enable %d`", ct.VMID))
 			}
 			continue
@@ -342,11 +343,11 @@ func (r *run) hookscripts() {
 		reinstall := "reinstall nvidiaprep (`apt install --reinstall nvidiaprep`; its postinst links " + filepath.Join("/var/lib/vz/snippets", pve.HookName) + "), then " + fix
 		switch path, err := pve.FindHookscript(storages, r.o.Config.Paths.Root, ct.Hookscript); {
 		case errors.Is(err, pve.ErrNoScript):
-			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
+			r.problem("hookscript", fmt.Sprintf("%s's hookscript %s is %s, which does not exist: Proxmox refuses to start it", ctmsg.Name(ct.VMID), ct.Hookscript, path), reinstall)
 		case errors.Is(err, pve.ErrNotExecutable):
-			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript %s (%s) is not an executable file: Proxmox refuses to start it", ct.VMID, ct.Hookscript, path), reinstall)
+			r.problem("hookscript", fmt.Sprintf("%s's hookscript %s (%s) is not an executable file: Proxmox refuses to start it", ctmsg.Name(ct.VMID), ct.Hookscript, path), reinstall)
 		case err != nil:
-			r.problem("hookscript", fmt.Sprintf("CT %d's hookscript: %v: Proxmox refuses to start it", ct.VMID, err), fix)
+			r.problem("hookscript", fmt.Sprintf("%s's hookscript: %v: Proxmox refuses to start it", ctmsg.Name(ct.VMID), err), fix)
 		}
 		if !configured || cfg.Chain == "" {
 			continue
@@ -356,7 +357,7 @@ func (r *run) hookscripts() {
 			if path != "" {
 				where = " (" + path + ")"
 			}
-			r.problem("chained-hookscript", fmt.Sprintf("CT %d's own hookscript %s%s, which nvidiaprep's hook runs first: %v: its pre-start fails, so the container does not start", ct.VMID, cfg.Chain, where, err),
+			r.problem("chained-hookscript", fmt.Sprintf("%s's own hookscript %s%s, which nvidiaprep's hook runs first: %v: its pre-start fails, so the container does not start", ctmsg.Name(ct.VMID), cfg.Chain, where, err),
 				fmt.Sprintf("put the script back, or delete the chain line of [containers.%d] to start it without", ct.VMID))
 		}
 	}
@@ -398,7 +399,7 @@ func (r *run) lostBlocks() {
 		if r.refused(ct.VMID) || r.unmatched(ct.VMID) {
 			continue
 		}
-		r.problem("lost-block", fmt.Sprintf("CT %d's generated config %s has no nvidiaprep block: it last started on a path that skipped nvidiaprep's pre-start (a reboot from inside the container without the unit drop-in?), so if it runs, it runs without its GPUs", ct.VMID, path),
+		r.problem("lost-block", fmt.Sprintf("%s's generated config %s has no nvidiaprep block: it last started on a path that skipped nvidiaprep's pre-start (a reboot from inside the container without the unit drop-in?), so if it runs, it runs without its GPUs", ctmsg.Name(ct.VMID), path),
 			fmt.Sprintf("`pct reboot %d`; if it happens again after a reboot from inside, check the drop-ins below", ct.VMID))
 	}
 	if !uses {
@@ -421,14 +422,14 @@ func (r *run) handWritten() {
 	gpus, _ := nvdev.ProcGPUs{Proc: r.o.Config.Paths.Proc}.GPUs()
 	for _, ct := range r.cts {
 		for _, f := range devplan.Stale(ct.LXC, r.majors, r.o.Config.Paths.Dev, ct.Path) {
-			r.problem("hand-written-lines", fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What), f.Fix)
+			r.problem("hand-written-lines", ctmsg.Sprintf(ct.VMID, "hand-written line %q %s", f.Line, f.What), f.Fix)
 		}
 		for _, d := range ct.Devices {
 			if !strings.HasPrefix(d.Path, "/dev/nvidia") {
 				continue
 			}
 			if _, err := os.Stat(filepath.Join(r.o.Config.Paths.Dev, strings.TrimPrefix(d.Path, "/dev/"))); err != nil {
-				r.problem("hand-written-lines", fmt.Sprintf("CT %d: %s: %s does not exist on this node: Proxmox refuses to start the container", ct.VMID, d.Key, d.Path),
+				r.problem("hand-written-lines", ctmsg.Sprintf(ct.VMID, "%s: %s does not exist on this node: Proxmox refuses to start the container", d.Key, d.Path),
 					fmt.Sprintf("`pct set %d --delete %s` (nvidiaprep gives the nodes that exist at every start)", ct.VMID, d.Key))
 			}
 		}
@@ -438,7 +439,7 @@ func (r *run) handWritten() {
 		cfg := r.o.Config.Container(ct.VMID)
 		if !cfg.GPUs.None() {
 			for _, f := range devplan.Premises(ct.LXC, nil, ct.Path) {
-				r.problem("breaks-premise", fmt.Sprintf("CT %d: line %q %s: nvidiaprep refuses to start it", ct.VMID, f.Line, f.What), f.Fix)
+				r.problem("breaks-premise", ctmsg.Sprintf(ct.VMID, "line %q %s: nvidiaprep refuses to start it", f.Line, f.What), f.Fix)
 			}
 		}
 		sel := devplan.Grant{VMID: ct.VMID, All: cfg.GPUs.All, Privileged: !ct.Unprivileged, PVEConf: ct.Path}
@@ -454,10 +455,10 @@ func (r *run) handWritten() {
 		}
 		bypasses := devplan.Bypasses(ct.LXC, devices, sel)
 		for _, f := range devplan.Without(devplan.Superseded(ct.LXC, devices, r.majors, r.o.Config.Paths.Dev, ct.VMID, ct.Path, sel.Gives), bypasses) {
-			r.problem("hand-written-lines", fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What), f.Fix)
+			r.problem("hand-written-lines", ctmsg.Sprintf(ct.VMID, "hand-written line %q %s", f.Line, f.What), f.Fix)
 		}
 		for _, f := range bypasses {
-			what := fmt.Sprintf("CT %d: hand-written line %q %s", ct.VMID, f.Line, f.What)
+			what := ctmsg.Sprintf(ct.VMID, "hand-written line %q %s", f.Line, f.What)
 			if cfg.Strict {
 				what += "; with strict = true it does not start"
 			}
@@ -599,7 +600,7 @@ func (r *run) containersWith(version string) []string {
 			continue
 		}
 		if rec, ok, err := record.Load(state, vmid); err == nil && ok && rec.Outcome == record.Installed && rec.Version == version {
-			out = append(out, fmt.Sprintf("CT %d", vmid))
+			out = append(out, ctmsg.Name(vmid))
 		}
 	}
 	return out

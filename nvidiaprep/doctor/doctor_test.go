@@ -193,6 +193,16 @@ func dump(r Report) string {
 	return b.String()
 }
 
+// whatOf is the text of the first problem check found.
+func whatOf(r Report, check string) string {
+	for _, p := range r.Problems {
+		if p.Check == check {
+			return p.What
+		}
+	}
+	return ""
+}
+
 func fixOf(r Report, check string) string {
 	for _, p := range r.Problems {
 		if p.Check == check {
@@ -230,7 +240,7 @@ func TestVersionSkewAndFailedProvisioning(t *testing.T) {
 	now := time.Now()
 	for _, rec := range []record.Provision{
 		{VMID: 101, Version: "580.142", Outcome: record.Installed, Started: now},
-		{VMID: 102, Version: version, Outcome: record.Failed, Started: now, Error: "CT 102: installer failed"},
+		{VMID: 102, Version: version, Outcome: record.Failed, Started: now, Error: "nvidia-installer 580.159.04 failed (exit 1)"},
 		{VMID: 103, Version: version, Outcome: record.Installed, Started: now},
 	} {
 		if err := record.Save(state, rec); err != nil {
@@ -244,8 +254,12 @@ func TestVersionSkewAndFailedProvisioning(t *testing.T) {
 	if f := fixOf(r, "version-skew"); !strings.Contains(f, "CT 101 has the user-space libraries of driver 580.142, but the host runs 580.159.04") || !strings.Contains(f, "pct reboot 101") {
 		t.Error(f)
 	}
-	if f := fixOf(r, "provisioning-failed"); !strings.Contains(f, "installer failed") || !strings.Contains(f, "nvidiaprep provision 102") {
+	if f := fixOf(r, "provisioning-failed"); !strings.Contains(f, "installer 580.159.04 failed") || !strings.Contains(f, "nvidiaprep provision 102") {
 		t.Error(f)
+	}
+	// The record is the container's own; the report names it, once.
+	if w := whatOf(r, "provisioning-failed"); w != "CT 102: installing the user-space libraries "+version+" failed: nvidia-installer 580.159.04 failed (exit 1)" {
+		t.Errorf("%q", w)
 	}
 	// A container that moved to another node of the cluster: its record
 	// here is history.
@@ -593,11 +607,14 @@ func TestFUSERequestTimeoutNote(t *testing.T) {
 // container is a problem with its fix; once fixed (the file gone), none.
 func TestContainerToolkitFindings(t *testing.T) {
 	n := newNode(t)
-	if err := record.SaveFindings(n.opts.Config.Paths.State, 101, []string{"CT 101 is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true"}); err != nil {
+	if err := record.SaveFindings(n.opts.Config.Paths.State, 101, []string{"it is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true"}); err != nil {
 		t.Fatal(err)
 	}
 	r := n.run()
 	n.want(r, "container-toolkit")
+	if w := whatOf(r, "container-toolkit"); w != "CT 101: it is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true" {
+		t.Errorf("%q: want the finding naming CT 101 once", w)
+	}
 	if f := fixOf(r, "container-toolkit"); !strings.Contains(f, "no-cgroups = true") || !strings.Contains(f, "nvidiaprep provision 101") {
 		t.Error(f)
 	}

@@ -337,7 +337,7 @@ func fixCases() []fixCase {
 			make: func(n *node) {
 				// What the worker leaves when it cannot set no-cgroups in
 				// an unprivileged container (toolkit.go).
-				if err := record.SaveFindings(n.opts.Config.Paths.State, 101, []string{"CT 101 is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true (setting it failed: sed: couldn't open temporary file /etc/nvidia-container-runtime/sedX: Read-only file system): docker/podman --gpus and nvidia-container-cli fail with a cgroup error"}); err != nil {
+				if err := record.SaveFindings(n.opts.Config.Paths.State, 101, []string{"it is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true (setting it failed: sed: couldn't open temporary file /etc/nvidia-container-runtime/sedX: Read-only file system): docker/podman --gpus and nvidia-container-cli fail with a cgroup error"}); err != nil {
 					n.t.Fatal(err)
 				}
 			},

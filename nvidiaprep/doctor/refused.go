@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
 
@@ -18,7 +19,7 @@ func (r *run) containerConfigs() {
 				"name the container's vmid in the table's header, or remove the table; `nvidiaprep check` checks the file")
 			continue
 		}
-		r.problem("config", fmt.Sprintf("CT %d does not start: %v", p.VMID, p),
+		r.problem("config", fmt.Sprintf("%s does not start: %v", ctmsg.Name(p.VMID), p),
 			fmt.Sprintf("correct that line (`nvidiaprep check` checks the file before you save it), then `pct start %d`", p.VMID))
 	}
 }
@@ -43,9 +44,9 @@ func (r *run) gpuSelection() {
 		if !errors.As(err, &unmatched) {
 			continue
 		}
-		what := fmt.Sprintf("CT %d: %v, so it starts without those GPUs", ct.VMID, err)
+		what := ctmsg.Sprintf(ct.VMID, "%v, so it starts without those GPUs", err)
 		if c.Required {
-			what = fmt.Sprintf("CT %d does not start: %v, and it has required = true", ct.VMID, err)
+			what = fmt.Sprintf("%s does not start: %v, and it has required = true", ctmsg.Name(ct.VMID), err)
 		}
 		r.problem("gpu-selection", what,
 			fmt.Sprintf("`nvidiaprep enable %d --gpus %s` with GPUs of this node (`nvidiaprep check` lists what is wrong), then `pct start %d`", ct.VMID, indexes(gpus), ct.VMID))

@@ -79,11 +79,11 @@ func SpecWanted(cfg config.Config, vmid int, version string) (key string, block 
 	}
 	conf, err := fsutil.ReadRegular(cfg.Paths.LXCConfig(vmid), lxcconf.MaxSize)
 	if err != nil {
-		return "", nil, fmt.Errorf("CT %d: reading what pre-start gave it: %w", vmid, err)
+		return "", nil, fmt.Errorf("reading what pre-start gave it: %w", err)
 	}
 	block, err = lxcconf.Block(conf)
 	if err != nil {
-		return "", nil, fmt.Errorf("CT %d: %s: %w", vmid, cfg.Paths.LXCConfig(vmid), err)
+		return "", nil, fmt.Errorf("%s: %w", cfg.Paths.LXCConfig(vmid), err)
 	}
 	if g := prestart.ReadGiven(block); len(g.GPUs) == 0 && len(g.MIGs) == 0 {
 		return "", nil, nil

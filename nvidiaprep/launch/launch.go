@@ -19,6 +19,8 @@ import (
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/nvidiaprep/ctmsg"
 )
 
 // Job is a worker to start.
@@ -57,12 +59,12 @@ func systemdBooted() bool {
 func transient(ctx context.Context, j Job) (string, error) {
 	conn, err := sddbus.NewSystemdConnectionContext(ctx)
 	if err != nil {
-		return "", fmt.Errorf("CT %d: connecting to systemd: %w", j.VMID, err)
+		return "", fmt.Errorf("connecting to systemd: %w", err)
 	}
 	defer conn.Close()
 	unit := Unit(j.VMID)
 	props := []sddbus.Property{
-		sddbus.PropDescription(fmt.Sprintf("nvidiaprep: NVIDIA user-space libraries for CT %d", j.VMID)),
+		sddbus.PropDescription("nvidiaprep: NVIDIA user-space libraries for " + ctmsg.Name(j.VMID)),
 		// go-systemd calls this flag uncleanIsFailure, but systemd reads it as
 		// "ignore failure" (a "-" prefix): false keeps a failed worker failed.
 		sddbus.PropExecStart(j.Argv, false),
@@ -83,7 +85,7 @@ func transient(ctx context.Context, j Job) (string, error) {
 		return "started " + unit + "; " + follow, nil
 	}
 	if !unitExists(err) {
-		return "", fmt.Errorf("CT %d: starting %s: %w", j.VMID, unit, err)
+		return "", fmt.Errorf("starting %s: %w", unit, err)
 	}
 	// A unit of that name is loaded: running now, or failed and kept for a look.
 	p, perr := conn.GetUnitPropertyContext(ctx, unit, "ActiveState")
@@ -94,10 +96,10 @@ func transient(ctx context.Context, j Job) (string, error) {
 		}
 	}
 	if err := conn.ResetFailedUnitContext(ctx, unit); err != nil {
-		return "", fmt.Errorf("CT %d: clearing the earlier %s: %w", j.VMID, unit, err)
+		return "", fmt.Errorf("clearing the earlier %s: %w", unit, err)
 	}
 	if _, err := conn.StartTransientUnitContext(ctx, unit, "fail", props, nil); err != nil {
-		return "", fmt.Errorf("CT %d: starting %s: %w", j.VMID, unit, err)
+		return "", fmt.Errorf("starting %s: %w", unit, err)
 	}
 	return "started " + unit + "; " + follow, nil
 }
@@ -115,12 +117,12 @@ func unitExists(err error) bool {
 // worker from doing anything.
 func detached(j Job) (string, error) {
 	if err := os.MkdirAll(j.LogDir, 0o755); err != nil {
-		return "", fmt.Errorf("CT %d: worker log: %w", j.VMID, err)
+		return "", fmt.Errorf("worker log: %w", err)
 	}
 	logPath := filepath.Join(j.LogDir, fmt.Sprintf("%d.log", j.VMID))
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return "", fmt.Errorf("CT %d: worker log: %w", j.VMID, err)
+		return "", fmt.Errorf("worker log: %w", err)
 	}
 	defer log.Close()
 	cmd := exec.Command(j.Argv[0], j.Argv[1:]...)
@@ -132,7 +134,7 @@ func detached(j Job) (string, error) {
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("CT %d: starting the worker %s: %w", j.VMID, j.Argv[0], err)
+		return "", fmt.Errorf("starting the worker %s: %w", j.Argv[0], err)
 	}
 	pid := cmd.Process.Pid
 	// As the transient unit's Nice=: installs yield the CPU to the start

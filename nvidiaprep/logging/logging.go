@@ -13,6 +13,9 @@ import (
 	"github.com/rs/zerolog/journald"
 )
 
+// VMIDField is the field naming the container a log line is about.
+const VMIDField = "vmid"
+
 // New returns a logger writing readable lines to stderr and, when the
 // systemd journal socket exists, structured records to the journal. Under a
 // systemd unit, whose stderr already is the journal, only the structured
@@ -20,8 +23,9 @@ import (
 func New(stderr io.Writer, debug bool) zerolog.Logger {
 	// A message says all a reader needs, the error's text included; Err(err)
 	// adds the error as a field of its own for the journal (ERROR=), which
-	// the readable lines leave out.
-	console := zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly, FieldsExclude: []string{zerolog.ErrorFieldName}}
+	// the readable lines leave out. So do they the container's vmid field
+	// (VMID=): the message names it, once (ctmsg).
+	console := zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly, FieldsExclude: []string{zerolog.ErrorFieldName, VMIDField}}
 	var w io.Writer = console
 	if journal.Enabled() {
 		if stderrIsJournal(stderr) {

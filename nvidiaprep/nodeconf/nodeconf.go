@@ -171,7 +171,7 @@ func find(text []byte, vmid int) ([]line, int, error) {
 		}
 	}
 	if defined {
-		return nil, 0, fmt.Errorf("CT %d is configured there in a form other than a [containers.%d] table (dotted keys or an inline table), which this command does not edit: write it as a [containers.%d] table, or edit it by hand", vmid, vmid, vmid)
+		return nil, 0, fmt.Errorf("its table is written there in a form other than a [containers.%d] table (dotted keys or an inline table), which this command does not edit: write it as a [containers.%d] table, or edit it by hand", vmid, vmid)
 	}
 	return lines, -1, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/nvdev"
 )
 
@@ -34,7 +35,7 @@ func selectMIGs(h Host, req Request, all []nvdev.GPU, log zerolog.Logger) ([]nvd
 		if req.Required {
 			return nil, err
 		}
-		log.Warn().Msgf("CT %d starts without %s: %v", req.VMID, strings.Join(unmatched, ", "), err)
+		log.Warn().Msgf("%s starts without %s: %v", ctmsg.Name(req.VMID), strings.Join(unmatched, ", "), err)
 	}
 	return migs, nil
 }
@@ -96,7 +97,7 @@ func cachedMIGs(h Host, req Request, log zerolog.Logger) []nvdev.MIG {
 	if err != nil {
 		for _, s := range req.GPUs.Selectors {
 			if strings.HasPrefix(s, "MIG-") && !strings.HasPrefix(s, "MIG-GPU-") {
-				log.Warn().Msgf("CT %d: %v; MIG-<uuid> selectors match nothing this start (`nvidiaprep status` refreshes the cache)", req.VMID, err)
+				log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%v; MIG-<uuid> selectors match nothing this start (`nvidiaprep status` refreshes the cache)", err))
 				break
 			}
 		}

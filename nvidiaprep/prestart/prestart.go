@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/devplan"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/fsutil"
@@ -94,9 +95,12 @@ type RequiredError struct {
 }
 
 func (e *RequiredError) Error() string {
-	return fmt.Sprintf("CT %d requires its GPU (required = true in [containers.%d]) but %s. %s To start it without a GPU, set required = false.",
-		e.VMID, e.VMID, e.Why, e.Fix)
+	return fmt.Sprintf("%s requires its GPU (required = true in [containers.%d]) but %s. %s To start it without a GPU, set required = false.",
+		ctmsg.Name(e.VMID), e.VMID, e.Why, e.Fix)
 }
+
+// NamedVMID says that the error's text names its container (ctmsg.Named).
+func (e *RequiredError) NamedVMID() int { return e.VMID }
 
 // Unwrap gives errors.Is and errors.As the reason and the cause.
 func (e *RequiredError) Unwrap() []error {
@@ -113,13 +117,16 @@ type BypassError struct {
 	Findings []devplan.Finding
 }
 
+// NamedVMID says that the error's text names its container (ctmsg.Named).
+func (e *BypassError) NamedVMID() int { return e.VMID }
+
 func (e *BypassError) Error() string {
 	lines := make([]string, len(e.Findings))
 	for i, f := range e.Findings {
 		lines[i] = f.String()
 	}
-	return fmt.Sprintf("CT %d has strict = true in [containers.%d], and its config reaches GPUs it is not given: %s. Fix those lines, or set strict = false to start it with a warning.",
-		e.VMID, e.VMID, strings.Join(lines, "; "))
+	return fmt.Sprintf("%s has strict = true in [containers.%d], and its config reaches GPUs it is not given: %s. Fix those lines, or set strict = false to start it with a warning.",
+		ctmsg.Name(e.VMID), e.VMID, strings.Join(lines, "; "))
 }
 
 // PremiseError means lines of the container's config break what
@@ -129,13 +136,16 @@ type PremiseError struct {
 	Findings []devplan.Finding
 }
 
+// NamedVMID says that the error's text names its container (ctmsg.Named).
+func (e *PremiseError) NamedVMID() int { return e.VMID }
+
 func (e *PremiseError) Error() string {
 	lines := make([]string, len(e.Findings))
 	for i, f := range e.Findings {
 		lines[i] = f.String()
 	}
-	return fmt.Sprintf("CT %d: its config breaks what nvidiaprep relies on to keep the container from the host and its nodes: %s. The start is refused and nothing was written.",
-		e.VMID, strings.Join(lines, "; "))
+	return ctmsg.Sprintf(e.VMID, "its config breaks what nvidiaprep relies on to keep the container from the host and its nodes: %s. The start is refused and nothing was written.",
+		strings.Join(lines, "; "))
 }
 
 // Result says what the container was given.
@@ -160,14 +170,14 @@ const staleTemp = 5 * time.Minute
 func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 	config, err := fsutil.ReadRegular(h.LXCConfig, lxcconf.MaxSize)
 	if errors.Is(err, os.ErrNotExist) {
-		return Result{}, fmt.Errorf("CT %d: no generated LXC config at %s: pre-start runs as the container's Proxmox hookscript (pct start %d), after Proxmox writes that file; check the vmid", req.VMID, h.LXCConfig, req.VMID)
+		return Result{}, fmt.Errorf("no generated LXC config at %s: pre-start runs as the container's Proxmox hookscript (pct start %d), after Proxmox writes that file; check the vmid", h.LXCConfig, req.VMID)
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("CT %d: reading %s: %w", req.VMID, h.LXCConfig, err)
+		return Result{}, fmt.Errorf("reading %s: %w", h.LXCConfig, err)
 	}
 	entries, err := lxcconf.Entries(config)
 	if err != nil {
-		return Result{}, fmt.Errorf("CT %d: %s: %w", req.VMID, h.LXCConfig, err)
+		return Result{}, fmt.Errorf("%s: %w", h.LXCConfig, err)
 	}
 	res, err := plan(h, req, entries, log)
 	var reqErr *RequiredError
@@ -175,7 +185,7 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 		return Result{}, err
 	}
 	if err != nil {
-		log.Warn().Err(err).Msgf("CT %d starts without GPU: %v", req.VMID, err)
+		log.Warn().Err(err).Msgf("%s starts without GPU: %v", ctmsg.Name(req.VMID), err)
 		res = Result{}
 	}
 	// The hand-written binds of the host's own nodes at paths the block
@@ -195,39 +205,39 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 	// Copies of nodes the container is no longer given (all of them, when
 	// its GPUs were taken away) go: they are neither mounted nor allowed.
 	if err := nvdev.PruneCopies(nvdev.CopiesDir(h.Dev, req.VMID), res.Copies); err != nil {
-		log.Warn().Msgf("CT %d: %v", req.VMID, err)
+		log.Warn().Msg(ctmsg.Text(req.VMID, err))
 	}
 	if findings := bypasses(h, req, entries, res.GPUs); len(findings) > 0 {
 		if req.Strict {
 			return Result{}, &BypassError{VMID: req.VMID, Findings: findings}
 		}
 		for _, f := range findings {
-			log.Warn().Msgf("CT %d: %s (strict = true in [containers.%d] refuses the start instead)", req.VMID, f, req.VMID)
+			log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%s (strict = true in [containers.%d] refuses the start instead)", f, req.VMID))
 		}
 	}
 	updated, err := lxcconf.Apply(lxcconf.Disable(config, leftOut), res.Lines)
 	if err != nil {
-		return Result{}, fmt.Errorf("CT %d: %s: %w", req.VMID, h.LXCConfig, err)
+		return Result{}, fmt.Errorf("%s: %w", h.LXCConfig, err)
 	}
 	if !bytes.Equal(updated, config) {
 		if err := fsutil.WriteFileAtomic(h.LXCConfig, updated, 0o644); err != nil {
-			return Result{}, fmt.Errorf("CT %d: %w", req.VMID, err)
+			return Result{}, err
 		}
 	}
 	// A pre-start killed while writing the config left its temporary file.
 	// Pre-starts of one container take no common lock, so only files too
 	// old to be a live writer's go.
 	if gone, err := fsutil.RemoveStaleTemps(h.LXCConfig, staleTemp); err != nil {
-		log.Warn().Msgf("CT %d: %v", req.VMID, err)
+		log.Warn().Msg(ctmsg.Text(req.VMID, err))
 	} else if len(gone) > 0 {
-		log.Info().Msgf("CT %d: removed %d temporary file(s) that an interrupted start left beside %s", req.VMID, len(gone), h.LXCConfig)
+		log.Info().Msg(ctmsg.Sprintf(req.VMID, "removed %d temporary file(s) that an interrupted start left beside %s", len(gone), h.LXCConfig))
 	}
 	return res, nil
 }
 
 func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Result, error) {
 	if req.GPUs.None() {
-		log.Info().Msgf("CT %d: no GPUs configured (gpus = []), adding nothing", req.VMID)
+		log.Info().Msg(ctmsg.Sprintf(req.VMID, "no GPUs configured (gpus = []), adding nothing"))
 		return Result{}, nil
 	}
 	// fail says why the container gets no GPU: the reason, its cause (nil
@@ -251,7 +261,7 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
 	}
 	finder := nvdev.Finder{Dev: h.Dev, Proc: h.Proc, Sys: h.Sys, Modprobe: h.Modprobe, Nodes: h.Nodes,
-		Warn: func(msg string) { log.Warn().Msgf("CT %d: %s", req.VMID, msg) }}
+		Warn: func(msg string) { log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%s", msg)) }}
 	majors, err := finder.Majors()
 	if err != nil {
 		return Result{}, fail(ErrDriver, err, "", checkDriver)
@@ -266,7 +276,7 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 		if req.Required {
 			return Result{}, fail(ErrNoGPU, err, "", fmt.Sprintf("Fix gpus in [containers.%d].", req.VMID))
 		}
-		log.Warn().Msgf("CT %d: %v; fix gpus in [containers.%d]", req.VMID, err, req.VMID)
+		log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%v; fix gpus in [containers.%d]", err, req.VMID))
 	}
 	migs, err := selectMIGs(h, req, all, log)
 	if err != nil {
@@ -298,7 +308,7 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	}
 	nodes := append(append(control, gpuNodes...), capNodes...)
 	for _, f := range devplan.Stale(entries, majors, h.Dev, h.pveConf(req.VMID)) {
-		log.Warn().Msgf("CT %d: %s", req.VMID, f)
+		log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%s", f))
 	}
 	// The container gets its own copies of the nodes, not the host's: what
 	// its root does to them (chmod, chown) stays in its copies.
@@ -326,7 +336,7 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	}
 	superseded := devplan.Superseded(hand, devices, majors, h.Dev, req.VMID, h.pveConf(req.VMID), gives)
 	for _, f := range devplan.Without(superseded, bypasses(h, req, entries, gpus)) {
-		log.Warn().Msgf("CT %d: %s", req.VMID, f)
+		log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%s", f))
 	}
 	if req.Install && h.DriverCache.Dir != "" {
 		m, err := driverMount(h.DriverCache)

@@ -178,11 +178,13 @@ func TestUnmatchedSelector(t *testing.T) {
 	}
 }
 
-func TestMissingConfigIsAnErrorNamingTheContainer(t *testing.T) {
+// A missing config is an error; the hook's phase names the container in it
+// (ctmsg), once, so Run's own text does not.
+func TestMissingConfigIsAnError(t *testing.T) {
 	f := setup(t, true)
 	f.host.LXCConfig = filepath.Join(f.sh.Root, "lxc/102/config")
 	_, err := Run(f.host, Request{VMID: 102, GPUs: gpusel.Every()}, f.logger())
-	if err == nil || !strings.Contains(err.Error(), "CT 102") || !strings.Contains(err.Error(), "no generated LXC config") {
+	if err == nil || strings.Contains(err.Error(), "CT 102") || !strings.Contains(err.Error(), "no generated LXC config") || !strings.Contains(err.Error(), "pct start 102") {
 		t.Fatalf("got %v", err)
 	}
 	if _, statErr := os.Stat(f.host.LXCConfig); !os.IsNotExist(statErr) {

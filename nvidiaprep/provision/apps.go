@@ -12,6 +12,7 @@ import (
 	"nvidiaprep/nvidiaprep/cdispec"
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/installstate"
 	"nvidiaprep/nvidiaprep/nvdev"
@@ -41,13 +42,13 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 	regErr := w.registration(ctx, ct, version)
 	root, err := ct.Root(ctx)
 	if err != nil {
-		return errors.Join(regErr, fmt.Errorf("CT %d: %w", w.VMID, err))
+		return errors.Join(regErr, err)
 	}
 	defer root.Close()
 	var toolkitErr error
 	if want != "" {
 		if err := w.toolkit(ctx, ct, root, prestart.ReadGiven(block).Nodes); err != nil {
-			toolkitErr = fmt.Errorf("CT %d: NVIDIA's container toolkit: %w", w.VMID, err)
+			toolkitErr = fmt.Errorf("NVIDIA's container toolkit: %w", err)
 		}
 	}
 	return errors.Join(regErr, toolkitErr, w.spec(ctx, ct, root, version, block, want))
@@ -57,7 +58,7 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root, version string, block []string, want string) error {
 	have, err := installstate.ReadSpecState(root)
 	if err != nil {
-		return fmt.Errorf("CT %d: reading %s: %w", w.VMID, installstate.SpecPath, err)
+		return fmt.Errorf("reading %s: %w", installstate.SpecPath, err)
 	}
 	if want == "" {
 		if !have.Ours {
@@ -68,18 +69,18 @@ func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root,
 			return err
 		}
 		if r.Exit != 0 {
-			return fmt.Errorf("CT %d: removing %s failed (exit %d): %s", w.VMID, installstate.SpecPath, r.Exit, r.Output().LastLines(3))
+			return fmt.Errorf("removing %s failed (exit %d): %s", installstate.SpecPath, r.Exit, r.Output().LastLines(3))
 		}
-		w.Log.Info().Msgf("CT %d: removed its CDI spec %s: it is given no GPU (or install = false)", w.VMID, installstate.SpecPath)
+		w.Log.Info().Msg(ctmsg.Sprintf(w.VMID, "removed its CDI spec %s: it is given no GPU (or install = false)", installstate.SpecPath))
 		return nil
 	}
 	in, err := w.specInput(root, version, block, want)
 	if err != nil {
-		return fmt.Errorf("CT %d: the CDI spec: %w", w.VMID, err)
+		return fmt.Errorf("the CDI spec: %w", err)
 	}
 	spec, err := cdispec.Render(in)
 	if err != nil {
-		return fmt.Errorf("CT %d: %w", w.VMID, err)
+		return err
 	}
 	if have.Ours && bytes.Equal(have.Content, spec) {
 		return nil
@@ -87,14 +88,14 @@ func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root,
 	mode := "replace"
 	if have.Present && !have.Ours {
 		mode = "backup"
-		w.Log.Warn().Msgf("CT %d: %s was not written by nvidiaprep (nvidia-ctk cdi generate?); it is kept as %s, which CDI does not read, and replaced by nvidiaprep's, which follows the driver and the GPUs", w.VMID, installstate.SpecPath, installstate.SpecBackupPath)
+		w.Log.Warn().Msg(ctmsg.Sprintf(w.VMID, "%s was not written by nvidiaprep (nvidia-ctk cdi generate?); it is kept as %s, which CDI does not read, and replaced by nvidiaprep's, which follows the driver and the GPUs", installstate.SpecPath, installstate.SpecBackupPath))
 	}
 	r, err := ct.Run(ctx, writeSpecScript.argv(mode), bytes.NewReader(spec))
 	if err != nil {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s; make %s a writable directory inside the container, then run `nvidiaprep provision %d`", w.VMID, installstate.SpecPath, r.Exit, r.Output().LastLines(3), installstate.SpecDir, w.VMID)
+		return fmt.Errorf("writing %s failed (exit %d): %s; make %s a writable directory inside the container, then run `nvidiaprep provision %d`", installstate.SpecPath, r.Exit, r.Output().LastLines(3), installstate.SpecDir, w.VMID)
 	}
 	w.status("wrote the CDI spec %s (%d GPU(s), %d MIG device(s); by index inside, UUID, and all)", installstate.SpecPath, len(in.GPUs), len(in.MIGs))
 	return nil
@@ -188,7 +189,7 @@ func (w Worker) registration(ctx context.Context, ct *ctexec.Container, version 
 	if c := w.Config.Container(w.VMID); !c.Install || c.GPUs.None() {
 		root, err := ct.Root(ctx)
 		if err != nil {
-			return fmt.Errorf("CT %d: %w", w.VMID, err)
+			return err
 		}
 		reg, err := installstate.Registered(root)
 		root.Close()
@@ -200,12 +201,12 @@ func (w Worker) registration(ctx context.Context, ct *ctexec.Container, version 
 		case err != nil:
 			return err
 		case r.Exit == 2:
-			w.Log.Warn().Msgf("CT %d gets no GPU or no install, but %s stays: packages depend on it (%s); remove them, or give the container its GPU again", w.VMID, aptreg.Package, r.Output().LastLines(3))
+			w.Log.Warn().Msgf("%s gets no GPU or no install, but %s stays: packages depend on it (%s); remove them, or give the container its GPU again", ctmsg.Name(w.VMID), aptreg.Package, r.Output().LastLines(3))
 			return nil
 		case r.Exit != 0:
-			return fmt.Errorf("CT %d: removing %s failed (exit %d): %s", w.VMID, aptreg.Package, r.Exit, r.Output().LastLines(3))
+			return fmt.Errorf("removing %s failed (exit %d): %s", aptreg.Package, r.Exit, r.Output().LastLines(3))
 		}
-		w.Log.Info().Msgf("CT %d: removed %s and its pin: it gets no GPU or no install", w.VMID, aptreg.Package)
+		w.Log.Info().Msg(ctmsg.Sprintf(w.VMID, "removed %s and its pin: it gets no GPU or no install", aptreg.Package))
 		return nil
 	}
 	if version == "" {

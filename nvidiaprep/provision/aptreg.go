@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/aptreg"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/nvpkgs"
 )
@@ -34,12 +35,12 @@ func (s session) register(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		s.w.Log.Info().Msgf("CT %d has no dpkg: the install is not registered with a package manager", s.vmid())
+		s.w.Log.Info().Msg(ctmsg.Name(s.vmid()) + " has no dpkg: the install is not registered with a package manager")
 		return nil
 	}
 	entries, err := manifestEntries(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version), libDirs[0])
 	if err != nil {
-		return fmt.Errorf("CT %d: %w", s.vmid(), err)
+		return err
 	}
 	var installed []aptreg.Entry
 	for _, e := range nativeFiles(entries) {
@@ -52,7 +53,7 @@ func (s session) register(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: listing apt's package names failed (exit %d): %s; fix its apt (pct exec %d -- apt-get check), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
+		return fmt.Errorf("listing apt's package names failed (exit %d): %s; fix its apt (pct exec %d -- apt-get check), then restart it", r.Exit, r.Output().LastLines(3), s.vmid())
 	}
 	pin := aptreg.Pin(s.version, strings.Fields(r.Stdout.Raw()), packages)
 	if same, err := s.registered(ctx, control, pin); err != nil || same {
@@ -64,7 +65,7 @@ func (s session) register(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: writing %s failed (exit %d): %s", s.vmid(), aptreg.PinPath, r.Exit, r.Output().LastLines(3))
+		return fmt.Errorf("writing %s failed (exit %d): %s", aptreg.PinPath, r.Exit, r.Output().LastLines(3))
 	}
 	secs := fmt.Sprint(int(s.w.Config.Provision.DpkgLockTimeout.Seconds()))
 	r, err = s.ct.Run(ctx, registerScript.argv(secs), strings.NewReader(control))
@@ -72,7 +73,7 @@ func (s session) register(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: installing %s (which tells apt that the driver %s is installed) failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), aptreg.Package, s.version, r.Exit, r.Output().LastLines(5), s.vmid())
+		return fmt.Errorf("installing %s (which tells apt that the driver %s is installed) failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", aptreg.Package, s.version, r.Exit, r.Output().LastLines(5), s.vmid())
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func sameDriver(file, linkTarget, version string) bool {
 func (s session) checkConflicts(ctx context.Context) error {
 	names, err := conflictNames(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))
 	if err != nil {
-		return fmt.Errorf("CT %d: %w", s.vmid(), err)
+		return err
 	}
 	if len(names) == 0 {
 		return nil
@@ -85,7 +85,7 @@ func (s session) checkConflicts(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: looking for files NVIDIA's installer would delete failed (exit %d): %s", s.vmid(), r.Exit, r.Output().LastLines(3))
+		return fmt.Errorf("looking for files NVIDIA's installer would delete failed (exit %d): %s", r.Exit, r.Output().LastLines(3))
 	}
 	var files, pkgs []string
 	for _, l := range strings.Split(r.Stdout.Raw(), "\n") {
@@ -113,5 +113,5 @@ func (s session) checkConflicts(ctx context.Context) error {
 	if len(pkgs) > 0 {
 		fix = fmt.Sprintf("they belong to %s: purge those (pct exec %d -- apt-get purge %s) or remove the files", strings.Join(pkgs, ", "), s.vmid(), strings.Join(pkgs, " "))
 	}
-	return fmt.Errorf("CT %d: NVIDIA's installer would delete %s: it deletes every lib<name>.so* of the driver's libraries under /usr/lib*, whoever installed it; nothing more was changed: %s, or set install = false for the container, then restart it", s.vmid(), strings.Join(shown, ", "), fix)
+	return fmt.Errorf("NVIDIA's installer would delete %s: it deletes every lib<name>.so* of the driver's libraries under /usr/lib*, whoever installed it; nothing more was changed: %s, or set install = false for the container, then restart it", strings.Join(shown, ", "), fix)
 }

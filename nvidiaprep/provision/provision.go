@@ -26,6 +26,7 @@ import (
 	"nvidiaprep/nvidiaprep/config"
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/driverrun"
 	"nvidiaprep/nvidiaprep/filelock"
 	"nvidiaprep/nvidiaprep/installstate"
@@ -103,15 +104,15 @@ func (w Worker) Run(ctx context.Context) error {
 	}
 	defer lock.Unlock()
 	if ct := w.Config.Container(w.VMID); !ct.Install || ct.GPUs.None() {
-		w.Log.Info().Msgf("CT %d gets no install (install = false, or gpus = []): nothing to install", w.VMID)
+		w.Log.Info().Msg(ctmsg.Name(w.VMID) + " gets no install (install = false, or gpus = []): nothing to install")
 		return w.Apps(ctx, "")
 	}
 	version, err := nvdev.LoadedVersion(p.Sys, p.Proc)
 	if err != nil {
-		return fmt.Errorf("CT %d: %w: nothing to install", w.VMID, err)
+		return fmt.Errorf("%w: nothing to install", err)
 	}
 	if w.current(version) {
-		w.Log.Info().Msgf("CT %d already has the NVIDIA user-space libraries %s; nothing to install", w.VMID, version)
+		w.Log.Info().Msgf("%s already has the NVIDIA user-space libraries %s; nothing to install", ctmsg.Name(w.VMID), version)
 		if _, err := settleLocked(p.State, w.VMID, version); err != nil {
 			return err
 		}
@@ -147,7 +148,7 @@ func (w Worker) Run(ctx context.Context) error {
 
 func (w Worker) status(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	w.Log.Info().Msgf("CT %d: %s", w.VMID, msg)
+	w.Log.Info().Msg(ctmsg.Sprintf(w.VMID, "%s", msg))
 	if w.Status != nil {
 		w.Status(msg)
 	}
@@ -161,12 +162,12 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	w.status("waiting for one of %d install slots", cfg.Provision.MaxConcurrent)
 	slot, err := filelock.WaitAnyOwned(ctx, cfg.Paths.State+"/locks/install-slot", cfg.Provision.MaxConcurrent)
 	if err != nil {
-		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
+		return nil, err
 	}
 	defer slot.Unlock()
 
 	if err := checkVersion(version); err != nil {
-		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
+		return nil, err
 	}
 	w.status("preparing driver %s in the node's cache", version)
 	pinned := ""
@@ -174,10 +175,10 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 		pinned = cfg.Driver.SHA256
 	}
 	cache := driverrun.Cache{Dir: cfg.Paths.Cache, OnReplace: func(version, why string) {
-		w.Log.Warn().Msgf("CT %d: the node's tree of driver %s is not used: %s; extracting it again from its .run", w.VMID, version, why)
+		w.Log.Warn().Msg(ctmsg.Sprintf(w.VMID, "the node's tree of driver %s is not used: %s; extracting it again from its .run", version, why))
 	}}
 	if _, err := cache.Extract(ctx, version, pinned); err != nil {
-		return nil, fmt.Errorf("CT %d: %w", w.VMID, err)
+		return nil, err
 	}
 
 	ct, err := ctexec.Open(cfg.Paths.LXC, w.VMID)
@@ -234,7 +235,7 @@ func (s session) checkShell(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d has no working /bin/sh (exit %d): nvidiaprep needs a POSIX shell and coreutils inside the container; nothing was changed", s.vmid(), r.Exit)
+		return fmt.Errorf("no working /bin/sh (exit %d): nvidiaprep needs a POSIX shell and coreutils inside the container; nothing was changed", r.Exit)
 	}
 	return nil
 }
@@ -247,7 +248,7 @@ func (s session) waitSystemd(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		s.w.Log.Info().Msgf("CT %d: init is not systemd; not waiting for it", s.vmid())
+		s.w.Log.Info().Msg(ctmsg.Sprintf(s.vmid(), "init is not systemd; not waiting for it"))
 		return nil
 	}
 	s.w.status("waiting for the container's systemd to finish booting")
@@ -263,11 +264,11 @@ func (s session) waitSystemd(ctx context.Context) error {
 			}
 		}
 		if errors.Is(err, ctexec.ErrStopped) {
-			return fmt.Errorf("CT %d stopped while booting: %w", s.vmid(), err)
+			return fmt.Errorf("it stopped while booting: %w", err)
 		}
 		select {
 		case <-wait.Done():
-			return fmt.Errorf("CT %d: systemd did not finish booting within %v (state %q); look at `pct exec %d -- systemctl list-jobs`, then restart the container", s.vmid(), s.w.Config.Provision.SystemdTimeout, state, s.vmid())
+			return fmt.Errorf("systemd did not finish booting within %v (state %q); look at `pct exec %d -- systemctl list-jobs`, then restart the container", s.w.Config.Provision.SystemdTimeout, state, s.vmid())
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
@@ -290,7 +291,7 @@ func (s session) waitDpkg(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("CT %d: %s is still held by %s after %v; nothing was changed. Let it finish (or stop it), then restart the container", s.vmid(), held, who, s.w.Config.Provision.DpkgLockTimeout)
+			return fmt.Errorf("%s is still held by %s after %v; nothing was changed. Let it finish (or stop it), then restart the container", held, who, s.w.Config.Provision.DpkgLockTimeout)
 		}
 		if time.Since(lastSaid) >= 5*time.Second {
 			s.w.status("waiting for %s, held by %s", held, who)
@@ -298,7 +299,7 @@ func (s session) waitDpkg(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("CT %d: waiting for %s: %w", s.vmid(), held, ctx.Err())
+			return fmt.Errorf("waiting for %s: %w", held, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -317,13 +318,13 @@ func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Tex
 		var nr *ctfs.NotRegularError
 		var sp *ctfs.SpecialFSError
 		if errors.As(err, &sp) {
-			return "", who, fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Unmount what the container mounted there (or remove its link to it), then restart the container", s.vmid(), err)
+			return "", who, fmt.Errorf("%w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Unmount what the container mounted there (or remove its link to it), then restart the container", err)
 		}
 		if errors.As(err, &nr) {
-			return "", who, fmt.Errorf("CT %d: %w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Remove it (pct exec %d -- rm %s), then restart the container", s.vmid(), err, s.vmid(), l)
+			return "", who, fmt.Errorf("%w: apt and dpkg lock it, so nvidiaprep cannot tell whether they run; nothing was changed. Remove it (pct exec %d -- rm %s), then restart the container", err, s.vmid(), l)
 		}
 		if err != nil {
-			return "", who, fmt.Errorf("CT %d: probing %s: %w", s.vmid(), l, err)
+			return "", who, fmt.Errorf("probing %s: %w", l, err)
 		}
 		if locked {
 			who := untrusted.New("another process")
@@ -346,14 +347,14 @@ func (s session) clean(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", s.vmid(), r.Exit, r.Output().LastLines(3), s.vmid())
+		return fmt.Errorf("listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", r.Exit, r.Output().LastLines(3), s.vmid())
 	}
 	// The registration first: apt then removes the distribution's driver
 	// packages it conflicts with and keeps what depends on them. A failure
 	// does not stop the install (the worker tries again after it, and says
 	// so then).
 	if err := s.register(ctx); err != nil {
-		s.w.Log.Warn().Err(err).Msgf("%v; installing the driver all the same", err)
+		s.w.Log.Warn().Err(err).Msg(ctmsg.Text(s.vmid(), err) + "; installing the driver all the same")
 	}
 	r, err = s.ct.Run(ctx, listPackagesScript.argv(nvpkgs.QueryFormat), nil)
 	if err != nil {
@@ -367,7 +368,7 @@ func (s session) clean(ctx context.Context) error {
 			return err
 		}
 		if r.Exit != 0 {
-			return fmt.Errorf("CT %d: purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", s.vmid(), strings.Join(pkgs, " "), r.Exit, r.Output().LastLines(5), s.vmid())
+			return fmt.Errorf("purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", strings.Join(pkgs, " "), r.Exit, r.Output().LastLines(5), s.vmid())
 		}
 	}
 	r, err = s.ct.Run(ctx, markScript.argv(s.version), nil)
@@ -375,7 +376,7 @@ func (s session) clean(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", s.vmid(), path.Dir(marker), r.Exit, r.Output().LastLines(5))
+		return fmt.Errorf("marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", path.Dir(marker), r.Exit, r.Output().LastLines(5))
 	}
 	return s.uninstall(ctx)
 }
@@ -389,7 +390,7 @@ func (s session) uninstall(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", s.vmid(), r.Exit, r.Output().LastLines(5))
+		return fmt.Errorf("uninstalling the earlier NVIDIA driver failed (exit %d): %s; see /var/log/nvidia-uninstall.log inside the container", r.Exit, r.Output().LastLines(5))
 	}
 	root, err := s.ct.Root(ctx)
 	if err != nil {
@@ -398,10 +399,10 @@ func (s session) uninstall(ctx context.Context) error {
 	defer root.Close()
 	log, err := root.ReadFile(record.NVIDIALog, 4096)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("CT %d: after the uninstaller ran, whether the earlier NVIDIA driver is gone is unknown: %w; nothing more was changed: make %s a regular file or remove it (pct exec %d -- rm -rf %s), then restart the container", s.vmid(), err, record.NVIDIALog, s.vmid(), record.NVIDIALog)
+		return fmt.Errorf("after the uninstaller ran, whether the earlier NVIDIA driver is gone is unknown: %w; nothing more was changed: make %s a regular file or remove it (pct exec %d -- rm -rf %s), then restart the container", err, record.NVIDIALog, s.vmid(), record.NVIDIALog)
 	}
 	if err == nil {
-		return fmt.Errorf("CT %d: the earlier NVIDIA driver %s is still installed after its uninstaller ran (it exits 0 either way); /var/log/nvidia-uninstall.log inside the container has its ERROR (it removes nothing when /var/lib/nvidia is not mode 0700 or its log not 0600: pct exec %d -- chmod 700 /var/lib/nvidia). Fix that, then restart the container", s.vmid(), orNone(record.InstalledVersion(log)), s.vmid())
+		return fmt.Errorf("the earlier NVIDIA driver %s is still installed after its uninstaller ran (it exits 0 either way); /var/log/nvidia-uninstall.log inside the container has its ERROR (it removes nothing when /var/lib/nvidia is not mode 0700 or its log not 0600: pct exec %d -- chmod 700 /var/lib/nvidia). Fix that, then restart the container", orNone(record.InstalledVersion(log)), s.vmid())
 	}
 	return nil
 }
@@ -416,7 +417,7 @@ func (s session) withUtils(ctx context.Context, tmpdir bool, argv ...string) (ct
 	}
 	r, err := s.ct.Run(ctx, utilsScript.argv(append([]string{mode}, argv...)...), nil)
 	if err == nil && r.Exit == 120 {
-		return r, fmt.Errorf("CT %d: making a temporary directory in %s failed: %s; nvidiaprep keeps its files there: make it a writable directory inside the container, then restart it", s.vmid(), ctDir, r.Stderr.LastLines(3))
+		return r, fmt.Errorf("making a temporary directory in %s failed: %s; nvidiaprep keeps its files there: make it a writable directory inside the container, then restart it", ctDir, r.Stderr.LastLines(3))
 	}
 	return r, err
 }
@@ -443,7 +444,7 @@ func (s session) preflight(ctx context.Context) error {
 	case 0:
 		return nil
 	case 3:
-		return fmt.Errorf("CT %d has no glibc (/lib64/ld-linux-x86-64.so.2): NVIDIA's installer and libraries are glibc programs and cannot run on a musl system such as Alpine; nothing was changed. Use a glibc distribution for GPU containers, or set install = false", s.vmid())
+		return errors.New("no glibc (/lib64/ld-linux-x86-64.so.2): NVIDIA's installer and libraries are glibc programs and cannot run on a musl system such as Alpine; nothing was changed. Use a glibc distribution for GPU containers, or set install = false")
 	case 4:
 		var missing, pkgs []string
 		out := strings.Fields(r.Stdout.Raw())
@@ -454,9 +455,9 @@ func (s session) preflight(ctx context.Context) error {
 				}
 			}
 		}
-		return fmt.Errorf("CT %d lacks %s, which NVIDIA's installer requires; nothing was changed. Install them in the container (on Debian and Ubuntu: apt-get install %s), then restart it", s.vmid(), strings.Join(missing, ", "), strings.Join(pkgs, " "))
+		return fmt.Errorf("it lacks %s, which NVIDIA's installer requires; nothing was changed. Install them in the container (on Debian and Ubuntu: apt-get install %s), then restart it", strings.Join(missing, ", "), strings.Join(pkgs, " "))
 	default:
-		return fmt.Errorf("CT %d: checking for glibc and the installer's utilities failed (exit %d): %s", s.vmid(), r.Exit, r.Output().LastLines(3))
+		return fmt.Errorf("checking for glibc and the installer's utilities failed (exit %d): %s", r.Exit, r.Output().LastLines(3))
 	}
 }
 
@@ -472,7 +473,7 @@ func (s session) checkMount(ctx context.Context) error {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: the node's driver cache is not mounted at /%s (the container started before nvidiaprep managed it, or with install = false; or LXC could not mount its read-only overlay: see the container's lxc-start log, and `grep overlay /proc/filesystems` on the node): restart the container so that pre-start mounts it", s.vmid(), driverrun.MountPoint)
+		return fmt.Errorf("the node's driver cache is not mounted at /%s (the container started before nvidiaprep managed it, or with install = false; or LXC could not mount its read-only overlay: see the container's lxc-start log, and `grep overlay /proc/filesystems` on the node): restart the container so that pre-start mounts it", driverrun.MountPoint)
 	}
 	return nil
 }
@@ -483,13 +484,13 @@ func (s session) install(ctx context.Context) error {
 	s.w.status("installing NVIDIA user-space libraries %s", s.version)
 	r, err := s.withUtils(ctx, true, append([]string{installer}, installerFlags...)...)
 	if errors.Is(err, ctexec.ErrStopped) {
-		return fmt.Errorf("CT %d stopped during the install of %s; its next start installs again: %w", s.vmid(), s.version, err)
+		return fmt.Errorf("it stopped during the install of %s; its next start installs again: %w", s.version, err)
 	}
 	if err != nil {
 		return err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("CT %d: nvidia-installer %s failed (exit %d): %s; %sits log is /var/log/nvidia-installer.log inside the container", s.vmid(), s.version, r.Exit, untrusted.Concat(r.Stderr, r.Stdout).LastLines(5), s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))))
+		return fmt.Errorf("nvidia-installer %s failed (exit %d): %s; %sits log is /var/log/nvidia-installer.log inside the container", s.version, r.Exit, untrusted.Concat(r.Stderr, r.Stdout).LastLines(5), s.fullHint(ctx, installSize(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version))))
 	}
 	return nil
 }
@@ -501,14 +502,14 @@ func (s session) install(ctx context.Context) error {
 func (s session) checkManifest(ctx context.Context, libDir string) ([]string, error) {
 	want, err := manifestEntries(driverrun.Cache{Dir: s.w.Config.Paths.Cache}.Tree(s.version), libDir)
 	if err != nil {
-		return nil, fmt.Errorf("CT %d: %w", s.vmid(), err)
+		return nil, err
 	}
 	r, err := s.ct.Run(ctx, checkScript.argv(), strings.NewReader(checkInput(want)))
 	if err != nil {
 		return nil, err
 	}
 	if r.Exit != 0 {
-		return nil, fmt.Errorf("CT %d: checking the installed files failed (exit %d): %s", s.vmid(), r.Exit, r.Stderr.LastLines(3))
+		return nil, fmt.Errorf("checking the installed files failed (exit %d): %s", r.Exit, r.Stderr.LastLines(3))
 	}
 	files, firmware := missingOf(want, r.Stdout.Raw())
 	if len(files) > 0 {
@@ -520,7 +521,7 @@ func (s session) checkManifest(ctx context.Context, libDir string) ([]string, er
 		if hint == "" {
 			hint = "fix what it names, then restart the container; "
 		}
-		return nil, fmt.Errorf("CT %d: the install of %s is incomplete although nvidia-installer exited 0: %d of the %d files of its manifest are missing or differ (%s); %sits log, /var/log/nvidia-installer.log inside the container, has a \"Cannot install ...\" line for each", s.vmid(), s.version, len(files), len(want), strings.Join(shown, ", "), hint)
+		return nil, fmt.Errorf("the install of %s is incomplete although nvidia-installer exited 0: %d of the %d files of its manifest are missing or differ (%s); %sits log, /var/log/nvidia-installer.log inside the container, has a \"Cannot install ...\" line for each", s.version, len(files), len(want), strings.Join(shown, ", "), hint)
 	}
 	var notes []string
 	if len(firmware) > 0 {
@@ -540,10 +541,10 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 	defer root.Close()
 	log, err := root.ReadFile(record.NVIDIALog, 4096)
 	if err != nil {
-		return nil, fmt.Errorf("CT %d: after the install: %w", s.vmid(), err)
+		return nil, fmt.Errorf("after the install: %w", err)
 	}
 	if have := record.InstalledVersion(log); have != s.version {
-		return nil, fmt.Errorf("CT %d: after the install %s records version %q, want %s", s.vmid(), record.NVIDIALog, have, s.version)
+		return nil, fmt.Errorf("after the install %s records version %q, want %s", record.NVIDIALog, have, s.version)
 	}
 	want := "libnvidia-ml.so." + s.version
 	var target untrusted.Text
@@ -555,7 +556,7 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		}
 	}
 	if path.Base(target.Raw()) != want {
-		return nil, fmt.Errorf("CT %d: libnvidia-ml.so.1 points to %q, want %s", s.vmid(), target, want)
+		return nil, fmt.Errorf("libnvidia-ml.so.1 points to %q, want %s", target, want)
 	}
 	notes, err := s.checkManifest(ctx, libDir)
 	if err != nil {
@@ -568,11 +569,11 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 	case r.Exit == 0:
 		versions := strings.Fields(r.Stdout.Raw())
 		if len(versions) == 0 {
-			return nil, fmt.Errorf("CT %d: nvidia-smi succeeded but printed no driver version (%s), so the install is not verified; run `pct exec %d -- nvidia-smi` to see why", s.vmid(), r.Output().FirstLine(), s.vmid())
+			return nil, fmt.Errorf("nvidia-smi succeeded but printed no driver version (%s), so the install is not verified; run `pct exec %d -- nvidia-smi` to see why", r.Output().FirstLine(), s.vmid())
 		}
 		for _, v := range versions {
 			if v != s.version {
-				return nil, fmt.Errorf("CT %d: nvidia-smi reports driver %s, want %s", s.vmid(), untrusted.New(v), s.version)
+				return nil, fmt.Errorf("nvidia-smi reports driver %s, want %s", untrusted.New(v), s.version)
 			}
 		}
 		notes = append(notes, "nvidia-smi: "+strings.Join(versions, ", ")) // each one is s.version
@@ -585,7 +586,7 @@ func (s session) verify(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	if r.Exit != 0 {
-		return nil, fmt.Errorf("CT %d: recording the install: %s", s.vmid(), r.Stderr.LastLines(3))
+		return nil, fmt.Errorf("recording the install: %s", r.Stderr.LastLines(3))
 	}
 	s.w.status("installed NVIDIA user-space libraries %s", s.version)
 	return notes, nil

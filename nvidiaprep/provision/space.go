@@ -42,8 +42,8 @@ func (s session) fullHint(ctx context.Context, need int64) string {
 		if !ok || err != nil || kib*1024 >= need {
 			continue
 		}
-		return fmt.Sprintf("the container's file system is full: %s has %d KiB free, the driver needs about %d KiB: free space in CT %d (or grow its disk: pct resize %d rootfs +1G), then restart it; ",
-			untrusted.New(dir), kib, (need+1023)/1024, s.vmid(), s.vmid())
+		return fmt.Sprintf("the container's file system is full: %s has %d KiB free, the driver needs about %d KiB: free space in it (or grow its disk: pct resize %d rootfs +1G), then restart it; ",
+			untrusted.New(dir), kib, (need+1023)/1024, s.vmid())
 	}
 	return ""
 }

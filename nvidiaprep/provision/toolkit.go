@@ -10,6 +10,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/ctexec"
 	"nvidiaprep/nvidiaprep/ctfs"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/installstate"
 	"nvidiaprep/nvidiaprep/lxcconf"
@@ -31,16 +32,16 @@ func (w Worker) toolkit(ctx context.Context, ct *ctexec.Container, root *ctfs.Ro
 	}
 	var problems []string
 	if err != nil {
-		problems = append(problems, fmt.Sprintf("CT %d: NVIDIA's container toolkit config %s cannot be read (%v): nvidiaprep cannot tell whether it works here", w.VMID, installstate.ToolkitConfig, err))
+		problems = append(problems, fmt.Sprintf("NVIDIA's container toolkit config %s cannot be read (%v): nvidiaprep cannot tell whether it works here", installstate.ToolkitConfig, err))
 	} else if w.unprivileged() && !noCgroups.Match(conf) {
 		r, err := ct.Run(ctx, setNoCgroupsScript.argv(), nil)
 		if err != nil {
 			return err
 		}
 		if r.Exit != 0 {
-			problems = append(problems, fmt.Sprintf("CT %d is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true (setting it failed: %s): docker/podman --gpus and nvidia-container-cli fail with a cgroup error", w.VMID, r.Output().LastLines(2)))
+			problems = append(problems, fmt.Sprintf("it is unprivileged and NVIDIA's container toolkit there lacks no-cgroups = true (setting it failed: %s): docker/podman --gpus and nvidia-container-cli fail with a cgroup error", r.Output().LastLines(2)))
 		} else {
-			w.Log.Info().Msgf("CT %d: set no-cgroups = true in %s: the container is unprivileged", w.VMID, installstate.ToolkitConfig)
+			w.Log.Info().Msg(ctmsg.Sprintf(w.VMID, "set no-cgroups = true in %s: the container is unprivileged", installstate.ToolkitConfig))
 		}
 	}
 	r, err := ct.Run(ctx, charLinksScript.argv(nodes...), nil)
@@ -48,7 +49,7 @@ func (w Worker) toolkit(ctx context.Context, ct *ctexec.Container, root *ctfs.Ro
 		return err
 	}
 	if r.Exit != 0 {
-		problems = append(problems, fmt.Sprintf("CT %d: the /dev/char links NVIDIA's container toolkit needs could not be made: %s", w.VMID, r.Output().LastLines(2)))
+		problems = append(problems, fmt.Sprintf("the /dev/char links NVIDIA's container toolkit needs could not be made: %s", r.Output().LastLines(2)))
 	}
 	return w.findings(problems)
 }
@@ -74,7 +75,7 @@ func (w Worker) unprivileged() bool {
 // findings replaces the host's findings file (record.SaveFindings).
 func (w Worker) findings(problems []string) error {
 	for _, msg := range problems {
-		w.Log.Warn().Msg(msg)
+		w.Log.Warn().Msg(ctmsg.Sprintf(w.VMID, "%s", msg))
 	}
 	return record.SaveFindings(w.Config.Paths.State, w.VMID, problems)
 }

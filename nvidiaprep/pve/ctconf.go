@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/lxcconf"
 )
@@ -134,7 +135,7 @@ func ReadCTs(dir string) ([]CT, error) {
 		path := filepath.Join(lxcDir, e.Name())
 		text, err := fsutil.ReadRegular(path, maxConfig)
 		if err != nil {
-			return nil, fmt.Errorf("reading CT %d's config: %w", vmid, err)
+			return nil, ctmsg.Errorf(vmid, "reading its config: %w", err)
 		}
 		cts = append(cts, ParseCT(vmid, path, text))
 	}

@@ -40,19 +40,19 @@ var errChanged = errors.New("the config changed meanwhile")
 func RemoveLines(ctx context.Context, dir, root string, vmid int, before []byte, lines []int) error {
 	lock, err := filelock.Wait(ctx, ConfigLock(root, vmid))
 	if err != nil {
-		return fmt.Errorf("CT %d: taking Proxmox's config lock (is a pct command or a backup running on it?): %w", vmid, err)
+		return fmt.Errorf("taking Proxmox's config lock (is a pct command or a backup running on it?): %w", err)
 	}
 	defer lock.Unlock()
 	path := CTPath(dir, vmid)
 	text, err := fsutil.ReadRegular(path, maxConfig)
 	if err != nil {
-		return fmt.Errorf("CT %d: %w", vmid, err)
+		return err
 	}
 	if !bytes.Equal(text, before) {
-		return fmt.Errorf("CT %d: %s: %w; run the command again", vmid, path, errChanged)
+		return fmt.Errorf("%s: %w; run the command again", path, errChanged)
 	}
 	if err := fsutil.WriteFileAtomic(path, withoutLines(text, lines), 0o640); err != nil {
-		return fmt.Errorf("CT %d: %w", vmid, err)
+		return err
 	}
 	return nil
 }

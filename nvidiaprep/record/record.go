@@ -32,7 +32,8 @@ const (
 	Failed    = "failed"
 )
 
-// Provision is one container's last provisioning run.
+// Provision is one container's last provisioning run. Its Error and Notes
+// do not name the container: their readers do, once (ctmsg).
 type Provision struct {
 	VMID     int           `json:"vmid"`
 	Version  string        `json:"version"`
@@ -61,10 +62,10 @@ func Save(stateDir string, p Provision) error {
 	}
 	path := Path(stateDir, p.VMID)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("saving the record of CT %d: %w", p.VMID, err)
+		return fmt.Errorf("saving its provisioning record: %w", err)
 	}
 	if err := fsutil.WriteFileDurable(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("saving the record of CT %d: %w", p.VMID, err)
+		return fmt.Errorf("saving its provisioning record: %w", err)
 	}
 	// A writer killed mid-write left its temporary file; the record's
 	// writers take the container's lock, so none is live.
@@ -79,10 +80,10 @@ func Load(stateDir string, vmid int) (p Provision, ok bool, err error) {
 		return Provision{}, false, nil
 	}
 	if err != nil {
-		return Provision{}, false, fmt.Errorf("reading the record of CT %d: %w", vmid, err)
+		return Provision{}, false, fmt.Errorf("reading its provisioning record: %w", err)
 	}
 	if err := json.Unmarshal(b, &p); err != nil {
-		return Provision{}, false, fmt.Errorf("reading the record of CT %d: %s: %w", vmid, Path(stateDir, vmid), err)
+		return Provision{}, false, fmt.Errorf("reading its provisioning record %s: %w", Path(stateDir, vmid), err)
 	}
 	// Its texts hold what the container printed (an installer's last
 	// lines): data for status and doctor, each one line, however written.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/term"
@@ -40,7 +41,7 @@ func WriteOne(w io.Writer, r Report, vmid int, now time.Time, st term.Style) err
 	p.blank()
 	i := slices.IndexFunc(r.Containers, func(c Container) bool { return c.VMID == vmid })
 	if i < 0 {
-		p.wrap(fmt.Sprintf("CT %d does not use nvidiaprep's hookscript on this node and has no [containers.%d] table (nvidiaprep enable %d).", vmid, vmid, vmid), "", "")
+		p.wrap(fmt.Sprintf("%s does not use nvidiaprep's hookscript on this node and has no [containers.%d] table (nvidiaprep enable %d).", ctmsg.Name(vmid), vmid, vmid), "", "")
 	} else {
 		p.container(r.Containers[i], r.Node.Loaded)
 	}
@@ -324,7 +325,7 @@ func (p *printer) notes(r Report) {
 // cannot hold.
 func containerNotes(c Container, loaded string) []string {
 	var out []string
-	ct := fmt.Sprintf("CT %d: ", c.VMID)
+	ct := ctmsg.Sprintf(c.VMID, "")
 	switch {
 	case !c.HookKnown:
 	case c.Hookscript == "":
@@ -357,7 +358,7 @@ func containerNotes(c Container, loaded string) []string {
 
 // container prints one container in full.
 func (p *printer) container(c Container, loaded string) {
-	p.line(p.st.Bold(fmt.Sprintf("CT %d", c.VMID)))
+	p.line(p.st.Bold(ctmsg.Name(c.VMID)))
 	statePaint := p.st.Green
 	if c.State != Running {
 		statePaint = nil
@@ -413,7 +414,7 @@ func (p *printer) container(c Container, loaded string) {
 	p.kv("log", fmt.Sprintf("nvidiaprep logs %d", c.VMID), nil)
 	var notes []string
 	for _, n := range containerNotes(c, loaded) {
-		n = strings.TrimPrefix(n, fmt.Sprintf("CT %d: ", c.VMID))
+		n = strings.TrimPrefix(n, ctmsg.Sprintf(c.VMID, ""))
 		if !strings.HasPrefix(n, "the last provisioning") { // its error is above
 			notes = append(notes, n)
 		}

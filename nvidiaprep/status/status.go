@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"nvidiaprep/nvidiaprep/config"
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernels"
@@ -279,7 +280,7 @@ func containers(o Options, problem func(error)) []Container {
 		c.Given = given(p.LXCConfig(id))
 		rec, ok, err := record.Load(p.State, id)
 		if err != nil {
-			problem(err)
+			problem(ctmsg.Wrap(id, err))
 		}
 		if ok {
 			c.Version, c.Outcome, c.Error = rec.Version, rec.Outcome, rec.Error
