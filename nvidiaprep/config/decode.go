@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"cmp"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -634,12 +635,8 @@ func selection(gpus []any) (gpusel.Selection, string) {
 	return sel, ""
 }
 
+// isHex tells a non-empty string of hexadecimal digits.
 func isHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return s != ""
+	_, err := hex.DecodeString(s)
+	return s != "" && err == nil
 }
