@@ -67,7 +67,12 @@ var killPoints = []killPoint{
 		return o.exists(ctMarker) && !o.exists(libDir+"/libcuda.so."+o.old)
 	}},
 	{name: "installer starting", worker: true, perFile: "0.1", at: func(o *progress) bool { return o.logged("installing NVIDIA user-space libraries") }},
-	{name: "installer starting, installer killed", installer: true, perFile: "0.1", at: func(o *progress) bool { return len(installerPIDs(o.vmid)) > 0 }},
+	// The worker's earlier steps run short commands that name the installer
+	// too (checkMount's `test -x "$1"`, the old version's uninstall): the
+	// point comes once the install has begun.
+	{name: "installer starting, installer killed", installer: true, perFile: "0.1", at: func(o *progress) bool {
+		return o.logged("installing NVIDIA user-space libraries") && len(installerPIDs(o.vmid)) > 0
+	}},
 	{name: "installer paused, worker killed", worker: true, pause: "2", at: func(o *progress) bool { return o.installerSays("Stand-in: sleeping") }},
 	{name: "installer paused, installer killed", installer: true, pause: "2", at: func(o *progress) bool { return o.installerSays("Stand-in: sleeping") }},
 	{name: "first file installed", worker: true, perFile: "0.3", at: func(o *progress) bool { return o.entries("1: ") >= 1 }},
