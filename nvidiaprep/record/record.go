@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"nvidiaprep/nvidiaprep/ctmsg"
 	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/nvversion"
 	"nvidiaprep/nvidiaprep/untrusted"
@@ -87,11 +88,24 @@ func Load(stateDir string, vmid int) (p Provision, ok bool, err error) {
 	}
 	// Its texts hold what the container printed (an installer's last
 	// lines): data for status and doctor, each one line, however written.
-	p.Error = untrusted.Escape(p.Error, maxText)
+	// A record saved by a version before 2026-12-05 begins them with the
+	// container's name, which their readers now add: it is dropped, so that
+	// doctor does not say "CT 101: ... CT 101: ...".
+	p.Error = untrusted.Escape(dropName(p.Error, vmid), maxText)
 	for i, n := range p.Notes {
-		p.Notes[i] = untrusted.Escape(n, maxText)
+		p.Notes[i] = untrusted.Escape(dropName(n, vmid), maxText)
 	}
 	return p, true, nil
+}
+
+// dropName removes the leading "CT <vmid>: " (once or more) that records of
+// older versions put before their texts.
+func dropName(text string, vmid int) string {
+	prefix := ctmsg.Name(vmid) + ": "
+	for strings.HasPrefix(text, prefix) {
+		text = text[len(prefix):]
+	}
+	return text
 }
 
 // InstalledVersion reads the driver version from the first line of

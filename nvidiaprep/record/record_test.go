@@ -58,3 +58,29 @@ func TestSaveRemovesAKilledSavesLeftover(t *testing.T) {
 		t.Error("another record's temporary file was removed")
 	}
 }
+
+// A record saved by an older version names the container in its texts; its
+// readers name it again, so Load drops the old name: doctor says "CT 101"
+// once. Another container's name, or one further in, is data and stays.
+func TestLoadDropsTheNameOlderRecordsWrote(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"vmid": 101, "version": "580.159.04", "outcome": "failed",
+	  "error": "CT 101: CT 101: installing failed: exit 1 (CT 102: busy)",
+	  "notes": ["CT 101: dpkg lock held", "CT 102: not mine"]}`
+	if err := os.MkdirAll(filepath.Dir(Path(dir, 101)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(Path(dir, 101), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := Load(dir, 101)
+	if err != nil || !ok {
+		t.Fatalf("ok=%v err=%v", ok, err)
+	}
+	if want := "installing failed: exit 1 (CT 102: busy)"; got.Error != want {
+		t.Errorf("error %q, want %q", got.Error, want)
+	}
+	if got.Notes[0] != "dpkg lock held" || got.Notes[1] != "CT 102: not mine" {
+		t.Errorf("notes %q", got.Notes)
+	}
+}
