@@ -189,7 +189,7 @@ func (h *host) run(ctx context.Context) (Report, error) {
 	switch {
 	case loaded == d.Version:
 		return h.fastPath(ctx, led, rep)
-	case installed == d.Version && !led.partial() && prev.Configured == d.Version && installOutcome(prev.Outcome) && laterBoot(p.Proc, prev):
+	case installed == d.Version && !led.partial() && prev.Configured == d.Version && installFinished(prev) && laterBoot(p.Proc, prev):
 		return h.notLoaded(ctx, led, rep, prev)
 	case installed == d.Version && !led.partial():
 		return h.pending(led, rep, prev)
@@ -306,11 +306,19 @@ func (h *host) pending(led *ledger, rep Report, prev hostdriverstate.State) (Rep
 	return rep, nil
 }
 
-// installOutcome tells whether an outcome is that of a finished install
-// waiting for its boot, of a boot that came without it, or of a boot
-// that had it loaded: on a later boot, the driver should be loaded.
-func installOutcome(o string) bool {
-	return o == hostdriverstate.OutcomeRebootRequired || o == hostdriverstate.OutcomeRebooting || o == hostdriverstate.OutcomeNotLoaded || o == hostdriverstate.OutcomeCurrent
+// installFinished tells whether the previous run's record is that of a
+// finished install waiting for its boot, of a boot that came without it,
+// of a boot that had it loaded, or of a run cut off while loading it (step
+// 6 begins once the install is proven): on a later boot, the driver should
+// be loaded.
+func installFinished(prev hostdriverstate.State) bool {
+	switch prev.Outcome {
+	case hostdriverstate.OutcomeRebootRequired, hostdriverstate.OutcomeRebooting, hostdriverstate.OutcomeNotLoaded, hostdriverstate.OutcomeCurrent:
+		return true
+	case hostdriverstate.OutcomeInstalling:
+		return prev.Step == StepLoad.Name()
+	}
+	return false
 }
 
 // bootedAfter tells whether the node booted after t (btime in <proc>/stat).

@@ -411,7 +411,9 @@ func runInstaller(ctx context.Context, j job) (result, error) {
 		}
 	}
 	if err == nil {
-		return result{warning: kernelWarning(d.Version, dkmsEveryKernel(ctx, j))}, nil
+		// Installed in this boot: step 6 records it before it loads, so a
+		// run cut off there is told from a later boot by boot id.
+		return result{bootID: bootID(j.p.Proc), warning: kernelWarning(d.Version, dkmsEveryKernel(ctx, j))}, nil
 	}
 	var out result
 	_, statErr := os.Stat(j.p.Host(record.NVIDIALog))

@@ -198,3 +198,40 @@ func TestKilledRunIsReadByTheNextRun(t *testing.T) {
 		})
 	}
 }
+
+// A unit killed while it loads the driver it has just installed (step 6
+// begins once the install is proven) leaves a finished install: when the
+// node then boots without that driver, the next run fails with the cause,
+// as after any finished install, instead of asking for another reboot.
+func TestKilledWhileLoadingThenABootWithoutTheDriverFails(t *testing.T) {
+	n := debianNode(t)
+	n.boot("0f2c5a3e-0000-4000-8000-000000000031", time.Now().Add(-time.Hour))
+	n.runner.crash = "modprobe nvidia-uvm"
+	func() {
+		defer func() {
+			if r := recover(); r != killed {
+				t.Fatalf("not killed: %v\n%s", r, n.log.String())
+			}
+		}()
+		n.run()
+	}()
+	if st := n.state(); st.Outcome != hostdriverstate.OutcomeInstalling || st.Step != StepLoad.Name() || st.Partial {
+		t.Fatalf("state left by the kill: %+v", st)
+	}
+
+	// The node reboots into a kernel DKMS built nothing for.
+	n.boot("0f2c5a3e-0000-4000-8000-000000000032", time.Now())
+	n.runner.crash, n.runner.calls = "", nil
+	n.runner.dkms = "nvidia/" + verWant + ", 6.8.12-3-pve, x86_64: installed\n"
+	rep, err := n.run()
+	var nl *NotLoadedError
+	if !errors.As(err, &nl) || rep.Path != PathNotLoaded {
+		t.Fatalf("the boot after: %+v %v\n%s", rep, err, n.log.String())
+	}
+	if n.file("run/reboot-required") != "" {
+		t.Error("asks for a reboot, which does not help")
+	}
+	if n.runner.called("/bin/sh "+n.cfg.Paths.Cache+"/runs/"+driverrun.RunFileName(verWant)+" --silent --dkms") >= 0 {
+		t.Error("installed again, though the install had finished")
+	}
+}
