@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -22,23 +23,27 @@ const (
 // vmids are the ids handed out in this process and not yet released. It is
 // the one piece of process-wide state of the kit: LXC's container names and
 // cgroups are machine-wide, so uniqueness cannot belong to one Bed. Other
-// processes (other test binaries, another worktree's run) are kept apart by
-// the flock that every real-container run takes (docs/testing.md).
+// processes (another package's test binary, another worktree's run, a
+// `make test` beside a flocked run) are kept apart by a lock file per id
+// (lockVMID), held while the id is taken and dropped by the kernel when a
+// process dies.
 var vmids = struct {
 	sync.Mutex
 	taken map[int]bool
-}{taken: map[int]bool{}}
+	locks map[int]*os.File // the lock file of each id VMID took
+}{taken: map[int]bool{}, locks: map[int]*os.File{}}
 
 // VMID hands test t a container id that no other test of this process
-// holds and that is free on the machine (no /var/lib/lxc/<id>, no LXC
-// cgroup of that id), and releases it when t ends. Use it for every
+// holds, that no other process holds (its lock file), and that is free on
+// the machine (no /var/lib/lxc/<id>, no LXC cgroup of that id), and
+// releases it when t ends. Use it for every
 // container whose id carries no meaning of its own; build the expected
 // messages and configuration tables from it. Take it with the t whose end
 // closes the container's bed (a subtest's id is released when the subtest
 // ends, while a parent's bed still holds its container).
 func VMID(t testing.TB) int {
 	t.Helper()
-	id, err := takeVMID(freeOnMachine)
+	id, err := takeVMID(func(id int) bool { return freeOnMachine(id) && lockVMID(id) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,13 +62,33 @@ func takeVMID(free func(int) bool) (int, error) {
 			return id, nil
 		}
 	}
-	return 0, fmt.Errorf("lxctest: no free vmid in %d-%d (this process holds %d; the rest have a /var/lib/lxc/<id> or an LXC cgroup)", firstVMID, lastVMID, len(vmids.taken))
+	return 0, fmt.Errorf("lxctest: no free vmid in %d-%d (this process holds %d; the rest have a /var/lib/lxc/<id>, an LXC cgroup or another process's lock in %s)", firstVMID, lastVMID, len(vmids.taken), os.TempDir())
 }
 
 func releaseVMID(id int) {
 	vmids.Lock()
 	defer vmids.Unlock()
 	delete(vmids.taken, id)
+	if f := vmids.locks[id]; f != nil {
+		f.Close() // drops the flock
+		delete(vmids.locks, id)
+	}
+}
+
+// lockVMID takes id's lock file (<tmp>/lxctest-vmid-<id>.lock) for this
+// process without waiting; false when another process holds it. Called
+// with vmids held.
+func lockVMID(id int) bool {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("lxctest-vmid-%d.lock", id)), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return false
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	vmids.locks[id] = f
+	return true
 }
 
 // freeOnMachine tells whether no container of that id is known to the
