@@ -435,19 +435,12 @@ func TestDpkgLockNeverReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	unit := "[Unit]\nDescription=stand-in for an apt that never ends\n[Service]\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
-	for name, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
+	writeCTFiles(t, ct, map[string]ctFile{
 		"usr/local/bin/holdlock":              {bin, 0o755},
 		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
 		// Enabled without a symlink (WriteFile writes files): a drop-in.
 		"etc/systemd/system/multi-user.target.d/holdlock.conf": {[]byte("[Unit]\nWants=holdlock.service\n"), 0o644},
-	} {
-		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	since := time.Now()
 	start(t, n, ct)
 	// The worker cannot change anything before it has the lock.
@@ -472,19 +465,12 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	}
 	forger := "#!/bin/bash\nexec -a $'apt\\nSTATUS=forged\\nMAINPID=1\\n\\x1b[2J' /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
 	unit := "[Unit]\nDescription=a lock holder with a forging name\n[Service]\nExecStart=/usr/local/bin/forger\n"
-	for name, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
+	writeCTFiles(t, ct, map[string]ctFile{
 		"usr/local/bin/holdlock":                             {bin, 0o755},
 		"usr/local/bin/forger":                               {[]byte(forger), 0o755},
 		"etc/systemd/system/forger.service":                  {[]byte(unit), 0o644},
 		"etc/systemd/system/multi-user.target.d/forger.conf": {[]byte("[Unit]\nWants=forger.service\n"), 0o644},
-	} {
-		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	// The worker's sd_notify socket: what `systemctl status` would show.
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})

@@ -17,6 +17,17 @@ type ctFile struct {
 	mode os.FileMode
 }
 
+// writeCTFiles writes files (their paths relative to the container's root)
+// into ct.
+func writeCTFiles(t *testing.T, ct *lxctest.CT, files map[string]ctFile) {
+	t.Helper()
+	for path, f := range files {
+		if err := ct.WriteFile(path, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // hostCT makes a systemd container that stands for a Proxmox host for the
 // tests of nvidiaprep's host-side units (host driver, kernel guard): the
 // local apt repository repo at /srv/repo as its only apt source, the given
@@ -33,11 +44,7 @@ func hostCT(t *testing.T, bed *lxctest.Bed, repo string, mounts []string, files 
 		t.Fatal(err)
 	}
 	files["etc/apt/sources.list"] = ctFile{[]byte(aptrepo.SourcesList("/srv/repo")), 0o644}
-	for path, f := range files {
-		if err := ct.WriteFile(path, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeCTFiles(t, ct, files)
 	return ct, func() {
 		t.Helper()
 		if _, err := ct.ProxmoxStart("", nil); err != nil {

@@ -182,17 +182,10 @@ func TestWaitsForTheDpkgLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	unit := "[Unit]\nDescription=stand-in for apt-daily holding the dpkg lock\n[Service]\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 20\n[Install]\nWantedBy=multi-user.target\n"
-	for name, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
+	writeCTFiles(t, ct, map[string]ctFile{
 		"usr/local/bin/holdlock":              {bin, 0o755},
 		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
-	} {
-		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	prepare(t, ct, "systemctl enable holdlock.service")
 	_, p, returned := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed {
