@@ -434,7 +434,7 @@ func TestDpkgLockNeverReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit := "[Unit]\nDescription=stand-in for an apt that never ends\n[Service]\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
+	unit := "[Unit]\nDescription=stand-in for an apt that never ends\n[Service]\nType=notify\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
 	writeCTFiles(t, ct, map[string]ctFile{
 		"usr/local/bin/holdlock":              {bin, 0o755},
 		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
@@ -464,7 +464,7 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	forger := "#!/bin/bash\nexec -a $'apt\\nSTATUS=forged\\nMAINPID=1\\n\\x1b[2J' /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
-	unit := "[Unit]\nDescription=a lock holder with a forging name\n[Service]\nExecStart=/usr/local/bin/forger\n"
+	unit := "[Unit]\nDescription=a lock holder with a forging name\n[Service]\nType=notify\nExecStart=/usr/local/bin/forger\n"
 	writeCTFiles(t, ct, map[string]ctFile{
 		"usr/local/bin/holdlock":                             {bin, 0o755},
 		"usr/local/bin/forger":                               {[]byte(forger), 0o755},

@@ -181,7 +181,7 @@ func TestWaitsForTheDpkgLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit := "[Unit]\nDescription=stand-in for apt-daily holding the dpkg lock\n[Service]\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 20\n[Install]\nWantedBy=multi-user.target\n"
+	unit := "[Unit]\nDescription=stand-in for apt-daily holding the dpkg lock\n[Service]\nType=notify\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 20\n[Install]\nWantedBy=multi-user.target\n"
 	writeCTFiles(t, ct, map[string]ctFile{
 		"usr/local/bin/holdlock":              {bin, 0o755},
 		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
