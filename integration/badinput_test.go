@@ -222,18 +222,25 @@ func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, 
 	if strings.Contains(p.Error, name) {
 		t.Errorf("the record's error names %s: %s", name, p.Error)
 	}
-	// The worker logs its error after it has saved the record.
 	line := name + ": " + p.Error
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.WorkerLog(vmid), line) && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	wantAll(t, "the worker log", n.WorkerLog(vmid), line)
+	wantAll(t, "the worker log", waitLogged(n, vmid, line), line)
 	for _, l := range strings.Split(n.WorkerLog(vmid), "\n") {
 		if strings.Contains(l, p.Error) && strings.Count(l, name) != 1 {
 			t.Errorf("the worker log's line names %s %d times, want once: %s", name, strings.Count(l, name), l)
 		}
 	}
 	return p
+}
+
+// waitLogged waits, up to 10 s, until the worker log of vmid holds line,
+// and returns the log. The worker logs its error after it has saved the
+// record that WaitProvisioned waits for.
+func waitLogged(n *scenario.Node, vmid int, line string) string {
+	log := n.WorkerLog(vmid)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log, line) && time.Now().Before(deadline); log = n.WorkerLog(vmid) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return log
 }
 
 // postStart runs the post-start phase by hand on a running container, as
