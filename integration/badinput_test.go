@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -485,18 +484,20 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var mu sync.Mutex
+	// The reader stops at the test's own end mark, sent once the worker has
+	// exited: a socket's datagrams are read in the order they were sent.
+	const endMark = "END-OF-TEST"
 	var datagrams []string
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		buf := make([]byte, 1<<16)
 		for {
 			k, err := conn.Read(buf)
-			if err != nil {
+			if err != nil || string(buf[:k]) == endMark {
 				return
 			}
-			mu.Lock()
 			datagrams = append(datagrams, string(buf[:k]))
-			mu.Unlock()
 		}
 	}()
 	since := time.Now()
@@ -513,9 +514,19 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	if code == 0 || !strings.Contains(out, holder) {
 		t.Errorf("provision with a notify socket: exit %d, want the holder named:\n%s", code, out)
 	}
-	time.Sleep(200 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
+	end, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := end.Write([]byte(endMark)); err != nil {
+		t.Fatal(err)
+	}
+	end.Close()
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the notify socket's datagrams were not read within 10 s")
+	}
 	held := false
 	for _, d := range datagrams {
 		for _, line := range strings.Split(d, "\n") {
