@@ -192,7 +192,13 @@ systemctl enable nvidiaprep-host-driver`)
 		}
 		// A CUDA program of a container, as the node sees it: a descriptor
 		// on the node (O_PATH: a stand-in node cannot be opened).
-		n.must(`systemd-run --unit=gpu-holder perl -e 'sysopen(F, "/srv/standin/dev/nvidia0", 010000000) or die "$!"; sleep 600'; sleep 1`)
+		n.must(`systemd-run --unit=gpu-holder perl -e 'sysopen(F, "/srv/standin/dev/nvidia0", 010000000) or die "$!"; sleep 600'
+for i in $(seq 200); do
+	p=$(systemctl show -P MainPID gpu-holder)
+	[ "$p" != 0 ] && find /proc/$p/fd -maxdepth 1 -lname /srv/standin/dev/nvidia0 | grep -q . && exit 0
+	sleep 0.05
+done
+echo "gpu-holder does not hold /srv/standin/dev/nvidia0 after 10 s"; exit 1`)
 		defer n.sh("systemctl stop gpu-holder")
 		pid := strings.TrimSpace(n.must("systemctl show -p MainPID --value gpu-holder"))
 		code, status, journal := n.unit()
