@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,8 +38,8 @@ func debTree(t *testing.T, dir string) {
 	script := `git -C "$1" ls-files -z --cached --others --exclude-standard | (cd "$1" && tar --null --no-recursion -T - -cf -) | tar -xf - -C "$2" &&
 		cd "$2" && git init -q && git add -A &&
 		git -c user.name=test -c user.email=test@invalid commit -q -m snapshot`
-	if b, err := exec.Command("bash", "-c", script, "bash", root, dir).CombinedOutput(); err != nil {
-		t.Fatalf("snapshot of the tree: %v\n%s", err, b)
+	if out, code := runbin.Exit(t, "bash", nil, "-c", script, "bash", root, dir); code != 0 {
+		t.Fatalf("snapshot of the tree: exit %d\n%s", code, out)
 	}
 }
 
@@ -66,8 +65,8 @@ func buildDeb(t *testing.T, src, out, version string) string {
 func debFile(t *testing.T, deb, path string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if b, err := exec.Command("dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, b)
+	if out, code := runbin.Exit(t, "dpkg-deb", nil, "-x", deb, dir); code != 0 {
+		t.Fatalf("dpkg-deb -x %s: exit %d\n%s", deb, code, out)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, path))
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"nvidiaprep/integration/aptrepo"
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/secureboot"
@@ -70,20 +70,22 @@ func nvidiaDKMSConf(version, make string, modules ...string) string {
 // host's sources ("6.1.0-57-amd64") and of the newest one before it that
 // the sources still have ("6.1.0-50-amd64", from the point release).
 func debianKernels(t *testing.T) (newest, older string) {
-	out, err := exec.Command("apt-cache", "depends", "linux-image-amd64").Output()
-	if err != nil {
-		t.Fatalf("apt-cache depends linux-image-amd64: %v", err)
+	r := runbin.Cmd{Path: "apt-cache", Args: []string{"depends", "linux-image-amd64"}, Split: true}.Must(t)
+	if r.Code != 0 {
+		t.Fatalf("apt-cache depends linux-image-amd64: exit %d\n%s", r.Code, r.Output)
 	}
+	out := r.Stdout
 	m := regexp.MustCompile(`linux-image-(6\.1\.0-([0-9]+)-amd64)`).FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("no kernel in:\n%s", out)
 	}
 	newest = m[1]
 	abi, _ := strconv.Atoi(m[2])
-	out, err = exec.Command("apt-cache", "search", "--names-only", `^linux-image-6\.1\.0-[0-9]+-amd64$`).Output()
-	if err != nil {
-		t.Fatalf("apt-cache search: %v", err)
+	r = runbin.Cmd{Path: "apt-cache", Args: []string{"search", "--names-only", `^linux-image-6\.1\.0-[0-9]+-amd64$`}, Split: true}.Must(t)
+	if r.Code != 0 {
+		t.Fatalf("apt-cache search: exit %d\n%s", r.Code, r.Output)
 	}
+	out = r.Stdout
 	best := 0
 	for _, l := range regexp.MustCompile(`linux-image-6\.1\.0-([0-9]+)-amd64 `).FindAllStringSubmatch(string(out), -1) {
 		if n, _ := strconv.Atoi(l[1]); n < abi && n > best {

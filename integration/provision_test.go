@@ -4,7 +4,6 @@ package integration_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/record"
@@ -275,8 +275,8 @@ func TestContainerWithItsOwnVarMountsIsProvisioned(t *testing.T) {
 		t.Fatal(err)
 	}
 	volume := filepath.Join(t.TempDir(), "var")
-	if out, err := exec.Command("cp", "-a", filepath.Join(lower, "var"), volume).CombinedOutput(); err != nil {
-		t.Fatalf("copying /var: %v\n%s", err, out)
+	if out, code := runbin.Exit(t, "cp", nil, "-a", filepath.Join(lower, "var"), volume); code != 0 {
+		t.Fatalf("copying /var: exit %d\n%s", code, out)
 	}
 	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{
 		"lxc.mount.entry = " + volume + " var none bind,create=dir 0 0",
