@@ -18,10 +18,9 @@ import (
 
 // transcript records a session at the node's shell as Markdown.
 type transcript struct {
-	t    *testing.T
-	n    *pvenode.Node
-	b    strings.Builder
-	exit map[string]int
+	t *testing.T
+	n *pvenode.Node
+	b strings.Builder
 }
 
 // say adds a sentence of narration.
