@@ -645,20 +645,7 @@ func TestProvisionWithAStoppedMonitorEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ct.Stop("", nil) })
-	init := ct.InitPID()
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", init))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	monitor, err := strconv.Atoi(f[1]) // the init's parent: lxc-start's monitor
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Kill(monitor, unix.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
+	stopMonitor(t, ct)
 	for i := range 2 {
 		t0 := time.Now()
 		r, err := runbin.Cmd{Path: admin(), Args: []string{"provision", id}, Env: n.Env(), Limit: 90 * time.Second}.Run()
