@@ -436,13 +436,9 @@ func TestDpkgLockNeverReleased(t *testing.T) {
 	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"3s\"\n")
 	ct := newCT(t, n, vmid, lxctest.Options{})
-	bin, err := os.ReadFile(holdlock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	unit := "[Unit]\nDescription=stand-in for an apt that never ends\n[Service]\nType=notify\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
 	writeCTFiles(t, ct, map[string]ctFile{
-		"usr/local/bin/holdlock":              {bin, 0o755},
+		"usr/local/bin/holdlock":              holdlockFile(t),
 		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
 		// Enabled without a symlink (WriteFile writes files): a drop-in.
 		"etc/systemd/system/multi-user.target.d/holdlock.conf": {[]byte("[Unit]\nWants=holdlock.service\n"), 0o644},
@@ -465,14 +461,10 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"6s\"\n")
 	ct := newCT(t, n, vmid, lxctest.Options{})
-	bin, err := os.ReadFile(holdlock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	forger := "#!/bin/bash\nexec -a $'apt\\nSTATUS=forged\\nMAINPID=1\\n\\x1b[2J' /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
 	unit := "[Unit]\nDescription=a lock holder with a forging name\n[Service]\nType=notify\nExecStart=/usr/local/bin/forger\n"
 	writeCTFiles(t, ct, map[string]ctFile{
-		"usr/local/bin/holdlock":                             {bin, 0o755},
+		"usr/local/bin/holdlock":                             holdlockFile(t),
 		"usr/local/bin/forger":                               {[]byte(forger), 0o755},
 		"etc/systemd/system/forger.service":                  {[]byte(unit), 0o644},
 		"etc/systemd/system/multi-user.target.d/forger.conf": {[]byte("[Unit]\nWants=forger.service\n"), 0o644},

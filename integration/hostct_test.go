@@ -28,6 +28,17 @@ func writeCTFiles(t *testing.T, ct *lxctest.CT, files map[string]ctFile) {
 	}
 }
 
+// holdlockFile is the holdlock program (integration/cmd/holdlock), for
+// writeCTFiles to put at usr/local/bin/holdlock in a container.
+func holdlockFile(t *testing.T) ctFile {
+	t.Helper()
+	b, err := os.ReadFile(holdlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctFile{b, 0o755}
+}
+
 // hostCT makes a systemd container that stands for a Proxmox host for the
 // tests of nvidiaprep's host-side units (host driver, kernel guard): the
 // local apt repository repo at /srv/repo as its only apt source, the given

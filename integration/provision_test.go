@@ -177,13 +177,9 @@ func TestWaitsForTheDpkgLock(t *testing.T) {
 	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
 	ct := newCT(t, n, vmid, lxctest.Options{})
-	bin, err := os.ReadFile(holdlock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	unit := "[Unit]\nDescription=stand-in for apt-daily holding the dpkg lock\n[Service]\nType=notify\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 20\n[Install]\nWantedBy=multi-user.target\n"
 	writeCTFiles(t, ct, map[string]ctFile{
-		"usr/local/bin/holdlock":              {bin, 0o755},
+		"usr/local/bin/holdlock":              holdlockFile(t),
 		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
 	})
 	prepare(t, ct, "systemctl enable holdlock.service")
