@@ -3,6 +3,7 @@
 package integration_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ import (
 // tier of its own: the download and the install take minutes).
 func TestFullCUDAToolkit(t *testing.T) {
 	vmid := lxctest.VMID(t)
-	n := provisionNode(t, "[containers.210]\ngpus = [\"0\"]\n")
+	n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"0\"]\n", vmid))
 	debs, err := aptrepo.FetchFrom(n.Bed.Cache, filepath.Join(n.Bed.Cache, "rootfs-bookworm"), bookwormNonFree, "nvidia-cuda-toolkit")
 	if err != nil {
 		t.Fatal(err)
