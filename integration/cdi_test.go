@@ -132,11 +132,7 @@ func TestPodmanInsideUsesTheCDISpec(t *testing.T) {
 			vmid := lxctest.VMID(t)
 			n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", vmid))
 			repo, _ := podmanRepo(t, n)
-			extra := append([]string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}, nestingLines...)
-			ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: tc.unpriv, ExtraConfig: extra})
-			if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			ct := repoCT(t, n, vmid, repo, lxctest.Options{Unprivileged: tc.unpriv, ExtraConfig: nestingLines})
 			prepare(t, ct, "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc >/dev/null && "+podmanConfig)
 
 			_, p, _ := startProvisioned(t, n, ct)
@@ -299,11 +295,7 @@ func TestDockerOnDebian13UsesTheCDISpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	buildLoadProbe(t, filepath.Join(repo, "nvidiaprep-load-probe"))
-	extra := append([]string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}, nestingLines...)
-	ct := newCT(t, n, vmid, lxctest.Options{Root: "rootfs-trixie", Unprivileged: true, ExtraConfig: extra})
-	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ct := repoCT(t, n, vmid, repo, lxctest.Options{Root: "rootfs-trixie", Unprivileged: true, ExtraConfig: nestingLines})
 	if err := ct.WriteFile("etc/docker/daemon.json", []byte(`{"features": {"cdi": true}, "storage-driver": "vfs", "iptables": false, "ip6tables": false, "bridge": "none"}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -103,15 +103,11 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	if err := aptrepo.Build(repo, append(debs, old, newer)...); err != nil {
 		t.Fatal(err)
 	}
-	ct, err := bed.NewContainer(lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{
-		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
-	}})
+	ct, err := bed.NewContainer(lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{repoMount(repo)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeCTFiles(t, ct, map[string]ctFile{"etc/apt/sources.list": repoSources()})
 	if _, err := ct.ProxmoxStart("", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"nvidiaprep/integration/aptrepo"
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/scenario"
 )
 
 // ctFile is a file written into a container before it starts.
@@ -26,6 +27,25 @@ func writeCTFiles(t *testing.T, ct *lxctest.CT, files map[string]ctFile) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// repoMount is the LXC config line that binds the local apt repository
+// repo read-only at /srv/repo in a container.
+func repoMount(repo string) string {
+	return "lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"
+}
+
+// repoSources is a container's apt sources.list: /srv/repo alone.
+func repoSources() ctFile { return ctFile{[]byte(aptrepo.SourcesList("/srv/repo")), 0o644} }
+
+// repoCT is newCT with the local apt repository repo at /srv/repo
+// (repoMount, before o's own lines) as the container's only apt source.
+func repoCT(t *testing.T, n *scenario.Node, vmid int, repo string, o lxctest.Options) *lxctest.CT {
+	t.Helper()
+	o.ExtraConfig = append([]string{repoMount(repo)}, o.ExtraConfig...)
+	ct := newCT(t, n, vmid, o)
+	writeCTFiles(t, ct, map[string]ctFile{"etc/apt/sources.list": repoSources()})
+	return ct
 }
 
 // holdlockFile is the holdlock program (integration/cmd/holdlock), for
@@ -46,7 +66,7 @@ func holdlockFile(t *testing.T) ctFile {
 // unless the line says ro) and files. boot starts it and waits for systemd.
 func hostCT(t *testing.T, bed *lxctest.Bed, repo string, mounts []string, files map[string]ctFile) (ct *lxctest.CT, boot func()) {
 	t.Helper()
-	extra := []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}
+	extra := []string{repoMount(repo)}
 	for _, m := range mounts {
 		extra = append(extra, "lxc.mount.entry = "+m)
 	}
@@ -54,7 +74,7 @@ func hostCT(t *testing.T, bed *lxctest.Bed, repo string, mounts []string, files 
 	if err != nil {
 		t.Fatal(err)
 	}
-	files["etc/apt/sources.list"] = ctFile{[]byte(aptrepo.SourcesList("/srv/repo")), 0o644}
+	files["etc/apt/sources.list"] = repoSources()
 	writeCTFiles(t, ct, files)
 	return ct, func() {
 		t.Helper()

@@ -32,10 +32,7 @@ func TestFullCUDAToolkit(t *testing.T) {
 	if err := aptrepo.Build(repo, debs...); err != nil {
 		t.Fatal(err)
 	}
-	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}})
-	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ct := repoCT(t, n, vmid, repo, lxctest.Options{})
 	prepare(t, ct, "apt-get update -q >/dev/null")
 	if _, p, _ := startProvisioned(t, n, ct); p.Outcome != record.Installed {
 		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
