@@ -227,7 +227,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 			if code != 0 {
 				t.Fatalf("exit %d:\n%s", code, tail(out, 30))
 			}
-			wantContains(t, "apt's output", out, "nvidiaprep: kernel "+older+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
+			wantAll(t, "apt's output", out, "nvidiaprep: kernel "+older+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
 		})
 	}
 
@@ -238,7 +238,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 			t.Fatalf("exit %d", code)
 		}
 		// DKMS's own hook skips the kernel; nvidiaprep's, after it, says so.
-		wantContains(t, "apt's output", out,
+		wantAll(t, "apt's output", out,
 			"autoinstall for kernel "+k+" was skipped since the kernel headers for this kernel do not seem to be installed",
 			"nvidiaprep: kernel "+k+" has NO NVIDIA driver "+v+" module: its headers are not installed",
 			"Fix: `apt install linux-headers-"+k+"` (DKMS then builds the module)")
@@ -247,24 +247,24 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		}
 		if o.working {
 			// pin_working_kernel, through proxmox-boot-tool's interface.
-			wantContains(t, "apt's output", out, "Until then keep booting kernel "+older+", which has it: proxmox-boot-tool kernel pin "+older+" && proxmox-boot-tool refresh",
+			wantAll(t, "apt's output", out, "Until then keep booting kernel "+older+", which has it: proxmox-boot-tool kernel pin "+older+" && proxmox-boot-tool refresh",
 				"Set kernel '"+older+"' in /etc/kernel/proxmox-boot-pin", "nvidiaprep: pinned kernel "+older)
 			if pin := strings.TrimSpace(n.must("cat /etc/kernel/proxmox-boot-pin")); pin != older {
 				t.Errorf("pinned %q, want %s", pin, older)
 			}
 		}
-		wantContains(t, "the marker", n.must("cat /run/nvidiaprep/kernel-not-ready"), "kernel "+k+" has no NVIDIA driver "+v+" module")
-		wantContains(t, "the journal", n.must("journalctl -t nvidiaprep-kernel --no-pager -o cat"), "kernel "+k+" has NO NVIDIA driver "+v+" module")
+		wantAll(t, "the marker", n.must("cat /run/nvidiaprep/kernel-not-ready"), "kernel "+k+" has no NVIDIA driver "+v+" module")
+		wantAll(t, "the journal", n.must("journalctl -t nvidiaprep-kernel --no-pager -o cat"), "kernel "+k+" has NO NVIDIA driver "+v+" module")
 		// --wide: one line per value, so that a message is found whole
 		// whatever the width (output to no terminal fits 80 columns).
 		status := n.must("nvidiaprep status --wide")
 		t.Logf("nvidiaprep status:\n%s", status)
-		wantContains(t, "status", status, k+": NOT READY: its headers are not installed", "fix: `apt install linux-headers-"+k+"`")
+		wantAll(t, "status", status, k+": NOT READY: its headers are not installed", "fix: `apt install linux-headers-"+k+"`")
 		doctor, code := n.sh("nvidiaprep doctor --wide")
 		if code != 1 {
 			t.Errorf("doctor exit %d", code)
 		}
-		wantContains(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: its headers are not installed", "booting it leaves the node without GPUs")
+		wantAll(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: its headers are not installed", "booting it leaves the node without GPUs")
 		// The container runs the machine's kernel, which is not installed
 		// in it: none of the node's kernels, nothing to build for.
 		if running := strings.TrimSpace(n.must("uname -r")); strings.Contains(status, running) || strings.Contains(doctor, running) {
@@ -280,9 +280,9 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		if code != 0 {
 			t.Fatalf("exit %d", code)
 		}
-		wantContains(t, "apt's output", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
-		wantContains(t, "dkms status", n.must("dkms status"), "nvidia/"+v+", "+k+", x86_64: installed")
-		wantContains(t, "status", n.must("nvidiaprep status --wide"), k+": driver "+v+" built (dkms: installed)")
+		wantAll(t, "apt's output", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
+		wantAll(t, "dkms status", n.must("dkms status"), "nvidia/"+v+", "+k+", x86_64: installed")
+		wantAll(t, "status", n.must("nvidiaprep status --wide"), k+": driver "+v+" built (dkms: installed)")
 		if doctor, _ := n.sh("nvidiaprep doctor --wide"); strings.Contains(doctor, "kernel-not-ready: kernel "+k) {
 			t.Errorf("doctor:\n%s", doctor)
 		}
@@ -290,7 +290,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 			t.Errorf("the marker is left: %s", out)
 		}
 		if o.working {
-			wantContains(t, "apt's output", out, "unpinned kernel "+older)
+			wantAll(t, "apt's output", out, "unpinned kernel "+older)
 			if out, code := n.sh("ls /etc/kernel/proxmox-boot-pin 2>&1"); code == 0 {
 				t.Errorf("still pinned: %s", out)
 			}
@@ -307,21 +307,21 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		// DKMS's failing hook stops the kernel's hooks; apt's Post-Invoke
 		// still says it, with the log.
 		log := "/var/lib/dkms/nvidia/" + v + "/build/make.log"
-		wantContains(t, "apt's output", out, "Bad return status for module build on kernel: "+k,
+		wantAll(t, "apt's output", out, "Bad return status for module build on kernel: "+k,
 			"nvidiaprep: kernel "+k+" has NO NVIDIA driver "+v+" module: DKMS failed to build driver "+v+"'s module for it; its log is "+log)
-		wantContains(t, "the build log", n.must("cat "+log), "nvidiaprep test: this build fails")
+		wantAll(t, "the build log", n.must("cat "+log), "nvidiaprep test: this build fails")
 		status := n.must("nvidiaprep status --wide")
-		wantContains(t, "status", status, k+": NOT READY: DKMS failed to build driver "+v+"'s module for it; its log is "+log)
+		wantAll(t, "status", status, k+": NOT READY: DKMS failed to build driver "+v+"'s module for it; its log is "+log)
 		doctor, _ := n.sh("nvidiaprep doctor --wide")
 		t.Logf("nvidiaprep doctor:\n%s", doctor)
-		wantContains(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: DKMS failed to build", "read "+log)
+		wantAll(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: DKMS failed to build", "read "+log)
 		// The fix: the sources back, dpkg finishes the kernel's configuration.
 		n.must("sed -i '/nvidiaprep test: this build fails/d' /usr/src/nvidia-" + v + "/" + n.src.broken)
 		out, code = n.sh("dpkg --configure -a 2>&1")
 		if code != 0 {
 			t.Fatalf("dpkg --configure -a: exit %d\n%s", code, out)
 		}
-		wantContains(t, "dpkg --configure -a", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
+		wantAll(t, "dpkg --configure -a", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
 	})
 	if !o.secureBoot {
 		return
@@ -333,7 +333,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		}
 		out := n.must("nvidiaprep kernel-installed " + k + " 2>&1")
 		t.Logf("with Secure Boot on:\n%s", out)
-		wantContains(t, "the guard", out, "made the module signing key /var/lib/dkms/mok.pub", "DKMS signs the modules it builds from now on",
+		wantAll(t, "the guard", out, "made the module signing key /var/lib/dkms/mok.pub", "DKMS signs the modules it builds from now on",
 			"its module is not signed", "dkms remove nvidia/"+v+" -k "+k+" && dkms install nvidia/"+v+" -k "+k)
 		// As it says: DKMS rebuilds and signs with the one key (real sign-file).
 		n.must("dkms remove nvidia/" + v + " -k " + k + " && dkms install nvidia/" + v + " -k " + k)
@@ -342,13 +342,13 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 			t.Fatal("DKMS did not sign the module")
 		}
 		out = n.must("nvidiaprep kernel-installed " + k + " 2>&1")
-		wantContains(t, "the guard", out, "signed by key "+sig+", which is not enrolled", secureboot.ImportCommand)
+		wantAll(t, "the guard", out, "signed by key "+sig+", which is not enrolled", secureboot.ImportCommand)
 		// Enrolled in the MOK manager at the next boot: shim's MokListRT.
 		der := n.must("base64 -w0 /var/lib/dkms/mok.pub")
 		if err := n.host.EnrollMOK(decodeBase64(t, der)); err != nil {
 			t.Fatal(err)
 		}
-		wantContains(t, "the guard", n.must("nvidiaprep kernel-installed "+k+" 2>&1"), "kernel "+k+" has NVIDIA driver "+v+"'s module")
+		wantAll(t, "the guard", n.must("nvidiaprep kernel-installed "+k+" 2>&1"), "kernel "+k+" has NVIDIA driver "+v+"'s module")
 	})
 	t.Logf("whole test: %v", time.Since(t0).Round(time.Millisecond))
 }

@@ -111,7 +111,7 @@ dpkg-divert --list | grep -q glx-diversions`)
 	if code != 0 {
 		t.Fatalf("the unit failed:\n%s", status)
 	}
-	wantContains(t, "status", status, "NVIDIA driver "+hdWant+" installed and loaded")
+	wantAll(t, "status", status, "NVIDIA driver "+hdWant+" installed and loaded")
 	if out, _ := n.sh(`dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' | grep -E 'nvidia|libcuda|glx-alternative-nvidia|glx-diversions'`); strings.TrimSpace(out) != "" {
 		t.Errorf("distribution NVIDIA packages left:\n%s", out)
 	}
