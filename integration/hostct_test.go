@@ -59,6 +59,28 @@ func holdlockFile(t *testing.T) ctFile {
 	return ctFile{b, 0o755}
 }
 
+// ctShell runs shell scripts in a test's container ct.
+type ctShell struct {
+	t  *testing.T
+	ct *lxctest.CT
+}
+
+// sh runs script in the container: its output, trimmed, and exit status.
+func (c *ctShell) sh(script string) (string, int) {
+	c.t.Helper()
+	return sh(c.t, c.ct, script)
+}
+
+// must is sh that fails the test unless script exits 0.
+func (c *ctShell) must(script string) string {
+	c.t.Helper()
+	out, code := c.sh(script)
+	if code != 0 {
+		c.t.Fatalf("%s: exit %d:\n%s", script, code, out)
+	}
+	return out
+}
+
 // hostCT makes a systemd container that stands for a Proxmox host for the
 // tests of nvidiaprep's host-side units (host driver, kernel guard): the
 // local apt repository repo at /srv/repo as its only apt source, the given

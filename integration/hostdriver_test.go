@@ -41,8 +41,7 @@ const (
 // and /etc/nvidiaprep bind-mounted from the host so the test can change
 // the configuration while it runs.
 type hostNode struct {
-	t       *testing.T
-	ct      *lxctest.CT
+	ctShell        // t and ct, the container
 	start   func() // boots ct (hostCT)
 	host    *standin.Host
 	etc     string // the host side of /etc/nvidiaprep
@@ -66,7 +65,7 @@ func newHostNodeWith(t *testing.T, extra []string, versions ...string) *hostNode
 	if err := unix.Uname(&u); err != nil {
 		t.Fatal(err)
 	}
-	n := &hostNode{t: t, release: unix.ByteSliceToString(u.Release[:]),
+	n := &hostNode{ctShell: ctShell{t: t}, release: unix.ByteSliceToString(u.Release[:]),
 		etc: filepath.Join(bed.Dir, "etc-nvidiaprep"), www: filepath.Join(bed.Dir, "www")}
 	var err error
 	if n.host, err = standin.NewHost(filepath.Join(bed.Dir, "standin")); err != nil {
@@ -180,20 +179,6 @@ func (n *hostNode) boot() {
 	srv := &http.Server{Handler: http.FileServer(http.Dir(n.www))}
 	go srv.Serve(l)
 	n.t.Cleanup(func() { srv.Close() })
-}
-
-func (n *hostNode) sh(script string) (string, int) {
-	n.t.Helper()
-	return sh(n.t, n.ct, script)
-}
-
-func (n *hostNode) must(script string) string {
-	n.t.Helper()
-	out, code := n.sh(script)
-	if code != 0 {
-		n.t.Fatalf("%s: exit %d:\n%s", script, code, out)
-	}
-	return out
 }
 
 // hostDriver runs `nvidiaprep host-driver` by hand with the given

@@ -105,12 +105,11 @@ func debianKernels(t *testing.T) (newest, older string) {
 // as a .run leaves it (its record and DKMS sources), and a stand-in sysfs
 // for the EFI variables.
 type kernelNode struct {
-	t      *testing.T
-	ct     *lxctest.CT
-	host   *standin.Host
-	kernel string // the kernel the update brings
-	older  string // with o.working, the kernel that works
-	src    moduleSource
+	ctShell // t and ct, the container
+	host    *standin.Host
+	kernel  string // the kernel the update brings
+	older   string // with o.working, the kernel that works
+	src     moduleSource
 }
 
 // kernelOptions choose what a kernel test covers.
@@ -125,7 +124,7 @@ type kernelOptions struct {
 func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSource, o kernelOptions) *kernelNode {
 	t.Helper()
 	bed := lxctest.NewTestBed(t)
-	n := &kernelNode{t: t}
+	n := &kernelNode{ctShell: ctShell{t: t}}
 	n.kernel, n.older = debianKernels(t)
 	pkgs := []string{"dkms", "kmod", "liblxc1", "tiny-initramfs", "linux-image-" + n.kernel, "linux-headers-" + n.kernel}
 	if o.working {
@@ -185,20 +184,6 @@ apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-unsafe-
 cp -a /srv/src/nvidia-` + n.src.version + ` /usr/src/
 dkms add -m nvidia -v ` + n.src.version)
 	return n
-}
-
-func (n *kernelNode) sh(script string) (string, int) {
-	n.t.Helper()
-	return sh(n.t, n.ct, script)
-}
-
-func (n *kernelNode) must(script string) string {
-	n.t.Helper()
-	out, code := n.sh(script)
-	if code != 0 {
-		n.t.Fatalf("%s: exit %d:\n%s", script, code, out)
-	}
-	return out
 }
 
 // apt runs apt-get as an admin does and returns what it printed.
