@@ -28,9 +28,12 @@ build:
 demo: deps
 	$(GO) run ./integration/demo
 
+## vet: every build of the tree, the tiers' test files (dkms, toolkit) too,
+## which no other target of make test compiles.
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags 'integration dkms toolkit' ./integration/
 
 unit:
 	$(GO) test ./...

@@ -3,6 +3,7 @@
 package integration_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,7 @@ var bookwormNonFree = aptrepo.Source{Suite: "bookworm", Components: []string{"ma
 //     registration names the new version.
 func TestAptKnowsTheDriver(t *testing.T) {
 	vmid := lxctest.VMID(t)
-	n := provisionNode(t, "[containers.204]\ngpus = [\"0\"]\n")
+	n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"0\"]\n", vmid))
 	rootfs := filepath.Join(n.Bed.Cache, "rootfs-bookworm")
 	debs, err := aptrepo.FetchFrom(n.Bed.Cache, rootfs, bookwormNonFree, "libcudart11.0", "libnvidia-ml-dev")
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -222,18 +221,25 @@ func failedProvision(t *testing.T, n *scenario.Node, vmid int, since time.Time, 
 	if strings.Contains(p.Error, name) {
 		t.Errorf("the record's error names %s: %s", name, p.Error)
 	}
-	// The worker logs its error after it has saved the record.
 	line := name + ": " + p.Error
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.WorkerLog(vmid), line) && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	wantAll(t, "the worker log", n.WorkerLog(vmid), line)
+	wantAll(t, "the worker log", waitLogged(n, vmid, line), line)
 	for _, l := range strings.Split(n.WorkerLog(vmid), "\n") {
 		if strings.Contains(l, p.Error) && strings.Count(l, name) != 1 {
 			t.Errorf("the worker log's line names %s %d times, want once: %s", name, strings.Count(l, name), l)
 		}
 	}
 	return p
+}
+
+// waitLogged waits, up to 10 s, until the worker log of vmid holds line,
+// and returns the log. The worker logs its error after it has saved the
+// record that WaitProvisioned waits for.
+func waitLogged(n *scenario.Node, vmid int, line string) string {
+	log := n.WorkerLog(vmid)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log, line) && time.Now().Before(deadline); log = n.WorkerLog(vmid) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return log
 }
 
 // postStart runs the post-start phase by hand on a running container, as
@@ -430,24 +436,13 @@ func TestDpkgLockNeverReleased(t *testing.T) {
 	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"3s\"\n")
 	ct := newCT(t, n, vmid, lxctest.Options{})
-	bin, err := os.ReadFile(holdlock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit := "[Unit]\nDescription=stand-in for an apt that never ends\n[Service]\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
-	for name, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
-		"usr/local/bin/holdlock":              {bin, 0o755},
+	unit := "[Unit]\nDescription=stand-in for an apt that never ends\n[Service]\nType=notify\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
+	writeCTFiles(t, ct, map[string]ctFile{
+		"usr/local/bin/holdlock":              holdlockFile(t),
 		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
 		// Enabled without a symlink (WriteFile writes files): a drop-in.
 		"etc/systemd/system/multi-user.target.d/holdlock.conf": {[]byte("[Unit]\nWants=holdlock.service\n"), 0o644},
-	} {
-		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	since := time.Now()
 	start(t, n, ct)
 	// The worker cannot change anything before it has the lock.
@@ -466,25 +461,14 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	id := strconv.Itoa(vmid)
 	n := provisionNode(t, "[provision]\ndpkg_lock_timeout = \"6s\"\n")
 	ct := newCT(t, n, vmid, lxctest.Options{})
-	bin, err := os.ReadFile(holdlock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	forger := "#!/bin/bash\nexec -a $'apt\\nSTATUS=forged\\nMAINPID=1\\n\\x1b[2J' /usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 3600\n"
-	unit := "[Unit]\nDescription=a lock holder with a forging name\n[Service]\nExecStart=/usr/local/bin/forger\n"
-	for name, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
-		"usr/local/bin/holdlock":                             {bin, 0o755},
+	unit := "[Unit]\nDescription=a lock holder with a forging name\n[Service]\nType=notify\nExecStart=/usr/local/bin/forger\n"
+	writeCTFiles(t, ct, map[string]ctFile{
+		"usr/local/bin/holdlock":                             holdlockFile(t),
 		"usr/local/bin/forger":                               {[]byte(forger), 0o755},
 		"etc/systemd/system/forger.service":                  {[]byte(unit), 0o644},
 		"etc/systemd/system/multi-user.target.d/forger.conf": {[]byte("[Unit]\nWants=forger.service\n"), 0o644},
-	} {
-		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	// The worker's sd_notify socket: what `systemctl status` would show.
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -492,18 +476,20 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var mu sync.Mutex
+	// The reader stops at the test's own end mark, sent once the worker has
+	// exited: a socket's datagrams are read in the order they were sent.
+	const endMark = "END-OF-TEST"
 	var datagrams []string
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		buf := make([]byte, 1<<16)
 		for {
 			k, err := conn.Read(buf)
-			if err != nil {
+			if err != nil || string(buf[:k]) == endMark {
 				return
 			}
-			mu.Lock()
 			datagrams = append(datagrams, string(buf[:k]))
-			mu.Unlock()
 		}
 	}()
 	since := time.Now()
@@ -520,9 +506,19 @@ func TestLockHolderNameCannotForgeLines(t *testing.T) {
 	if code == 0 || !strings.Contains(out, holder) {
 		t.Errorf("provision with a notify socket: exit %d, want the holder named:\n%s", code, out)
 	}
-	time.Sleep(200 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
+	end, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := end.Write([]byte(endMark)); err != nil {
+		t.Fatal(err)
+	}
+	end.Close()
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the notify socket's datagrams were not read within 10 s")
+	}
 	held := false
 	for _, d := range datagrams {
 		for _, line := range strings.Split(d, "\n") {
@@ -641,20 +637,7 @@ func TestProvisionWithAStoppedMonitorEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ct.Stop("", nil) })
-	init := ct.InitPID()
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", init))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	monitor, err := strconv.Atoi(f[1]) // the init's parent: lxc-start's monitor
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Kill(monitor, unix.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
+	stopMonitor(t, ct)
 	for i := range 2 {
 		t0 := time.Now()
 		r, err := runbin.Cmd{Path: admin(), Args: []string{"provision", id}, Env: n.Env(), Limit: 90 * time.Second}.Run()

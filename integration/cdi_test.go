@@ -5,7 +5,6 @@ package integration_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"nvidiaprep/integration/aptrepo"
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/nvidiaprep/record"
 )
@@ -58,15 +58,22 @@ func podmanRepo(t *testing.T, n *scenario.Node) (repo, probe string) {
 	if err := aptrepo.Build(repo, debs...); err != nil {
 		t.Fatal(err)
 	}
+	probe = filepath.Join(repo, "nvidiaprep-load-probe")
+	buildLoadProbe(t, probe)
+	return repo, probe
+}
+
+// buildLoadProbe compiles loadProbe on this machine (Debian 12's glibc,
+// which the containers' glibc runs) into out.
+func buildLoadProbe(t *testing.T, out string) {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "probe.c")
 	if err := os.WriteFile(src, []byte(loadProbe), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	probe = filepath.Join(repo, "nvidiaprep-load-probe")
-	if out, err := exec.Command("gcc", "-O2", "-o", probe, src, "-ldl").CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
+	if msg, code := runbin.Exit(t, "gcc", nil, "-O2", "-o", out, src, "-ldl"); code != 0 {
+		t.Fatalf("gcc: exit %d\n%s", code, msg)
 	}
-	return repo, probe
 }
 
 // imageScript makes, inside the container, an image from a local tarball:
@@ -125,11 +132,7 @@ func TestPodmanInsideUsesTheCDISpec(t *testing.T) {
 			vmid := lxctest.VMID(t)
 			n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"1\"]\n", vmid))
 			repo, _ := podmanRepo(t, n)
-			extra := append([]string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}, nestingLines...)
-			ct := newCT(t, n, vmid, lxctest.Options{Unprivileged: tc.unpriv, ExtraConfig: extra})
-			if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			ct := repoCT(t, n, vmid, repo, lxctest.Options{Unprivileged: tc.unpriv, ExtraConfig: nestingLines})
 			prepare(t, ct, "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc >/dev/null && "+podmanConfig)
 
 			_, p, _ := startProvisioned(t, n, ct)
@@ -291,18 +294,8 @@ func TestDockerOnDebian13UsesTheCDISpec(t *testing.T) {
 	if err := aptrepo.Build(repo, debs...); err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(t.TempDir(), "probe.c")
-	if err := os.WriteFile(src, []byte(loadProbe), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("gcc", "-O2", "-o", filepath.Join(repo, "nvidiaprep-load-probe"), src, "-ldl").CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	extra := append([]string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}, nestingLines...)
-	ct := newCT(t, n, vmid, lxctest.Options{Root: "rootfs-trixie", Unprivileged: true, ExtraConfig: extra})
-	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	buildLoadProbe(t, filepath.Join(repo, "nvidiaprep-load-probe"))
+	ct := repoCT(t, n, vmid, repo, lxctest.Options{Root: "rootfs-trixie", Unprivileged: true, ExtraConfig: nestingLines})
 	if err := ct.WriteFile("etc/docker/daemon.json", []byte(`{"features": {"cdi": true}, "storage-driver": "vfs", "iptables": false, "ip6tables": false, "bridge": "none"}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -6,16 +6,16 @@ package integration_test
 // another name or behind a wrapper, must not run itself without end.
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"nvidiaprep/integration/runbin"
 )
 
 // pidsCgroup makes a cgroup that allows at most max processes (cgroup v1's
@@ -101,20 +101,17 @@ func TestChainedHookscriptThatIsTheHookDoesNotRecurse(t *testing.T) {
 			os.WriteFile(cfg, []byte(fmt.Sprintf("[paths]\nlxc = %q\npve = %q\nstate = %q\ncache = %q\ndev = %q\nproc = %q\nsys = %q\n\n[containers.9794]\ngpus = []\ninstall = false\nchain = \"local:snippets/%s\"\n",
 				filepath.Join(root, "lxc"), filepath.Join(root, "pve"), filepath.Join(root, "state"), filepath.Join(root, "cache"), root, root, root, c.name)), 0o644)
 			dir, limited := pidsCgroup(t, 64)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "/bin/sh", "-c", "echo $$ > "+dir+"/cgroup.procs && exec "+hook+" 9794 pre-start")
-			cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NVIDIAPREP_CONFIG=" + cfg, "NVIDIAPREP_CLUSTER_CONFIG="}
 			t0 := time.Now()
-			out, _ := cmd.CombinedOutput()
-			code := cmd.ProcessState.ExitCode()
-			if code != 1 || !strings.Contains(string(out), c.want) {
-				t.Errorf("pre-start: exit %d after %v, want 1 and %q:\n%.3000s", code, time.Since(t0).Round(time.Millisecond), c.want, out)
+			r, err := runbin.Cmd{Path: "/bin/sh", Args: []string{"-c", "echo $$ > " + dir + "/cgroup.procs && exec " + hook + " 9794 pre-start"},
+				Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NVIDIAPREP_CONFIG=" + cfg, "NVIDIAPREP_CLUSTER_CONFIG="}, Limit: 30 * time.Second}.Run()
+			out, code := r.Output, r.Code
+			if code != 1 || !strings.Contains(out, c.want) {
+				t.Errorf("pre-start: exit %d after %v (%v), want 1 and %q:\n%.3000s", code, time.Since(t0).Round(time.Millisecond), err, c.want, out)
 			}
 			if n := limited(); n > 0 {
 				t.Errorf("the hooks ran into the cgroup's limit of 64 processes %d times: it recursed", n)
 			}
-			if n := strings.Count(string(out), "its own hookscript failed in pre-start"); n > 1 {
+			if n := strings.Count(out, "its own hookscript failed in pre-start"); n > 1 {
 				t.Errorf("%d nested hooks failed, want one at most", n)
 			}
 		})

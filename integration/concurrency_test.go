@@ -175,7 +175,17 @@ func TestContainerStoppedDuringItsInstall(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond) // well inside the installer's sleep
+	// The stop comes while the installer itself sleeps, as it says in its log.
+	for {
+		b, _ := os.ReadFile(ct.RootFS() + "/var/log/nvidia-installer.log")
+		if strings.Contains(string(b), "Stand-in: sleeping") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the installer did not reach its sleep:\n%s\nworker log:\n%s", b, n.WorkerLog(vmid))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	stopped := time.Now()
 	if _, err := ct.Stop(n.Hook, n.Env()); err != nil {
 		t.Fatal(err)

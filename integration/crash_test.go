@@ -198,8 +198,14 @@ func killRound(t *testing.T, n *scenario.Node, ct *lxctest.CT, cache driverrun.C
 	if kp.fresh {
 		// The killed worker's extraction goes on as an orphan: until it
 		// ends, the next worker must not take the version's lock (and
-		// remove the temporary tree the orphan writes into).
-		orphans := findPIDs(func(argv []string) bool { return len(argv) > 2 && argv[2] == "--extract-only" })
+		// remove the temporary tree the orphan writes into). The orphan is
+		// the .run's stub extracting into this node's tree of the version:
+		// `sh <run> --extract-only --target <tmp>/extract-<version>`
+		// (driverrun), not any other extraction on the machine.
+		target := filepath.Join(cache.TmpDir(), "extract-"+version)
+		orphans := findPIDs(func(argv []string) bool {
+			return len(argv) == 5 && argv[2] == "--extract-only" && argv[3] == "--target" && argv[4] == target
+		})
 		lock, err := filelock.TryLock(filepath.Join(cache.DriversDir(), "."+version+".lock"))
 		if err == nil {
 			// Released at once: held, it would keep the next worker waiting.

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,8 +38,8 @@ func debTree(t *testing.T, dir string) {
 	script := `git -C "$1" ls-files -z --cached --others --exclude-standard | (cd "$1" && tar --null --no-recursion -T - -cf -) | tar -xf - -C "$2" &&
 		cd "$2" && git init -q && git add -A &&
 		git -c user.name=test -c user.email=test@invalid commit -q -m snapshot`
-	if b, err := exec.Command("bash", "-c", script, "bash", root, dir).CombinedOutput(); err != nil {
-		t.Fatalf("snapshot of the tree: %v\n%s", err, b)
+	if out, code := runbin.Exit(t, "bash", nil, "-c", script, "bash", root, dir); code != 0 {
+		t.Fatalf("snapshot of the tree: exit %d\n%s", code, out)
 	}
 }
 
@@ -66,8 +65,8 @@ func buildDeb(t *testing.T, src, out, version string) string {
 func debFile(t *testing.T, deb, path string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if b, err := exec.Command("dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, b)
+	if out, code := runbin.Exit(t, "dpkg-deb", nil, "-x", deb, dir); code != 0 {
+		t.Fatalf("dpkg-deb -x %s: exit %d\n%s", deb, code, out)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, path))
 	if err != nil {
@@ -104,15 +103,11 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	if err := aptrepo.Build(repo, append(debs, old, newer)...); err != nil {
 		t.Fatal(err)
 	}
-	ct, err := bed.NewContainer(lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{
-		"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0",
-	}})
+	ct, err := bed.NewContainer(lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{repoMount(repo)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeCTFiles(t, ct, map[string]ctFile{"etc/apt/sources.list": repoSources()})
 	if _, err := ct.ProxmoxStart("", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -41,8 +41,7 @@ const (
 // and /etc/nvidiaprep bind-mounted from the host so the test can change
 // the configuration while it runs.
 type hostNode struct {
-	t       *testing.T
-	ct      *lxctest.CT
+	ctShell        // t and ct, the container
 	start   func() // boots ct (hostCT)
 	host    *standin.Host
 	etc     string // the host side of /etc/nvidiaprep
@@ -66,7 +65,7 @@ func newHostNodeWith(t *testing.T, extra []string, versions ...string) *hostNode
 	if err := unix.Uname(&u); err != nil {
 		t.Fatal(err)
 	}
-	n := &hostNode{t: t, release: unix.ByteSliceToString(u.Release[:]),
+	n := &hostNode{ctShell: ctShell{t: t}, release: unix.ByteSliceToString(u.Release[:]),
 		etc: filepath.Join(bed.Dir, "etc-nvidiaprep"), www: filepath.Join(bed.Dir, "www")}
 	var err error
 	if n.host, err = standin.NewHost(filepath.Join(bed.Dir, "standin")); err != nil {
@@ -182,20 +181,6 @@ func (n *hostNode) boot() {
 	n.t.Cleanup(func() { srv.Close() })
 }
 
-func (n *hostNode) sh(script string) (string, int) {
-	n.t.Helper()
-	return sh(n.t, n.ct, script)
-}
-
-func (n *hostNode) must(script string) string {
-	n.t.Helper()
-	out, code := n.sh(script)
-	if code != 0 {
-		n.t.Fatalf("%s: exit %d:\n%s", script, code, out)
-	}
-	return out
-}
-
 // hostDriver runs `nvidiaprep host-driver` by hand with the given
 // configuration file.
 func (n *hostNode) hostDriver(config string) (string, int) {
@@ -213,23 +198,13 @@ func (n *hostNode) state() hostdriverstate.State {
 	return s
 }
 
-// wantContains checks that out has every one of subs.
-func wantContains(t *testing.T, what, out string, subs ...string) {
-	t.Helper()
-	for _, s := range subs {
-		if !strings.Contains(out, s) {
-			t.Errorf("%s lacks %q:\n%s", what, s, out)
-		}
-	}
-}
-
 // wantUntouched checks that the node is as the preparation left it.
 func (n *hostNode) wantUntouched(what string) {
 	n.t.Helper()
 	pkgs := n.must(`dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' nvidia-driver-libs nvidia-kernel-dkms nvidiaprep`)
-	wantContains(n.t, what+": packages", pkgs, "ii  nvidia-driver-libs", "ii  nvidia-kernel-dkms", "ii  nvidiaprep")
-	wantContains(n.t, what+": dkms status", n.must("dkms status"), "nvidia/"+hdStale, "nvidia/"+hdOld)
-	wantContains(n.t, what+": the earlier install", n.must("head -n1 /var/lib/nvidia/log; ls /usr/lib/x86_64-linux-gnu/"), "("+hdOld+")", "libnvidia-ml.so."+hdOld)
+	wantAll(n.t, what+": packages", pkgs, "ii  nvidia-driver-libs", "ii  nvidia-kernel-dkms", "ii  nvidiaprep")
+	wantAll(n.t, what+": dkms status", n.must("dkms status"), "nvidia/"+hdStale, "nvidia/"+hdOld)
+	wantAll(n.t, what+": the earlier install", n.must("head -n1 /var/lib/nvidia/log; ls /usr/lib/x86_64-linux-gnu/"), "("+hdOld+")", "libnvidia-ml.so."+hdOld)
 	if out, code := n.sh("ls -A /var/cache/nvidiaprep/runs /etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf /run/reboot-required 2>&1"); code == 0 || strings.Contains(out, ".run") {
 		n.t.Errorf("%s: the cache, the blacklist or the reboot marker changed:\n%s", what, out)
 	}
@@ -273,7 +248,7 @@ dkms status`)
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
-		wantContains(t, "output", out, "step 1/6 (get the driver package) failed", "[driver] sha256 pins "+bad, hdRunURL, "nothing on the node was changed")
+		wantAll(t, "output", out, "step 1/6 (get the driver package) failed", "[driver] sha256 pins "+bad, hdRunURL, "nothing on the node was changed")
 		if s := n.state(); s.Outcome != hostdriverstate.OutcomeFailed || s.Step != "fetch" {
 			t.Errorf("state %+v", s)
 		}
@@ -287,7 +262,7 @@ dkms status`)
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
-		wantContains(t, "output", out, "step 1/6 (get the driver package) failed", "downloading "+hdDeadURL+" failed 4 times", "connection refused", "nothing on the node was changed")
+		wantAll(t, "output", out, "step 1/6 (get the driver package) failed", "downloading "+hdDeadURL+" failed 4 times", "connection refused", "nothing on the node was changed")
 		n.wantUntouched("after an unreachable URL")
 	})
 
@@ -302,9 +277,9 @@ dkms status`)
 		}
 		// NVIDIA's installer goes on after what it cannot install and exits
 		// 0: the unit finds the sources missing.
-		wantContains(t, "output", out, "step 5/6 (run the NVIDIA installer) failed", "the installer exited 0, but /usr/src/nvidia-"+hdWant+"/dkms.conf is not there",
+		wantAll(t, "output", out, "step 5/6 (run the NVIDIA installer) failed", "the installer exited 0, but /usr/src/nvidia-"+hdWant+"/dkms.conf is not there",
 			"its log is /var/log/nvidia-installer.log", "the partial install was rolled back")
-		wantContains(t, "installer log", n.must("cat /var/log/nvidia-installer.log"), "ERROR: Unable to create directory '/usr/src/nvidia-"+hdWant+"'")
+		wantAll(t, "installer log", n.must("cat /var/log/nvidia-installer.log"), "ERROR: Unable to create directory '/usr/src/nvidia-"+hdWant+"'")
 		if out, code := n.sh("ls /var/lib/nvidia /usr/bin/nvidia-smi /usr/lib/x86_64-linux-gnu/libnvidia-ml.so." + hdWant + " /run/reboot-required 2>&1"); code == 0 || strings.Count(out, "No such file") != 4 {
 			t.Errorf("half an install is left:\n%s", out)
 		}
@@ -322,7 +297,7 @@ dkms status`)
 		if out, _ := n.sh("ls /usr/lib/nvidia/alternate-install-present /usr/lib/x86_64-linux-gnu/libnvidia-ml.so." + hdOld + " 2>&1"); strings.Count(out, "No such file") != 2 {
 			t.Errorf("left from the earlier drivers:\n%s", out)
 		}
-		wantContains(t, "blacklist", n.must("cat /etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf"), "blacklist nouveau", "options nouveau modeset=0")
+		wantAll(t, "blacklist", n.must("cat /etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf"), "blacklist nouveau", "options nouveau modeset=0")
 		n.must("rm /usr/src/nvidia-" + hdWant)
 	})
 	if t.Failed() {
@@ -340,13 +315,13 @@ dkms status`)
 	t.Logf("systemctl status:\n%s", status)
 	// Installed and loaded at once: NVIDIA's installer loads the module
 	// it built, the unit nvidia-uvm and the nodes; no reboot.
-	wantContains(t, "systemctl status", status, "active (exited)", `Status: "NVIDIA driver `+hdWant+` installed and loaded (was: none); device nodes `, "nvidia-uvm-tools", "nvidia-modeset", `ready: no reboot needed"`)
+	wantAll(t, "systemctl status", status, "active (exited)", `Status: "NVIDIA driver `+hdWant+` installed and loaded (was: none); device nodes `, "nvidia-uvm-tools", "nvidia-modeset", `ready: no reboot needed"`)
 	journal := n.must("journalctl -u nvidiaprep-host-driver --no-pager -o cat")
 	t.Logf("journal:\n%s", journal)
-	wantContains(t, "journal", journal, "step 1/6 (fetch)", "step 2/6 (remove)", "step 3/6 (headers)", "step 4/6 (nouveau)", "step 5/6 (install)", "step 6/6 (load)")
-	wantContains(t, "the install", n.must("head -n1 /var/lib/nvidia/log; readlink /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1; dkms status; ls /usr/src/nvidia-"+hdWant+"; cat /srv/standin/sys/module/nvidia/version"),
+	wantAll(t, "journal", journal, "step 1/6 (fetch)", "step 2/6 (remove)", "step 3/6 (headers)", "step 4/6 (nouveau)", "step 5/6 (install)", "step 6/6 (load)")
+	wantAll(t, "the install", n.must("head -n1 /var/lib/nvidia/log; readlink /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1; dkms status; ls /usr/src/nvidia-"+hdWant+"; cat /srv/standin/sys/module/nvidia/version"),
 		"("+hdWant+")", "libnvidia-ml.so."+hdWant, "nvidia/"+hdWant+", "+n.release+", x86_64: installed", "dkms.conf", hdWant+"\n")
-	wantContains(t, "the cache", n.must("ls /var/cache/nvidiaprep/runs /var/cache/nvidiaprep/drivers/"+hdWant), standin.RunFileName(hdWant), "nvidia-installer")
+	wantAll(t, "the cache", n.must("ls /var/cache/nvidiaprep/runs /var/cache/nvidiaprep/drivers/"+hdWant), standin.RunFileName(hdWant), "nvidia-installer")
 	if s := n.state(); s.Outcome != hostdriverstate.OutcomeCurrent || s.Installed != hdWant || s.Loaded != hdWant {
 		t.Errorf("state %+v", s)
 	}
@@ -376,7 +351,7 @@ dkms status`)
 	n.boot()
 	status, _ = n.sh("systemctl status --no-pager --lines=0 nvidiaprep-host-driver")
 	t.Logf("systemctl status after the reboot:\n%s", status)
-	wantContains(t, "systemctl status after the reboot", status, "active (exited)", `Status: "NVIDIA driver `+hdWant+` is loaded; device nodes nvidiactl nvidia-uvm nvidia-uvm-tools nvidia-modeset ready`)
+	wantAll(t, "systemctl status after the reboot", status, "active (exited)", `Status: "NVIDIA driver `+hdWant+` is loaded; device nodes nvidiactl nvidia-uvm nvidia-uvm-tools nvidia-modeset ready`)
 	for name, mm := range map[string][2]uint32{"nvidiactl": {195, 255}, "nvidia-uvm": {uint32(n.uvm), 0}, "nvidia-uvm-tools": {uint32(n.uvm), 1}} {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(n.host.Dev, name), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != mm[0] || unix.Minor(st.Rdev) != mm[1] {
@@ -392,7 +367,7 @@ dkms status`)
 	// The fast path by hand, timed inside the node: process start,
 	// configuration, the checks, the report.
 	out = n.must(`s=$(date +%s%N); NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep host-driver 2>&1; e=$(date +%s%N); echo "took $(( (e - s) / 1000 ))us"`)
-	wantContains(t, "fast path", out, "NVIDIA driver "+hdWant+" is loaded")
+	wantAll(t, "fast path", out, "NVIDIA driver "+hdWant+" is loaded")
 	took := out[strings.LastIndex(out, "took ")+5 : len(out)-2]
 	if us, err := strconv.Atoi(took); err != nil || us > 1_000_000 {
 		t.Errorf("the fast path took %sus:\n%s", took, out)

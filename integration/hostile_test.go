@@ -3,6 +3,7 @@
 package integration_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -138,11 +139,24 @@ func TestHostileContainerCannotReachTheHost(t *testing.T) {
 	// A host process holds the canary lock file locked: a worker that
 	// followed the container's lock-frontend link would wait for it.
 	holder := exec.Command(holdlock, filepath.Join(h.dir, "lock-frontend"), "600")
+	said, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
-	time.Sleep(200 * time.Millisecond)
+	held := make(chan string, 1)
+	go func() { line, _ := bufio.NewReader(said).ReadString('\n'); held <- line }()
+	select {
+	case line := <-held:
+		if !strings.HasPrefix(line, "holding ") {
+			t.Fatalf("holdlock: %q, want it to hold the canary lock", line)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("holdlock does not hold the canary lock after 30 s")
+	}
 
 	watched := []string{"/etc/shadow", h.dir, filepath.Join(n.Host.Root, "cache"), n.Host.Dev, n.Host.Sys, n.Host.Proc, n.Config}
 	before := treeState(t, true, watched...)

@@ -40,10 +40,7 @@ func TestRealInstallerBehaviourInAMinbaseContainer(t *testing.T) {
 	if err := aptrepo.Build(repo, debs...); err != nil {
 		t.Fatal(err)
 	}
-	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}})
-	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ct := repoCT(t, n, vmid, repo, lxctest.Options{})
 	prepare(t, ct, "command -v modprobe && exit 1; apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends libgl1 libegl1 >/dev/null && dpkg --verify")
 
 	clean := func(when string) {

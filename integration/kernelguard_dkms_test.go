@@ -4,7 +4,6 @@ package integration_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"nvidiaprep/integration/aptrepo"
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 )
 
 // The kernel guard with NVIDIA's real kernel module source: Debian's
@@ -39,8 +39,8 @@ func debianNVIDIASource(t *testing.T, bed *lxctest.Bed) moduleSource {
 		t.Fatalf("no nvidia-kernel-dkms in %v", debs)
 	}
 	x := t.TempDir()
-	if out, err := exec.Command("dpkg-deb", "-x", deb, x).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
+	if out, code := runbin.Exit(t, "dpkg-deb", nil, "-x", deb, x); code != 0 {
+		t.Fatalf("dpkg-deb -x %s: exit %d\n%s", deb, code, out)
 	}
 	srcs, _ := filepath.Glob(filepath.Join(x, "usr/src/nvidia-current-*"))
 	if len(srcs) != 1 {

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"nvidiaprep/integration/aptrepo"
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/secureboot"
@@ -70,20 +70,22 @@ func nvidiaDKMSConf(version, make string, modules ...string) string {
 // host's sources ("6.1.0-57-amd64") and of the newest one before it that
 // the sources still have ("6.1.0-50-amd64", from the point release).
 func debianKernels(t *testing.T) (newest, older string) {
-	out, err := exec.Command("apt-cache", "depends", "linux-image-amd64").Output()
-	if err != nil {
-		t.Fatalf("apt-cache depends linux-image-amd64: %v", err)
+	r := runbin.Cmd{Path: "apt-cache", Args: []string{"depends", "linux-image-amd64"}, Split: true}.Must(t)
+	if r.Code != 0 {
+		t.Fatalf("apt-cache depends linux-image-amd64: exit %d\n%s", r.Code, r.Output)
 	}
+	out := r.Stdout
 	m := regexp.MustCompile(`linux-image-(6\.1\.0-([0-9]+)-amd64)`).FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("no kernel in:\n%s", out)
 	}
 	newest = m[1]
 	abi, _ := strconv.Atoi(m[2])
-	out, err = exec.Command("apt-cache", "search", "--names-only", `^linux-image-6\.1\.0-[0-9]+-amd64$`).Output()
-	if err != nil {
-		t.Fatalf("apt-cache search: %v", err)
+	r = runbin.Cmd{Path: "apt-cache", Args: []string{"search", "--names-only", `^linux-image-6\.1\.0-[0-9]+-amd64$`}, Split: true}.Must(t)
+	if r.Code != 0 {
+		t.Fatalf("apt-cache search: exit %d\n%s", r.Code, r.Output)
 	}
+	out = r.Stdout
 	best := 0
 	for _, l := range regexp.MustCompile(`linux-image-6\.1\.0-([0-9]+)-amd64 `).FindAllStringSubmatch(string(out), -1) {
 		if n, _ := strconv.Atoi(l[1]); n < abi && n > best {
@@ -103,12 +105,11 @@ func debianKernels(t *testing.T) (newest, older string) {
 // as a .run leaves it (its record and DKMS sources), and a stand-in sysfs
 // for the EFI variables.
 type kernelNode struct {
-	t      *testing.T
-	ct     *lxctest.CT
-	host   *standin.Host
-	kernel string // the kernel the update brings
-	older  string // with o.working, the kernel that works
-	src    moduleSource
+	ctShell // t and ct, the container
+	host    *standin.Host
+	kernel  string // the kernel the update brings
+	older   string // with o.working, the kernel that works
+	src     moduleSource
 }
 
 // kernelOptions choose what a kernel test covers.
@@ -123,7 +124,7 @@ type kernelOptions struct {
 func newKernelNode(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSource, o kernelOptions) *kernelNode {
 	t.Helper()
 	bed := lxctest.NewTestBed(t)
-	n := &kernelNode{t: t}
+	n := &kernelNode{ctShell: ctShell{t: t}}
 	n.kernel, n.older = debianKernels(t)
 	pkgs := []string{"dkms", "kmod", "liblxc1", "tiny-initramfs", "linux-image-" + n.kernel, "linux-headers-" + n.kernel}
 	if o.working {
@@ -185,20 +186,6 @@ dkms add -m nvidia -v ` + n.src.version)
 	return n
 }
 
-func (n *kernelNode) sh(script string) (string, int) {
-	n.t.Helper()
-	return sh(n.t, n.ct, script)
-}
-
-func (n *kernelNode) must(script string) string {
-	n.t.Helper()
-	out, code := n.sh(script)
-	if code != 0 {
-		n.t.Fatalf("%s: exit %d:\n%s", script, code, out)
-	}
-	return out
-}
-
 // apt runs apt-get as an admin does and returns what it printed.
 func (n *kernelNode) apt(args string) (string, int) {
 	n.t.Helper()
@@ -225,7 +212,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 			if code != 0 {
 				t.Fatalf("exit %d:\n%s", code, tail(out, 30))
 			}
-			wantContains(t, "apt's output", out, "nvidiaprep: kernel "+older+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
+			wantAll(t, "apt's output", out, "nvidiaprep: kernel "+older+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
 		})
 	}
 
@@ -236,7 +223,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 			t.Fatalf("exit %d", code)
 		}
 		// DKMS's own hook skips the kernel; nvidiaprep's, after it, says so.
-		wantContains(t, "apt's output", out,
+		wantAll(t, "apt's output", out,
 			"autoinstall for kernel "+k+" was skipped since the kernel headers for this kernel do not seem to be installed",
 			"nvidiaprep: kernel "+k+" has NO NVIDIA driver "+v+" module: its headers are not installed",
 			"Fix: `apt install linux-headers-"+k+"` (DKMS then builds the module)")
@@ -245,24 +232,24 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		}
 		if o.working {
 			// pin_working_kernel, through proxmox-boot-tool's interface.
-			wantContains(t, "apt's output", out, "Until then keep booting kernel "+older+", which has it: proxmox-boot-tool kernel pin "+older+" && proxmox-boot-tool refresh",
+			wantAll(t, "apt's output", out, "Until then keep booting kernel "+older+", which has it: proxmox-boot-tool kernel pin "+older+" && proxmox-boot-tool refresh",
 				"Set kernel '"+older+"' in /etc/kernel/proxmox-boot-pin", "nvidiaprep: pinned kernel "+older)
 			if pin := strings.TrimSpace(n.must("cat /etc/kernel/proxmox-boot-pin")); pin != older {
 				t.Errorf("pinned %q, want %s", pin, older)
 			}
 		}
-		wantContains(t, "the marker", n.must("cat /run/nvidiaprep/kernel-not-ready"), "kernel "+k+" has no NVIDIA driver "+v+" module")
-		wantContains(t, "the journal", n.must("journalctl -t nvidiaprep-kernel --no-pager -o cat"), "kernel "+k+" has NO NVIDIA driver "+v+" module")
+		wantAll(t, "the marker", n.must("cat /run/nvidiaprep/kernel-not-ready"), "kernel "+k+" has no NVIDIA driver "+v+" module")
+		wantAll(t, "the journal", n.must("journalctl -t nvidiaprep-kernel --no-pager -o cat"), "kernel "+k+" has NO NVIDIA driver "+v+" module")
 		// --wide: one line per value, so that a message is found whole
 		// whatever the width (output to no terminal fits 80 columns).
 		status := n.must("nvidiaprep status --wide")
 		t.Logf("nvidiaprep status:\n%s", status)
-		wantContains(t, "status", status, k+": NOT READY: its headers are not installed", "fix: `apt install linux-headers-"+k+"`")
+		wantAll(t, "status", status, k+": NOT READY: its headers are not installed", "fix: `apt install linux-headers-"+k+"`")
 		doctor, code := n.sh("nvidiaprep doctor --wide")
 		if code != 1 {
 			t.Errorf("doctor exit %d", code)
 		}
-		wantContains(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: its headers are not installed", "booting it leaves the node without GPUs")
+		wantAll(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: its headers are not installed", "booting it leaves the node without GPUs")
 		// The container runs the machine's kernel, which is not installed
 		// in it: none of the node's kernels, nothing to build for.
 		if running := strings.TrimSpace(n.must("uname -r")); strings.Contains(status, running) || strings.Contains(doctor, running) {
@@ -278,9 +265,9 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		if code != 0 {
 			t.Fatalf("exit %d", code)
 		}
-		wantContains(t, "apt's output", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
-		wantContains(t, "dkms status", n.must("dkms status"), "nvidia/"+v+", "+k+", x86_64: installed")
-		wantContains(t, "status", n.must("nvidiaprep status --wide"), k+": driver "+v+" built (dkms: installed)")
+		wantAll(t, "apt's output", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
+		wantAll(t, "dkms status", n.must("dkms status"), "nvidia/"+v+", "+k+", x86_64: installed")
+		wantAll(t, "status", n.must("nvidiaprep status --wide"), k+": driver "+v+" built (dkms: installed)")
 		if doctor, _ := n.sh("nvidiaprep doctor --wide"); strings.Contains(doctor, "kernel-not-ready: kernel "+k) {
 			t.Errorf("doctor:\n%s", doctor)
 		}
@@ -288,7 +275,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 			t.Errorf("the marker is left: %s", out)
 		}
 		if o.working {
-			wantContains(t, "apt's output", out, "unpinned kernel "+older)
+			wantAll(t, "apt's output", out, "unpinned kernel "+older)
 			if out, code := n.sh("ls /etc/kernel/proxmox-boot-pin 2>&1"); code == 0 {
 				t.Errorf("still pinned: %s", out)
 			}
@@ -305,21 +292,21 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		// DKMS's failing hook stops the kernel's hooks; apt's Post-Invoke
 		// still says it, with the log.
 		log := "/var/lib/dkms/nvidia/" + v + "/build/make.log"
-		wantContains(t, "apt's output", out, "Bad return status for module build on kernel: "+k,
+		wantAll(t, "apt's output", out, "Bad return status for module build on kernel: "+k,
 			"nvidiaprep: kernel "+k+" has NO NVIDIA driver "+v+" module: DKMS failed to build driver "+v+"'s module for it; its log is "+log)
-		wantContains(t, "the build log", n.must("cat "+log), "nvidiaprep test: this build fails")
+		wantAll(t, "the build log", n.must("cat "+log), "nvidiaprep test: this build fails")
 		status := n.must("nvidiaprep status --wide")
-		wantContains(t, "status", status, k+": NOT READY: DKMS failed to build driver "+v+"'s module for it; its log is "+log)
+		wantAll(t, "status", status, k+": NOT READY: DKMS failed to build driver "+v+"'s module for it; its log is "+log)
 		doctor, _ := n.sh("nvidiaprep doctor --wide")
 		t.Logf("nvidiaprep doctor:\n%s", doctor)
-		wantContains(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: DKMS failed to build", "read "+log)
+		wantAll(t, "doctor", doctor, "PROBLEM kernel-not-ready: kernel "+k+" has no NVIDIA driver "+v+" module: DKMS failed to build", "read "+log)
 		// The fix: the sources back, dpkg finishes the kernel's configuration.
 		n.must("sed -i '/nvidiaprep test: this build fails/d' /usr/src/nvidia-" + v + "/" + n.src.broken)
 		out, code = n.sh("dpkg --configure -a 2>&1")
 		if code != 0 {
 			t.Fatalf("dpkg --configure -a: exit %d\n%s", code, out)
 		}
-		wantContains(t, "dpkg --configure -a", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
+		wantAll(t, "dpkg --configure -a", out, "nvidiaprep: kernel "+k+" has NVIDIA driver "+v+"'s module (dkms status: installed)")
 	})
 	if !o.secureBoot {
 		return
@@ -331,7 +318,7 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 		}
 		out := n.must("nvidiaprep kernel-installed " + k + " 2>&1")
 		t.Logf("with Secure Boot on:\n%s", out)
-		wantContains(t, "the guard", out, "made the module signing key /var/lib/dkms/mok.pub", "DKMS signs the modules it builds from now on",
+		wantAll(t, "the guard", out, "made the module signing key /var/lib/dkms/mok.pub", "DKMS signs the modules it builds from now on",
 			"its module is not signed", "dkms remove nvidia/"+v+" -k "+k+" && dkms install nvidia/"+v+" -k "+k)
 		// As it says: DKMS rebuilds and signs with the one key (real sign-file).
 		n.must("dkms remove nvidia/" + v + " -k " + k + " && dkms install nvidia/" + v + " -k " + k)
@@ -340,13 +327,13 @@ func kernelUpdate(t *testing.T, source func(*testing.T, *lxctest.Bed) moduleSour
 			t.Fatal("DKMS did not sign the module")
 		}
 		out = n.must("nvidiaprep kernel-installed " + k + " 2>&1")
-		wantContains(t, "the guard", out, "signed by key "+sig+", which is not enrolled", secureboot.ImportCommand)
+		wantAll(t, "the guard", out, "signed by key "+sig+", which is not enrolled", secureboot.ImportCommand)
 		// Enrolled in the MOK manager at the next boot: shim's MokListRT.
 		der := n.must("base64 -w0 /var/lib/dkms/mok.pub")
 		if err := n.host.EnrollMOK(decodeBase64(t, der)); err != nil {
 			t.Fatal(err)
 		}
-		wantContains(t, "the guard", n.must("nvidiaprep kernel-installed "+k+" 2>&1"), "kernel "+k+" has NVIDIA driver "+v+"'s module")
+		wantAll(t, "the guard", n.must("nvidiaprep kernel-installed "+k+" 2>&1"), "kernel "+k+" has NVIDIA driver "+v+"'s module")
 	})
 	t.Logf("whole test: %v", time.Since(t0).Round(time.Millisecond))
 }

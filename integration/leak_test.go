@@ -8,7 +8,6 @@ package integration_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 )
 
 // spyScript replaces the container's dpkg-query, which the worker runs
@@ -109,13 +109,9 @@ func TestHostDescriptorsDoNotReachAContainer(t *testing.T) {
 			t.Fatal(out)
 		}
 		since := time.Now()
-		cmd := exec.Command(via.bin, via.argv...)
-		cmd.Env = n.Env()
-		cmd.Dir = "/"
-		cmd.ExtraFiles = files
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", via.name, err, out)
+		r := runbin.Cmd{Path: via.bin, Args: via.argv, Env: n.Env(), ExtraFiles: files}.Must(t)
+		if r.Code != 0 {
+			t.Fatalf("%s: exit %d\n%s", via.name, r.Code, r.Output)
 		}
 		if _, err := n.WaitProvisioned(ct.VMID, since, 2*time.Minute); err != nil {
 			t.Fatal(err)

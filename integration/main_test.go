@@ -8,8 +8,11 @@ package integration_test
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/scenario"
@@ -104,4 +107,23 @@ func wantOpen(t *testing.T, ct *lxctest.CT, path, want string) {
 	if code == 0 || !strings.Contains(out, want) {
 		t.Errorf("CT %d: cat %s: exit %d %q, want %q", ct.VMID, path, code, out, want)
 	}
+}
+
+// stopMonitor stops (SIGSTOP) the LXC monitor of the running container ct,
+// its init's parent, so that it answers no query, until the test ends.
+func stopMonitor(t *testing.T, ct *lxctest.CT) {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", ct.InitPID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	monitor, err := strconv.Atoi(f[1]) // the init's parent: lxc-start's monitor
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Kill(monitor, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
 }

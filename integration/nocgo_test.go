@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/runbin"
 	"nvidiaprep/nvidiaprep/record"
@@ -75,20 +73,7 @@ func TestPostStartDoesNotWaitForTheMonitor(t *testing.T) {
 	n := provisionNode(t, "[containers."+id+"]\ngpus = [\"0\"]\n")
 	ct := newCT(t, n, vmid, lxctest.Options{})
 	startProvisioned(t, n, ct)
-	init := ct.InitPID()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(init) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	monitor, err := strconv.Atoi(f[1]) // the init's parent: lxc-start's monitor
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Kill(monitor, unix.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Kill(monitor, unix.SIGCONT) })
+	stopMonitor(t, ct)
 	t0 := time.Now()
 	r, err := runbin.Cmd{Path: n.Hook, Args: []string{id, "post-start"}, Env: n.Env(), Limit: time.Minute}.Run()
 	if took := time.Since(t0); err != nil || r.Code != 0 || took > 5*time.Second {

@@ -38,7 +38,6 @@ type nodeBed struct {
 }
 
 // nodeDeb builds this tree's package with make deb (lintian included).
-
 func nodeDeb(t *testing.T, dir string) string {
 	t.Helper()
 	root, err := scenario.ModuleRoot()
@@ -48,10 +47,11 @@ func nodeDeb(t *testing.T, dir string) string {
 	return buildDeb(t, root, dir, "")
 }
 
-// newNodeBed boots the node, installs the .deb, loads a stand-in driver of
-// version driverB with two GPUs, caches its .run, writes the node's
-// configuration and makes the guests, enabled with `nvidiaprep enable`.
-func newNodeBed(t *testing.T, root string) *nodeBed {
+// bootNode boots the node pve1 (root: its root file system, "" for
+// Debian 13's), installs this tree's .deb, loads a stand-in driver of
+// version driverB with two GPUs, caches its .run and writes an empty
+// configuration.
+func bootNode(t *testing.T, root string) (*pvenode.Node, standin.Driver) {
 	t.Helper()
 	bed := lxctest.NewTestBed(t)
 	deb := nodeDeb(t, filepath.Join(bed.Dir, "deb-build"))
@@ -74,6 +74,15 @@ func newNodeBed(t *testing.T, root string) *nodeBed {
 	if err := n.WriteConfig(""); err != nil {
 		t.Fatal(err)
 	}
+	return n, d
+}
+
+// newNodeBed boots the node, installs the .deb, loads a stand-in driver of
+// version driverB with two GPUs, caches its .run, writes the node's
+// configuration and makes the guests, enabled with `nvidiaprep enable`.
+func newNodeBed(t *testing.T, root string) *nodeBed {
+	t.Helper()
+	n, d := bootNode(t, root)
 	nb := &nodeBed{node: n, driver: d, guests: map[int]*pvenode.Guest{}, unpriv: map[int]bool{}}
 	for _, g := range nodeGuests {
 		ct, err := n.NewGuest(g.vmid, g.o)

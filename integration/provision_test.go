@@ -4,7 +4,6 @@ package integration_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"nvidiaprep/integration/lxctest"
+	"nvidiaprep/integration/runbin"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
 	"nvidiaprep/nvidiaprep/record"
@@ -177,22 +177,11 @@ func TestWaitsForTheDpkgLock(t *testing.T) {
 	vmid := lxctest.VMID(t)
 	n := provisionNode(t, "")
 	ct := newCT(t, n, vmid, lxctest.Options{})
-	bin, err := os.ReadFile(holdlock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit := "[Unit]\nDescription=stand-in for apt-daily holding the dpkg lock\n[Service]\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 20\n[Install]\nWantedBy=multi-user.target\n"
-	for name, f := range map[string]struct {
-		data []byte
-		mode os.FileMode
-	}{
-		"usr/local/bin/holdlock":              {bin, 0o755},
+	unit := "[Unit]\nDescription=stand-in for apt-daily holding the dpkg lock\n[Service]\nType=notify\nExecStart=/usr/local/bin/holdlock /var/lib/dpkg/lock-frontend 20\n[Install]\nWantedBy=multi-user.target\n"
+	writeCTFiles(t, ct, map[string]ctFile{
+		"usr/local/bin/holdlock":              holdlockFile(t),
 		"etc/systemd/system/holdlock.service": {[]byte(unit), 0o644},
-	} {
-		if err := ct.WriteFile(name, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	prepare(t, ct, "systemctl enable holdlock.service")
 	_, p, returned := startProvisioned(t, n, ct)
 	if p.Outcome != record.Installed {
@@ -282,8 +271,8 @@ func TestContainerWithItsOwnVarMountsIsProvisioned(t *testing.T) {
 		t.Fatal(err)
 	}
 	volume := filepath.Join(t.TempDir(), "var")
-	if out, err := exec.Command("cp", "-a", filepath.Join(lower, "var"), volume).CombinedOutput(); err != nil {
-		t.Fatalf("copying /var: %v\n%s", err, out)
+	if out, code := runbin.Exit(t, "cp", nil, "-a", filepath.Join(lower, "var"), volume); code != 0 {
+		t.Fatalf("copying /var: exit %d\n%s", code, out)
 	}
 	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{
 		"lxc.mount.entry = " + volume + " var none bind,create=dir 0 0",

@@ -43,10 +43,7 @@ func realNvidiaRepo(t *testing.T, bed *lxctest.Bed, pkgs ...string) string {
 func TestCommunityScriptPackagesConverted(t *testing.T) {
 	n := provisionNode(t, "")
 	repo := realNvidiaRepo(t, n.Bed, "libcuda1", "libnvidia-ml1", "nvidia-smi")
-	ct := newCT(t, n, lxctest.VMID(t), lxctest.Options{ExtraConfig: []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}})
-	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ct := repoCT(t, n, lxctest.VMID(t), repo, lxctest.Options{})
 	prepare(t, ct, `set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
@@ -114,7 +111,7 @@ dpkg-divert --list | grep -q glx-diversions`)
 	if code != 0 {
 		t.Fatalf("the unit failed:\n%s", status)
 	}
-	wantContains(t, "status", status, "NVIDIA driver "+hdWant+" installed and loaded")
+	wantAll(t, "status", status, "NVIDIA driver "+hdWant+" installed and loaded")
 	if out, _ := n.sh(`dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' | grep -E 'nvidia|libcuda|glx-alternative-nvidia|glx-diversions'`); strings.TrimSpace(out) != "" {
 		t.Errorf("distribution NVIDIA packages left:\n%s", out)
 	}

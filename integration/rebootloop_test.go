@@ -54,7 +54,7 @@ systemctl enable nvidiaprep-host-driver`)
 		if state, _ := n.sh("systemctl is-failed nvidiaprep-host-driver"); strings.TrimSpace(state) != "failed" {
 			t.Errorf("%s: the unit is %q, want failed", when, strings.TrimSpace(state))
 		}
-		wantContains(t, when+": journal", journal, "step 5/6 (run the NVIDIA installer) failed", `"Building kernel modules"`,
+		wantAll(t, when+": journal", journal, "step 5/6 (run the NVIDIA installer) failed", `"Building kernel modules"`,
 			"the NVIDIA kernel module did not build for kernel "+n.release, "/var/log/nvidia-installer.log",
 			"rebooting does not help")
 		if strings.Contains(journal, "reboot required") || strings.Contains(status, "reboot required") {
@@ -68,7 +68,7 @@ systemctl enable nvidiaprep-host-driver`)
 		}
 		st, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep status")
 		t.Logf("%s: nvidiaprep status:\n%s", when, st)
-		wantContains(t, when+": status", strings.Join(strings.Fields(st), " "), "host driver unit failed", "step 5/6", "did not build for kernel "+n.release, "rebooting does not help")
+		wantAll(t, when+": status", strings.Join(strings.Fields(st), " "), "host driver unit failed", "step 5/6", "did not build for kernel "+n.release, "rebooting does not help")
 		for _, bad := range []string{"reboot pending     yes", "loads at the next boot"} {
 			if strings.Contains(st, bad) {
 				t.Errorf("%s: status says %q", when, bad)
@@ -79,7 +79,7 @@ systemctl enable nvidiaprep-host-driver`)
 		if code != 1 {
 			t.Errorf("%s: doctor exit %d, want 1", when, code)
 		}
-		wantContains(t, when+": doctor", strings.Join(strings.Fields(doc), " "), "PROBLEM host-driver-failed", "did not build for kernel "+n.release, "rebooting does not help")
+		wantAll(t, when+": doctor", strings.Join(strings.Fields(doc), " "), "PROBLEM host-driver-failed", "did not build for kernel "+n.release, "rebooting does not help")
 		if strings.Contains(doc, "reboot the node") || strings.Contains(doc, "a reboot may be needed") {
 			t.Errorf("%s: doctor says to reboot", when)
 		}

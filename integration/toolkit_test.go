@@ -3,6 +3,7 @@
 package integration_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ import (
 // tier of its own: the download and the install take minutes).
 func TestFullCUDAToolkit(t *testing.T) {
 	vmid := lxctest.VMID(t)
-	n := provisionNode(t, "[containers.210]\ngpus = [\"0\"]\n")
+	n := provisionNode(t, fmt.Sprintf("[containers.%d]\ngpus = [\"0\"]\n", vmid))
 	debs, err := aptrepo.FetchFrom(n.Bed.Cache, filepath.Join(n.Bed.Cache, "rootfs-bookworm"), bookwormNonFree, "nvidia-cuda-toolkit")
 	if err != nil {
 		t.Fatal(err)
@@ -31,10 +32,7 @@ func TestFullCUDAToolkit(t *testing.T) {
 	if err := aptrepo.Build(repo, debs...); err != nil {
 		t.Fatal(err)
 	}
-	ct := newCT(t, n, vmid, lxctest.Options{ExtraConfig: []string{"lxc.mount.entry = " + repo + " srv/repo none bind,ro,create=dir 0 0"}})
-	if err := ct.WriteFile("etc/apt/sources.list", []byte(aptrepo.SourcesList("/srv/repo")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ct := repoCT(t, n, vmid, repo, lxctest.Options{})
 	prepare(t, ct, "apt-get update -q >/dev/null")
 	if _, p, _ := startProvisioned(t, n, ct); p.Outcome != record.Installed {
 		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))

@@ -5,23 +5,18 @@ package integration_test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/pvenode"
-	"nvidiaprep/integration/scenario"
-	"nvidiaprep/integration/standin"
 )
 
 // transcript records a session at the node's shell as Markdown.
 type transcript struct {
-	t    *testing.T
-	n    *pvenode.Node
-	b    strings.Builder
-	exit map[string]int
+	t *testing.T
+	n *pvenode.Node
+	b strings.Builder
 }
 
 // say adds a sentence of narration.
@@ -56,25 +51,7 @@ func TestFirstTenMinutes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a node")
 	}
-	bed := lxctest.NewTestBed(t)
-	deb := nodeDeb(t, filepath.Join(bed.Dir, "deb-build"))
-	n, err := pvenode.Start(bed, pvenode.Options{Name: "pve1", VMID: lxctest.VMID(t), Deb: deb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := scenario.TwoGPUs(driverB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.LoadDriver(d); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.CacheRun(driverB, standin.RunOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.WriteConfig(""); err != nil {
-		t.Fatal(err)
-	}
+	n, _ := bootNode(t, "")
 	g101, err := n.NewGuest(101, pvenode.GuestOptions{Root: pvenode.RootTrixie})
 	if err != nil {
 		t.Fatal(err)

@@ -122,7 +122,7 @@ systemctl enable nvidiaprep-host-driver`)
 	if code != 0 || n.loaded() != allLoaded(upFirst) {
 		t.Fatalf("first install: exit %d, loaded %q\n%s\n%s", code, n.loaded(), status, journal)
 	}
-	wantContains(t, "first install", status, "NVIDIA driver "+upFirst+" installed and loaded (was: none)", "no reboot needed")
+	wantAll(t, "first install", status, "NVIDIA driver "+upFirst+" installed and loaded (was: none)", "no reboot needed")
 
 	t.Run("upgrade at boot", func(t *testing.T) {
 		n.configure(up580)
@@ -138,12 +138,12 @@ systemctl enable nvidiaprep-host-driver`)
 		n.boot()
 		status, _ := n.sh("systemctl status --no-pager --lines=0 nvidiaprep-host-driver")
 		t.Logf("boot with the upgrade in %v:\n%s", time.Since(t1).Round(time.Millisecond), status)
-		wantContains(t, "status", status, "active (exited)", "NVIDIA driver "+up580+" installed and loaded (was: "+upFirst+")", "no reboot needed")
+		wantAll(t, "status", status, "active (exited)", "NVIDIA driver "+up580+" installed and loaded (was: "+upFirst+")", "no reboot needed")
 		if l := n.loaded(); l != allLoaded(up580) {
 			t.Errorf("loaded: %q", l)
 		}
 		dkms := n.must("dkms status")
-		wantContains(t, "dkms status", dkms, "nvidia/"+up580+", "+n.release+", x86_64: installed")
+		wantAll(t, "dkms status", dkms, "nvidia/"+up580+", "+n.release+", x86_64: installed")
 		if strings.Contains(dkms, upFirst) {
 			t.Errorf("the old DKMS module is left:\n%s", dkms)
 		}
@@ -156,7 +156,7 @@ systemctl enable nvidiaprep-host-driver`)
 		// The containers' tree of the new driver is ready, and the nodes.
 		n.must("test -x /var/cache/nvidiaprep/drivers/" + up580 + "/nvidia-installer && test -c /srv/standin/dev/nvidiactl && test -c /srv/standin/dev/nvidia-uvm")
 		st := n.must("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep status --wide 2>&1 || true")
-		wantContains(t, "nvidiaprep status", st, "driver loaded", up580)
+		wantAll(t, "nvidiaprep status", st, "driver loaded", up580)
 		if strings.Contains(st, "reboot pending     yes") {
 			t.Errorf("status says a reboot is pending:\n%s", st)
 		}
@@ -174,16 +174,16 @@ systemctl enable nvidiaprep-host-driver`)
 		if code == 0 {
 			t.Errorf("the unit succeeded:\n%s", status)
 		}
-		wantContains(t, "journal", journal, "step 5/6 (run the NVIDIA installer) failed", "Unable to load the kernel module", "driver "+up580+" was put back and is loaded")
+		wantAll(t, "journal", journal, "step 5/6 (run the NVIDIA installer) failed", "Unable to load the kernel module", "driver "+up580+" was put back and is loaded")
 		if l := n.loaded(); l != allLoaded(up580) {
 			t.Errorf("loaded: %q (want the old driver back, whole)", l)
 		}
-		wantContains(t, "dkms status", n.must("dkms status"), "nvidia/"+up580+", "+n.release+", x86_64: installed")
+		wantAll(t, "dkms status", n.must("dkms status"), "nvidia/"+up580+", "+n.release+", x86_64: installed")
 		if s := n.state(); s.Outcome != hostdriverstate.OutcomeFailed || s.Step != "install" || s.Loaded != up580 {
 			t.Errorf("state %+v", s)
 		}
 		doc, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep doctor --wide 2>&1")
-		wantContains(t, "doctor", doc, "failed to install driver "+up590, "was put back and is loaded")
+		wantAll(t, "doctor", doc, "failed to install driver "+up590, "was put back and is loaded")
 	})
 
 	t.Run("a held GPU", func(t *testing.T) {
@@ -192,7 +192,13 @@ systemctl enable nvidiaprep-host-driver`)
 		}
 		// A CUDA program of a container, as the node sees it: a descriptor
 		// on the node (O_PATH: a stand-in node cannot be opened).
-		n.must(`systemd-run --unit=gpu-holder perl -e 'sysopen(F, "/srv/standin/dev/nvidia0", 010000000) or die "$!"; sleep 600'; sleep 1`)
+		n.must(`systemd-run --unit=gpu-holder perl -e 'sysopen(F, "/srv/standin/dev/nvidia0", 010000000) or die "$!"; sleep 600'
+for i in $(seq 200); do
+	p=$(systemctl show -P MainPID gpu-holder)
+	[ "$p" != 0 ] && find /proc/$p/fd -maxdepth 1 -lname /srv/standin/dev/nvidia0 | grep -q . && exit 0
+	sleep 0.05
+done
+echo "gpu-holder does not hold /srv/standin/dev/nvidia0 after 10 s"; exit 1`)
 		defer n.sh("systemctl stop gpu-holder")
 		pid := strings.TrimSpace(n.must("systemctl show -p MainPID --value gpu-holder"))
 		code, status, journal := n.unit()
@@ -200,7 +206,7 @@ systemctl enable nvidiaprep-host-driver`)
 		if code == 0 {
 			t.Errorf("the unit did not refuse:\n%s", status)
 		}
-		wantContains(t, "journal", journal, "pid "+pid+" (perl) holds /srv/standin/dev/nvidia0", "stays loaded", "reboot required")
+		wantAll(t, "journal", journal, "pid "+pid+" (perl) holds /srv/standin/dev/nvidia0", "stays loaded", "reboot required")
 		if l := n.loaded(); l != allLoaded(up580) {
 			t.Errorf("loaded: %q (want the old driver untouched)", l)
 		}
@@ -209,9 +215,9 @@ systemctl enable nvidiaprep-host-driver`)
 			t.Errorf("state %+v", s)
 		}
 		st, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep status --wide 2>&1")
-		wantContains(t, "status", st, "reboot pending", "yes", "(perl)")
+		wantAll(t, "status", st, "reboot pending", "yes", "(perl)")
 		doc, _ := n.sh("NVIDIAPREP_CONFIG=/etc/nvidiaprep/nvidiaprep.toml nvidiaprep doctor --wide 2>&1")
-		wantContains(t, "doctor", doc, "waits for a reboot", "(perl)")
+		wantAll(t, "doctor", doc, "waits for a reboot", "(perl)")
 		// The holder gone, the upgrade goes through without a reboot.
 		n.must("systemctl stop gpu-holder")
 		code, status, _ = n.unit()
@@ -238,9 +244,9 @@ systemctl enable nvidiaprep-host-driver`)
 		}
 		n.boot()
 		status, _ := n.sh("systemctl status --no-pager --lines=0 nvidiaprep-host-driver")
-		wantContains(t, "status", status, "active (exited)", "reboot required to release nouveau")
+		wantAll(t, "status", status, "active (exited)", "reboot required to release nouveau")
 		n.must("grep -q 'blacklist nouveau' /etc/modprobe.d/nvidiaprep-blacklist-nouveau.conf && test -e /run/reboot-required")
-		wantContains(t, "the install record", n.must("head -n1 /var/lib/nvidia/log"), "("+up590+")")
+		wantAll(t, "the install record", n.must("head -n1 /var/lib/nvidia/log"), "("+up590+")")
 		if s := n.state(); s.Outcome != hostdriverstate.OutcomeRebootRequired || !strings.Contains(s.Error, "nouveau") {
 			t.Errorf("state %+v", s)
 		}
@@ -254,7 +260,7 @@ systemctl enable nvidiaprep-host-driver`)
 		os.WriteFile(filepath.Join(n.host.Proc, "modules"), nil, 0o644)
 		n.boot()
 		status, _ = n.sh("systemctl status --no-pager --lines=0 nvidiaprep-host-driver")
-		wantContains(t, "status after the reboot", status, "active (exited)", "NVIDIA driver "+up580+" installed and loaded (was: none)")
+		wantAll(t, "status after the reboot", status, "active (exited)", "NVIDIA driver "+up580+" installed and loaded (was: none)")
 		if l := n.loaded(); l != allLoaded(up580) {
 			t.Errorf("loaded: %q", l)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -27,14 +26,7 @@ func (e env) apps(runs int) ([]row, error) {
 				return 0, fmt.Errorf("%s: exit %d %v: %s", prep, code, err, out)
 			}
 		}
-		cmd := exec.Command(strings.TrimSuffix(n.Hook, "-hook"), "provision", "9903")
-		cmd.Env = n.Env()
-		t0 := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("nvidiaprep provision: %v\n%s", err, out)
-		}
-		return time.Since(t0), nil
+		return timeCmd(n.Env(), strings.TrimSuffix(n.Hook, "-hook"), "provision", "9903")
 	}
 	var current, spec, reg []time.Duration
 	rounds := max(runs/4, 5)

@@ -493,12 +493,6 @@ func (e env) postStart(runs int) ([]row, error) {
 	}, nil
 }
 
-func kib(bytes string) string {
-	var n int64
-	fmt.Sscan(bytes, &n)
-	return fmt.Sprint(n >> 10)
-}
-
 func dirBytes(dir string) (int64, error) {
 	var total int64
 	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"nvidiaprep/integration/runbin"
 )
 
 // ShLoop is an Options.Init for a container without systemd: the bed
@@ -258,19 +260,10 @@ func (c *CT) run(phase string, env []string, argv ...string) *HookRun {
 	if env == nil {
 		env = []string{cleanPath}
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	cmd.Dir = "/"
 	t0 := time.Now()
-	out, err := cmd.CombinedOutput()
-	h := &HookRun{Phase: phase, Output: string(out), Duration: time.Since(t0)}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		h.ExitCode = exit.ExitCode()
-	default:
-		h.ExitCode = -1
+	r, err := runbin.Cmd{Path: argv[0], Args: argv[1:], Env: env}.Run()
+	h := &HookRun{Phase: phase, Output: r.Output, ExitCode: r.Code, Duration: time.Since(t0)}
+	if err != nil {
 		h.Output += err.Error()
 	}
 	return h

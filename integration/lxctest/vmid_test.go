@@ -14,7 +14,7 @@ func TestVMIDsAreUniqueAndReleased(t *testing.T) {
 	var a, b int
 	t.Run("hold two", func(t *testing.T) {
 		a, b = VMID(t), VMID(t)
-		if a == b || a < firstVMID || b > lastVMID {
+		if a == b || a < firstVMID || a > lastVMID || b < firstVMID || b > lastVMID {
 			t.Fatalf("VMID gave %d and %d", a, b)
 		}
 		if id, err := takeVMID(func(id int) bool { return id != a && id != b }); err != nil || id == a || id == b {

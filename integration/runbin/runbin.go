@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -29,6 +30,9 @@ type Cmd struct {
 	// Limit is how long it may run before it is killed (an error then);
 	// 0 is DefaultLimit.
 	Limit time.Duration
+	// ExtraFiles are open files the program inherits, as descriptors 3
+	// and up (exec.Cmd.ExtraFiles).
+	ExtraFiles []*os.File
 	// Split keeps stdout apart from stderr (Result.Stdout, Result.Stderr),
 	// for a test that parses stdout. Without it both go through one pipe,
 	// so that Result.Output has them in the order they were printed.
@@ -53,7 +57,7 @@ func (c Cmd) Run() (Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
-	cmd.Env, cmd.Dir = c.Env, c.Dir
+	cmd.Env, cmd.Dir, cmd.ExtraFiles = c.Env, c.Dir, c.ExtraFiles
 	if cmd.Dir == "" {
 		cmd.Dir = "/"
 	}

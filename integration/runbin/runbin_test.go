@@ -1,6 +1,7 @@
 package runbin
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,21 @@ func TestRunKillsAtItsLimit(t *testing.T) {
 
 func TestRunSaysWhenItCannotRun(t *testing.T) {
 	if r, err := (Cmd{Path: "/nonexistent/bin"}).Run(); err == nil || r.Code != -1 {
+		t.Fatalf("%+v, %v", r, err)
+	}
+}
+
+func TestRunPassesExtraFiles(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("inherited\n"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Cmd{Path: "/bin/sh", Args: []string{"-c", "cat /dev/fd/3"}, ExtraFiles: []*os.File{f}}.Run()
+	if err != nil || r.Code != 0 || r.Output != "inherited\n" {
 		t.Fatalf("%+v, %v", r, err)
 	}
 }

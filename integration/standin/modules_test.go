@@ -148,7 +148,12 @@ func TestStandinUnloadsLoadedModulesFirst(t *testing.T) {
 // and in both cases the modules nothing held are unloaded already.
 func TestStandinHeldModule(t *testing.T) {
 	m := newModuleChroot(t, verA, ver535)
-	hold := `perl -e 'sysopen(F, "/standin/dev/nvidia0", 010000000) or die "O_PATH: $!"; sleep 60' & h=$!; sleep 0.3; `
+	// The holder's descriptor is there before the command runs (10 s at most).
+	hold := `perl -e 'sysopen(F, "/standin/dev/nvidia0", 010000000) or die "O_PATH: $!"; sleep 60' & h=$!; i=0
+until find /hostproc/$h/fd -maxdepth 1 -lname /standin/dev/nvidia0 2>/dev/null | grep -q .; do
+    i=$((i + 1)); [ $i -le 200 ] || { echo "the holder does not hold /standin/dev/nvidia0 after 10 s"; break; }; sleep 0.05
+done
+`
 	r := m.sh(t, hold+`/mnt/`+ver535+`/nvidia-installer `+hostFlags+`; echo "rc=$?"; kill $h`)
 	mustContain(t, "535 with a held module", r, "ERROR: An NVIDIA kernel module 'nvidia' appears to already be loaded in your kernel.", "rc=1\n")
 	if l := m.loaded(t); l != "nvidia="+verB {

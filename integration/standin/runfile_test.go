@@ -862,9 +862,8 @@ func BenchmarkRun300MB(b *testing.B) {
 		build := time.Since(t0)
 		x := filepath.Join(dir, "x"+strconv.Itoa(i))
 		t0 = time.Now()
-		out, err := exec.Command("sh", run, "--extract-only", "--target", x).CombinedOutput()
-		if err != nil {
-			b.Fatalf("%v\n%s", err, out)
+		if r := (runbin.Cmd{Path: "sh", Args: []string{run, "--extract-only", "--target", x}}).Must(b); r.Code != 0 {
+			b.Fatalf("extract: exit %d\n%s", r.Code, r.Output)
 		}
 		ext := time.Since(t0)
 		st, _ := os.Stat(run)

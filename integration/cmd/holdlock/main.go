@@ -1,6 +1,9 @@
 // Command holdlock holds an fcntl write lock on a file for a while, as apt
 // and dpkg hold /var/lib/dpkg/lock-frontend, so tests can make a container
 // look busy with apt. It builds static (CGO_ENABLED=0) to run in containers.
+// Once it holds the lock it says so: a "holding" line on stdout, and READY=1
+// to systemd when it runs as a Type=notify unit, so that a container's boot
+// (and a test) is done only when the lock is held.
 //
 //	holdlock <file> <seconds>
 package main
@@ -11,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,5 +39,6 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("holding %s for %ds\n", os.Args[1], secs)
+	daemon.SdNotify(false, daemon.SdNotifyReady)
 	time.Sleep(time.Duration(secs) * time.Second)
 }
