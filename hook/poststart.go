@@ -60,7 +60,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	// The CDI spec the container should have: "" for none (a spec of
 	// nvidiaprep's left from when it had a GPU is removed).
-	wantSpec, _, specErr := installstate.SpecWanted(cfg, vmid, version)
+	wantSpec, _, specErr := installstate.SpecWantedIn(cfg, vmid, version, st.lxcConfig)
 	if specErr != nil {
 		log.Warn().Err(specErr).Msg(ctmsg.Text(vmid, specErr) + "; its CDI spec is checked at its next start")
 	}
@@ -122,6 +122,7 @@ const lookTimeout = 20 * time.Second
 // state is what post-start sees of a container.
 type state struct {
 	running    bool
+	lxcConfig  []byte // its generated LXC config, when running
 	current    bool
 	why        string // why it is not current
 	spec       installstate.SpecState
@@ -158,7 +159,7 @@ func look(lxcConfig string, vmid int, version string, installs bool) state {
 		return state{err: fmt.Errorf("opening its root: %w", err)}
 	}
 	defer root.Close()
-	st := state{running: true}
+	st := state{running: true, lxcConfig: config}
 	if installs {
 		current, why, err := installstate.Current(root, version)
 		if err != nil {

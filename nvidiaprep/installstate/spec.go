@@ -70,16 +70,30 @@ func SpecHeaderKey(spec []byte) (string, bool) {
 // SpecWanted returns the key of the CDI spec container vmid should have
 // with driver version loaded (SpecKey of pre-start's block), or "" when it
 // should have none: install = false, no GPU configured, or none given at
-// this start. Post-start compares it with the spec's first line; the
-// worker writes the spec with it.
+// this start. Post-start compares it with the spec's first line
+// (SpecWantedIn); the worker writes the spec with it.
 func SpecWanted(cfg config.Config, vmid int, version string) (key string, block []string, err error) {
-	ct := cfg.Container(vmid)
-	if !ct.Install || ct.GPUs.None() || version == "" {
+	if !wantsSpec(cfg.Container(vmid), version) {
 		return "", nil, nil
 	}
 	conf, err := fsutil.ReadRegular(cfg.Paths.LXCConfig(vmid), lxcconf.MaxSize)
 	if err != nil {
 		return "", nil, fmt.Errorf("reading what pre-start gave it: %w", err)
+	}
+	return SpecWantedIn(cfg, vmid, version, conf)
+}
+
+// wantsSpec tells whether a container with this table can want a spec.
+func wantsSpec(ct config.Container, version string) bool {
+	return ct.Install && !ct.GPUs.None() && version != ""
+}
+
+// SpecWantedIn is SpecWanted on the generated LXC config conf, read
+// already (post-start has read it to find the container).
+func SpecWantedIn(cfg config.Config, vmid int, version string, conf []byte) (key string, block []string, err error) {
+	ct := cfg.Container(vmid)
+	if !wantsSpec(ct, version) {
+		return "", nil, nil
 	}
 	block, err = lxcconf.Block(conf)
 	if err != nil {
