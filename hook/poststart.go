@@ -174,9 +174,6 @@ func look(lxcConfig string, vmid int, version string, installs bool) state {
 	}
 	st.toolkit = installs && installstate.HasToolkit(root)
 	st.spec, st.specErr = installstate.ReadSpecState(root)
-	if st.specErr != nil {
-		st.specErr = fmt.Errorf("reading %s: %w", installstate.SpecPath, st.specErr)
-	}
 	return st
 }
 

@@ -119,7 +119,8 @@ type SpecState struct {
 }
 
 // ReadSpecState reads the container's spec from the host, safely (ctfs):
-// a link, a directory or another file there is Present, not Ours.
+// a link, a directory or another file there is Present, not Ours. An
+// error names SpecPath.
 func ReadSpecState(root *ctfs.Root) (SpecState, error) {
 	b, err := root.ReadFile(SpecPath, maxSpec)
 	switch {
@@ -131,7 +132,7 @@ func ReadSpecState(root *ctfs.Root) (SpecState, error) {
 		if errors.As(err, &nr) || errors.As(err, &sp) || errors.Is(err, unix.ELOOP) {
 			return SpecState{Present: true}, nil
 		}
-		return SpecState{}, err
+		return SpecState{}, fmt.Errorf("reading %s: %w", SpecPath, err)
 	}
 	k, ours := SpecHeaderKey(b)
 	st := SpecState{Present: true, Ours: ours, Key: k}

@@ -58,7 +58,7 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root, version string, block []string, want string) error {
 	have, err := installstate.ReadSpecState(root)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", installstate.SpecPath, err)
+		return err
 	}
 	if want == "" {
 		if !have.Ours {
