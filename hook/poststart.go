@@ -49,7 +49,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		return 0
 	}
 	if st.err != nil {
-		log.Error().Err(st.err).Msg(ctmsg.Text(vmid, st.err))
+		log.Error().Err(st.err).Msg(ctmsg.Text(vmid, st.err) + fmt.Sprintf("; nothing is provisioned now: once that is fixed, run `nvidiaprep provision %d`, or restart it", vmid))
 		return 1
 	}
 	if !st.running {
