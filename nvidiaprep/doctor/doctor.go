@@ -449,10 +449,7 @@ func (r *run) handWritten() {
 				sel.Given = append(sel.Given, uint32(g.Minor))
 			}
 		}
-		devices := make([]devplan.Passthrough, len(ct.Devices))
-		for i, d := range ct.Devices {
-			devices[i] = devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw}
-		}
+		devices := devplan.Passthroughs(ct.Devices)
 		bypasses := devplan.Bypasses(ct.LXC, devices, sel)
 		for _, f := range devplan.Without(devplan.Superseded(ct.LXC, devices, r.majors, r.o.Config.Paths.Dev, ct.VMID, ct.Path, sel.Gives), bypasses) {
 			r.problem("hand-written-lines", ctmsg.Sprintf(ct.VMID, "hand-written line %q %s", f.Line, f.What), f.Fix)

@@ -400,16 +400,7 @@ func (h Host) handWritten(vmid int, generated []lxcconf.Entry) ([]lxcconf.Entry,
 	if err != nil {
 		return generated, nil
 	}
-	return ct.LXC, passthroughs(ct)
-}
-
-// passthroughs are a container's devN: entries.
-func passthroughs(ct pve.CT) []devplan.Passthrough {
-	var devices []devplan.Passthrough
-	for _, d := range ct.Devices {
-		devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw, At: d.Line})
-	}
-	return devices
+	return ct.LXC, devplan.Passthroughs(ct.Devices)
 }
 
 // bypasses names the hand-written lines and devN: entries (devices) that
