@@ -134,7 +134,7 @@ type state struct {
 
 // look finds the container's init without liblxc (ctinit: its cgroup, named
 // by its LXC config) and reads its install record (when it installs) and
-// its CDI spec from its root.
+// its CDI spec from its root, in one isolated child (installstate.See).
 func look(lxcConfig string, vmid int, version string, installs bool) state {
 	config, err := fsutil.ReadRegular(lxcConfig, lxcconf.MaxSize)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -159,22 +159,9 @@ func look(lxcConfig string, vmid int, version string, installs bool) state {
 		return state{err: fmt.Errorf("opening its root: %w", err)}
 	}
 	defer root.Close()
-	st := state{running: true, lxcConfig: config}
-	if installs {
-		current, why, err := installstate.Current(root, version)
-		if err != nil {
-			why = err.Error()
-		}
-		st.current, st.why = current, why
-	}
-	if !installs {
-		if reg, err := installstate.Registered(root); err == nil {
-			st.registered = reg
-		}
-	}
-	st.toolkit = installs && installstate.HasToolkit(root)
-	st.spec, st.specErr = installstate.ReadSpecState(root)
-	return st
+	seen := installstate.See(root, version, installs)
+	return state{running: true, lxcConfig: config, current: seen.Current, why: seen.Why,
+		registered: seen.Registered, toolkit: seen.Toolkit, spec: seen.Spec, specErr: seen.SpecErr}
 }
 
 // workerPath finds the admin program, which runs the worker: beside this

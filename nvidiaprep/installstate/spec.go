@@ -123,6 +123,12 @@ type SpecState struct {
 // error names SpecPath.
 func ReadSpecState(root *ctfs.Root) (SpecState, error) {
 	b, err := root.ReadFile(SpecPath, maxSpec)
+	return specState(ctfs.Read{Data: b, Err: err})
+}
+
+// specState is ReadSpecState from what was read of SpecPath.
+func specState(rd ctfs.Read) (SpecState, error) {
+	b, err := rd.Data, rd.Err
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return SpecState{}, nil
@@ -170,6 +176,11 @@ func HasToolkit(root *ctfs.Root) bool {
 // container that gets no GPU.
 func Registered(root *ctfs.Root) (bool, error) {
 	_, err := root.ReadFile(aptreg.PinPath, 1)
+	return registered(err)
+}
+
+// registered is Registered from the error of reading the pin.
+func registered(err error) (bool, error) {
 	var nr *ctfs.NotRegularError
 	switch {
 	case err == nil, errors.As(err, &nr):
