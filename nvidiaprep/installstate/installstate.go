@@ -69,20 +69,23 @@ func VersionText(v string) string {
 	return v
 }
 
-// Seen is what post-start needs of a container's install: Current,
-// HasToolkit (when nvidiaprep installs its libraries) or Registered (when
-// it does not), and ReadSpecState.
+// Seen is what post-start needs of a container's install: Current, whether
+// it has NVIDIA's container toolkit (when nvidiaprep installs its
+// libraries) or Registered (when it does not), and ReadSpecState.
 type Seen struct {
-	Current    bool   // the libraries are version's (installs only)
-	Why        string // why they are not
-	Toolkit    bool   // HasToolkit (installs only)
-	Registered bool   // Registered, false when it cannot tell (without installs only)
+	Current bool   // the libraries are version's (installs only)
+	Why     string // why they are not
+	// Toolkit: ToolkitConfig is there (installs only); post-start then
+	// starts the worker at every start, for the /dev/char links the
+	// toolkit's runtime needs in the container's new /dev.
+	Toolkit    bool
+	Registered bool // Registered, false when it cannot tell (without installs only)
 	Spec       SpecState
 	SpecErr    error
 }
 
-// See answers what Current, HasToolkit or Registered, and ReadSpecState
-// would, from one isolated child (ctfs.ReadFiles) instead of one each:
+// See answers what Current, the toolkit's presence or Registered, and
+// ReadSpecState would, from one isolated child (ctfs.ReadFiles) instead of one each:
 // post-start sits on every start.
 func See(root *ctfs.Root, version string, installs bool) Seen {
 	var s Seen

@@ -14,8 +14,8 @@ import (
 	"nvidiaprep/nvidiaprep/record"
 )
 
-// See, post-start's one read, answers what Current, HasToolkit,
-// Registered and ReadSpecState answer one by one, whatever the container
+// See, post-start's one read, answers what Current, a read of the
+// toolkit's config, Registered and ReadSpecState answer one by one, whatever the container
 // has: nothing, a current install with the toolkit and nvidiaprep's spec,
 // an older install with a user's spec, a half-done install, a spec and a
 // record that are directories, the pin.
@@ -67,7 +67,8 @@ func TestSeeAnswersAsEachQuestion(t *testing.T) {
 			defer r.Close()
 			var want Seen
 			want.Current, want.Why, _ = Current(r, v)
-			want.Toolkit = HasToolkit(r)
+			_, err = r.ReadFile(ToolkitConfig, 1)
+			want.Toolkit = err == nil
 			want.Spec, want.SpecErr = ReadSpecState(r)
 			if got := See(r, v, true); !reflect.DeepEqual(got, want) {
 				t.Errorf("installs: See = %+v, want %+v", got, want)

@@ -162,15 +162,6 @@ func (s SpecState) UpToDate(want string) bool {
 // container; its presence says the toolkit is installed there.
 const ToolkitConfig = "/etc/nvidia-container-runtime/config.toml"
 
-// HasToolkit tells whether the container has NVIDIA's container toolkit
-// (read from the host, safely): post-start then starts the worker at every
-// start, for the /dev/char links its runtime needs in the container's new
-// /dev.
-func HasToolkit(root *ctfs.Root) bool {
-	_, err := root.ReadFile(ToolkitConfig, 1)
-	return err == nil
-}
-
 // Registered tells whether the container has nvidiaprep's apt pin (read
 // from the host, safely): post-start starts the worker to remove it from a
 // container that gets no GPU.
