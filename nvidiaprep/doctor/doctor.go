@@ -525,7 +525,7 @@ func (r *run) kernelLog(ctx context.Context) {
 	if line := secureboot.Refusal(text); line != "" {
 		// An unsigned module is built again, signed; a signed one's key
 		// is enrolled (kernel/module/signing.c names which).
-		version, _ := kernelguard.InstalledVersion(r.o.Config.Paths.Root)
+		version, _ := record.ReadInstalledVersion(r.o.Config.Paths.Root)
 		r.problem("module-signature", fmt.Sprintf("the kernel refused the NVIDIA module for its signature: %q (Secure Boot)", untrusted.New(line)),
 			signFix(orNone(version), r.running(), strings.Contains(line, "unsigned module")))
 	}
@@ -577,10 +577,8 @@ func (r *run) hostUserSpace() string {
 	if h, ok, err := hostdriverstate.Load(r.o.Config.Paths.State); err == nil && ok && h.Installed != "" {
 		return h.Installed
 	}
-	if b, err := fsutil.ReadRegular(r.o.Config.Paths.Host(record.NVIDIALog), 1<<20); err == nil {
-		return record.InstalledVersion(b)
-	}
-	return ""
+	v, _ := record.ReadInstalledVersion(r.o.Config.Paths.Root)
+	return v
 }
 
 // containersWith names the containers whose record says they have version.
