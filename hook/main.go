@@ -87,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	starting := phase == "pre-start" || phase == "post-start"
 	log := logging.New(stderr, os.Getenv("NVIDIAPREP_DEBUG") != "").With().Int("vmid", vmid).Str("phase", phase).Logger()
 	if pid := hookself.AncestorHook("/proc", vmid); pid != 0 {
-		log.Error().Msg(ctmsg.Sprintf(vmid, "nvidiaprep's hook for %s (pid %d) runs this one below it: the container's own chained hookscript ([containers.%d] chain) runs nvidiaprep's hook again, which would recurse without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", ctmsg.Name(vmid), pid, vmid))
+		log.Error().Msg(ctmsg.Sprintf(vmid, "nvidiaprep's hook for this container (pid %d) runs this one below it: the container's own chained hookscript ([containers.%d] chain) runs nvidiaprep's hook again, which would recurse without end: nothing is done. Make chain a script that does not run nvidiaprep's hook, or delete it", pid, vmid))
 		return 1
 	}
 	if hookself.Recursing(os.LookupEnv, vmid) {

@@ -49,7 +49,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 		return 0
 	}
 	if st.err != nil {
-		log.Error().Err(st.err).Msg(ctmsg.Text(vmid, st.err))
+		log.Error().Err(st.err).Msg(ctmsg.Text(vmid, st.err) + fmt.Sprintf("; nothing is provisioned now: once that is fixed, run `nvidiaprep provision %d`, or restart it", vmid))
 		return 1
 	}
 	if !st.running {
@@ -60,7 +60,7 @@ func postStart(cfg config.Config, vmid int, log zerolog.Logger) int {
 	}
 	// The CDI spec the container should have: "" for none (a spec of
 	// nvidiaprep's left from when it had a GPU is removed).
-	wantSpec, _, specErr := installstate.SpecWanted(cfg, vmid, version)
+	wantSpec, _, specErr := installstate.SpecWantedIn(cfg, vmid, version, st.lxcConfig)
 	if specErr != nil {
 		log.Warn().Err(specErr).Msg(ctmsg.Text(vmid, specErr) + "; its CDI spec is checked at its next start")
 	}
@@ -122,6 +122,7 @@ const lookTimeout = 20 * time.Second
 // state is what post-start sees of a container.
 type state struct {
 	running    bool
+	lxcConfig  []byte // its generated LXC config, when running
 	current    bool
 	why        string // why it is not current
 	spec       installstate.SpecState
@@ -133,7 +134,7 @@ type state struct {
 
 // look finds the container's init without liblxc (ctinit: its cgroup, named
 // by its LXC config) and reads its install record (when it installs) and
-// its CDI spec from its root.
+// its CDI spec from its root, in one isolated child (installstate.See).
 func look(lxcConfig string, vmid int, version string, installs bool) state {
 	config, err := fsutil.ReadRegular(lxcConfig, lxcconf.MaxSize)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -158,25 +159,9 @@ func look(lxcConfig string, vmid int, version string, installs bool) state {
 		return state{err: fmt.Errorf("opening its root: %w", err)}
 	}
 	defer root.Close()
-	st := state{running: true}
-	if installs {
-		current, why, err := installstate.Current(root, version)
-		if err != nil {
-			why = err.Error()
-		}
-		st.current, st.why = current, why
-	}
-	if !installs {
-		if reg, err := installstate.Registered(root); err == nil {
-			st.registered = reg
-		}
-	}
-	st.toolkit = installs && installstate.HasToolkit(root)
-	st.spec, st.specErr = installstate.ReadSpecState(root)
-	if st.specErr != nil {
-		st.specErr = fmt.Errorf("reading %s: %w", installstate.SpecPath, st.specErr)
-	}
-	return st
+	seen := installstate.See(root, version, installs)
+	return state{running: true, lxcConfig: config, current: seen.Current, why: seen.Why,
+		registered: seen.Registered, toolkit: seen.Toolkit, spec: seen.Spec, specErr: seen.SpecErr}
 }
 
 // workerPath finds the admin program, which runs the worker: beside this

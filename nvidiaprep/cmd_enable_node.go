@@ -163,10 +163,7 @@ func adopt(ctx context.Context, stdout io.Writer, cfg config.Config, vmid int, d
 		return fmt.Errorf("--adopt: %w", err)
 	}
 	ct := pve.ParseCT(vmid, path, text)
-	devices := make([]devplan.Passthrough, len(ct.Devices))
-	for i, d := range ct.Devices {
-		devices[i] = devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw, At: d.Line}
-	}
+	devices := devplan.Passthroughs(ct.Devices)
 	majors, err := nvdev.ReadMajors(cfg.Paths.Proc)
 	if err != nil {
 		majors = nil // only what is NVIDIA's by name or major 195

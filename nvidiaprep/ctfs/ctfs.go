@@ -48,15 +48,6 @@ type Root struct {
 	FuseConnections string
 }
 
-// Open opens the root of the process pid (a container's init).
-func Open(pid int) (*Root, error) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening process %d: %w", pid, err)
-	}
-	return &Root{pidfd: fd, pid: pid}, nil
-}
-
 // OpenProcess opens the root of the process a pidfd refers to (liblxc's
 // init_pidfd of a container): unlike a pid read first and opened after,
 // a pidfd cannot come to name another process, so the root read is that
@@ -143,19 +134,6 @@ func (r *Root) Readlink(path string) (untrusted.Text, error) {
 	return untrusted.Bytes(rep.Data), nil
 }
 
-// lockHolder tells whether a write lock on path would be refused because
-// another process holds an fcntl lock on it (as dpkg and apt do), and that
-// process's host pid when the kernel says (0 for open file description
-// locks). A missing file is not locked; one that is not a regular file is a
-// *NotRegularError (the host does not open it, and cannot tell).
-func (r *Root) lockHolder(path string) (locked bool, pid int, err error) {
-	rep, err := r.do(request{Kind: kindLock, Path: path}, "probing the lock")
-	if errors.Is(err, unix.ENOENT) {
-		return false, 0, nil
-	}
-	return rep.Locked, rep.Holder, err
-}
-
 // Held is what LockHolders found of one lock.
 type Held struct {
 	Locked bool
@@ -163,8 +141,13 @@ type Held struct {
 	Err    error
 }
 
-// LockHolders is lockHolder of several files at once (one child process
-// for all of them); a failure of the whole (a deadline) is every file's Err.
+// LockHolders tells, for each of paths (one child process for all of
+// them), whether a write lock on it would be refused because another
+// process holds an fcntl lock on it (as dpkg and apt do), and that
+// process's host pid when the kernel says (0 for open file description
+// locks). A missing file is not locked; one that is not a regular file is a
+// *NotRegularError (the host does not open it, and cannot tell). A failure
+// of the whole (a deadline) is every file's Err.
 func (r *Root) LockHolders(paths ...string) []Held {
 	out := make([]Held, len(paths))
 	if len(paths) == 0 {

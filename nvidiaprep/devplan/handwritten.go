@@ -10,6 +10,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/lxcconf"
 	"nvidiaprep/nvidiaprep/nvdev"
+	"nvidiaprep/nvidiaprep/pve"
 )
 
 // allowRule is a parsed "lxc.cgroup2.devices.allow" value: "c 195:* rwm".
@@ -244,6 +245,16 @@ func broadRules(entries []lxcconf.Entry, s Grant) []Finding {
 type Passthrough struct {
 	Key, Path, Line string
 	At              int
+}
+
+// Passthroughs are a container's devN: entries (pve.CT's Devices) as the
+// findings take them.
+func Passthroughs(devices []pve.Device) []Passthrough {
+	out := make([]Passthrough, len(devices))
+	for i, d := range devices {
+		out[i] = Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw, At: d.Line}
+	}
+	return out
 }
 
 // gpuMinor reads the minor out of a GPU node's path, /dev/nvidia<N>.

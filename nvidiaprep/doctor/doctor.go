@@ -449,10 +449,7 @@ func (r *run) handWritten() {
 				sel.Given = append(sel.Given, uint32(g.Minor))
 			}
 		}
-		devices := make([]devplan.Passthrough, len(ct.Devices))
-		for i, d := range ct.Devices {
-			devices[i] = devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw}
-		}
+		devices := devplan.Passthroughs(ct.Devices)
 		bypasses := devplan.Bypasses(ct.LXC, devices, sel)
 		for _, f := range devplan.Without(devplan.Superseded(ct.LXC, devices, r.majors, r.o.Config.Paths.Dev, ct.VMID, ct.Path, sel.Gives), bypasses) {
 			r.problem("hand-written-lines", ctmsg.Sprintf(ct.VMID, "hand-written line %q %s", f.Line, f.What), f.Fix)
@@ -528,7 +525,7 @@ func (r *run) kernelLog(ctx context.Context) {
 	if line := secureboot.Refusal(text); line != "" {
 		// An unsigned module is built again, signed; a signed one's key
 		// is enrolled (kernel/module/signing.c names which).
-		version, _ := kernelguard.InstalledVersion(r.o.Config.Paths.Root)
+		version, _ := record.ReadInstalledVersion(r.o.Config.Paths.Root)
 		r.problem("module-signature", fmt.Sprintf("the kernel refused the NVIDIA module for its signature: %q (Secure Boot)", untrusted.New(line)),
 			signFix(orNone(version), r.running(), strings.Contains(line, "unsigned module")))
 	}
@@ -580,10 +577,8 @@ func (r *run) hostUserSpace() string {
 	if h, ok, err := hostdriverstate.Load(r.o.Config.Paths.State); err == nil && ok && h.Installed != "" {
 		return h.Installed
 	}
-	if b, err := fsutil.ReadRegular(r.o.Config.Paths.Host(record.NVIDIALog), 1<<20); err == nil {
-		return record.InstalledVersion(b)
-	}
-	return ""
+	v, _ := record.ReadInstalledVersion(r.o.Config.Paths.Root)
+	return v
 }
 
 // containersWith names the containers whose record says they have version.

@@ -9,6 +9,7 @@ import (
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
 	"nvidiaprep/nvidiaprep/kernels"
+	"nvidiaprep/nvidiaprep/record"
 	"nvidiaprep/nvidiaprep/secureboot"
 )
 
@@ -24,7 +25,7 @@ func (r *run) running() string {
 // it leaves the node without GPUs when it boots.
 func (r *run) kernels(ctx context.Context) {
 	p := r.o.Config.Paths
-	version, err := kernelguard.InstalledVersion(p.Root)
+	version, err := record.ReadInstalledVersion(p.Root)
 	if err != nil {
 		r.note("%v", err)
 		return

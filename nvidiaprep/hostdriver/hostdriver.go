@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -179,7 +178,7 @@ func (h *host) run(ctx context.Context) (Report, error) {
 	if stateErr != nil {
 		h.warnf("%v; ignoring it", stateErr)
 	}
-	installed, err := installedVersion(p)
+	installed, err := record.ReadInstalledVersion(p.Root)
 	if err != nil {
 		return rep, fmt.Errorf("%w: which driver is installed is unknown, so nothing was changed; fix it or move it away (then the configured driver is installed again), then run this again", err)
 	}
@@ -201,19 +200,6 @@ func (h *host) run(ctx context.Context) (Report, error) {
 		}
 		return h.install(ctx, led, rep)
 	}
-}
-
-// installedVersion reads nvidia-installer's record; "" when there is none,
-// an error when there is one that cannot be read.
-func installedVersion(p config.Paths) (string, error) {
-	b, err := fsutil.ReadRegular(p.Host(record.NVIDIALog), 1<<20)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading nvidia-installer's record: %w", err)
-	}
-	return record.InstalledVersion(b), nil
 }
 
 func orNone(v string) string {

@@ -396,7 +396,7 @@ func runInstaller(ctx context.Context, j job) (result, error) {
 		}
 	}
 	if err == nil {
-		if have, rerr := installedVersion(j.p); rerr != nil {
+		if have, rerr := record.ReadInstalledVersion(j.p.Root); rerr != nil {
 			err = fmt.Errorf("the installer succeeded, but its record cannot be read: %w", rerr)
 		} else if have != d.Version {
 			err = fmt.Errorf("the installer succeeded, but %s records driver %q", record.NVIDIALog, have)

@@ -10,6 +10,7 @@ import (
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/nvpkgs"
+	"nvidiaprep/nvidiaprep/record"
 )
 
 // Plan is what an install will change on the node, read before its first
@@ -73,7 +74,7 @@ func readPlan(ctx context.Context, j job, partial bool) (Plan, error) {
 		}
 		p.Purge = nvpkgs.DriverPackages(res.Stdout)
 	}
-	installed, err := installedVersion(j.p)
+	installed, err := record.ReadInstalledVersion(j.p.Root)
 	if err != nil {
 		return p, err
 	}

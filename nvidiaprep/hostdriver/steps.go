@@ -9,6 +9,7 @@ import (
 
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
+	"nvidiaprep/nvidiaprep/record"
 )
 
 // Step is one of the install path's steps: its position in installSteps,
@@ -193,7 +194,7 @@ func (h *host) prepare(ctx context.Context, loaded string, partial bool) (job, e
 // outcome the steps leave is recorded and announced.
 func (h *host) install(ctx context.Context, led *ledger, rep Report) (Report, error) {
 	fail := func(e *StepError) (Report, error) {
-		installed, _ := installedVersion(h.p) // for the record only; "" when unreadable
+		installed, _ := record.ReadInstalledVersion(h.p.Root) // for the record only; "" when unreadable
 		return rep, led.fail(e, installed)
 	}
 	j, err := h.prepare(ctx, rep.Loaded, led.partial())
@@ -229,7 +230,7 @@ func (h *host) install(ctx context.Context, led *ledger, rep Report) (Report, er
 		warnings += res.warning
 	}
 	rep.Path = PathInstalled
-	rep.Installed, _ = installedVersion(h.p) // verified by runInstaller
+	rep.Installed, _ = record.ReadInstalledVersion(h.p.Root) // verified by runInstaller
 	rep.Summary += warnings
 	rep.Duration = time.Since(h.start)
 	if err := led.end(ending{outcome: hostdriverstate.OutcomeCurrent, loaded: h.d.Version, installed: rep.Installed, durable: true}); err != nil {

@@ -21,8 +21,9 @@ package hostdriver
 //     changes, and the run ends "reboot required to release nouveau";
 //   - a loaded driver whose .run is not in the cache: a failed upgrade
 //     could not put it back, so nothing is changed (refused);
-//   - the kernel issue's gate (newModuleAccepted): will the new module
-//     build for the running kernel and be accepted by it?
+//   - the kernel gate (kernelguard.Gate, which prepare runs before these
+//     checks: gate): will the new module build and be accepted on every
+//     installed kernel?
 //
 // Then the steps run; the installer gets no --skip-module-load, so it
 // test-loads the new module and loads it (nvidia-drm, with nvidia and

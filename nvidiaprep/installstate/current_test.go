@@ -74,7 +74,12 @@ func TestCurrentOnlyWhenItCanTell(t *testing.T) {
 			if err := c.plant(root); err != nil {
 				t.Fatal(err)
 			}
-			r, err := ctfs.Open(pid)
+			fd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := ctfs.OpenProcess(fd)
+			unix.Close(fd)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,16 +70,30 @@ func SpecHeaderKey(spec []byte) (string, bool) {
 // SpecWanted returns the key of the CDI spec container vmid should have
 // with driver version loaded (SpecKey of pre-start's block), or "" when it
 // should have none: install = false, no GPU configured, or none given at
-// this start. Post-start compares it with the spec's first line; the
-// worker writes the spec with it.
+// this start. Post-start compares it with the spec's first line
+// (SpecWantedIn); the worker writes the spec with it.
 func SpecWanted(cfg config.Config, vmid int, version string) (key string, block []string, err error) {
-	ct := cfg.Container(vmid)
-	if !ct.Install || ct.GPUs.None() || version == "" {
+	if !wantsSpec(cfg.Container(vmid), version) {
 		return "", nil, nil
 	}
 	conf, err := fsutil.ReadRegular(cfg.Paths.LXCConfig(vmid), lxcconf.MaxSize)
 	if err != nil {
 		return "", nil, fmt.Errorf("reading what pre-start gave it: %w", err)
+	}
+	return SpecWantedIn(cfg, vmid, version, conf)
+}
+
+// wantsSpec tells whether a container with this table can want a spec.
+func wantsSpec(ct config.Container, version string) bool {
+	return ct.Install && !ct.GPUs.None() && version != ""
+}
+
+// SpecWantedIn is SpecWanted on the generated LXC config conf, read
+// already (post-start has read it to find the container).
+func SpecWantedIn(cfg config.Config, vmid int, version string, conf []byte) (key string, block []string, err error) {
+	ct := cfg.Container(vmid)
+	if !wantsSpec(ct, version) {
+		return "", nil, nil
 	}
 	block, err = lxcconf.Block(conf)
 	if err != nil {
@@ -105,9 +119,16 @@ type SpecState struct {
 }
 
 // ReadSpecState reads the container's spec from the host, safely (ctfs):
-// a link, a directory or another file there is Present, not Ours.
+// a link, a directory or another file there is Present, not Ours. An
+// error names SpecPath.
 func ReadSpecState(root *ctfs.Root) (SpecState, error) {
 	b, err := root.ReadFile(SpecPath, maxSpec)
+	return specState(ctfs.Read{Data: b, Err: err})
+}
+
+// specState is ReadSpecState from what was read of SpecPath.
+func specState(rd ctfs.Read) (SpecState, error) {
+	b, err := rd.Data, rd.Err
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return SpecState{}, nil
@@ -117,7 +138,7 @@ func ReadSpecState(root *ctfs.Root) (SpecState, error) {
 		if errors.As(err, &nr) || errors.As(err, &sp) || errors.Is(err, unix.ELOOP) {
 			return SpecState{Present: true}, nil
 		}
-		return SpecState{}, err
+		return SpecState{}, fmt.Errorf("reading %s: %w", SpecPath, err)
 	}
 	k, ours := SpecHeaderKey(b)
 	st := SpecState{Present: true, Ours: ours, Key: k}
@@ -141,20 +162,16 @@ func (s SpecState) UpToDate(want string) bool {
 // container; its presence says the toolkit is installed there.
 const ToolkitConfig = "/etc/nvidia-container-runtime/config.toml"
 
-// HasToolkit tells whether the container has NVIDIA's container toolkit
-// (read from the host, safely): post-start then starts the worker at every
-// start, for the /dev/char links its runtime needs in the container's new
-// /dev.
-func HasToolkit(root *ctfs.Root) bool {
-	_, err := root.ReadFile(ToolkitConfig, 1)
-	return err == nil
-}
-
 // Registered tells whether the container has nvidiaprep's apt pin (read
 // from the host, safely): post-start starts the worker to remove it from a
 // container that gets no GPU.
 func Registered(root *ctfs.Root) (bool, error) {
 	_, err := root.ReadFile(aptreg.PinPath, 1)
+	return registered(err)
+}
+
+// registered is Registered from the error of reading the pin.
+func registered(err error) (bool, error) {
 	var nr *ctfs.NotRegularError
 	switch {
 	case err == nil, errors.As(err, &nr):

@@ -67,19 +67,6 @@ func saveState(stateDir string, s State) error {
 	return fsutil.WriteFileAtomic(filepath.Join(stateDir, stateFile), append(b, '\n'), 0o644)
 }
 
-// InstalledVersion is the driver nvidia-installer's record names below
-// root; "" when there is none.
-func InstalledVersion(root string) (string, error) {
-	b, err := fsutil.ReadRegular(filepath.Join(root, record.NVIDIALog), 1<<20)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading nvidia-installer's record: %w", err)
-	}
-	return record.InstalledVersion(b), nil
-}
-
 // GuardInput is one run of the kernel guard.
 type GuardInput struct {
 	Config config.Config
@@ -113,7 +100,7 @@ type GuardReport struct {
 func KernelInstalled(ctx context.Context, in GuardInput) (GuardReport, error) {
 	var rep GuardReport
 	p := in.Config.Paths
-	version, err := InstalledVersion(p.Root)
+	version, err := record.ReadInstalledVersion(p.Root)
 	if err != nil || version == "" {
 		if err == nil && in.Release != "" {
 			fmt.Fprintf(in.Out, "nvidiaprep: no NVIDIA driver is installed from a .run; nothing to check for kernel %s\n", in.Release)

@@ -179,7 +179,10 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", h.LXCConfig, err)
 	}
-	res, err := plan(h, req, entries, log)
+	// The Proxmox config is read once: the hand-written lines and devN:
+	// entries the findings below judge.
+	hand, devices := h.handWritten(req.VMID, entries)
+	res, err := plan(h, req, entries, hand, devices, log)
 	var reqErr *RequiredError
 	if errors.As(err, &reqErr) {
 		return Result{}, err
@@ -207,7 +210,7 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 	if err := nvdev.PruneCopies(nvdev.CopiesDir(h.Dev, req.VMID), res.Copies); err != nil {
 		log.Warn().Msg(ctmsg.Text(req.VMID, err))
 	}
-	if findings := bypasses(h, req, entries, res.GPUs); len(findings) > 0 {
+	if findings := bypasses(h, req, entries, devices, res.GPUs); len(findings) > 0 {
 		if req.Strict {
 			return Result{}, &BypassError{VMID: req.VMID, Findings: findings}
 		}
@@ -235,7 +238,9 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 	return res, nil
 }
 
-func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Result, error) {
+// plan decides the block from the generated config's entries and the
+// container's hand-written lines and devN: entries (handWritten).
+func plan(h Host, req Request, entries, hand []lxcconf.Entry, devices []devplan.Passthrough, log zerolog.Logger) (Result, error) {
 	if req.GPUs.None() {
 		log.Info().Msg(ctmsg.Sprintf(req.VMID, "no GPUs configured (gpus = []), adding nothing"))
 		return Result{}, nil
@@ -330,12 +335,11 @@ func plan(h Host, req Request, entries []lxcconf.Entry, log zerolog.Logger) (Res
 	// mounts is left out of this start's config (lxcconf.Disable), so the
 	// copies are what the container sees. Those lines are named for removal.
 	p := devplan.ForNodes(copies)
-	hand, devices := h.handWritten(req.VMID, entries)
 	gives := func(node string) bool {
 		return slices.ContainsFunc(p.Mounts, func(m devplan.Mount) bool { return m.Target == "dev/"+node })
 	}
 	superseded := devplan.Superseded(hand, devices, majors, h.Dev, req.VMID, h.pveConf(req.VMID), gives)
-	for _, f := range devplan.Without(superseded, bypasses(h, req, entries, gpus)) {
+	for _, f := range devplan.Without(superseded, bypasses(h, req, entries, devices, gpus)) {
 		log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%s", f))
 	}
 	if req.Install && h.DriverCache.Dir != "" {
@@ -396,21 +400,12 @@ func (h Host) handWritten(vmid int, generated []lxcconf.Entry) ([]lxcconf.Entry,
 	if err != nil {
 		return generated, nil
 	}
-	return ct.LXC, passthroughs(ct)
+	return ct.LXC, devplan.Passthroughs(ct.Devices)
 }
 
-// passthroughs are a container's devN: entries.
-func passthroughs(ct pve.CT) []devplan.Passthrough {
-	var devices []devplan.Passthrough
-	for _, d := range ct.Devices {
-		devices = append(devices, devplan.Passthrough{Key: d.Key, Path: d.Path, Line: d.Raw, At: d.Line})
-	}
-	return devices
-}
-
-// bypasses names the hand-written lines that reach GPUs other than gpus,
-// those the container is given.
-func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []devplan.Finding {
+// bypasses names the hand-written lines and devN: entries (devices) that
+// reach GPUs other than gpus, those the container is given.
+func bypasses(h Host, req Request, entries []lxcconf.Entry, devices []devplan.Passthrough, gpus []nvdev.GPU) []devplan.Finding {
 	sel := devplan.Grant{VMID: req.VMID, All: req.GPUs.All, Privileged: true, PVEConf: h.pveConf(req.VMID)}
 	for _, g := range gpus {
 		sel.Given = append(sel.Given, uint32(g.Minor))
@@ -418,12 +413,6 @@ func bypasses(h Host, req Request, entries []lxcconf.Entry, gpus []nvdev.GPU) []
 	for _, e := range entries {
 		if e.Key == "lxc.idmap" {
 			sel.Privileged = false
-		}
-	}
-	var devices []devplan.Passthrough
-	if h.PVE != "" {
-		if ct, err := pve.ReadCT(h.PVE, req.VMID); err == nil {
-			devices = passthroughs(ct)
 		}
 	}
 	return devplan.Bypasses(entries, devices, sel)

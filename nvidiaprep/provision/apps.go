@@ -58,7 +58,7 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root, version string, block []string, want string) error {
 	have, err := installstate.ReadSpecState(root)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", installstate.SpecPath, err)
+		return err
 	}
 	if want == "" {
 		if !have.Ours {
@@ -102,16 +102,12 @@ func (w Worker) spec(ctx context.Context, ct *ctexec.Container, root *ctfs.Root,
 }
 
 // specInput gathers the spec's input: the GPUs and nodes pre-start's block
-// gave (UUIDs from the host's GPU list, matched by PCI bus id), and the
+// gave (UUIDs from procfs's GPU list, matched by PCI bus id), and the
 // files of the tree's manifest as installed in the container's library
 // directory.
 func (w Worker) specInput(root *ctfs.Root, version string, block []string, key string) (cdispec.Input, error) {
 	given := prestart.ReadGiven(block)
-	lister := w.GPUs
-	if lister == nil {
-		lister = nvdev.ProcGPUs{Proc: w.Config.Paths.Proc}
-	}
-	host, err := lister.GPUs()
+	host, err := nvdev.ProcGPUs{Proc: w.Config.Paths.Proc}.GPUs()
 	if err != nil {
 		return cdispec.Input{}, fmt.Errorf("listing the host's GPUs: %w", err)
 	}

@@ -83,8 +83,6 @@ type Worker struct {
 	Log    zerolog.Logger
 	// Status reports progress (sd_notify STATUS=); nil drops it.
 	Status func(string)
-	// GPUs lists the host's GPUs for the CDI spec; nil: procfs's list.
-	GPUs nvdev.GPULister
 }
 
 // ErrBusy means another worker is provisioning the container.

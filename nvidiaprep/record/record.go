@@ -108,6 +108,20 @@ func dropName(text string, vmid int) string {
 	return text
 }
 
+// ReadInstalledVersion is the driver nvidia-installer's record
+// (NVIDIALog) names below root, a host's or a tree's; "" when there is
+// none.
+func ReadInstalledVersion(root string) (string, error) {
+	b, err := fsutil.ReadRegular(filepath.Join(root, NVIDIALog), 1<<20)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading nvidia-installer's record: %w", err)
+	}
+	return InstalledVersion(b), nil
+}
+
 // InstalledVersion reads the driver version from the first line of
 // nvidia-installer's record, /var/lib/nvidia/log: the version itself, or
 // backup.c's "1.0-<n> (<version>)" form. It returns "" when the line holds

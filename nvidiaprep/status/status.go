@@ -176,8 +176,8 @@ func Gather(o Options) Report {
 	r.Node.HostDriver = hd
 	if hd != nil && hd.Installed != "" {
 		r.Node.Installed = hd.Installed
-	} else if b, err := fsutil.ReadRegular(o.Config.Paths.Host(record.NVIDIALog), 1<<20); err == nil {
-		r.Node.Installed = record.InstalledVersion(b)
+	} else {
+		r.Node.Installed, _ = record.ReadInstalledVersion(o.Config.Paths.Root)
 	}
 	listed := false
 	if b, err := fsutil.ReadRegular(o.Config.Paths.Host(rebootRequired), 1<<16); err == nil && slices.Contains(strings.Fields(string(b)), "nvidiaprep") {

@@ -30,9 +30,6 @@ func Bytes(b []byte) Text { return Text{raw: string(b)} }
 // Raw is the text as the container gave it: for parsing only.
 func (t Text) Raw() string { return t.raw }
 
-// Empty tells whether the text is empty.
-func (t Text) Empty() bool { return t.raw == "" }
-
 // String is the text safe to print: escaped and capped at maxLen bytes.
 func (t Text) String() string { return Escape(t.raw, maxLen) }
 
