@@ -245,6 +245,35 @@ func TestDistributionPackagesArePurged(t *testing.T) {
 	wantInstalled(t, ct, driverA)
 }
 
+// A container whose dpkg-query fails once nvidiaprep's registration is in
+// (its dpkg database broken between the two listings): whether the
+// distribution's driver packages are still there is unknown, so the
+// install stops with an error that says so and what to do, and no .run
+// install goes in beside packages that may be there.
+func TestPackageListingThatFailsAfterTheRegistrationStopsTheInstall(t *testing.T) {
+	vmid := lxctest.VMID(t)
+	n := provisionNode(t, "")
+	ct := newCT(t, n, vmid, lxctest.Options{})
+	prepare(t, ct, `dpkg-divert --quiet --local --rename --add /usr/bin/dpkg-query &&
+cat >/usr/bin/dpkg-query <<'EOS'
+#!/bin/sh
+if [ -e /var/lib/dpkg/info/nvidiaprep-nvidia-driver.list ]; then
+	echo "dpkg-query: error: parsing file '/var/lib/dpkg/status' near line 1" >&2
+	exit 2
+fi
+exec /usr/bin/dpkg-query.distrib "$@"
+EOS
+chmod 755 /usr/bin/dpkg-query`)
+	_, p, _ := startProvisioned(t, n, ct)
+	if p.Outcome != record.Failed || !strings.Contains(p.Error, "listing its packages failed (dpkg-query exit 2)") ||
+		!strings.Contains(p.Error, "the driver was not installed: fix its dpkg database (pct exec "+strconv.Itoa(vmid)+" -- dpkg --audit)") {
+		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
+	}
+	if out, code := sh(t, ct, "ls /var/lib/nvidia/log"); code == 0 {
+		t.Errorf("the .run was installed all the same: %s", out)
+	}
+}
+
 // A container whose init is not systemd is provisioned without waiting for it.
 func TestContainerWithoutSystemd(t *testing.T) {
 	vmid := lxctest.VMID(t)

@@ -335,17 +335,27 @@ func (s session) lockHolder(ctx context.Context) (path string, who untrusted.Tex
 	return "", who, nil
 }
 
+// driverPackages lists the distribution's NVIDIA driver packages the
+// container has. When dpkg-query fails, whether it has any is unknown: an
+// error, which says what was left undone (undone).
+func (s session) driverPackages(ctx context.Context, undone string) ([]string, error) {
+	r, err := s.ct.Run(ctx, listPackagesScript.argv(nvpkgs.QueryFormat), nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.Exit != 0 {
+		return nil, fmt.Errorf("listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so %s: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", r.Exit, r.Output().LastLines(3), undone, s.vmid())
+	}
+	return nvpkgs.DriverPackages(r.Stdout.Raw()), nil
+}
+
 // clean removes what would conflict with the install: the distribution's
 // NVIDIA driver packages, their alternate-install marker, and a .run
 // install of another version or one left half-done.
 func (s session) clean(ctx context.Context) error {
 	s.w.status("removing conflicting NVIDIA installs")
-	r, err := s.ct.Run(ctx, listPackagesScript.argv(nvpkgs.QueryFormat), nil)
-	if err != nil {
+	if _, err := s.driverPackages(ctx, "nothing was changed"); err != nil {
 		return err
-	}
-	if r.Exit != 0 {
-		return fmt.Errorf("listing its packages failed (dpkg-query exit %d): %s; whether the distribution's NVIDIA packages are installed is unknown, so nothing was changed: fix its dpkg database (pct exec %d -- dpkg --audit), then restart it", r.Exit, r.Output().LastLines(3), s.vmid())
 	}
 	// The registration first: apt then removes the distribution's driver
 	// packages it conflicts with and keeps what depends on them. A failure
@@ -354,11 +364,11 @@ func (s session) clean(ctx context.Context) error {
 	if err := s.register(ctx); err != nil {
 		s.w.Log.Warn().Err(err).Msg(ctmsg.Text(s.vmid(), err) + "; installing the driver all the same")
 	}
-	r, err = s.ct.Run(ctx, listPackagesScript.argv(nvpkgs.QueryFormat), nil)
+	pkgs, err := s.driverPackages(ctx, "the driver was not installed")
 	if err != nil {
 		return err
 	}
-	if pkgs := nvpkgs.DriverPackages(r.Stdout.Raw()); len(pkgs) > 0 {
+	if len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
 		secs := fmt.Sprint(int(s.w.Config.Provision.DpkgLockTimeout.Seconds()))
 		r, err := s.ct.Run(ctx, purgeScript.argv(append([]string{secs}, pkgs...)...), nil)
@@ -369,7 +379,7 @@ func (s session) clean(ctx context.Context) error {
 			return fmt.Errorf("purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", strings.Join(pkgs, " "), r.Exit, r.Output().LastLines(5), s.vmid())
 		}
 	}
-	r, err = s.ct.Run(ctx, markScript.argv(s.version), nil)
+	r, err := s.ct.Run(ctx, markScript.argv(s.version), nil)
 	if err != nil {
 		return err
 	}
