@@ -4,8 +4,10 @@
 //
 // LXC puts the container's processes in the cgroup its config names
 // (Proxmox writes lxc.cgroup.dir.container = lxc/<vmid> with
-// lxc.cgroup.relative = 0, so it is <cgroup2 mount>/lxc/<vmid>), and the
-// container cannot move a process out of that subtree. The init is the one
+// lxc.cgroup.relative = 0), below the cgroup of the host's pid 1 with a
+// trailing /init.scope cut off (LXC's cgfsng for a container root starts:
+// on a Proxmox node, systemd's /init.scope, so <cgroup2 mount>/lxc/<vmid>),
+// and the container cannot move a process out of that subtree. The init is the one
 // process there that is pid 1 of a pid namespace one level below the host's
 // (NSpid "<host pid> 1"): the kernel writes that line, and a process of the
 // container that starts a pid namespace of its own is a level deeper.
@@ -36,6 +38,9 @@ var ErrStopped = errors.New("container is not running")
 type Host struct {
 	Cgroup string // the cgroup2 mount, /sys/fs/cgroup
 	Proc   string // the kernel's process table, /proc
+	// Base is the cgroup below which LXC puts the containers that root
+	// starts, relative to Cgroup: "" for the mount's root (InitBase).
+	Base string
 }
 
 // Real is the running host: its cgroup2 mount is /sys/fs/cgroup (Proxmox
@@ -45,10 +50,30 @@ func Real() (Host, error) {
 	for _, dir := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		var st unix.Statfs_t
 		if unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-			return Host{Cgroup: dir, Proc: "/proc"}, nil
+			return Host{Cgroup: dir, Proc: "/proc", Base: InitBase("/proc")}, nil
 		}
 	}
 	return Host{}, errors.New("no cgroup2 file system at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+}
+
+// InitBase is LXC's base for the containers root starts with
+// lxc.cgroup.relative = 0: the cgroup2 path of the host's pid 1 (proc's
+// 1/cgroup), without a trailing /init.scope (systemd's own cgroup), relative
+// to the mount; "" (the root) when it cannot be read. On a Proxmox node
+// that is the root; on a host whose init is not systemd it may be a cgroup
+// of its own.
+func InitBase(proc string) string {
+	b, err := fsutil.ReadRegular(filepath.Join(proc, "1", "cgroup"), 64<<10)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			p = strings.TrimSuffix(filepath.Clean("/"+strings.TrimSpace(p)), "/init.scope")
+			return strings.TrimPrefix(p, "/")
+		}
+	}
+	return ""
 }
 
 // Limits of the walk through the container's cgroups: the container creates
@@ -80,9 +105,10 @@ func CgroupDir(config []byte, vmid int) (string, error) {
 }
 
 // Init opens a pidfd of the init of the container whose cgroup is dir
-// (CgroupDir). The pidfd keeps naming that process even if the pid is
-// reused; it is checked again after it was opened.
+// (CgroupDir), below h.Base. The pidfd keeps naming that process even if
+// the pid is reused; it is checked again after it was opened.
 func (h Host) Init(dir string) (*os.File, error) {
+	dir = filepath.Join(h.Base, dir)
 	pid, err := h.findInit(filepath.Join(h.Cgroup, dir))
 	if err != nil {
 		return nil, err

@@ -145,3 +145,45 @@ func pidOfFD(f *os.File) (int, error) {
 	}
 	return 0, errors.New("no Pid: line")
 }
+
+// LXC's base is the cgroup of the host's pid 1 without systemd's
+// /init.scope: the root on a Proxmox node, a cgroup of its own on a host
+// whose init is something else (the GPU machine of 2026-12-05: pid 1 in
+// /process_api/core, the container's init in /process_api/core/lxc/101/ns).
+func TestInitBelowTheInitsCgroup(t *testing.T) {
+	for cgroup, want := range map[string]string{
+		"0::/init.scope\n": "",
+		"12:pids:/\n1:name=systemd:/init.scope\n0::/init.scope\n": "",
+		"0::/\n":                        "",
+		"0::/process_api/core\n":        "process_api/core",
+		"0::/system.slice/init.scope\n": "system.slice",
+		"0::/../../escape/init.scope\n": "escape",
+		"1:name=systemd:/\n":            "",
+	} {
+		tr := newTree(t)
+		os.MkdirAll(filepath.Join(tr.Proc, "1"), 0o755)
+		os.WriteFile(filepath.Join(tr.Proc, "1", "cgroup"), []byte(cgroup), 0o644)
+		if got := InitBase(tr.Proc); got != want {
+			t.Errorf("%q: base %q, want %q", cgroup, got, want)
+		}
+	}
+	if got := InitBase(t.TempDir()); got != "" {
+		t.Errorf("no proc/1/cgroup: base %q, want the root", got)
+	}
+
+	tr := newTree(t)
+	tr.Base = "process_api/core"
+	init := child(t)
+	tr.cgroup("process_api/core/lxc/101")
+	tr.cgroup("process_api/core/lxc/101/ns", init)
+	tr.process(init, fmt.Sprint(init, " 1"), "process_api/core/lxc/101/ns")
+	f, err := tr.Init("lxc/101")
+	if err != nil {
+		t.Fatalf("below the base: %v", err)
+	}
+	f.Close()
+	tr.Base = ""
+	if _, err := tr.Init("lxc/101"); !errors.Is(err, ErrStopped) {
+		t.Errorf("at the root, where this host's LXC puts nothing: got %v, want ErrStopped", err)
+	}
+}
