@@ -57,6 +57,8 @@ type Options struct {
 type CT struct {
 	VMID int
 	Bed  *Bed
+	// ExecLimit bounds each Exec; 0 is DefaultExecLimit.
+	ExecLimit time.Duration
 
 	opts Options
 	disk disk
@@ -269,6 +271,12 @@ func (c *CT) run(phase string, env []string, argv ...string) *HookRun {
 	return h
 }
 
+// DefaultExecLimit bounds one Exec: longer than any command the tests run inside a
+// container (the toolkit tier's apt install of CUDA, a DKMS build), short
+// enough that a hung one ends the test with its name, not go test's
+// timeout with every goroutine.
+const DefaultExecLimit = 30 * time.Minute
+
 // Exec runs a command inside the running container with lxc-attach and a
 // clean environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin, plus container=lxc
 // and the config's lxc.environment) and returns its output and exit code.
@@ -276,7 +284,9 @@ func (c *CT) run(phase string, env []string, argv ...string) *HookRun {
 // container is not running, or the command could not be executed (then
 // code is 127). lxc-attach works from the host's mount namespace against
 // containers started in the pure cgroup v2 one; the command runs in the
-// container's cgroup (<container>/ns/.lxc), under its device rules.
+// container's cgroup (<container>/ns/.lxc), under its device rules. A
+// command still running after c.ExecLimit is killed with lxc-attach's process
+// group, and err says so.
 func (c *CT) Exec(args ...string) (stdout, stderr string, code int, err error) {
 	a := append([]string{"-n", strconv.Itoa(c.VMID), "-P", c.Bed.LXCPath, "--clear-env", "--set-var", cleanPath, "--"}, args...)
 	var runErr error
@@ -290,12 +300,24 @@ func (c *CT) Exec(args ...string) (stdout, stderr string, code int, err error) {
 	// container: the command cannot have run, so a retry cannot run it twice. The copy
 	// into the memfd and fexecve() are LXC's own; nothing of the
 	// container's is involved, so there is no earlier cause to wait on.
+	limit := c.ExecLimit
+	if limit == 0 {
+		limit = DefaultExecLimit
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
 	for try := 0; ; try++ {
-		cmd := exec.Command("lxc-attach", a...)
+		cmd := exec.CommandContext(ctx, "lxc-attach", a...)
+		cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+		cmd.WaitDelay = 5 * time.Second
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e
 		runErr = cmd.Run()
 		stdout, stderr = o.String(), e.String()
+		if ctx.Err() != nil {
+			return stdout, stderr, -1, fmt.Errorf("lxctest: container %d: %q did not finish within %s: killed", c.VMID, args, limit)
+		}
 		if runErr == nil || !strings.Contains(stderr, "Failed to rexec as memfd") || try == 4 {
 			break
 		}

@@ -241,6 +241,14 @@ func TestShLoopInit(t *testing.T) {
 	if out, _ := exec(t, c, "cat", "/proc/1/cmdline"); !strings.Contains(out, "sh-loop") {
 		t.Errorf("init cmdline %q, want sh-loop", out)
 	}
+	// A command that hangs inside is killed at the limit, and the error
+	// names it.
+	c.ExecLimit = time.Second
+	t0 := time.Now()
+	if _, _, _, err := c.Exec("sleep", "60"); err == nil || !strings.Contains(err.Error(), "did not finish within 1s") || time.Since(t0) > 20*time.Second {
+		t.Errorf("a hung command: %v after %v", err, time.Since(t0))
+	}
+	c.ExecLimit = 0
 	s, err := c.Stop("", nil)
 	if err != nil {
 		t.Fatal(err)
