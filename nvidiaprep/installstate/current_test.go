@@ -18,6 +18,23 @@ import (
 // chrooted starts a stand-in container init: a static program (Go's own
 // gofmt, reading a stdin that never ends) chrooted into a directory, so
 // that /proc/<pid>/root is that directory as for a container's init.
+// openRoot opens the root of process pid through its pidfd, as the
+// programs open a container's; it is closed when the test ends.
+func openRoot(t *testing.T, pid int) *ctfs.Root {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ctfs.OpenProcess(fd)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 func chrooted(t *testing.T) (string, int) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -74,16 +91,7 @@ func TestCurrentOnlyWhenItCanTell(t *testing.T) {
 			if err := c.plant(root); err != nil {
 				t.Fatal(err)
 			}
-			fd, err := unix.PidfdOpen(pid, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := ctfs.OpenProcess(fd)
-			unix.Close(fd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r := openRoot(t, pid)
 			ok, why, err := Current(r, v)
 			if err != nil || ok != c.ok || !strings.Contains(why, c.why) {
 				t.Errorf("Current = %v, %q, %v; want %v, %q", ok, why, err, c.ok, c.why)

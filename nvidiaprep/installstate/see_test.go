@@ -7,10 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"nvidiaprep/nvidiaprep/aptreg"
-	"nvidiaprep/nvidiaprep/ctfs"
 	"nvidiaprep/nvidiaprep/record"
 )
 
@@ -55,19 +52,10 @@ func TestSeeAnswersAsEachQuestion(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			root, pid := chrooted(t)
 			c.plant(root)
-			fd, err := unix.PidfdOpen(pid, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := ctfs.OpenProcess(fd)
-			unix.Close(fd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r := openRoot(t, pid)
 			var want Seen
 			want.Current, want.Why, _ = Current(r, v)
-			_, err = r.ReadFile(ToolkitConfig, 1)
+			_, err := r.ReadFile(ToolkitConfig, 1)
 			want.Toolkit = err == nil
 			want.Spec, want.SpecErr = ReadSpecState(r)
 			if got := See(r, v, true); !reflect.DeepEqual(got, want) {
