@@ -49,11 +49,34 @@ func conflictNames(tree string) ([]string, error) {
 // conflictDirs are where nvidia-installer looks for conflicting libraries.
 const conflictDirs = "/usr/X11R6/lib /usr/X11R6/lib32 /usr/X11R6/lib64 /usr/lib /usr/lib32 /usr/lib64"
 
+// conflicting reads conflictScript's listing: the files the install of
+// version would delete that are not the same driver's leftovers, and the
+// packages they belong to, both escaped for the error that names them.
+func conflicting(listing, version string) (files, pkgs []string) {
+	for _, l := range strings.Split(listing, "\n") {
+		fields := strings.Split(l, "\t")
+		if len(fields) != 3 {
+			continue
+		}
+		f, pkg, target := fields[0], fields[1], fields[2]
+		if pkg == "-" && sameDriver(f, target, version) {
+			continue
+		}
+		files = append(files, untrusted.Escape(f, 256))
+		if pkg != "-" && !slices.Contains(pkgs, pkg) {
+			pkgs = append(pkgs, untrusted.Escape(pkg, 128))
+		}
+	}
+	return files, pkgs
+}
+
 // sameDriver tells whether a file no package owns is a library of the very
 // driver version being installed, or a link to one: what an earlier,
 // interrupted install of it left (its record unwritten on a full disk), or
-// a copy of the same files. Deleting it loses nothing: the install puts
-// the same library in place.
+// a copy of the same files. linkTarget is the end of a link's chain, so
+// that libcuda.so -> libcuda.so.1 -> libcuda.so.<version> is the same
+// driver too. Deleting it loses nothing: the install puts the same library
+// and links in place.
 func sameDriver(file, linkTarget, version string) bool {
 	suffix := ".so." + version
 	if linkTarget != "" {
@@ -87,21 +110,7 @@ func (s session) checkConflicts(ctx context.Context) error {
 	if r.Exit != 0 {
 		return fmt.Errorf("looking for files NVIDIA's installer would delete failed (exit %d): %s", r.Exit, r.Output().LastLines(3))
 	}
-	var files, pkgs []string
-	for _, l := range strings.Split(r.Stdout.Raw(), "\n") {
-		fields := strings.Split(l, "\t")
-		if len(fields) != 3 {
-			continue
-		}
-		f, pkg, target := fields[0], fields[1], fields[2]
-		if pkg == "-" && sameDriver(f, target, s.version) {
-			continue
-		}
-		files = append(files, untrusted.Escape(f, 256))
-		if pkg != "-" && !slices.Contains(pkgs, pkg) {
-			pkgs = append(pkgs, untrusted.Escape(pkg, 128))
-		}
-	}
+	files, pkgs := conflicting(r.Stdout.Raw(), s.version)
 	if len(files) == 0 {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -152,8 +153,33 @@ func TestConflicts(t *testing.T) {
 	}
 	os.Symlink("libcuda.so.535.216.01", filepath.Join(lib, "libcuda.so.1"))
 	out, err := localCommand(conflictScript, map[string]string{"CONFLICT_DIRS": filepath.Join(d, "lib")}, names...).Output()
-	if err != nil || string(out) != lib+"/libcuda.so.1\t-\tlibcuda.so.535.216.01\n"+lib+"/libcuda.so.535.216.01\t-\t\n" {
+	if err != nil || string(out) != lib+"/libcuda.so.1\t-\t"+lib+"/libcuda.so.535.216.01\n"+lib+"/libcuda.so.535.216.01\t-\t\n" {
 		t.Errorf("%v: %q", err, out)
+	}
+}
+
+// The unversioned links of the same driver (libcuda.so -> libcuda.so.1 ->
+// libcuda.so.<version>, as the installer makes them, or a machine image
+// ships them: the H100 run's container root had nine) are no conflict;
+// the same chain to another version is. Before, only a link straight to
+// the versioned file passed, and the install was refused.
+func TestALinkChainToTheSameDriverIsNoConflict(t *testing.T) {
+	lib := filepath.Join(t.TempDir(), "lib")
+	os.MkdirAll(lib, 0o755)
+	for _, v := range []string{"580.142", "535.216.01"} {
+		name := map[string]string{"580.142": "libcuda.so", "535.216.01": "libGLX_nvidia.so"}[v]
+		os.WriteFile(filepath.Join(lib, name+"."+v), []byte("x"), 0o644)
+		os.Symlink(name+"."+v, filepath.Join(lib, name+".1"))
+		os.Symlink(name+".1", filepath.Join(lib, name))
+	}
+	out, err := localCommand(conflictScript, map[string]string{"CONFLICT_DIRS": lib}, "libcuda.so", "libGLX_nvidia.so").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := conflicting(string(out), "580.142")
+	want := []string{lib + "/libGLX_nvidia.so", lib + "/libGLX_nvidia.so.1", lib + "/libGLX_nvidia.so.535.216.01"}
+	if !slices.Equal(files, want) {
+		t.Errorf("conflicting = %q, want %q (listing %q)", files, want, out)
 	}
 }
 
