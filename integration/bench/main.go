@@ -4,10 +4,10 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -18,6 +18,7 @@ import (
 	"nvidiaprep/integration/lxctest"
 	"nvidiaprep/integration/scenario"
 	"nvidiaprep/integration/standin"
+	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/lxcconf"
 )
 
@@ -189,15 +190,27 @@ func median(d []time.Duration) time.Duration { m, _ := stats(d); return m }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-// timeCmd runs a command and returns its wall time; a failure is an error.
+// cmdLimit bounds each timed command. The slowest, the worker putting a
+// container's registration back with dpkg, takes seconds; a hook call,
+// milliseconds.
+const cmdLimit = 2 * time.Minute
+
+// timeCmd runs a command (env nil: this process's environment) and returns
+// its wall time; a failure, or a command still running after cmdLimit (its
+// process group is killed), is an error naming the command, with what it
+// printed.
 func timeCmd(env []string, name string, args ...string) (time.Duration, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Env = env
+	return timeCmdWithin(cmdLimit, env, name, args...)
+}
+
+// timeCmdWithin is timeCmd with the limit given.
+func timeCmdWithin(limit time.Duration, env []string, name string, args ...string) (time.Duration, error) {
+	run := hostcmd.Exec{Env: env, Timeout: limit}
 	t0 := time.Now()
-	out, err := cmd.CombinedOutput()
+	r, err := run.Run(context.Background(), hostcmd.Command{Name: name, Args: args})
 	d := time.Since(t0)
 	if err != nil {
-		return d, fmt.Errorf("%s %v: %w\n%s", name, args, err, out)
+		return d, fmt.Errorf("%w\n%s", err, r.Output)
 	}
 	return d, nil
 }

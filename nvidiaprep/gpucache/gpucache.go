@@ -154,7 +154,7 @@ func (f File) legacy() (Cache, error) {
 
 // stamp reads what the cache must have been written for.
 func (f File) stamp() (Stamp, error) {
-	boot, err := fsutil.ReadRegular(filepath.Join(f.Proc, "sys/kernel/random/boot_id"), 4096)
+	boot, err := nvdev.BootID(f.Proc)
 	if err != nil {
 		return Stamp{}, err
 	}
@@ -170,7 +170,7 @@ func (f File) stamp() (Stamp, error) {
 	for i, e := range entries {
 		gpus[i] = e.Name()
 	}
-	return Stamp{Boot: strings.TrimSpace(string(boot)), Driver: version, GPUs: gpus}, nil
+	return Stamp{Boot: boot, Driver: version, GPUs: gpus}, nil
 }
 
 // instances lists the MIG instances procfs shows, as

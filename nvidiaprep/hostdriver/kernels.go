@@ -3,12 +3,10 @@ package hostdriver
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"nvidiaprep/nvidiaprep/fsutil"
 	"nvidiaprep/nvidiaprep/hostcmd"
 	"nvidiaprep/nvidiaprep/hostdriverstate"
 	"nvidiaprep/nvidiaprep/kernelguard"
@@ -169,11 +167,11 @@ func kernelWarning(v string, ks []kernels.Kernel) string {
 // bootID is this boot's id (<proc>/sys/kernel/random/boot_id); "" when
 // it cannot be read.
 func bootID(proc string) string {
-	b, err := fsutil.ReadRegular(filepath.Join(proc, "sys/kernel/random/boot_id"), 128)
+	id, err := nvdev.BootID(proc)
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	return id
 }
 
 // laterBoot tells whether this boot is a later one than the install's

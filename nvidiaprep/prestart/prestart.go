@@ -157,6 +157,9 @@ type Result struct {
 	Copies  []nvdev.Node // the container's own copies of Nodes, which it is given
 	Lines   []string     // the block's lines; empty when it gets nothing
 	mounted []string     // the block's mount targets
+	// bypassing are the hand-written lines that reach GPUs other than
+	// GPUs (bypasses), judged once by plan with the block.
+	bypassing []devplan.Finding
 }
 
 // staleTemp is the age after which a temporary file beside the LXC config
@@ -210,7 +213,14 @@ func Run(h Host, req Request, log zerolog.Logger) (Result, error) {
 	if err := nvdev.PruneCopies(nvdev.CopiesDir(h.Dev, req.VMID), res.Copies); err != nil {
 		log.Warn().Msg(ctmsg.Text(req.VMID, err))
 	}
-	if findings := bypasses(h, req, entries, devices, res.GPUs); len(findings) > 0 {
+	// plan judged the bypasses for the GPUs its block gives; a container
+	// given no block (none configured, or the plan failed) is judged here,
+	// as given no GPU.
+	findings := res.bypassing
+	if len(res.Lines) == 0 {
+		findings = bypasses(h, req, entries, devices, nil)
+	}
+	if len(findings) > 0 {
 		if req.Strict {
 			return Result{}, &BypassError{VMID: req.VMID, Findings: findings}
 		}
@@ -338,8 +348,11 @@ func plan(h Host, req Request, entries, hand []lxcconf.Entry, devices []devplan.
 	gives := func(node string) bool {
 		return slices.ContainsFunc(p.Mounts, func(m devplan.Mount) bool { return m.Target == "dev/"+node })
 	}
+	// A line that both reaches another GPU and is superseded is named
+	// once, as a bypass (Run warns of those).
+	bypassing := bypasses(h, req, entries, devices, gpus)
 	superseded := devplan.Superseded(hand, devices, majors, h.Dev, req.VMID, h.pveConf(req.VMID), gives)
-	for _, f := range devplan.Without(superseded, bypasses(h, req, entries, devices, gpus)) {
+	for _, f := range devplan.Without(superseded, bypassing) {
 		log.Warn().Msg(ctmsg.Sprintf(req.VMID, "%s", f))
 	}
 	if req.Install && h.DriverCache.Dir != "" {
@@ -354,7 +367,7 @@ func plan(h Host, req Request, entries, hand []lxcconf.Entry, devices []devplan.
 	for _, m := range p.Mounts {
 		mounted = append(mounted, m.Target)
 	}
-	return Result{Version: version, GPUs: gpus, MIGs: migs, Nodes: nodes, Copies: copies, Lines: lines, mounted: mounted}, nil
+	return Result{Version: version, GPUs: gpus, MIGs: migs, Nodes: nodes, Copies: copies, Lines: lines, mounted: mounted, bypassing: bypassing}, nil
 }
 
 // driverMount shows the cache's extracted trees inside the container as a

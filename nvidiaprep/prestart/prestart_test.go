@@ -289,6 +289,62 @@ func TestHandWrittenLinesThatBypassTheSelection(t *testing.T) {
 	}
 }
 
+// A container that gets no block (gpus = [], or no driver loaded) still
+// has its hand-written lines judged, as given no GPU: generated's bind of
+// nvidia0 and a rule reaching GPU 0 refuse its start with strict = true.
+func TestHandWrittenLinesAreJudgedWithoutABlock(t *testing.T) {
+	for name, c := range map[string]struct {
+		loaded bool
+		gpus   gpusel.Selection
+	}{"gpus = []": {true, gpusel.Of()}, "no driver": {false, gpusel.Of("0")}} {
+		t.Run(name, func(t *testing.T) {
+			f := setup(t, c.loaded)
+			if err := os.WriteFile(f.host.LXCConfig, []byte(generated+"lxc.cgroup2.devices.allow = c 195:0 rwm\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Run(f.host, Request{VMID: 101, GPUs: c.gpus, Strict: true}, f.logger())
+			var be *BypassError
+			if !errors.As(err, &be) || len(be.Findings) != 2 || !strings.Contains(err.Error(), "c 195:0 rwm") || !strings.Contains(err.Error(), "mounts /dev/nvidia0") {
+				t.Fatalf("start: %v, want a *BypassError naming the bind and the rule for GPU 0", err)
+			}
+		})
+	}
+}
+
+// A hand-written line that both reaches a GPU the container is not given
+// and is superseded by the block is warned of once, as a bypass (the
+// warning that says how to keep it from reaching that GPU); a line that is
+// only superseded is still named as such.
+func TestALineThatBypassesAndIsSupersededIsWarnedOnceAsABypass(t *testing.T) {
+	f := setup(t, true)
+	hand := "lxc.cgroup2.devices.allow = c 195:0 rwm\nlxc.cgroup2.devices.allow = c 195:1 rwm\n"
+	if err := os.WriteFile(f.host.LXCConfig, []byte(generated+hand), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f.host.PVE = t.TempDir()
+	pveConf := filepath.Join(f.host.PVE, "lxc/101.conf")
+	os.MkdirAll(filepath.Dir(pveConf), 0o755)
+	os.WriteFile(pveConf, []byte("arch: amd64\nlxc.cgroup2.devices.allow: c 195:0 rwm\nlxc.cgroup2.devices.allow: c 195:1 rwm\n"), 0o644)
+	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1")}, f.logger()); err != nil {
+		t.Fatal(err)
+	}
+	var both, only []string
+	for _, line := range strings.Split(strings.TrimSpace(f.log.String()), "\n") {
+		switch {
+		case strings.Contains(line, "c 195:0 rwm"):
+			both = append(both, line)
+		case strings.Contains(line, "c 195:1 rwm"):
+			only = append(only, line)
+		}
+	}
+	if len(both) != 1 || !strings.Contains(both[0], "allows /dev/nvidia0 (195:0), a GPU the container is not given") {
+		t.Errorf("the rule for GPU 0, which the container is not given, is warned of %d times, want once as a bypass:\n%s", len(both), strings.Join(both, "\n"))
+	}
+	if len(only) != 1 || !strings.Contains(only[0], "is superseded") {
+		t.Errorf("the rule for GPU 1, which the block gives, is warned of %d times, want once as superseded:\n%s", len(only), strings.Join(only, "\n"))
+	}
+}
+
 // Hand-written NVIDIA lines in the Proxmox config do not keep nvidiaprep's
 // own rules and mounts out: a broad "c 195:* rwm" and binds of the host's
 // nodes get the rules and the copies' mounts all the same, and the task log
