@@ -340,12 +340,30 @@ prep_ct() {
 	mkdir "$d/upper" "$d/work"
 	printf '%s' "$SHLOOP" >"$d/upper/nvidiaprep-sh-loop"
 	chmod 755 "$d/upper/nvidiaprep-sh-loop"
-	for p in /var/lib/nvidia /var/lib/nvidiaprep /usr/lib/nvidia/alternate-install-present; do
-		if [ -e "$p" ]; then
+	for p in /var/lib/nvidia /var/lib/nvidiaprep /usr/lib/nvidia/alternate-install-present $(driver_copies); do
+		if [ -e "$p" ] || [ -L "$p" ]; then
 			note "hiding the machine's own $p from CT $1 (overlay whiteout)"
 			mkdir -p "$d/upper$(dirname "$p")" && mknod "$d/upper$p" c 0 0
 		fi
 	done
+}
+
+# driver_copies: the machine's own copies of, or links to, its driver's
+# libraries outside /usr/local/nvidia (the H100 machine has lib<name>.so*
+# links in /usr/lib), which the container would see through the overlay
+# beside a hidden /usr/local/nvidia: nvidia-installer deletes every
+# lib<name>.so* of its libraries under /usr/lib*, and the worker refuses an
+# install that would (the first H100 run of 003e27c's carry). A container
+# made from a clean root has none; an admin's container that has them gets
+# that refusal, which the unit tests cover.
+driver_copies() {
+	local n args=()
+	[ -d /usr/local/nvidia/lib64 ] || return 0
+	for n in $(find /usr/local/nvidia/lib64 -maxdepth 1 -name "lib*.so*" -printf "%f\n" | sed "s/\.so.*//" | sort -u); do
+		args+=(${args:+-o} -name "$n.so*")
+	done
+	[ ${#args[@]} -gt 0 ] || return 0
+	find /usr/lib /usr/lib32 /usr/lib64 -xdev \( -type f -o -type l \) \( "${args[@]}" \) -print 2>/dev/null | sort -u
 }
 
 # LIMITS=0 leaves Proxmox's memory and cpu limit lines out (see start_ct).

@@ -65,7 +65,10 @@ prep_unpriv() {
 	local d=$WORK/disk/$1
 	prep_ct "$1" || return 1
 	mkdir "$d/lower"
-	chown $IDSHIFT:$IDSHIFT "$d/upper" "$d/upper/nvidiaprep-sh-loop"
+	# the upper layer's directories (prep_ct's whiteouts made /usr/lib and
+	# others there) shifted like the root's own, root-owned, directories
+	find "$d/upper" -type d -exec chown $IDSHIFT:$IDSHIFT {} +
+	chown $IDSHIFT:$IDSHIFT "$d/upper/nvidiaprep-sh-loop"
 	x "'$PROOF' idmap-mount -src / -dst '$d/lower' -shift $IDSHIFT -range $IDRANGE && stat -c '%u:%g %A %n' / '$d/lower' '$d/lower/etc/shadow' '$d/lower/usr/bin/passwd'"
 }
 

@@ -50,7 +50,9 @@ func conflictNames(tree string) ([]string, error) {
 const conflictDirs = "/usr/X11R6/lib /usr/X11R6/lib32 /usr/X11R6/lib64 /usr/lib /usr/lib32 /usr/lib64"
 
 // conflicting reads conflictScript's listing: the files the install of
-// version would delete that are not the same driver's leftovers, and the
+// version would delete that are not the same driver's leftovers or links
+// no package owns that end nowhere (what a removed bind mount of a
+// machine's libraries leaves: deleting them loses nothing), and the
 // packages they belong to, both escaped for the error that names them.
 func conflicting(listing, version string) (files, pkgs []string) {
 	for _, l := range strings.Split(listing, "\n") {
@@ -59,7 +61,7 @@ func conflicting(listing, version string) (files, pkgs []string) {
 			continue
 		}
 		f, pkg, target := fields[0], fields[1], fields[2]
-		if pkg == "-" && sameDriver(f, target, version) {
+		if pkg == "-" && (target == "dangling" || sameDriver(f, target, version)) {
 			continue
 		}
 		files = append(files, untrusted.Escape(f, 256))

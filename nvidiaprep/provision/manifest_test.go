@@ -161,8 +161,9 @@ func TestConflicts(t *testing.T) {
 // The unversioned links of the same driver (libcuda.so -> libcuda.so.1 ->
 // libcuda.so.<version>, as the installer makes them, or a machine image
 // ships them: the H100 run's container root had nine) are no conflict;
-// the same chain to another version is. Before, only a link straight to
-// the versioned file passed, and the install was refused.
+// the same chain to another version is; so is a dangling link no package
+// owns. Before, only a link straight to the versioned file passed, and the
+// install was refused.
 func TestALinkChainToTheSameDriverIsNoConflict(t *testing.T) {
 	lib := filepath.Join(t.TempDir(), "lib")
 	os.MkdirAll(lib, 0o755)
@@ -172,7 +173,9 @@ func TestALinkChainToTheSameDriverIsNoConflict(t *testing.T) {
 		os.Symlink(name+"."+v, filepath.Join(lib, name+".1"))
 		os.Symlink(name+".1", filepath.Join(lib, name))
 	}
-	out, err := localCommand(conflictScript, map[string]string{"CONFLICT_DIRS": lib}, "libcuda.so", "libGLX_nvidia.so").Output()
+	// a link no package owns that ends nowhere: deleting it loses nothing
+	os.Symlink("/nonexistent/libnvcuvid.so.1", filepath.Join(lib, "libnvcuvid.so"))
+	out, err := localCommand(conflictScript, map[string]string{"CONFLICT_DIRS": lib}, "libcuda.so", "libGLX_nvidia.so", "libnvcuvid.so").Output()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 #!/bin/sh
-# conflicts.sh: prints "<path>\t<package or ->\t<final target or empty>" for
+# conflicts.sh: prints "<path>\t<package or ->\t<final target, dangling or empty>" for
 # each file or link under CONFLICT_DIRS named like one of the prefixes in
 # "$@" (searched as nvidia-installer does, through links, skipping source,
 # build and nvidia-cg-toolkit).
@@ -20,7 +20,9 @@ done | sort -u | while IFS= read -r f; do
 	o=$(dpkg -S "$f" 2>/dev/null | head -n 1 | cut -d: -f1)
 	t=
 	# the end of the link's chain (libcuda.so -> libcuda.so.1 -> libcuda.so.<version>),
-	# resolved here, inside the container
-	[ -L "$f" ] && t=$(readlink -f "$f")
+	# resolved here, inside the container; "dangling" where it ends nowhere
+	if [ -L "$f" ]; then
+		if [ -e "$f" ]; then t=$(readlink -f "$f"); else t=dangling; fi
+	fi
 	printf '%s\t%s\t%s\n' "$f" "${o:--}" "$t"
 done
