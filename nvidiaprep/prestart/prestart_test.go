@@ -61,6 +61,30 @@ func setup(t *testing.T, loaded bool) fixture {
 
 func (f fixture) logger() zerolog.Logger { return zerolog.New(f.log) }
 
+// handWritten puts lines ("key = value") into the container's Proxmox
+// config (as "key: value") and into the config Proxmox generated from it,
+// after its own lines, as Proxmox copies lxc.* keys through.
+func (f *fixture) handWritten(t *testing.T, lines ...string) {
+	t.Helper()
+	var pve strings.Builder
+	pve.WriteString("arch: amd64\n")
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, " = ")
+		pve.WriteString(k + ": " + v + "\n")
+	}
+	if err := os.WriteFile(f.host.LXCConfig, []byte(generated+strings.Join(lines, "\n")+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f.host.PVE = t.TempDir()
+	pveConf := filepath.Join(f.host.PVE, "lxc/101.conf")
+	if err := os.MkdirAll(filepath.Dir(pveConf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pveConf, []byte(pve.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f fixture) config(t *testing.T) string {
 	b, err := os.ReadFile(f.host.LXCConfig)
 	if err != nil {
@@ -317,14 +341,7 @@ func TestHandWrittenLinesAreJudgedWithoutABlock(t *testing.T) {
 // only superseded is still named as such.
 func TestALineThatBypassesAndIsSupersededIsWarnedOnceAsABypass(t *testing.T) {
 	f := setup(t, true)
-	hand := "lxc.cgroup2.devices.allow = c 195:0 rwm\nlxc.cgroup2.devices.allow = c 195:1 rwm\n"
-	if err := os.WriteFile(f.host.LXCConfig, []byte(generated+hand), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	f.host.PVE = t.TempDir()
-	pveConf := filepath.Join(f.host.PVE, "lxc/101.conf")
-	os.MkdirAll(filepath.Dir(pveConf), 0o755)
-	os.WriteFile(pveConf, []byte("arch: amd64\nlxc.cgroup2.devices.allow: c 195:0 rwm\nlxc.cgroup2.devices.allow: c 195:1 rwm\n"), 0o644)
+	f.handWritten(t, "lxc.cgroup2.devices.allow = c 195:0 rwm", "lxc.cgroup2.devices.allow = c 195:1 rwm")
 	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("1")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
@@ -353,14 +370,7 @@ func TestALineThatBypassesAndIsSupersededIsWarnedOnceAsABypass(t *testing.T) {
 // left out, so the container kept the host's own nodes.)
 func TestHandWrittenLinesDoNotKeepTheCopiesOut(t *testing.T) {
 	f := setup(t, true)
-	hand := "lxc.cgroup2.devices.allow = c 195:* rwm\nlxc.cgroup2.devices.allow = c 507:* rwm\nlxc.mount.entry = /dev/nvidiactl dev/nvidiactl none bind,optional,create=file\n"
-	if err := os.WriteFile(f.host.LXCConfig, []byte(generated+hand), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	f.host.PVE = t.TempDir()
-	pveConf := filepath.Join(f.host.PVE, "lxc/101.conf")
-	os.MkdirAll(filepath.Dir(pveConf), 0o755)
-	os.WriteFile(pveConf, []byte("arch: amd64\nlxc.cgroup2.devices.allow: c 195:* rwm\nlxc.cgroup2.devices.allow: c 507:* rwm\nlxc.mount.entry: /dev/nvidiactl dev/nvidiactl none bind,optional,create=file\n"), 0o644)
+	f.handWritten(t, "lxc.cgroup2.devices.allow = c 195:* rwm", "lxc.cgroup2.devices.allow = c 507:* rwm", "lxc.mount.entry = /dev/nvidiactl dev/nvidiactl none bind,optional,create=file")
 	if _, err := Run(f.host, Request{VMID: 101, GPUs: gpusel.Of("0")}, f.logger()); err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +389,7 @@ func TestHandWrittenLinesDoNotKeepTheCopiesOut(t *testing.T) {
 		`hand-written line \"lxc.cgroup2.devices.allow = c 195:* rwm\" allows every NVIDIA node (195:*)`,
 		`hand-written line \"lxc.cgroup2.devices.allow: c 507:* rwm\" is superseded`,
 		`binds the host's /dev/nvidiactl: nvidiaprep mounts the container's own copy there instead`,
-		"`nvidiaprep enable 101 --adopt` removes it from " + pveConf,
+		"`nvidiaprep enable 101 --adopt` removes it from " + filepath.Join(f.host.PVE, "lxc/101.conf"),
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the task log lacks %q:\n%s", want, log)
