@@ -13,6 +13,8 @@
 #   CARRY/bin/   nvidiaprep-hook, nvidiaprep (CGO: they link liblxc.so.1),
 #                gpuproof (CGO for NVML) and nvidiaprep-unit-prestart (the
 #                pve-container@ drop-in's program, no cgo), from this tree, x86-64
+#   CARRY/podman/ Debian 12 .debs of podman, runc, conmon and their libraries
+#                (11-podman.txt: nested Podman through the CDI spec)
 #   CARRY/bin/BUILD  what was built from which commit
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,6 +32,21 @@ if [ ${#missing[@]} -gt 0 ]; then
 	(cd "$CARRY/debs" && apt-get download "${missing[@]}")
 fi
 
+# Nested Podman (run.sh's 11-podman.txt): Debian 12's podman and what it
+# needs with --network none, vfs storage and runc, unpacked inside a
+# container where the container lacks a file. runc, not crun: Debian 12's
+# crun raises RLIMIT_MEMLOCK before it loads the device cgroup's BPF
+# program, which a container's root may not (integration/cdi_test.go).
+mkdir -p "$CARRY/podman"
+pdebs=(podman runc conmon golang-github-containers-common golang-github-containers-image libgpgme11 libassuan0 libsubid4 libdevmapper1.02.1 libglib2.0-0)
+missing=()
+for p in "${pdebs[@]}"; do
+	ls "$CARRY/podman/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	(cd "$CARRY/podman" && apt-get download "${missing[@]}")
+fi
+
 cd "$REPO"
 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep-hook" ./hook
 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep" ./nvidiaprep
@@ -45,4 +62,4 @@ CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep-unit
 } >"$CARRY/bin/BUILD"
 cat "$CARRY/bin/BUILD"
 # What travels to the GPU machine with the working tree (64 MiB in all).
-echo "carry: $(du -sb "$CARRY" | cut -f1) bytes ($(du -sh "$CARRY" | cut -f1)); debs $(du -sh "$CARRY/debs" | cut -f1), bin $(du -sh "$CARRY/bin" | cut -f1)"
+echo "carry: $(du -sb "$CARRY" | cut -f1) bytes ($(du -sh "$CARRY" | cut -f1)); debs $(du -sh "$CARRY/debs" | cut -f1), podman $(du -sh "$CARRY/podman" | cut -f1), bin $(du -sh "$CARRY/bin" | cut -f1)"

@@ -395,6 +395,12 @@ gen_config() {
 			echo "lxc.apparmor.raw = deny mount -> /proc/,"
 			echo "lxc.apparmor.raw = deny mount -> /sys/,"
 		fi
+		if [ "$id" = "$VMID_UNPRIV" ]; then
+			echo "# bed: Proxmox's features: nesting=1, for 11-podman.txt (LXC's nesting.conf, as integration/cdi_test.go's nestingLines)"
+			echo "lxc.apparmor.allow_nesting = 1"
+			echo "lxc.mount.entry = proc dev/.lxc/proc proc create=dir,optional 0 0"
+			echo "lxc.mount.entry = sys dev/.lxc/sys sysfs create=dir,optional 0 0"
+		fi
 		echo "lxc.monitor.unshare = 1"
 		echo "lxc.console.path = none"
 		echo "lxc.cgroup2.devices.deny = c 5:1 rwm"
@@ -645,7 +651,7 @@ mig_render
 host_driver
 bench
 hook_times
-podman_note
+podman_nested
 logs
 echo "== summary.txt"
 cat "$SUMMARY"

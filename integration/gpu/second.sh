@@ -22,7 +22,8 @@
 #                        fast path's nodes, cached tree and milliseconds; status
 #                        and doctor exit codes
 #   10-hook-times.txt    pre-start, post-start and the drop-in, BENCH_N runs each
-#   11-podman.txt        why nested Podman was not carried (see docs/gpu/second/)
+#   11-podman.txt        Debian 12's podman inside the unprivileged CT, nvidia-smi in a
+#                        nested container through the CDI spec (--device nvidia.com/gpu=0)
 VMID_UNPRIV=${VMID_UNPRIV:-103}
 VMID_UNPRIV_NOGPU=${VMID_UNPRIV_NOGPU:-104}
 IDSHIFT=100000 IDRANGE=65536
@@ -288,9 +289,91 @@ hook_times() {
 
 # ------------------------------------------------------------ 11. podman
 
-podman_note() {
-	section 11-podman.txt "nested Podman through the CDI spec: not carried"
-	note "Debian's podman and its dependencies were not carried in this tree: see docs/gpu/second/README.md for why and what would be needed"
-	x "du -sh '$CARRY' '$CARRY/debs' '$CARRY/bin'"
-	fig podman "not carried"
+# PODMAN_UNPACK (sh, inside a container): Debian 12's podman, runc, conmon
+# and their libraries from the .debs in /root/podman-debs, unpacked where
+# the container lacks a file (its own, often newer, libraries stay), then
+# configured as integration/cdi_test.go's podmanConfig does: vfs storage,
+# cgroupfs, events to a file, runc.
+PODMAN_UNPACK='set -e
+st=/root/podman-stage
+rm -rf $st; mkdir -p $st
+for deb in /root/podman-debs/*.deb; do dpkg-deb -x "$deb" $st; done
+cd $st
+find . ! -type d >/root/podman-files
+added=0; kept=0
+while IFS= read -r f; do
+	dst=/${f#./}
+	if [ -e "$dst" ] || [ -L "$dst" ]; then kept=$((kept + 1)); continue; fi
+	mkdir -p "$(dirname "$dst")"; cp -a "$f" "$dst"; added=$((added + 1))
+done </root/podman-files
+echo "files added: $added; the container'"'"'s own kept: $kept"
+ldconfig 2>/dev/null
+# podman keeps its locks in /dev/shm, which systemd mounts; this init is a shell loop
+mountpoint -q /dev/shm || { mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm; }
+mkdir -p /etc/containers /var/lib/containers/storage /run/containers/storage
+printf "[storage]\ndriver = \"vfs\"\nrunroot = \"/run/containers/storage\"\ngraphroot = \"/var/lib/containers/storage\"\n" >/etc/containers/storage.conf
+printf "[containers]\npids_limit = 0\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n" >/etc/containers/containers.conf
+[ -e /etc/containers/policy.json ] || echo "{\"default\":[{\"type\":\"insecureAcceptAnything\"}]}" >/etc/containers/policy.json
+podman --version; runc --version | head -1; conmon --version | head -1'
+
+# PODMAN_IMAGE (sh, inside a container): an image of a few of the
+# container's own programs and libraries, with no NVIDIA file: what the
+# nested container has of the driver comes from the CDI spec alone.
+PODMAN_IMAGE='set -e
+rm -rf /root/img && mkdir -p /root/img/usr/lib/x86_64-linux-gnu /root/img/usr/bin /root/img/dev /root/img/proc /root/img/sys /root/img/etc /root/img/tmp
+cd /root/img
+ln -s usr/bin bin; ln -s usr/lib lib; ln -s usr/lib64 lib64; ln -s usr/bin sbin
+cp -a /usr/lib64 usr/
+for f in sh dash cat ls head; do cp -a /usr/bin/$f usr/bin/; done
+cd /usr/lib/x86_64-linux-gnu
+for f in ld-linux-x86-64.so* libc.so* libm.so* libdl.so* libpthread.so* librt.so* libselinux.so* libpcre2-8.so* libacl.so* libattr.so* libcap.so*; do [ -e "$f" ] && cp -a "$f" /root/img/usr/lib/x86_64-linux-gnu/; done
+echo "root:x:0:0:root:/root:/bin/sh" >/root/img/etc/passwd
+echo "root:x:0:" >/root/img/etc/group
+tar -C /root/img -cf /root/img.tar .
+podman import /root/img.tar localhost/gpu-probe:latest >/dev/null
+podman images
+! find /root/img -name "*nvidia*" -o -name "libcuda*" | grep .'
+
+# PODMAN_RUN: podman run in the container, with the nested container's
+# resource limits at the container's own hard limits (podman would raise
+# them, which a root without CAP_SYS_RESOURCE may not; cdi_test.go).
+PODMAN_RUN='podman run --rm --network none $(awk '"'"'/^Max open files/ {print "--ulimit nofile=" $5 ":" $5} /^Max processes/ {print "--ulimit nproc=" $4 ":" $4} /^Max locked memory/ {print "--ulimit memlock=" $5 ":" $5}'"'"' /proc/self/limits | sed "s/unlimited/-1/g")'
+
+podman_nested() {
+	local id=$VMID_UNPRIV deb
+	section 11-podman.txt "nested Podman through the CDI spec: Debian 12's podman in CT $id (unprivileged, nesting), --device nvidia.com/gpu=0"
+	if ! ls "$CARRY"/podman/*.deb >/dev/null 2>&1; then
+		note "Debian's podman was not carried ($CARRY/podman is empty): run integration/gpu/prepare.sh"
+		fig podman "not carried"
+		return
+	fi
+	if ! lxc-info -n "$id" -P "$LXCP" -s 2>/dev/null | grep -q RUNNING; then
+		note "CT $id is not running (06-unprivileged.txt)"
+		fig podman "CT $id not running"
+		return
+	fi
+	x "du -sh '$CARRY' '$CARRY/podman'; ls '$CARRY/podman'"
+	note "the carried .debs copied into CT $id and unpacked where it lacks a file"
+	for deb in "$CARRY"/podman/*.deb; do
+		# shellcheck disable=SC2094 # the file written is inside the container
+		timeout 60 lxc-attach -n "$id" -P "$LXCP" --clear-env --set-var "PATH=$CTPATH" -- sh -c "mkdir -p /root/podman-debs && cat >'/root/podman-debs/$(basename "$deb")'" <"$deb" || note "copying $(basename "$deb") into CT $id failed"
+	done
+	if ! ctx "$id" "$PODMAN_UNPACK"; then
+		fig podman "unpack failed"
+		return
+	fi
+	note "the CDI spec the worker wrote in CT $id, as podman reads it"
+	ctx "$id" 'podman info --format "{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}} {{.Host.CgroupsVersion}} {{.Store.GraphDriverName}}"; grep -E "^kind|name:" /etc/cdi/nvidia.yaml'
+	note "an image made of the container's own programs, with no NVIDIA file, from a local tarball"
+	if ! ctx "$id" "$PODMAN_IMAGE"; then
+		fig podman "image failed"
+		return
+	fi
+	note "a nested container given the GPU through the spec: nvidia-smi, its libraries and nodes come from the spec alone"
+	ctx "$id" "$PODMAN_RUN --device nvidia.com/gpu=0 localhost/gpu-probe:latest sh -c 'ls -l /dev/nvidia* /usr/bin/nvidia-smi; nvidia-smi; nvidia-smi -L' 2>&1"
+	fig podman_nvidia_smi_L "$(timeout 120 lxc-attach -n "$id" -P "$LXCP" --clear-env --set-var "PATH=$CTPATH" -- sh -c "$PODMAN_RUN --device nvidia.com/gpu=0 localhost/gpu-probe:latest nvidia-smi -L" 2>&1 | grep -v 'level=warning' | tr '\n' ' ')"
+	note "a nested container without --device: no node, no nvidia-smi"
+	ctx "$id" "$PODMAN_RUN localhost/gpu-probe:latest sh -c 'ls /dev/nvidia* /usr/bin/nvidia-smi' 2>&1"
+	fig podman_without_device "$(timeout 120 lxc-attach -n "$id" -P "$LXCP" --clear-env --set-var "PATH=$CTPATH" -- sh -c "$PODMAN_RUN localhost/gpu-probe:latest sh -c 'ls /dev/nvidia0 /usr/bin/nvidia-smi'" 2>&1 | grep -v 'level=warning' | tr '\n' ' ')"
+	fig podman carried
 }
