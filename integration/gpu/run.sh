@@ -163,9 +163,21 @@ hook() {
 # rm_cgroups VMID: remove what a failed or killed start left of the
 # container's cgroups (lxc.monitor/VMID, lxc/VMID) in the cgroup2 hierarchy,
 # mounted at /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid).
+# lxc_base: LXC's base cgroup below the mount: pid 1's cgroup without a
+# trailing /init.scope (cgfsng.c, as nvidiaprep/ctinit.InitBase):
+# /process_api/core on the H100 machine, whose pid 1 is not systemd; "" (the
+# root) on the development VM and on a Proxmox node.
+lxc_base() {
+	local init
+	init=$(sed -n 's/^0:://p' /proc/1/cgroup 2>/dev/null)
+	init=${init%/init.scope}
+	echo "${init%/}"
+}
+
 rm_cgroups() {
-	local base d
-	for base in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+	local base d init
+	init=$(lxc_base)
+	for base in "/sys/fs/cgroup$init" "/sys/fs/cgroup/unified$init"; do
 		[ "$(stat -f -c %T "$base" 2>/dev/null)" = cgroup2fs ] || continue
 		for d in "$base/lxc.monitor/$1" "$base/lxc/$1"; do
 			for _ in $(seq 25); do
@@ -452,7 +464,7 @@ start_ct() {
 		x "grep -E 'ERROR|WARN' '$WORK/logs/lxc-$id.log' | tail -40"
 		if [ "$LIMITS" = 1 ] && grep -qE 'Could not enable "\+(memory|cpu)"|Failed to set "(memory|cpu)\.' "$WORK/logs/lxc-$id.log"; then
 			note "LXC could not enable the memory/cpu controllers for CT $id: what the cgroup tree says, and a probe by hand"
-			x "for d in /sys/fs/cgroup /sys/fs/cgroup/lxc /sys/fs/cgroup/lxc/$id /sys/fs/cgroup/lxc/$id/ns /sys/fs/cgroup/lxc.monitor /sys/fs/cgroup/lxc.monitor/$id; do [ -d \$d ] || continue; echo \"\$d: type \$(cat \$d/cgroup.type 2>/dev/null) controllers [\$(cat \$d/cgroup.controllers)] subtree [\$(cat \$d/cgroup.subtree_control)] procs [\$(cat \$d/cgroup.procs | tr '\n' ' ')]\"; done"
+			x "b=/sys/fs/cgroup$(lxc_base); for d in /sys/fs/cgroup \$b \$b/lxc \$b/lxc/$id \$b/lxc/$id/ns \$b/lxc.monitor \$b/lxc.monitor/$id; do [ -d \$d ] || continue; echo \"\$d: type \$(cat \$d/cgroup.type 2>/dev/null) controllers [\$(cat \$d/cgroup.controllers)] subtree [\$(cat \$d/cgroup.subtree_control)] procs [\$(cat \$d/cgroup.procs | tr '\n' ' ')]\"; done"
 			[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] && x "p=/sys/fs/cgroup/nvidiaprep-probe; mkdir -p \$p/a && echo +memory >\$p/cgroup.subtree_control && echo '+memory in a fresh child of the root: ok'; echo +memory >\$p/a/cgroup.subtree_control && echo '+memory one level deeper: ok'; rmdir \$p/a \$p"
 			fig cgroup_limits "left out: $(grep -m1 -oE 'Could not enable[^$]*|Failed to set[^$]*' "$WORK/logs/lxc-$id.log")"
 			note "starting CT $id again, as before but without Proxmox's memory and cpu limit lines"
