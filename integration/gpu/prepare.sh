@@ -22,30 +22,28 @@ CARRY=${1:-$REPO/.gpucarry}
 export PATH=$PATH:/usr/local/go/bin
 export CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations GOARCH=amd64 GOOS=linux
 
-mkdir -p "$CARRY/debs" "$CARRY/bin"
-debs=(lxc liblxc1 liblxc-common lxc-templates libseccomp2 libapparmor1 libcap2 libselinux1 libpcre2-8-0)
-missing=()
-for p in "${debs[@]}"; do
-	ls "$CARRY/debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	(cd "$CARRY/debs" && apt-get download "${missing[@]}")
-fi
+# download DIR PACKAGE...: the packages' .debs into DIR, those not there yet.
+download() {
+	local dir=$1 p missing=()
+	shift
+	mkdir -p "$dir"
+	for p in "$@"; do
+		ls "$dir/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		(cd "$dir" && apt-get download "${missing[@]}")
+	fi
+}
+
+mkdir -p "$CARRY/bin"
+download "$CARRY/debs" lxc liblxc1 liblxc-common lxc-templates libseccomp2 libapparmor1 libcap2 libselinux1 libpcre2-8-0
 
 # Nested Podman (run.sh's 11-podman.txt): Debian 12's podman and what it
 # needs with --network none, vfs storage and runc, unpacked inside a
 # container where the container lacks a file. runc, not crun: Debian 12's
 # crun raises RLIMIT_MEMLOCK before it loads the device cgroup's BPF
 # program, which a container's root may not (integration/cdi_test.go).
-mkdir -p "$CARRY/podman"
-pdebs=(podman runc conmon golang-github-containers-common golang-github-containers-image libgpgme11 libassuan0 libsubid4 libdevmapper1.02.1 libglib2.0-0)
-missing=()
-for p in "${pdebs[@]}"; do
-	ls "$CARRY/podman/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	(cd "$CARRY/podman" && apt-get download "${missing[@]}")
-fi
+download "$CARRY/podman" podman runc conmon golang-github-containers-common golang-github-containers-image libgpgme11 libassuan0 libsubid4 libdevmapper1.02.1 libglib2.0-0
 
 cd "$REPO"
 go build -trimpath -ldflags='-s -w' -o "$CARRY/bin/nvidiaprep-hook" ./hook
