@@ -73,6 +73,9 @@ prep_unpriv() {
 	x "'$PROOF' idmap-mount -src / -dst '$d/lower' -shift $IDSHIFT -range $IDRANGE && stat -c '%u:%g %A %n' / '$d/lower' '$d/lower/etc/shadow' '$d/lower/usr/bin/passwd'"
 }
 
+# running VMID: whether LXC reports the container RUNNING.
+running() { lxc-info -n "$1" -P "$LXCP" -s 2>/dev/null | grep -q RUNNING; }
+
 # ------------------------------------------------------------ 6. unprivileged
 
 unprivileged() {
@@ -157,7 +160,7 @@ dropin() {
 reboot_path() {
 	section 07-reboot.txt "a reboot from inside CT $VMID_GPU: post-stop's fresh config, the drop-in's program, lxc-start"
 	local id=$VMID_GPU
-	if ! lxc-info -n "$id" -P "$LXCP" -s 2>/dev/null | grep -q RUNNING; then
+	if ! running "$id"; then
 		note "CT $id is not running (see 03-e2e.txt): nothing to reboot"
 		fig reboot_done "no: CT $id not running"
 		return
@@ -347,7 +350,7 @@ podman_nested() {
 		fig podman "not carried"
 		return
 	fi
-	if ! lxc-info -n "$id" -P "$LXCP" -s 2>/dev/null | grep -q RUNNING; then
+	if ! running "$id"; then
 		note "CT $id is not running (06-unprivileged.txt)"
 		fig podman "CT $id not running"
 		return

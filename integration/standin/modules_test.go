@@ -344,3 +344,15 @@ func TestStandinNoBackupDeletesDistributionLibraries(t *testing.T) {
 		t.Errorf("the backed-up copies did not come back:\n%s", r.Output)
 	}
 }
+
+// A broken link named like a conflicting library is a conflicting file
+// too (find_conflicting_files walks the library directories through
+// links, broken ones included): with --no-backup it is deleted. The
+// worker's conflict check lets such links no package owns through for
+// that reason: deleting them loses nothing.
+func TestStandinNoBackupDeletesABrokenLink(t *testing.T) {
+	c, _ := chrootWithTree(t, verA)
+	link := "/usr/lib/x86_64-linux-gnu/libcuda.so.7"
+	r := c.sh(t, `ln -s /nonexistent/libcuda.so.7 `+link+` && /mnt/a/nvidia-installer `+flagsLikeNvidiaprep+`; echo "rc=$?"; [ -L `+link+` ] && echo "still there" || echo "deleted"`)
+	mustContain(t, "a broken link", r, "rc=0\n", "deleted\n")
+}
