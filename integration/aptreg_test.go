@@ -80,12 +80,21 @@ func TestAptKnowsTheDriver(t *testing.T) {
 		t.Fatalf("the toolkit does not resolve: %d packages\n%s", len(inst), out)
 	}
 	if drv := nvpkgs.DriverNames(inst); len(drv) > 0 {
-		t.Errorf("installing nvidia-cuda-toolkit brings driver packages: %v", drv)
+		pin, _ := sh(t, ct, "cat /etc/apt/preferences.d/nvidiaprep")
+		t.Errorf("installing nvidia-cuda-toolkit brings driver packages: %v\nthe pin:\n%s\nworker log:\n%s", drv, pin, n.WorkerLog(vmid))
 	}
 	// Asked for by name, libcuda1 is what is installed (apt answers with
 	// the registration), never Debian's.
 	if out, _ := sh(t, ct, "apt-get -s install libcuda1 libnvidia-ml1 nvidia-smi 2>&1"); strings.Contains(out, "Inst ") {
 		t.Errorf("apt would install the distribution's driver:\n%s", out)
+	}
+	// Driver packages only the lists know (the registration does not
+	// provide them) have no candidate: the pin names what the container's
+	// lists hold, read from its compressed lists.
+	for _, pkg := range []string{"nvidia-driver", "nvidia-kernel-dkms"} {
+		if out, _ := sh(t, ct, "apt-cache policy "+pkg+" 2>&1"); !strings.Contains(out, "Candidate: (none)") {
+			t.Errorf("apt has a candidate for %s:\n%s", pkg, out)
+		}
 	}
 
 	if out, code := sh(t, ct, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q /srv/debs/*.deb 2>&1 && apt-get check 2>&1"); code != 0 {

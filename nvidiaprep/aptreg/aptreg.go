@@ -150,9 +150,9 @@ func Control(version string, packages, virtual []string) string {
 }
 
 // Pin returns the preferences file that refuses the distribution's driver
-// packages: known are the package names apt's lists hold (`apt-cache
-// pkgnames`), of which nvpkgs picks the driver's; the registration's own
-// names are added.
+// packages: known are the package names apt's lists and dpkg's status
+// hold, of which nvpkgs picks the driver's; the registration's own names
+// are added.
 func Pin(version string, known []string, packages []string) string {
 	names := map[string]bool{}
 	for _, n := range nvpkgs.DriverNames(known) {

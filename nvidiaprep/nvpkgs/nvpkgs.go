@@ -75,8 +75,8 @@ func DriverPackages(dpkgQuery string) []string {
 	return out
 }
 
-// Prefixes are the name prefixes of the driver packages, for `apt-cache
-// pkgnames <prefix>`; DriverNames picks from what it lists.
+// Prefixes are the name prefixes of the driver packages, by which the
+// worker lists the names apt knows; DriverNames picks from what it lists.
 func Prefixes() []string { return append([]string(nil), distroDriverPrefixes...) }
 
 // ValidName tells whether name is a Debian package name (no ":arch").
@@ -84,8 +84,8 @@ func ValidName(name string) bool {
 	return packageName(name) && !strings.Contains(name, ":")
 }
 
-// DriverNames picks the driver packages from package names (`apt-cache
-// pkgnames`): what a container's apt must never install over a .run install.
+// DriverNames picks the driver packages from package names (those apt's
+// lists hold): what a container's apt must never install over a .run install.
 func DriverNames(names []string) []string {
 	var out []string
 	for _, n := range names {

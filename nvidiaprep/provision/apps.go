@@ -30,6 +30,12 @@ const removeSpecScript = `rm -f ` + installstate.SpecPath
 // leaves an unchanged one alone, and removes nvidiaprep's when the
 // container gets no GPU or no install.
 func (w Worker) Apps(ctx context.Context, version string) error {
+	return w.apps(ctx, version, false)
+}
+
+// apps is Apps; registered says this run's install has just registered
+// version, so the registration is not checked again.
+func (w Worker) apps(ctx context.Context, version string, registered bool) error {
 	want, block, err := installstate.SpecWanted(w.Config, w.VMID, version)
 	if err != nil {
 		return err
@@ -39,7 +45,10 @@ func (w Worker) Apps(ctx context.Context, version string) error {
 		return err
 	}
 	defer ct.Close()
-	regErr := w.registration(ctx, ct, version)
+	var regErr error
+	if !registered {
+		regErr = w.registration(ctx, ct, version)
+	}
 	root, err := ct.Root(ctx)
 	if err != nil {
 		return errors.Join(regErr, err)

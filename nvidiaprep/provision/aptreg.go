@@ -68,7 +68,7 @@ func (s session) register(ctx context.Context) error {
 		return fmt.Errorf("writing %s failed (exit %d): %s", aptreg.PinPath, r.Exit, r.Output().LastLines(3))
 	}
 	secs := fmt.Sprint(int(s.w.Config.Provision.DpkgLockTimeout.Seconds()))
-	r, err = s.ct.Run(ctx, registerScript.argv(secs), strings.NewReader(control))
+	r, err = s.ct.Run(ctx, registerScript.argv(append([]string{secs}, packages...)...), strings.NewReader(control))
 	if err != nil {
 		return err
 	}

@@ -120,11 +120,11 @@ func (w Worker) Run(ctx context.Context) error {
 	if err := record.Save(p.State, rec); err != nil {
 		return err
 	}
-	notes, err := w.provision(ctx, version)
+	notes, registered, err := w.provision(ctx, version)
 	// The CDI spec follows the install, before the record says it is done.
 	var appsErr error
 	if err == nil {
-		if appsErr = w.Apps(ctx, version); appsErr != nil {
+		if appsErr = w.apps(ctx, version, registered); appsErr != nil {
 			notes = append(notes, "the CDI spec was not written: "+appsErr.Error())
 		}
 	}
@@ -152,7 +152,9 @@ func (w Worker) status(format string, args ...any) {
 	}
 }
 
-func (w Worker) provision(ctx context.Context, version string) ([]string, error) {
+// provision installs version's libraries into the container and verifies
+// them; registered says the apt registration was made on the way.
+func (w Worker) provision(ctx context.Context, version string) (notes []string, registered bool, err error) {
 	cfg := w.Config
 	ctx, cancel := context.WithTimeout(ctx, cfg.Provision.InstallTimeout)
 	defer cancel()
@@ -160,12 +162,12 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 	w.status("waiting for one of %d install slots", cfg.Provision.MaxConcurrent)
 	slot, err := filelock.WaitAnyOwned(ctx, cfg.Paths.State+"/locks/install-slot", cfg.Provision.MaxConcurrent)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer slot.Unlock()
 
 	if err := checkVersion(version); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	w.status("preparing driver %s in the node's cache", version)
 	pinned := ""
@@ -176,40 +178,41 @@ func (w Worker) provision(ctx context.Context, version string) ([]string, error)
 		w.Log.Warn().Msg(ctmsg.Sprintf(w.VMID, "the node's tree of driver %s is not used: %s; extracting it again from its .run", version, why))
 	}}
 	if _, err := cache.Extract(ctx, version, pinned); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 
 	ct, err := ctexec.Open(cfg.Paths.LXC, w.VMID)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer ct.Close()
 	s := session{w: w, ct: ct, version: version}
 	if err := s.checkShell(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.preflight(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.checkMount(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.waitSystemd(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.waitDpkg(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if err := s.clean(ctx); err != nil {
-		return nil, err
+	if registered, err = s.clean(ctx); err != nil {
+		return nil, false, err
 	}
 	if err := s.checkConflicts(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.install(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.verify(ctx)
+	notes, err = s.verify(ctx)
+	return notes, registered, err
 }
 
 // session is one provisioning of one container.
@@ -352,10 +355,10 @@ func (s session) driverPackages(ctx context.Context, undone string) ([]string, e
 // clean removes what would conflict with the install: the distribution's
 // NVIDIA driver packages, their alternate-install marker, and a .run
 // install of another version or one left half-done.
-func (s session) clean(ctx context.Context) error {
+func (s session) clean(ctx context.Context) (registered bool, err error) {
 	s.w.status("removing conflicting NVIDIA installs")
 	if _, err := s.driverPackages(ctx, "nothing was changed"); err != nil {
-		return err
+		return false, err
 	}
 	// The registration first: apt then removes the distribution's driver
 	// packages it conflicts with and keeps what depends on them. A failure
@@ -363,30 +366,32 @@ func (s session) clean(ctx context.Context) error {
 	// so then).
 	if err := s.register(ctx); err != nil {
 		s.w.Log.Warn().Err(err).Msg(ctmsg.Text(s.vmid(), err) + "; installing the driver all the same")
+	} else {
+		registered = true
 	}
 	pkgs, err := s.driverPackages(ctx, "the driver was not installed")
 	if err != nil {
-		return err
+		return registered, err
 	}
 	if len(pkgs) > 0 {
 		s.w.status("purging the distribution's NVIDIA packages: %s", strings.Join(pkgs, " "))
 		secs := fmt.Sprint(int(s.w.Config.Provision.DpkgLockTimeout.Seconds()))
 		r, err := s.ct.Run(ctx, purgeScript.argv(append([]string{secs}, pkgs...)...), nil)
 		if err != nil {
-			return err
+			return registered, err
 		}
 		if r.Exit != 0 {
-			return fmt.Errorf("purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", strings.Join(pkgs, " "), r.Exit, r.Output().LastLines(5), s.vmid())
+			return registered, fmt.Errorf("purging %s failed (exit %d): %s; fix the container's packages (pct exec %d -- apt-get -f install), then restart it", strings.Join(pkgs, " "), r.Exit, r.Output().LastLines(5), s.vmid())
 		}
 	}
 	r, err := s.ct.Run(ctx, markScript.argv(s.version), nil)
 	if err != nil {
-		return err
+		return registered, err
 	}
 	if r.Exit != 0 {
-		return fmt.Errorf("marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", path.Dir(marker), r.Exit, r.Output().LastLines(5))
+		return registered, fmt.Errorf("marking the install as under way in %s failed (exit %d): %s; nvidiaprep keeps its records there: make it a writable directory inside the container, then restart it", path.Dir(marker), r.Exit, r.Output().LastLines(5))
 	}
-	return s.uninstall(ctx)
+	return registered, s.uninstall(ctx)
 }
 
 // uninstall removes an earlier .run install (scripts/uninstall.sh), then
