@@ -66,6 +66,13 @@ func TestAptKnowsTheDriver(t *testing.T) {
 	if _, p, _ := startProvisioned(t, n, ct); p.Outcome != record.Installed {
 		t.Fatalf("record %+v\n%s", p, n.WorkerLog(vmid))
 	}
+	// Registering wrote no apt cache (tens of MiB) into the container: the
+	// worker reads the lists without building it.
+	for _, f := range []string{"pkgcache.bin", "srcpkgcache.bin"} {
+		if _, err := os.Stat(filepath.Join(ct.WritableLayer(), "var/cache/apt", f)); !os.IsNotExist(err) {
+			t.Errorf("provisioning left /var/cache/apt/%s in the container (%v)", f, err)
+		}
+	}
 	out, code := sh(t, ct, "apt-get -s install nvidia-cuda-toolkit 2>&1")
 	if code != 0 {
 		t.Fatalf("apt-get -s install nvidia-cuda-toolkit: exit %d\n%s", code, out)
